@@ -1,0 +1,440 @@
+//! The task graph seen by the planner: translates tasks (with their hierarchy) and `blocks`
+//! edges into a [`planner::Dag`], and the planner's answers back into task ids.
+//!
+//! A task with children is a container: it is never scheduled itself, its status and progress
+//! roll up from its leaves, a dependency on it waits for its whole subtree, and a dependency of
+//! it holds back its whole subtree. In the DAG a container is a pair of virtual nodes.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::ids::TaskId;
+use crate::planner::{self, GraphBuilder, NodeIdx, NodeKind, NodeSpec, NodeState, PlanOptions};
+use crate::task::{Edge, Priority, Status};
+
+/// What the planner needs of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphTask {
+    pub id: TaskId,
+    pub parent: Option<TaskId>,
+    pub title: String,
+    pub status: Status,
+    pub role: Option<String>,
+    pub effort: u32,
+    pub priority: Priority,
+    pub footprint: Vec<String>,
+}
+
+/// All live (non-archived) tasks and their edges.
+#[derive(Debug, Clone, Default)]
+pub struct GraphSnapshot {
+    pub tasks: Vec<GraphTask>,
+    pub edges: Vec<Edge>,
+}
+
+/// Progress of one task: for a leaf, 0 or 1 of 1; for a container, over its leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub done: u32,
+    pub total: u32,
+    /// The stored status for a leaf; the rolled-up one for a container.
+    pub status: Status,
+    pub is_container: bool,
+}
+
+/// The planner's answers in task ids.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Planned {
+    /// Pending leaves whose dependencies are all satisfied; best first.
+    pub ready: Vec<TaskId>,
+    /// Pending leaves that wait, with what they wait on (tasks or containers).
+    pub waiting: Vec<(TaskId, Vec<TaskId>)>,
+    /// Pending leaves that cannot run until a failed, blocked or cancelled task is dealt with.
+    pub stuck: Vec<(TaskId, Vec<TaskId>)>,
+    pub waves: Vec<Vec<TaskId>>,
+    pub critical_path: Vec<TaskId>,
+    pub critical_path_effort: u64,
+    pub max_parallelism: usize,
+    pub parallel_rate: f64,
+    pub total_effort: u64,
+    /// (workers, makespan in effort units).
+    pub makespans: Vec<(u32, u64)>,
+}
+
+/// A cycle among tasks, in order (`[a, b]` = a blocks b blocks a).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dependency cycle: {}", render_cycle(path))]
+pub struct TaskCycle {
+    pub path: Vec<TaskId>,
+}
+
+fn render_cycle(path: &[TaskId]) -> String {
+    let mut s: Vec<String> = path.iter().map(|t| t.to_string()).collect();
+    if let Some(first) = path.first() {
+        s.push(first.to_string());
+    }
+    s.join(" → ")
+}
+
+struct Mapping {
+    /// Per node: the task it belongs to.
+    owner: Vec<TaskId>,
+}
+
+/// Which tasks have children.
+fn containers(snap: &GraphSnapshot) -> HashMap<TaskId, ()> {
+    snap.tasks
+        .iter()
+        .filter_map(|t| t.parent)
+        .map(|p| (p, ()))
+        .collect()
+}
+
+fn build(
+    snap: &GraphSnapshot,
+    group_of: &dyn Fn(&str) -> Option<u32>,
+) -> Result<(planner::Dag, Mapping, HashMap<TaskId, (NodeIdx, NodeIdx)>), TaskCycle> {
+    let is_container = containers(snap);
+    let mut b = GraphBuilder::with_capacity(snap.tasks.len() + 2 * is_container.len(), snap.edges.len() + 2 * snap.tasks.len());
+    let mut owner = Vec::with_capacity(snap.tasks.len());
+    // (in-node, out-node) per task.
+    let mut ends: HashMap<TaskId, (NodeIdx, NodeIdx)> = HashMap::with_capacity(snap.tasks.len());
+    let footprints: Vec<Vec<&str>> = snap
+        .tasks
+        .iter()
+        .map(|t| t.footprint.iter().map(String::as_str).collect())
+        .collect();
+    for (t, fp) in snap.tasks.iter().zip(&footprints) {
+        if is_container.contains_key(&t.id) {
+            let spec = |kind| NodeSpec {
+                kind,
+                state: NodeState::Open,
+                effort: 0,
+                priority: 0,
+                group: None,
+                footprint: &[],
+            };
+            let s = b.add_node(spec(NodeKind::Start));
+            let e = b.add_node(spec(NodeKind::End));
+            owner.push(t.id);
+            owner.push(t.id);
+            ends.insert(t.id, (s, e));
+        } else {
+            let state = match t.status {
+                Status::Completed | Status::Skipped => NodeState::Done,
+                Status::Pending => NodeState::Open,
+                Status::Running => NodeState::Running,
+                Status::Failed | Status::Blocked | Status::Cancelled => NodeState::Held,
+            };
+            let v = b.add_node(NodeSpec {
+                kind: NodeKind::Task,
+                state,
+                effort: t.effort,
+                priority: t.priority.rank(),
+                group: t.role.as_deref().and_then(group_of),
+                footprint: fp,
+            });
+            owner.push(t.id);
+            ends.insert(t.id, (v, v));
+        }
+    }
+    for t in &snap.tasks {
+        if let (Some(p), Some(&(cin, cout))) = (t.parent, ends.get(&t.id))
+            && let Some(&(pin, pout)) = ends.get(&p)
+        {
+            b.add_edge(pin, cin);
+            b.add_edge(cout, pout);
+        }
+    }
+    for e in snap.edges.iter().filter(|e| e.kind.orders_work()) {
+        if let (Some(&(_, from_out)), Some(&(to_in, _))) = (ends.get(&e.from), ends.get(&e.to)) {
+            b.add_edge(from_out, to_in);
+        }
+    }
+    match b.build() {
+        Ok(dag) => Ok((dag, Mapping { owner }, ends)),
+        Err(c) => {
+            let mut path: Vec<TaskId> = Vec::new();
+            for v in c.path {
+                let id = owner[v as usize];
+                if path.last() != Some(&id) {
+                    path.push(id);
+                }
+            }
+            if path.len() > 1 && path.first() == path.last() {
+                path.pop();
+            }
+            Err(TaskCycle { path })
+        }
+    }
+}
+
+/// Finds a dependency cycle (through `blocks` edges and the hierarchy), if there is one.
+pub fn find_cycle(snap: &GraphSnapshot) -> Option<TaskCycle> {
+    build(snap, &|_| None).err()
+}
+
+/// Options for [`plan`]: role caps and worker counts.
+#[derive(Debug, Clone, Default)]
+pub struct PlanSettings {
+    /// Role name → at most this many at once / per wave.
+    pub role_caps: Vec<(String, u32)>,
+    /// Worker counts to estimate the makespan for.
+    pub workers: Vec<u32>,
+}
+
+/// Plans the remaining work.
+pub fn plan(snap: &GraphSnapshot, settings: &PlanSettings) -> Result<Planned, TaskCycle> {
+    let groups: HashMap<&str, u32> = settings
+        .role_caps
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| (r.as_str(), i as u32))
+        .collect();
+    let (dag, map, _) = build(snap, &|r| groups.get(r).copied())?;
+    let opts = PlanOptions {
+        group_caps: settings.role_caps.iter().map(|(_, c)| Some(*c)).collect(),
+        workers: settings.workers.clone(),
+    };
+    let a = planner::analyze(&dag, &opts);
+    let ids = |v: &[NodeIdx]| -> Vec<TaskId> { v.iter().map(|&n| map.owner[n as usize]).collect() };
+    let with_blockers = |v: &[NodeIdx]| -> Vec<(TaskId, Vec<TaskId>)> {
+        v.iter()
+            .map(|&n| {
+                let mut bl = ids(&dag.blockers(n));
+                bl.sort();
+                bl.dedup();
+                (map.owner[n as usize], bl)
+            })
+            .collect()
+    };
+    Ok(Planned {
+        ready: ids(&a.ready),
+        waiting: with_blockers(&a.waiting),
+        stuck: with_blockers(&a.stuck),
+        waves: a.waves.iter().map(|w| ids(w)).collect(),
+        critical_path: ids(&a.critical_path),
+        critical_path_effort: a.critical_path_effort,
+        max_parallelism: a.max_parallelism,
+        parallel_rate: a.parallel_rate,
+        total_effort: a.total_effort,
+        makespans: a.makespans.iter().map(|m| (m.workers, m.makespan)).collect(),
+    })
+}
+
+/// Rolls status and progress up the hierarchy. Tasks whose parent is missing count as roots.
+pub fn rollup(snap: &GraphSnapshot) -> HashMap<TaskId, Progress> {
+    let index: HashMap<TaskId, usize> = snap.tasks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+    let n = snap.tasks.len();
+    let mut children_count = vec![0u32; n];
+    for t in &snap.tasks {
+        if let Some(&p) = t.parent.as_ref().and_then(|p| index.get(p)) {
+            children_count[p] += 1;
+        }
+    }
+    // Accumulators per task: done, total, and counts of leaf statuses.
+    let mut done = vec![0u32; n];
+    let mut total = vec![0u32; n];
+    let mut counts = vec![[0u32; 7]; n];
+    for (i, t) in snap.tasks.iter().enumerate() {
+        if children_count[i] > 0 {
+            continue;
+        }
+        // Walk up from the leaf; a parent loop (corrupt data) is cut after n steps.
+        let d = u32::from(t.status.satisfies_dependents());
+        let si = Status::ALL.iter().position(|s| *s == t.status).unwrap_or(0);
+        let mut cur = Some(i);
+        let mut steps = 0;
+        while let Some(c) = cur {
+            done[c] += d;
+            total[c] += 1;
+            counts[c][si] += 1;
+            steps += 1;
+            if steps > n {
+                break;
+            }
+            cur = snap.tasks[c].parent.as_ref().and_then(|p| index.get(p)).copied();
+        }
+    }
+    snap.tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let is_container = children_count[i] > 0;
+            let status = if is_container {
+                rolled_status(&counts[i], done[i], total[i])
+            } else {
+                t.status
+            };
+            (
+                t.id,
+                Progress {
+                    done: done[i],
+                    total: total[i],
+                    status,
+                    is_container,
+                },
+            )
+        })
+        .collect()
+}
+
+fn rolled_status(counts: &[u32; 7], done: u32, total: u32) -> Status {
+    let c = |s: Status| counts[Status::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+    if total > 0 && done == total {
+        if c(Status::Completed) > 0 {
+            Status::Completed
+        } else {
+            Status::Skipped
+        }
+    } else if c(Status::Running) > 0 {
+        Status::Running
+    } else if c(Status::Failed) > 0 {
+        Status::Failed
+    } else if c(Status::Blocked) > 0 {
+        Status::Blocked
+    } else if c(Status::Pending) == 0 && c(Status::Cancelled) > 0 {
+        Status::Cancelled
+    } else {
+        Status::Pending
+    }
+}
+
+/// Parent pointers that loop (only possible in a damaged database): each loop once.
+pub fn parent_loops(snap: &GraphSnapshot) -> Vec<Vec<TaskId>> {
+    let index: HashMap<TaskId, usize> = snap.tasks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+    let n = snap.tasks.len();
+    let mut state = vec![0u8; n];
+    let mut loops = Vec::new();
+    for start in 0..n {
+        let mut chain = Vec::new();
+        let mut cur = Some(start);
+        while let Some(c) = cur {
+            match state[c] {
+                2 => break,
+                1 => {
+                    let pos = chain.iter().position(|&x| x == c).unwrap_or(0);
+                    loops.push(chain[pos..].iter().map(|&i: &usize| snap.tasks[i].id).collect());
+                    break;
+                }
+                _ => {}
+            }
+            state[c] = 1;
+            chain.push(c);
+            cur = snap.tasks[c].parent.as_ref().and_then(|p| index.get(p)).copied();
+        }
+        for c in chain {
+            state[c] = 2;
+        }
+    }
+    loops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::EdgeKind;
+
+    fn id(n: u32) -> TaskId {
+        TaskId::from_seq(n).unwrap()
+    }
+
+    fn task(n: u32, parent: Option<u32>, status: Status) -> GraphTask {
+        GraphTask {
+            id: id(n),
+            parent: parent.map(id),
+            title: format!("t{n}"),
+            status,
+            role: None,
+            effort: 1,
+            priority: Priority::Normal,
+            footprint: vec![],
+        }
+    }
+
+    fn blocks(a: u32, b: u32) -> Edge {
+        Edge {
+            from: id(a),
+            to: id(b),
+            kind: EdgeKind::Blocks,
+        }
+    }
+
+    #[test]
+    fn a_dependency_on_a_container_waits_for_its_subtree() {
+        // 1 = container with children 2, 3; 4 depends on 1.
+        let snap = GraphSnapshot {
+            tasks: vec![
+                task(1, None, Status::Pending),
+                task(2, Some(1), Status::Completed),
+                task(3, Some(1), Status::Pending),
+                task(4, None, Status::Pending),
+            ],
+            edges: vec![blocks(1, 4)],
+        };
+        let p = plan(&snap, &PlanSettings::default()).unwrap();
+        assert_eq!(p.ready, vec![id(3)]);
+        assert_eq!(p.waiting, vec![(id(4), vec![id(1)])]);
+        assert_eq!(p.waves, vec![vec![id(3)], vec![id(4)]]);
+        let r = rollup(&snap);
+        assert_eq!(r[&id(1)].done, 1);
+        assert_eq!(r[&id(1)].total, 2);
+        assert!(r[&id(1)].is_container);
+    }
+
+    #[test]
+    fn a_dependency_of_a_container_holds_its_children() {
+        let snap = GraphSnapshot {
+            tasks: vec![
+                task(1, None, Status::Pending),
+                task(2, Some(1), Status::Pending),
+                task(3, None, Status::Pending),
+            ],
+            edges: vec![blocks(3, 1)],
+        };
+        let p = plan(&snap, &PlanSettings::default()).unwrap();
+        assert_eq!(p.ready, vec![id(3)]);
+        assert_eq!(p.waiting, vec![(id(2), vec![id(3)])]);
+    }
+
+    #[test]
+    fn cycles_through_the_hierarchy_are_found() {
+        // Child 2 of container 1 blocks its own parent.
+        let snap = GraphSnapshot {
+            tasks: vec![task(1, None, Status::Pending), task(2, Some(1), Status::Pending)],
+            edges: vec![blocks(2, 1)],
+        };
+        let c = find_cycle(&snap).unwrap();
+        assert!(c.path.contains(&id(1)) && c.path.contains(&id(2)), "{c}");
+        let snap = GraphSnapshot {
+            tasks: vec![task(1, None, Status::Pending), task(2, None, Status::Pending)],
+            edges: vec![blocks(1, 2), blocks(2, 1)],
+        };
+        let c = find_cycle(&snap).unwrap();
+        assert_eq!(c.path.len(), 2);
+        assert!(c.to_string().starts_with("dependency cycle: "));
+    }
+
+    #[test]
+    fn rolled_up_status_follows_the_leaves() {
+        let snap = GraphSnapshot {
+            tasks: vec![
+                task(1, None, Status::Pending),
+                task(2, Some(1), Status::Completed),
+                task(3, Some(1), Status::Skipped),
+            ],
+            edges: vec![],
+        };
+        assert_eq!(rollup(&snap)[&id(1)].status, Status::Completed);
+    }
+
+    #[test]
+    fn parent_loops_are_reported_once() {
+        let snap = GraphSnapshot {
+            tasks: vec![task(1, Some(2), Status::Pending), task(2, Some(1), Status::Pending)],
+            edges: vec![],
+        };
+        assert_eq!(parent_loops(&snap).len(), 1);
+    }
+}

@@ -1,0 +1,15 @@
+//! Downbeat's core: the domain model, the task state machine and the planner.
+//!
+//! Nothing in this crate performs I/O: no files, no network, no environment, no clock. Time and
+//! ids come in as values from the caller.
+
+pub mod context;
+pub mod graph;
+pub mod ids;
+pub mod maintain;
+pub mod plan;
+pub mod planner;
+pub mod report;
+pub mod role;
+pub mod task;
+pub mod time;

@@ -1,0 +1,536 @@
+//! Plan files: a whole task graph (tasks, hierarchy, dependencies, objectives, decisions,
+//! insights, roles) in TOML, YAML or JSON, validated as a whole before anything is written.
+//!
+//! Parsing takes text, not paths: reading the file is the caller's business.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+
+use crate::ids::TaskId;
+use crate::role::{RoleFile, RoleSet, check_role_name};
+use crate::task::{EdgeKind, NewTask, Priority, validate_fields};
+
+/// The formats a plan may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Toml,
+    Yaml,
+    Json,
+}
+
+impl PlanFormat {
+    /// Picks the format from a file name's extension.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let ext = path.rsplit('.').next()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "toml" => Some(Self::Toml),
+            "yaml" | "yml" => Some(Self::Yaml),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A plan file as written.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    #[serde(default)]
+    pub plan: PlanHeader,
+    #[serde(default)]
+    pub roles: Vec<PlanRole>,
+    #[serde(default)]
+    pub objectives: Vec<PlanObjective>,
+    #[serde(default)]
+    pub tasks: Vec<PlanTask>,
+    #[serde(default)]
+    pub decisions: Vec<PlanDecision>,
+    #[serde(default)]
+    pub insights: Vec<PlanInsight>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanHeader {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRole {
+    pub name: String,
+    pub description: Option<String>,
+    pub prompt: Option<String>,
+    pub max_parallel: Option<u32>,
+    pub stale_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanObjective {
+    pub title: String,
+    /// Task keys (of this plan) or existing task ids/keys this objective is achieved by.
+    #[serde(default)]
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTask {
+    /// Name other entries of the plan use to refer to this task; stored as the task's key.
+    pub key: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub role: Option<String>,
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub related: Vec<String>,
+    #[serde(default)]
+    pub discovered_from: Vec<String>,
+    pub priority: Option<String>,
+    pub effort: Option<u32>,
+    #[serde(default)]
+    pub acceptance: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Declared file footprint (paths or globs).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanDecision {
+    pub text: String,
+    #[serde(default)]
+    pub why: String,
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanInsight {
+    pub text: String,
+    pub task: Option<String>,
+}
+
+/// A plan file that could not be read as a plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// The parser's message, with line and column where it gives them.
+    pub message: String,
+}
+
+/// Parses plan text in the given format.
+pub fn parse(text: &str, format: PlanFormat) -> Result<PlanFile, ParseError> {
+    let r = match format {
+        PlanFormat::Toml => toml::from_str::<PlanFile>(text).map_err(|e| e.to_string()),
+        PlanFormat::Yaml => serde_saphyr::from_str::<PlanFile>(text).map_err(|e| e.to_string()),
+        PlanFormat::Json => serde_json::from_str::<PlanFile>(text).map_err(|e| e.to_string()),
+    };
+    r.map_err(|message| ParseError {
+        message: message.trim_end().to_owned(),
+    })
+}
+
+/// A reference from the plan, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskRef {
+    /// The n-th task of [`ValidatedPlan::tasks`].
+    New(usize),
+    /// A task already in the store.
+    Existing(TaskId),
+}
+
+/// One task of a validated plan, ready to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedTask {
+    pub new: NewTask,
+    /// Resolved parent (overrides `new.parent`, which is `None` for new parents).
+    pub parent: Option<TaskRef>,
+}
+
+/// A plan that passed every check; inserting it cannot fail on the plan's account except for
+/// cycles formed together with edges already in the store (the store checks those).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValidatedPlan {
+    pub name: Option<String>,
+    /// Parents come before their children.
+    pub tasks: Vec<ValidatedTask>,
+    pub edges: Vec<(TaskRef, TaskRef, EdgeKind)>,
+    pub objectives: Vec<(String, Vec<TaskRef>)>,
+    pub decisions: Vec<(String, String, Option<TaskRef>)>,
+    pub insights: Vec<(String, Option<TaskRef>)>,
+    /// Role definitions to merge into the project (name, definition).
+    pub roles: Vec<(String, RoleFile)>,
+}
+
+/// Everything wrong with a plan, each naming the offending entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the plan has {} problem{}:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct PlanErrors {
+    pub problems: Vec<String>,
+}
+
+/// Validates `plan` against the project's roles; `existing` resolves references to tasks
+/// already stored (by key or id), and `key_taken` says whether a key is already used.
+pub fn validate(
+    plan: &PlanFile,
+    roles: &RoleSet,
+    existing: &dyn Fn(&str) -> Option<TaskId>,
+    key_taken: &dyn Fn(&str) -> bool,
+) -> Result<ValidatedPlan, PlanErrors> {
+    let mut problems = Vec::new();
+    let mut out = ValidatedPlan {
+        name: plan.plan.name.clone(),
+        ..Default::default()
+    };
+
+    // Roles declared by the plan count as known.
+    let mut roles = roles.clone();
+    for r in &plan.roles {
+        if let Err(e) = check_role_name(&r.name) {
+            problems.push(e.to_string());
+            continue;
+        }
+        let file = RoleFile {
+            description: r.description.clone(),
+            prompt: r.prompt.clone(),
+            max_parallel: r.max_parallel,
+            stale_after: r.stale_after.clone(),
+        };
+        match roles.merge(&r.name, "plan", file.clone()) {
+            Ok(()) => out.roles.push((r.name.clone(), file)),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+
+    let label = |i: usize, t: &PlanTask| match &t.key {
+        Some(k) => format!("task `{k}`"),
+        None => format!("task #{} (\"{}\")", i + 1, t.title),
+    };
+
+    // Keys.
+    let mut keys: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in plan.tasks.iter().enumerate() {
+        if let Err(e) = validate_fields(&t.title, t.key.as_deref()) {
+            problems.push(format!("{}: {e}", label(i, t)));
+        }
+        if let Some(k) = t.key.as_deref() {
+            if keys.insert(k, i).is_some() {
+                problems.push(format!("task key `{k}` is used twice in the plan"));
+            } else if key_taken(k) {
+                problems.push(format!(
+                    "task key `{k}` is already used by a task in the project"
+                ));
+            }
+        }
+        if let Some(r) = &t.role
+            && !roles.contains(r)
+        {
+            problems.push(format!(
+                "{}: unknown role `{r}` (known: {})",
+                label(i, t),
+                roles.names().join(", ")
+            ));
+        }
+        if let Some(p) = &t.priority
+            && let Err(e) = p.parse::<Priority>()
+        {
+            problems.push(format!("{}: {e}", label(i, t)));
+        }
+    }
+
+    let resolve = |r: &str| -> Option<TaskRef> {
+        if let Some(&i) = keys.get(r) {
+            return Some(TaskRef::New(i));
+        }
+        existing(r).map(TaskRef::Existing)
+    };
+    let resolve_or_report =
+        |problems: &mut Vec<String>, who: String, what: &str, r: &str| -> Option<TaskRef> {
+            let got = resolve(r);
+            if got.is_none() {
+                problems.push(format!(
+                    "{who}: {what} `{r}` is neither a task key in this plan nor an existing task"
+                ));
+            }
+            got
+        };
+
+    // References.
+    let mut parents: Vec<Option<TaskRef>> = Vec::with_capacity(plan.tasks.len());
+    let mut edge_set = HashSet::new();
+    for (i, t) in plan.tasks.iter().enumerate() {
+        let parent = t
+            .parent
+            .as_deref()
+            .and_then(|p| resolve_or_report(&mut problems, label(i, t), "parent", p));
+        parents.push(parent);
+        for (list, kind, what) in [
+            (&t.depends_on, EdgeKind::Blocks, "dependency"),
+            (&t.related, EdgeKind::Related, "related task"),
+            (&t.discovered_from, EdgeKind::DiscoveredFrom, "discovered-from task"),
+        ] {
+            for r in list {
+                if let Some(from) = resolve_or_report(&mut problems, label(i, t), what, r) {
+                    if from == TaskRef::New(i) {
+                        continue; // reported below
+                    }
+                    if edge_set.insert((from, TaskRef::New(i), kind)) {
+                        out.edges.push((from, TaskRef::New(i), kind));
+                    }
+                }
+            }
+        }
+    }
+    for (i, t) in plan.tasks.iter().enumerate() {
+        if parents[i] == Some(TaskRef::New(i)) {
+            problems.push(format!("{}: a task cannot be its own parent", label(i, t)));
+        }
+        for list in [&t.depends_on, &t.related, &t.discovered_from] {
+            if list.iter().any(|r| resolve(r) == Some(TaskRef::New(i))) {
+                problems.push(format!("{}: a task cannot depend on itself", label(i, t)));
+            }
+        }
+    }
+
+    // Parent order (parents before children) and parent loops among new tasks.
+    let order = match parent_order(&parents) {
+        Ok(o) => o,
+        Err(cycle) => {
+            let names: Vec<String> = cycle.iter().map(|&i| label(i, &plan.tasks[i])).collect();
+            problems.push(format!("parent loop: {}", names.join(" → ")));
+            (0..plan.tasks.len()).collect()
+        }
+    };
+
+    for o in &plan.objectives {
+        if o.title.trim().is_empty() {
+            problems.push("an objective needs a non-empty title".into());
+        }
+        let refs = o
+            .tasks
+            .iter()
+            .filter_map(|r| resolve_or_report(&mut problems, format!("objective \"{}\"", o.title), "task", r))
+            .collect();
+        out.objectives.push((o.title.clone(), refs));
+    }
+    for d in &plan.decisions {
+        if d.text.trim().is_empty() {
+            problems.push("a decision needs a non-empty text".into());
+        }
+        let task = d
+            .task
+            .as_deref()
+            .and_then(|r| resolve_or_report(&mut problems, format!("decision \"{}\"", d.text), "task", r));
+        out.decisions.push((d.text.clone(), d.why.clone(), task));
+    }
+    for ins in &plan.insights {
+        if ins.text.trim().is_empty() {
+            problems.push("an insight needs a non-empty text".into());
+        }
+        let task = ins
+            .task
+            .as_deref()
+            .and_then(|r| resolve_or_report(&mut problems, format!("insight \"{}\"", ins.text), "task", r));
+        out.insights.push((ins.text.clone(), task));
+    }
+
+    if !problems.is_empty() {
+        return Err(PlanErrors { problems });
+    }
+
+    // Renumber tasks so parents come first.
+    let mut new_index = vec![0usize; plan.tasks.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        new_index[i] = pos;
+    }
+    let remap = |r: TaskRef| match r {
+        TaskRef::New(i) => TaskRef::New(new_index[i]),
+        e => e,
+    };
+    for &i in &order {
+        let t = &plan.tasks[i];
+        out.tasks.push(ValidatedTask {
+            new: NewTask {
+                key: t.key.clone(),
+                parent: None,
+                title: t.title.trim().to_owned(),
+                description: t.description.clone(),
+                role: t.role.clone(),
+                priority: t
+                    .priority
+                    .as_deref()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_default(),
+                effort: t.effort.unwrap_or(1),
+                acceptance: t.acceptance.clone(),
+                tags: t.tags.clone(),
+                footprint: t.files.clone(),
+            },
+            parent: parents[i].map(remap),
+        });
+    }
+    for e in &mut out.edges {
+        e.0 = remap(e.0);
+        e.1 = remap(e.1);
+    }
+    for o in &mut out.objectives {
+        for r in &mut o.1 {
+            *r = remap(*r);
+        }
+    }
+    for d in &mut out.decisions {
+        d.2 = d.2.map(remap);
+    }
+    for ins in &mut out.insights {
+        ins.1 = ins.1.map(remap);
+    }
+    Ok(out)
+}
+
+/// Orders new tasks so every parent precedes its children; on a loop, returns it.
+fn parent_order(parents: &[Option<TaskRef>]) -> Result<Vec<usize>, Vec<usize>> {
+    let n = parents.len();
+    let mut state = vec![0u8; n]; // 0 = unvisited, 1 = on stack, 2 = done
+    let mut order = Vec::with_capacity(n);
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        // Walk up the parent chain, then emit top-down.
+        let mut chain = Vec::new();
+        let mut cur = start;
+        loop {
+            if state[cur] == 2 {
+                break;
+            }
+            if state[cur] == 1 {
+                let pos = chain.iter().position(|&c| c == cur).unwrap_or(0);
+                return Err(chain[pos..].to_vec());
+            }
+            state[cur] = 1;
+            chain.push(cur);
+            match parents[cur] {
+                Some(TaskRef::New(p)) => cur = p,
+                _ => break,
+            }
+        }
+        for &c in chain.iter().rev() {
+            state[c] = 2;
+            order.push(c);
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles() -> RoleSet {
+        RoleSet::builtin()
+    }
+
+    fn check(text: &str) -> Result<ValidatedPlan, PlanErrors> {
+        let plan = parse(text, PlanFormat::Toml).unwrap();
+        validate(&plan, &roles(), &|_| None, &|_| false)
+    }
+
+    #[test]
+    fn a_good_plan_orders_parents_first() {
+        let v = check(
+            r#"
+            [[tasks]]
+            key = "child"
+            title = "Child"
+            parent = "epic"
+            depends_on = ["other"]
+            [[tasks]]
+            key = "epic"
+            title = "Epic"
+            [[tasks]]
+            key = "other"
+            title = "Other"
+            role = "tester"
+            priority = "high"
+            effort = 3
+            "#,
+        )
+        .unwrap();
+        let titles: Vec<_> = v.tasks.iter().map(|t| t.new.title.as_str()).collect();
+        assert_eq!(titles, ["Epic", "Child", "Other"]);
+        assert_eq!(v.tasks[1].parent, Some(TaskRef::New(0)));
+        assert_eq!(v.edges, [(TaskRef::New(2), TaskRef::New(1), EdgeKind::Blocks)]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_task() {
+        let err = check(
+            r#"
+            [[tasks]]
+            key = "a"
+            title = "A"
+            role = "wizard"
+            depends_on = ["nope", "a"]
+            [[tasks]]
+            key = "a"
+            title = "Again"
+            priority = "urgent"
+            [[tasks]]
+            key = "p"
+            title = "P"
+            parent = "q"
+            [[tasks]]
+            key = "q"
+            title = "Q"
+            parent = "p"
+            "#,
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(all.contains("task key `a` is used twice"), "{all}");
+        assert!(all.contains("unknown role `wizard`"), "{all}");
+        assert!(all.contains("dependency `nope` is neither"), "{all}");
+        assert!(all.contains("cannot depend on itself"), "{all}");
+        assert!(all.contains("unknown priority `urgent`"), "{all}");
+        assert!(all.contains("parent loop"), "{all}");
+    }
+
+    #[test]
+    fn parse_errors_carry_a_location() {
+        let err = parse("[[tasks]]\ntitle = \n", PlanFormat::Toml).unwrap_err();
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        let err = parse("{\"tasks\": [ {\"titel\": \"x\"} ]}", PlanFormat::Json).unwrap_err();
+        assert!(err.message.contains("unknown field `titel`"), "{}", err.message);
+        assert!(err.message.contains("column"), "{}", err.message);
+        let err = parse("tasks:\n  - title: x\n    effort: lots\n", PlanFormat::Yaml).unwrap_err();
+        assert!(err.message.contains('3'), "{}", err.message);
+    }
+
+    #[test]
+    fn yaml_and_json_plans_parse() {
+        let y = parse("tasks:\n  - key: a\n    title: A\n", PlanFormat::Yaml).unwrap();
+        let j = parse(r#"{"tasks":[{"key":"a","title":"A"}]}"#, PlanFormat::Json).unwrap();
+        assert_eq!(y, j);
+    }
+
+    #[test]
+    fn references_to_existing_tasks_resolve() {
+        let plan = parse(
+            "[[tasks]]\ntitle = \"T\"\ndepends_on = [\"old\"]\n",
+            PlanFormat::Toml,
+        )
+        .unwrap();
+        let id = TaskId::from_seq(7).unwrap();
+        let v = validate(&plan, &roles(), &|r| (r == "old").then_some(id), &|_| false).unwrap();
+        assert_eq!(v.edges[0].0, TaskRef::Existing(id));
+    }
+}

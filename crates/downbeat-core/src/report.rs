@@ -1,0 +1,402 @@
+//! Human documents rendered from a [`ProjectView`]: the progress bar, the resume brief and the
+//! handover. Pure functions of their input: the same view renders the same bytes.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::context::{Artifact, Decision, Insight, Metrics, Objective, ObjectiveStatus, Session};
+use crate::graph::{GraphSnapshot, GraphTask, Planned, Progress};
+use crate::ids::TaskId;
+use crate::task::{Edge, Status, Task};
+use crate::time::Timestamp;
+
+/// Everything the documents need, loaded in one go by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectView {
+    pub tasks: Vec<Task>,
+    pub edges: Vec<Edge>,
+    pub objectives: Vec<Objective>,
+    pub insights: Vec<Insight>,
+    pub decisions: Vec<Decision>,
+    pub sessions: Vec<Session>,
+    pub artifacts: Vec<Artifact>,
+    pub metrics: Metrics,
+    pub planned: Planned,
+    pub rollup: HashMap<TaskId, Progress>,
+    /// Who moved each running task to `running` (from the event log).
+    pub holders: HashMap<TaskId, String>,
+    /// Time of the latest change, the "as of" of the documents.
+    pub as_of: Option<Timestamp>,
+}
+
+impl ProjectView {
+    pub fn task(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// Leaf counts per (rolled-up) status, and the overall progress over leaves.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for t in &self.tasks {
+            let p = self.rollup.get(&t.id);
+            if p.is_some_and(|p| p.is_container) {
+                continue;
+            }
+            c.total += 1;
+            match t.status {
+                Status::Completed => c.completed += 1,
+                Status::Skipped => c.skipped += 1,
+                Status::Running => c.running += 1,
+                Status::Failed => c.failed += 1,
+                Status::Blocked => c.blocked += 1,
+                Status::Cancelled => c.cancelled += 1,
+                Status::Pending => c.pending += 1,
+            }
+        }
+        c.ready = self.planned.ready.len() as u64;
+        c.waiting = self.planned.waiting.len() as u64;
+        c.stuck = self.planned.stuck.len() as u64;
+        c
+    }
+}
+
+/// Builds the planner's snapshot from full tasks.
+pub fn snapshot_of(tasks: &[Task], edges: &[Edge]) -> GraphSnapshot {
+    GraphSnapshot {
+        tasks: tasks
+            .iter()
+            .filter(|t| !t.archived)
+            .map(|t| GraphTask {
+                id: t.id,
+                parent: t.parent,
+                title: t.title.clone(),
+                status: t.status,
+                role: t.role.clone(),
+                effort: t.effort,
+                priority: t.priority,
+                footprint: t.footprint.clone(),
+            })
+            .collect(),
+        edges: edges.to_vec(),
+    }
+}
+
+/// Leaf tasks by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub total: u64,
+    pub completed: u64,
+    pub skipped: u64,
+    pub running: u64,
+    pub pending: u64,
+    pub ready: u64,
+    pub waiting: u64,
+    pub stuck: u64,
+    pub failed: u64,
+    pub blocked: u64,
+    pub cancelled: u64,
+}
+
+impl Counts {
+    pub fn done(&self) -> u64 {
+        self.completed + self.skipped
+    }
+}
+
+/// `[████████░░] 8/10` with `width` cells.
+pub fn progress_bar(done: u64, total: u64, width: usize) -> String {
+    let filled = if total == 0 {
+        0
+    } else {
+        ((done as f64 / total as f64) * width as f64).round() as usize
+    };
+    let filled = filled.min(width);
+    format!("[{}{}] {done}/{total}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+fn clip(s: &str, max: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+fn task_line(v: &ProjectView, id: TaskId, title_max: usize) -> String {
+    match v.task(id) {
+        Some(t) => {
+            let role = t.role.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            format!("{id} {}{role}", clip(&t.title, title_max))
+        }
+        None => id.to_string(),
+    }
+}
+
+fn objective_progress(v: &ProjectView, o: &Objective) -> Option<(u32, u32)> {
+    if o.tasks.is_empty() {
+        return None;
+    }
+    let mut done = 0;
+    let mut total = 0;
+    for t in &o.tasks {
+        if let Some(p) = v.rollup.get(t) {
+            done += p.done;
+            total += p.total;
+        }
+    }
+    Some((done, total))
+}
+
+const BRIEF_LIST: usize = 8;
+const BRIEF_TITLE: usize = 70;
+
+/// The compact brief `session resume` prints: enough to pick the work up again, bounded in size
+/// whatever the size of the project.
+pub fn brief(v: &ProjectView, session: Option<&Session>) -> String {
+    let mut s = String::new();
+    let c = v.counts();
+    if let Some(sess) = session {
+        let _ = writeln!(s, "Session {} \"{}\" (started {})", sess.id, clip(&sess.label, 60), sess.started_at);
+    }
+    let _ = writeln!(
+        s,
+        "Progress {} · {} running · {} ready · {} waiting · {} failed · {} blocked",
+        progress_bar(c.done(), c.total, 10),
+        c.running,
+        c.ready,
+        c.waiting + c.stuck,
+        c.failed,
+        c.blocked
+    );
+    let active: Vec<&Objective> = v.objectives.iter().filter(|o| o.status == ObjectiveStatus::Active).collect();
+    if !active.is_empty() {
+        let _ = writeln!(s, "\nObjectives:");
+        for o in active.iter().take(BRIEF_LIST) {
+            let prog = objective_progress(v, o).map(|(d, t)| format!(" [{d}/{t}]")).unwrap_or_default();
+            let _ = writeln!(s, "- {} {}{prog}", o.id, clip(&o.title, BRIEF_TITLE));
+        }
+        more(&mut s, active.len(), "objectives");
+    }
+    let current: Vec<&Decision> = v.decisions.iter().filter(|d| d.superseded_by.is_none()).collect();
+    if !current.is_empty() {
+        let _ = writeln!(s, "\nLatest decisions:");
+        for d in current.iter().rev().take(5) {
+            let why = if d.why.is_empty() { String::new() } else { format!(" — {}", clip(&d.why, 60)) };
+            let _ = writeln!(s, "- {} {}{why}", d.id, clip(&d.text, BRIEF_TITLE));
+        }
+    }
+    let running: Vec<&Task> = v.tasks.iter().filter(|t| t.status == Status::Running && !is_container(v, t.id)).collect();
+    if !running.is_empty() {
+        let _ = writeln!(s, "\nIn flight:");
+        for t in running.iter().take(BRIEF_LIST) {
+            let who = v.holders.get(&t.id).map(|h| format!(" — held by {h}")).unwrap_or_default();
+            let _ = writeln!(s, "- {}{who}", task_line(v, t.id, BRIEF_TITLE));
+        }
+        more(&mut s, running.len(), "running tasks");
+    }
+    if !v.planned.ready.is_empty() {
+        let _ = writeln!(s, "\nNext (ready now):");
+        for id in v.planned.ready.iter().take(BRIEF_LIST) {
+            let _ = writeln!(s, "- {}", task_line(v, *id, BRIEF_TITLE));
+        }
+        more(&mut s, v.planned.ready.len(), "ready tasks");
+    }
+    let problems = c.failed + c.blocked + c.stuck;
+    if problems > 0 {
+        let _ = writeln!(s, "\nAttention: {} failed, {} blocked by hand, {} stuck behind them (`downbeat blocked`).", c.failed, c.blocked, c.stuck);
+    }
+    if c.total == 0 {
+        let _ = writeln!(s, "\nNo tasks yet: `downbeat plan apply FILE` or `downbeat add TITLE`.");
+    }
+    s
+}
+
+fn more(s: &mut String, n: usize, what: &str) {
+    if n > BRIEF_LIST {
+        let _ = writeln!(s, "- … and {} more {what}", n - BRIEF_LIST);
+    }
+}
+
+fn is_container(v: &ProjectView, id: TaskId) -> bool {
+    v.rollup.get(&id).is_some_and(|p| p.is_container)
+}
+
+/// The handover document: where the work stands, for whoever picks it up. Decisions recorded
+/// after event `decisions_after_seq` are listed as new; `decision_seqs` maps decisions to the
+/// sequence number of the event that recorded them.
+pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> String {
+    let mut s = String::new();
+    let c = v.counts();
+    let as_of = v.as_of.map(|t| t.to_string()).unwrap_or_else(|| "(no activity yet)".into());
+    let _ = writeln!(s, "# Handover\n\nState as of {as_of}.\n");
+
+    let _ = writeln!(s, "## Progress\n");
+    let _ = writeln!(s, "{}", progress_bar(c.done(), c.total, 20));
+    let _ = writeln!(
+        s,
+        "\n| status | tasks |\n|---|---|\n| completed | {} |\n| skipped | {} |\n| running | {} |\n| ready | {} |\n| waiting | {} |\n| failed | {} |\n| blocked | {} |\n| cancelled | {} |\n",
+        c.completed,
+        c.skipped,
+        c.running,
+        c.ready,
+        c.waiting + c.stuck,
+        c.failed,
+        c.blocked,
+        c.cancelled
+    );
+
+    let _ = writeln!(s, "## Objectives\n");
+    if v.objectives.is_empty() {
+        let _ = writeln!(s, "None recorded.\n");
+    } else {
+        for o in &v.objectives {
+            let mark = match o.status {
+                ObjectiveStatus::Achieved => "x",
+                ObjectiveStatus::Active => " ",
+                ObjectiveStatus::Dropped => "-",
+            };
+            let prog = objective_progress(v, o).map(|(d, t)| format!(" — {d}/{t} tasks done")).unwrap_or_default();
+            let _ = writeln!(s, "- [{mark}] {} {} ({}){prog}", o.id, o.title, o.status);
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## In flight\n");
+    let running: Vec<&Task> = v.tasks.iter().filter(|t| t.status == Status::Running && !is_container(v, t.id)).collect();
+    if running.is_empty() {
+        let _ = writeln!(s, "Nothing is running.\n");
+    } else {
+        for t in running {
+            let who = v.holders.get(&t.id).map(String::as_str).unwrap_or("unknown");
+            let since = t.started_at.map(|t| t.to_string()).unwrap_or_default();
+            let _ = writeln!(s, "- {} — held by {who} since {since}", task_line(v, t.id, 200));
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Decisions since the last handover\n");
+    let new: Vec<&Decision> = v.decisions.iter().filter(|d| new_decisions.contains(&d.id)).collect();
+    if new.is_empty() {
+        let _ = writeln!(s, "None.\n");
+    } else {
+        for d in new {
+            decision_line(&mut s, d);
+        }
+        s.push('\n');
+    }
+    let older: Vec<&Decision> = v
+        .decisions
+        .iter()
+        .filter(|d| !new_decisions.contains(&d.id) && d.superseded_by.is_none())
+        .collect();
+    if !older.is_empty() {
+        let _ = writeln!(s, "Earlier decisions still in force:\n");
+        for d in older {
+            decision_line(&mut s, d);
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Insights\n");
+    if v.insights.is_empty() {
+        let _ = writeln!(s, "None recorded.\n");
+    } else {
+        for i in &v.insights {
+            let task = i.task.map(|t| format!(" (task {t})")).unwrap_or_default();
+            let _ = writeln!(s, "- {} {}{task}", i.id, i.text);
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Blockers\n");
+    let held: Vec<&Task> = v
+        .tasks
+        .iter()
+        .filter(|t| matches!(t.status, Status::Failed | Status::Blocked) && !is_container(v, t.id))
+        .collect();
+    if held.is_empty() && v.planned.stuck.is_empty() {
+        let _ = writeln!(s, "None.\n");
+    } else {
+        for t in held {
+            let why = t.result.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+            let _ = writeln!(s, "- {} is {}{why}", task_line(v, t.id, 200), t.status);
+        }
+        for (id, on) in &v.planned.stuck {
+            let on: Vec<String> = on.iter().map(ToString::to_string).collect();
+            let _ = writeln!(s, "- {} cannot start until {} is dealt with", task_line(v, *id, 200), on.join(", "));
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Next wave\n");
+    match v.planned.waves.first() {
+        None => {
+            let _ = writeln!(s, "Nothing left to schedule.\n");
+        }
+        Some(w) => {
+            for id in w {
+                let _ = writeln!(s, "- {}", task_line(v, *id, 200));
+            }
+            let _ = writeln!(
+                s,
+                "\n{} wave(s) remain; critical path {} effort units over {} task(s).\n",
+                v.planned.waves.len(),
+                v.planned.critical_path_effort,
+                v.planned.critical_path.len()
+            );
+        }
+    }
+
+    let _ = writeln!(s, "## Artifacts\n");
+    if v.artifacts.is_empty() {
+        let _ = writeln!(s, "None recorded.\n");
+    } else {
+        for a in &v.artifacts {
+            let size = a.size.map(|n| format!(" ({n} bytes)")).unwrap_or_default();
+            let _ = writeln!(s, "- {} — {}{size}", a.task, a.path);
+        }
+        s.push('\n');
+    }
+
+    let m = &v.metrics;
+    let pct = |x: Option<f64>| x.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "n/a".into());
+    let _ = writeln!(
+        s,
+        "## Metrics\n\n- tasks completed: {}\n- success rate: {}\n- parallel execution rate: {}\n- sessions: {}\n- decisions: {}",
+        m.tasks_completed,
+        pct(m.success_rate),
+        pct(m.parallel_execution_rate),
+        m.sessions,
+        m.decisions
+    );
+    s
+}
+
+fn decision_line(s: &mut String, d: &Decision) {
+    let why = if d.why.is_empty() { String::new() } else { format!(" — because {}", d.why) };
+    let sup = d.supersedes.map(|x| format!(" (supersedes {x})")).unwrap_or_default();
+    let _ = writeln!(s, "- {} {}{why}{sup}", d.id, d.text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_bars_fill_proportionally() {
+        assert_eq!(progress_bar(8, 10, 10), "[████████░░] 8/10");
+        assert_eq!(progress_bar(0, 0, 4), "[░░░░] 0/0");
+        assert_eq!(progress_bar(3, 3, 4), "[████] 3/3");
+    }
+
+    #[test]
+    fn clipping_keeps_one_line() {
+        assert_eq!(clip("a\nb", 10), "a b");
+        assert_eq!(clip("abcdef", 4), "abc…");
+    }
+}

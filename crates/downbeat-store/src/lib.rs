@@ -1,0 +1,233 @@
+//! Durable state of Downbeat behind one trait, [`Store`].
+//!
+//! Every mutating call is one transaction that also appends to the event log, so the log and
+//! the state never disagree. Status changes are checked against the core state machine and new
+//! `blocks` edges against cycles *inside* that transaction, so concurrent writers cannot race
+//! past a check. Backends: [`sqlite`] (embedded, the default). The [`contract`] suite states
+//! what every backend must do; each backend runs it.
+//!
+//! Must never: read the environment or configuration files, print, or decide policy (which
+//! tasks are stale, what to archive): callers pass those decisions in.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+pub use downbeat_core::context::Artifact;
+use downbeat_core::context::{Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session};
+use downbeat_core::graph::{GraphSnapshot, TaskCycle};
+use downbeat_core::ids::{RecordId, TaskId};
+use downbeat_core::plan::{PlanErrors, ValidatedPlan};
+use downbeat_core::task::{Edge, NewTask, Status, Task, TaskPatch, TransitionError};
+use downbeat_core::time::Timestamp;
+use serde::Serialize;
+
+pub mod contract;
+pub mod sqlite;
+
+/// What can go wrong in a store call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no {what} matches `{query}`")]
+    NotFound { what: &'static str, query: String },
+    #[error("`{prefix}` is ambiguous: it matches {}", candidates.join(", "))]
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("task {id}: {source}")]
+    Transition {
+        id: TaskId,
+        #[source]
+        source: TransitionError,
+    },
+    #[error(transparent)]
+    Cycle(#[from] TaskCycle),
+    #[error(transparent)]
+    Plan(#[from] PlanErrors),
+    #[error("the database schema (version {found}) is newer than this downbeat understands (up to {supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("cannot open the database at {location}: {message}")]
+    Open { location: String, message: String },
+    #[error("the database is read-only: {0}")]
+    ReadOnly(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Filters for [`Store::tasks`]; empty means everything live.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskFilter {
+    pub statuses: Vec<Status>,
+    pub role: Option<String>,
+    pub tag: Option<String>,
+    pub parent: Option<TaskId>,
+    /// Case-insensitive substring of title or description.
+    pub text: Option<String>,
+    pub include_archived: bool,
+    pub limit: Option<u32>,
+}
+
+/// Filters for [`Store::events`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventQuery {
+    pub since: Option<Timestamp>,
+    pub after_seq: Option<i64>,
+    pub entity: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// What [`Store::apply_plan`] created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AppliedPlan {
+    /// In plan order (parents first): (key, id).
+    pub tasks: Vec<(Option<String>, TaskId)>,
+    pub edges: usize,
+    pub objectives: Vec<RecordId>,
+    pub decisions: Vec<RecordId>,
+    pub insights: Vec<RecordId>,
+}
+
+
+/// Schema facts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaInfo {
+    pub backend: &'static str,
+    pub version: i64,
+    /// Where the database lives, without credentials.
+    pub location: String,
+    /// Backup written before the last migration on this open, if any.
+    pub backup: Option<String>,
+}
+
+/// Rows the integrity check found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Integrity {
+    /// Edges whose endpoint task does not exist.
+    pub dangling_edges: Vec<(i64, i64, String)>,
+    /// Tasks whose parent does not exist: (task, missing parent seq).
+    pub orphans: Vec<(TaskId, i64)>,
+    /// Context rows pointing at missing tasks: (record, missing task seq).
+    pub dangling_links: Vec<(String, i64)>,
+}
+
+/// The durable state of one project.
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn info(&self) -> SchemaInfo;
+
+    // --- tasks -----------------------------------------------------------------------------
+    /// Inserts a whole validated plan in one transaction; fails (writing nothing) on a cycle
+    /// formed together with existing edges, or a key taken meanwhile.
+    async fn apply_plan(&self, plan: &ValidatedPlan, actor: &Actor) -> Result<AppliedPlan>;
+    /// Creates one task, blocked by `deps`.
+    async fn create_task(&self, new: &NewTask, deps: &[TaskId], actor: &Actor) -> Result<Task>;
+    async fn update_task(&self, id: TaskId, patch: &TaskPatch, actor: &Actor) -> Result<Task>;
+    /// Moves a task through the state machine. On a container, `cancelled` and `skipped`
+    /// apply to every open descendant; other statuses are refused (containers roll up).
+    /// Returns every task changed.
+    async fn set_status(&self, id: TaskId, to: Status, note: Option<&str>, actor: &Actor) -> Result<Vec<Task>>;
+    async fn task(&self, id: TaskId) -> Result<Task>;
+    /// Resolves a key, a full short id, or a unique id prefix.
+    async fn resolve_task(&self, query: &str) -> Result<TaskId>;
+    /// Resolves many references at once (keys or ids); unknown ones are absent from the map.
+    async fn lookup_tasks(&self, refs: &[String]) -> Result<HashMap<String, TaskId>>;
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
+    async fn task_count(&self) -> Result<u64>;
+
+    // --- edges and the graph ---------------------------------------------------------------
+    /// Adds an edge; a `blocks` edge that would close a cycle is refused with the path.
+    /// Returns false if it already existed.
+    async fn add_edge(&self, edge: Edge, actor: &Actor) -> Result<bool>;
+    /// Returns false if there was no such edge.
+    async fn remove_edge(&self, edge: Edge, actor: &Actor) -> Result<bool>;
+    /// Edges touching a task (both directions).
+    async fn edges_of(&self, id: TaskId) -> Result<Vec<Edge>>;
+    /// All live tasks and their edges, for the planner.
+    async fn graph(&self) -> Result<GraphSnapshot>;
+
+    // --- session context -------------------------------------------------------------------
+    /// Starts a session, ending any open one.
+    async fn start_session(&self, label: &str, actor: &Actor) -> Result<Session>;
+    async fn end_session(&self, id: RecordId, actor: &Actor) -> Result<Session>;
+    async fn current_session(&self) -> Result<Option<Session>>;
+    async fn sessions(&self) -> Result<Vec<Session>>;
+    async fn add_objective(&self, title: &str, tasks: &[TaskId], actor: &Actor) -> Result<Objective>;
+    async fn set_objective_status(&self, id: RecordId, status: ObjectiveStatus, actor: &Actor) -> Result<Objective>;
+    async fn objectives(&self) -> Result<Vec<Objective>>;
+    async fn add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor) -> Result<Insight>;
+    async fn insights(&self) -> Result<Vec<Insight>>;
+    /// Records a decision; `supersedes` must name an existing decision not yet superseded.
+    async fn add_decision(&self, text: &str, why: &str, task: Option<TaskId>, supersedes: Option<RecordId>, actor: &Actor) -> Result<Decision>;
+    async fn decisions(&self) -> Result<Vec<Decision>>;
+    async fn add_artifact(&self, task: TaskId, path: &str, size: Option<i64>, sha256: Option<&str>, actor: &Actor) -> Result<Artifact>;
+    async fn artifacts(&self) -> Result<Vec<Artifact>>;
+
+    // --- log and meta ----------------------------------------------------------------------
+    async fn events(&self, q: &EventQuery) -> Result<Vec<Event>>;
+    /// Appends an event that is not a side effect of another call (e.g. `handover.written`).
+    async fn record_event(&self, action: &str, entity: &str, after: Option<serde_json::Value>, actor: &Actor) -> Result<i64>;
+    /// Highest event sequence number, 0 when empty.
+    async fn last_event_seq(&self) -> Result<i64>;
+    async fn metrics(&self) -> Result<Metrics>;
+    async fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+
+    // --- maintenance -----------------------------------------------------------------------
+    async fn integrity(&self) -> Result<Integrity>;
+    /// Deletes the given dangling edges and clears the given orphans' parents and the given
+    /// dangling links; one event per fix.
+    async fn repair(&self, fix: &Integrity, actor: &Actor) -> Result<usize>;
+    /// Marks tasks archived (hidden from plans and lists, still satisfying dependents): completed
+    /// or skipped leaves, and containers whose children are all archived; other tasks are left
+    /// alone. One event each; returns how many changed.
+    async fn archive(&self, ids: &[TaskId], actor: &Actor) -> Result<usize>;
+    /// Compacts and optimises the storage.
+    async fn optimize(&self) -> Result<()>;
+}
+
+/// Opens the store a URL names: `sqlite:PATH` (or a bare path ending in `.db`).
+pub async fn open(url: &str, create: bool) -> Result<Box<dyn Store>> {
+    if let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) {
+        let _ = rest;
+        return Err(Error::Open {
+            location: redact_url(url),
+            message: "this build of downbeat supports only SQLite databases (sqlite:PATH)".into(),
+        });
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(path), create).await?))
+}
+
+/// A URL with any password replaced by `***`, safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.split_once('@') {
+        Some((a, h)) => (a, h),
+        None => return url.to_owned(),
+    };
+    let user = auth.split(':').next().unwrap_or("");
+    if auth.contains(':') {
+        format!("{scheme}://{user}:***@{host}")
+    } else {
+        format!("{scheme}://{user}@{host}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(super::redact_url("postgres://bob:s3cret@db/x"), "postgres://bob:***@db/x");
+        assert_eq!(super::redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(super::redact_url("sqlite:a.db"), "sqlite:a.db");
+    }
+}

@@ -1,0 +1,1427 @@
+//! The embedded SQLite backend: WAL journal, `synchronous=FULL`, a busy timeout, write
+//! transactions that take the write lock up front (`BEGIN IMMEDIATE`, so a read-then-write
+//! transaction never fails to upgrade), and migrations embedded in the binary with a backup of
+//! the database file taken before any migration touches an existing database.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use downbeat_core::context::{
+    Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, RunInterval, Session, parallel_rate,
+};
+use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
+use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
+use downbeat_core::plan::{TaskRef, ValidatedPlan};
+use downbeat_core::task::{Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch, validate_fields};
+use downbeat_core::time::Timestamp;
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, migrate::Migrator};
+
+use crate::{AppliedPlan, Artifact, Error, EventQuery, Integrity, Result, SchemaInfo, Store, TaskFilter};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// An open SQLite project database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+    version: i64,
+    backup: Option<String>,
+}
+
+fn db(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(d) = &e {
+        let msg = d.message().to_owned();
+        if msg.contains("readonly") || msg.contains("read-only") {
+            return Error::ReadOnly(msg);
+        }
+        return Error::Database(msg);
+    }
+    Error::Database(e.to_string())
+}
+
+fn latest_known() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (or with `create`, creates) the database at `path` and brings its schema up to
+    /// date, backing the file up first when an existing database needs migrating.
+    pub async fn open(path: &Path, create: bool) -> Result<Self> {
+        let location = path.display().to_string();
+        let open_err = |message: String| Error::Open {
+            location: location.clone(),
+            message,
+        };
+        let existed = path.exists();
+        if !existed && !create {
+            return Err(open_err("no database there".into()));
+        }
+        if !existed
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await
+            .map_err(|e| match db(e) {
+                Error::ReadOnly(m) => Error::ReadOnly(format!("{location}: {m}")),
+                other => open_err(other.to_string().trim_start_matches("database error: ").to_owned()),
+            })?;
+
+        // Which migrations has this file seen?
+        let has_table: bool = sqlx::query_scalar(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| open_err(e.to_string()))?;
+        let applied: i64 = if has_table {
+            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+                .map_err(db)?
+        } else {
+            let any: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| open_err(e.to_string()))?;
+            if any > 0 {
+                return Err(open_err("the file is an SQLite database but not a downbeat one".into()));
+            }
+            0
+        };
+        let supported = latest_known();
+        if applied > supported {
+            return Err(Error::SchemaTooNew {
+                found: applied,
+                supported,
+            });
+        }
+        let mut backup = None;
+        if applied < supported {
+            if applied > 0 {
+                let target = format!("{}.bak-v{applied}", path.display());
+                let _ = std::fs::remove_file(&target);
+                sqlx::query("VACUUM INTO ?")
+                    .bind(&target)
+                    .execute(&pool)
+                    .await
+                    .map_err(db)?;
+                backup = Some(target);
+            }
+            MIGRATOR.run(&pool).await.map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => db(e),
+                other => Error::Database(other.to_string()),
+            })?;
+        }
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            version: supported,
+            backup,
+        })
+    }
+
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.pool.acquire().await.map_err(db)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Row mapping
+
+const TASK_COLS: &str = "seq, key, parent_seq, title, description, role, status, priority, effort, \
+     acceptance, tags, footprint, result, created_at, updated_at, started_at, finished_at, archived";
+
+fn tid(seq: i64) -> TaskId {
+    // Sequence numbers are allocated by this store within range; clamp defensively.
+    TaskId::from_seq(u32::try_from(seq).unwrap_or(0).min(MAX_TASK_SEQ)).unwrap_or(TaskId::from_seq(0).expect("0 is in range"))
+}
+
+fn seq(id: TaskId) -> i64 {
+    i64::from(id.seq())
+}
+
+fn json_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn to_json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn status_of(s: &str) -> Result<Status> {
+    Status::from_str(s).map_err(|e| Error::Database(format!("corrupt task row: {e}")))
+}
+
+fn row_task(r: &SqliteRow) -> Result<Task> {
+    let ts = |c: &str| r.get::<Option<i64>, _>(c).map(Timestamp);
+    Ok(Task {
+        id: tid(r.get("seq")),
+        key: r.get("key"),
+        parent: r.get::<Option<i64>, _>("parent_seq").map(tid),
+        title: r.get("title"),
+        description: r.get("description"),
+        role: r.get("role"),
+        status: status_of(r.get("status"))?,
+        priority: Priority::from_rank(r.get("priority")),
+        effort: u32::try_from(r.get::<i64, _>("effort")).unwrap_or(0),
+        acceptance: json_list(r.get("acceptance")),
+        tags: json_list(r.get("tags")),
+        footprint: json_list(r.get("footprint")),
+        result: r.get("result"),
+        created_at: Timestamp(r.get("created_at")),
+        updated_at: Timestamp(r.get("updated_at")),
+        started_at: ts("started_at"),
+        finished_at: ts("finished_at"),
+        archived: r.get::<i64, _>("archived") != 0,
+    })
+}
+
+fn rid(kind: RecordKind, n: i64) -> RecordId {
+    RecordId::new(kind, n)
+}
+
+fn tjson(t: &Task) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+// ------------------------------------------------------------------------------------------
+// Statements shared by several calls (all take a connection, so they work inside a transaction)
+
+async fn event(
+    c: &mut SqliteConnection,
+    actor: &Actor,
+    action: &str,
+    entity: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO events(at, actor, session_id, action, entity, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(actor.now.0)
+    .bind(&actor.name)
+    .bind(actor.session.map(|s| s.num))
+    .bind(action)
+    .bind(entity)
+    .bind(before.map(|v| v.to_string()))
+    .bind(after.map(|v| v.to_string()))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(r.last_insert_rowid())
+}
+
+async fn get_task(c: &mut SqliteConnection, id: TaskId) -> Result<Task> {
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT {TASK_COLS} FROM tasks WHERE seq = ?")))
+        .bind(seq(id))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+    match row {
+        Some(r) => row_task(&r),
+        None => Err(Error::NotFound {
+            what: "task",
+            query: id.to_string(),
+        }),
+    }
+}
+
+async fn alloc_seqs(c: &mut SqliteConnection, n: usize) -> Result<i64> {
+    let next: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'next_task_seq'")
+        .fetch_one(&mut *c)
+        .await
+        .map_err(db)?;
+    let base: i64 = next.parse().map_err(|_| Error::Database("corrupt task counter".into()))?;
+    let end = base + n as i64;
+    if end - 1 > i64::from(MAX_TASK_SEQ) {
+        return Err(Error::Invalid("the project has reached the maximum number of tasks".into()));
+    }
+    sqlx::query("UPDATE meta SET value = ? WHERE key = 'next_task_seq'")
+        .bind(end.to_string())
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(base)
+}
+
+async fn insert_task(c: &mut SqliteConnection, s: i64, t: &NewTask, parent: Option<i64>, now: Timestamp) -> Result<()> {
+    validate_fields(&t.title, t.key.as_deref()).map_err(Error::Invalid)?;
+    let id = tid(s);
+    let r = sqlx::query(
+        "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
+         acceptance, tags, footprint, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s)
+    .bind(id.short())
+    .bind(&t.key)
+    .bind(parent)
+    .bind(t.title.trim())
+    .bind(&t.description)
+    .bind(&t.role)
+    .bind(i64::from(t.priority.rank()))
+    .bind(i64::from(t.effort))
+    .bind(to_json_list(&t.acceptance))
+    .bind(to_json_list(&t.tags))
+    .bind(to_json_list(&t.footprint))
+    .bind(now.0)
+    .bind(now.0)
+    .execute(&mut *c)
+    .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(d)) if d.message().contains("UNIQUE") && d.message().contains("key") => Err(
+            Error::Invalid(format!("task key `{}` is already used", t.key.as_deref().unwrap_or(""))),
+        ),
+        Err(e) => Err(db(e)),
+    }
+}
+
+async fn require_live(c: &mut SqliteConnection, id: TaskId) -> Result<()> {
+    let live: Option<i64> = sqlx::query_scalar("SELECT archived FROM tasks WHERE seq = ?")
+        .bind(seq(id))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+    match live {
+        Some(0) => Ok(()),
+        Some(_) => Err(Error::Invalid(format!("task {id} is archived"))),
+        None => Err(Error::NotFound {
+            what: "task",
+            query: id.to_string(),
+        }),
+    }
+}
+
+async fn snapshot(c: &mut SqliteConnection) -> Result<GraphSnapshot> {
+    let rows = sqlx::query(
+        "SELECT seq, parent_seq, title, status, role, effort, priority, footprint FROM tasks WHERE archived = 0 ORDER BY seq",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    let mut live = HashSet::with_capacity(rows.len());
+    for r in &rows {
+        let s: i64 = r.get("seq");
+        live.insert(s);
+        let fp: &str = r.get("footprint");
+        tasks.push(GraphTask {
+            id: tid(s),
+            parent: r.get::<Option<i64>, _>("parent_seq").map(tid),
+            title: r.get("title"),
+            status: status_of(r.get("status"))?,
+            role: r.get("role"),
+            effort: u32::try_from(r.get::<i64, _>("effort")).unwrap_or(0),
+            priority: Priority::from_rank(r.get("priority")),
+            footprint: if fp == "[]" { Vec::new() } else { json_list(fp) },
+        });
+    }
+    let erows = sqlx::query("SELECT from_seq, to_seq, kind FROM edges")
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+    let mut edges = Vec::with_capacity(erows.len());
+    for r in &erows {
+        let (f, t): (i64, i64) = (r.get(0), r.get(1));
+        if !live.contains(&f) || !live.contains(&t) {
+            continue;
+        }
+        let kind = EdgeKind::from_str(r.get(2)).map_err(|e| Error::Database(format!("corrupt edge row: {e}")))?;
+        edges.push(Edge {
+            from: tid(f),
+            to: tid(t),
+            kind,
+        });
+    }
+    Ok(GraphSnapshot { tasks, edges })
+}
+
+async fn check_acyclic(c: &mut SqliteConnection) -> Result<()> {
+    let snap = snapshot(c).await?;
+    if let Some(l) = graph::parent_loops(&snap).into_iter().next() {
+        let names: Vec<String> = l.iter().map(ToString::to_string).collect();
+        return Err(Error::Invalid(format!("parent loop: {}", names.join(" → "))));
+    }
+    match graph::find_cycle(&snap) {
+        Some(cy) => Err(Error::Cycle(cy)),
+        None => Ok(()),
+    }
+}
+
+async fn children(c: &mut SqliteConnection, id: TaskId) -> Result<Vec<i64>> {
+    sqlx::query_scalar("SELECT seq FROM tasks WHERE parent_seq = ? AND archived = 0 ORDER BY seq")
+        .bind(seq(id))
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)
+}
+
+/// Writes a status change of one leaf with its event. `note` becomes the result text.
+async fn write_status(c: &mut SqliteConnection, before: &Task, to: Status, note: Option<&str>, actor: &Actor) -> Result<Task> {
+    before.status.check_transition(to).map_err(|source| Error::Transition { id: before.id, source })?;
+    let now = actor.now.0;
+    let started = if to == Status::Running { Some(now) } else { before.started_at.map(|t| t.0) };
+    let finished = match to {
+        Status::Completed | Status::Failed | Status::Cancelled | Status::Skipped => Some(now),
+        _ => None,
+    };
+    let result = match (note, to) {
+        (Some(n), _) => Some(n.to_owned()),
+        (None, Status::Pending | Status::Running) => None,
+        (None, _) => before.result.clone(),
+    };
+    sqlx::query("UPDATE tasks SET status = ?, result = ?, started_at = ?, finished_at = ?, updated_at = ? WHERE seq = ?")
+        .bind(to.as_str())
+        .bind(&result)
+        .bind(started)
+        .bind(finished)
+        .bind(now)
+        .bind(seq(before.id))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    let after = get_task(c, before.id).await?;
+    event(
+        c,
+        actor,
+        "task.status",
+        &before.id.to_string(),
+        Some(json!({"status": before.status, "result": before.result})),
+        Some(json!({"status": after.status, "result": after.result})),
+    )
+    .await?;
+    Ok(after)
+}
+
+async fn objective_in(c: &mut SqliteConnection, id: i64) -> Result<Objective> {
+    let r = sqlx::query("SELECT id, title, status, created_at, updated_at FROM objectives WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::NotFound {
+            what: "objective",
+            query: rid(RecordKind::Objective, id).to_string(),
+        })?;
+    let tasks: Vec<i64> = sqlx::query_scalar("SELECT task_seq FROM objective_tasks WHERE objective_id = ? ORDER BY task_seq")
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+    row_objective(&r, tasks)
+}
+
+fn row_objective(r: &SqliteRow, tasks: Vec<i64>) -> Result<Objective> {
+    Ok(Objective {
+        id: rid(RecordKind::Objective, r.get("id")),
+        title: r.get("title"),
+        status: ObjectiveStatus::from_str(r.get("status")).map_err(|e| Error::Database(e.to_string()))?,
+        tasks: tasks.into_iter().map(tid).collect(),
+        created_at: Timestamp(r.get("created_at")),
+        updated_at: Timestamp(r.get("updated_at")),
+    })
+}
+
+fn row_decision(r: &SqliteRow) -> Decision {
+    Decision {
+        id: rid(RecordKind::Decision, r.get("id")),
+        text: r.get("text"),
+        why: r.get("why"),
+        task: r.get::<Option<i64>, _>("task_seq").map(tid),
+        supersedes: r.get::<Option<i64>, _>("supersedes").map(|n| rid(RecordKind::Decision, n)),
+        superseded_by: r.get::<Option<i64>, _>("superseded_by").map(|n| rid(RecordKind::Decision, n)),
+        created_at: Timestamp(r.get("created_at")),
+    }
+}
+
+fn row_insight(r: &SqliteRow) -> Insight {
+    Insight {
+        id: rid(RecordKind::Insight, r.get("id")),
+        text: r.get("text"),
+        task: r.get::<Option<i64>, _>("task_seq").map(tid),
+        created_at: Timestamp(r.get("created_at")),
+    }
+}
+
+fn row_session(r: &SqliteRow) -> Session {
+    Session {
+        id: rid(RecordKind::Session, r.get("id")),
+        label: r.get("label"),
+        actor: r.get("actor"),
+        started_at: Timestamp(r.get("started_at")),
+        ended_at: r.get::<Option<i64>, _>("ended_at").map(Timestamp),
+    }
+}
+
+async fn insert_objective(c: &mut SqliteConnection, title: &str, tasks: &[i64], actor: &Actor) -> Result<i64> {
+    if title.trim().is_empty() {
+        return Err(Error::Invalid("an objective needs a non-empty title".into()));
+    }
+    let id = sqlx::query("INSERT INTO objectives(title, status, session_id, created_at, updated_at) VALUES (?, 'active', ?, ?, ?)")
+        .bind(title.trim())
+        .bind(actor.session.map(|s| s.num))
+        .bind(actor.now.0)
+        .bind(actor.now.0)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?
+        .last_insert_rowid();
+    for t in tasks {
+        sqlx::query("INSERT OR IGNORE INTO objective_tasks(objective_id, task_seq) VALUES (?, ?)")
+            .bind(id)
+            .bind(t)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+    }
+    let o = rid(RecordKind::Objective, id);
+    let ids: Vec<String> = tasks.iter().map(|&s| tid(s).to_string()).collect();
+    event(c, actor, "objective.added", &o.to_string(), None, Some(json!({"title": title.trim(), "tasks": ids}))).await?;
+    Ok(id)
+}
+
+async fn insert_insight(c: &mut SqliteConnection, text: &str, task: Option<i64>, actor: &Actor) -> Result<i64> {
+    if text.trim().is_empty() {
+        return Err(Error::Invalid("an insight needs a non-empty text".into()));
+    }
+    let id = sqlx::query("INSERT INTO insights(text, task_seq, session_id, created_at) VALUES (?, ?, ?, ?)")
+        .bind(text.trim())
+        .bind(task)
+        .bind(actor.session.map(|s| s.num))
+        .bind(actor.now.0)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?
+        .last_insert_rowid();
+    let r = rid(RecordKind::Insight, id);
+    event(c, actor, "insight.added", &r.to_string(), None, Some(json!({"text": text.trim(), "task": task.map(|s| tid(s).to_string())}))).await?;
+    Ok(id)
+}
+
+async fn insert_decision(c: &mut SqliteConnection, text: &str, why: &str, task: Option<i64>, supersedes: Option<i64>, actor: &Actor) -> Result<i64> {
+    if text.trim().is_empty() {
+        return Err(Error::Invalid("a decision needs a non-empty text".into()));
+    }
+    if let Some(old) = supersedes {
+        let row: Option<Option<i64>> = sqlx::query_scalar("SELECT superseded_by FROM decisions WHERE id = ?")
+            .bind(old)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        match row {
+            None => {
+                return Err(Error::NotFound {
+                    what: "decision",
+                    query: rid(RecordKind::Decision, old).to_string(),
+                });
+            }
+            Some(Some(by)) => {
+                return Err(Error::Invalid(format!(
+                    "decision {} is already superseded by {}",
+                    rid(RecordKind::Decision, old),
+                    rid(RecordKind::Decision, by)
+                )));
+            }
+            Some(None) => {}
+        }
+    }
+    let id = sqlx::query("INSERT INTO decisions(text, why, task_seq, supersedes, session_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(text.trim())
+        .bind(why.trim())
+        .bind(task)
+        .bind(supersedes)
+        .bind(actor.session.map(|s| s.num))
+        .bind(actor.now.0)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?
+        .last_insert_rowid();
+    if let Some(old) = supersedes {
+        sqlx::query("UPDATE decisions SET superseded_by = ? WHERE id = ?")
+            .bind(id)
+            .bind(old)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+    }
+    let r = rid(RecordKind::Decision, id);
+    event(
+        c,
+        actor,
+        "decision.added",
+        &r.to_string(),
+        None,
+        Some(json!({"text": text.trim(), "why": why.trim(), "supersedes": supersedes.map(|s| rid(RecordKind::Decision, s).to_string())})),
+    )
+    .await?;
+    Ok(id)
+}
+
+// ------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn info(&self) -> SchemaInfo {
+        SchemaInfo {
+            backend: "sqlite",
+            version: self.version,
+            location: self.path.display().to_string(),
+            backup: self.backup.clone(),
+        }
+    }
+
+    async fn apply_plan(&self, plan: &ValidatedPlan, actor: &Actor) -> Result<AppliedPlan> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let base = alloc_seqs(c, plan.tasks.len()).await?;
+        let to_seq = |r: TaskRef| match r {
+            TaskRef::New(i) => base + i as i64,
+            TaskRef::Existing(id) => seq(id),
+        };
+        // Existing references must still be live (another process may have archived them).
+        let mut existing: Vec<TaskId> = plan
+            .edges
+            .iter()
+            .flat_map(|e| [e.0, e.1])
+            .chain(plan.tasks.iter().filter_map(|t| t.parent))
+            .filter_map(|r| match r {
+                TaskRef::Existing(id) => Some(id),
+                TaskRef::New(_) => None,
+            })
+            .collect();
+        existing.sort();
+        existing.dedup();
+        for id in &existing {
+            require_live(c, *id).await?;
+        }
+        let mut out = AppliedPlan::default();
+        for (i, t) in plan.tasks.iter().enumerate() {
+            let s = base + i as i64;
+            insert_task(c, s, &t.new, t.parent.map(to_seq), actor.now).await?;
+            out.tasks.push((t.new.key.clone(), tid(s)));
+        }
+        for (i, t) in plan.tasks.iter().enumerate() {
+            let id = tid(base + i as i64);
+            let mut after = json!({"title": t.new.title.trim(), "role": t.new.role, "parent": t.parent.map(|p| tid(to_seq(p)).to_string())});
+            if let Some(k) = &t.new.key {
+                after["key"] = json!(k);
+            }
+            event(c, actor, "task.created", &id.to_string(), None, Some(after)).await?;
+        }
+        let mut has_blocks = plan.tasks.iter().any(|t| matches!(t.parent, Some(TaskRef::Existing(_))));
+        for &(f, t, kind) in &plan.edges {
+            let (fs, ts) = (to_seq(f), to_seq(t));
+            let r = sqlx::query("INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)")
+                .bind(fs)
+                .bind(ts)
+                .bind(kind.as_str())
+                .bind(actor.now.0)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            if r.rows_affected() > 0 {
+                out.edges += 1;
+                has_blocks |= kind.orders_work() && matches!(f, TaskRef::Existing(_));
+                event(c, actor, "edge.added", &tid(ts).to_string(), None, Some(json!({"from": tid(fs).to_string(), "kind": kind}))).await?;
+            }
+        }
+        // New-only edges were checked by the plan validator and planner at validation time only
+        // for references; a cycle needs the whole graph.
+        if has_blocks || plan.edges.iter().any(|e| e.2.orders_work()) {
+            check_acyclic(c).await?;
+        }
+        for (title, refs) in &plan.objectives {
+            let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
+            out.objectives.push(rid(RecordKind::Objective, insert_objective(c, title, &seqs, actor).await?));
+        }
+        for (text, why, task) in &plan.decisions {
+            out.decisions.push(rid(RecordKind::Decision, insert_decision(c, text, why, task.map(to_seq), None, actor).await?));
+        }
+        for (text, task) in &plan.insights {
+            out.insights.push(rid(RecordKind::Insight, insert_insight(c, text, task.map(to_seq), actor).await?));
+        }
+        event(
+            c,
+            actor,
+            "plan.applied",
+            plan.name.as_deref().unwrap_or("plan"),
+            None,
+            Some(json!({"tasks": out.tasks.len(), "edges": out.edges})),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn create_task(&self, new: &NewTask, deps: &[TaskId], actor: &Actor) -> Result<Task> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        if let Some(p) = new.parent {
+            require_live(c, p).await?;
+        }
+        for d in deps {
+            require_live(c, *d).await?;
+        }
+        let s = alloc_seqs(c, 1).await?;
+        insert_task(c, s, new, new.parent.map(seq), actor.now).await?;
+        let task = get_task(c, tid(s)).await?;
+        event(c, actor, "task.created", &task.id.to_string(), None, Some(tjson(&task))).await?;
+        for d in deps {
+            sqlx::query("INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, 'blocks', ?)")
+                .bind(seq(*d))
+                .bind(s)
+                .bind(actor.now.0)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            event(c, actor, "edge.added", &task.id.to_string(), None, Some(json!({"from": d.to_string(), "kind": "blocks"}))).await?;
+        }
+        if new.parent.is_some() {
+            // A new leaf under a parent cannot close a cycle unless the parent's subtree blocks
+            // one of `deps`; the check is cheap enough to always run when the graph grew.
+            check_acyclic(c).await?;
+        } else if !deps.is_empty() {
+            check_acyclic(c).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(task)
+    }
+
+    async fn update_task(&self, id: TaskId, patch: &TaskPatch, actor: &Actor) -> Result<Task> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let before = get_task(c, id).await?;
+        let mut t = before.clone();
+        if let Some(v) = &patch.title {
+            t.title = v.trim().to_owned();
+        }
+        if let Some(v) = &patch.description {
+            t.description.clone_from(v);
+        }
+        if let Some(v) = &patch.role {
+            t.role.clone_from(v);
+        }
+        if let Some(v) = patch.priority {
+            t.priority = v;
+        }
+        if let Some(v) = patch.effort {
+            t.effort = v;
+        }
+        if let Some(v) = &patch.acceptance {
+            t.acceptance.clone_from(v);
+        }
+        if let Some(v) = &patch.tags {
+            t.tags.clone_from(v);
+        }
+        if let Some(v) = &patch.footprint {
+            t.footprint.clone_from(v);
+        }
+        if let Some(p) = patch.parent {
+            if p == Some(id) {
+                return Err(Error::Invalid(format!("task {id} cannot be its own parent")));
+            }
+            if let Some(p) = p {
+                require_live(c, p).await?;
+            }
+            t.parent = p;
+        }
+        validate_fields(&t.title, t.key.as_deref()).map_err(Error::Invalid)?;
+        sqlx::query(
+            "UPDATE tasks SET title = ?, description = ?, role = ?, priority = ?, effort = ?, acceptance = ?, \
+             tags = ?, footprint = ?, parent_seq = ?, updated_at = ? WHERE seq = ?",
+        )
+        .bind(&t.title)
+        .bind(&t.description)
+        .bind(&t.role)
+        .bind(i64::from(t.priority.rank()))
+        .bind(i64::from(t.effort))
+        .bind(to_json_list(&t.acceptance))
+        .bind(to_json_list(&t.tags))
+        .bind(to_json_list(&t.footprint))
+        .bind(t.parent.map(seq))
+        .bind(actor.now.0)
+        .bind(seq(id))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+        if patch.parent.is_some() {
+            check_acyclic(c).await?;
+        }
+        let after = get_task(c, id).await?;
+        event(c, actor, "task.updated", &id.to_string(), Some(tjson(&before)), Some(tjson(&after))).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(after)
+    }
+
+    async fn set_status(&self, id: TaskId, to: Status, note: Option<&str>, actor: &Actor) -> Result<Vec<Task>> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let task = get_task(c, id).await?;
+        if task.archived {
+            return Err(Error::Invalid(format!("task {id} is archived")));
+        }
+        let kids = children(c, id).await?;
+        let mut changed = Vec::new();
+        if kids.is_empty() {
+            changed.push(write_status(c, &task, to, note, actor).await?);
+        } else {
+            if !matches!(to, Status::Cancelled | Status::Skipped) {
+                return Err(Error::Invalid(format!(
+                    "task {id} has {} child task(s); its status rolls up from them (a whole subtree can only be cancelled or skipped)",
+                    kids.len()
+                )));
+            }
+            // Every open leaf of the subtree.
+            let mut stack = kids;
+            while let Some(s) = stack.pop() {
+                let sub = children(c, tid(s)).await?;
+                if sub.is_empty() {
+                    let leaf = get_task(c, tid(s)).await?;
+                    if leaf.status.check_transition(to).is_ok() && !leaf.status.is_terminal() {
+                        changed.push(write_status(c, &leaf, to, note, actor).await?);
+                    }
+                } else {
+                    stack.extend(sub);
+                }
+            }
+            changed.sort_by_key(|t| t.id);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Task> {
+        let mut c = self.conn().await?;
+        get_task(&mut c, id).await
+    }
+
+    async fn resolve_task(&self, query: &str) -> Result<TaskId> {
+        let q = query.trim();
+        let mut c = self.conn().await?;
+        let by_key: Option<i64> = sqlx::query_scalar("SELECT seq FROM tasks WHERE key = ?")
+            .bind(q)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        if let Some(s) = by_key {
+            return Ok(tid(s));
+        }
+        if TaskId::is_prefix_syntax(q) {
+            let lower = q.to_ascii_lowercase();
+            let rows = sqlx::query("SELECT seq, title FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT 6")
+                .bind(&lower)
+                .bind(format!("{lower}\u{7f}"))
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?;
+            match rows.len() {
+                0 => {}
+                1 => return Ok(tid(rows[0].get("seq"))),
+                _ => {
+                    let mut candidates: Vec<String> = rows
+                        .iter()
+                        .take(5)
+                        .map(|r| format!("{} ({})", tid(r.get("seq")), r.get::<String, _>("title")))
+                        .collect();
+                    if rows.len() > 5 {
+                        candidates.push("…".into());
+                    }
+                    return Err(Error::Ambiguous {
+                        prefix: q.to_owned(),
+                        candidates,
+                    });
+                }
+            }
+        }
+        Err(Error::NotFound {
+            what: "task",
+            query: q.to_owned(),
+        })
+    }
+
+    async fn lookup_tasks(&self, refs: &[String]) -> Result<HashMap<String, TaskId>> {
+        let mut out = HashMap::new();
+        for r in refs {
+            match self.resolve_task(r).await {
+                Ok(id) => {
+                    out.insert(r.clone(), id);
+                }
+                Err(Error::NotFound { .. } | Error::Ambiguous { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>> {
+        let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1=1");
+        if !f.include_archived {
+            sql.push_str(" AND archived = 0");
+        }
+        if !f.statuses.is_empty() {
+            let list: Vec<String> = f.statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            sql.push_str(&format!(" AND status IN ({})", list.join(",")));
+        }
+        if f.role.is_some() {
+            sql.push_str(" AND role = ?");
+        }
+        if f.tag.is_some() {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE json_each.value = ?)");
+        }
+        if f.parent.is_some() {
+            sql.push_str(" AND parent_seq = ?");
+        }
+        if f.text.is_some() {
+            sql.push_str(" AND (instr(lower(title), lower(?)) > 0 OR instr(lower(description), lower(?)) > 0)");
+        }
+        sql.push_str(" ORDER BY seq");
+        if let Some(l) = f.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        // Only fixed fragments and enum names are spliced in; values are bound.
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(r) = &f.role {
+            q = q.bind(r);
+        }
+        if let Some(t) = &f.tag {
+            q = q.bind(t);
+        }
+        if let Some(p) = f.parent {
+            q = q.bind(seq(p));
+        }
+        if let Some(t) = &f.text {
+            q = q.bind(t).bind(t);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(row_task).collect()
+    }
+
+    async fn task_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE archived = 0")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(n as u64)
+    }
+
+    async fn add_edge(&self, edge: Edge, actor: &Actor) -> Result<bool> {
+        if edge.from == edge.to {
+            return Err(Error::Invalid(format!("task {} cannot depend on itself", edge.from)));
+        }
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        require_live(c, edge.from).await?;
+        require_live(c, edge.to).await?;
+        let r = sqlx::query("INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)")
+            .bind(seq(edge.from))
+            .bind(seq(edge.to))
+            .bind(edge.kind.as_str())
+            .bind(actor.now.0)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if edge.kind.orders_work() {
+            check_acyclic(c).await?;
+        }
+        event(c, actor, "edge.added", &edge.to.to_string(), None, Some(json!({"from": edge.from.to_string(), "kind": edge.kind}))).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn remove_edge(&self, edge: Edge, actor: &Actor) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let r = sqlx::query("DELETE FROM edges WHERE from_seq = ? AND to_seq = ? AND kind = ?")
+            .bind(seq(edge.from))
+            .bind(seq(edge.to))
+            .bind(edge.kind.as_str())
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        event(c, actor, "edge.removed", &edge.to.to_string(), Some(json!({"from": edge.from.to_string(), "kind": edge.kind})), None).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn edges_of(&self, id: TaskId) -> Result<Vec<Edge>> {
+        let rows = sqlx::query("SELECT from_seq, to_seq, kind FROM edges WHERE from_seq = ? OR to_seq = ? ORDER BY from_seq, to_seq, kind")
+            .bind(seq(id))
+            .bind(seq(id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Edge {
+                    from: tid(r.get(0)),
+                    to: tid(r.get(1)),
+                    kind: EdgeKind::from_str(r.get(2)).map_err(|e| Error::Database(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn graph(&self) -> Result<GraphSnapshot> {
+        // One read transaction, so tasks and edges are from the same moment.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let snap = snapshot(&mut tx).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(snap)
+    }
+
+    async fn start_session(&self, label: &str, actor: &Actor) -> Result<Session> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let open: Vec<i64> = sqlx::query_scalar("SELECT id FROM sessions WHERE ended_at IS NULL")
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+        for id in open {
+            sqlx::query("UPDATE sessions SET ended_at = ? WHERE id = ?")
+                .bind(actor.now.0)
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            event(c, actor, "session.ended", &rid(RecordKind::Session, id).to_string(), None, None).await?;
+        }
+        let id = sqlx::query("INSERT INTO sessions(label, actor, started_at) VALUES (?, ?, ?)")
+            .bind(label)
+            .bind(&actor.name)
+            .bind(actor.now.0)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?
+            .last_insert_rowid();
+        let r = rid(RecordKind::Session, id);
+        let mut a = actor.clone();
+        a.session = Some(r);
+        event(c, &a, "session.started", &r.to_string(), None, Some(json!({"label": label}))).await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(id).fetch_one(&mut *c).await.map_err(db)?;
+        let s = row_session(&row);
+        tx.commit().await.map_err(db)?;
+        Ok(s)
+    }
+
+    async fn end_session(&self, id: RecordId, actor: &Actor) -> Result<Session> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let r = sqlx::query("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL")
+            .bind(actor.now.0)
+            .bind(id.num)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                what: "open session",
+                query: id.to_string(),
+            });
+        }
+        event(c, actor, "session.ended", &id.to_string(), None, None).await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(id.num).fetch_one(&mut *c).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(row_session(&row))
+    }
+
+    async fn current_session(&self) -> Result<Option<Session>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.as_ref().map(row_session))
+    }
+
+    async fn sessions(&self) -> Result<Vec<Session>> {
+        let rows = sqlx::query("SELECT * FROM sessions ORDER BY id").fetch_all(&self.pool).await.map_err(db)?;
+        Ok(rows.iter().map(row_session).collect())
+    }
+
+    async fn add_objective(&self, title: &str, tasks: &[TaskId], actor: &Actor) -> Result<Objective> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        for t in tasks {
+            require_live(c, *t).await?;
+        }
+        let seqs: Vec<i64> = tasks.iter().map(|&t| seq(t)).collect();
+        let id = insert_objective(c, title, &seqs, actor).await?;
+        let o = objective_in(c, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(o)
+    }
+
+    async fn set_objective_status(&self, id: RecordId, status: ObjectiveStatus, actor: &Actor) -> Result<Objective> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let before = objective_in(c, id.num).await?;
+        if before.status == status {
+            return Ok(before);
+        }
+        sqlx::query("UPDATE objectives SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(actor.now.0)
+            .bind(id.num)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        event(c, actor, "objective.status", &id.to_string(), Some(json!({"status": before.status})), Some(json!({"status": status}))).await?;
+        let o = objective_in(c, id.num).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(o)
+    }
+
+    async fn objectives(&self) -> Result<Vec<Objective>> {
+        let rows = sqlx::query("SELECT id, title, status, created_at, updated_at FROM objectives ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let links = sqlx::query("SELECT objective_id, task_seq FROM objective_tasks ORDER BY objective_id, task_seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut by: HashMap<i64, Vec<i64>> = HashMap::new();
+        for l in &links {
+            by.entry(l.get(0)).or_default().push(l.get(1));
+        }
+        rows.iter().map(|r| row_objective(r, by.remove(&r.get::<i64, _>("id")).unwrap_or_default())).collect()
+    }
+
+    async fn add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor) -> Result<Insight> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        if let Some(t) = task {
+            require_live(c, t).await?;
+        }
+        let id = insert_insight(c, text, task.map(seq), actor).await?;
+        let row = sqlx::query("SELECT * FROM insights WHERE id = ?").bind(id).fetch_one(&mut *c).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(row_insight(&row))
+    }
+
+    async fn insights(&self) -> Result<Vec<Insight>> {
+        let rows = sqlx::query("SELECT * FROM insights ORDER BY id").fetch_all(&self.pool).await.map_err(db)?;
+        Ok(rows.iter().map(row_insight).collect())
+    }
+
+    async fn add_decision(&self, text: &str, why: &str, task: Option<TaskId>, supersedes: Option<RecordId>, actor: &Actor) -> Result<Decision> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        if let Some(t) = task {
+            require_live(c, t).await?;
+        }
+        let id = insert_decision(c, text, why, task.map(seq), supersedes.map(|s| s.num), actor).await?;
+        let row = sqlx::query("SELECT * FROM decisions WHERE id = ?").bind(id).fetch_one(&mut *c).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(row_decision(&row))
+    }
+
+    async fn decisions(&self) -> Result<Vec<Decision>> {
+        let rows = sqlx::query("SELECT * FROM decisions ORDER BY id").fetch_all(&self.pool).await.map_err(db)?;
+        Ok(rows.iter().map(row_decision).collect())
+    }
+
+    async fn add_artifact(&self, task: TaskId, path: &str, size: Option<i64>, sha256: Option<&str>, actor: &Actor) -> Result<Artifact> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        require_live(c, task).await?;
+        sqlx::query("INSERT INTO artifacts(task_seq, path, size, sha256, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(seq(task))
+            .bind(path)
+            .bind(size)
+            .bind(sha256)
+            .bind(actor.now.0)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        event(c, actor, "artifact.added", &task.to_string(), None, Some(json!({"path": path, "size": size}))).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Artifact {
+            task,
+            path: path.to_owned(),
+            size,
+            sha256: sha256.map(str::to_owned),
+            created_at: actor.now,
+        })
+    }
+
+    async fn artifacts(&self) -> Result<Vec<Artifact>> {
+        let rows = sqlx::query("SELECT task_seq, path, size, sha256, created_at FROM artifacts ORDER BY task_seq, path, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| Artifact {
+                task: tid(r.get(0)),
+                path: r.get(1),
+                size: r.get(2),
+                sha256: r.get(3),
+                created_at: Timestamp(r.get(4)),
+            })
+            .collect())
+    }
+
+    async fn events(&self, q: &EventQuery) -> Result<Vec<Event>> {
+        let mut sql = String::from("SELECT seq, at, actor, session_id, action, entity, before, after FROM events WHERE 1=1");
+        if q.since.is_some() {
+            sql.push_str(" AND at >= ?");
+        }
+        if q.after_seq.is_some() {
+            sql.push_str(" AND seq > ?");
+        }
+        if q.entity.is_some() {
+            sql.push_str(" AND entity = ?");
+        }
+        sql.push_str(" ORDER BY seq");
+        if let Some(l) = q.limit {
+            // The most recent `l`, still in order.
+            sql = format!("SELECT * FROM ({sql} DESC LIMIT {l}) ORDER BY seq");
+        }
+        // Only fixed fragments and a number are spliced in; values are bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(s) = q.since {
+            query = query.bind(s.0);
+        }
+        if let Some(a) = q.after_seq {
+            query = query.bind(a);
+        }
+        if let Some(e) = &q.entity {
+            query = query.bind(e);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db)?;
+        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        Ok(rows
+            .iter()
+            .map(|r| Event {
+                seq: r.get("seq"),
+                at: Timestamp(r.get("at")),
+                actor: r.get("actor"),
+                session: r.get::<Option<i64>, _>("session_id").map(|n| rid(RecordKind::Session, n)),
+                action: r.get("action"),
+                entity: r.get("entity"),
+                before: parse(r.get("before")),
+                after: parse(r.get("after")),
+            })
+            .collect())
+    }
+
+    async fn record_event(&self, action: &str, entity: &str, after: Option<Value>, actor: &Actor) -> Result<i64> {
+        let mut c = self.conn().await?;
+        event(&mut c, actor, action, entity, None, after).await
+    }
+
+    async fn last_event_seq(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events").fetch_one(&self.pool).await.map_err(db)
+    }
+
+    async fn metrics(&self) -> Result<Metrics> {
+        let rows = sqlx::query(
+            "SELECT entity, at, json_extract(after, '$.status') AS st FROM events WHERE action = 'task.status' ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut m = Metrics::default();
+        let mut started: HashMap<String, i64> = HashMap::new();
+        let mut intervals = Vec::new();
+        for r in &rows {
+            let entity: String = r.get(0);
+            let at: i64 = r.get(1);
+            let st: Option<String> = r.get(2);
+            match st.as_deref() {
+                Some("running") => {
+                    started.insert(entity, at);
+                }
+                Some(s @ ("completed" | "failed")) => {
+                    if s == "completed" {
+                        m.tasks_completed += 1;
+                    } else {
+                        m.tasks_failed += 1;
+                    }
+                    if let Some(st) = started.remove(&entity) {
+                        intervals.push(RunInterval {
+                            start: Timestamp(st),
+                            end: Timestamp(at),
+                        });
+                    }
+                }
+                _ => {
+                    started.remove(&entity);
+                }
+            }
+        }
+        let finished = m.tasks_completed + m.tasks_failed;
+        m.success_rate = (finished > 0).then(|| m.tasks_completed as f64 / finished as f64);
+        m.parallel_execution_rate = parallel_rate(&intervals);
+        let count = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.pool).await.map(|n| n as u64).map_err(db)
+        };
+        m.sessions = count("SELECT count(*) FROM sessions").await?;
+        m.decisions = count("SELECT count(*) FROM decisions").await?;
+        m.insights = count("SELECT count(*) FROM insights").await?;
+        m.events = count("SELECT count(*) FROM events").await?;
+        Ok(m)
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await.map_err(db)
+    }
+
+    async fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn integrity(&self) -> Result<Integrity> {
+        let mut out = Integrity::default();
+        let rows = sqlx::query(
+            "SELECT from_seq, to_seq, kind FROM edges WHERE from_seq NOT IN (SELECT seq FROM tasks) OR to_seq NOT IN (SELECT seq FROM tasks) ORDER BY 1, 2, 3",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        out.dangling_edges = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        let rows = sqlx::query(
+            "SELECT seq, parent_seq FROM tasks WHERE parent_seq IS NOT NULL AND parent_seq NOT IN (SELECT seq FROM tasks) ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        out.orphans = rows.iter().map(|r| (tid(r.get(0)), r.get(1))).collect();
+        let rows = sqlx::query(
+            "SELECT 'o' || objective_id, task_seq FROM objective_tasks WHERE task_seq NOT IN (SELECT seq FROM tasks)
+             UNION ALL SELECT 'i' || id, task_seq FROM insights WHERE task_seq IS NOT NULL AND task_seq NOT IN (SELECT seq FROM tasks)
+             UNION ALL SELECT 'd' || id, task_seq FROM decisions WHERE task_seq IS NOT NULL AND task_seq NOT IN (SELECT seq FROM tasks)
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        out.dangling_links = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(out)
+    }
+
+    async fn repair(&self, fix: &Integrity, actor: &Actor) -> Result<usize> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let mut n = 0;
+        for (f, t, k) in &fix.dangling_edges {
+            let r = sqlx::query("DELETE FROM edges WHERE from_seq = ? AND to_seq = ? AND kind = ?")
+                .bind(f)
+                .bind(t)
+                .bind(k)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            if r.rows_affected() > 0 {
+                n += 1;
+                event(c, actor, "maintain.edge_removed", &format!("{f}->{t}"), Some(json!({"from_seq": f, "to_seq": t, "kind": k})), None).await?;
+            }
+        }
+        for (id, parent) in &fix.orphans {
+            sqlx::query("UPDATE tasks SET parent_seq = NULL, updated_at = ? WHERE seq = ? AND parent_seq = ?")
+                .bind(actor.now.0)
+                .bind(seq(*id))
+                .bind(parent)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            n += 1;
+            event(c, actor, "maintain.orphan_detached", &id.to_string(), Some(json!({"parent_seq": parent})), Some(json!({"parent": null}))).await?;
+        }
+        for (record, t) in &fix.dangling_links {
+            let (letter, num) = record.split_at(1);
+            let num: i64 = num.parse().unwrap_or(0);
+            let sql = match letter {
+                "o" => "DELETE FROM objective_tasks WHERE objective_id = ? AND task_seq = ?",
+                "i" => "UPDATE insights SET task_seq = NULL WHERE id = ? AND task_seq = ?",
+                _ => "UPDATE decisions SET task_seq = NULL WHERE id = ? AND task_seq = ?",
+            };
+            sqlx::query(sql).bind(num).bind(t).execute(&mut *c).await.map_err(db)?;
+            n += 1;
+            event(c, actor, "maintain.link_removed", record, Some(json!({"task_seq": t})), None).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
+    async fn archive(&self, ids: &[TaskId], actor: &Actor) -> Result<usize> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let mut n = 0;
+        // Leaves first; a container goes once all its children are archived. Repeat until no
+        // more progress, so the order of `ids` does not matter.
+        let mut left: Vec<TaskId> = ids.to_vec();
+        loop {
+            let mut progressed = false;
+            let mut next = Vec::new();
+            for id in left {
+                let r = sqlx::query(
+                    "UPDATE tasks SET archived = 1, updated_at = ? WHERE seq = ? AND archived = 0 AND (
+                        (status IN ('completed', 'skipped') AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_seq = tasks.seq AND c.archived = 0))
+                        OR (EXISTS (SELECT 1 FROM tasks c WHERE c.parent_seq = tasks.seq)
+                            AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_seq = tasks.seq AND c.archived = 0)))",
+                )
+                .bind(actor.now.0)
+                .bind(seq(id))
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+                if r.rows_affected() > 0 {
+                    n += 1;
+                    progressed = true;
+                    event(c, actor, "task.archived", &id.to_string(), None, None).await?;
+                } else {
+                    next.push(id);
+                }
+            }
+            left = next;
+            if !progressed || left.is_empty() {
+                break;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
+    async fn optimize(&self) -> Result<()> {
+        sqlx::query("PRAGMA optimize").execute(&self.pool).await.map_err(db)?;
+        sqlx::query("VACUUM").execute(&self.pool).await.map_err(db)?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+}
