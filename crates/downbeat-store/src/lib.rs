@@ -23,6 +23,7 @@ use serde::Serialize;
 
 pub mod contract;
 pub mod sqlite;
+pub mod view;
 
 /// What can go wrong in a store call.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,402 @@
+//! Command-line syntax. Behaviour lives in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Durable orchestration for teams of AI agents.
+///
+/// Keeps a task graph for specialists (architect, implementer, tester, …) with its objectives,
+/// decisions and insights in a local database, and plans it: what is ready, what runs in
+/// parallel, the critical path, what blocks what.
+#[derive(Debug, Parser)]
+#[command(name = "downbeat", version, max_term_width = 100, propagate_version = true)]
+pub struct Cli {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Database URL (`sqlite:PATH`); default: .downbeat/downbeat.db at the project root.
+    #[arg(long, global = true, value_name = "URL")]
+    pub db: Option<String>,
+    /// Project root; default: the nearest directory upwards holding .downbeat/.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Name recorded in the event log for changes (default: $DOWNBEAT_ACTOR, else cli:$USER).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create .downbeat/ (configuration and database) in the current directory.
+    Init,
+    /// Apply or check a plan file (TOML, YAML or JSON).
+    #[command(subcommand)]
+    Plan(PlanCmd),
+    /// Add a task.
+    Add(AddArgs),
+    /// Change a task's fields.
+    Edit(EditArgs),
+    /// Show one task with its dependencies and history.
+    Show(IdArg),
+    /// List tasks.
+    List(ListArgs),
+    /// Mark a task running (refused while it waits on unfinished dependencies).
+    Start(StartArgs),
+    /// Mark a task completed, with a result summary and artifacts.
+    Done(DoneArgs),
+    /// Mark a running task failed.
+    Fail(ReasonArgs),
+    /// Hold a task by hand (waiting on something outside the graph).
+    Block(ReasonArgs),
+    /// Release a held task back to pending.
+    Unblock(IdArg),
+    /// Skip a task (dependents proceed); on a container, every open task under it.
+    Skip(NoteArgs),
+    /// Cancel a task (dependents stay blocked); on a container, every open task under it.
+    Cancel(NoteArgs),
+    /// Put a finished, failed or cancelled task back to pending.
+    Reopen(IdArg),
+    /// Add or remove dependencies.
+    #[command(subcommand)]
+    Dep(DepCmd),
+    /// Tasks that can start now, best first.
+    Ready(LimitArgs),
+    /// Tasks that wait, and on what.
+    Blocked,
+    /// Parallel batches, the critical path, and makespan estimates.
+    Waves(WavesArgs),
+    /// Progress, counts per status and role, and the task tree.
+    Status,
+    /// The task graph as Mermaid, Graphviz dot or JSON.
+    Graph(GraphArgs),
+    /// The event log.
+    Log(LogArgs),
+    /// Working sessions: start, resume (prints a brief), status, end.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Objectives: what the work is for.
+    #[command(subcommand)]
+    Objective(ObjectiveCmd),
+    /// Insights: what was learned.
+    #[command(subcommand)]
+    Insight(InsightCmd),
+    /// Decisions, with their rationale.
+    #[command(subcommand)]
+    Decision(DecisionCmd),
+    /// Write the handover document (.downbeat/handover.md) and print its path.
+    Handover(HandoverArgs),
+    /// Find stale tasks, damaged structure and old work to archive; fix with --apply.
+    Maintain(MaintainArgs),
+    /// Specialist roles (built-in and .downbeat/roles/*.toml).
+    Roles(RolesArgs),
+    /// Figures derived from the event log.
+    Metrics,
+    /// Measure the planner on a random graph.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCmd {
+    /// Validate and insert a whole plan in one transaction.
+    Apply {
+        file: PathBuf,
+        /// Validate only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate a plan without writing anything (same as `apply --dry-run`).
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Task id (any unique prefix) or key.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    pub id: String,
+    /// A note recorded as the task's result text.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    pub id: String,
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Start even though dependencies are not finished.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReasonArgs {
+    pub id: String,
+    /// Why (recorded as the task's result text).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoneArgs {
+    pub id: String,
+    /// Summary of the result.
+    #[arg(long)]
+    pub result: Option<String>,
+    /// A file the task produced (relative to the project root); repeatable.
+    #[arg(long = "artifact", value_name = "PATH")]
+    pub artifacts: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    pub title: String,
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Effort estimate in abstract units (default 1).
+    #[arg(long)]
+    pub effort: Option<u32>,
+    /// low, normal, high or critical.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Parent task (id or key).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// A stable name for the task, usable instead of its id.
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long, short = 'd')]
+    pub description: Option<String>,
+    /// Acceptance criterion; repeatable.
+    #[arg(long = "accept", value_name = "TEXT")]
+    pub acceptance: Vec<String>,
+    /// Tag; repeatable.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// A path or glob the task will touch; repeatable.
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<String>,
+    /// A task this one waits for; repeatable.
+    #[arg(long = "after", value_name = "ID")]
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    pub id: String,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long, short = 'd')]
+    pub description: Option<String>,
+    /// New role; `none` clears it.
+    #[arg(long)]
+    pub role: Option<String>,
+    #[arg(long)]
+    pub effort: Option<u32>,
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// New parent; `none` detaches.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Replace acceptance criteria; repeatable.
+    #[arg(long = "accept", value_name = "TEXT")]
+    pub acceptance: Vec<String>,
+    /// Replace tags; repeatable.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Replace the file footprint; repeatable.
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only these statuses (pending, running, completed, failed, blocked, cancelled, skipped); repeatable.
+    #[arg(long)]
+    pub status: Vec<String>,
+    #[arg(long)]
+    pub role: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only children of this task.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Text to find in titles and descriptions.
+    #[arg(long, short = 's')]
+    pub search: Option<String>,
+    /// Include archived tasks.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EdgeKindArg {
+    Blocks,
+    Related,
+    DiscoveredFrom,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepCmd {
+    /// TASK waits for (or relates to) each --on task; a cycle is refused with its path.
+    Add {
+        task: String,
+        #[arg(long, required = true, num_args = 1..)]
+        on: Vec<String>,
+        #[arg(long, value_enum, default_value = "blocks")]
+        kind: EdgeKindArg,
+    },
+    /// Remove dependencies of TASK on each --on task.
+    Rm {
+        task: String,
+        #[arg(long, required = true, num_args = 1..)]
+        on: Vec<String>,
+        #[arg(long, value_enum, default_value = "blocks")]
+        kind: EdgeKindArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct WavesArgs {
+    /// Worker counts for the makespan estimate (default: from config).
+    #[arg(long, value_delimiter = ',')]
+    pub workers: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[arg(long, value_enum, default_value = "mermaid")]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only events newer than this: a duration (30m, 1h, 2d) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events about this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// At most this many (the most recent).
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// Start a new session (ends any open one).
+    Start {
+        /// What this session is about.
+        label: Option<String>,
+    },
+    /// Print the brief to pick the work up again.
+    Resume,
+    /// The current session and the project's figures.
+    Status,
+    /// End the open session.
+    End,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ObjectiveCmd {
+    Add {
+        title: String,
+        /// A task that achieves it; repeatable.
+        #[arg(long = "task")]
+        tasks: Vec<String>,
+    },
+    List,
+    /// Mark achieved.
+    Done { id: String },
+    /// Mark dropped.
+    Drop { id: String },
+    /// Mark active again.
+    Reopen { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InsightCmd {
+    Add {
+        text: String,
+        #[arg(long)]
+        task: Option<String>,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DecisionCmd {
+    Add {
+        text: String,
+        /// The rationale.
+        #[arg(long)]
+        why: String,
+        /// The decision this one replaces.
+        #[arg(long)]
+        supersedes: Option<String>,
+        #[arg(long)]
+        task: Option<String>,
+    },
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct HandoverArgs {
+    /// Write here instead of .downbeat/handover.md (`-` for stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Act on the findings (default: report only).
+    #[arg(long)]
+    pub apply: bool,
+    /// Override the staleness threshold (e.g. 24h).
+    #[arg(long)]
+    pub stale_after: Option<String>,
+    /// Override the archive retention (e.g. 30d; 0s disables archiving).
+    #[arg(long)]
+    pub archive_after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    /// Show one role with its prompt template.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Plan a random DAG in memory and print the time and peak memory.
+    Plan {
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: u32,
+        #[arg(long, default_value_t = 5_000_000)]
+        edges: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}

@@ -1,0 +1,52 @@
+//! The `downbeat` command-line interface, as a library so other binaries can embed it.
+//!
+//! This crate is the only one that reads the environment, configuration files and the
+//! terminal. stdout carries data (text tables or `--json`); stderr carries notes and hints.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub mod cli;
+mod commands;
+pub mod error;
+mod output;
+pub mod project;
+
+use error::{CliError, code};
+
+/// Parses the command line, runs the command, and maps the outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => code::OK,
+                _ => code::USAGE,
+            });
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return report(CliError::new(code::INTERNAL, format!("cannot start the runtime: {e}"))),
+    };
+    match rt.block_on(commands::dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(e),
+    }
+}
+
+fn report(e: CliError) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {}", e.message);
+    if let Some(h) = &e.hint {
+        let _ = writeln!(err, "hint: {h}");
+    }
+    ExitCode::from(e.code)
+}

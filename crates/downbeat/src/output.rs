@@ -1,0 +1,69 @@
+//! Writing to stdout (data) and stderr (notes), quietly surviving a closed pipe.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+/// Writes data to stdout; a closed pipe (`downbeat list | head`) ends the process quietly.
+pub fn out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(s.as_bytes()).and_then(|()| o.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// Writes a line of data.
+pub fn outln(s: &str) {
+    let mut line = String::with_capacity(s.len() + 1);
+    line.push_str(s);
+    line.push('\n');
+    out(&line);
+}
+
+/// Writes a value as pretty JSON on stdout.
+pub fn json<T: Serialize + ?Sized>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => outln(&s),
+        Err(e) => note(&format!("cannot encode JSON: {e}")),
+    }
+}
+
+/// A note for people, on stderr.
+pub fn note(s: &str) {
+    let _ = writeln!(std::io::stderr(), "{s}");
+}
+
+/// Left-aligned columns; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let n = header.len();
+    let mut width = vec![0usize; n];
+    for (i, h) in header.iter().enumerate() {
+        width[i] = h.chars().count();
+    }
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(n) {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let line = |cells: Vec<&str>, s: &mut String| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(c);
+                l.push_str(&" ".repeat(width[i] - c.chars().count() + 2));
+            }
+        }
+        s.push_str(l.trim_end());
+        s.push('\n');
+    };
+    line(header.to_vec(), &mut s);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut s);
+    }
+    s
+}

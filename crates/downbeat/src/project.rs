@@ -1,0 +1,333 @@
+//! Finding the project, reading its configuration and roles, and opening its store.
+//!
+//! Precedence: built-in defaults < `.downbeat/config.toml` < environment < command line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use downbeat_core::context::Actor;
+use downbeat_core::graph::PlanSettings;
+use downbeat_core::role::RoleSet;
+use downbeat_core::time::{Millis, Timestamp};
+use downbeat_store::Store;
+use serde::Deserialize;
+
+use crate::error::{CliError, code};
+
+pub const DIR: &str = ".downbeat";
+pub const DB_FILE: &str = "downbeat.db";
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// `.downbeat/config.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub planner: PlannerConfig,
+    /// Per-role settings (override the role files' caps and thresholds).
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
+    #[serde(default)]
+    pub maintain: MaintainConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerConfig {
+    /// Worker counts for the makespan estimate.
+    #[serde(default = "default_workers")]
+    pub workers: Vec<u32>,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            workers: default_workers(),
+        }
+    }
+}
+
+fn default_workers() -> Vec<u32> {
+    vec![1, 2, 4, 8]
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    pub max_parallel: Option<u32>,
+    pub stale_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainConfig {
+    /// A running or blocked task with no activity for this long is stale (per-role overrides
+    /// in `[roles.NAME]`).
+    #[serde(default = "default_stale")]
+    pub stale_after: String,
+    /// Completed work finished longer ago than this is archived.
+    #[serde(default = "default_archive")]
+    pub archive_after: String,
+}
+
+impl Default for MaintainConfig {
+    fn default() -> Self {
+        Self {
+            stale_after: default_stale(),
+            archive_after: default_archive(),
+        }
+    }
+}
+
+fn default_stale() -> String {
+    "24h".into()
+}
+fn default_archive() -> String {
+    "30d".into()
+}
+
+pub const DEFAULT_CONFIG: &str = r#"# Downbeat project configuration. Every key is optional.
+
+[planner]
+# Worker counts for which `downbeat waves` estimates the makespan.
+workers = [1, 2, 4, 8]
+
+[maintain]
+# Running or blocked tasks without activity for this long are stale.
+stale_after = "24h"
+# Completed work finished longer ago than this is archived by `downbeat maintain --apply`.
+archive_after = "30d"
+
+# Per-role settings:
+# [roles.tester]
+# max_parallel = 2      # at most 2 testers per wave / at once
+# stale_after = "48h"
+"#;
+
+/// Global options that select the project and how it is used.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    pub db: Option<String>,
+    pub project: Option<PathBuf>,
+    pub actor: Option<String>,
+}
+
+/// An opened project: where it is, its settings and its store.
+pub struct Project {
+    pub root: PathBuf,
+    pub config: Config,
+    pub roles: RoleSet,
+    pub store: Box<dyn Store>,
+    pub actor_name: String,
+    pub fixed_now: Option<Timestamp>,
+}
+
+impl Project {
+    /// Who acts, and when: the clock is read here (or fixed by `DOWNBEAT_NOW`).
+    pub async fn actor(&self) -> Result<Actor, CliError> {
+        let mut a = Actor::new(self.actor_name.clone(), self.now());
+        a.session = self.store.current_session().await?.map(|s| s.id);
+        Ok(a)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.fixed_now.unwrap_or_else(now)
+    }
+
+    pub fn plan_settings(&self) -> PlanSettings {
+        let mut caps: Vec<(String, u32)> = self
+            .roles
+            .iter()
+            .filter_map(|r| r.max_parallel.map(|c| (r.name.clone(), c)))
+            .collect();
+        caps.sort();
+        PlanSettings {
+            role_caps: caps,
+            workers: self.config.planner.workers.clone(),
+        }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.root.join(DIR)
+    }
+}
+
+/// The wall clock.
+pub fn now() -> Timestamp {
+    Timestamp(jiff::Timestamp::now().as_millisecond())
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `DOWNBEAT_NOW` fixes the clock (RFC 3339), for reproducible output in tests and demos.
+pub fn fixed_now() -> Result<Option<Timestamp>, CliError> {
+    match env("DOWNBEAT_NOW") {
+        None => Ok(None),
+        Some(v) => Timestamp::parse_rfc3339(&v)
+            .map(Some)
+            .ok_or_else(|| CliError::invalid(format!("DOWNBEAT_NOW=`{v}` is not an RFC 3339 time (e.g. 2026-03-01T09:00:00Z)"))),
+    }
+}
+
+/// The directory the project lives in: `--project`, else the nearest ancestor of the working
+/// directory holding `.downbeat/`.
+pub fn find_root(g: &Globals) -> Result<PathBuf, CliError> {
+    let cwd = std::env::current_dir()?;
+    if let Some(p) = &g.project {
+        let p = if p.is_absolute() { p.clone() } else { cwd.join(p) };
+        return Ok(p);
+    }
+    let mut cur: Option<&Path> = Some(&cwd);
+    while let Some(dir) = cur {
+        if dir.join(DIR).is_dir() {
+            return Ok(dir.to_owned());
+        }
+        cur = dir.parent();
+    }
+    Err(CliError::not_found(format!("no downbeat project in {} or any parent directory", cwd.display()))
+        .with_hint("run `downbeat init` at the root of your project, or pass --db / set DOWNBEAT_DATABASE_URL"))
+}
+
+fn db_url(g: &Globals, root: &Path) -> String {
+    g.db.clone()
+        .or_else(|| env("DOWNBEAT_DATABASE_URL"))
+        .unwrap_or_else(|| format!("sqlite:{}", root.join(DIR).join(DB_FILE).display()))
+}
+
+pub fn load_config(root: &Path) -> Result<Config, CliError> {
+    let path = root.join(DIR).join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            CliError::invalid(format!("{}: {}", path.display(), e.to_string().trim_end()))
+                .with_hint("see `downbeat init` for a commented default configuration")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(CliError::new(code::STORAGE, format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Built-in roles, then `.downbeat/roles/*.toml`, then `[roles.*]` from the config.
+pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, CliError> {
+    let mut roles = RoleSet::builtin();
+    let dir = root.join(DIR).join("roles");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+            let text = std::fs::read_to_string(&f)?;
+            let shown = format!("{DIR}/roles/{name}.toml");
+            roles.merge_toml(&name, &shown, &text).map_err(|e| CliError::invalid(e.to_string()))?;
+        }
+    }
+    for (name, rc) in &config.roles {
+        if !roles.contains(name) {
+            return Err(CliError::invalid(format!(
+                "{DIR}/{CONFIG_FILE}: [roles.{name}] names an unknown role (known: {})",
+                roles.names().join(", ")
+            )));
+        }
+        let file = downbeat_core::role::RoleFile {
+            max_parallel: rc.max_parallel,
+            stale_after: rc.stale_after.clone(),
+            ..Default::default()
+        };
+        let source = roles.get(name).map(|r| r.source.clone()).unwrap_or_default();
+        roles.merge(name, &source, file).map_err(|e| CliError::invalid(e.to_string()))?;
+    }
+    for r in roles.iter() {
+        if let Some(s) = &r.stale_after {
+            Millis::parse(s).map_err(|e| CliError::invalid(format!("role `{}`: stale_after: {e}", r.name)))?;
+        }
+    }
+    Ok(roles)
+}
+
+fn actor_name(g: &Globals) -> String {
+    g.actor
+        .clone()
+        .or_else(|| env("DOWNBEAT_ACTOR"))
+        .or_else(|| env("USER").map(|u| format!("cli:{u}")))
+        .unwrap_or_else(|| "cli".into())
+}
+
+/// Opens an existing project.
+pub async fn open(g: &Globals) -> Result<Project, CliError> {
+    let explicit_db = g.db.is_some() || env("DOWNBEAT_DATABASE_URL").is_some();
+    let root = match find_root(g) {
+        Ok(r) => r,
+        Err(e) if explicit_db => {
+            let _ = e;
+            std::env::current_dir()?
+        }
+        Err(e) => return Err(e),
+    };
+    let url = db_url(g, &root);
+    let store = downbeat_store::open(&url, false).await.map_err(|e| {
+        let missing = matches!(&e, downbeat_store::Error::Open { message, .. } if message == "no database there");
+        let err = CliError::from(e);
+        if missing {
+            CliError { code: code::NOT_FOUND, ..err }.with_hint("run `downbeat init` to create the project database")
+        } else {
+            err
+        }
+    })?;
+    if let Some(b) = &store.info().backup {
+        eprintln!("note: the database schema was upgraded; a backup of the old database is at {b}");
+    }
+    let config = load_config(&root)?;
+    let roles = load_roles(&root, &config)?;
+    Ok(Project {
+        root,
+        config,
+        roles,
+        store,
+        actor_name: actor_name(g),
+        fixed_now: fixed_now()?,
+    })
+}
+
+/// Creates `.downbeat/` (config and database) in the project root; idempotent.
+pub async fn init(g: &Globals) -> Result<(Project, bool), CliError> {
+    let cwd = std::env::current_dir()?;
+    let root = match &g.project {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => cwd.join(p),
+        None => cwd,
+    };
+    let dir = root.join(DIR);
+    let fresh = !dir.join(DB_FILE).exists();
+    std::fs::create_dir_all(dir.join("roles")).map_err(|e| {
+        CliError::new(code::STORAGE, format!("cannot create {}: {e}", dir.display()))
+            .with_hint("downbeat needs write access to the project directory")
+    })?;
+    let cfg = dir.join(CONFIG_FILE);
+    if !cfg.exists() {
+        std::fs::write(&cfg, DEFAULT_CONFIG)
+            .map_err(|e| CliError::new(code::STORAGE, format!("cannot write {}: {e}", cfg.display())))?;
+    }
+    let gi = dir.join(".gitignore");
+    if !gi.exists() {
+        let _ = std::fs::write(&gi, "downbeat.db*\n");
+    }
+    let url = db_url(g, &root);
+    let store = downbeat_store::open(&url, true).await?;
+    let config = load_config(&root)?;
+    let roles = load_roles(&root, &config)?;
+    Ok((
+        Project {
+            root,
+            config,
+            roles,
+            store,
+            actor_name: actor_name(g),
+            fixed_now: fixed_now()?,
+        },
+        fresh,
+    ))
+}
