@@ -94,9 +94,12 @@ fn containers(snap: &GraphSnapshot) -> HashMap<TaskId, ()> {
 fn build(
     snap: &GraphSnapshot,
     group_of: &dyn Fn(&str) -> Option<u32>,
-) -> Result<(planner::Dag, Mapping, HashMap<TaskId, (NodeIdx, NodeIdx)>), TaskCycle> {
+) -> Result<(planner::Dag, Mapping), TaskCycle> {
     let is_container = containers(snap);
-    let mut b = GraphBuilder::with_capacity(snap.tasks.len() + 2 * is_container.len(), snap.edges.len() + 2 * snap.tasks.len());
+    let mut b = GraphBuilder::with_capacity(
+        snap.tasks.len() + 2 * is_container.len(),
+        snap.edges.len() + 2 * snap.tasks.len(),
+    );
     let mut owner = Vec::with_capacity(snap.tasks.len());
     // (in-node, out-node) per task.
     let mut ends: HashMap<TaskId, (NodeIdx, NodeIdx)> = HashMap::with_capacity(snap.tasks.len());
@@ -153,7 +156,7 @@ fn build(
         }
     }
     match b.build() {
-        Ok(dag) => Ok((dag, Mapping { owner }, ends)),
+        Ok(dag) => Ok((dag, Mapping { owner })),
         Err(c) => {
             let mut path: Vec<TaskId> = Vec::new();
             for v in c.path {
@@ -192,7 +195,7 @@ pub fn plan(snap: &GraphSnapshot, settings: &PlanSettings) -> Result<Planned, Ta
         .enumerate()
         .map(|(i, (r, _))| (r.as_str(), i as u32))
         .collect();
-    let (dag, map, _) = build(snap, &|r| groups.get(r).copied())?;
+    let (dag, map) = build(snap, &|r| groups.get(r).copied())?;
     let opts = PlanOptions {
         group_caps: settings.role_caps.iter().map(|(_, c)| Some(*c)).collect(),
         workers: settings.workers.clone(),
@@ -219,13 +222,22 @@ pub fn plan(snap: &GraphSnapshot, settings: &PlanSettings) -> Result<Planned, Ta
         max_parallelism: a.max_parallelism,
         parallel_rate: a.parallel_rate,
         total_effort: a.total_effort,
-        makespans: a.makespans.iter().map(|m| (m.workers, m.makespan)).collect(),
+        makespans: a
+            .makespans
+            .iter()
+            .map(|m| (m.workers, m.makespan))
+            .collect(),
     })
 }
 
 /// Rolls status and progress up the hierarchy. Tasks whose parent is missing count as roots.
 pub fn rollup(snap: &GraphSnapshot) -> HashMap<TaskId, Progress> {
-    let index: HashMap<TaskId, usize> = snap.tasks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+    let index: HashMap<TaskId, usize> = snap
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id, i))
+        .collect();
     let n = snap.tasks.len();
     let mut children_count = vec![0u32; n];
     for t in &snap.tasks {
@@ -254,7 +266,11 @@ pub fn rollup(snap: &GraphSnapshot) -> HashMap<TaskId, Progress> {
             if steps > n {
                 break;
             }
-            cur = snap.tasks[c].parent.as_ref().and_then(|p| index.get(p)).copied();
+            cur = snap.tasks[c]
+                .parent
+                .as_ref()
+                .and_then(|p| index.get(p))
+                .copied();
         }
     }
     snap.tasks
@@ -303,7 +319,12 @@ fn rolled_status(counts: &[u32; 7], done: u32, total: u32) -> Status {
 
 /// Parent pointers that loop (only possible in a damaged database): each loop once.
 pub fn parent_loops(snap: &GraphSnapshot) -> Vec<Vec<TaskId>> {
-    let index: HashMap<TaskId, usize> = snap.tasks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+    let index: HashMap<TaskId, usize> = snap
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id, i))
+        .collect();
     let n = snap.tasks.len();
     let mut state = vec![0u8; n];
     let mut loops = Vec::new();
@@ -315,14 +336,23 @@ pub fn parent_loops(snap: &GraphSnapshot) -> Vec<Vec<TaskId>> {
                 2 => break,
                 1 => {
                     let pos = chain.iter().position(|&x| x == c).unwrap_or(0);
-                    loops.push(chain[pos..].iter().map(|&i: &usize| snap.tasks[i].id).collect());
+                    loops.push(
+                        chain[pos..]
+                            .iter()
+                            .map(|&i: &usize| snap.tasks[i].id)
+                            .collect(),
+                    );
                     break;
                 }
                 _ => {}
             }
             state[c] = 1;
             chain.push(c);
-            cur = snap.tasks[c].parent.as_ref().and_then(|p| index.get(p)).copied();
+            cur = snap.tasks[c]
+                .parent
+                .as_ref()
+                .and_then(|p| index.get(p))
+                .copied();
         }
         for c in chain {
             state[c] = 2;
@@ -402,13 +432,19 @@ mod tests {
     fn cycles_through_the_hierarchy_are_found() {
         // Child 2 of container 1 blocks its own parent.
         let snap = GraphSnapshot {
-            tasks: vec![task(1, None, Status::Pending), task(2, Some(1), Status::Pending)],
+            tasks: vec![
+                task(1, None, Status::Pending),
+                task(2, Some(1), Status::Pending),
+            ],
             edges: vec![blocks(2, 1)],
         };
         let c = find_cycle(&snap).unwrap();
         assert!(c.path.contains(&id(1)) && c.path.contains(&id(2)), "{c}");
         let snap = GraphSnapshot {
-            tasks: vec![task(1, None, Status::Pending), task(2, None, Status::Pending)],
+            tasks: vec![
+                task(1, None, Status::Pending),
+                task(2, None, Status::Pending),
+            ],
             edges: vec![blocks(1, 2), blocks(2, 1)],
         };
         let c = find_cycle(&snap).unwrap();
@@ -432,7 +468,10 @@ mod tests {
     #[test]
     fn parent_loops_are_reported_once() {
         let snap = GraphSnapshot {
-            tasks: vec![task(1, Some(2), Status::Pending), task(2, Some(1), Status::Pending)],
+            tasks: vec![
+                task(1, Some(2), Status::Pending),
+                task(2, Some(1), Status::Pending),
+            ],
             edges: vec![],
         };
         assert_eq!(parent_loops(&snap).len(), 1);

@@ -223,13 +223,14 @@ pub fn validate(
             problems.push(format!("{}: {e}", label(i, t)));
         }
         if let Some(k) = t.key.as_deref() {
-            if keys.insert(k, i).is_some() {
+            if keys.contains_key(k) {
                 problems.push(format!("task key `{k}` is used twice in the plan"));
             } else if key_taken(k) {
                 problems.push(format!(
                     "task key `{k}` is already used by a task in the project"
                 ));
             }
+            keys.entry(k).or_insert(i);
         }
         if let Some(r) = &t.role
             && !roles.contains(r)
@@ -276,7 +277,11 @@ pub fn validate(
         for (list, kind, what) in [
             (&t.depends_on, EdgeKind::Blocks, "dependency"),
             (&t.related, EdgeKind::Related, "related task"),
-            (&t.discovered_from, EdgeKind::DiscoveredFrom, "discovered-from task"),
+            (
+                &t.discovered_from,
+                EdgeKind::DiscoveredFrom,
+                "discovered-from task",
+            ),
         ] {
             for r in list {
                 if let Some(from) = resolve_or_report(&mut problems, label(i, t), what, r) {
@@ -318,7 +323,14 @@ pub fn validate(
         let refs = o
             .tasks
             .iter()
-            .filter_map(|r| resolve_or_report(&mut problems, format!("objective \"{}\"", o.title), "task", r))
+            .filter_map(|r| {
+                resolve_or_report(
+                    &mut problems,
+                    format!("objective \"{}\"", o.title),
+                    "task",
+                    r,
+                )
+            })
             .collect();
         out.objectives.push((o.title.clone(), refs));
     }
@@ -326,20 +338,23 @@ pub fn validate(
         if d.text.trim().is_empty() {
             problems.push("a decision needs a non-empty text".into());
         }
-        let task = d
-            .task
-            .as_deref()
-            .and_then(|r| resolve_or_report(&mut problems, format!("decision \"{}\"", d.text), "task", r));
+        let task = d.task.as_deref().and_then(|r| {
+            resolve_or_report(&mut problems, format!("decision \"{}\"", d.text), "task", r)
+        });
         out.decisions.push((d.text.clone(), d.why.clone(), task));
     }
     for ins in &plan.insights {
         if ins.text.trim().is_empty() {
             problems.push("an insight needs a non-empty text".into());
         }
-        let task = ins
-            .task
-            .as_deref()
-            .and_then(|r| resolve_or_report(&mut problems, format!("insight \"{}\"", ins.text), "task", r));
+        let task = ins.task.as_deref().and_then(|r| {
+            resolve_or_report(
+                &mut problems,
+                format!("insight \"{}\"", ins.text),
+                "task",
+                r,
+            )
+        });
         out.insights.push((ins.text.clone(), task));
     }
 
@@ -468,7 +483,10 @@ mod tests {
         let titles: Vec<_> = v.tasks.iter().map(|t| t.new.title.as_str()).collect();
         assert_eq!(titles, ["Epic", "Child", "Other"]);
         assert_eq!(v.tasks[1].parent, Some(TaskRef::New(0)));
-        assert_eq!(v.edges, [(TaskRef::New(2), TaskRef::New(1), EdgeKind::Blocks)]);
+        assert_eq!(
+            v.edges,
+            [(TaskRef::New(2), TaskRef::New(1), EdgeKind::Blocks)]
+        );
     }
 
     #[test]
@@ -509,7 +527,11 @@ mod tests {
         let err = parse("[[tasks]]\ntitle = \n", PlanFormat::Toml).unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
         let err = parse("{\"tasks\": [ {\"titel\": \"x\"} ]}", PlanFormat::Json).unwrap_err();
-        assert!(err.message.contains("unknown field `titel`"), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field `titel`"),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains("column"), "{}", err.message);
         let err = parse("tasks:\n  - title: x\n    effort: lots\n", PlanFormat::Yaml).unwrap_err();
         assert!(err.message.contains('3'), "{}", err.message);

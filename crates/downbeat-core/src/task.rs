@@ -307,17 +307,16 @@ pub fn validate_fields(title: &str, key: Option<&str>) -> Result<(), String> {
     if title.chars().count() > 500 {
         return Err("a task title may be at most 500 characters".into());
     }
-    if let Some(k) = key {
-        if k.is_empty()
+    if let Some(k) = key
+        && (k.is_empty()
             || k.len() > 64
             || !k
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(format!(
-                "task key `{k}` must be 1-64 characters of letters, digits, `-`, `_` or `.`"
-            ));
-        }
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "task key `{k}` must be 1-64 characters of letters, digits, `-`, `_` or `.`"
+        ));
     }
     Ok(())
 }
@@ -328,7 +327,9 @@ mod tests {
 
     #[test]
     fn illegal_transition_names_the_allowed_ones() {
-        let err = Status::Completed.check_transition(Status::Running).unwrap_err();
+        let err = Status::Completed
+            .check_transition(Status::Running)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot move a completed task to running; from completed it may become: pending"
@@ -349,13 +350,19 @@ mod tests {
         for s in Status::ALL {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
         }
-        assert_eq!("discovered-from".parse::<EdgeKind>().unwrap(), EdgeKind::DiscoveredFrom);
+        assert_eq!(
+            "discovered-from".parse::<EdgeKind>().unwrap(),
+            EdgeKind::DiscoveredFrom
+        );
         let err = "urgent".parse::<Priority>().unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown priority `urgent` (expected one of: low, normal, high, critical)"
         );
-        assert_eq!(Priority::from_rank(Priority::High.rank() as i64), Priority::High);
+        assert_eq!(
+            Priority::from_rank(Priority::High.rank() as i64),
+            Priority::High
+        );
     }
 
     #[test]

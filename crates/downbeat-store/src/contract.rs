@@ -17,7 +17,8 @@ use downbeat_core::time::Timestamp;
 use crate::{Error, EventQuery, Store, TaskFilter};
 
 /// Opens another handle on the fixture's database.
-pub type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Box<dyn Store>> + Send>> + Send + Sync>;
+pub type Reopen =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Box<dyn Store>> + Send>> + Send + Sync>;
 
 /// A fresh, empty database for one contract case.
 pub struct Fixture {
@@ -83,13 +84,21 @@ async fn apply(store: &dyn Store, text: &str) -> Result<crate::AppliedPlan, Erro
         .flat_map(|t| t.depends_on.iter().chain(t.parent.iter()).cloned())
         .collect();
     let known = store.lookup_tasks(&refs).await?;
-    let v = plan::validate(&file, &RoleSet::builtin(), &|r| known.get(r).copied(), &|_| false)?;
+    let v = plan::validate(
+        &file,
+        &RoleSet::builtin(),
+        &|r| known.get(r).copied(),
+        &|_| false,
+    )?;
     store.apply_plan(&v, &actor(1)).await
 }
 
 pub async fn creates_and_resolves_tasks(f: Fixture) {
     let s = &*f.store;
-    let a = s.create_task(&new_task("Design schema"), &[], &actor(0)).await.unwrap();
+    let a = s
+        .create_task(&new_task("Design schema"), &[], &actor(0))
+        .await
+        .unwrap();
     let mut keyed = new_task("Write models");
     keyed.key = Some("models".into());
     keyed.role = Some("implementer".into());
@@ -99,8 +108,28 @@ pub async fn creates_and_resolves_tasks(f: Fixture) {
     assert_eq!(s.resolve_task(&a.id.to_string()).await.unwrap(), a.id);
     assert_eq!(s.resolve_task(&b.id.to_string()[..5]).await.unwrap(), b.id);
     assert_eq!(s.resolve_task("models").await.unwrap(), b.id);
-    assert!(matches!(s.resolve_task("zzzzzz").await, Err(Error::NotFound { .. })));
-    assert_eq!(s.task(b.id).await.unwrap().role.as_deref(), Some("implementer"));
+    let used = s
+        .keys_in_use(&["models".into(), "other".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        used.into_iter().collect::<Vec<_>>(),
+        vec!["models".to_owned()]
+    );
+    let found = s
+        .lookup_tasks(&["models".into(), a.id.to_string(), "nope-nope".into()])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found["models"], b.id);
+    assert!(matches!(
+        s.resolve_task("zzzzzz").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        s.task(b.id).await.unwrap().role.as_deref(),
+        Some("implementer")
+    );
     assert_eq!(s.edges_of(b.id).await.unwrap(), vec![blocks(a.id, b.id)]);
     assert_eq!(s.task_count().await.unwrap(), 2);
     // Duplicate keys are refused.
@@ -108,7 +137,10 @@ pub async fn creates_and_resolves_tasks(f: Fixture) {
     assert!(err.to_string().contains("already used"), "{err}");
     // Unknown dependencies are refused and nothing is written.
     let ghost = TaskId::from_seq(999).unwrap();
-    assert!(matches!(s.create_task(&new_task("x"), &[ghost], &actor(3)).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.create_task(&new_task("x"), &[ghost], &actor(3)).await,
+        Err(Error::NotFound { .. })
+    ));
     assert_eq!(s.task_count().await.unwrap(), 2);
 }
 
@@ -116,7 +148,12 @@ pub async fn ambiguous_prefixes_name_candidates(f: Fixture) {
     let s = &*f.store;
     let mut ids = Vec::new();
     for i in 0..300 {
-        ids.push(s.create_task(&new_task(&format!("t{i}")), &[], &actor(i)).await.unwrap().id);
+        ids.push(
+            s.create_task(&new_task(&format!("t{i}")), &[], &actor(i))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     // With 300 ids over 32 first characters, some first character repeats.
     let mut firsts = std::collections::HashMap::new();
@@ -183,14 +220,29 @@ pub async fn plans_apply_atomically(f: Fixture) {
     let err = apply(s, &format!("[[tasks]]\nkey = \"late-e\"\ntitle = \"E\"\ndepends_on = [\"{b}\"]\n[[tasks]]\nkey = \"late-f\"\ntitle = \"F\"\nparent = \"{a}\"\ndepends_on = [\"late-e\"]\n")).await;
     assert!(matches!(err, Err(Error::Cycle(_))), "{err:?}");
     assert_eq!(s.task_count().await.unwrap(), before + 2);
-    assert!(matches!(s.resolve_task("late-e").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.resolve_task("late-e").await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 pub async fn cycles_are_refused_with_their_path(f: Fixture) {
     let s = &*f.store;
-    let a = s.create_task(&new_task("a"), &[], &actor(0)).await.unwrap().id;
-    let b = s.create_task(&new_task("b"), &[a], &actor(1)).await.unwrap().id;
-    let c = s.create_task(&new_task("c"), &[b], &actor(2)).await.unwrap().id;
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let b = s
+        .create_task(&new_task("b"), &[a], &actor(1))
+        .await
+        .unwrap()
+        .id;
+    let c = s
+        .create_task(&new_task("c"), &[b], &actor(2))
+        .await
+        .unwrap()
+        .id;
     let err = s.add_edge(blocks(c, a), &actor(3)).await.unwrap_err();
     match &err {
         Error::Cycle(cy) => {
@@ -203,10 +255,20 @@ pub async fn cycles_are_refused_with_their_path(f: Fixture) {
         other => panic!("expected a cycle, got {other:?}"),
     }
     assert!(err.to_string().starts_with("dependency cycle: "), "{err}");
-    assert!(s.edges_of(a).await.unwrap().iter().all(|e| e.from != c), "the refused edge was written");
-    assert!(matches!(s.add_edge(blocks(a, a), &actor(4)).await, Err(Error::Invalid(_))));
+    assert!(
+        s.edges_of(a).await.unwrap().iter().all(|e| e.from != c),
+        "the refused edge was written"
+    );
+    assert!(matches!(
+        s.add_edge(blocks(a, a), &actor(4)).await,
+        Err(Error::Invalid(_))
+    ));
     // Non-blocking edges may point anywhere; duplicates are no-ops.
-    let rel = Edge { from: c, to: a, kind: EdgeKind::Related };
+    let rel = Edge {
+        from: c,
+        to: a,
+        kind: EdgeKind::Related,
+    };
     assert!(s.add_edge(rel, &actor(5)).await.unwrap());
     assert!(!s.add_edge(rel, &actor(6)).await.unwrap());
     assert!(s.remove_edge(rel, &actor(7)).await.unwrap());
@@ -215,33 +277,61 @@ pub async fn cycles_are_refused_with_their_path(f: Fixture) {
 
 pub async fn transitions_follow_the_state_machine(f: Fixture) {
     let s = &*f.store;
-    let a = s.create_task(&new_task("a"), &[], &actor(0)).await.unwrap().id;
-    let t = s.set_status(a, Status::Running, None, &actor(1)).await.unwrap();
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let t = s
+        .set_status(a, Status::Running, None, &actor(1))
+        .await
+        .unwrap();
     assert_eq!(t[0].status, Status::Running);
     assert_eq!(t[0].started_at, Some(actor(1).now));
-    let t = s.set_status(a, Status::Completed, Some("done well"), &actor(2)).await.unwrap();
+    let t = s
+        .set_status(a, Status::Completed, Some("done well"), &actor(2))
+        .await
+        .unwrap();
     assert_eq!(t[0].result.as_deref(), Some("done well"));
     assert_eq!(t[0].finished_at, Some(actor(2).now));
-    let err = s.set_status(a, Status::Running, None, &actor(3)).await.unwrap_err();
+    let err = s
+        .set_status(a, Status::Running, None, &actor(3))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Transition { .. }));
     assert!(err.to_string().contains("may become: pending"), "{err}");
     assert_eq!(s.task(a).await.unwrap().status, Status::Completed);
-    let t = s.set_status(a, Status::Pending, None, &actor(4)).await.unwrap();
+    let t = s
+        .set_status(a, Status::Pending, None, &actor(4))
+        .await
+        .unwrap();
     assert_eq!(t[0].finished_at, None);
 }
 
 pub async fn containers_roll_up_and_cascade(f: Fixture) {
     let s = &*f.store;
-    let epic = s.create_task(&new_task("epic"), &[], &actor(0)).await.unwrap().id;
+    let epic = s
+        .create_task(&new_task("epic"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
     let mut child = new_task("c1");
     child.parent = Some(epic);
     let c1 = s.create_task(&child, &[], &actor(1)).await.unwrap().id;
     child.title = "c2".into();
     let c2 = s.create_task(&child, &[], &actor(2)).await.unwrap().id;
-    s.set_status(c1, Status::Completed, None, &actor(3)).await.unwrap();
-    let err = s.set_status(epic, Status::Completed, None, &actor(4)).await.unwrap_err();
+    s.set_status(c1, Status::Completed, None, &actor(3))
+        .await
+        .unwrap();
+    let err = s
+        .set_status(epic, Status::Completed, None, &actor(4))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("rolls up"), "{err}");
-    let changed = s.set_status(epic, Status::Cancelled, Some("descoped"), &actor(5)).await.unwrap();
+    let changed = s
+        .set_status(epic, Status::Cancelled, Some("descoped"), &actor(5))
+        .await
+        .unwrap();
     assert_eq!(changed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![c2]);
     assert_eq!(s.task(c1).await.unwrap().status, Status::Completed);
     let snap = s.graph().await.unwrap();
@@ -252,9 +342,17 @@ pub async fn containers_roll_up_and_cascade(f: Fixture) {
 
 pub async fn every_change_is_logged(f: Fixture) {
     let s = &*f.store;
-    let a = s.create_task(&new_task("a"), &[], &actor(0)).await.unwrap().id;
-    s.set_status(a, Status::Running, None, &actor(10)).await.unwrap();
-    s.set_status(a, Status::Completed, None, &actor(20)).await.unwrap();
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    s.set_status(a, Status::Running, None, &actor(10))
+        .await
+        .unwrap();
+    s.set_status(a, Status::Completed, None, &actor(20))
+        .await
+        .unwrap();
     let all = s.events(&EventQuery::default()).await.unwrap();
     let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["task.created", "task.status", "task.status"]);
@@ -262,9 +360,21 @@ pub async fn every_change_is_logged(f: Fixture) {
     assert_eq!(last.before.as_ref().unwrap()["status"], "running");
     assert_eq!(last.after.as_ref().unwrap()["status"], "completed");
     assert_eq!(last.actor, "test");
-    let recent = s.events(&EventQuery { since: Some(actor(10).now), ..Default::default() }).await.unwrap();
+    let recent = s
+        .events(&EventQuery {
+            since: Some(actor(10).now),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(recent.len(), 2);
-    let limited = s.events(&EventQuery { limit: Some(1), ..Default::default() }).await.unwrap();
+    let limited = s
+        .events(&EventQuery {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(limited[0].seq, last.seq);
     let m = s.metrics().await.unwrap();
     assert_eq!(m.tasks_completed, 1);
@@ -280,29 +390,72 @@ pub async fn context_records_round_trip(f: Fixture) {
     let second = s.start_session("second", &actor(1)).await.unwrap();
     let all = s.sessions().await.unwrap();
     assert_eq!(all.len(), 2);
-    assert!(all[0].ended_at.is_some(), "starting a session ends the open one");
+    assert!(
+        all[0].ended_at.is_some(),
+        "starting a session ends the open one"
+    );
     s.end_session(second.id, &actor(2)).await.unwrap();
     assert!(s.current_session().await.unwrap().is_none());
 
-    let t = s.create_task(&new_task("t"), &[], &actor(3)).await.unwrap().id;
-    let o = s.add_objective("Make checkout faster", &[t], &actor(4)).await.unwrap();
+    let t = s
+        .create_task(&new_task("t"), &[], &actor(3))
+        .await
+        .unwrap()
+        .id;
+    let o = s
+        .add_objective("Make checkout faster", &[t], &actor(4))
+        .await
+        .unwrap();
     assert_eq!(o.id.to_string(), "o1");
     assert_eq!(o.tasks, vec![t]);
-    let o = s.set_objective_status(o.id, ObjectiveStatus::Achieved, &actor(5)).await.unwrap();
+    let o = s
+        .set_objective_status(o.id, ObjectiveStatus::Achieved, &actor(5))
+        .await
+        .unwrap();
     assert_eq!(o.status, ObjectiveStatus::Achieved);
-    let i = s.add_insight("cart runs 15 queries", Some(t), &actor(6)).await.unwrap();
+    let i = s
+        .add_insight("cart runs 15 queries", Some(t), &actor(6))
+        .await
+        .unwrap();
     assert_eq!(s.insights().await.unwrap(), vec![i]);
-    let d1 = s.add_decision("Use Redis", "shared counters", None, None, &actor(7)).await.unwrap();
-    let d2 = s.add_decision("Use Postgres", "one less service", None, Some(d1.id), &actor(8)).await.unwrap();
+    let d1 = s
+        .add_decision("Use Redis", "shared counters", None, None, &actor(7))
+        .await
+        .unwrap();
+    let d2 = s
+        .add_decision(
+            "Use Postgres",
+            "one less service",
+            None,
+            Some(d1.id),
+            &actor(8),
+        )
+        .await
+        .unwrap();
     let ds = s.decisions().await.unwrap();
     assert_eq!(ds[0].superseded_by, Some(d2.id));
     assert_eq!(ds[1].supersedes, Some(d1.id));
-    let err = s.add_decision("Again", "", None, Some(d1.id), &actor(9)).await.unwrap_err();
-    assert!(err.to_string().contains("already superseded by d2"), "{err}");
+    let err = s
+        .add_decision("Again", "", None, Some(d1.id), &actor(9))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("already superseded by d2"),
+        "{err}"
+    );
     let missing = RecordId::new(RecordKind::Decision, 42);
-    assert!(matches!(s.add_decision("x", "", None, Some(missing), &actor(9)).await, Err(Error::NotFound { .. })));
-    assert!(matches!(s.add_objective(" ", &[], &actor(9)).await, Err(Error::Invalid(_))));
-    s.add_artifact(t, "docs/report.md", Some(12), None, &actor(10)).await.unwrap();
+    assert!(matches!(
+        s.add_decision("x", "", None, Some(missing), &actor(9))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.add_objective(" ", &[], &actor(9)).await,
+        Err(Error::Invalid(_))
+    ));
+    s.add_artifact(t, "docs/report.md", Some(12), None, &actor(10))
+        .await
+        .unwrap();
     assert_eq!(s.artifacts().await.unwrap()[0].path, "docs/report.md");
     s.meta_set("k", "v1").await.unwrap();
     s.meta_set("k", "v2").await.unwrap();
@@ -313,8 +466,16 @@ pub async fn context_records_round_trip(f: Fixture) {
 
 pub async fn updates_and_filters(f: Fixture) {
     let s = &*f.store;
-    let a = s.create_task(&new_task("Fix login bug"), &[], &actor(0)).await.unwrap().id;
-    let b = s.create_task(&new_task("Write docs"), &[], &actor(1)).await.unwrap().id;
+    let a = s
+        .create_task(&new_task("Fix login bug"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let b = s
+        .create_task(&new_task("Write docs"), &[], &actor(1))
+        .await
+        .unwrap()
+        .id;
     let patch = TaskPatch {
         role: Some(Some("tester".into())),
         tags: Some(vec!["auth".into()]),
@@ -324,33 +485,85 @@ pub async fn updates_and_filters(f: Fixture) {
     };
     let t = s.update_task(a, &patch, &actor(2)).await.unwrap();
     assert_eq!((t.effort, t.parent), (5, Some(b)));
-    let err = s.update_task(b, &TaskPatch { parent: Some(Some(a)), ..Default::default() }, &actor(3)).await.unwrap_err();
-    assert!(err.to_string().contains("parent loop") || matches!(err, Error::Cycle(_)), "{err}");
+    let err = s
+        .update_task(
+            b,
+            &TaskPatch {
+                parent: Some(Some(a)),
+                ..Default::default()
+            },
+            &actor(3),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("parent loop") || matches!(err, Error::Cycle(_)),
+        "{err}"
+    );
     assert_eq!(s.task(b).await.unwrap().parent, None);
-    let by_role = s.tasks(&TaskFilter { role: Some("tester".into()), ..Default::default() }).await.unwrap();
+    let by_role = s
+        .tasks(&TaskFilter {
+            role: Some("tester".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(by_role.len(), 1);
-    let by_tag = s.tasks(&TaskFilter { tag: Some("auth".into()), ..Default::default() }).await.unwrap();
+    let by_tag = s
+        .tasks(&TaskFilter {
+            tag: Some("auth".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(by_tag[0].id, a);
-    let by_text = s.tasks(&TaskFilter { text: Some("LOGIN".into()), ..Default::default() }).await.unwrap();
+    let by_text = s
+        .tasks(&TaskFilter {
+            text: Some("LOGIN".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(by_text[0].id, a);
-    let by_parent = s.tasks(&TaskFilter { parent: Some(b), ..Default::default() }).await.unwrap();
+    let by_parent = s
+        .tasks(&TaskFilter {
+            parent: Some(b),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(by_parent.len(), 1);
-    let none = s.tasks(&TaskFilter { statuses: vec![Status::Running], ..Default::default() }).await.unwrap();
+    let none = s
+        .tasks(&TaskFilter {
+            statuses: vec![Status::Running],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(none.is_empty());
 }
 
 pub async fn concurrent_writers_lose_nothing(f: Fixture) {
     let other = (f.reopen)().await;
     let stores: Vec<std::sync::Arc<dyn Store>> = vec![f.store.into(), other.into()];
-    let root = stores[0].create_task(&new_task("root"), &[], &actor(0)).await.unwrap().id;
+    let root = stores[0]
+        .create_task(&new_task("root"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
     let mut handles = Vec::new();
     for w in 0..4 {
         let s = stores[w % 2].clone();
         handles.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             for i in 0..25 {
-                let t = s.create_task(&new_task(&format!("w{w}-{i}")), &[root], &actor(i)).await.unwrap();
-                s.set_status(t.id, Status::Running, None, &actor(i)).await.unwrap();
+                let t = s
+                    .create_task(&new_task(&format!("w{w}-{i}")), &[root], &actor(i))
+                    .await
+                    .unwrap();
+                s.set_status(t.id, Status::Running, None, &actor(i))
+                    .await
+                    .unwrap();
                 mine.push(t.id);
             }
             mine
@@ -364,24 +577,56 @@ pub async fn concurrent_writers_lose_nothing(f: Fixture) {
     all.dedup();
     assert_eq!(all.len(), 100, "ids collided");
     assert_eq!(stores[1].task_count().await.unwrap(), 101);
-    let running = stores[0].tasks(&TaskFilter { statuses: vec![Status::Running], ..Default::default() }).await.unwrap();
+    let running = stores[0]
+        .tasks(&TaskFilter {
+            statuses: vec![Status::Running],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(running.len(), 100);
     let events = stores[1].events(&EventQuery::default()).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.action == "task.status").count(), 100);
+    assert_eq!(
+        events.iter().filter(|e| e.action == "task.status").count(),
+        100
+    );
 }
 
 pub async fn archive_and_integrity(f: Fixture) {
     let s = &*f.store;
-    let a = s.create_task(&new_task("a"), &[], &actor(0)).await.unwrap().id;
-    let b = s.create_task(&new_task("b"), &[a], &actor(1)).await.unwrap().id;
-    assert_eq!(s.archive(&[a], &actor(2)).await.unwrap(), 0, "pending tasks are not archived");
-    s.set_status(a, Status::Completed, None, &actor(3)).await.unwrap();
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let b = s
+        .create_task(&new_task("b"), &[a], &actor(1))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        s.archive(&[a], &actor(2)).await.unwrap(),
+        0,
+        "pending tasks are not archived"
+    );
+    s.set_status(a, Status::Completed, None, &actor(3))
+        .await
+        .unwrap();
     assert_eq!(s.archive(&[a], &actor(4)).await.unwrap(), 1);
     let snap = s.graph().await.unwrap();
     assert_eq!(snap.tasks.len(), 1);
     assert!(snap.edges.is_empty());
     assert_eq!(s.tasks(&TaskFilter::default()).await.unwrap().len(), 1);
-    assert_eq!(s.tasks(&TaskFilter { include_archived: true, ..Default::default() }).await.unwrap().len(), 2);
+    assert_eq!(
+        s.tasks(&TaskFilter {
+            include_archived: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        2
+    );
     assert_eq!(s.integrity().await.unwrap(), crate::Integrity::default());
     assert_eq!(s.task(b).await.unwrap().status, Status::Pending);
     s.optimize().await.unwrap();

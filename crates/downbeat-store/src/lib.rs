@@ -13,7 +13,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 pub use downbeat_core::context::Artifact;
-use downbeat_core::context::{Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session};
+use downbeat_core::context::{
+    Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
+};
 use downbeat_core::graph::{GraphSnapshot, TaskCycle};
 use downbeat_core::ids::{RecordId, TaskId};
 use downbeat_core::plan::{PlanErrors, ValidatedPlan};
@@ -47,7 +49,9 @@ pub enum Error {
     Cycle(#[from] TaskCycle),
     #[error(transparent)]
     Plan(#[from] PlanErrors),
-    #[error("the database schema (version {found}) is newer than this downbeat understands (up to {supported})")]
+    #[error(
+        "the database schema (version {found}) is newer than this downbeat understands (up to {supported})"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("cannot open the database at {location}: {message}")]
     Open { location: String, message: String },
@@ -92,7 +96,6 @@ pub struct AppliedPlan {
     pub insights: Vec<RecordId>,
 }
 
-
 /// Schema facts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SchemaInfo {
@@ -130,12 +133,20 @@ pub trait Store: Send + Sync {
     /// Moves a task through the state machine. On a container, `cancelled` and `skipped`
     /// apply to every open descendant; other statuses are refused (containers roll up).
     /// Returns every task changed.
-    async fn set_status(&self, id: TaskId, to: Status, note: Option<&str>, actor: &Actor) -> Result<Vec<Task>>;
+    async fn set_status(
+        &self,
+        id: TaskId,
+        to: Status,
+        note: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Vec<Task>>;
     async fn task(&self, id: TaskId) -> Result<Task>;
     /// Resolves a key, a full short id, or a unique id prefix.
     async fn resolve_task(&self, query: &str) -> Result<TaskId>;
     /// Resolves many references at once (keys or ids); unknown ones are absent from the map.
     async fn lookup_tasks(&self, refs: &[String]) -> Result<HashMap<String, TaskId>>;
+    /// Which of `keys` are already task keys (one query, whatever the number of keys).
+    async fn keys_in_use(&self, keys: &[String]) -> Result<std::collections::HashSet<String>>;
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
     async fn task_count(&self) -> Result<u64>;
 
@@ -156,21 +167,52 @@ pub trait Store: Send + Sync {
     async fn end_session(&self, id: RecordId, actor: &Actor) -> Result<Session>;
     async fn current_session(&self) -> Result<Option<Session>>;
     async fn sessions(&self) -> Result<Vec<Session>>;
-    async fn add_objective(&self, title: &str, tasks: &[TaskId], actor: &Actor) -> Result<Objective>;
-    async fn set_objective_status(&self, id: RecordId, status: ObjectiveStatus, actor: &Actor) -> Result<Objective>;
+    async fn add_objective(
+        &self,
+        title: &str,
+        tasks: &[TaskId],
+        actor: &Actor,
+    ) -> Result<Objective>;
+    async fn set_objective_status(
+        &self,
+        id: RecordId,
+        status: ObjectiveStatus,
+        actor: &Actor,
+    ) -> Result<Objective>;
     async fn objectives(&self) -> Result<Vec<Objective>>;
-    async fn add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor) -> Result<Insight>;
+    async fn add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor)
+    -> Result<Insight>;
     async fn insights(&self) -> Result<Vec<Insight>>;
     /// Records a decision; `supersedes` must name an existing decision not yet superseded.
-    async fn add_decision(&self, text: &str, why: &str, task: Option<TaskId>, supersedes: Option<RecordId>, actor: &Actor) -> Result<Decision>;
+    async fn add_decision(
+        &self,
+        text: &str,
+        why: &str,
+        task: Option<TaskId>,
+        supersedes: Option<RecordId>,
+        actor: &Actor,
+    ) -> Result<Decision>;
     async fn decisions(&self) -> Result<Vec<Decision>>;
-    async fn add_artifact(&self, task: TaskId, path: &str, size: Option<i64>, sha256: Option<&str>, actor: &Actor) -> Result<Artifact>;
+    async fn add_artifact(
+        &self,
+        task: TaskId,
+        path: &str,
+        size: Option<i64>,
+        sha256: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Artifact>;
     async fn artifacts(&self) -> Result<Vec<Artifact>>;
 
     // --- log and meta ----------------------------------------------------------------------
     async fn events(&self, q: &EventQuery) -> Result<Vec<Event>>;
     /// Appends an event that is not a side effect of another call (e.g. `handover.written`).
-    async fn record_event(&self, action: &str, entity: &str, after: Option<serde_json::Value>, actor: &Actor) -> Result<i64>;
+    async fn record_event(
+        &self,
+        action: &str,
+        entity: &str,
+        after: Option<serde_json::Value>,
+        actor: &Actor,
+    ) -> Result<i64>;
     /// Highest event sequence number, 0 when empty.
     async fn last_event_seq(&self) -> Result<i64>;
     async fn metrics(&self) -> Result<Metrics>;
@@ -192,7 +234,10 @@ pub trait Store: Send + Sync {
 
 /// Opens the store a URL names: `sqlite:PATH` (or a bare path ending in `.db`).
 pub async fn open(url: &str, create: bool) -> Result<Box<dyn Store>> {
-    if let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) {
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
         let _ = rest;
         return Err(Error::Open {
             location: redact_url(url),
@@ -203,7 +248,9 @@ pub async fn open(url: &str, create: bool) -> Result<Box<dyn Store>> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(path), create).await?))
+    Ok(Box::new(
+        sqlite::SqliteStore::open(std::path::Path::new(path), create).await?,
+    ))
 }
 
 /// A URL with any password replaced by `***`, safe to print.
@@ -227,8 +274,14 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_never_show() {
-        assert_eq!(super::redact_url("postgres://bob:s3cret@db/x"), "postgres://bob:***@db/x");
-        assert_eq!(super::redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(
+            super::redact_url("postgres://bob:s3cret@db/x"),
+            "postgres://bob:***@db/x"
+        );
+        assert_eq!(
+            super::redact_url("postgres://bob@db/x"),
+            "postgres://bob@db/x"
+        );
         assert_eq!(super::redact_url("sqlite:a.db"), "sqlite:a.db");
     }
 }

@@ -10,18 +10,29 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use downbeat_core::context::{
-    Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, RunInterval, Session, parallel_rate,
+    Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, RunInterval, Session,
+    parallel_rate,
 };
 use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
 use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
 use downbeat_core::plan::{TaskRef, ValidatedPlan};
-use downbeat_core::task::{Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch, validate_fields};
+use downbeat_core::task::{
+    Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch, validate_fields,
+};
 use downbeat_core::time::Timestamp;
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row, migrate::Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, migrate::Migrator};
 
-use crate::{AppliedPlan, Artifact, Error, EventQuery, Integrity, Result, SchemaInfo, Store, TaskFilter};
+use crate::{
+    AppliedPlan, Artifact, Error, EventQuery, Integrity, Result, SchemaInfo, Store, TaskFilter,
+};
+
+/// Rows per multi-row INSERT (15 columns × 100 stays far below SQLite's bound-parameter limit).
+const ROWS_PER_INSERT: usize = 100;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -62,10 +73,9 @@ impl SqliteStore {
         if !existed && !create {
             return Err(open_err("no database there".into()));
         }
-        if !existed
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+        if !existed && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
         }
         let opts = SqliteConnectOptions::new()
             .filename(path)
@@ -82,7 +92,12 @@ impl SqliteStore {
             .await
             .map_err(|e| match db(e) {
                 Error::ReadOnly(m) => Error::ReadOnly(format!("{location}: {m}")),
-                other => open_err(other.to_string().trim_start_matches("database error: ").to_owned()),
+                other => open_err(
+                    other
+                        .to_string()
+                        .trim_start_matches("database error: ")
+                        .to_owned(),
+                ),
             })?;
 
         // Which migrations has this file seen?
@@ -93,17 +108,22 @@ impl SqliteStore {
         .await
         .map_err(|e| open_err(e.to_string()))?;
         let applied: i64 = if has_table {
-            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&pool)
-                .await
-                .map_err(db)?
+            sqlx::query_scalar(
+                "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
+            )
+            .fetch_one(&pool)
+            .await
+            .map_err(db)?
         } else {
-            let any: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
-                .fetch_one(&pool)
-                .await
-                .map_err(|e| open_err(e.to_string()))?;
+            let any: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(|e| open_err(e.to_string()))?;
             if any > 0 {
-                return Err(open_err("the file is an SQLite database but not a downbeat one".into()));
+                return Err(open_err(
+                    "the file is an SQLite database but not a downbeat one".into(),
+                ));
             }
             0
         };
@@ -156,7 +176,8 @@ const TASK_COLS: &str = "seq, key, parent_seq, title, description, role, status,
 
 fn tid(seq: i64) -> TaskId {
     // Sequence numbers are allocated by this store within range; clamp defensively.
-    TaskId::from_seq(u32::try_from(seq).unwrap_or(0).min(MAX_TASK_SEQ)).unwrap_or(TaskId::from_seq(0).expect("0 is in range"))
+    TaskId::from_seq(u32::try_from(seq).unwrap_or(0).min(MAX_TASK_SEQ))
+        .unwrap_or(TaskId::from_seq(0).expect("0 is in range"))
 }
 
 fn seq(id: TaskId) -> i64 {
@@ -235,11 +256,13 @@ async fn event(
 }
 
 async fn get_task(c: &mut SqliteConnection, id: TaskId) -> Result<Task> {
-    let row = sqlx::query(AssertSqlSafe(format!("SELECT {TASK_COLS} FROM tasks WHERE seq = ?")))
-        .bind(seq(id))
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db)?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {TASK_COLS} FROM tasks WHERE seq = ?"
+    )))
+    .bind(seq(id))
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?;
     match row {
         Some(r) => row_task(&r),
         None => Err(Error::NotFound {
@@ -254,10 +277,14 @@ async fn alloc_seqs(c: &mut SqliteConnection, n: usize) -> Result<i64> {
         .fetch_one(&mut *c)
         .await
         .map_err(db)?;
-    let base: i64 = next.parse().map_err(|_| Error::Database("corrupt task counter".into()))?;
+    let base: i64 = next
+        .parse()
+        .map_err(|_| Error::Database("corrupt task counter".into()))?;
     let end = base + n as i64;
     if end - 1 > i64::from(MAX_TASK_SEQ) {
-        return Err(Error::Invalid("the project has reached the maximum number of tasks".into()));
+        return Err(Error::Invalid(
+            "the project has reached the maximum number of tasks".into(),
+        ));
     }
     sqlx::query("UPDATE meta SET value = ? WHERE key = 'next_task_seq'")
         .bind(end.to_string())
@@ -267,7 +294,13 @@ async fn alloc_seqs(c: &mut SqliteConnection, n: usize) -> Result<i64> {
     Ok(base)
 }
 
-async fn insert_task(c: &mut SqliteConnection, s: i64, t: &NewTask, parent: Option<i64>, now: Timestamp) -> Result<()> {
+async fn insert_task(
+    c: &mut SqliteConnection,
+    s: i64,
+    t: &NewTask,
+    parent: Option<i64>,
+    now: Timestamp,
+) -> Result<()> {
     validate_fields(&t.title, t.key.as_deref()).map_err(Error::Invalid)?;
     let id = tid(s);
     let r = sqlx::query(
@@ -292,9 +325,14 @@ async fn insert_task(c: &mut SqliteConnection, s: i64, t: &NewTask, parent: Opti
     .await;
     match r {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(d)) if d.message().contains("UNIQUE") && d.message().contains("key") => Err(
-            Error::Invalid(format!("task key `{}` is already used", t.key.as_deref().unwrap_or(""))),
-        ),
+        Err(sqlx::Error::Database(d))
+            if d.message().contains("UNIQUE") && d.message().contains("key") =>
+        {
+            Err(Error::Invalid(format!(
+                "task key `{}` is already used",
+                t.key.as_deref().unwrap_or("")
+            )))
+        }
         Err(e) => Err(db(e)),
     }
 }
@@ -336,7 +374,11 @@ async fn snapshot(c: &mut SqliteConnection) -> Result<GraphSnapshot> {
             role: r.get("role"),
             effort: u32::try_from(r.get::<i64, _>("effort")).unwrap_or(0),
             priority: Priority::from_rank(r.get("priority")),
-            footprint: if fp == "[]" { Vec::new() } else { json_list(fp) },
+            footprint: if fp == "[]" {
+                Vec::new()
+            } else {
+                json_list(fp)
+            },
         });
     }
     let erows = sqlx::query("SELECT from_seq, to_seq, kind FROM edges")
@@ -349,7 +391,8 @@ async fn snapshot(c: &mut SqliteConnection) -> Result<GraphSnapshot> {
         if !live.contains(&f) || !live.contains(&t) {
             continue;
         }
-        let kind = EdgeKind::from_str(r.get(2)).map_err(|e| Error::Database(format!("corrupt edge row: {e}")))?;
+        let kind = EdgeKind::from_str(r.get(2))
+            .map_err(|e| Error::Database(format!("corrupt edge row: {e}")))?;
         edges.push(Edge {
             from: tid(f),
             to: tid(t),
@@ -363,7 +406,10 @@ async fn check_acyclic(c: &mut SqliteConnection) -> Result<()> {
     let snap = snapshot(c).await?;
     if let Some(l) = graph::parent_loops(&snap).into_iter().next() {
         let names: Vec<String> = l.iter().map(ToString::to_string).collect();
-        return Err(Error::Invalid(format!("parent loop: {}", names.join(" → "))));
+        return Err(Error::Invalid(format!(
+            "parent loop: {}",
+            names.join(" → ")
+        )));
     }
     match graph::find_cycle(&snap) {
         Some(cy) => Err(Error::Cycle(cy)),
@@ -380,10 +426,26 @@ async fn children(c: &mut SqliteConnection, id: TaskId) -> Result<Vec<i64>> {
 }
 
 /// Writes a status change of one leaf with its event. `note` becomes the result text.
-async fn write_status(c: &mut SqliteConnection, before: &Task, to: Status, note: Option<&str>, actor: &Actor) -> Result<Task> {
-    before.status.check_transition(to).map_err(|source| Error::Transition { id: before.id, source })?;
+async fn write_status(
+    c: &mut SqliteConnection,
+    before: &Task,
+    to: Status,
+    note: Option<&str>,
+    actor: &Actor,
+) -> Result<Task> {
+    before
+        .status
+        .check_transition(to)
+        .map_err(|source| Error::Transition {
+            id: before.id,
+            source,
+        })?;
     let now = actor.now.0;
-    let started = if to == Status::Running { Some(now) } else { before.started_at.map(|t| t.0) };
+    let started = if to == Status::Running {
+        Some(now)
+    } else {
+        before.started_at.map(|t| t.0)
+    };
     let finished = match to {
         Status::Completed | Status::Failed | Status::Cancelled | Status::Skipped => Some(now),
         _ => None,
@@ -417,20 +479,24 @@ async fn write_status(c: &mut SqliteConnection, before: &Task, to: Status, note:
 }
 
 async fn objective_in(c: &mut SqliteConnection, id: i64) -> Result<Objective> {
-    let r = sqlx::query("SELECT id, title, status, created_at, updated_at FROM objectives WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| Error::NotFound {
-            what: "objective",
-            query: rid(RecordKind::Objective, id).to_string(),
-        })?;
-    let tasks: Vec<i64> = sqlx::query_scalar("SELECT task_seq FROM objective_tasks WHERE objective_id = ? ORDER BY task_seq")
-        .bind(id)
-        .fetch_all(&mut *c)
-        .await
-        .map_err(db)?;
+    let r = sqlx::query(
+        "SELECT id, title, status, created_at, updated_at FROM objectives WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| Error::NotFound {
+        what: "objective",
+        query: rid(RecordKind::Objective, id).to_string(),
+    })?;
+    let tasks: Vec<i64> = sqlx::query_scalar(
+        "SELECT task_seq FROM objective_tasks WHERE objective_id = ? ORDER BY task_seq",
+    )
+    .bind(id)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
     row_objective(&r, tasks)
 }
 
@@ -438,7 +504,8 @@ fn row_objective(r: &SqliteRow, tasks: Vec<i64>) -> Result<Objective> {
     Ok(Objective {
         id: rid(RecordKind::Objective, r.get("id")),
         title: r.get("title"),
-        status: ObjectiveStatus::from_str(r.get("status")).map_err(|e| Error::Database(e.to_string()))?,
+        status: ObjectiveStatus::from_str(r.get("status"))
+            .map_err(|e| Error::Database(e.to_string()))?,
         tasks: tasks.into_iter().map(tid).collect(),
         created_at: Timestamp(r.get("created_at")),
         updated_at: Timestamp(r.get("updated_at")),
@@ -451,8 +518,12 @@ fn row_decision(r: &SqliteRow) -> Decision {
         text: r.get("text"),
         why: r.get("why"),
         task: r.get::<Option<i64>, _>("task_seq").map(tid),
-        supersedes: r.get::<Option<i64>, _>("supersedes").map(|n| rid(RecordKind::Decision, n)),
-        superseded_by: r.get::<Option<i64>, _>("superseded_by").map(|n| rid(RecordKind::Decision, n)),
+        supersedes: r
+            .get::<Option<i64>, _>("supersedes")
+            .map(|n| rid(RecordKind::Decision, n)),
+        superseded_by: r
+            .get::<Option<i64>, _>("superseded_by")
+            .map(|n| rid(RecordKind::Decision, n)),
         created_at: Timestamp(r.get("created_at")),
     }
 }
@@ -476,9 +547,16 @@ fn row_session(r: &SqliteRow) -> Session {
     }
 }
 
-async fn insert_objective(c: &mut SqliteConnection, title: &str, tasks: &[i64], actor: &Actor) -> Result<i64> {
+async fn insert_objective(
+    c: &mut SqliteConnection,
+    title: &str,
+    tasks: &[i64],
+    actor: &Actor,
+) -> Result<i64> {
     if title.trim().is_empty() {
-        return Err(Error::Invalid("an objective needs a non-empty title".into()));
+        return Err(Error::Invalid(
+            "an objective needs a non-empty title".into(),
+        ));
     }
     let id = sqlx::query("INSERT INTO objectives(title, status, session_id, created_at, updated_at) VALUES (?, 'active', ?, ?, ?)")
         .bind(title.trim())
@@ -499,38 +577,69 @@ async fn insert_objective(c: &mut SqliteConnection, title: &str, tasks: &[i64], 
     }
     let o = rid(RecordKind::Objective, id);
     let ids: Vec<String> = tasks.iter().map(|&s| tid(s).to_string()).collect();
-    event(c, actor, "objective.added", &o.to_string(), None, Some(json!({"title": title.trim(), "tasks": ids}))).await?;
+    event(
+        c,
+        actor,
+        "objective.added",
+        &o.to_string(),
+        None,
+        Some(json!({"title": title.trim(), "tasks": ids})),
+    )
+    .await?;
     Ok(id)
 }
 
-async fn insert_insight(c: &mut SqliteConnection, text: &str, task: Option<i64>, actor: &Actor) -> Result<i64> {
+async fn insert_insight(
+    c: &mut SqliteConnection,
+    text: &str,
+    task: Option<i64>,
+    actor: &Actor,
+) -> Result<i64> {
     if text.trim().is_empty() {
         return Err(Error::Invalid("an insight needs a non-empty text".into()));
     }
-    let id = sqlx::query("INSERT INTO insights(text, task_seq, session_id, created_at) VALUES (?, ?, ?, ?)")
-        .bind(text.trim())
-        .bind(task)
-        .bind(actor.session.map(|s| s.num))
-        .bind(actor.now.0)
-        .execute(&mut *c)
-        .await
-        .map_err(db)?
-        .last_insert_rowid();
+    let id = sqlx::query(
+        "INSERT INTO insights(text, task_seq, session_id, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(text.trim())
+    .bind(task)
+    .bind(actor.session.map(|s| s.num))
+    .bind(actor.now.0)
+    .execute(&mut *c)
+    .await
+    .map_err(db)?
+    .last_insert_rowid();
     let r = rid(RecordKind::Insight, id);
-    event(c, actor, "insight.added", &r.to_string(), None, Some(json!({"text": text.trim(), "task": task.map(|s| tid(s).to_string())}))).await?;
+    event(
+        c,
+        actor,
+        "insight.added",
+        &r.to_string(),
+        None,
+        Some(json!({"text": text.trim(), "task": task.map(|s| tid(s).to_string())})),
+    )
+    .await?;
     Ok(id)
 }
 
-async fn insert_decision(c: &mut SqliteConnection, text: &str, why: &str, task: Option<i64>, supersedes: Option<i64>, actor: &Actor) -> Result<i64> {
+async fn insert_decision(
+    c: &mut SqliteConnection,
+    text: &str,
+    why: &str,
+    task: Option<i64>,
+    supersedes: Option<i64>,
+    actor: &Actor,
+) -> Result<i64> {
     if text.trim().is_empty() {
         return Err(Error::Invalid("a decision needs a non-empty text".into()));
     }
     if let Some(old) = supersedes {
-        let row: Option<Option<i64>> = sqlx::query_scalar("SELECT superseded_by FROM decisions WHERE id = ?")
-            .bind(old)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(db)?;
+        let row: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT superseded_by FROM decisions WHERE id = ?")
+                .bind(old)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db)?;
         match row {
             None => {
                 return Err(Error::NotFound {
@@ -618,50 +727,127 @@ impl Store for SqliteStore {
             require_live(c, *id).await?;
         }
         let mut out = AppliedPlan::default();
-        for (i, t) in plan.tasks.iter().enumerate() {
-            let s = base + i as i64;
-            insert_task(c, s, &t.new, t.parent.map(to_seq), actor.now).await?;
-            out.tasks.push((t.new.key.clone(), tid(s)));
+        for t in &plan.tasks {
+            validate_fields(&t.new.title, t.new.key.as_deref()).map_err(Error::Invalid)?;
+        }
+        // Tasks, many rows per statement.
+        let now = actor.now.0;
+        for (c0, chunk) in plan.tasks.chunks(ROWS_PER_INSERT).enumerate() {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
+                 acceptance, tags, footprint, created_at, updated_at) ",
+            );
+            qb.push_values(chunk.iter().enumerate(), |mut b, (j, t)| {
+                let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
+                b.push_bind(s)
+                    .push_bind(tid(s).short())
+                    .push_bind(t.new.key.clone())
+                    .push_bind(t.parent.map(to_seq))
+                    .push_bind(t.new.title.trim().to_owned())
+                    .push_bind(t.new.description.clone())
+                    .push_bind(t.new.role.clone())
+                    .push_bind("pending")
+                    .push_bind(i64::from(t.new.priority.rank()))
+                    .push_bind(i64::from(t.new.effort))
+                    .push_bind(to_json_list(&t.new.acceptance))
+                    .push_bind(to_json_list(&t.new.tags))
+                    .push_bind(to_json_list(&t.new.footprint))
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *c).await.map_err(|e| match e {
+                sqlx::Error::Database(d) if d.message().contains("UNIQUE") => {
+                    Error::Invalid("a task key of the plan was taken meanwhile by another writer; apply the plan again".into())
+                }
+                e => db(e),
+            })?;
         }
         for (i, t) in plan.tasks.iter().enumerate() {
-            let id = tid(base + i as i64);
-            let mut after = json!({"title": t.new.title.trim(), "role": t.new.role, "parent": t.parent.map(|p| tid(to_seq(p)).to_string())});
-            if let Some(k) = &t.new.key {
-                after["key"] = json!(k);
-            }
-            event(c, actor, "task.created", &id.to_string(), None, Some(after)).await?;
+            out.tasks.push((t.new.key.clone(), tid(base + i as i64)));
         }
-        let mut has_blocks = plan.tasks.iter().any(|t| matches!(t.parent, Some(TaskRef::Existing(_))));
-        for &(f, t, kind) in &plan.edges {
-            let (fs, ts) = (to_seq(f), to_seq(t));
-            let r = sqlx::query("INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)")
-                .bind(fs)
-                .bind(ts)
-                .bind(kind.as_str())
-                .bind(actor.now.0)
+        // Edges: every plan edge ends at a new task, so none can exist yet.
+        for chunk in plan.edges.chunks(ROWS_PER_INSERT * 4) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) ",
+            );
+            qb.push_values(chunk, |mut b, &(f, t, kind)| {
+                b.push_bind(to_seq(f))
+                    .push_bind(to_seq(t))
+                    .push_bind(kind.as_str())
+                    .push_bind(now);
+            });
+            out.edges += qb
+                .build()
                 .execute(&mut *c)
                 .await
-                .map_err(db)?;
-            if r.rows_affected() > 0 {
-                out.edges += 1;
-                has_blocks |= kind.orders_work() && matches!(f, TaskRef::Existing(_));
-                event(c, actor, "edge.added", &tid(ts).to_string(), None, Some(json!({"from": tid(fs).to_string(), "kind": kind}))).await?;
-            }
+                .map_err(db)?
+                .rows_affected() as usize;
         }
-        // New-only edges were checked by the plan validator and planner at validation time only
-        // for references; a cycle needs the whole graph.
-        if has_blocks || plan.edges.iter().any(|e| e.2.orders_work()) {
+        // One creation event per task, carrying its edges.
+        let mut deps: HashMap<i64, Vec<(String, &'static str)>> = HashMap::new();
+        for &(f, t, kind) in &plan.edges {
+            deps.entry(to_seq(t))
+                .or_default()
+                .push((tid(to_seq(f)).to_string(), kind.as_str()));
+        }
+        let events: Vec<(String, String)> = plan
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let s = base + i as i64;
+                let mut after = json!({"title": t.new.title.trim(), "role": t.new.role, "parent": t.parent.map(|p| tid(to_seq(p)).to_string())});
+                if let Some(k) = &t.new.key {
+                    after["key"] = json!(k);
+                }
+                for (from, kind) in deps.remove(&s).unwrap_or_default() {
+                    let list = after.as_object_mut().map(|o| o.entry(kind).or_insert_with(|| json!([])));
+                    if let Some(Value::Array(a)) = list {
+                        a.push(json!(from));
+                    }
+                }
+                (tid(s).to_string(), after.to_string())
+            })
+            .collect();
+        for chunk in events.chunks(ROWS_PER_INSERT * 2) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events(at, actor, session_id, action, entity, before, after) ",
+            );
+            qb.push_values(chunk, |mut b, (entity, after)| {
+                b.push_bind(now)
+                    .push_bind(actor.name.clone())
+                    .push_bind(actor.session.map(|s| s.num))
+                    .push_bind("task.created")
+                    .push_bind(entity.clone())
+                    .push_bind(Option::<String>::None)
+                    .push_bind(after.clone());
+            });
+            qb.build().execute(&mut *c).await.map_err(db)?;
+        }
+        // A cycle may form together with what is already stored: check the whole graph.
+        if plan.edges.iter().any(|e| e.2.orders_work())
+            || plan.tasks.iter().any(|t| t.parent.is_some())
+        {
             check_acyclic(c).await?;
         }
         for (title, refs) in &plan.objectives {
             let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
-            out.objectives.push(rid(RecordKind::Objective, insert_objective(c, title, &seqs, actor).await?));
+            out.objectives.push(rid(
+                RecordKind::Objective,
+                insert_objective(c, title, &seqs, actor).await?,
+            ));
         }
         for (text, why, task) in &plan.decisions {
-            out.decisions.push(rid(RecordKind::Decision, insert_decision(c, text, why, task.map(to_seq), None, actor).await?));
+            out.decisions.push(rid(
+                RecordKind::Decision,
+                insert_decision(c, text, why, task.map(to_seq), None, actor).await?,
+            ));
         }
         for (text, task) in &plan.insights {
-            out.insights.push(rid(RecordKind::Insight, insert_insight(c, text, task.map(to_seq), actor).await?));
+            out.insights.push(rid(
+                RecordKind::Insight,
+                insert_insight(c, text, task.map(to_seq), actor).await?,
+            ));
         }
         event(
             c,
@@ -688,7 +874,15 @@ impl Store for SqliteStore {
         let s = alloc_seqs(c, 1).await?;
         insert_task(c, s, new, new.parent.map(seq), actor.now).await?;
         let task = get_task(c, tid(s)).await?;
-        event(c, actor, "task.created", &task.id.to_string(), None, Some(tjson(&task))).await?;
+        event(
+            c,
+            actor,
+            "task.created",
+            &task.id.to_string(),
+            None,
+            Some(tjson(&task)),
+        )
+        .await?;
         for d in deps {
             sqlx::query("INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, 'blocks', ?)")
                 .bind(seq(*d))
@@ -697,7 +891,15 @@ impl Store for SqliteStore {
                 .execute(&mut *c)
                 .await
                 .map_err(db)?;
-            event(c, actor, "edge.added", &task.id.to_string(), None, Some(json!({"from": d.to_string(), "kind": "blocks"}))).await?;
+            event(
+                c,
+                actor,
+                "edge.added",
+                &task.id.to_string(),
+                None,
+                Some(json!({"from": d.to_string(), "kind": "blocks"})),
+            )
+            .await?;
         }
         if new.parent.is_some() {
             // A new leaf under a parent cannot close a cycle unless the parent's subtree blocks
@@ -741,7 +943,9 @@ impl Store for SqliteStore {
         }
         if let Some(p) = patch.parent {
             if p == Some(id) {
-                return Err(Error::Invalid(format!("task {id} cannot be its own parent")));
+                return Err(Error::Invalid(format!(
+                    "task {id} cannot be its own parent"
+                )));
             }
             if let Some(p) = p {
                 require_live(c, p).await?;
@@ -771,12 +975,26 @@ impl Store for SqliteStore {
             check_acyclic(c).await?;
         }
         let after = get_task(c, id).await?;
-        event(c, actor, "task.updated", &id.to_string(), Some(tjson(&before)), Some(tjson(&after))).await?;
+        event(
+            c,
+            actor,
+            "task.updated",
+            &id.to_string(),
+            Some(tjson(&before)),
+            Some(tjson(&after)),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(after)
     }
 
-    async fn set_status(&self, id: TaskId, to: Status, note: Option<&str>, actor: &Actor) -> Result<Vec<Task>> {
+    async fn set_status(
+        &self,
+        id: TaskId,
+        to: Status,
+        note: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Vec<Task>> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         let task = get_task(c, id).await?;
@@ -831,12 +1049,14 @@ impl Store for SqliteStore {
         }
         if TaskId::is_prefix_syntax(q) {
             let lower = q.to_ascii_lowercase();
-            let rows = sqlx::query("SELECT seq, title FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT 6")
-                .bind(&lower)
-                .bind(format!("{lower}\u{7f}"))
-                .fetch_all(&mut *c)
-                .await
-                .map_err(db)?;
+            let rows = sqlx::query(
+                "SELECT seq, title FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            )
+            .bind(&lower)
+            .bind(format!("{lower}\u{7f}"))
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
             match rows.len() {
                 0 => {}
                 1 => return Ok(tid(rows[0].get("seq"))),
@@ -864,7 +1084,21 @@ impl Store for SqliteStore {
 
     async fn lookup_tasks(&self, refs: &[String]) -> Result<HashMap<String, TaskId>> {
         let mut out = HashMap::new();
+        // Keys first, all in one query; only what is left is resolved as ids or prefixes.
+        let list = serde_json::to_string(refs).map_err(|e| Error::Invalid(e.to_string()))?;
+        let rows =
+            sqlx::query("SELECT key, seq FROM tasks WHERE key IN (SELECT value FROM json_each(?))")
+                .bind(list)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        for r in &rows {
+            out.insert(r.get::<String, _>(0), tid(r.get(1)));
+        }
         for r in refs {
+            if out.contains_key(r) {
+                continue;
+            }
             match self.resolve_task(r).await {
                 Ok(id) => {
                     out.insert(r.clone(), id);
@@ -876,20 +1110,38 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn keys_in_use(&self, keys: &[String]) -> Result<HashSet<String>> {
+        let list = serde_json::to_string(keys).map_err(|e| Error::Invalid(e.to_string()))?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM tasks WHERE key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().collect())
+    }
+
     async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>> {
         let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1=1");
         if !f.include_archived {
             sql.push_str(" AND archived = 0");
         }
         if !f.statuses.is_empty() {
-            let list: Vec<String> = f.statuses.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            let list: Vec<String> = f
+                .statuses
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
             sql.push_str(&format!(" AND status IN ({})", list.join(",")));
         }
         if f.role.is_some() {
             sql.push_str(" AND role = ?");
         }
         if f.tag.is_some() {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE json_each.value = ?)");
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE json_each.value = ?)",
+            );
         }
         if f.parent.is_some() {
             sql.push_str(" AND parent_seq = ?");
@@ -929,27 +1181,40 @@ impl Store for SqliteStore {
 
     async fn add_edge(&self, edge: Edge, actor: &Actor) -> Result<bool> {
         if edge.from == edge.to {
-            return Err(Error::Invalid(format!("task {} cannot depend on itself", edge.from)));
+            return Err(Error::Invalid(format!(
+                "task {} cannot depend on itself",
+                edge.from
+            )));
         }
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         require_live(c, edge.from).await?;
         require_live(c, edge.to).await?;
-        let r = sqlx::query("INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)")
-            .bind(seq(edge.from))
-            .bind(seq(edge.to))
-            .bind(edge.kind.as_str())
-            .bind(actor.now.0)
-            .execute(&mut *c)
-            .await
-            .map_err(db)?;
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(seq(edge.from))
+        .bind(seq(edge.to))
+        .bind(edge.kind.as_str())
+        .bind(actor.now.0)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
         if r.rows_affected() == 0 {
             return Ok(false);
         }
         if edge.kind.orders_work() {
             check_acyclic(c).await?;
         }
-        event(c, actor, "edge.added", &edge.to.to_string(), None, Some(json!({"from": edge.from.to_string(), "kind": edge.kind}))).await?;
+        event(
+            c,
+            actor,
+            "edge.added",
+            &edge.to.to_string(),
+            None,
+            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -967,7 +1232,15 @@ impl Store for SqliteStore {
         if r.rows_affected() == 0 {
             return Ok(false);
         }
-        event(c, actor, "edge.removed", &edge.to.to_string(), Some(json!({"from": edge.from.to_string(), "kind": edge.kind})), None).await?;
+        event(
+            c,
+            actor,
+            "edge.removed",
+            &edge.to.to_string(),
+            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+            None,
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -984,7 +1257,8 @@ impl Store for SqliteStore {
                 Ok(Edge {
                     from: tid(r.get(0)),
                     to: tid(r.get(1)),
-                    kind: EdgeKind::from_str(r.get(2)).map_err(|e| Error::Database(e.to_string()))?,
+                    kind: EdgeKind::from_str(r.get(2))
+                        .map_err(|e| Error::Database(e.to_string()))?,
                 })
             })
             .collect()
@@ -1012,7 +1286,15 @@ impl Store for SqliteStore {
                 .execute(&mut *c)
                 .await
                 .map_err(db)?;
-            event(c, actor, "session.ended", &rid(RecordKind::Session, id).to_string(), None, None).await?;
+            event(
+                c,
+                actor,
+                "session.ended",
+                &rid(RecordKind::Session, id).to_string(),
+                None,
+                None,
+            )
+            .await?;
         }
         let id = sqlx::query("INSERT INTO sessions(label, actor, started_at) VALUES (?, ?, ?)")
             .bind(label)
@@ -1025,8 +1307,20 @@ impl Store for SqliteStore {
         let r = rid(RecordKind::Session, id);
         let mut a = actor.clone();
         a.session = Some(r);
-        event(c, &a, "session.started", &r.to_string(), None, Some(json!({"label": label}))).await?;
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(id).fetch_one(&mut *c).await.map_err(db)?;
+        event(
+            c,
+            &a,
+            "session.started",
+            &r.to_string(),
+            None,
+            Some(json!({"label": label})),
+        )
+        .await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db)?;
         let s = row_session(&row);
         tx.commit().await.map_err(db)?;
         Ok(s)
@@ -1048,25 +1342,38 @@ impl Store for SqliteStore {
             });
         }
         event(c, actor, "session.ended", &id.to_string(), None, None).await?;
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(id.num).fetch_one(&mut *c).await.map_err(db)?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id.num)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(row_session(&row))
     }
 
     async fn current_session(&self) -> Result<Option<Session>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
         Ok(row.as_ref().map(row_session))
     }
 
     async fn sessions(&self) -> Result<Vec<Session>> {
-        let rows = sqlx::query("SELECT * FROM sessions ORDER BY id").fetch_all(&self.pool).await.map_err(db)?;
+        let rows = sqlx::query("SELECT * FROM sessions ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(rows.iter().map(row_session).collect())
     }
 
-    async fn add_objective(&self, title: &str, tasks: &[TaskId], actor: &Actor) -> Result<Objective> {
+    async fn add_objective(
+        &self,
+        title: &str,
+        tasks: &[TaskId],
+        actor: &Actor,
+    ) -> Result<Objective> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         for t in tasks {
@@ -1079,7 +1386,12 @@ impl Store for SqliteStore {
         Ok(o)
     }
 
-    async fn set_objective_status(&self, id: RecordId, status: ObjectiveStatus, actor: &Actor) -> Result<Objective> {
+    async fn set_objective_status(
+        &self,
+        id: RecordId,
+        status: ObjectiveStatus,
+        actor: &Actor,
+    ) -> Result<Objective> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         let before = objective_in(c, id.num).await?;
@@ -1093,63 +1405,118 @@ impl Store for SqliteStore {
             .execute(&mut *c)
             .await
             .map_err(db)?;
-        event(c, actor, "objective.status", &id.to_string(), Some(json!({"status": before.status})), Some(json!({"status": status}))).await?;
+        event(
+            c,
+            actor,
+            "objective.status",
+            &id.to_string(),
+            Some(json!({"status": before.status})),
+            Some(json!({"status": status})),
+        )
+        .await?;
         let o = objective_in(c, id.num).await?;
         tx.commit().await.map_err(db)?;
         Ok(o)
     }
 
     async fn objectives(&self) -> Result<Vec<Objective>> {
-        let rows = sqlx::query("SELECT id, title, status, created_at, updated_at FROM objectives ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        let links = sqlx::query("SELECT objective_id, task_seq FROM objective_tasks ORDER BY objective_id, task_seq")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query(
+            "SELECT id, title, status, created_at, updated_at FROM objectives ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let links = sqlx::query(
+            "SELECT objective_id, task_seq FROM objective_tasks ORDER BY objective_id, task_seq",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         let mut by: HashMap<i64, Vec<i64>> = HashMap::new();
         for l in &links {
             by.entry(l.get(0)).or_default().push(l.get(1));
         }
-        rows.iter().map(|r| row_objective(r, by.remove(&r.get::<i64, _>("id")).unwrap_or_default())).collect()
+        rows.iter()
+            .map(|r| row_objective(r, by.remove(&r.get::<i64, _>("id")).unwrap_or_default()))
+            .collect()
     }
 
-    async fn add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor) -> Result<Insight> {
+    async fn add_insight(
+        &self,
+        text: &str,
+        task: Option<TaskId>,
+        actor: &Actor,
+    ) -> Result<Insight> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         if let Some(t) = task {
             require_live(c, t).await?;
         }
         let id = insert_insight(c, text, task.map(seq), actor).await?;
-        let row = sqlx::query("SELECT * FROM insights WHERE id = ?").bind(id).fetch_one(&mut *c).await.map_err(db)?;
+        let row = sqlx::query("SELECT * FROM insights WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(row_insight(&row))
     }
 
     async fn insights(&self) -> Result<Vec<Insight>> {
-        let rows = sqlx::query("SELECT * FROM insights ORDER BY id").fetch_all(&self.pool).await.map_err(db)?;
+        let rows = sqlx::query("SELECT * FROM insights ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(rows.iter().map(row_insight).collect())
     }
 
-    async fn add_decision(&self, text: &str, why: &str, task: Option<TaskId>, supersedes: Option<RecordId>, actor: &Actor) -> Result<Decision> {
+    async fn add_decision(
+        &self,
+        text: &str,
+        why: &str,
+        task: Option<TaskId>,
+        supersedes: Option<RecordId>,
+        actor: &Actor,
+    ) -> Result<Decision> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         if let Some(t) = task {
             require_live(c, t).await?;
         }
-        let id = insert_decision(c, text, why, task.map(seq), supersedes.map(|s| s.num), actor).await?;
-        let row = sqlx::query("SELECT * FROM decisions WHERE id = ?").bind(id).fetch_one(&mut *c).await.map_err(db)?;
+        let id = insert_decision(
+            c,
+            text,
+            why,
+            task.map(seq),
+            supersedes.map(|s| s.num),
+            actor,
+        )
+        .await?;
+        let row = sqlx::query("SELECT * FROM decisions WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(row_decision(&row))
     }
 
     async fn decisions(&self) -> Result<Vec<Decision>> {
-        let rows = sqlx::query("SELECT * FROM decisions ORDER BY id").fetch_all(&self.pool).await.map_err(db)?;
+        let rows = sqlx::query("SELECT * FROM decisions ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(rows.iter().map(row_decision).collect())
     }
 
-    async fn add_artifact(&self, task: TaskId, path: &str, size: Option<i64>, sha256: Option<&str>, actor: &Actor) -> Result<Artifact> {
+    async fn add_artifact(
+        &self,
+        task: TaskId,
+        path: &str,
+        size: Option<i64>,
+        sha256: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Artifact> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         require_live(c, task).await?;
@@ -1162,7 +1529,15 @@ impl Store for SqliteStore {
             .execute(&mut *c)
             .await
             .map_err(db)?;
-        event(c, actor, "artifact.added", &task.to_string(), None, Some(json!({"path": path, "size": size}))).await?;
+        event(
+            c,
+            actor,
+            "artifact.added",
+            &task.to_string(),
+            None,
+            Some(json!({"path": path, "size": size})),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(Artifact {
             task,
@@ -1191,7 +1566,9 @@ impl Store for SqliteStore {
     }
 
     async fn events(&self, q: &EventQuery) -> Result<Vec<Event>> {
-        let mut sql = String::from("SELECT seq, at, actor, session_id, action, entity, before, after FROM events WHERE 1=1");
+        let mut sql = String::from(
+            "SELECT seq, at, actor, session_id, action, entity, before, after FROM events WHERE 1=1",
+        );
         if q.since.is_some() {
             sql.push_str(" AND at >= ?");
         }
@@ -1225,7 +1602,9 @@ impl Store for SqliteStore {
                 seq: r.get("seq"),
                 at: Timestamp(r.get("at")),
                 actor: r.get("actor"),
-                session: r.get::<Option<i64>, _>("session_id").map(|n| rid(RecordKind::Session, n)),
+                session: r
+                    .get::<Option<i64>, _>("session_id")
+                    .map(|n| rid(RecordKind::Session, n)),
                 action: r.get("action"),
                 entity: r.get("entity"),
                 before: parse(r.get("before")),
@@ -1234,13 +1613,22 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn record_event(&self, action: &str, entity: &str, after: Option<Value>, actor: &Actor) -> Result<i64> {
+    async fn record_event(
+        &self,
+        action: &str,
+        entity: &str,
+        after: Option<Value>,
+        actor: &Actor,
+    ) -> Result<i64> {
         let mut c = self.conn().await?;
         event(&mut c, actor, action, entity, None, after).await
     }
 
     async fn last_event_seq(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events").fetch_one(&self.pool).await.map_err(db)
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
     }
 
     async fn metrics(&self) -> Result<Metrics> {
@@ -1283,7 +1671,11 @@ impl Store for SqliteStore {
         m.success_rate = (finished > 0).then(|| m.tasks_completed as f64 / finished as f64);
         m.parallel_execution_rate = parallel_rate(&intervals);
         let count = |sql: &'static str| async move {
-            sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.pool).await.map(|n| n as u64).map_err(db)
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&self.pool)
+                .await
+                .map(|n| n as u64)
+                .map_err(db)
         };
         m.sessions = count("SELECT count(*) FROM sessions").await?;
         m.decisions = count("SELECT count(*) FROM decisions").await?;
@@ -1293,7 +1685,11 @@ impl Store for SqliteStore {
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await.map_err(db)
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
     }
 
     async fn meta_set(&self, key: &str, value: &str) -> Result<()> {
@@ -1314,7 +1710,10 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        out.dangling_edges = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        out.dangling_edges = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
         let rows = sqlx::query(
             "SELECT seq, parent_seq FROM tasks WHERE parent_seq IS NOT NULL AND parent_seq NOT IN (SELECT seq FROM tasks) ORDER BY seq",
         )
@@ -1349,7 +1748,15 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             if r.rows_affected() > 0 {
                 n += 1;
-                event(c, actor, "maintain.edge_removed", &format!("{f}->{t}"), Some(json!({"from_seq": f, "to_seq": t, "kind": k})), None).await?;
+                event(
+                    c,
+                    actor,
+                    "maintain.edge_removed",
+                    &format!("{f}->{t}"),
+                    Some(json!({"from_seq": f, "to_seq": t, "kind": k})),
+                    None,
+                )
+                .await?;
             }
         }
         for (id, parent) in &fix.orphans {
@@ -1361,7 +1768,15 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db)?;
             n += 1;
-            event(c, actor, "maintain.orphan_detached", &id.to_string(), Some(json!({"parent_seq": parent})), Some(json!({"parent": null}))).await?;
+            event(
+                c,
+                actor,
+                "maintain.orphan_detached",
+                &id.to_string(),
+                Some(json!({"parent_seq": parent})),
+                Some(json!({"parent": null})),
+            )
+            .await?;
         }
         for (record, t) in &fix.dangling_links {
             let (letter, num) = record.split_at(1);
@@ -1371,9 +1786,22 @@ impl Store for SqliteStore {
                 "i" => "UPDATE insights SET task_seq = NULL WHERE id = ? AND task_seq = ?",
                 _ => "UPDATE decisions SET task_seq = NULL WHERE id = ? AND task_seq = ?",
             };
-            sqlx::query(sql).bind(num).bind(t).execute(&mut *c).await.map_err(db)?;
+            sqlx::query(sql)
+                .bind(num)
+                .bind(t)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
             n += 1;
-            event(c, actor, "maintain.link_removed", record, Some(json!({"task_seq": t})), None).await?;
+            event(
+                c,
+                actor,
+                "maintain.link_removed",
+                record,
+                Some(json!({"task_seq": t})),
+                None,
+            )
+            .await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(n)
@@ -1419,9 +1847,18 @@ impl Store for SqliteStore {
     }
 
     async fn optimize(&self) -> Result<()> {
-        sqlx::query("PRAGMA optimize").execute(&self.pool).await.map_err(db)?;
-        sqlx::query("VACUUM").execute(&self.pool).await.map_err(db)?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(db)?;
+        sqlx::query("PRAGMA optimize")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        sqlx::query("VACUUM")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 }

@@ -25,11 +25,9 @@ pub async fn load(store: &dyn Store, settings: &PlanSettings) -> Result<ProjectV
                 ..Default::default()
             })
             .await?;
-        if let Some(e) = ev
-            .iter()
-            .rev()
-            .find(|e| e.action == "task.status" && e.after.as_ref().is_some_and(|a| a["status"] == "running"))
-        {
+        if let Some(e) = ev.iter().rev().find(|e| {
+            e.action == "task.status" && e.after.as_ref().is_some_and(|a| a["status"] == "running")
+        }) {
             holders.insert(t.id, e.actor.clone());
         }
     }
@@ -51,7 +49,9 @@ pub async fn load(store: &dyn Store, settings: &PlanSettings) -> Result<ProjectV
 }
 
 /// The latest event that changed the project (handover bookkeeping excluded): (seq, time).
-pub async fn last_change(store: &dyn Store) -> Result<Option<(i64, downbeat_core::time::Timestamp)>> {
+pub async fn last_change(
+    store: &dyn Store,
+) -> Result<Option<(i64, downbeat_core::time::Timestamp)>> {
     let recent = store
         .events(&EventQuery {
             limit: Some(8),

@@ -13,7 +13,8 @@ async fn fixture() -> Fixture {
         reopen: Box::new(move || {
             let p = p2.clone();
             Box::pin(async move {
-                Box::new(SqliteStore::open(&p, false).await.expect("reopen")) as Box<dyn downbeat_store::Store>
+                Box::new(SqliteStore::open(&p, false).await.expect("reopen"))
+                    as Box<dyn downbeat_store::Store>
             })
         }),
         guard: Box::new(dir),

@@ -10,7 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// decisions and insights in a local database, and plans it: what is ready, what runs in
 /// parallel, the critical path, what blocks what.
 #[derive(Debug, Parser)]
-#[command(name = "downbeat", version, max_term_width = 100, propagate_version = true)]
+#[command(
+    name = "downbeat",
+    version,
+    max_term_width = 100,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -329,11 +334,17 @@ pub enum ObjectiveCmd {
     },
     List,
     /// Mark achieved.
-    Done { id: String },
+    Done {
+        id: String,
+    },
     /// Mark dropped.
-    Drop { id: String },
+    Drop {
+        id: String,
+    },
     /// Mark active again.
-    Reopen { id: String },
+    Reopen {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -79,29 +79,45 @@ async fn resolve(p: &Project, s: &str) -> Result<TaskId, CliError> {
 }
 
 async fn view(p: &Project) -> Result<ProjectView, CliError> {
-    view::load(p.store.as_ref(), &p.plan_settings()).await.map_err(|e| match e {
-        downbeat_store::Error::Cycle(c) => CliError::new(code::CONFLICT, format!("the stored graph is damaged: {c}"))
-            .with_hint("run `downbeat maintain` and remove one of the dependencies with `downbeat dep rm`"),
-        other => other.into(),
-    })
+    view::load(p.store.as_ref(), &p.plan_settings())
+        .await
+        .map_err(|e| match e {
+            downbeat_store::Error::Cycle(c) => CliError::new(
+                code::CONFLICT,
+                format!("the stored graph is damaged: {c}"),
+            )
+            .with_hint(
+                "run `downbeat maintain` and remove one of the dependencies with `downbeat dep rm`",
+            ),
+            other => other.into(),
+        })
 }
 
 fn parse_priority(s: &str) -> Result<Priority, CliError> {
-    s.parse().map_err(|e: downbeat_core::task::ParseEnumError| CliError::invalid(e.to_string()))
+    s.parse()
+        .map_err(|e: downbeat_core::task::ParseEnumError| CliError::invalid(e.to_string()))
 }
 
 fn check_role(p: &Project, r: &str) -> Result<(), CliError> {
     if p.roles.contains(r) {
         Ok(())
     } else {
-        Err(CliError::invalid(format!("unknown role `{r}`"))
-            .with_hint(format!("known roles: {} (add your own in .downbeat/roles/NAME.toml)", p.roles.names().join(", "))))
+        Err(
+            CliError::invalid(format!("unknown role `{r}`")).with_hint(format!(
+                "known roles: {} (add your own in .downbeat/roles/NAME.toml)",
+                p.roles.names().join(", ")
+            )),
+        )
     }
 }
 
 fn record(kind: RecordKind, s: &str) -> Result<RecordId, CliError> {
     RecordId::parse(kind, s).ok_or_else(|| {
-        CliError::invalid(format!("`{s}` is not a {} id (like {}3)", kind.name(), kind.letter()))
+        CliError::invalid(format!(
+            "`{s}` is not a {} id (like {}3)",
+            kind.name(),
+            kind.letter()
+        ))
     })
 }
 
@@ -147,13 +163,23 @@ async fn init(g: &Globals, j: bool) -> Result<(), CliError> {
     let (p, fresh) = project::init(g).await?;
     let info = p.store.info();
     if j {
-        print_json(&json!({"root": p.root.display().to_string(), "database": info.location, "created": fresh}));
+        print_json(
+            &json!({"root": p.root.display().to_string(), "database": info.location, "created": fresh}),
+        );
     } else {
         if fresh {
-            note(&format!("initialised a downbeat project in {}", p.dir().display()));
-            note("next: `downbeat plan apply PLAN.toml` or `downbeat add \"TITLE\" --role implementer`");
+            note(&format!(
+                "initialised a downbeat project in {}",
+                p.dir().display()
+            ));
+            note(
+                "next: `downbeat plan apply PLAN.toml` or `downbeat add \"TITLE\" --role implementer`",
+            );
         } else {
-            note(&format!("{} already holds a downbeat project; nothing changed", p.dir().display()));
+            note(&format!(
+                "{} already holds a downbeat project; nothing changed",
+                p.dir().display()
+            ));
         }
         outln(&p.dir().display().to_string());
     }
@@ -167,42 +193,59 @@ async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), CliError> {
     };
     let shown = file.display().to_string();
     let format = PlanFormat::from_path(&shown).ok_or_else(|| {
-        CliError::invalid(format!("{shown}: unknown plan format")).with_hint("plan files end in .toml, .yaml, .yml or .json")
+        CliError::invalid(format!("{shown}: unknown plan format"))
+            .with_hint("plan files end in .toml, .yaml, .yml or .json")
     })?;
     let text = std::fs::read_to_string(&file).map_err(|e| {
-        let c = if e.kind() == std::io::ErrorKind::NotFound { code::NOT_FOUND } else { code::INVALID };
+        let c = if e.kind() == std::io::ErrorKind::NotFound {
+            code::NOT_FOUND
+        } else {
+            code::INVALID
+        };
         CliError::new(c, format!("cannot read {shown}: {e}"))
     })?;
-    let parsed = plan::parse(&text, format).map_err(|e| CliError::invalid(format!("{shown}: {}", e.message)))?;
+    let parsed = plan::parse(&text, format)
+        .map_err(|e| CliError::invalid(format!("{shown}: {}", e.message)))?;
     // References to tasks outside the plan: look them all up once.
     let refs: Vec<String> = parsed
         .tasks
         .iter()
-        .flat_map(|t| t.depends_on.iter().chain(&t.related).chain(&t.discovered_from).chain(t.parent.iter()))
+        .flat_map(|t| {
+            t.depends_on
+                .iter()
+                .chain(&t.related)
+                .chain(&t.discovered_from)
+                .chain(t.parent.iter())
+        })
         .chain(parsed.objectives.iter().flat_map(|o| o.tasks.iter()))
         .chain(parsed.decisions.iter().filter_map(|d| d.task.as_ref()))
         .chain(parsed.insights.iter().filter_map(|i| i.task.as_ref()))
         .cloned()
         .collect();
-    let known = p.store.lookup_tasks(&refs).await?;
+    // Plan keys resolve inside the plan; only the other references need the database.
     let keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
-    let mut taken = HashSet::new();
-    for k in &keys {
-        if let Ok(id) = p.store.resolve_task(k).await
-            && p.store.task(id).await?.key.as_deref() == Some(k)
-        {
-            taken.insert(k.clone());
-        }
-    }
-    let validated = plan::validate(&parsed, &p.roles, &|r| known.get(r).copied(), &|k| taken.contains(k))
-        .map_err(|e| CliError::invalid(format!("{shown}: {e}")))?;
+    let own: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let mut outside: Vec<String> = refs
+        .into_iter()
+        .filter(|r| !own.contains(r.as_str()))
+        .collect();
+    outside.sort();
+    outside.dedup();
+    let known = p.store.lookup_tasks(&outside).await?;
+    let taken = p.store.keys_in_use(&keys).await?;
+    let validated = plan::validate(&parsed, &p.roles, &|r| known.get(r).copied(), &|k| {
+        taken.contains(k)
+    })
+    .map_err(|e| CliError::invalid(format!("{shown}: {e}")))?;
     if let Some(cycle) = dry_cycle_check(p, &validated).await? {
         return Err(CliError::new(code::CONFLICT, format!("{shown}: {cycle}")));
     }
     let name = validated.name.clone().unwrap_or_else(|| shown.clone());
     if dry {
         if j {
-            print_json(&json!({"valid": true, "tasks": validated.tasks.len(), "edges": validated.edges.len(), "objectives": validated.objectives.len()}));
+            print_json(
+                &json!({"valid": true, "tasks": validated.tasks.len(), "edges": validated.edges.len(), "objectives": validated.objectives.len()}),
+            );
         } else {
             outln(&format!(
                 "{shown} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
@@ -241,7 +284,13 @@ async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), CliError> {
             .tasks
             .iter()
             .zip(&validated.tasks)
-            .map(|((k, id), t)| vec![id.to_string(), k.clone().unwrap_or_default(), clip(&t.new.title, 70)])
+            .map(|((k, id), t)| {
+                vec![
+                    id.to_string(),
+                    k.clone().unwrap_or_default(),
+                    clip(&t.new.title, 70),
+                ]
+            })
             .collect();
         out(&table(&["ID", "KEY", "TITLE"], &rows));
     }
@@ -255,14 +304,24 @@ async fn dry_cycle_check(p: &Project, v: &plan::ValidatedPlan) -> Result<Option<
     let mut snap: GraphSnapshot = p.store.graph().await?;
     let base = snap.tasks.iter().map(|t| t.id.seq()).max().unwrap_or(0) + 1_000_000;
     let id_of = |r: TaskRef| match r {
-        TaskRef::New(i) => TaskId::from_seq(base + i as u32).unwrap_or(TaskId::from_seq(0).expect("zero")),
+        TaskRef::New(i) => {
+            TaskId::from_seq(base + i as u32).unwrap_or(TaskId::from_seq(0).expect("zero"))
+        }
         TaskRef::Existing(id) => id,
     };
     let names: HashMap<TaskId, String> = v
         .tasks
         .iter()
         .enumerate()
-        .map(|(i, t)| (id_of(TaskRef::New(i)), t.new.key.clone().unwrap_or_else(|| format!("\"{}\"", t.new.title))))
+        .map(|(i, t)| {
+            (
+                id_of(TaskRef::New(i)),
+                t.new
+                    .key
+                    .clone()
+                    .unwrap_or_else(|| format!("\"{}\"", t.new.title)),
+            )
+        })
         .collect();
     for (i, t) in v.tasks.iter().enumerate() {
         snap.tasks.push(GraphTask {
@@ -277,10 +336,18 @@ async fn dry_cycle_check(p: &Project, v: &plan::ValidatedPlan) -> Result<Option<
         });
     }
     for &(f, t, kind) in &v.edges {
-        snap.edges.push(Edge { from: id_of(f), to: id_of(t), kind });
+        snap.edges.push(Edge {
+            from: id_of(f),
+            to: id_of(t),
+            kind,
+        });
     }
     Ok(find_cycle(&snap).map(|c| {
-        let mut parts: Vec<String> = c.path.iter().map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string())).collect();
+        let mut parts: Vec<String> = c
+            .path
+            .iter()
+            .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
+            .collect();
         if let Some(first) = parts.first().cloned() {
             parts.push(first);
         }
@@ -288,13 +355,19 @@ async fn dry_cycle_check(p: &Project, v: &plan::ValidatedPlan) -> Result<Option<
     }))
 }
 
-fn write_plan_roles(p: &Project, roles: &[(String, downbeat_core::role::RoleFile)]) -> Result<(), CliError> {
+fn write_plan_roles(
+    p: &Project,
+    roles: &[(String, downbeat_core::role::RoleFile)],
+) -> Result<(), CliError> {
     let dir = p.dir().join("roles");
     std::fs::create_dir_all(&dir)?;
     for (name, r) in roles {
         let path = dir.join(format!("{name}.toml"));
         if path.exists() {
-            note(&format!("role `{name}`: {} exists; keeping it", path.display()));
+            note(&format!(
+                "role `{name}`: {} exists; keeping it",
+                path.display()
+            ));
             continue;
         }
         let mut s = String::new();
@@ -338,7 +411,12 @@ async fn add(p: &Project, a: AddArgs, j: bool) -> Result<(), CliError> {
         title: a.title,
         description: a.description.unwrap_or_default(),
         role: a.role,
-        priority: a.priority.as_deref().map(parse_priority).transpose()?.unwrap_or_default(),
+        priority: a
+            .priority
+            .as_deref()
+            .map(parse_priority)
+            .transpose()?
+            .unwrap_or_default(),
         effort: a.effort.unwrap_or(1),
         acceptance: a.acceptance,
         tags: a.tags,
@@ -381,7 +459,8 @@ async fn edit(p: &Project, a: EditArgs, j: bool) -> Result<(), CliError> {
         parent,
     };
     if patch.is_empty() {
-        return Err(CliError::invalid("nothing to change").with_hint("pass at least one of --title, --role, --effort, …"));
+        return Err(CliError::invalid("nothing to change")
+            .with_hint("pass at least one of --title, --role, --effort, …"));
     }
     let t = p.store.update_task(id, &patch, &p.actor().await?).await?;
     if j {
@@ -392,11 +471,25 @@ async fn edit(p: &Project, a: EditArgs, j: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn transition(p: &Project, id: &str, to: Status, note_text: Option<String>, j: bool) -> Result<(), CliError> {
+async fn transition(
+    p: &Project,
+    id: &str,
+    to: Status,
+    note_text: Option<String>,
+    j: bool,
+) -> Result<(), CliError> {
     let id = resolve(p, id).await?;
-    let changed = p.store.set_status(id, to, note_text.as_deref(), &p.actor().await?).await?;
+    let changed = p
+        .store
+        .set_status(id, to, note_text.as_deref(), &p.actor().await?)
+        .await?;
     if j {
-        print_json(&changed.iter().map(|t| task_json(t, t.status.as_str())).collect::<Vec<_>>());
+        print_json(
+            &changed
+                .iter()
+                .map(|t| task_json(t, t.status.as_str()))
+                .collect::<Vec<_>>(),
+        );
     } else {
         for t in &changed {
             outln(&format!("{} {}", t.id, t.status));
@@ -412,13 +505,27 @@ async fn start(p: &Project, a: StartArgs, j: bool) -> Result<(), CliError> {
     let id = resolve(p, &a.id).await?;
     if !a.force {
         let v = view(p).await?;
-        if let Some((_, on)) = v.planned.waiting.iter().chain(&v.planned.stuck).find(|(w, _)| *w == id) {
+        if let Some((_, on)) = v
+            .planned
+            .waiting
+            .iter()
+            .chain(&v.planned.stuck)
+            .find(|(w, _)| *w == id)
+        {
             let list: Vec<String> = on
                 .iter()
-                .map(|o| format!("{o} ({})", v.task(*o).map(|t| t.title.as_str()).unwrap_or("?")))
+                .map(|o| {
+                    format!(
+                        "{o} ({})",
+                        v.task(*o).map(|t| t.title.as_str()).unwrap_or("?")
+                    )
+                })
                 .collect();
-            return Err(CliError::new(code::CONFLICT, format!("task {id} waits on unfinished work: {}", list.join(", ")))
-                .with_hint("finish those first, or pass --force to start anyway"));
+            return Err(CliError::new(
+                code::CONFLICT,
+                format!("task {id} waits on unfinished work: {}", list.join(", ")),
+            )
+            .with_hint("finish those first, or pass --force to start anyway"));
         }
     }
     transition(p, &id.to_string(), Status::Running, a.note, j).await
@@ -429,23 +536,38 @@ async fn done(p: &Project, a: DoneArgs, j: bool) -> Result<(), CliError> {
     // Check the artifacts before changing anything.
     let mut arts = Vec::new();
     for path in &a.artifacts {
-        let full = if path.is_absolute() { path.clone() } else { std::env::current_dir()?.join(path) };
+        let full = if path.is_absolute() {
+            path.clone()
+        } else {
+            std::env::current_dir()?.join(path)
+        };
         let meta = std::fs::metadata(&full)
             .map_err(|e| CliError::not_found(format!("artifact {}: {e}", path.display())))?;
         let canon = full.canonicalize()?;
         let root = p.root.canonicalize()?;
         let rel = canon.strip_prefix(&root).map_err(|_| {
-            CliError::invalid(format!("artifact {} is outside the project ({})", path.display(), root.display()))
+            CliError::invalid(format!(
+                "artifact {} is outside the project ({})",
+                path.display(),
+                root.display()
+            ))
         })?;
         arts.push((rel.display().to_string(), meta.len() as i64));
     }
     let actor = p.actor().await?;
-    let changed = p.store.set_status(id, Status::Completed, a.result.as_deref(), &actor).await?;
+    let changed = p
+        .store
+        .set_status(id, Status::Completed, a.result.as_deref(), &actor)
+        .await?;
     for (path, size) in &arts {
-        p.store.add_artifact(id, path, Some(*size), None, &actor).await?;
+        p.store
+            .add_artifact(id, path, Some(*size), None, &actor)
+            .await?;
     }
     if j {
-        print_json(&json!({"tasks": changed.iter().map(|t| task_json(t, "completed")).collect::<Vec<_>>(), "artifacts": arts.iter().map(|(p, s)| json!({"path": p, "size": s})).collect::<Vec<_>>()}));
+        print_json(
+            &json!({"tasks": changed.iter().map(|t| task_json(t, "completed")).collect::<Vec<_>>(), "artifacts": arts.iter().map(|(p, s)| json!({"path": p, "size": s})).collect::<Vec<_>>()}),
+        );
     } else {
         for t in &changed {
             outln(&format!("{} {}", t.id, t.status));
@@ -462,7 +584,14 @@ async fn show(p: &Project, q: &str, j: bool) -> Result<(), CliError> {
     let shown = shown_status(&t, &v.rollup, &ready);
     let edges = p.store.edges_of(id).await?;
     let children: Vec<&Task> = v.tasks.iter().filter(|c| c.parent == Some(id)).collect();
-    let events = p.store.events(&EventQuery { entity: Some(id.to_string()), limit: Some(10), ..Default::default() }).await?;
+    let events = p
+        .store
+        .events(&EventQuery {
+            entity: Some(id.to_string()),
+            limit: Some(10),
+            ..Default::default()
+        })
+        .await?;
     let blockers: Vec<TaskId> = v
         .planned
         .waiting
@@ -471,11 +600,20 @@ async fn show(p: &Project, q: &str, j: bool) -> Result<(), CliError> {
         .find(|(w, _)| *w == id)
         .map(|(_, b)| b.clone())
         .unwrap_or_default();
-    let title_of = |x: TaskId| v.task(x).map(|t| t.title.clone()).unwrap_or_else(|| "(archived)".into());
+    let title_of = |x: TaskId| {
+        v.task(x)
+            .map(|t| t.title.clone())
+            .unwrap_or_else(|| "(archived)".into())
+    };
     if j {
         let mut o = task_json(&t, &shown);
         o["edges"] = serde_json::to_value(&edges).unwrap_or(Value::Null);
-        o["children"] = json!(children.iter().map(|c| c.id.to_string()).collect::<Vec<_>>());
+        o["children"] = json!(
+            children
+                .iter()
+                .map(|c| c.id.to_string())
+                .collect::<Vec<_>>()
+        );
         o["waits_on"] = json!(ids_json(&blockers));
         o["progress"] = serde_json::to_value(v.rollup.get(&id)).unwrap_or(Value::Null);
         o["events"] = serde_json::to_value(&events).unwrap_or(Value::Null);
@@ -494,15 +632,29 @@ async fn show(p: &Project, q: &str, j: bool) -> Result<(), CliError> {
     field("role", t.role.clone().unwrap_or_default());
     field("priority", t.priority.to_string());
     field("effort", t.effort.to_string());
-    field("parent", t.parent.map(|x| format!("{x} {}", title_of(x))).unwrap_or_default());
+    field(
+        "parent",
+        t.parent
+            .map(|x| format!("{x} {}", title_of(x)))
+            .unwrap_or_default(),
+    );
     if let Some(pr) = v.rollup.get(&id).filter(|pr| pr.is_container) {
-        field("progress", report::progress_bar(u64::from(pr.done), u64::from(pr.total), 10));
+        field(
+            "progress",
+            report::progress_bar(u64::from(pr.done), u64::from(pr.total), 10),
+        );
     }
     field("tags", t.tags.join(", "));
     field("files", t.footprint.join(", "));
     field("created", t.created_at.to_string());
-    field("started", t.started_at.map(|x| x.to_string()).unwrap_or_default());
-    field("finished", t.finished_at.map(|x| x.to_string()).unwrap_or_default());
+    field(
+        "started",
+        t.started_at.map(|x| x.to_string()).unwrap_or_default(),
+    );
+    field(
+        "finished",
+        t.finished_at.map(|x| x.to_string()).unwrap_or_default(),
+    );
     field("result", t.result.clone().unwrap_or_default());
     if !t.description.is_empty() {
         let _ = writeln!(s, "\n{}", t.description.trim_end());
@@ -518,7 +670,11 @@ async fn show(p: &Project, q: &str, j: bool) -> Result<(), CliError> {
     if !deps.is_empty() {
         let _ = writeln!(s, "\ndepends on:");
         for e in deps {
-            let mark = if blockers.contains(&e.from) { " (not done)" } else { "" };
+            let mark = if blockers.contains(&e.from) {
+                " (not done)"
+            } else {
+                ""
+            };
             let _ = writeln!(s, "  {} {} [{}]{mark}", e.from, title_of(e.from), e.kind);
         }
     }
@@ -531,13 +687,26 @@ async fn show(p: &Project, q: &str, j: bool) -> Result<(), CliError> {
     if !children.is_empty() {
         let _ = writeln!(s, "\nchildren:");
         for c in children {
-            let _ = writeln!(s, "  {} {} [{}]", c.id, c.title, shown_status(c, &v.rollup, &ready));
+            let _ = writeln!(
+                s,
+                "  {} {} [{}]",
+                c.id,
+                c.title,
+                shown_status(c, &v.rollup, &ready)
+            );
         }
     }
     if !events.is_empty() {
         let _ = writeln!(s, "\nhistory:");
         for e in &events {
-            let _ = writeln!(s, "  {} {} {}{}", e.at, e.actor, e.action, change_summary(&e.before, &e.after));
+            let _ = writeln!(
+                s,
+                "  {} {} {}{}",
+                e.at,
+                e.actor,
+                e.action,
+                change_summary(&e.before, &e.after)
+            );
         }
     }
     out(&s);
@@ -547,7 +716,10 @@ async fn show(p: &Project, q: &str, j: bool) -> Result<(), CliError> {
 async fn list(p: &Project, a: ListArgs, j: bool) -> Result<(), CliError> {
     let mut statuses = Vec::new();
     for s in &a.status {
-        statuses.push(s.parse::<Status>().map_err(|e| CliError::invalid(e.to_string()))?);
+        statuses.push(
+            s.parse::<Status>()
+                .map_err(|e| CliError::invalid(e.to_string()))?,
+        );
     }
     let parent = match &a.parent {
         Some(x) => Some(resolve(p, x).await?),
@@ -566,7 +738,12 @@ async fn list(p: &Project, a: ListArgs, j: bool) -> Result<(), CliError> {
     let v = view(p).await?;
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     if j {
-        print_json(&tasks.iter().map(|t| task_json(t, &shown_status(t, &v.rollup, &ready))).collect::<Vec<_>>());
+        print_json(
+            &tasks
+                .iter()
+                .map(|t| task_json(t, &shown_status(t, &v.rollup, &ready)))
+                .collect::<Vec<_>>(),
+        );
         return Ok(());
     }
     let rows: Vec<Vec<String>> = tasks
@@ -585,7 +762,10 @@ async fn list(p: &Project, a: ListArgs, j: bool) -> Result<(), CliError> {
     if rows.is_empty() {
         note("no tasks match");
     } else {
-        out(&table(&["ID", "STATUS", "ROLE", "PRIORITY", "EFFORT", "TITLE"], &rows));
+        out(&table(
+            &["ID", "STATUS", "ROLE", "PRIORITY", "EFFORT", "TITLE"],
+            &rows,
+        ));
     }
     Ok(())
 }
@@ -606,7 +786,11 @@ async fn dep(p: &Project, c: DepCmd, j: bool) -> Result<(), CliError> {
     for o in &on {
         let from = resolve(p, o).await?;
         let edge = Edge { from, to, kind };
-        let changed = if add { p.store.add_edge(edge, &actor).await? } else { p.store.remove_edge(edge, &actor).await? };
+        let changed = if add {
+            p.store.add_edge(edge, &actor).await?
+        } else {
+            p.store.remove_edge(edge, &actor).await?
+        };
         results.push(json!({"task": to, "on": from, "kind": kind, "changed": changed}));
         if !j {
             let what = match (add, changed) {
@@ -615,7 +799,11 @@ async fn dep(p: &Project, c: DepCmd, j: bool) -> Result<(), CliError> {
                 (false, true) => "no longer depends on",
                 (false, false) => "did not depend on",
             };
-            let kind_note = if kind == EdgeKind::Blocks { String::new() } else { format!(" ({kind})") };
+            let kind_note = if kind == EdgeKind::Blocks {
+                String::new()
+            } else {
+                format!(" ({kind})")
+            };
             outln(&format!("{to} {what} {from}{kind_note}"));
         }
     }
@@ -630,9 +818,19 @@ async fn dep(p: &Project, c: DepCmd, j: bool) -> Result<(), CliError> {
 
 async fn ready(p: &Project, a: LimitArgs, j: bool) -> Result<(), CliError> {
     let v = view(p).await?;
-    let ids: Vec<TaskId> = v.planned.ready.iter().copied().take(a.limit.unwrap_or(usize::MAX)).collect();
+    let ids: Vec<TaskId> = v
+        .planned
+        .ready
+        .iter()
+        .copied()
+        .take(a.limit.unwrap_or(usize::MAX))
+        .collect();
     if j {
-        let list: Vec<Value> = ids.iter().filter_map(|id| v.task(*id)).map(|t| task_json(t, "ready")).collect();
+        let list: Vec<Value> = ids
+            .iter()
+            .filter_map(|id| v.task(*id))
+            .map(|t| task_json(t, "ready"))
+            .collect();
         print_json(&list);
         return Ok(());
     }
@@ -643,16 +841,30 @@ async fn ready(p: &Project, a: LimitArgs, j: bool) -> Result<(), CliError> {
         } else if c.done() == c.total {
             "everything is done".to_owned()
         } else {
-            format!("nothing is ready: {} running, {} waiting, {} stuck (see `downbeat blocked`)", c.running, c.waiting, c.stuck)
+            format!(
+                "nothing is ready: {} running, {} waiting, {} stuck (see `downbeat blocked`)",
+                c.running, c.waiting, c.stuck
+            )
         });
         return Ok(());
     }
     let rows: Vec<Vec<String>> = ids
         .iter()
         .filter_map(|id| v.task(*id))
-        .map(|t| vec![t.id.to_string(), t.role.clone().unwrap_or_else(|| "-".into()), t.priority.to_string(), t.effort.to_string(), clip(&t.title, 80)])
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                t.role.clone().unwrap_or_else(|| "-".into()),
+                t.priority.to_string(),
+                t.effort.to_string(),
+                clip(&t.title, 80),
+            ]
+        })
         .collect();
-    out(&table(&["ID", "ROLE", "PRIORITY", "EFFORT", "TITLE"], &rows));
+    out(&table(
+        &["ID", "ROLE", "PRIORITY", "EFFORT", "TITLE"],
+        &rows,
+    ));
     Ok(())
 }
 
@@ -661,7 +873,12 @@ async fn blocked(p: &Project, j: bool) -> Result<(), CliError> {
     let held: Vec<&Task> = v
         .tasks
         .iter()
-        .filter(|t| matches!(t.status, Status::Failed | Status::Blocked | Status::Cancelled))
+        .filter(|t| {
+            matches!(
+                t.status,
+                Status::Failed | Status::Blocked | Status::Cancelled
+            )
+        })
         .filter(|t| !v.rollup.get(&t.id).is_some_and(|r| r.is_container))
         .collect();
     if j {
@@ -686,11 +903,18 @@ async fn blocked(p: &Project, j: bool) -> Result<(), CliError> {
     if !held.is_empty() {
         let _ = writeln!(s, "held ({}):", held.len());
         for t in &held {
-            let why = t.result.as_deref().map(|r| format!(" — {}", clip(r, 60))).unwrap_or_default();
+            let why = t
+                .result
+                .as_deref()
+                .map(|r| format!(" — {}", clip(r, 60)))
+                .unwrap_or_default();
             let _ = writeln!(s, "  {} {} [{}]{why}", t.id, clip(&t.title, 60), t.status);
         }
     }
-    for (label, list) in [("stuck behind held tasks", &v.planned.stuck), ("waiting", &v.planned.waiting)] {
+    for (label, list) in [
+        ("stuck behind held tasks", &v.planned.stuck),
+        ("waiting", &v.planned.waiting),
+    ] {
         if list.is_empty() {
             continue;
         }
@@ -719,8 +943,13 @@ async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), CliError> {
         settings.workers = a.workers;
     }
     let snap = p.store.graph().await?;
-    let planned = downbeat_core::graph::plan(&snap, &settings).map_err(|c| CliError::new(code::CONFLICT, c.to_string()))?;
-    let titles: HashMap<TaskId, (&str, Option<&str>)> = snap.tasks.iter().map(|t| (t.id, (t.title.as_str(), t.role.as_deref()))).collect();
+    let planned = downbeat_core::graph::plan(&snap, &settings)
+        .map_err(|c| CliError::new(code::CONFLICT, c.to_string()))?;
+    let titles: HashMap<TaskId, (&str, Option<&str>)> = snap
+        .tasks
+        .iter()
+        .map(|t| (t.id, (t.title.as_str(), t.role.as_deref())))
+        .collect();
     if j {
         print_json(&json!({
             "waves": planned.waves.iter().map(|w| ids_json(w)).collect::<Vec<_>>(),
@@ -741,26 +970,58 @@ async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), CliError> {
     let mut s = String::new();
     let cp: HashSet<TaskId> = planned.critical_path.iter().copied().collect();
     for (i, w) in planned.waves.iter().enumerate() {
-        let _ = writeln!(s, "wave {} ({} task{}):", i + 1, w.len(), if w.len() == 1 { "" } else { "s" });
+        let _ = writeln!(
+            s,
+            "wave {} ({} task{}):",
+            i + 1,
+            w.len(),
+            if w.len() == 1 { "" } else { "s" }
+        );
         for id in w.iter().take(50) {
             let (title, role) = titles.get(id).copied().unwrap_or(("", None));
             let star = if cp.contains(id) { "*" } else { " " };
-            let _ = writeln!(s, "  {star} {id} {:<12} {}", role.unwrap_or("-"), clip(title, 70));
+            let _ = writeln!(
+                s,
+                "  {star} {id} {:<12} {}",
+                role.unwrap_or("-"),
+                clip(title, 70)
+            );
         }
         if w.len() > 50 {
             let _ = writeln!(s, "    … and {} more", w.len() - 50);
         }
     }
-    let _ = writeln!(s, "\n* critical path: {} task(s), {} effort unit(s)", planned.critical_path.len(), planned.critical_path_effort);
+    let _ = writeln!(
+        s,
+        "\n* critical path: {} task(s), {} effort unit(s)",
+        planned.critical_path.len(),
+        planned.critical_path_effort
+    );
     let _ = writeln!(s, "max parallelism: {}", planned.max_parallelism);
-    let _ = writeln!(s, "parallel rate: {:.0}% of tasks share a wave", planned.parallel_rate * 100.0);
+    let _ = writeln!(
+        s,
+        "parallel rate: {:.0}% of tasks share a wave",
+        planned.parallel_rate * 100.0
+    );
     let _ = writeln!(s, "sequential: {} effort unit(s)", planned.total_effort);
     for (k, m) in &planned.makespans {
-        let speed = if *m > 0 { planned.total_effort as f64 / *m as f64 } else { 1.0 };
-        let _ = writeln!(s, "with {k} worker{}: {m} ({speed:.1}x)", if *k == 1 { "" } else { "s" });
+        let speed = if *m > 0 {
+            planned.total_effort as f64 / *m as f64
+        } else {
+            1.0
+        };
+        let _ = writeln!(
+            s,
+            "with {k} worker{}: {m} ({speed:.1}x)",
+            if *k == 1 { "" } else { "s" }
+        );
     }
     if !settings.role_caps.is_empty() {
-        let caps: Vec<String> = settings.role_caps.iter().map(|(r, c)| format!("{r} ≤ {c}")).collect();
+        let caps: Vec<String> = settings
+            .role_caps
+            .iter()
+            .map(|(r, c)| format!("{r} ≤ {c}"))
+            .collect();
         let _ = writeln!(s, "role caps: {}", caps.join(", "));
     }
     out(&s);
@@ -772,8 +1033,14 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
     let c = v.counts();
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     let mut per_role: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for t in v.tasks.iter().filter(|t| !v.rollup.get(&t.id).is_some_and(|r| r.is_container)) {
-        let e = per_role.entry(t.role.clone().unwrap_or_else(|| "(none)".into())).or_default();
+    for t in v
+        .tasks
+        .iter()
+        .filter(|t| !v.rollup.get(&t.id).is_some_and(|r| r.is_container))
+    {
+        let e = per_role
+            .entry(t.role.clone().unwrap_or_else(|| "(none)".into()))
+            .or_default();
         e.1 += 1;
         if t.status.satisfies_dependents() {
             e.0 += 1;
@@ -791,7 +1058,7 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
         return Ok(());
     }
     let mut s = String::new();
-    let pct = if c.total > 0 { c.done() * 100 / c.total } else { 0 };
+    let pct = (c.done() * 100).checked_div(c.total).unwrap_or(0);
     let _ = writeln!(s, "{} {pct}%", report::progress_bar(c.done(), c.total, 20));
     let _ = writeln!(
         s,
@@ -822,10 +1089,17 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
         let _ = writeln!(s, "\ntasks:");
         let mut lines = 0usize;
         let limit = 200;
-        let mut stack: Vec<(&Task, usize)> = kids.get(&None).map(|r| r.iter().rev().map(|t| (*t, 0)).collect()).unwrap_or_default();
+        let mut stack: Vec<(&Task, usize)> = kids
+            .get(&None)
+            .map(|r| r.iter().rev().map(|t| (*t, 0)).collect())
+            .unwrap_or_default();
         while let Some((t, depth)) = stack.pop() {
             if lines == limit {
-                let _ = writeln!(s, "  … ({} tasks in all; `downbeat list` shows every one)", v.tasks.len());
+                let _ = writeln!(
+                    s,
+                    "  … ({} tasks in all; `downbeat list` shows every one)",
+                    v.tasks.len()
+                );
                 break;
             }
             lines += 1;
@@ -841,9 +1115,19 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
             };
             let extra = match v.rollup.get(&t.id) {
                 Some(r) if r.is_container => format!(" {}/{}", r.done, r.total),
-                _ => t.role.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
+                _ => t
+                    .role
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
             };
-            let _ = writeln!(s, "  {}{mark} {} {}{extra} [{shown}]", "  ".repeat(depth), t.id, clip(&t.title, 70));
+            let _ = writeln!(
+                s,
+                "  {}{mark} {} {}{extra} [{shown}]",
+                "  ".repeat(depth),
+                t.id,
+                clip(&t.title, 70)
+            );
             if let Some(ch) = kids.get(&Some(t.id)) {
                 for c in ch.iter().rev() {
                     stack.push((c, depth + 1));
@@ -851,7 +1135,10 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
             }
         }
     } else {
-        let _ = writeln!(s, "\nno tasks yet: `downbeat plan apply FILE` or `downbeat add TITLE`");
+        let _ = writeln!(
+            s,
+            "\nno tasks yet: `downbeat plan apply FILE` or `downbeat add TITLE`"
+        );
     }
     out(&s);
     Ok(())
@@ -863,11 +1150,22 @@ async fn graph(p: &Project, a: GraphArgs) -> Result<(), CliError> {
     let live: HashSet<TaskId> = v.tasks.iter().map(|t| t.id).collect();
     let mut kids: BTreeMap<Option<TaskId>, Vec<&Task>> = BTreeMap::new();
     for t in &v.tasks {
-        kids.entry(t.parent.filter(|p| live.contains(p))).or_default().push(t);
+        kids.entry(t.parent.filter(|p| live.contains(p)))
+            .or_default()
+            .push(t);
     }
     let label = |t: &Task| {
-        let role = t.role.as_deref().map(|r| format!(" · {r}")).unwrap_or_default();
-        format!("{} {}{role} · {}", t.id, t.title, shown_status(t, &v.rollup, &ready))
+        let role = t
+            .role
+            .as_deref()
+            .map(|r| format!(" · {r}"))
+            .unwrap_or_default();
+        format!(
+            "{} {}{role} · {}",
+            t.id,
+            t.title,
+            shown_status(t, &v.rollup, &ready)
+        )
     };
     let mut s = String::new();
     match a.format {
@@ -882,8 +1180,10 @@ async fn graph(p: &Project, a: GraphArgs) -> Result<(), CliError> {
             let esc = |x: &str| x.replace('"', "#quot;");
             let _ = writeln!(s, "flowchart TD");
             // Containers become subgraphs; walk the tree with an explicit stack.
-            let mut stack: Vec<(Option<&Task>, usize)> =
-                kids.get(&None).map(|r| r.iter().rev().map(|t| (Some(*t), 1)).collect()).unwrap_or_default();
+            let mut stack: Vec<(Option<&Task>, usize)> = kids
+                .get(&None)
+                .map(|r| r.iter().rev().map(|t| (Some(*t), 1)).collect())
+                .unwrap_or_default();
             while let Some((t, d)) = stack.pop() {
                 let pad = "  ".repeat(d.min(20));
                 let Some(t) = t else {
@@ -915,8 +1215,10 @@ async fn graph(p: &Project, a: GraphArgs) -> Result<(), CliError> {
         GraphFormat::Dot => {
             let esc = |x: &str| x.replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(s, "digraph downbeat {{\n  rankdir=LR;\n  node [shape=box];");
-            let mut stack: Vec<(Option<&Task>, usize, bool)> =
-                kids.get(&None).map(|r| r.iter().rev().map(|t| (Some(*t), 1, false)).collect()).unwrap_or_default();
+            let mut stack: Vec<(Option<&Task>, usize, bool)> = kids
+                .get(&None)
+                .map(|r| r.iter().rev().map(|t| (Some(*t), 1, false)).collect())
+                .unwrap_or_default();
             while let Some((t, d, close)) = stack.pop() {
                 let pad = "  ".repeat(d.min(20));
                 let Some(t) = t else {
@@ -927,7 +1229,12 @@ async fn graph(p: &Project, a: GraphArgs) -> Result<(), CliError> {
                 };
                 match kids.get(&Some(t.id)) {
                     Some(ch) => {
-                        let _ = writeln!(s, "{pad}subgraph \"cluster_{}\" {{\n{pad}  label=\"{}\";", t.id, esc(&label(t)));
+                        let _ = writeln!(
+                            s,
+                            "{pad}subgraph \"cluster_{}\" {{\n{pad}  label=\"{}\";",
+                            t.id,
+                            esc(&label(t))
+                        );
                         stack.push((None, d, true));
                         for c in ch.iter().rev() {
                             stack.push((Some(c), d + 1, false));
@@ -958,8 +1265,16 @@ async fn graph(p: &Project, a: GraphArgs) -> Result<(), CliError> {
 fn change_summary(before: &Option<Value>, after: &Option<Value>) -> String {
     match (before, after) {
         (Some(b), Some(a)) if b.get("status").is_some() && a.get("status").is_some() => {
-            let res = a.get("result").and_then(Value::as_str).map(|r| format!(" — {}", clip(r, 60))).unwrap_or_default();
-            format!(": {} → {}{res}", b["status"].as_str().unwrap_or("?"), a["status"].as_str().unwrap_or("?"))
+            let res = a
+                .get("result")
+                .and_then(Value::as_str)
+                .map(|r| format!(" — {}", clip(r, 60)))
+                .unwrap_or_default();
+            format!(
+                ": {} → {}{res}",
+                b["status"].as_str().unwrap_or("?"),
+                a["status"].as_str().unwrap_or("?")
+            )
         }
         (_, Some(a)) => {
             let s = a.to_string();
@@ -976,7 +1291,8 @@ async fn log(p: &Project, a: LogArgs, j: bool) -> Result<(), CliError> {
         Some(s) => Some(match Timestamp::parse_rfc3339(s) {
             Some(t) => t,
             None => p.now().saturating_sub(Millis::parse(s).map_err(|e| {
-                CliError::invalid(format!("--since: {e}")).with_hint("or give an RFC 3339 time like 2026-03-01T09:00:00Z")
+                CliError::invalid(format!("--since: {e}"))
+                    .with_hint("or give an RFC 3339 time like 2026-03-01T09:00:00Z")
             })?),
         }),
     };
@@ -984,14 +1300,31 @@ async fn log(p: &Project, a: LogArgs, j: bool) -> Result<(), CliError> {
         Some(t) => Some(resolve(p, t).await?.to_string()),
         None => None,
     };
-    let events = p.store.events(&EventQuery { since, after_seq: None, entity, limit: a.limit }).await?;
+    let events = p
+        .store
+        .events(&EventQuery {
+            since,
+            after_seq: None,
+            entity,
+            limit: a.limit,
+        })
+        .await?;
     if j {
         print_json(&events);
         return Ok(());
     }
     let mut s = String::new();
     for e in &events {
-        let _ = writeln!(s, "{:>5} {} {:<14} {:<16} {}{}", e.seq, e.at, clip(&e.actor, 14), e.action, e.entity, change_summary(&e.before, &e.after));
+        let _ = writeln!(
+            s,
+            "{:>5} {} {:<14} {:<16} {}{}",
+            e.seq,
+            e.at,
+            clip(&e.actor, 14),
+            e.action,
+            e.entity,
+            change_summary(&e.before, &e.after)
+        );
     }
     if s.is_empty() {
         note("no events");
@@ -1021,14 +1354,18 @@ async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), CliError> {
                 Some(s) => s,
                 None => {
                     let prev = p.store.sessions().await?.last().map(|s| s.id.to_string());
-                    let label = prev.map(|x| format!("resumed after {x}")).unwrap_or_else(|| "session".into());
+                    let label = prev
+                        .map(|x| format!("resumed after {x}"))
+                        .unwrap_or_else(|| "session".into());
                     p.store.start_session(&label, &p.actor().await?).await?
                 }
             };
             let v = view(p).await?;
             let brief = report::brief(&v, Some(&current));
             if j {
-                print_json(&json!({"session": current, "brief": brief, "ready": ids_json(&v.planned.ready), "counts": v.counts()}));
+                print_json(
+                    &json!({"session": current, "brief": brief, "ready": ids_json(&v.planned.ready), "counts": v.counts()}),
+                );
             } else {
                 out(&brief);
             }
@@ -1040,10 +1377,16 @@ async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), CliError> {
                 print_json(&json!({"session": current, "metrics": m}));
             } else {
                 match &current {
-                    Some(s) => outln(&format!("session {} \"{}\" open since {} ({})", s.id, s.label, s.started_at, s.actor)),
+                    Some(s) => outln(&format!(
+                        "session {} \"{}\" open since {} ({})",
+                        s.id, s.label, s.started_at, s.actor
+                    )),
                     None => outln("no open session (`downbeat session start` opens one)"),
                 }
-                outln(&format!("{} session(s) so far, {} decision(s), {} insight(s), {} task(s) completed", m.sessions, m.decisions, m.insights, m.tasks_completed));
+                outln(&format!(
+                    "{} session(s) so far, {} decision(s), {} insight(s), {} task(s) completed",
+                    m.sessions, m.decisions, m.insights, m.tasks_completed
+                ));
             }
         }
         SessionCmd::End => {
@@ -1064,7 +1407,10 @@ async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), CliError> {
 async fn objective(p: &Project, c: ObjectiveCmd, j: bool) -> Result<(), CliError> {
     let set = |id: String, st: ObjectiveStatus| async move {
         let id = record(RecordKind::Objective, &id)?;
-        let o = p.store.set_objective_status(id, st, &p.actor().await?).await?;
+        let o = p
+            .store
+            .set_objective_status(id, st, &p.actor().await?)
+            .await?;
         if j {
             print_json(&o);
         } else {
@@ -1078,7 +1424,10 @@ async fn objective(p: &Project, c: ObjectiveCmd, j: bool) -> Result<(), CliError
             for t in &tasks {
                 ids.push(resolve(p, t).await?);
             }
-            let o = p.store.add_objective(&title, &ids, &p.actor().await?).await?;
+            let o = p
+                .store
+                .add_objective(&title, &ids, &p.actor().await?)
+                .await?;
             if j {
                 print_json(&o);
             } else {
@@ -1095,9 +1444,22 @@ async fn objective(p: &Project, c: ObjectiveCmd, j: bool) -> Result<(), CliError
                 .objectives
                 .iter()
                 .map(|o| {
-                    let (d, t) = o.tasks.iter().filter_map(|t| v.rollup.get(t)).fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
-                    let prog = if o.tasks.is_empty() { "-".into() } else { format!("{d}/{t}") };
-                    vec![o.id.to_string(), o.status.to_string(), prog, o.title.clone()]
+                    let (d, t) = o
+                        .tasks
+                        .iter()
+                        .filter_map(|t| v.rollup.get(t))
+                        .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
+                    let prog = if o.tasks.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{d}/{t}")
+                    };
+                    vec![
+                        o.id.to_string(),
+                        o.status.to_string(),
+                        prog,
+                        o.title.clone(),
+                    ]
                 })
                 .collect();
             if rows.is_empty() {
@@ -1146,13 +1508,23 @@ async fn insight(p: &Project, c: InsightCmd, j: bool) -> Result<(), CliError> {
 
 async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(), CliError> {
     match c {
-        DecisionCmd::Add { text, why, supersedes, task } => {
-            let supersedes = supersedes.map(|s| record(RecordKind::Decision, &s)).transpose()?;
+        DecisionCmd::Add {
+            text,
+            why,
+            supersedes,
+            task,
+        } => {
+            let supersedes = supersedes
+                .map(|s| record(RecordKind::Decision, &s))
+                .transpose()?;
             let task = match task {
                 Some(t) => Some(resolve(p, &t).await?),
                 None => None,
             };
-            let d = p.store.add_decision(&text, &why, task, supersedes, &p.actor().await?).await?;
+            let d = p
+                .store
+                .add_decision(&text, &why, task, supersedes, &p.actor().await?)
+                .await?;
             if j {
                 print_json(&d);
             } else {
@@ -1167,8 +1539,15 @@ async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(), CliError> 
                 note("no decisions yet");
             } else {
                 for d in list {
-                    let sup = d.superseded_by.map(|x| format!(" [superseded by {x}]")).unwrap_or_default();
-                    let why = if d.why.is_empty() { String::new() } else { format!(" — {}", d.why) };
+                    let sup = d
+                        .superseded_by
+                        .map(|x| format!(" [superseded by {x}]"))
+                        .unwrap_or_default();
+                    let why = if d.why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", d.why)
+                    };
                     outln(&format!("{} {}{why}{sup}", d.id, d.text));
                 }
             }
@@ -1184,7 +1563,10 @@ const HANDOVER_AT: &str = "handover.at_seq";
 const HANDOVER_BASE: &str = "handover.baseline_seq";
 
 async fn handover(p: &Project, a: HandoverArgs, j: bool) -> Result<(), CliError> {
-    let last = view::last_change(p.store.as_ref()).await?.map(|(s, _)| s).unwrap_or(0);
+    let last = view::last_change(p.store.as_ref())
+        .await?
+        .map(|(s, _)| s)
+        .unwrap_or(0);
     let parse = |v: Option<String>| v.and_then(|s| s.parse::<i64>().ok());
     let at = parse(p.store.meta_get(HANDOVER_AT).await?);
     let baseline = if at == Some(last) {
@@ -1195,7 +1577,10 @@ async fn handover(p: &Project, a: HandoverArgs, j: bool) -> Result<(), CliError>
     };
     let new_decisions: Vec<RecordId> = p
         .store
-        .events(&EventQuery { after_seq: Some(baseline), ..Default::default() })
+        .events(&EventQuery {
+            after_seq: Some(baseline),
+            ..Default::default()
+        })
         .await?
         .into_iter()
         .filter(|e| e.action == "decision.added")
@@ -1209,10 +1594,23 @@ async fn handover(p: &Project, a: HandoverArgs, j: bool) -> Result<(), CliError>
         write_atomically(&target, doc.as_bytes())?;
     }
     if at != Some(last) {
-        p.store.meta_set(HANDOVER_BASE, &baseline.to_string()).await?;
+        p.store
+            .meta_set(HANDOVER_BASE, &baseline.to_string())
+            .await?;
         p.store.meta_set(HANDOVER_AT, &last.to_string()).await?;
-        let path = if to_stdout { "-".to_owned() } else { target.display().to_string() };
-        p.store.record_event("handover.written", "handover", Some(json!({"path": path, "as_of_seq": last})), &p.actor().await?).await?;
+        let path = if to_stdout {
+            "-".to_owned()
+        } else {
+            target.display().to_string()
+        };
+        p.store
+            .record_event(
+                "handover.written",
+                "handover",
+                Some(json!({"path": path, "as_of_seq": last})),
+                &p.actor().await?,
+            )
+            .await?;
     }
     if to_stdout {
         out(&doc);
@@ -1225,23 +1623,48 @@ async fn handover(p: &Project, a: HandoverArgs, j: bool) -> Result<(), CliError>
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out")));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| CliError::new(code::STORAGE, format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| {
+            CliError::new(
+                code::STORAGE,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })
 }
 
 async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliError> {
-    let dur = |what: &str, s: &str| Millis::parse(s).map_err(|e| CliError::invalid(format!("{what}: {e}")));
+    let dur = |what: &str, s: &str| {
+        Millis::parse(s).map_err(|e| CliError::invalid(format!("{what}: {e}")))
+    };
     let mut policy = Policy {
-        stale_after: dur("stale_after", a.stale_after.as_deref().unwrap_or(&p.config.maintain.stale_after))?,
-        archive_after: dur("archive_after", a.archive_after.as_deref().unwrap_or(&p.config.maintain.archive_after))?,
+        stale_after: dur(
+            "stale_after",
+            a.stale_after
+                .as_deref()
+                .unwrap_or(&p.config.maintain.stale_after),
+        )?,
+        archive_after: dur(
+            "archive_after",
+            a.archive_after
+                .as_deref()
+                .unwrap_or(&p.config.maintain.archive_after),
+        )?,
         ..Default::default()
     };
     for r in p.roles.iter() {
         if let Some(s) = &r.stale_after {
-            policy.stale_after_role.insert(r.name.clone(), dur("stale_after", s)?);
+            policy
+                .stale_after_role
+                .insert(r.name.clone(), dur("stale_after", s)?);
         }
     }
     let tasks = p.store.tasks(&TaskFilter::default()).await?;
@@ -1254,8 +1677,11 @@ async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliEr
         for f in &findings {
             match f {
                 Finding::StaleRunning { task, idle, .. } => {
-                    let note_text = format!("put back to pending by maintenance: no activity for {idle}");
-                    p.store.set_status(*task, Status::Pending, Some(&note_text), &actor).await?;
+                    let note_text =
+                        format!("put back to pending by maintenance: no activity for {idle}");
+                    p.store
+                        .set_status(*task, Status::Pending, Some(&note_text), &actor)
+                        .await?;
                     actions.push(format!("requeued {task}"));
                 }
                 Finding::Archive { root, tasks } => {
@@ -1273,22 +1699,48 @@ async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliEr
         actions.push("optimised the database".into());
     }
     if j {
-        print_json(&json!({"findings": findings, "integrity": integrity, "applied": a.apply, "actions": actions}));
+        print_json(
+            &json!({"findings": findings, "integrity": integrity, "applied": a.apply, "actions": actions}),
+        );
         return Ok(());
     }
     let mut s = String::new();
     for f in &findings {
         let line = match f {
-            Finding::StaleRunning { task, idle, threshold } => format!("stale: {task} running with no activity for {idle} (threshold {threshold}) → requeue"),
-            Finding::StaleBlocked { task, idle, threshold } => format!("stale: {task} blocked for {idle} (threshold {threshold}) → needs a person"),
-            Finding::Archive { root, tasks } => format!("archive: {root} and its subtree ({} task(s)) finished long ago", tasks.len()),
-            Finding::Cycle { path } => format!("damaged: dependency cycle {} → remove one edge with `downbeat dep rm`", ids_json(path).join(" → ")),
-            Finding::ParentLoop { tasks } => format!("damaged: parent loop {} → fix with `downbeat edit ID --parent none`", ids_json(tasks).join(" → ")),
+            Finding::StaleRunning {
+                task,
+                idle,
+                threshold,
+            } => format!(
+                "stale: {task} running with no activity for {idle} (threshold {threshold}) → requeue"
+            ),
+            Finding::StaleBlocked {
+                task,
+                idle,
+                threshold,
+            } => {
+                format!("stale: {task} blocked for {idle} (threshold {threshold}) → needs a person")
+            }
+            Finding::Archive { root, tasks } => format!(
+                "archive: {root} and its subtree ({} task(s)) finished long ago",
+                tasks.len()
+            ),
+            Finding::Cycle { path } => format!(
+                "damaged: dependency cycle {} → remove one edge with `downbeat dep rm`",
+                ids_json(path).join(" → ")
+            ),
+            Finding::ParentLoop { tasks } => format!(
+                "damaged: parent loop {} → fix with `downbeat edit ID --parent none`",
+                ids_json(tasks).join(" → ")
+            ),
         };
         let _ = writeln!(s, "{line}");
     }
     for (f, t, k) in &integrity.dangling_edges {
-        let _ = writeln!(s, "damaged: {k} edge {f} → {t} points at a missing task → remove");
+        let _ = writeln!(
+            s,
+            "damaged: {k} edge {f} → {t} points at a missing task → remove"
+        );
     }
     for (t, parent) in &integrity.orphans {
         let _ = writeln!(s, "damaged: {t} has a missing parent (#{parent}) → detach");
@@ -1303,7 +1755,9 @@ async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliEr
         for act in &actions {
             let _ = writeln!(s, "done: {act}");
         }
-    } else if findings.iter().any(Finding::is_fixable) || integrity != downbeat_store::Integrity::default() {
+    } else if findings.iter().any(Finding::is_fixable)
+        || integrity != downbeat_store::Integrity::default()
+    {
         s.push_str("(dry run: `downbeat maintain --apply` acts on the findings marked →)\n");
     }
     out(&s);
@@ -1314,13 +1768,23 @@ fn roles(p: &Project, a: RolesArgs, j: bool) -> Result<(), CliError> {
     match a.name {
         Some(n) => {
             let r = p.roles.get(&n).ok_or_else(|| {
-                CliError::not_found(format!("no role `{n}`")).with_hint(format!("known roles: {}", p.roles.names().join(", ")))
+                CliError::not_found(format!("no role `{n}`"))
+                    .with_hint(format!("known roles: {}", p.roles.names().join(", ")))
             })?;
             if j {
                 print_json(r);
             } else {
-                let cap = r.max_parallel.map(|c| format!("\nmax parallel: {c}")).unwrap_or_default();
-                out(&format!("{} ({})\n{}{cap}\n\nprompt template:\n{}\n", r.name, r.source, r.description, r.prompt.trim_end()));
+                let cap = r
+                    .max_parallel
+                    .map(|c| format!("\nmax parallel: {c}"))
+                    .unwrap_or_default();
+                out(&format!(
+                    "{} ({})\n{}{cap}\n\nprompt template:\n{}\n",
+                    r.name,
+                    r.source,
+                    r.description,
+                    r.prompt.trim_end()
+                ));
             }
         }
         None => {
@@ -1330,7 +1794,16 @@ fn roles(p: &Project, a: RolesArgs, j: bool) -> Result<(), CliError> {
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
-                    .map(|r| vec![r.name.clone(), r.max_parallel.map(|c| c.to_string()).unwrap_or_else(|| "-".into()), r.source.clone(), r.description.clone()])
+                    .map(|r| {
+                        vec![
+                            r.name.clone(),
+                            r.max_parallel
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            r.source.clone(),
+                            r.description.clone(),
+                        ]
+                    })
                     .collect();
                 out(&table(&["ROLE", "MAX", "SOURCE", "DESCRIPTION"], &rows));
             }
@@ -1345,7 +1818,10 @@ async fn metrics(p: &Project, j: bool) -> Result<(), CliError> {
         print_json(&m);
         return Ok(());
     }
-    let pct = |x: Option<f64>| x.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "n/a".into());
+    let pct = |x: Option<f64>| {
+        x.map(|x| format!("{:.0}%", x * 100.0))
+            .unwrap_or_else(|| "n/a".into())
+    };
     out(&format!(
         "tasks completed:         {}\ntasks failed:            {}\nsuccess rate:            {}\nparallel execution rate: {}\nsessions:                {}\ndecisions:               {}\ninsights:                {}\nevents:                  {}\n",
         m.tasks_completed,
@@ -1377,7 +1853,13 @@ fn bench(b: BenchCmd, j: bool) -> Result<(), CliError> {
     let dag = random_dag(tasks, edges, seed);
     let built = t0.elapsed();
     let t1 = std::time::Instant::now();
-    let a = analyze(&dag, &PlanOptions { group_caps: vec![], workers: vec![1, 4, 16] });
+    let a = analyze(
+        &dag,
+        &PlanOptions {
+            group_caps: vec![],
+            workers: vec![1, 4, 16],
+        },
+    );
     let analysed = t1.elapsed();
     let rss = peak_rss_mb();
     if j {
@@ -1396,7 +1878,8 @@ fn bench(b: BenchCmd, j: bool) -> Result<(), CliError> {
             a.waves.len(),
             a.critical_path_effort,
             a.max_parallelism,
-            rss.map(|r| format!("{r:.0} MB")).unwrap_or_else(|| "n/a".into())
+            rss.map(|r| format!("{r:.0} MB"))
+                .unwrap_or_else(|| "n/a".into())
         ));
     }
     Ok(())

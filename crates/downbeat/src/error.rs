@@ -61,7 +61,9 @@ impl From<StoreError> for CliError {
         match e {
             StoreError::NotFound { what, .. } => {
                 let hint = match what {
-                    "task" => "`downbeat list` shows tasks with their ids; any unique prefix of an id, or a plan key, works",
+                    "task" => {
+                        "`downbeat list` shows tasks with their ids; any unique prefix of an id, or a plan key, works"
+                    }
                     "objective" => "`downbeat objective list` shows objectives",
                     "decision" => "`downbeat decision list` shows decisions",
                     _ => "check the id",
@@ -72,10 +74,12 @@ impl From<StoreError> for CliError {
                 Self::invalid(message).with_hint("type more characters of the id")
             }
             StoreError::Invalid(_) | StoreError::Plan(_) => Self::invalid(message),
-            StoreError::Transition { id, .. } => Self::new(code::CONFLICT, message)
-                .with_hint(format!("`downbeat show {id}` shows the task's current status")),
-            StoreError::Cycle(_) => Self::new(code::CONFLICT, message)
-                .with_hint("remove one of these dependencies (`downbeat dep rm`) or drop the new one"),
+            StoreError::Transition { id, .. } => Self::new(code::CONFLICT, message).with_hint(
+                format!("`downbeat show {id}` shows the task's current status"),
+            ),
+            StoreError::Cycle(_) => Self::new(code::CONFLICT, message).with_hint(
+                "remove one of these dependencies (`downbeat dep rm`) or drop the new one",
+            ),
             StoreError::SchemaTooNew { .. } => Self::new(code::STORAGE, message)
                 .with_hint("install a newer downbeat to use this database"),
             StoreError::Open { .. } => Self::new(code::STORAGE, message),

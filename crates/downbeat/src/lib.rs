@@ -23,7 +23,9 @@ pub fn run() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => code::OK,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    code::OK
+                }
                 _ => code::USAGE,
             });
         }
@@ -34,7 +36,12 @@ pub fn run() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return report(CliError::new(code::INTERNAL, format!("cannot start the runtime: {e}"))),
+        Err(e) => {
+            return report(CliError::new(
+                code::INTERNAL,
+                format!("cannot start the runtime: {e}"),
+            ));
+        }
     };
     match rt.block_on(commands::dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,

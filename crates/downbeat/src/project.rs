@@ -165,9 +165,11 @@ fn env(name: &str) -> Option<String> {
 pub fn fixed_now() -> Result<Option<Timestamp>, CliError> {
     match env("DOWNBEAT_NOW") {
         None => Ok(None),
-        Some(v) => Timestamp::parse_rfc3339(&v)
-            .map(Some)
-            .ok_or_else(|| CliError::invalid(format!("DOWNBEAT_NOW=`{v}` is not an RFC 3339 time (e.g. 2026-03-01T09:00:00Z)"))),
+        Some(v) => Timestamp::parse_rfc3339(&v).map(Some).ok_or_else(|| {
+            CliError::invalid(format!(
+                "DOWNBEAT_NOW=`{v}` is not an RFC 3339 time (e.g. 2026-03-01T09:00:00Z)"
+            ))
+        }),
     }
 }
 
@@ -176,7 +178,11 @@ pub fn fixed_now() -> Result<Option<Timestamp>, CliError> {
 pub fn find_root(g: &Globals) -> Result<PathBuf, CliError> {
     let cwd = std::env::current_dir()?;
     if let Some(p) = &g.project {
-        let p = if p.is_absolute() { p.clone() } else { cwd.join(p) };
+        let p = if p.is_absolute() {
+            p.clone()
+        } else {
+            cwd.join(p)
+        };
         return Ok(p);
     }
     let mut cur: Option<&Path> = Some(&cwd);
@@ -186,8 +192,13 @@ pub fn find_root(g: &Globals) -> Result<PathBuf, CliError> {
         }
         cur = dir.parent();
     }
-    Err(CliError::not_found(format!("no downbeat project in {} or any parent directory", cwd.display()))
-        .with_hint("run `downbeat init` at the root of your project, or pass --db / set DOWNBEAT_DATABASE_URL"))
+    Err(CliError::not_found(format!(
+        "no downbeat project in {} or any parent directory",
+        cwd.display()
+    ))
+    .with_hint(
+        "run `downbeat init` at the root of your project, or pass --db / set DOWNBEAT_DATABASE_URL",
+    ))
 }
 
 fn db_url(g: &Globals, root: &Path) -> String {
@@ -204,7 +215,10 @@ pub fn load_config(root: &Path) -> Result<Config, CliError> {
                 .with_hint("see `downbeat init` for a commented default configuration")
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-        Err(e) => Err(CliError::new(code::STORAGE, format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(CliError::new(
+            code::STORAGE,
+            format!("cannot read {}: {e}", path.display()),
+        )),
     }
 }
 
@@ -219,10 +233,16 @@ pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, CliError> {
             .collect();
         files.sort();
         for f in files {
-            let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+            let name = f
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
             let text = std::fs::read_to_string(&f)?;
             let shown = format!("{DIR}/roles/{name}.toml");
-            roles.merge_toml(&name, &shown, &text).map_err(|e| CliError::invalid(e.to_string()))?;
+            roles
+                .merge_toml(&name, &shown, &text)
+                .map_err(|e| CliError::invalid(e.to_string()))?;
         }
     }
     for (name, rc) in &config.roles {
@@ -237,12 +257,18 @@ pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, CliError> {
             stale_after: rc.stale_after.clone(),
             ..Default::default()
         };
-        let source = roles.get(name).map(|r| r.source.clone()).unwrap_or_default();
-        roles.merge(name, &source, file).map_err(|e| CliError::invalid(e.to_string()))?;
+        let source = roles
+            .get(name)
+            .map(|r| r.source.clone())
+            .unwrap_or_default();
+        roles
+            .merge(name, &source, file)
+            .map_err(|e| CliError::invalid(e.to_string()))?;
     }
     for r in roles.iter() {
         if let Some(s) = &r.stale_after {
-            Millis::parse(s).map_err(|e| CliError::invalid(format!("role `{}`: stale_after: {e}", r.name)))?;
+            Millis::parse(s)
+                .map_err(|e| CliError::invalid(format!("role `{}`: stale_after: {e}", r.name)))?;
         }
     }
     Ok(roles)
@@ -303,13 +329,20 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), CliError> {
     let dir = root.join(DIR);
     let fresh = !dir.join(DB_FILE).exists();
     std::fs::create_dir_all(dir.join("roles")).map_err(|e| {
-        CliError::new(code::STORAGE, format!("cannot create {}: {e}", dir.display()))
-            .with_hint("downbeat needs write access to the project directory")
+        CliError::new(
+            code::STORAGE,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+        .with_hint("downbeat needs write access to the project directory")
     })?;
     let cfg = dir.join(CONFIG_FILE);
     if !cfg.exists() {
-        std::fs::write(&cfg, DEFAULT_CONFIG)
-            .map_err(|e| CliError::new(code::STORAGE, format!("cannot write {}: {e}", cfg.display())))?;
+        std::fs::write(&cfg, DEFAULT_CONFIG).map_err(|e| {
+            CliError::new(
+                code::STORAGE,
+                format!("cannot write {}: {e}", cfg.display()),
+            )
+        })?;
     }
     let gi = dir.join(".gitignore");
     if !gi.exists() {

@@ -28,7 +28,11 @@ impl Env {
 
     fn with_example() -> Self {
         let e = Self::initialised();
-        e.ok(&["plan", "apply", example("rate-limiting.toml").to_str().unwrap()]);
+        e.ok(&[
+            "plan",
+            "apply",
+            example("rate-limiting.toml").to_str().unwrap(),
+        ]);
         e
     }
 
@@ -66,7 +70,11 @@ impl Env {
     fn fails(&self, args: &[&str], code: i32) -> String {
         let o = self.run(args);
         let err = String::from_utf8(o.stderr).unwrap();
-        assert_eq!(o.status.code(), Some(code), "downbeat {args:?}: stderr:\n{err}");
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "downbeat {args:?}: stderr:\n{err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
         err
     }
@@ -85,7 +93,9 @@ impl Env {
 }
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
 }
 
 #[test]
@@ -96,7 +106,10 @@ fn a_fresh_project_plans_the_example() {
     insta::assert_snapshot!("status_after_apply", e.ok(&["status"]));
     insta::assert_snapshot!("graph_mermaid", e.ok(&["graph", "--format", "mermaid"]));
     let dot = e.ok(&["graph", "--format", "dot"]);
-    assert!(dot.starts_with("digraph downbeat {") && dot.trim_end().ends_with('}'), "{dot}");
+    assert!(
+        dot.starts_with("digraph downbeat {") && dot.trim_end().ends_with('}'),
+        "{dot}"
+    );
     let g = e.json(&["graph", "--format", "json"]);
     assert_eq!(g["tasks"].as_array().unwrap().len(), 11);
 }
@@ -118,14 +131,23 @@ fn work_moves_through_the_graph() {
     assert!(err.contains("--force"), "{err}");
     e.ok(&["start", "design"]);
     e.ok(&["done", "design", "--result", "token bucket per client"]);
-    let ready: Vec<String> = e.json(&["ready"]).as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap().to_owned()).collect();
+    let ready: Vec<String> = e
+        .json(&["ready"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ready.len(), 2);
     assert!(ready.contains(&"middleware".to_owned()) && ready.contains(&"redis".to_owned()));
     e.ok(&["start", "redis"]);
     e.ok(&["fail", "redis", "--reason", "no redis in staging"]);
     insta::assert_snapshot!("blocked_after_failure", e.ok(&["blocked"]));
     let err = e.fails(&["done", "redis"], 5);
-    assert!(err.contains("cannot move a failed task to completed"), "{err}");
+    assert!(
+        err.contains("cannot move a failed task to completed"),
+        "{err}"
+    );
     e.ok(&["reopen", "redis"]);
     let show = e.json(&["show", "design"]);
     assert_eq!(show["status"], "completed");
@@ -136,22 +158,63 @@ fn work_moves_through_the_graph() {
 #[test]
 fn added_tasks_and_dependencies() {
     let e = Env::initialised();
-    let a = e.ok(&["add", "Design auth schema", "--role", "architect", "--effort", "3"]).trim().to_owned();
-    let b = e.ok(&["add", "Build login", "--role", "implementer", "--after", &a, "--key", "login"]).trim().to_owned();
+    let a = e
+        .ok(&[
+            "add",
+            "Design auth schema",
+            "--role",
+            "architect",
+            "--effort",
+            "3",
+        ])
+        .trim()
+        .to_owned();
+    let b = e
+        .ok(&[
+            "add",
+            "Build login",
+            "--role",
+            "implementer",
+            "--after",
+            &a,
+            "--key",
+            "login",
+        ])
+        .trim()
+        .to_owned();
     assert_eq!(a.len(), 6);
     let err = e.fails(&["dep", "add", &a, "--on", "login"], 5);
-    assert!(err.contains(&format!("dependency cycle: {a} → {b} → {a}")) || err.contains(&format!("dependency cycle: {b} → {a} → {b}")), "{err}");
+    assert!(
+        err.contains(&format!("dependency cycle: {a} → {b} → {a}"))
+            || err.contains(&format!("dependency cycle: {b} → {a} → {b}")),
+        "{err}"
+    );
     assert!(err.contains("hint:"), "{err}");
     let err = e.fails(&["add", "x", "--role", "wizard"], 4);
-    assert!(err.contains("unknown role `wizard`") && err.contains("architect"), "{err}");
+    assert!(
+        err.contains("unknown role `wizard`") && err.contains("architect"),
+        "{err}"
+    );
     let err = e.fails(&["add", "x", "--priority", "urgent"], 4);
     assert!(err.contains("unknown priority"), "{err}");
     e.ok(&["dep", "add", &a, "--on", "login", "--kind", "related"]);
     let out = e.ok(&["dep", "rm", "login", "--on", &a]);
     assert!(out.contains("no longer depends on"), "{out}");
     let list = e.json(&["list"]);
-    assert!(list.as_array().unwrap().iter().all(|t| t["state"] == "ready"));
-    e.ok(&["edit", "login", "--title", "Build login form", "--tag", "auth"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "ready")
+    );
+    e.ok(&[
+        "edit",
+        "login",
+        "--title",
+        "Build login form",
+        "--tag",
+        "auth",
+    ]);
     let found = e.json(&["list", "--tag", "auth"]);
     assert_eq!(found[0]["title"], "Build login form");
 }
@@ -160,29 +223,50 @@ fn added_tasks_and_dependencies() {
 fn bad_input_gets_clear_errors_and_exit_codes() {
     let e = Env::new();
     let err = e.fails(&["status"], 3);
-    assert!(err.contains("no downbeat project") && err.contains("downbeat init"), "{err}");
+    assert!(
+        err.contains("no downbeat project") && err.contains("downbeat init"),
+        "{err}"
+    );
     e.ok(&["init"]);
     let err = e.fails(&["show", "zzzzzz"], 3);
     assert!(err.contains("no task matches `zzzzzz`"), "{err}");
     e.fails(&["list", "--bogus"], 2);
-    let bad = e.write("bad.toml", "[[tasks]]\ntitle = \"ok\"\n\n[[tasks]]\ntitle = \n");
+    let bad = e.write(
+        "bad.toml",
+        "[[tasks]]\ntitle = \"ok\"\n\n[[tasks]]\ntitle = \n",
+    );
     let err = e.fails(&["plan", "apply", bad.to_str().unwrap()], 4);
     assert!(err.contains("line 5"), "{err}");
-    let bad = e.write("refs.toml", "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\ndepends_on = [\"ghost\"]\nrole = \"wizard\"\n");
+    let bad = e.write(
+        "refs.toml",
+        "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\ndepends_on = [\"ghost\"]\nrole = \"wizard\"\n",
+    );
     let err = e.fails(&["plan", "apply", bad.to_str().unwrap()], 4);
-    assert!(err.contains("2 problems") && err.contains("`ghost`") && err.contains("wizard"), "{err}");
+    assert!(
+        err.contains("2 problems") && err.contains("`ghost`") && err.contains("wizard"),
+        "{err}"
+    );
     let cyc = e.write("cycle.toml", "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\ndepends_on = [\"b\"]\n[[tasks]]\nkey = \"b\"\ntitle = \"B\"\ndepends_on = [\"a\"]\n");
     let err = e.fails(&["plan", "apply", cyc.to_str().unwrap()], 5);
-    assert!(err.contains("dependency cycle: a → b → a") || err.contains("dependency cycle: b → a → b"), "{err}");
+    assert!(
+        err.contains("dependency cycle: a → b → a") || err.contains("dependency cycle: b → a → b"),
+        "{err}"
+    );
     let err = e.fails(&["plan", "apply", "missing.toml"], 3);
     assert!(err.contains("cannot read missing.toml"), "{err}");
-    let err = e.fails(&["plan", "apply", e.write("plan.txt", "").to_str().unwrap()], 4);
+    let err = e.fails(
+        &["plan", "apply", e.write("plan.txt", "").to_str().unwrap()],
+        4,
+    );
     assert!(err.contains("unknown plan format"), "{err}");
     // Nothing of the failed plans was written.
     assert_eq!(e.json(&["list"]).as_array().unwrap().len(), 0);
     let err = e.fails(&["log", "--since", "yesterday"], 4);
     assert!(err.contains("invalid duration"), "{err}");
-    let err = e.fails(&["decision", "add", "x", "--why", "y", "--supersedes", "o1"], 4);
+    let err = e.fails(
+        &["decision", "add", "x", "--why", "y", "--supersedes", "o1"],
+        4,
+    );
     assert!(err.contains("not a decision id"), "{err}");
     let err = e.fails(&["--db", "postgres://u:secret@db/x", "status"], 6);
     assert!(!err.contains("secret"), "{err}");
@@ -208,7 +292,11 @@ fn a_newer_schema_is_refused() {
 #[test]
 fn a_read_only_project_is_reported() {
     // Root ignores permissions, so this only means something as an ordinary user.
-    if std::fs::metadata("/root").map(|m| m.permissions().readonly()).unwrap_or(false) || is_root() {
+    if std::fs::metadata("/root")
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(false)
+        || is_root()
+    {
         return;
     }
     let e = Env::initialised();
@@ -222,7 +310,11 @@ fn a_read_only_project_is_reported() {
 }
 
 fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
 }
 
 #[test]
@@ -230,7 +322,13 @@ fn handover_is_deterministic_and_complete() {
     let e = Env::with_example();
     e.ok(&["session", "start", "first pass"]);
     e.ok(&["start", "design"]);
-    e.ok(&["insight", "add", "the gateway already counts requests", "--task", "design"]);
+    e.ok(&[
+        "insight",
+        "add",
+        "the gateway already counts requests",
+        "--task",
+        "design",
+    ]);
     let path = e.ok(&["handover"]);
     let first = std::fs::read(path.trim()).unwrap();
     e.ok(&["handover"]);
@@ -239,14 +337,40 @@ fn handover_is_deterministic_and_complete() {
     let text = String::from_utf8(first).unwrap();
     insta::assert_snapshot!("handover", text);
     // A new decision shows up as new in the next handover, then no longer.
-    e.ok(&["decision", "add", "Fail open when Redis is down", "--why", "availability first"]);
+    e.ok(&[
+        "decision",
+        "add",
+        "Fail open when Redis is down",
+        "--why",
+        "availability first",
+    ]);
     let third = std::fs::read_to_string(e.ok(&["handover"]).trim()).unwrap();
-    let new_part = third.split("## Decisions since the last handover").nth(1).unwrap().split("##").next().unwrap().split("Earlier").next().unwrap().to_owned();
+    let new_part = third
+        .split("## Decisions since the last handover")
+        .nth(1)
+        .unwrap()
+        .split("##")
+        .next()
+        .unwrap()
+        .split("Earlier")
+        .next()
+        .unwrap()
+        .to_owned();
     assert!(new_part.contains("d2 Fail open"), "{new_part}");
     assert!(!new_part.contains("d1 "), "{new_part}");
     e.ok(&["add", "unrelated"]);
     let fourth = std::fs::read_to_string(e.ok(&["handover"]).trim()).unwrap();
-    let new_part = fourth.split("## Decisions since the last handover").nth(1).unwrap().split("##").next().unwrap().split("Earlier").next().unwrap().to_owned();
+    let new_part = fourth
+        .split("## Decisions since the last handover")
+        .nth(1)
+        .unwrap()
+        .split("##")
+        .next()
+        .unwrap()
+        .split("Earlier")
+        .next()
+        .unwrap()
+        .to_owned();
     assert!(new_part.contains("None."), "{new_part}");
 }
 
@@ -267,11 +391,26 @@ fn resume_brief_stays_compact_for_500_tasks() {
     e.ok(&["plan", "apply", p.to_str().unwrap()]);
     for i in 0..5 {
         e.ok(&["start", &format!("t{i}")]);
-        e.ok(&["decision", "add", &format!("Decision {i}"), "--why", "because of reasons that matter"]);
+        e.ok(&[
+            "decision",
+            "add",
+            &format!("Decision {i}"),
+            "--why",
+            "because of reasons that matter",
+        ]);
     }
     let brief = e.ok(&["session", "resume"]);
-    assert!(brief.len() < 6 * 1024, "brief is {} bytes:\n{brief}", brief.len());
-    assert!(brief.contains("In flight:") && brief.contains("Next (ready now):") && brief.contains("Objectives:"), "{brief}");
+    assert!(
+        brief.len() < 6 * 1024,
+        "brief is {} bytes:\n{brief}",
+        brief.len()
+    );
+    assert!(
+        brief.contains("In flight:")
+            && brief.contains("Next (ready now):")
+            && brief.contains("Objectives:"),
+        "{brief}"
+    );
     assert!(brief.contains("and 87 more ready tasks"), "{brief}");
 }
 
@@ -281,8 +420,15 @@ fn maintenance_finds_stale_work_and_applies_only_when_asked() {
     e.ok(&["start", "design"]);
     e.now = "2026-03-03T09:00:00Z".into(); // two days later
     let report = e.ok(&["maintain"]);
-    assert!(report.contains("stale:") && report.contains("dry run"), "{report}");
-    assert_eq!(e.json(&["show", "design"])["status"], "running", "a dry run changes nothing");
+    assert!(
+        report.contains("stale:") && report.contains("dry run"),
+        "{report}"
+    );
+    assert_eq!(
+        e.json(&["show", "design"])["status"],
+        "running",
+        "a dry run changes nothing"
+    );
     e.ok(&["maintain", "--apply"]);
     assert_eq!(e.json(&["show", "design"])["status"], "pending");
     let log = e.ok(&["log", "--task", "design"]);
@@ -292,16 +438,26 @@ fn maintenance_finds_stale_work_and_applies_only_when_asked() {
     e.ok(&["done", "design"]);
     e.now = "2026-04-20T09:00:00Z".into();
     let report = e.ok(&["maintain", "--json"]);
-    assert!(!report.contains("\"archive\""), "unfinished subtrees are not archived: {report}");
+    assert!(
+        !report.contains("\"archive\""),
+        "unfinished subtrees are not archived: {report}"
+    );
 }
 
 #[test]
 fn two_processes_write_at_once_without_losing_anything() {
     let e = Env::initialised();
     let spawn = |tag: &str| {
-        let script = format!("for i in $(seq 1 15); do {} add \"{tag} $i\" >/dev/null || exit 1; done", assert_cmd::cargo::cargo_bin("downbeat").display());
+        let script = format!(
+            "for i in $(seq 1 15); do {} add \"{tag} $i\" >/dev/null || exit 1; done",
+            assert_cmd::cargo::cargo_bin("downbeat").display()
+        );
         let mut sh = std::process::Command::new("sh");
-        sh.current_dir(e.path()).env_clear().env("DOWNBEAT_NOW", NOW).arg("-c").arg(script);
+        sh.current_dir(e.path())
+            .env_clear()
+            .env("DOWNBEAT_NOW", NOW)
+            .arg("-c")
+            .arg(script);
         sh.spawn().unwrap()
     };
     let mut a = spawn("a");
@@ -316,7 +472,13 @@ fn two_processes_write_at_once_without_losing_anything() {
 #[test]
 fn context_records_and_metrics() {
     let e = Env::with_example();
-    e.ok(&["objective", "add", "Document the limits", "--task", "api-docs"]);
+    e.ok(&[
+        "objective",
+        "add",
+        "Document the limits",
+        "--task",
+        "api-docs",
+    ]);
     e.ok(&["objective", "done", "o1"]);
     insta::assert_snapshot!("objectives", e.ok(&["objective", "list"]));
     let err = e.fails(&["objective", "done", "o9"], 3);
@@ -327,20 +489,37 @@ fn context_records_and_metrics() {
     e.ok(&["session", "end"]);
     e.fails(&["session", "end"], 3);
     let roles = e.ok(&["roles"]);
-    assert!(roles.contains("architect") && roles.contains("researcher"), "{roles}");
+    assert!(
+        roles.contains("architect") && roles.contains("researcher"),
+        "{roles}"
+    );
     std::fs::write(e.path().join(".downbeat/roles/security.toml"), "description = \"Audits security\"\nprompt = \"You are the security auditor.\"\nmax_parallel = 1\n").unwrap();
     let roles = e.ok(&["roles", "security"]);
     assert!(roles.contains("You are the security auditor."), "{roles}");
-    std::fs::write(e.path().join(".downbeat/roles/broken.toml"), "descripton = 1\n").unwrap();
+    std::fs::write(
+        e.path().join(".downbeat/roles/broken.toml"),
+        "descripton = 1\n",
+    )
+    .unwrap();
     let err = e.fails(&["roles"], 4);
-    assert!(err.contains("broken.toml") && err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains("broken.toml") && err.contains("unknown field"),
+        "{err}"
+    );
 }
 
 #[test]
 fn yaml_and_json_plans_apply_too() {
     let e = Env::initialised();
-    e.ok(&["plan", "apply", example("checkout-performance.yaml").to_str().unwrap()]);
-    let j = e.write("p.json", r#"{"tasks":[{"key":"x","title":"From JSON","role":"researcher"}]}"#);
+    e.ok(&[
+        "plan",
+        "apply",
+        example("checkout-performance.yaml").to_str().unwrap(),
+    ]);
+    let j = e.write(
+        "p.json",
+        r#"{"tasks":[{"key":"x","title":"From JSON","role":"researcher"}]}"#,
+    );
     e.ok(&["plan", "check", j.to_str().unwrap()]);
     e.ok(&["plan", "apply", j.to_str().unwrap()]);
     let waves = e.json(&["waves"]);
@@ -351,10 +530,16 @@ fn yaml_and_json_plans_apply_too() {
 #[test]
 fn role_caps_and_footprints_shape_the_waves() {
     let e = Env::initialised();
-    std::fs::write(e.path().join(".downbeat/config.toml"), "[roles.tester]\nmax_parallel = 2\n").unwrap();
+    std::fs::write(
+        e.path().join(".downbeat/config.toml"),
+        "[roles.tester]\nmax_parallel = 2\n",
+    )
+    .unwrap();
     let mut plan = String::new();
     for i in 0..5 {
-        plan.push_str(&format!("[[tasks]]\ntitle = \"test {i}\"\nrole = \"tester\"\n"));
+        plan.push_str(&format!(
+            "[[tasks]]\ntitle = \"test {i}\"\nrole = \"tester\"\n"
+        ));
     }
     plan.push_str("[[tasks]]\ntitle = \"edit a\"\nfiles = [\"src/a.rs\"]\n[[tasks]]\ntitle = \"edit dir\"\nfiles = [\"src/\"]\n");
     let p = e.write("p.toml", &plan);
@@ -362,7 +547,10 @@ fn role_caps_and_footprints_shape_the_waves() {
     let w = e.json(&["waves"]);
     let waves = w["waves"].as_array().unwrap();
     assert_eq!(waves.len(), 3, "{w}");
-    let err = std::fs::write(e.path().join(".downbeat/config.toml"), "[planner]\nworkerz = [1]\n");
+    let err = std::fs::write(
+        e.path().join(".downbeat/config.toml"),
+        "[planner]\nworkerz = [1]\n",
+    );
     assert!(err.is_ok());
     let err = e.fails(&["waves"], 4);
     assert!(err.contains("unknown field `workerz`"), "{err}");
