@@ -48,9 +48,10 @@ impl fmt::Display for ObjectiveStatus {
 impl FromStr for ObjectiveStatus {
     type Err = ParseEnumError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|o| o.as_str() == s).ok_or_else(|| {
-            ParseEnumError::new("objective status", s, &Self::ALL.map(Self::as_str))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| ParseEnumError::new("objective status", s, &Self::ALL.map(Self::as_str)))
     }
 }
 
@@ -198,8 +199,14 @@ mod tests {
     fn parallel_rate_counts_overlaps() {
         assert_eq!(parallel_rate(&[]), None);
         assert_eq!(parallel_rate(&[iv(0, 10), iv(10, 20)]), Some(0.0));
-        assert_eq!(parallel_rate(&[iv(0, 10), iv(5, 20), iv(30, 40)]), Some(2.0 / 3.0));
+        assert_eq!(
+            parallel_rate(&[iv(0, 10), iv(5, 20), iv(30, 40)]),
+            Some(2.0 / 3.0)
+        );
         // A long interval overlapping two short ones that do not overlap each other.
-        assert_eq!(parallel_rate(&[iv(0, 100), iv(10, 20), iv(30, 40)]), Some(1.0));
+        assert_eq!(
+            parallel_rate(&[iv(0, 100), iv(10, 20), iv(30, 40)]),
+            Some(1.0)
+        );
     }
 }

@@ -89,7 +89,8 @@ impl TaskId {
     pub fn is_prefix_syntax(s: &str) -> bool {
         !s.is_empty()
             && s.len() <= ID_LEN
-            && s.bytes().all(|c| ALPHABET.contains(&c.to_ascii_lowercase()))
+            && s.bytes()
+                .all(|c| ALPHABET.contains(&c.to_ascii_lowercase()))
     }
 }
 

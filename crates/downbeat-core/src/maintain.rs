@@ -27,9 +27,17 @@ pub struct Policy {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Finding {
     /// A running task without activity: will be put back to `pending` so it can run again.
-    StaleRunning { task: TaskId, idle: String, threshold: String },
+    StaleRunning {
+        task: TaskId,
+        idle: String,
+        threshold: String,
+    },
     /// A task blocked by hand for long: needs a person; reported only.
-    StaleBlocked { task: TaskId, idle: String, threshold: String },
+    StaleBlocked {
+        task: TaskId,
+        idle: String,
+        threshold: String,
+    },
     /// A finished subtree (or lone task) older than the retention: will be archived.
     Archive { root: TaskId, tasks: Vec<TaskId> },
     /// A dependency cycle (only possible in a damaged database): reported, not fixed.
@@ -71,8 +79,16 @@ pub fn review(tasks: &[Task], edges: &[Edge], now: Timestamp, policy: &Policy) -
         }
         let (idle, threshold) = (idle.human(), threshold.human());
         match t.status {
-            Status::Running => out.push(Finding::StaleRunning { task: t.id, idle, threshold }),
-            Status::Blocked => out.push(Finding::StaleBlocked { task: t.id, idle, threshold }),
+            Status::Running => out.push(Finding::StaleRunning {
+                task: t.id,
+                idle,
+                threshold,
+            }),
+            Status::Blocked => out.push(Finding::StaleBlocked {
+                task: t.id,
+                idle,
+                threshold,
+            }),
             _ => {}
         }
     }
@@ -80,7 +96,11 @@ pub fn review(tasks: &[Task], edges: &[Edge], now: Timestamp, policy: &Policy) -
     // Archive whole top-level subtrees whose every task is finished and old enough.
     if policy.archive_after.0 > 0 {
         let cutoff = now.saturating_sub(policy.archive_after);
-        let by_id: HashMap<TaskId, &Task> = tasks.iter().filter(|t| !t.archived).map(|t| (t.id, t)).collect();
+        let by_id: HashMap<TaskId, &Task> = tasks
+            .iter()
+            .filter(|t| !t.archived)
+            .map(|t| (t.id, t))
+            .collect();
         let mut children: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
         for t in by_id.values() {
             if let Some(p) = t.parent.filter(|p| by_id.contains_key(p)) {
@@ -113,7 +133,10 @@ pub fn review(tasks: &[Task], edges: &[Edge], now: Timestamp, policy: &Policy) -
                 }
             }
             subtree.sort();
-            out.push(Finding::Archive { root, tasks: subtree });
+            out.push(Finding::Archive {
+                root,
+                tasks: subtree,
+            });
         }
     }
     out
@@ -160,9 +183,19 @@ mod tests {
             stale_after: Millis::DAY,
             ..Default::default()
         };
-        policy.stale_after_role.insert("researcher".into(), Millis(3 * day));
+        policy
+            .stale_after_role
+            .insert("researcher".into(), Millis(3 * day));
         let f = review(&tasks, &[], Timestamp(2 * day), &policy);
-        let kinds: Vec<String> = f.iter().map(|x| serde_json::to_value(x).unwrap()["kind"].as_str().unwrap().to_owned()).collect();
+        let kinds: Vec<String> = f
+            .iter()
+            .map(|x| {
+                serde_json::to_value(x).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
         assert_eq!(kinds, ["stale-running", "stale-blocked"]);
         assert!(matches!(&f[0], Finding::StaleRunning { task, .. } if task.seq() == 2));
     }

@@ -113,7 +113,11 @@ pub fn progress_bar(done: u64, total: u64, width: usize) -> String {
         ((done as f64 / total as f64) * width as f64).round() as usize
     };
     let filled = filled.min(width);
-    format!("[{}{}] {done}/{total}", "█".repeat(filled), "░".repeat(width - filled))
+    format!(
+        "[{}{}] {done}/{total}",
+        "█".repeat(filled),
+        "░".repeat(width - filled)
+    )
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -130,7 +134,11 @@ fn clip(s: &str, max: usize) -> String {
 fn task_line(v: &ProjectView, id: TaskId, title_max: usize) -> String {
     match v.task(id) {
         Some(t) => {
-            let role = t.role.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let role = t
+                .role
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             format!("{id} {}{role}", clip(&t.title, title_max))
         }
         None => id.to_string(),
@@ -161,7 +169,13 @@ pub fn brief(v: &ProjectView, session: Option<&Session>) -> String {
     let mut s = String::new();
     let c = v.counts();
     if let Some(sess) = session {
-        let _ = writeln!(s, "Session {} \"{}\" (started {})", sess.id, clip(&sess.label, 60), sess.started_at);
+        let _ = writeln!(
+            s,
+            "Session {} \"{}\" (started {})",
+            sess.id,
+            clip(&sess.label, 60),
+            sess.started_at
+        );
     }
     let _ = writeln!(
         s,
@@ -173,28 +187,50 @@ pub fn brief(v: &ProjectView, session: Option<&Session>) -> String {
         c.failed,
         c.blocked
     );
-    let active: Vec<&Objective> = v.objectives.iter().filter(|o| o.status == ObjectiveStatus::Active).collect();
+    let active: Vec<&Objective> = v
+        .objectives
+        .iter()
+        .filter(|o| o.status == ObjectiveStatus::Active)
+        .collect();
     if !active.is_empty() {
         let _ = writeln!(s, "\nObjectives:");
         for o in active.iter().take(BRIEF_LIST) {
-            let prog = objective_progress(v, o).map(|(d, t)| format!(" [{d}/{t}]")).unwrap_or_default();
+            let prog = objective_progress(v, o)
+                .map(|(d, t)| format!(" [{d}/{t}]"))
+                .unwrap_or_default();
             let _ = writeln!(s, "- {} {}{prog}", o.id, clip(&o.title, BRIEF_TITLE));
         }
         more(&mut s, active.len(), "objectives");
     }
-    let current: Vec<&Decision> = v.decisions.iter().filter(|d| d.superseded_by.is_none()).collect();
+    let current: Vec<&Decision> = v
+        .decisions
+        .iter()
+        .filter(|d| d.superseded_by.is_none())
+        .collect();
     if !current.is_empty() {
         let _ = writeln!(s, "\nLatest decisions:");
         for d in current.iter().rev().take(5) {
-            let why = if d.why.is_empty() { String::new() } else { format!(" — {}", clip(&d.why, 60)) };
+            let why = if d.why.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", clip(&d.why, 60))
+            };
             let _ = writeln!(s, "- {} {}{why}", d.id, clip(&d.text, BRIEF_TITLE));
         }
     }
-    let running: Vec<&Task> = v.tasks.iter().filter(|t| t.status == Status::Running && !is_container(v, t.id)).collect();
+    let running: Vec<&Task> = v
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Running && !is_container(v, t.id))
+        .collect();
     if !running.is_empty() {
         let _ = writeln!(s, "\nIn flight:");
         for t in running.iter().take(BRIEF_LIST) {
-            let who = v.holders.get(&t.id).map(|h| format!(" — held by {h}")).unwrap_or_default();
+            let who = v
+                .holders
+                .get(&t.id)
+                .map(|h| format!(" — held by {h}"))
+                .unwrap_or_default();
             let _ = writeln!(s, "- {}{who}", task_line(v, t.id, BRIEF_TITLE));
         }
         more(&mut s, running.len(), "running tasks");
@@ -208,10 +244,17 @@ pub fn brief(v: &ProjectView, session: Option<&Session>) -> String {
     }
     let problems = c.failed + c.blocked + c.stuck;
     if problems > 0 {
-        let _ = writeln!(s, "\nAttention: {} failed, {} blocked by hand, {} stuck behind them (`downbeat blocked`).", c.failed, c.blocked, c.stuck);
+        let _ = writeln!(
+            s,
+            "\nAttention: {} failed, {} blocked by hand, {} stuck behind them (`downbeat blocked`).",
+            c.failed, c.blocked, c.stuck
+        );
     }
     if c.total == 0 {
-        let _ = writeln!(s, "\nNo tasks yet: `downbeat plan apply FILE` or `downbeat add TITLE`.");
+        let _ = writeln!(
+            s,
+            "\nNo tasks yet: `downbeat plan apply FILE` or `downbeat add TITLE`."
+        );
     }
     s
 }
@@ -232,7 +275,10 @@ fn is_container(v: &ProjectView, id: TaskId) -> bool {
 pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> String {
     let mut s = String::new();
     let c = v.counts();
-    let as_of = v.as_of.map(|t| t.to_string()).unwrap_or_else(|| "(no activity yet)".into());
+    let as_of = v
+        .as_of
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "(no activity yet)".into());
     let _ = writeln!(s, "# Handover\n\nState as of {as_of}.\n");
 
     let _ = writeln!(s, "## Progress\n");
@@ -260,27 +306,45 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
                 ObjectiveStatus::Active => " ",
                 ObjectiveStatus::Dropped => "-",
             };
-            let prog = objective_progress(v, o).map(|(d, t)| format!(" — {d}/{t} tasks done")).unwrap_or_default();
+            let prog = objective_progress(v, o)
+                .map(|(d, t)| format!(" — {d}/{t} tasks done"))
+                .unwrap_or_default();
             let _ = writeln!(s, "- [{mark}] {} {} ({}){prog}", o.id, o.title, o.status);
         }
         s.push('\n');
     }
 
     let _ = writeln!(s, "## In flight\n");
-    let running: Vec<&Task> = v.tasks.iter().filter(|t| t.status == Status::Running && !is_container(v, t.id)).collect();
+    let running: Vec<&Task> = v
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Running && !is_container(v, t.id))
+        .collect();
     if running.is_empty() {
         let _ = writeln!(s, "Nothing is running.\n");
     } else {
         for t in running {
-            let who = v.holders.get(&t.id).map(String::as_str).unwrap_or("unknown");
+            let who = v
+                .holders
+                .get(&t.id)
+                .map(String::as_str)
+                .unwrap_or("unknown");
             let since = t.started_at.map(|t| t.to_string()).unwrap_or_default();
-            let _ = writeln!(s, "- {} — held by {who} since {since}", task_line(v, t.id, 200));
+            let _ = writeln!(
+                s,
+                "- {} — held by {who} since {since}",
+                task_line(v, t.id, 200)
+            );
         }
         s.push('\n');
     }
 
     let _ = writeln!(s, "## Decisions since the last handover\n");
-    let new: Vec<&Decision> = v.decisions.iter().filter(|d| new_decisions.contains(&d.id)).collect();
+    let new: Vec<&Decision> = v
+        .decisions
+        .iter()
+        .filter(|d| new_decisions.contains(&d.id))
+        .collect();
     if new.is_empty() {
         let _ = writeln!(s, "None.\n");
     } else {
@@ -323,12 +387,21 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
         let _ = writeln!(s, "None.\n");
     } else {
         for t in held {
-            let why = t.result.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+            let why = t
+                .result
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
             let _ = writeln!(s, "- {} is {}{why}", task_line(v, t.id, 200), t.status);
         }
         for (id, on) in &v.planned.stuck {
             let on: Vec<String> = on.iter().map(ToString::to_string).collect();
-            let _ = writeln!(s, "- {} cannot start until {} is dealt with", task_line(v, *id, 200), on.join(", "));
+            let _ = writeln!(
+                s,
+                "- {} cannot start until {} is dealt with",
+                task_line(v, *id, 200),
+                on.join(", ")
+            );
         }
         s.push('\n');
     }
@@ -364,7 +437,10 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
     }
 
     let m = &v.metrics;
-    let pct = |x: Option<f64>| x.map(|x| format!("{:.0}%", x * 100.0)).unwrap_or_else(|| "n/a".into());
+    let pct = |x: Option<f64>| {
+        x.map(|x| format!("{:.0}%", x * 100.0))
+            .unwrap_or_else(|| "n/a".into())
+    };
     let _ = writeln!(
         s,
         "## Metrics\n\n- tasks completed: {}\n- success rate: {}\n- parallel execution rate: {}\n- sessions: {}\n- decisions: {}",
@@ -378,8 +454,15 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
 }
 
 fn decision_line(s: &mut String, d: &Decision) {
-    let why = if d.why.is_empty() { String::new() } else { format!(" — because {}", d.why) };
-    let sup = d.supersedes.map(|x| format!(" (supersedes {x})")).unwrap_or_default();
+    let why = if d.why.is_empty() {
+        String::new()
+    } else {
+        format!(" — because {}", d.why)
+    };
+    let sup = d
+        .supersedes
+        .map(|x| format!(" (supersedes {x})"))
+        .unwrap_or_default();
     let _ = writeln!(s, "- {} {}{why}{sup}", d.id, d.text);
 }
 

@@ -165,7 +165,12 @@ impl RoleSet {
     }
 
     /// Merges a role file's TOML text; `source_name` is shown in errors and in `Role::source`.
-    pub fn merge_toml(&mut self, name: &str, source_name: &str, text: &str) -> Result<(), RoleError> {
+    pub fn merge_toml(
+        &mut self,
+        name: &str,
+        source_name: &str,
+        text: &str,
+    ) -> Result<(), RoleError> {
         check_role_name(name)?;
         let file: RoleFile = toml::from_str(text).map_err(|e| RoleError::Parse {
             source_name: source_name.to_owned(),
@@ -174,7 +179,12 @@ impl RoleSet {
         self.merge(name, source_name, file)
     }
 
-    pub fn merge(&mut self, name: &str, source_name: &str, file: RoleFile) -> Result<(), RoleError> {
+    pub fn merge(
+        &mut self,
+        name: &str,
+        source_name: &str,
+        file: RoleFile,
+    ) -> Result<(), RoleError> {
         check_role_name(name)?;
         match self.roles.get_mut(name) {
             Some(r) => {
@@ -249,22 +259,41 @@ mod tests {
         let set = RoleSet::builtin();
         assert_eq!(
             set.names(),
-            ["architect", "debugger", "documenter", "implementer", "researcher", "reviewer", "tester"]
+            [
+                "architect",
+                "debugger",
+                "documenter",
+                "implementer",
+                "researcher",
+                "reviewer",
+                "tester"
+            ]
         );
-        assert!(set.get("tester").unwrap().prompt.contains("{{ task.title }}"));
+        assert!(
+            set.get("tester")
+                .unwrap()
+                .prompt
+                .contains("{{ task.title }}")
+        );
     }
 
     #[test]
     fn project_files_override_and_add() {
         let mut set = RoleSet::builtin();
-        set.merge_toml("tester", "roles/tester.toml", "max_parallel = 2").unwrap();
+        set.merge_toml("tester", "roles/tester.toml", "max_parallel = 2")
+            .unwrap();
         assert_eq!(set.get("tester").unwrap().max_parallel, Some(2));
         assert!(set.get("tester").unwrap().prompt.contains("detective"));
-        let err = set.merge_toml("security", "roles/security.toml", "description = 'x'").unwrap_err();
+        let err = set
+            .merge_toml("security", "roles/security.toml", "description = 'x'")
+            .unwrap_err();
         assert!(err.to_string().contains("needs both"), "{err}");
-        set.merge_toml("security", "s.toml", "description = 'x'\nprompt = 'p'").unwrap();
+        set.merge_toml("security", "s.toml", "description = 'x'\nprompt = 'p'")
+            .unwrap();
         assert!(set.contains("security"));
-        let err = set.merge_toml("tester", "t.toml", "colour = 1").unwrap_err();
+        let err = set
+            .merge_toml("tester", "t.toml", "colour = 1")
+            .unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 }
