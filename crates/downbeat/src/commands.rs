@@ -54,7 +54,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Blocked => blocked(&p, j).await,
         Command::Waves(a) => waves(&p, a, j).await,
         Command::Status => status(&p, j).await,
-        Command::Graph(a) => graph(&p, a).await,
+        Command::Graph(a) => graph(&p, a, j).await,
         Command::Log(a) => log(&p, a, j).await,
         Command::Session(c) => session(&p, c, j).await,
         Command::Objective(c) => objective(&p, c, j).await,
@@ -1144,7 +1144,7 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn graph(p: &Project, a: GraphArgs) -> Result<(), CliError> {
+async fn graph(p: &Project, a: GraphArgs, j: bool) -> Result<(), CliError> {
     let v = view(p).await?;
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     let live: HashSet<TaskId> = v.tasks.iter().map(|t| t.id).collect();
@@ -1168,7 +1168,8 @@ async fn graph(p: &Project, a: GraphArgs) -> Result<(), CliError> {
         )
     };
     let mut s = String::new();
-    match a.format {
+    let format = if j { GraphFormat::Json } else { a.format };
+    match format {
         GraphFormat::Json => {
             print_json(&json!({
                 "tasks": v.tasks.iter().map(|t| json!({"id": t.id, "key": t.key, "title": t.title, "role": t.role, "parent": t.parent, "state": shown_status(t, &v.rollup, &ready)})).collect::<Vec<_>>(),
@@ -1696,6 +1697,9 @@ async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliEr
             actions.push(format!("repaired {n} dangling reference(s)"));
         }
         p.store.optimize().await?;
+        p.store
+            .record_event("maintain.optimized", "database", None, &actor)
+            .await?;
         actions.push("optimised the database".into());
     }
     if j {

@@ -445,6 +445,43 @@ fn maintenance_finds_stale_work_and_applies_only_when_asked() {
 }
 
 #[test]
+fn old_finished_work_is_archived_on_apply() {
+    let mut e = Env::initialised();
+    let plan = e.write(
+        "p.toml",
+        "[[tasks]]\nkey = \"epic\"\ntitle = \"Epic\"\n[[tasks]]\nkey = \"a\"\ntitle = \"A\"\nparent = \"epic\"\n[[tasks]]\nkey = \"b\"\ntitle = \"B\"\nparent = \"epic\"\n[[tasks]]\nkey = \"later\"\ntitle = \"Later\"\ndepends_on = [\"epic\"]\n",
+    );
+    e.ok(&["plan", "apply", plan.to_str().unwrap()]);
+    e.ok(&["done", "a"]);
+    e.ok(&["skip", "b"]);
+    e.now = "2026-04-20T09:00:00Z".into();
+    let report = e.ok(&["maintain"]);
+    assert!(
+        report.contains("archive:") && report.contains("(3 task(s))"),
+        "{report}"
+    );
+    let applied = e.ok(&["maintain", "--apply"]);
+    assert!(
+        applied.contains("archived 3 task(s)") && applied.contains("optimised"),
+        "{applied}"
+    );
+    let live: Vec<String> = e
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(live, ["later"]);
+    assert_eq!(e.json(&["list", "--all"]).as_array().unwrap().len(), 4);
+    // Archived work still satisfies its dependents.
+    assert_eq!(e.json(&["ready"])[0]["key"], "later");
+    let log = e.ok(&["log", "--since", "1h"]);
+    assert_eq!(log.matches("task.archived").count(), 3, "{log}");
+    assert!(log.contains("maintain.optimized"), "{log}");
+}
+
+#[test]
 fn two_processes_write_at_once_without_losing_anything() {
     let e = Env::initialised();
     let spawn = |tag: &str| {
