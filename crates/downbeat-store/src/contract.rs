@@ -461,7 +461,8 @@ pub async fn context_records_round_trip(f: Fixture) {
     s.meta_set("k", "v2").await.unwrap();
     assert_eq!(s.meta_get("k").await.unwrap().as_deref(), Some("v2"));
     assert_eq!(s.meta_get("nope").await.unwrap(), None);
-    assert_eq!(s.metrics().await.unwrap().decisions, 2);
+    let m = s.metrics().await.unwrap();
+    assert_eq!((m.decisions, m.sessions, m.insights), (2, 2, 1));
 }
 
 pub async fn updates_and_filters(f: Fixture) {

@@ -215,6 +215,7 @@ pub trait Store: Send + Sync {
     ) -> Result<i64>;
     /// Highest event sequence number, 0 when empty.
     async fn last_event_seq(&self) -> Result<i64>;
+    /// Figures derived from the event log alone.
     async fn metrics(&self) -> Result<Metrics>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;

@@ -1677,9 +1677,9 @@ impl Store for SqliteStore {
                 .map(|n| n as u64)
                 .map_err(db)
         };
-        m.sessions = count("SELECT count(*) FROM sessions").await?;
-        m.decisions = count("SELECT count(*) FROM decisions").await?;
-        m.insights = count("SELECT count(*) FROM insights").await?;
+        m.sessions = count("SELECT count(*) FROM events WHERE action = 'session.started'").await?;
+        m.decisions = count("SELECT count(*) FROM events WHERE action = 'decision.added'").await?;
+        m.insights = count("SELECT count(*) FROM events WHERE action = 'insight.added'").await?;
         m.events = count("SELECT count(*) FROM events").await?;
         Ok(m)
     }
