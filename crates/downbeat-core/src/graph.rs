@@ -230,14 +230,18 @@ pub fn plan(snap: &GraphSnapshot, settings: &PlanSettings) -> Result<Planned, Ta
     })
 }
 
-/// Rolls status and progress up the hierarchy. Tasks whose parent is missing count as roots.
-pub fn rollup(snap: &GraphSnapshot) -> HashMap<TaskId, Progress> {
-    let index: HashMap<TaskId, usize> = snap
-        .tasks
+/// Position of each task in `snap.tasks`.
+fn task_index(snap: &GraphSnapshot) -> HashMap<TaskId, usize> {
+    snap.tasks
         .iter()
         .enumerate()
         .map(|(i, t)| (t.id, i))
-        .collect();
+        .collect()
+}
+
+/// Rolls status and progress up the hierarchy. Tasks whose parent is missing count as roots.
+pub fn rollup(snap: &GraphSnapshot) -> HashMap<TaskId, Progress> {
+    let index = task_index(snap);
     let n = snap.tasks.len();
     let mut children_count = vec![0u32; n];
     for t in &snap.tasks {
@@ -319,12 +323,7 @@ fn rolled_status(counts: &[u32; 7], done: u32, total: u32) -> Status {
 
 /// Parent pointers that loop (only possible in a damaged database): each loop once.
 pub fn parent_loops(snap: &GraphSnapshot) -> Vec<Vec<TaskId>> {
-    let index: HashMap<TaskId, usize> = snap
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id, i))
-        .collect();
+    let index = task_index(snap);
     let n = snap.tasks.len();
     let mut state = vec![0u8; n];
     let mut loops = Vec::new();

@@ -306,6 +306,11 @@ pub async fn open(g: &Globals) -> Result<Project, CliError> {
     if let Some(b) = &store.info().backup {
         eprintln!("note: the database schema was upgraded; a backup of the old database is at {b}");
     }
+    assemble(g, root, store)
+}
+
+/// The project's settings around an opened store.
+fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project, CliError> {
     let config = load_config(&root)?;
     let roles = load_roles(&root, &config)?;
     Ok(Project {
@@ -350,17 +355,5 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), CliError> {
     }
     let url = db_url(g, &root);
     let store = downbeat_store::open(&url, true).await?;
-    let config = load_config(&root)?;
-    let roles = load_roles(&root, &config)?;
-    Ok((
-        Project {
-            root,
-            config,
-            roles,
-            store,
-            actor_name: actor_name(g),
-            fixed_now: fixed_now()?,
-        },
-        fresh,
-    ))
+    Ok((assemble(g, root, store)?, fresh))
 }
