@@ -173,6 +173,29 @@ fn build(
     }
 }
 
+/// The planner's DAG of a snapshot with the mapping between nodes and tasks, for callers that
+/// track readiness themselves (the execution engine).
+#[derive(Debug)]
+pub struct TaskDag {
+    pub dag: planner::Dag,
+    /// The task each node belongs to (both virtual nodes of a container map to it).
+    pub owner: Vec<TaskId>,
+}
+
+impl TaskDag {
+    /// Builds it; `group_of` maps a role to its concurrency group.
+    pub fn new(
+        snap: &GraphSnapshot,
+        group_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Self, TaskCycle> {
+        let (dag, map) = build(snap, group_of)?;
+        Ok(Self {
+            dag,
+            owner: map.owner,
+        })
+    }
+}
+
 /// Finds a dependency cycle (through `blocks` edges and the hierarchy), if there is one.
 pub fn find_cycle(snap: &GraphSnapshot) -> Option<TaskCycle> {
     build(snap, &|_| None).err()

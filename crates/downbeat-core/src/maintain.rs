@@ -167,6 +167,12 @@ mod tests {
             started_at: None,
             finished_at: status.is_terminal().then_some(Timestamp(updated)),
             archived: false,
+            exec: Default::default(),
+            attempts: 0,
+            not_before: None,
+            lease_holder: None,
+            lease_expires: None,
+            lease_epoch: 0,
         }
     }
 

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use crate::ids::TaskId;
 use crate::role::{RoleFile, RoleSet, check_role_name};
-use crate::task::{EdgeKind, NewTask, Priority, validate_fields};
+use crate::task::{EdgeKind, ExecSettings, NewTask, Priority, validate_fields};
+use crate::time::Millis;
 
 /// The formats a plan may be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,12 @@ pub struct PlanTask {
     /// Declared file footprint (paths or globs).
     #[serde(default)]
     pub files: Vec<String>,
+    /// A named executor from the configuration.
+    pub executor: Option<String>,
+    /// Kill an attempt after this long (`90s`, `30m`).
+    pub timeout: Option<String>,
+    /// Attempts allowed in all (1 = no retry).
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -246,6 +253,14 @@ pub fn validate(
         {
             problems.push(format!("{}: {e}", label(i, t)));
         }
+        if let Some(d) = &t.timeout
+            && let Err(e) = Millis::parse(d)
+        {
+            problems.push(format!("{}: timeout: {e}", label(i, t)));
+        }
+        if t.max_attempts == Some(0) {
+            problems.push(format!("{}: max_attempts must be at least 1", label(i, t)));
+        }
     }
 
     let resolve = |r: &str| -> Option<TaskRef> {
@@ -375,6 +390,15 @@ pub fn validate(
         let t = &plan.tasks[i];
         out.tasks.push(ValidatedTask {
             new: NewTask {
+                exec: ExecSettings {
+                    executor: t.executor.clone(),
+                    timeout_ms: t
+                        .timeout
+                        .as_deref()
+                        .and_then(|d| Millis::parse(d).ok())
+                        .map(|m| m.0),
+                    max_attempts: t.max_attempts,
+                },
                 key: t.key.clone(),
                 parent: None,
                 title: t.title.trim().to_owned(),

@@ -260,11 +260,32 @@ pub struct Task {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub archived: bool,
+    pub exec: ExecSettings,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// A retry waits until then.
+    pub not_before: Option<Timestamp>,
+    /// Who holds the task while it runs, and until when.
+    pub lease_holder: Option<String>,
+    pub lease_expires: Option<Timestamp>,
+    /// Fencing token: grows by one with every claim.
+    pub lease_epoch: i64,
+}
+
+/// How a task is to be executed; unset fields fall back to the role's and the project's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExecSettings {
+    /// A named executor from the configuration, or an inline JSON spec.
+    pub executor: Option<String>,
+    pub timeout_ms: Option<i64>,
+    /// Attempts allowed in all (1 = no retry).
+    pub max_attempts: Option<u32>,
 }
 
 /// Fields of a task to be created.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewTask {
+    pub exec: ExecSettings,
     pub key: Option<String>,
     pub parent: Option<TaskId>,
     pub title: String,
@@ -291,6 +312,8 @@ pub struct TaskPatch {
     pub footprint: Option<Vec<String>>,
     /// `Some(None)` detaches from the parent.
     pub parent: Option<Option<TaskId>>,
+    /// Replaces the execution settings.
+    pub exec: Option<ExecSettings>,
 }
 
 impl TaskPatch {

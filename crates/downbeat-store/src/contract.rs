@@ -14,7 +14,7 @@ use downbeat_core::role::RoleSet;
 use downbeat_core::task::{Edge, EdgeKind, NewTask, Status, TaskPatch};
 use downbeat_core::time::Timestamp;
 
-use crate::{Error, EventQuery, Store, TaskFilter};
+use crate::{Batch, ClaimRequest, Error, EventQuery, Finish, FinishStatus, Store, TaskFilter};
 
 /// Opens another handle on the fixture's database.
 pub type Reopen =
@@ -44,6 +44,9 @@ macro_rules! store_contract_tests {
             updates_and_filters,
             concurrent_writers_lose_nothing,
             archive_and_integrity,
+            claims_are_exclusive_and_fenced,
+            leases_renew_and_expire,
+            retries_wait_for_their_time,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -631,4 +634,275 @@ pub async fn archive_and_integrity(f: Fixture) {
     assert_eq!(s.integrity().await.unwrap(), crate::Integrity::default());
     assert_eq!(s.task(b).await.unwrap().status, Status::Pending);
     s.optimize().await.unwrap();
+}
+
+fn claim_batch(tasks: &[TaskId], holder: &str, until: i64) -> Batch {
+    Batch {
+        finishes: vec![],
+        claims: tasks
+            .iter()
+            .map(|&task| ClaimRequest {
+                task,
+                executor: "noop".into(),
+                after: vec![],
+            })
+            .collect(),
+        holder: holder.into(),
+        lease_until: actor(until).now,
+    }
+}
+
+fn finish(task: TaskId, epoch: i64, attempt_id: i64, status: FinishStatus) -> Finish {
+    Finish {
+        task,
+        epoch,
+        attempt_id,
+        status,
+        outcome: "succeeded".into(),
+        exit_code: Some(0),
+        error: None,
+        summary: Some("done".into()),
+        tokens: None,
+        artifacts: vec![crate::ArtifactRecord {
+            path: "out.txt".into(),
+            size: 3,
+            sha256: "abc".into(),
+        }],
+    }
+}
+
+pub async fn claims_are_exclusive_and_fenced(f: Fixture) {
+    let other = (f.reopen)().await;
+    let s = &*f.store;
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let b = s
+        .create_task(&new_task("b"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    // Two runners race for the same tasks: each task goes to exactly one.
+    let (b1, b2, at) = (
+        claim_batch(&[a, b], "runner-1", 60_000),
+        claim_batch(&[b, a], "runner-2", 60_000),
+        actor(1),
+    );
+    let (r1, r2) = tokio::join!(s.commit_batch(&b1, &at), other.commit_batch(&b2, &at));
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    let mut won: Vec<TaskId> = r1
+        .claimed
+        .iter()
+        .chain(&r2.claimed)
+        .map(|c| c.task)
+        .collect();
+    won.sort();
+    assert_eq!(won, {
+        let mut v = vec![a, b];
+        v.sort();
+        v
+    });
+    assert_eq!(r1.not_claimed.len() + r2.not_claimed.len(), 2);
+    let claim_a = r1
+        .claimed
+        .iter()
+        .chain(&r2.claimed)
+        .find(|c| c.task == a)
+        .copied()
+        .unwrap();
+    assert_eq!(claim_a.number, 1);
+    let t = s.task(a).await.unwrap();
+    assert_eq!(
+        (t.status, t.lease_epoch, t.attempts),
+        (Status::Running, claim_a.epoch, 1)
+    );
+    // A person cancels the task meanwhile: the runner's late completion is refused.
+    s.set_status(a, Status::Cancelled, Some("not needed"), &actor(2))
+        .await
+        .unwrap();
+    let late = Batch {
+        finishes: vec![finish(
+            a,
+            claim_a.epoch,
+            claim_a.attempt_id,
+            FinishStatus::Completed,
+        )],
+        ..Default::default()
+    };
+    let r = s.commit_batch(&late, &actor(3)).await.unwrap();
+    assert_eq!(r.rejected, vec![a]);
+    assert_eq!(s.task(a).await.unwrap().status, Status::Cancelled);
+    let ledger = s.attempts(a).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].outcome.as_deref(), Some("succeeded (lease lost)"));
+    // The holder of b completes it with the right token.
+    let claim_b = r1
+        .claimed
+        .iter()
+        .chain(&r2.claimed)
+        .find(|c| c.task == b)
+        .copied()
+        .unwrap();
+    let ok = Batch {
+        finishes: vec![finish(
+            b,
+            claim_b.epoch,
+            claim_b.attempt_id,
+            FinishStatus::Completed,
+        )],
+        ..Default::default()
+    };
+    let r = s.commit_batch(&ok, &actor(4)).await.unwrap();
+    assert!(r.rejected.is_empty());
+    let t = s.task(b).await.unwrap();
+    assert_eq!(
+        (t.status, t.result.as_deref(), t.lease_holder),
+        (Status::Completed, Some("done"), None)
+    );
+    assert_eq!(s.artifacts().await.unwrap().len(), 1);
+    let ledger = s.attempts(b).await.unwrap();
+    assert_eq!(
+        (ledger[0].outcome.as_deref(), ledger[0].exit_code),
+        (Some("succeeded"), Some(0))
+    );
+    // A claim conditional on unfinished work is refused; on finished work it succeeds.
+    let c = s
+        .create_task(&new_task("c"), &[], &actor(5))
+        .await
+        .unwrap()
+        .id;
+    let mut cond = claim_batch(&[c], "runner-1", 60_000);
+    cond.claims[0].after = vec![a];
+    assert_eq!(
+        s.commit_batch(&cond, &actor(5)).await.unwrap().not_claimed,
+        vec![c]
+    );
+    cond.claims[0].after = vec![b];
+    assert_eq!(
+        s.commit_batch(&cond, &actor(5))
+            .await
+            .unwrap()
+            .claimed
+            .len(),
+        1
+    );
+    // A completed task cannot be claimed again.
+    let r = s
+        .commit_batch(&claim_batch(&[b], "runner-1", 60_000), &actor(5))
+        .await
+        .unwrap();
+    assert_eq!(r.not_claimed, vec![b]);
+}
+
+pub async fn leases_renew_and_expire(f: Fixture) {
+    let s = &*f.store;
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let b = s
+        .create_task(&new_task("b"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let r = s
+        .commit_batch(&claim_batch(&[a], "runner-1", 1_000), &actor(0))
+        .await
+        .unwrap();
+    let epoch = r.claimed[0].epoch;
+    s.commit_batch(&claim_batch(&[b], "runner-2", 1_000), &actor(0))
+        .await
+        .unwrap();
+    assert_eq!(s.lease_holders().await.unwrap(), ["runner-1", "runner-2"]);
+    let held = s.renew_leases("runner-1", actor(5_000).now).await.unwrap();
+    assert_eq!(held, vec![(a, epoch)]);
+    // At t=2000 runner-2's lease has expired, runner-1's has not.
+    let requeued = s
+        .requeue_running(Some(actor(2_000).now), &[], &actor(2_000))
+        .await
+        .unwrap();
+    assert_eq!(requeued, vec![b]);
+    let t = s.task(b).await.unwrap();
+    assert_eq!(t.status, Status::Pending);
+    assert!(t.result.unwrap().contains("expired"));
+    assert_eq!(
+        s.attempts(b).await.unwrap()[0].outcome.as_deref(),
+        Some("lost")
+    );
+    // A holder known to be dead is requeued at once, whatever its lease says.
+    let requeued = s
+        .requeue_running(None, &["runner-1".to_owned()], &actor(2_500))
+        .await
+        .unwrap();
+    assert_eq!(requeued, vec![a]);
+    assert!(
+        s.renew_leases("runner-1", actor(9_000).now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A new claim gets a new epoch, so the old holder is fenced off.
+    let r = s
+        .commit_batch(&claim_batch(&[a], "runner-3", 60_000), &actor(3_000))
+        .await
+        .unwrap();
+    assert!(r.claimed[0].epoch > epoch);
+    assert_eq!(r.claimed[0].number, 2);
+}
+
+pub async fn retries_wait_for_their_time(f: Fixture) {
+    let s = &*f.store;
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let c = s
+        .commit_batch(&claim_batch(&[a], "r", 60_000), &actor(0))
+        .await
+        .unwrap()
+        .claimed[0];
+    let mut fail = finish(
+        a,
+        c.epoch,
+        c.attempt_id,
+        FinishStatus::Retry {
+            not_before: actor(10_000).now,
+        },
+    );
+    fail.outcome = "failed".into();
+    fail.summary = None;
+    fail.error = Some("exit code 1".into());
+    fail.artifacts.clear();
+    s.commit_batch(
+        &Batch {
+            finishes: vec![fail],
+            ..Default::default()
+        },
+        &actor(1),
+    )
+    .await
+    .unwrap();
+    let t = s.task(a).await.unwrap();
+    assert_eq!(
+        (t.status, t.not_before, t.result.as_deref()),
+        (
+            Status::Pending,
+            Some(actor(10_000).now),
+            Some("exit code 1")
+        )
+    );
+    let early = s
+        .commit_batch(&claim_batch(&[a], "r", 60_000), &actor(5_000))
+        .await
+        .unwrap();
+    assert_eq!(early.not_claimed, vec![a], "not before its retry time");
+    let due = s
+        .commit_batch(&claim_batch(&[a], "r", 60_000), &actor(10_000))
+        .await
+        .unwrap();
+    assert_eq!(due.claimed[0].number, 2);
 }

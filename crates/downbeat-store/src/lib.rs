@@ -82,6 +82,8 @@ pub struct EventQuery {
     pub since: Option<Timestamp>,
     pub after_seq: Option<i64>,
     pub entity: Option<String>,
+    /// Leave out events by this actor.
+    pub exclude_actor: Option<String>,
     pub limit: Option<u32>,
 }
 
@@ -94,6 +96,104 @@ pub struct AppliedPlan {
     pub objectives: Vec<RecordId>,
     pub decisions: Vec<RecordId>,
     pub insights: Vec<RecordId>,
+}
+
+/// A request to claim a ready task for one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub task: TaskId,
+    /// Name of the executor, for the attempt ledger.
+    pub executor: String,
+    /// Claim only if all these tasks are completed or skipped at commit time (lets a runner
+    /// claim a dependent in the same transaction that completes its dependency).
+    pub after: Vec<TaskId>,
+}
+
+/// A successful claim: the task is `running` under this lease epoch (the fencing token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Claimed {
+    pub task: TaskId,
+    pub epoch: i64,
+    pub attempt_id: i64,
+    /// 1 for the first attempt.
+    pub number: u32,
+}
+
+/// Where a finished attempt leaves its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishStatus {
+    Completed,
+    Failed,
+    /// Back to `pending`, eligible again at `not_before` (a retry after a failure).
+    Retry {
+        not_before: Timestamp,
+    },
+    /// Back to `pending` at once (the run was interrupted; the attempt does not count as failed).
+    Requeue,
+    Cancelled,
+}
+
+/// A file recorded with an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRecord {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// The end of one attempt, to record under the fencing token it was claimed with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub task: TaskId,
+    pub epoch: i64,
+    pub attempt_id: i64,
+    pub status: FinishStatus,
+    /// `succeeded`, `failed`, `timed-out`, `cancelled`, `error`, `lost`.
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub summary: Option<String>,
+    pub tokens: Option<(i64, i64)>,
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+/// State changes of the engine, committed together in one transaction (group commit).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub finishes: Vec<Finish>,
+    pub claims: Vec<ClaimRequest>,
+    /// Holder and expiry of the leases taken by `claims`.
+    pub holder: String,
+    pub lease_until: Timestamp,
+}
+
+/// What a [`Batch`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchResult {
+    pub claimed: Vec<Claimed>,
+    /// Claims refused because the task was no longer claimable (taken, changed, not yet due).
+    pub not_claimed: Vec<TaskId>,
+    /// Finishes refused because the lease was lost (the fencing token no longer matches).
+    pub rejected: Vec<TaskId>,
+}
+
+/// One row of the attempt ledger.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub task: TaskId,
+    pub number: u32,
+    pub epoch: i64,
+    pub worker: String,
+    pub executor: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub outcome: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub summary: Option<String>,
+    pub tokens_prompt: Option<i64>,
+    pub tokens_completion: Option<i64>,
 }
 
 /// Schema facts.
@@ -219,6 +319,27 @@ pub trait Store: Send + Sync {
     async fn metrics(&self) -> Result<Metrics>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+
+    // --- execution -------------------------------------------------------------------------
+    /// Finishes attempts (refusing those whose fencing token is stale) and claims ready tasks,
+    /// all in one transaction. A claim succeeds only for a `pending`, live task whose retry
+    /// time has come; it sets `running`, a lease, a new epoch and an attempt row.
+    async fn commit_batch(&self, batch: &Batch, actor: &Actor) -> Result<BatchResult>;
+    /// Extends every lease `holder` has to `until`; returns the tasks it still holds (a task
+    /// missing from the answer was taken away: cancelled, reopened or re-leased).
+    async fn renew_leases(&self, holder: &str, until: Timestamp) -> Result<Vec<(TaskId, i64)>>;
+    /// Puts running tasks back to `pending` whose lease expired before `expired_before`, or
+    /// whose holder is one of `holders`; their open attempts end as `lost`. One event each.
+    async fn requeue_running(
+        &self,
+        expired_before: Option<Timestamp>,
+        holders: &[String],
+        actor: &Actor,
+    ) -> Result<Vec<TaskId>>;
+    /// Holders of running tasks with leases (to detect dead local runners).
+    async fn lease_holders(&self) -> Result<Vec<String>>;
+    /// The attempt ledger of a task, oldest first.
+    async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>>;
 
     // --- maintenance -----------------------------------------------------------------------
     async fn integrity(&self) -> Result<Integrity>;

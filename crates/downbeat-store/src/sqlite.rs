@@ -17,7 +17,7 @@ use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
 use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
 use downbeat_core::plan::{TaskRef, ValidatedPlan};
 use downbeat_core::task::{
-    Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch, validate_fields,
+    Edge, EdgeKind, ExecSettings, NewTask, Priority, Status, Task, TaskPatch, validate_fields,
 };
 use downbeat_core::time::Timestamp;
 use serde_json::{Value, json};
@@ -28,7 +28,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, migrate::Migrator};
 
 use crate::{
-    AppliedPlan, Artifact, Error, EventQuery, Integrity, Result, SchemaInfo, Store, TaskFilter,
+    AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, Claimed, Error, EventQuery,
+    FinishStatus, Integrity, Result, SchemaInfo, Store, TaskFilter,
 };
 
 /// Rows per multi-row INSERT (15 columns × 100 stays far below SQLite's bound-parameter limit).
@@ -172,7 +173,8 @@ impl SqliteStore {
 // Row mapping
 
 const TASK_COLS: &str = "seq, key, parent_seq, title, description, role, status, priority, effort, \
-     acceptance, tags, footprint, result, created_at, updated_at, started_at, finished_at, archived";
+     acceptance, tags, footprint, result, created_at, updated_at, started_at, finished_at, archived, \
+     executor, timeout_ms, max_attempts, attempts, not_before, lease_holder, lease_expires, lease_epoch";
 
 fn tid(seq: i64) -> TaskId {
     // Sequence numbers are allocated by this store within range; clamp defensively.
@@ -217,6 +219,18 @@ fn row_task(r: &SqliteRow) -> Result<Task> {
         started_at: ts("started_at"),
         finished_at: ts("finished_at"),
         archived: r.get::<i64, _>("archived") != 0,
+        exec: ExecSettings {
+            executor: r.get("executor"),
+            timeout_ms: r.get("timeout_ms"),
+            max_attempts: r
+                .get::<Option<i64>, _>("max_attempts")
+                .map(|n| u32::try_from(n).unwrap_or(1)),
+        },
+        attempts: u32::try_from(r.get::<i64, _>("attempts")).unwrap_or(0),
+        not_before: ts("not_before"),
+        lease_holder: r.get("lease_holder"),
+        lease_expires: ts("lease_expires"),
+        lease_epoch: r.get("lease_epoch"),
     })
 }
 
@@ -305,7 +319,8 @@ async fn insert_task(
     let id = tid(s);
     let r = sqlx::query(
         "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
-         acceptance, tags, footprint, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+         acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(s)
     .bind(id.short())
@@ -321,6 +336,9 @@ async fn insert_task(
     .bind(to_json_list(&t.footprint))
     .bind(now.0)
     .bind(now.0)
+    .bind(&t.exec.executor)
+    .bind(t.exec.timeout_ms)
+    .bind(t.exec.max_attempts.map(i64::from))
     .execute(&mut *c)
     .await;
     match r {
@@ -455,16 +473,22 @@ async fn write_status(
         (None, Status::Pending | Status::Running) => None,
         (None, _) => before.result.clone(),
     };
-    sqlx::query("UPDATE tasks SET status = ?, result = ?, started_at = ?, finished_at = ?, updated_at = ? WHERE seq = ?")
-        .bind(to.as_str())
-        .bind(&result)
-        .bind(started)
-        .bind(finished)
-        .bind(now)
-        .bind(seq(before.id))
-        .execute(&mut *c)
-        .await
-        .map_err(db)?;
+    let holder = (to == Status::Running).then(|| actor.name.clone());
+    sqlx::query(
+        "UPDATE tasks SET status = ?, result = ?, started_at = ?, finished_at = ?, updated_at = ?, \
+         lease_holder = ?, lease_expires = NULL, not_before = NULL, lease_epoch = lease_epoch + 1 \
+         WHERE seq = ?",
+    )
+    .bind(to.as_str())
+    .bind(&result)
+    .bind(started)
+    .bind(finished)
+    .bind(now)
+    .bind(holder)
+    .bind(seq(before.id))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
     let after = get_task(c, before.id).await?;
     event(
         c,
@@ -735,7 +759,7 @@ impl Store for SqliteStore {
         for (c0, chunk) in plan.tasks.chunks(ROWS_PER_INSERT).enumerate() {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
-                 acceptance, tags, footprint, created_at, updated_at) ",
+                 acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) ",
             );
             qb.push_values(chunk.iter().enumerate(), |mut b, (j, t)| {
                 let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
@@ -753,7 +777,10 @@ impl Store for SqliteStore {
                     .push_bind(to_json_list(&t.new.tags))
                     .push_bind(to_json_list(&t.new.footprint))
                     .push_bind(now)
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind(t.new.exec.executor.clone())
+                    .push_bind(t.new.exec.timeout_ms)
+                    .push_bind(t.new.exec.max_attempts.map(i64::from));
             });
             qb.build().execute(&mut *c).await.map_err(|e| match e {
                 sqlx::Error::Database(d) if d.message().contains("UNIQUE") => {
@@ -941,6 +968,9 @@ impl Store for SqliteStore {
         if let Some(v) = &patch.footprint {
             t.footprint.clone_from(v);
         }
+        if let Some(v) = &patch.exec {
+            t.exec.clone_from(v);
+        }
         if let Some(p) = patch.parent {
             if p == Some(id) {
                 return Err(Error::Invalid(format!(
@@ -955,7 +985,7 @@ impl Store for SqliteStore {
         validate_fields(&t.title, t.key.as_deref()).map_err(Error::Invalid)?;
         sqlx::query(
             "UPDATE tasks SET title = ?, description = ?, role = ?, priority = ?, effort = ?, acceptance = ?, \
-             tags = ?, footprint = ?, parent_seq = ?, updated_at = ? WHERE seq = ?",
+             tags = ?, footprint = ?, parent_seq = ?, updated_at = ?, executor = ?, timeout_ms = ?, max_attempts = ? WHERE seq = ?",
         )
         .bind(&t.title)
         .bind(&t.description)
@@ -967,6 +997,9 @@ impl Store for SqliteStore {
         .bind(to_json_list(&t.footprint))
         .bind(t.parent.map(seq))
         .bind(actor.now.0)
+        .bind(&t.exec.executor)
+        .bind(t.exec.timeout_ms)
+        .bind(t.exec.max_attempts.map(i64::from))
         .bind(seq(id))
         .execute(&mut *c)
         .await
@@ -1578,6 +1611,9 @@ impl Store for SqliteStore {
         if q.entity.is_some() {
             sql.push_str(" AND entity = ?");
         }
+        if q.exclude_actor.is_some() {
+            sql.push_str(" AND actor <> ?");
+        }
         sql.push_str(" ORDER BY seq");
         if let Some(l) = q.limit {
             // The most recent `l`, still in order.
@@ -1593,6 +1629,9 @@ impl Store for SqliteStore {
         }
         if let Some(e) = &q.entity {
             query = query.bind(e);
+        }
+        if let Some(a) = &q.exclude_actor {
+            query = query.bind(a);
         }
         let rows = query.fetch_all(&self.pool).await.map_err(db)?;
         let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
@@ -1700,6 +1739,345 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    async fn commit_batch(&self, batch: &Batch, actor: &Actor) -> Result<BatchResult> {
+        // Set-based: a fixed handful of statements per batch, whatever its size, so a batch of
+        // a hundred transitions costs little more than one.
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let now = actor.now.0;
+        let mut out = BatchResult::default();
+        let mut events: Vec<(String, Value, Value)> = Vec::new();
+
+        if !batch.finishes.is_empty() {
+            let rows: Vec<Value> = batch
+                .finishes
+                .iter()
+                .map(|f| {
+                    let (status, not_before) = match f.status {
+                        FinishStatus::Completed => (Status::Completed, None),
+                        FinishStatus::Failed => (Status::Failed, None),
+                        FinishStatus::Retry { not_before } => (Status::Pending, Some(not_before.0)),
+                        FinishStatus::Requeue => (Status::Pending, None),
+                        FinishStatus::Cancelled => (Status::Cancelled, None),
+                    };
+                    let finished = matches!(status, Status::Completed | Status::Failed | Status::Cancelled).then_some(now);
+                    let result = match (&f.summary, &f.error, status) {
+                        (Some(s), _, _) => Some(s.clone()),
+                        (None, Some(e), Status::Failed | Status::Pending | Status::Cancelled) => Some(e.clone()),
+                        _ => None,
+                    };
+                    json!({"seq": seq(f.task), "epoch": f.epoch, "status": status.as_str(), "result": result,
+                           "finished": finished, "not_before": not_before})
+                })
+                .collect();
+            let accepted: HashSet<i64> = sqlx::query_scalar(
+                "UPDATE tasks SET status = v.status, result = v.result, finished_at = v.finished, updated_at = ?1, \
+                 not_before = v.not_before, lease_holder = NULL, lease_expires = NULL \
+                 FROM (SELECT value ->> '$.seq' AS seq, value ->> '$.epoch' AS epoch, value ->> '$.status' AS status, \
+                       value ->> '$.result' AS result, value ->> '$.finished' AS finished, value ->> '$.not_before' AS not_before \
+                       FROM json_each(?2)) AS v \
+                 WHERE tasks.seq = v.seq AND tasks.status = 'running' AND tasks.lease_epoch = v.epoch \
+                 RETURNING tasks.seq",
+            )
+            .bind(now)
+            .bind(Value::Array(rows.clone()).to_string())
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
+            // The ledger records every attempt's end, accepted or not.
+            let ledger: Vec<Value> = batch
+                .finishes
+                .iter()
+                .map(|f| {
+                    let ok = accepted.contains(&seq(f.task));
+                    let outcome = if ok { f.outcome.clone() } else { format!("{} (lease lost)", f.outcome) };
+                    json!({"id": f.attempt_id, "outcome": outcome, "exit_code": f.exit_code, "error": f.error,
+                           "summary": f.summary, "tp": f.tokens.map(|t| t.0), "tc": f.tokens.map(|t| t.1)})
+                })
+                .collect();
+            sqlx::query(
+                "UPDATE attempts SET ended_at = ?1, outcome = v.outcome, exit_code = v.exit_code, error = v.error, \
+                 summary = v.summary, tokens_prompt = v.tp, tokens_completion = v.tc \
+                 FROM (SELECT value ->> '$.id' AS id, value ->> '$.outcome' AS outcome, value ->> '$.exit_code' AS exit_code, \
+                       value ->> '$.error' AS error, value ->> '$.summary' AS summary, value ->> '$.tp' AS tp, value ->> '$.tc' AS tc \
+                       FROM json_each(?2)) AS v \
+                 WHERE attempts.id = v.id AND attempts.ended_at IS NULL",
+            )
+            .bind(now)
+            .bind(Value::Array(ledger).to_string())
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+            for (f, row) in batch.finishes.iter().zip(&rows) {
+                if !accepted.contains(&seq(f.task)) {
+                    out.rejected.push(f.task);
+                    continue;
+                }
+                for a in &f.artifacts {
+                    sqlx::query(
+                        "INSERT INTO artifacts(task_seq, path, size, sha256, created_at, attempt_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(seq(f.task))
+                    .bind(&a.path)
+                    .bind(a.size)
+                    .bind(&a.sha256)
+                    .bind(now)
+                    .bind(f.attempt_id)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(db)?;
+                }
+                let mut after = json!({"status": row["status"], "result": row["result"], "attempt": f.attempt_id, "outcome": f.outcome});
+                if let Some(nb) = row["not_before"].as_i64() {
+                    after["not_before"] = json!(Timestamp(nb));
+                }
+                if !f.artifacts.is_empty() {
+                    after["artifacts"] = json!(
+                        f.artifacts
+                            .iter()
+                            .map(|a| a.path.clone())
+                            .collect::<Vec<_>>()
+                    );
+                }
+                events.push((f.task.to_string(), json!({"status": "running"}), after));
+            }
+        }
+
+        if !batch.claims.is_empty() {
+            // Conditional claims: refuse those whose prerequisites are not all finished.
+            let mut after_seqs: Vec<i64> = batch
+                .claims
+                .iter()
+                .flat_map(|cl| cl.after.iter().map(|t| seq(*t)))
+                .collect();
+            after_seqs.sort_unstable();
+            after_seqs.dedup();
+            let open: HashSet<i64> = if after_seqs.is_empty() {
+                HashSet::new()
+            } else {
+                sqlx::query_scalar(
+                    "SELECT seq FROM tasks WHERE seq IN (SELECT value FROM json_each(?)) AND status NOT IN ('completed', 'skipped')",
+                )
+                .bind(serde_json::to_string(&after_seqs).map_err(|e| Error::Invalid(e.to_string()))?)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .collect()
+            };
+            let mut wanted: Vec<i64> = Vec::new();
+            for cl in &batch.claims {
+                if cl.after.iter().any(|t| open.contains(&seq(*t))) {
+                    out.not_claimed.push(cl.task);
+                } else {
+                    wanted.push(seq(cl.task));
+                }
+            }
+            let mut got: HashMap<i64, (i64, i64)> = HashMap::new();
+            if !wanted.is_empty() {
+                let rows = sqlx::query(
+                    "UPDATE tasks SET status = 'running', started_at = ?1, finished_at = NULL, updated_at = ?1, \
+                     lease_holder = ?2, lease_expires = ?3, lease_epoch = lease_epoch + 1, attempts = attempts + 1, \
+                     not_before = NULL, result = NULL \
+                     WHERE seq IN (SELECT value FROM json_each(?4)) AND status = 'pending' AND archived = 0 \
+                     AND (not_before IS NULL OR not_before <= ?1) \
+                     RETURNING seq, lease_epoch, attempts",
+                )
+                .bind(now)
+                .bind(&batch.holder)
+                .bind(batch.lease_until.0)
+                .bind(serde_json::to_string(&wanted).map_err(|e| Error::Invalid(e.to_string()))?)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?;
+                for r in &rows {
+                    got.insert(r.get(0), (r.get(1), r.get(2)));
+                }
+            }
+            let executor_of: HashMap<i64, &str> = batch
+                .claims
+                .iter()
+                .map(|cl| (seq(cl.task), cl.executor.as_str()))
+                .collect();
+            let new_attempts: Vec<Value> = wanted
+                .iter()
+                .filter_map(|s| got.get(s).map(|(epoch, number)| json!({"seq": s, "number": number, "epoch": epoch, "executor": executor_of.get(s).copied().unwrap_or("")})))
+                .collect();
+            let mut ids: HashMap<i64, i64> = HashMap::new();
+            if !new_attempts.is_empty() {
+                let rows = sqlx::query(
+                    "INSERT INTO attempts(task_seq, number, epoch, worker, executor, started_at) \
+                     SELECT value ->> '$.seq', value ->> '$.number', value ->> '$.epoch', ?1, value ->> '$.executor', ?2 \
+                     FROM json_each(?3) WHERE true RETURNING id, task_seq",
+                )
+                .bind(&batch.holder)
+                .bind(now)
+                .bind(Value::Array(new_attempts).to_string())
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?;
+                for r in &rows {
+                    ids.insert(r.get(1), r.get(0));
+                }
+            }
+            for &s in &wanted {
+                let (Some(&(epoch, number)), Some(&attempt_id)) = (got.get(&s), ids.get(&s)) else {
+                    out.not_claimed.push(tid(s));
+                    continue;
+                };
+                let executor = executor_of.get(&s).copied().unwrap_or("");
+                events.push((
+                    tid(s).to_string(),
+                    json!({"status": "pending"}),
+                    json!({"status": "running", "attempt": attempt_id, "epoch": epoch, "holder": batch.holder, "executor": executor}),
+                ));
+                out.claimed.push(Claimed {
+                    task: tid(s),
+                    epoch,
+                    attempt_id,
+                    number: u32::try_from(number).unwrap_or(0),
+                });
+            }
+        }
+
+        for chunk in events.chunks(ROWS_PER_INSERT * 4) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events(at, actor, session_id, action, entity, before, after) ",
+            );
+            qb.push_values(chunk, |mut b, (entity, before, after)| {
+                b.push_bind(now)
+                    .push_bind(actor.name.clone())
+                    .push_bind(actor.session.map(|s| s.num))
+                    .push_bind("task.status")
+                    .push_bind(entity.clone())
+                    .push_bind(before.to_string())
+                    .push_bind(after.to_string());
+            });
+            qb.build().execute(&mut *c).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn renew_leases(&self, holder: &str, until: Timestamp) -> Result<Vec<(TaskId, i64)>> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        sqlx::query("UPDATE tasks SET lease_expires = ? WHERE lease_holder = ? AND status = 'running' AND lease_expires IS NOT NULL")
+            .bind(until.0)
+            .bind(holder)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        let rows = sqlx::query("SELECT seq, lease_epoch FROM tasks WHERE lease_holder = ? AND status = 'running' ORDER BY seq")
+            .bind(holder)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(rows.iter().map(|r| (tid(r.get(0)), r.get(1))).collect())
+    }
+
+    async fn requeue_running(
+        &self,
+        expired_before: Option<Timestamp>,
+        holders: &[String],
+        actor: &Actor,
+    ) -> Result<Vec<TaskId>> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let list = serde_json::to_string(holders).map_err(|e| Error::Invalid(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT seq, lease_holder, lease_expires FROM tasks WHERE status = 'running' AND lease_expires IS NOT NULL \
+             AND (lease_expires < ? OR lease_holder IN (SELECT value FROM json_each(?))) ORDER BY seq",
+        )
+        .bind(expired_before.map(|t| t.0).unwrap_or(i64::MIN))
+        .bind(list)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let s: i64 = r.get(0);
+            let holder: Option<String> = r.get(1);
+            let expired = r
+                .get::<Option<i64>, _>(2)
+                .is_some_and(|e| expired_before.is_some_and(|b| e < b.0));
+            let reason = if expired {
+                format!("lease of {} expired", holder.as_deref().unwrap_or("?"))
+            } else {
+                format!("holder {} is gone", holder.as_deref().unwrap_or("?"))
+            };
+            sqlx::query(
+                "UPDATE tasks SET status = 'pending', lease_holder = NULL, lease_expires = NULL, updated_at = ?, result = ? WHERE seq = ?",
+            )
+            .bind(actor.now.0)
+            .bind(format!("requeued: {reason}"))
+            .bind(s)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+            sqlx::query("UPDATE attempts SET ended_at = ?, outcome = 'lost', error = ? WHERE task_seq = ? AND ended_at IS NULL")
+                .bind(actor.now.0)
+                .bind(&reason)
+                .bind(s)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            event(
+                c,
+                actor,
+                "task.status",
+                &tid(s).to_string(),
+                Some(json!({"status": "running", "holder": holder})),
+                Some(json!({"status": "pending", "result": format!("requeued: {reason}")})),
+            )
+            .await?;
+            out.push(tid(s));
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn lease_holders(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT lease_holder FROM tasks WHERE status = 'running' AND lease_expires IS NOT NULL AND lease_holder IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>> {
+        let rows = sqlx::query("SELECT * FROM attempts WHERE task_seq = ? ORDER BY id")
+            .bind(seq(task))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| AttemptRecord {
+                id: r.get("id"),
+                task: tid(r.get("task_seq")),
+                number: u32::try_from(r.get::<i64, _>("number")).unwrap_or(0),
+                epoch: r.get("epoch"),
+                worker: r.get("worker"),
+                executor: r.get("executor"),
+                started_at: Timestamp(r.get("started_at")),
+                ended_at: r.get::<Option<i64>, _>("ended_at").map(Timestamp),
+                outcome: r.get("outcome"),
+                exit_code: r
+                    .get::<Option<i64>, _>("exit_code")
+                    .and_then(|c| i32::try_from(c).ok()),
+                error: r.get("error"),
+                summary: r.get("summary"),
+                tokens_prompt: r.get("tokens_prompt"),
+                tokens_completion: r.get("tokens_completion"),
+            })
+            .collect())
     }
 
     async fn integrity(&self) -> Result<Integrity> {

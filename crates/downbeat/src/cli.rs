@@ -64,6 +64,12 @@ pub enum Command {
     Cancel(NoteArgs),
     /// Put a finished, failed or cancelled task back to pending.
     Reopen(IdArg),
+    /// Execute everything that is ready, wave after wave, until done.
+    Run(RunArgs),
+    /// Put a failed or cancelled task back to pending for another attempt.
+    Retry(IdArg),
+    /// The attempt ledger of a task.
+    Attempts(IdArg),
     /// Add or remove dependencies.
     #[command(subcommand)]
     Dep(DepCmd),
@@ -191,6 +197,41 @@ pub struct AddArgs {
     /// A task this one waits for; repeatable.
     #[arg(long = "after", value_name = "ID")]
     pub after: Vec<String>,
+    /// How to execute it: a named executor from the configuration, `noop`, or `process` with
+    /// --command/--shell.
+    #[arg(long)]
+    pub executor: Option<String>,
+    /// The program to run (split into arguments like a shell would, but run without one).
+    #[arg(long, conflicts_with = "shell")]
+    pub command: Option<String>,
+    /// A command line run with `sh -c`.
+    #[arg(long)]
+    pub shell: Option<String>,
+    /// Kill an attempt after this long (90s, 30m).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Attempts in all (1 = no retry).
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Attempts at once (default: [run] concurrency, else the number of CPUs).
+    #[arg(long, short = 'j')]
+    pub concurrency: Option<usize>,
+    /// Run only these tasks (a container stands for its subtree); repeatable.
+    #[arg(long, num_args = 1..)]
+    pub only: Vec<String>,
+    /// Run only what this task needs, and the task itself.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show what would run, with which executor, and check the configuration; start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Use this executor for every task (e.g. `noop` to try a plan out).
+    #[arg(long)]
+    pub executor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -409,5 +450,17 @@ pub enum BenchCmd {
         edges: u64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+    /// Run noop tasks through the engine and the store in a temporary project.
+    Run {
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u32,
+        #[arg(long, value_enum, default_value = "independent")]
+        shape: crate::run_cmd::Shape,
+        #[arg(long, short = 'j', default_value_t = 64)]
+        concurrency: usize,
+        /// Keep the temporary project.
+        #[arg(long)]
+        keep: bool,
     },
 }

@@ -31,7 +31,15 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         return init(&g, j).await;
     }
     if let Command::Bench(b) = cli.command {
-        return bench(b, j);
+        return match b {
+            BenchCmd::Run {
+                tasks,
+                shape,
+                concurrency,
+                keep,
+            } => crate::run_cmd::bench_run(tasks, shape, concurrency.max(1), keep, j).await,
+            plan => bench(plan, j),
+        };
     }
     let p = project::open(&g).await?;
     match cli.command {
@@ -49,6 +57,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Skip(a) => transition(&p, &a.id, Status::Skipped, a.note, j).await,
         Command::Cancel(a) => transition(&p, &a.id, Status::Cancelled, a.note, j).await,
         Command::Reopen(a) => transition(&p, &a.id, Status::Pending, None, j).await,
+        Command::Run(a) => crate::run_cmd::run_cmd(&p, a, j).await,
+        Command::Retry(a) => transition(&p, &a.id, Status::Pending, None, j).await,
+        Command::Attempts(a) => crate::run_cmd::attempts(&p, &a.id, j).await,
         Command::Dep(c) => dep(&p, c, j).await,
         Command::Ready(a) => ready(&p, a, j).await,
         Command::Blocked => blocked(&p, j).await,
@@ -65,6 +76,56 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Roles(a) => roles(&p, a, j),
         Command::Metrics => metrics(&p, j).await,
     }
+}
+
+fn unreachable_args() -> Result<Option<String>, CliError> {
+    Err(CliError::invalid(
+        "--command and --shell cannot be used together",
+    ))
+}
+
+/// Splits a command line into arguments: whitespace separates, single and double quotes group,
+/// a backslash escapes the next character. No expansion of any kind.
+pub fn split_command(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => match chars.next() {
+                Some(n) => cur.push(n),
+                None => return Err(format!("command `{s}` ends with a lone backslash")),
+            },
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("command `{s}` has an unclosed quote"));
+    }
+    if in_word {
+        out.push(cur);
+    }
+    if out.is_empty() {
+        return Err("the command is empty".into());
+    }
+    Ok(out)
 }
 
 fn unreachable_command() -> Result<(), CliError> {
@@ -405,7 +466,42 @@ async fn add(p: &Project, a: AddArgs, j: bool) -> Result<(), CliError> {
     for d in &a.after {
         deps.push(resolve(p, d).await?);
     }
+    let executor = match (a.executor.as_deref(), &a.command, &a.shell) {
+        (None | Some("process"), Some(cmd), None) => {
+            let argv = split_command(cmd).map_err(CliError::invalid)?;
+            Some(json!({"type": "process", "argv": argv}).to_string())
+        }
+        (None | Some("process"), None, Some(sh)) => {
+            Some(json!({"type": "process", "shell": sh}).to_string())
+        }
+        (Some("process"), None, None) => {
+            return Err(CliError::invalid(
+                "--executor process needs --command or --shell",
+            ));
+        }
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(CliError::invalid(
+                "--command and --shell go with --executor process (or no --executor)",
+            ));
+        }
+        (name, None, None) => name.map(str::to_owned),
+        (None, Some(_), Some(_)) => unreachable_args()?,
+    };
+    let timeout_ms = a
+        .timeout
+        .as_deref()
+        .map(|t| Millis::parse(t).map(|m| m.0))
+        .transpose()
+        .map_err(|e| CliError::invalid(format!("--timeout: {e}")))?;
+    if a.max_attempts == Some(0) {
+        return Err(CliError::invalid("--max-attempts must be at least 1"));
+    }
     let new = NewTask {
+        exec: downbeat_core::task::ExecSettings {
+            executor,
+            timeout_ms,
+            max_attempts: a.max_attempts,
+        },
         key: a.key,
         parent,
         title: a.title,
@@ -457,6 +553,7 @@ async fn edit(p: &Project, a: EditArgs, j: bool) -> Result<(), CliError> {
         tags: (!a.tags.is_empty()).then_some(a.tags),
         footprint: (!a.files.is_empty()).then_some(a.files),
         parent,
+        exec: None,
     };
     if patch.is_empty() {
         return Err(CliError::invalid("nothing to change")
@@ -1305,9 +1402,9 @@ async fn log(p: &Project, a: LogArgs, j: bool) -> Result<(), CliError> {
         .store
         .events(&EventQuery {
             since,
-            after_seq: None,
             entity,
             limit: a.limit,
+            ..Default::default()
         })
         .await?;
     if j {
@@ -1848,7 +1945,9 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 fn bench(b: BenchCmd, j: bool) -> Result<(), CliError> {
-    let BenchCmd::Plan { tasks, edges, seed } = b;
+    let BenchCmd::Plan { tasks, edges, seed } = b else {
+        return Err(CliError::new(code::INTERNAL, "not a planner benchmark"));
+    };
     if tasks == 0 {
         return Err(CliError::invalid("--tasks must be at least 1"));
     }

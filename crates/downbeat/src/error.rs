@@ -19,6 +19,10 @@ pub mod code {
     pub const CONFLICT: u8 = 5;
     /// The database cannot be used: missing, newer schema, read-only, locked, corrupt.
     pub const STORAGE: u8 = 6;
+    /// `downbeat run` ended with tasks failed or not done.
+    pub const RUN_INCOMPLETE: u8 = 7;
+    /// Interrupted (Ctrl-C); the graph is consistent and `downbeat run` continues it.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// An error on its way to the user: message, optional hint, exit code.

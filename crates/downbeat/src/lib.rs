@@ -13,6 +13,7 @@ mod commands;
 pub mod error;
 mod output;
 pub mod project;
+pub mod run_cmd;
 
 use error::{CliError, code};
 

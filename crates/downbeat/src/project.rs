@@ -29,6 +29,15 @@ pub struct Config {
     pub roles: BTreeMap<String, RoleConfig>,
     #[serde(default)]
     pub maintain: MaintainConfig,
+    /// How `downbeat run` executes tasks.
+    #[serde(default)]
+    pub run: downbeat_engine::config::RunConfig,
+    /// Named executors, referred to by tasks, roles and `[run] executor`.
+    #[serde(default)]
+    pub executors: downbeat_engine::config::Executors,
+    /// What flags raised by agents trigger.
+    #[serde(default)]
+    pub rules: Vec<downbeat_engine::config::FlagRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +65,12 @@ fn default_workers() -> Vec<u32> {
 pub struct RoleConfig {
     pub max_parallel: Option<u32>,
     pub stale_after: Option<String>,
+    /// Executor for tasks of this role that name none.
+    pub executor: Option<String>,
+    /// Per-attempt timeout for tasks of this role (`30m`).
+    pub timeout: Option<String>,
+    /// Attempts in all for tasks of this role.
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +117,37 @@ archive_after = "30d"
 # [roles.tester]
 # max_parallel = 2      # at most 2 testers per wave / at once
 # stale_after = "48h"
+# executor = "tests"    # a named executor (below)
+# timeout = "10m"
+# max_attempts = 3
+
+[run]
+# executor = "claude"   # default executor for tasks and roles that name none
+# concurrency = 4
+# lease = "30s"
+# failure = "continue"  # continue | skip-dependents | stop
+# [run.retry]
+# max_attempts = 1
+# backoff = "exponential"   # or "fixed"
+# delay = "2s"
+# max_delay = "1m"
+# jitter = true
+
+# Named executors (see docs/executors.md for agent CLI presets):
+# [executors.claude]
+# type = "process"
+# argv = ["claude", "-p"]
+# [executors.tests]
+# type = "process"
+# shell = "cargo test"
+
+# Flag rules: what a flag reported by an agent triggers.
+# [[rules]]
+# flag = "SECURITY_BREACH"
+# action = "add-task"   # add-task | raise-priority | pause | stop
+# role = "reviewer"
+# title = "Respond to the security issue found in {{ task.title }}"
+# pause = true          # nothing else starts until the follow-up is done
 "#;
 
 /// Global options that select the project and how it is used.
@@ -117,7 +163,7 @@ pub struct Project {
     pub root: PathBuf,
     pub config: Config,
     pub roles: RoleSet,
-    pub store: Box<dyn Store>,
+    pub store: std::sync::Arc<dyn Store>,
     pub actor_name: String,
     pub fixed_now: Option<Timestamp>,
 }
@@ -311,6 +357,7 @@ pub async fn open(g: &Globals) -> Result<Project, CliError> {
 
 /// The project's settings around an opened store.
 fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project, CliError> {
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
     let config = load_config(&root)?;
     let roles = load_roles(&root, &config)?;
     Ok(Project {

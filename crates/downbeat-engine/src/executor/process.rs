@@ -1,0 +1,478 @@
+//! The `process` executor: runs an agent program for one attempt.
+//!
+//! The program runs in the workspace, in a process group of its own, with the prompt on
+//! stdin and in `prompt.md`, and the `DOWNBEAT_*` variables in its environment. Its stdout
+//! and stderr are streamed into `stdout.log` and `stderr.log` in the attempt directory while
+//! it runs, so they survive a crash. On timeout or cancellation the whole group gets SIGTERM,
+//! then SIGKILL after the grace period. Success is decided by the result file (see
+//! [`AgentReport`]) and the exit code.
+//!
+//! Must never: panic, return while a process of the attempt's group is still running (the
+//! group is SIGKILLed once the program ends, so background children are not left behind),
+//! interpret the agent's output beyond the result file, or touch the store.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStdin, Command};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, env, files};
+
+/// Time between SIGTERM and SIGKILL when [`ProcessSpec::grace`] is not set.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long output is still drained once the program has ended and its group was killed.
+/// Only a process that left the group while holding the pipes can make this run out.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Result files larger than this are rejected rather than read into memory.
+const MAX_RESULT_FILE: u64 = 16 * 1024 * 1024;
+
+/// Why a [`ProcessSpec`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    #[error("a process executor needs a program: set either `argv` or `shell`")]
+    NoCommand,
+    #[error("a process executor takes either `argv` or `shell`, not both")]
+    BothCommands,
+    #[error("the program name (the first element of `argv`) is empty")]
+    EmptyProgram,
+    #[error("the `shell` command line is empty")]
+    EmptyShell,
+    #[error("`argv` and `shell` must not contain NUL bytes")]
+    NulInCommand,
+    #[error("invalid environment variable name `{0}` (it must be non-empty, without `=` or NUL)")]
+    BadEnvName(String),
+    #[error("the value of environment variable `{0}` contains a NUL byte")]
+    NulInEnvValue(String),
+}
+
+/// Runs a program for each attempt (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Process {
+    spec: ProcessSpec,
+}
+
+impl Process {
+    /// Checks the spec: exactly one of a non-empty `argv` and `shell`, and a valid environment.
+    pub fn new(spec: ProcessSpec) -> Result<Self, ProcessError> {
+        match (&spec.argv[..], &spec.shell) {
+            ([], None) => return Err(ProcessError::NoCommand),
+            ([_, ..], Some(_)) => return Err(ProcessError::BothCommands),
+            ([program, ..], None) if program.is_empty() => return Err(ProcessError::EmptyProgram),
+            ([], Some(shell)) if shell.trim().is_empty() => return Err(ProcessError::EmptyShell),
+            _ => {}
+        }
+        if spec
+            .argv
+            .iter()
+            .chain(&spec.shell)
+            .any(|s| s.contains('\0'))
+        {
+            return Err(ProcessError::NulInCommand);
+        }
+        for (name, value) in &spec.env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(ProcessError::BadEnvName(name.clone()));
+            }
+            if value.contains('\0') {
+                return Err(ProcessError::NulInEnvValue(name.clone()));
+            }
+        }
+        Ok(Self { spec })
+    }
+
+    /// The validated spec.
+    pub fn spec(&self) -> &ProcessSpec {
+        &self.spec
+    }
+
+    /// Program and arguments to execute.
+    fn command(&self) -> (&str, Vec<&str>) {
+        match (&self.spec.shell, self.spec.argv.split_first()) {
+            (Some(shell), _) => ("sh", vec!["-c", shell.as_str()]),
+            (None, Some((program, args))) => (program, args.iter().map(String::as_str).collect()),
+            // `new` rules this out; spawning "" fails cleanly if it ever happens.
+            (None, None) => ("", Vec::new()),
+        }
+    }
+
+    async fn attempt(&self, spec: &AttemptSpec, cancel: CancellationToken) -> Outcome {
+        if cancel.is_cancelled() {
+            return error(
+                OutcomeKind::Cancelled,
+                "cancelled before the program was started".into(),
+            );
+        }
+        let paths = match prepare(spec).await {
+            Ok(paths) => paths,
+            Err(message) => return error(OutcomeKind::Error, message),
+        };
+        let (program, args) = self.command();
+
+        let mut cmd = Command::new(program);
+        cmd.args(&args)
+            .current_dir(&paths.workspace)
+            .envs(&spec.env)
+            .envs(&self.spec.env)
+            .env(env::TASK_ID, &spec.task_id)
+            .env(env::TASK_TITLE, &spec.title)
+            .env(env::ROLE, spec.role.as_deref().unwrap_or(""))
+            .env(env::ATTEMPT, spec.attempt.to_string())
+            .env(env::WORKSPACE, &paths.workspace)
+            .env(env::ATTEMPT_DIR, &paths.attempt_dir)
+            .env(env::PROMPT_FILE, &paths.prompt)
+            .env(env::RESULT_FILE, &paths.result)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                return error(
+                    OutcomeKind::Error,
+                    format!("could not start `{program}`: {e}"),
+                );
+            }
+        };
+        // Declared after `child`, so it is dropped first: if this future is dropped midway,
+        // the group is killed while the leader is still unreaped (its pid cannot be reused).
+        let mut group = Group(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(Pid::from_raw),
+        );
+
+        let mut io = JoinSet::new();
+        if let Some(stdin) = child.stdin.take() {
+            io.spawn(feed(stdin, spec.prompt.clone().into_bytes()));
+        }
+        if let Some(stdout) = child.stdout.take() {
+            io.spawn(capture(stdout, paths.stdout_file));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            io.spawn(capture(stderr, paths.stderr_file));
+        }
+
+        let deadline = async {
+            match spec.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let ended = tokio::select! {
+            biased;
+            status = child.wait() => Ended::Exited(status),
+            () = deadline => Ended::Stopped(Stop::TimedOut),
+            () = cancel.cancelled() => Ended::Stopped(Stop::Cancelled),
+        };
+        let (status, stopped) = match ended {
+            Ended::Exited(status) => (status, None),
+            Ended::Stopped(stop) => {
+                group.signal(Signal::SIGTERM);
+                let grace = self.spec.grace.unwrap_or(DEFAULT_GRACE);
+                match tokio::time::timeout(grace, child.wait()).await {
+                    Ok(status) => (status, Some((stop, Termination::Terminated))),
+                    Err(_) => {
+                        group.signal(Signal::SIGKILL);
+                        (child.wait().await, Some((stop, Termination::Killed(grace))))
+                    }
+                }
+            }
+        };
+        // Whatever the program left running in its group goes now.
+        group.kill();
+        let _ = tokio::time::timeout(DRAIN_LIMIT, async {
+            while io.join_next().await.is_some() {}
+        })
+        .await;
+        io.abort_all();
+
+        let mut outcome = Outcome::new(OutcomeKind::Failed, Duration::ZERO);
+        outcome.stdout = Some(paths.stdout);
+        outcome.stderr = Some(paths.stderr);
+        let status = match status {
+            Ok(status) => status,
+            Err(e) => {
+                outcome.kind = OutcomeKind::Error;
+                outcome.error = Some(format!("could not wait for `{program}`: {e}"));
+                return outcome;
+            }
+        };
+        outcome.exit_code = status.code();
+        let report = read_report(&paths.result).await;
+
+        if let Some((stop, termination)) = stopped {
+            let (kind, what) = match stop {
+                Stop::TimedOut => {
+                    let t = spec.timeout.unwrap_or_default();
+                    (OutcomeKind::TimedOut, format!("timed out after {t:?}"))
+                }
+                Stop::Cancelled => (OutcomeKind::Cancelled, "cancelled".to_owned()),
+            };
+            let how = match termination {
+                Termination::Terminated => "the process group was terminated".to_owned(),
+                Termination::Killed(grace) => format!(
+                    "the process group did not end within {grace:?} of SIGTERM and was killed"
+                ),
+            };
+            outcome.kind = kind;
+            outcome.error = Some(format!("{what}; {how}"));
+            outcome.report = report.ok().flatten();
+            return outcome;
+        }
+
+        let (kind, message) = judge(status, &report, &paths.result);
+        outcome.kind = kind;
+        outcome.error = message;
+        outcome.report = report.ok().flatten();
+        outcome
+    }
+}
+
+#[async_trait]
+impl Executor for Process {
+    async fn run(&self, spec: &AttemptSpec, cancel: CancellationToken) -> Outcome {
+        let start = Instant::now();
+        let mut outcome = self.attempt(spec, cancel).await;
+        outcome.duration = start.elapsed();
+        outcome
+    }
+}
+
+/// How the wait for the program ended.
+enum Ended {
+    Exited(io::Result<ExitStatus>),
+    Stopped(Stop),
+}
+
+/// Why we stopped the program.
+#[derive(Clone, Copy)]
+enum Stop {
+    TimedOut,
+    Cancelled,
+}
+
+/// How the program ended after being stopped.
+#[derive(Clone, Copy)]
+enum Termination {
+    /// It ended within the grace period after SIGTERM.
+    Terminated,
+    /// It was SIGKILLed after the grace period.
+    Killed(Duration),
+}
+
+/// The attempt's process group; SIGKILLed when dropped unless already killed.
+struct Group(Option<Pid>);
+
+impl Group {
+    /// Sends `signal` to the group. Errors (ESRCH: nobody left) are ignored.
+    fn signal(&self, signal: Signal) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(pgid, signal);
+        }
+    }
+
+    /// SIGKILLs the group, once.
+    fn kill(&mut self) {
+        self.signal(Signal::SIGKILL);
+        self.0 = None;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Files and directories of one attempt, with absolute paths (they are handed to the agent,
+/// whose working directory differs from ours).
+struct Paths {
+    workspace: PathBuf,
+    attempt_dir: PathBuf,
+    prompt: PathBuf,
+    result: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    stdout_file: tokio::fs::File,
+    stderr_file: tokio::fs::File,
+}
+
+/// Creates the attempt directory, writes the prompt, removes a stale result file and
+/// creates the log files. Errors are sentences.
+async fn prepare(spec: &AttemptSpec) -> Result<Paths, String> {
+    let absolute = |p: &Path| {
+        std::path::absolute(p).map_err(|e| format!("cannot resolve path {}: {e}", p.display()))
+    };
+    let workspace = absolute(&spec.workspace)?;
+    let attempt_dir = absolute(&spec.attempt_dir)?;
+    match tokio::fs::metadata(&workspace).await {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(format!(
+                "workspace {} is not a directory",
+                workspace.display()
+            ));
+        }
+        Err(e) => return Err(format!("cannot use workspace {}: {e}", workspace.display())),
+    }
+    tokio::fs::create_dir_all(&attempt_dir).await.map_err(|e| {
+        format!(
+            "could not create attempt directory {}: {e}",
+            attempt_dir.display()
+        )
+    })?;
+    let prompt = attempt_dir.join(files::PROMPT);
+    tokio::fs::write(&prompt, &spec.prompt)
+        .await
+        .map_err(|e| format!("could not write {}: {e}", prompt.display()))?;
+    let result = attempt_dir.join(files::RESULT);
+    match tokio::fs::remove_file(&result).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(format!(
+                "could not remove stale result file {}: {e}",
+                result.display()
+            ));
+        }
+    }
+    let create = |path: PathBuf| async move {
+        match tokio::fs::File::create(&path).await {
+            Ok(file) => Ok((path, file)),
+            Err(e) => Err(format!("could not create {}: {e}", path.display())),
+        }
+    };
+    let (stdout, stdout_file) = create(attempt_dir.join(files::STDOUT)).await?;
+    let (stderr, stderr_file) = create(attempt_dir.join(files::STDERR)).await?;
+    Ok(Paths {
+        workspace,
+        attempt_dir,
+        prompt,
+        result,
+        stdout,
+        stderr,
+        stdout_file,
+        stderr_file,
+    })
+}
+
+/// Writes the prompt to the program's stdin and closes it. A program that exits or closes
+/// stdin without reading it all is fine (the write fails with EPIPE, which is ignored).
+async fn feed(mut stdin: ChildStdin, prompt: Vec<u8>) {
+    let _ = stdin.write_all(&prompt).await;
+    let _ = stdin.shutdown().await;
+}
+
+/// Copies a pipe into a log file chunk by chunk as output arrives. If the file cannot be
+/// written, the pipe is still drained (so the program never blocks on a full pipe).
+async fn capture(mut from: impl AsyncRead + Unpin, mut to: tokio::fs::File) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut writable = true;
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => {
+                if writable {
+                    let chunk = buf.get(..n).unwrap_or_default();
+                    writable = to.write_all(chunk).await.is_ok() && to.flush().await.is_ok();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.flush().await;
+}
+
+/// Reads the result file: `Ok(None)` if there is none, `Err` (a sentence) if it is unreadable
+/// or malformed.
+async fn read_report(path: &Path) -> Result<Option<AgentReport>, String> {
+    match tokio::fs::metadata(path).await {
+        Ok(meta) if meta.len() > MAX_RESULT_FILE => {
+            return Err(format!(
+                "result file {} is too large ({} bytes; the limit is {MAX_RESULT_FILE})",
+                path.display(),
+                meta.len()
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "could not read result file {}: {e}",
+                path.display()
+            ));
+        }
+    }
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("could not read result file {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("invalid result file {}: {e}", path.display()))
+}
+
+/// Decides the outcome of a program that ended by itself.
+fn judge(
+    status: ExitStatus,
+    report: &Result<Option<AgentReport>, String>,
+    result_path: &Path,
+) -> (OutcomeKind, Option<String>) {
+    use OutcomeKind::{Failed, Succeeded};
+    if let Some(signal) = status.signal() {
+        let name = Signal::try_from(signal)
+            .map(Signal::as_str)
+            .unwrap_or("unknown signal");
+        return (Failed, Some(format!("killed by signal {signal} ({name})")));
+    }
+    let report = match report {
+        Ok(report) => report.as_ref(),
+        Err(message) => return (Failed, Some(message.clone())),
+    };
+    let code = status.code().unwrap_or(-1);
+    match (report.and_then(|r| r.status.as_deref()), code) {
+        (None | Some("completed"), 0) => (Succeeded, None),
+        (None, code) => (Failed, Some(format!("exited with code {code}"))),
+        (Some("completed"), code) => (
+            Failed,
+            Some(format!(
+                "the agent reported status completed but exited with code {code}"
+            )),
+        ),
+        (Some("failed"), 0) => (Failed, Some("the agent reported status failed".to_owned())),
+        (Some("failed"), code) => (
+            Failed,
+            Some(format!(
+                "the agent reported status failed and exited with code {code}"
+            )),
+        ),
+        (Some(other), _) => (
+            Failed,
+            Some(format!(
+                "result file {} has unknown status `{other}` (expected `completed` or `failed`)",
+                result_path.display()
+            )),
+        ),
+    }
+}
+
+/// An outcome without output, for failures before the program ran.
+fn error(kind: OutcomeKind, message: String) -> Outcome {
+    let mut outcome = Outcome::new(kind, Duration::ZERO);
+    outcome.error = Some(message);
+    outcome
+}

@@ -1,0 +1,144 @@
+//! Rendering a role's prompt template for one attempt (Jinja via minijinja, strict undefined:
+//! a missing variable is an error, never an empty string).
+
+use serde::Serialize;
+
+/// A dependency's outcome, passed to the dependent's prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DependencyResult {
+    pub id: String,
+    pub title: String,
+    pub role: String,
+    pub result: String,
+    pub artifacts: Vec<String>,
+}
+
+/// The task as the template sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptTask {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub role: String,
+    pub acceptance: Vec<String>,
+}
+
+/// Everything a prompt template may use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptContext {
+    pub task: PromptTask,
+    /// Titles of the active objectives.
+    pub objectives: Vec<String>,
+    pub dependencies: Vec<DependencyResult>,
+}
+
+/// Why a template could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("prompt template of role `{role}`: {message}")]
+pub struct PromptError {
+    pub role: String,
+    pub message: String,
+}
+
+fn env() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env
+}
+
+/// Renders `template` for `ctx`.
+pub fn render(role: &str, template: &str, ctx: &PromptContext) -> Result<String, PromptError> {
+    let err = |e: minijinja::Error| PromptError {
+        role: role.to_owned(),
+        message: e.to_string(),
+    };
+    env()
+        .render_str(template, minijinja::value::Serde(ctx))
+        .map_err(err)
+}
+
+/// Checks that `template` parses and renders against a sample context (used before a run).
+pub fn check(role: &str, template: &str) -> Result<(), PromptError> {
+    let sample = PromptContext {
+        task: PromptTask {
+            id: "abc123".into(),
+            title: "t".into(),
+            description: "d".into(),
+            role: role.into(),
+            acceptance: vec!["a".into()],
+        },
+        objectives: vec!["o".into()],
+        dependencies: vec![DependencyResult {
+            id: "def456".into(),
+            title: "t".into(),
+            role: "r".into(),
+            result: "r".into(),
+            artifacts: vec!["x".into()],
+        }],
+    };
+    render(role, template, &sample).map(|_| ())
+}
+
+/// Renders a follow-up title template for a flag rule.
+pub fn render_title(
+    template: &str,
+    task_id: &str,
+    task_title: &str,
+    flag: &str,
+) -> Result<String, PromptError> {
+    let ctx = serde_json::json!({"task": {"id": task_id, "title": task_title}, "flag": flag});
+    env()
+        .render_str(template, minijinja::value::Serde(&ctx))
+        .map_err(|e| PromptError {
+            role: "rule".into(),
+            message: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_templates_render_with_dependencies() {
+        for role in downbeat_core::role::builtin_roles() {
+            check(&role.name, &role.prompt).unwrap();
+        }
+        let tester = downbeat_core::role::RoleSet::builtin();
+        let t = &tester.get("tester").unwrap().prompt;
+        let ctx = PromptContext {
+            task: PromptTask {
+                id: "k3f9qa".into(),
+                title: "Add rate limit tests".into(),
+                description: String::new(),
+                role: "tester".into(),
+                acceptance: vec!["Burst is covered".into()],
+            },
+            objectives: vec!["Protect the API".into()],
+            dependencies: vec![DependencyResult {
+                id: "ab12cd".into(),
+                title: "Middleware".into(),
+                role: "implementer".into(),
+                result: "429 with Retry-After".into(),
+                artifacts: vec!["src/mw.rs".into()],
+            }],
+        };
+        let out = render("tester", t, &ctx).unwrap();
+        assert!(
+            out.contains("Add rate limit tests") && out.contains("- Burst is covered"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ab12cd Middleware (implementer): 429 with Retry-After"),
+            "{out}"
+        );
+        assert!(out.contains("artifact: src/mw.rs"), "{out}");
+    }
+
+    #[test]
+    fn missing_variables_are_errors() {
+        let err = check("x", "Hello {{ task.owner }}").unwrap_err();
+        assert!(err.to_string().contains("undefined"), "{err}");
+        assert!(check("x", "{% if %}").is_err());
+    }
+}

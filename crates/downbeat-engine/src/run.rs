@@ -1,0 +1,1300 @@
+//! The scheduler: one event loop that claims ready tasks, runs their attempts in parallel and
+//! records what happens, durably.
+//!
+//! Shape: the loop owns all scheduling state; each attempt runs in its own tokio task and
+//! reports back over a channel. State changes are committed in groups: every turn of the loop
+//! commits the finished attempts it has collected *and* the claims of the tasks they made ready
+//! in one transaction (a claim is conditional on its dependencies being completed at commit
+//! time, so an optimistic claim can never outrun a refused completion).
+//!
+//! Must never: print, read configuration files, or decide anything a task's settings or the
+//! options do not say.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use downbeat_core::context::Actor;
+use downbeat_core::graph::TaskDag;
+use downbeat_core::ids::TaskId;
+use downbeat_core::planner::{NodeIdx, NodeKind, NodeState, footprints_overlap};
+use downbeat_core::task::{Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch};
+use downbeat_core::time::Timestamp;
+use downbeat_store::{
+    Batch, ClaimRequest, Claimed, EventQuery, Finish, FinishStatus, Store, TaskFilter,
+};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::artifacts;
+use crate::config::{FailurePolicy, FlagAction, FlagRule, RetryPolicy};
+use crate::executor::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind};
+use crate::prompt::{self, DependencyResult, PromptContext, PromptTask};
+
+/// How long the loop keeps gathering attempt ends for one transaction while other attempts are
+/// still in flight. A lone attempt (a chain) is committed at once.
+const GATHER_WINDOW: Duration = Duration::from_millis(2);
+/// At most this many attempt ends per transaction.
+const MAX_BATCH: usize = 2048;
+
+/// How one task will be executed, resolved before the run starts.
+#[derive(Clone)]
+pub struct Resolved {
+    /// Executor name, for the ledger and the display.
+    pub name: String,
+    pub executor: Arc<dyn Executor>,
+    /// Whether the executor needs a rendered prompt (the `noop` executor does not).
+    pub needs_prompt: bool,
+    pub timeout: Option<Duration>,
+    pub retry: RetryPolicy,
+}
+
+/// Resolves a task's executor from its settings, its role and the defaults; an error names
+/// what is missing.
+pub type ResolveFn = Arc<dyn Fn(&Task) -> Result<Resolved, String> + Send + Sync>;
+
+/// Everything a run needs besides the store.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Lease holder name: unique per runner process, e.g. `runner:HOST:PID`.
+    pub holder: String,
+    /// Attempts at once.
+    pub concurrency: usize,
+    pub lease: Duration,
+    /// Run only these tasks (containers stand for their leaves); empty = everything.
+    pub only: Vec<TaskId>,
+    /// Run only what this task needs, and the task itself.
+    pub until: Option<TaskId>,
+    pub resolve: ResolveFn,
+    /// Role name → at most this many attempts of the role at once.
+    pub role_caps: HashMap<String, u32>,
+    /// Role name → prompt template; tasks without a role use `default_prompt`.
+    pub prompts: HashMap<String, String>,
+    pub default_prompt: String,
+    pub failure: FailurePolicy,
+    pub rules: Vec<FlagRule>,
+    /// The project root (agents' working directory; artifacts must lie inside).
+    pub workspace: PathBuf,
+    /// Where attempt directories go: `<runs_dir>/<task>/<attempt>/`.
+    pub runs_dir: PathBuf,
+    /// Content-addressed artifact store.
+    pub artifacts_dir: PathBuf,
+    /// The clock (injected so tests control it).
+    pub now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
+/// What happens during a run, for display and for `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum RunEvent {
+    Started {
+        ready: usize,
+        pending: usize,
+        concurrency: usize,
+    },
+    Requeued {
+        task: String,
+        reason: String,
+    },
+    AttemptStarted {
+        task: String,
+        title: String,
+        attempt: u32,
+        executor: String,
+    },
+    AttemptFinished {
+        task: String,
+        title: String,
+        attempt: u32,
+        outcome: OutcomeKind,
+        status: String,
+        error: Option<String>,
+        millis: u64,
+    },
+    Retrying {
+        task: String,
+        attempt: u32,
+        at: String,
+    },
+    LeaseLost {
+        task: String,
+    },
+    Flag {
+        task: String,
+        flag: String,
+        action: String,
+        detail: String,
+    },
+    Discovered {
+        task: String,
+        new_task: String,
+        title: String,
+    },
+    Cancelled {
+        task: String,
+        reason: String,
+    },
+    Paused {
+        until: String,
+    },
+    Resumed,
+    Stopping {
+        reason: String,
+    },
+    Finished(RunSummary),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub completed: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub cancelled: u64,
+    pub rejected: u64,
+    /// Tasks in scope still not done (waiting on something that did not finish).
+    pub remaining: u64,
+    pub interrupted: bool,
+    pub stopped_by: Option<String>,
+    pub millis: u64,
+}
+
+/// Errors that stop a run before or while it runs.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] downbeat_store::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Cycle(#[from] downbeat_core::graph::TaskCycle),
+}
+
+/// An attempt's report back to the loop.
+struct Done {
+    node: NodeIdx,
+    claim: Claimed,
+    outcome: Outcome,
+    artifacts: Vec<downbeat_store::ArtifactRecord>,
+}
+
+struct Running {
+    claim: Claimed,
+    cancel: CancellationToken,
+    retry: RetryPolicy,
+    role: Option<String>,
+    footprint: Vec<String>,
+}
+
+/// The loop's view of the graph.
+struct Graph {
+    tdag: TaskDag,
+    tasks: HashMap<TaskId, Task>,
+    node_of: HashMap<TaskId, NodeIdx>,
+    unsat: Vec<u32>,
+    satisfied: Vec<bool>,
+    rank: Vec<u64>,
+    in_scope: Vec<bool>,
+    ready: BinaryHeap<(u64, i32, Reverse<NodeIdx>)>,
+    queued: Vec<bool>,
+    retry_at: Vec<(Timestamp, NodeIdx)>,
+}
+
+impl Graph {
+    async fn load(store: &dyn Store, opts: &RunOptions, now: Timestamp) -> Result<Self, RunError> {
+        let tasks = store.tasks(&TaskFilter::default()).await?;
+        let snap = downbeat_core::report::snapshot_of(&tasks, &store.graph().await?.edges);
+        let tdag = TaskDag::new(&snap, &|_| None)?;
+        let dag = &tdag.dag;
+        let n = dag.len();
+        let mut node_of = HashMap::with_capacity(tasks.len());
+        for (v, t) in tdag.owner.iter().enumerate() {
+            if dag.kind(v as NodeIdx) == NodeKind::Task {
+                node_of.insert(*t, v as NodeIdx);
+            }
+        }
+        // Satisfaction and counts of unsatisfied predecessors, in topological order.
+        let mut satisfied = vec![false; n];
+        let mut unsat = vec![0u32; n];
+        for &v in dag.topo_order() {
+            let u = dag
+                .preds(v)
+                .iter()
+                .filter(|&&p| !satisfied[p as usize])
+                .count() as u32;
+            unsat[v as usize] = u;
+            satisfied[v as usize] = match dag.kind(v) {
+                NodeKind::Task => dag.state(v) == NodeState::Done,
+                _ => u == 0,
+            };
+        }
+        // Remaining critical path through each node (effort-weighted), in reverse order.
+        let mut rank = vec![0u64; n];
+        for &v in dag.topo_order().iter().rev() {
+            let own = if dag.kind(v) == NodeKind::Task && !satisfied[v as usize] {
+                u64::from(dag.effort(v))
+            } else {
+                0
+            };
+            let best = dag
+                .succs(v)
+                .iter()
+                .map(|&s| rank[s as usize])
+                .max()
+                .unwrap_or(0);
+            rank[v as usize] = own + best;
+        }
+        let in_scope = scope(&tdag, &node_of, opts);
+        let tasks: HashMap<TaskId, Task> = tasks.into_iter().map(|t| (t.id, t)).collect();
+        let mut g = Self {
+            tdag,
+            tasks,
+            node_of,
+            unsat,
+            satisfied,
+            rank,
+            in_scope,
+            ready: BinaryHeap::new(),
+            queued: vec![false; n],
+            retry_at: Vec::new(),
+        };
+        for v in 0..n as NodeIdx {
+            g.consider(v, now);
+        }
+        Ok(g)
+    }
+
+    fn task_of(&self, v: NodeIdx) -> Option<&Task> {
+        self.tasks.get(&self.tdag.owner[v as usize])
+    }
+
+    /// Queues `v` if it is a pending, in-scope task whose dependencies are all satisfied.
+    fn consider(&mut self, v: NodeIdx, now: Timestamp) {
+        let i = v as usize;
+        if self.queued[i]
+            || !self.in_scope[i]
+            || self.unsat[i] != 0
+            || self.tdag.dag.kind(v) != NodeKind::Task
+        {
+            return;
+        }
+        let Some(t) = self.task_of(v) else { return };
+        if t.status != Status::Pending {
+            return;
+        }
+        if let Some(nb) = t.not_before.filter(|nb| *nb > now) {
+            self.retry_at.push((nb, v));
+            self.queued[i] = true;
+            return;
+        }
+        let prio = t.priority.rank();
+        self.ready.push((self.rank[i], prio, Reverse(v)));
+        self.queued[i] = true;
+    }
+
+    /// Marks a task node done and queues what it unblocks.
+    fn complete(&mut self, v: NodeIdx, now: Timestamp) {
+        if let Some(t) = self.tasks.get_mut(&self.tdag.owner[v as usize]) {
+            t.status = Status::Completed;
+        }
+        let mut stack = vec![v];
+        self.satisfied[v as usize] = true;
+        while let Some(u) = stack.pop() {
+            let succs: Vec<NodeIdx> = self.tdag.dag.succs(u).to_vec();
+            for s in succs {
+                let si = s as usize;
+                self.unsat[si] = self.unsat[si].saturating_sub(1);
+                if self.unsat[si] == 0 {
+                    if self.tdag.dag.kind(s) == NodeKind::Task {
+                        self.consider(s, now);
+                    } else if !self.satisfied[si] {
+                        self.satisfied[si] = true;
+                        stack.push(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves retries whose time has come to the ready queue; returns the next retry time.
+    fn wake_retries(&mut self, now: Timestamp) -> Option<Timestamp> {
+        let mut next = None;
+        let mut keep = Vec::new();
+        for (at, v) in std::mem::take(&mut self.retry_at) {
+            if at <= now {
+                let i = v as usize;
+                let prio = self.task_of(v).map(|t| t.priority.rank()).unwrap_or(0);
+                self.ready.push((self.rank[i], prio, Reverse(v)));
+            } else {
+                next = Some(next.map_or(at, |n: Timestamp| n.min(at)));
+                keep.push((at, v));
+            }
+        }
+        self.retry_at = keep;
+        next
+    }
+
+    /// Transitive dependents of `v` that are tasks.
+    fn dependents(&self, v: NodeIdx) -> Vec<NodeIdx> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![v];
+        let mut out = Vec::new();
+        while let Some(u) = stack.pop() {
+            for &s in self.tdag.dag.succs(u) {
+                if seen.insert(s) {
+                    if self.tdag.dag.kind(s) == NodeKind::Task {
+                        out.push(s);
+                    }
+                    stack.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    fn remaining(&self) -> u64 {
+        (0..self.tdag.dag.len())
+            .filter(|&i| {
+                self.in_scope[i]
+                    && self.tdag.dag.kind(i as NodeIdx) == NodeKind::Task
+                    && !self.satisfied[i]
+            })
+            .count() as u64
+    }
+}
+
+/// Which task nodes the run may dispatch.
+fn scope(tdag: &TaskDag, node_of: &HashMap<TaskId, NodeIdx>, opts: &RunOptions) -> Vec<bool> {
+    let dag = &tdag.dag;
+    let n = dag.len();
+    if opts.only.is_empty() && opts.until.is_none() {
+        return vec![true; n];
+    }
+    // Nodes that stand for a task: its own node, or for a container every node it owns.
+    let nodes_for = |t: TaskId| -> Vec<NodeIdx> {
+        match node_of.get(&t) {
+            Some(&v) => vec![v],
+            None => (0..n as NodeIdx)
+                .filter(|&v| tdag.owner[v as usize] == t)
+                .collect(),
+        }
+    };
+    let mut allowed = vec![opts.only.is_empty(); n];
+    if !opts.only.is_empty() {
+        for &t in &opts.only {
+            let starts = nodes_for(t);
+            if starts.len() == 1 {
+                allowed[starts[0] as usize] = true;
+                continue;
+            }
+            // A container: everything between its Start and End.
+            let mut stack: Vec<NodeIdx> = starts
+                .iter()
+                .copied()
+                .filter(|&v| dag.kind(v) == NodeKind::Start)
+                .collect();
+            let end: HashSet<NodeIdx> = starts
+                .iter()
+                .copied()
+                .filter(|&v| dag.kind(v) == NodeKind::End)
+                .collect();
+            while let Some(u) = stack.pop() {
+                if allowed[u as usize] || end.contains(&u) {
+                    continue;
+                }
+                allowed[u as usize] = true;
+                stack.extend(dag.succs(u).iter().copied());
+            }
+        }
+    }
+    if let Some(t) = opts.until {
+        let mut needed = vec![false; n];
+        let mut stack = nodes_for(t);
+        while let Some(u) = stack.pop() {
+            if needed[u as usize] {
+                continue;
+            }
+            needed[u as usize] = true;
+            stack.extend(dag.preds(u).iter().copied());
+        }
+        for i in 0..n {
+            allowed[i] &= needed[i];
+        }
+    }
+    allowed
+}
+
+/// Runs the graph until nothing more can run, the token is cancelled, or a rule stops it.
+pub async fn run(
+    store: Arc<dyn Store>,
+    opts: RunOptions,
+    events: mpsc::UnboundedSender<RunEvent>,
+    cancel: CancellationToken,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let emit = |e: RunEvent| {
+        let _ = events.send(e);
+    };
+    let now = || (opts.now)();
+    let actor = || Actor::new(opts.holder.clone(), now());
+
+    // Recovery: leases that expired, and holders on this machine whose process is gone.
+    let dead: Vec<String> = store
+        .lease_holders()
+        .await?
+        .into_iter()
+        .filter(|h| holder_is_dead(h))
+        .collect();
+    for t in store.requeue_running(Some(now()), &dead, &actor()).await? {
+        emit(RunEvent::Requeued {
+            task: t.to_string(),
+            reason: "its previous runner is gone or its lease expired".into(),
+        });
+    }
+
+    let mut g = Graph::load(store.as_ref(), &opts, now()).await?;
+    // Resolve every executor up front: bad configuration fails before anything runs.
+    let mut resolved: HashMap<TaskId, Resolved> = HashMap::new();
+    for (v, &t) in g.tdag.owner.iter().enumerate() {
+        if !g.in_scope[v] || g.tdag.dag.kind(v as NodeIdx) != NodeKind::Task || g.satisfied[v] {
+            continue;
+        }
+        if let Some(task) = g.tasks.get(&t).filter(|t| t.status == Status::Pending) {
+            let r = (opts.resolve)(task)
+                .map_err(|e| RunError::Config(format!("task {} ({}): {e}", task.id, task.title)))?;
+            resolved.insert(t, r);
+        }
+    }
+    emit(RunEvent::Started {
+        ready: g.ready.len(),
+        pending: resolved.len(),
+        concurrency: opts.concurrency,
+    });
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+    let mut running: HashMap<TaskId, Running> = HashMap::new();
+    let mut summary = RunSummary::default();
+    let mut finishes: Vec<Finish> = Vec::new();
+    let mut completed_now: Vec<TaskId> = Vec::new();
+    let mut post: Vec<(NodeIdx, Claimed, Outcome)> = Vec::new();
+    let mut stopping: Option<String> = None;
+    let mut paused_until: Option<TaskId> = None;
+    let tick = (opts.lease / 3)
+        .min(Duration::from_millis(500))
+        .max(Duration::from_millis(20));
+    let mut next_tick = Instant::now() + tick;
+    let mut last_seen = store.last_event_seq().await?;
+
+    loop {
+        let t_now = now();
+        let next_retry = g.wake_retries(t_now);
+
+        // Choose claims: best first, within the global limit, role caps and file footprints.
+        let mut claims = Vec::new();
+        let mut claim_nodes = Vec::new();
+        // A completion whose report changes the plan (a pausing or stopping flag, discovered
+        // work that blocks dependents) is committed and applied before anything new starts.
+        let hold = post.iter().any(|(_, _, o)| {
+            o.report
+                .as_ref()
+                .is_some_and(|r| changes_plan(r, &opts.rules))
+        });
+        if stopping.is_none() && !cancel.is_cancelled() && !hold {
+            let mut deferred = Vec::new();
+            let mut role_count: HashMap<String, u32> = HashMap::new();
+            for r in running.values() {
+                if let Some(role) = &r.role {
+                    *role_count.entry(role.clone()).or_default() += 1;
+                }
+            }
+            let mut footprints: Vec<String> = running
+                .values()
+                .flat_map(|r| r.footprint.iter().cloned())
+                .collect();
+            while running.len() + claims.len() < opts.concurrency {
+                let Some(item) = g.ready.pop() else { break };
+                let v = item.2.0;
+                let Some(task) = g.task_of(v).cloned() else {
+                    continue;
+                };
+                if task.status != Status::Pending {
+                    g.queued[v as usize] = false;
+                    continue;
+                }
+                if let Some(p) = paused_until
+                    && task.id != p
+                {
+                    deferred.push(item);
+                    continue;
+                }
+                let capped = task.role.as_ref().is_some_and(|r| {
+                    opts.role_caps
+                        .get(r)
+                        .is_some_and(|cap| role_count.get(r).copied().unwrap_or(0) >= *cap)
+                });
+                let clash = task
+                    .footprint
+                    .iter()
+                    .any(|a| footprints.iter().any(|b| footprints_overlap(a, b)));
+                if capped || clash {
+                    deferred.push(item);
+                    continue;
+                }
+                let Some(r) = resolved
+                    .get(&task.id)
+                    .cloned()
+                    .or_else(|| (opts.resolve)(&task).ok())
+                else {
+                    continue;
+                };
+                resolved.insert(task.id, r.clone());
+                if let Some(role) = &task.role {
+                    *role_count.entry(role.clone()).or_default() += 1;
+                }
+                footprints.extend(task.footprint.iter().cloned());
+                claims.push(ClaimRequest {
+                    task: task.id,
+                    executor: r.name.clone(),
+                    after: completed_now.clone(),
+                });
+                claim_nodes.push(v);
+            }
+            for d in deferred {
+                g.ready.push(d);
+            }
+        }
+
+        // One transaction for everything collected this turn.
+        if !finishes.is_empty() || !claims.is_empty() {
+            let lease_until = Timestamp(now().0 + opts.lease.as_millis() as i64);
+            let batch = Batch {
+                finishes: std::mem::take(&mut finishes),
+                claims,
+                holder: opts.holder.clone(),
+                lease_until,
+            };
+            let res = store.commit_batch(&batch, &actor()).await?;
+            let rejected: HashSet<TaskId> = res.rejected.iter().copied().collect();
+            summary.rejected += rejected.len() as u64;
+            // Post-process the finishes that were accepted.
+            let mut reload = !rejected.is_empty();
+            for (v, claim, outcome) in std::mem::take(&mut post) {
+                if rejected.contains(&claim.task) {
+                    emit(RunEvent::LeaseLost {
+                        task: claim.task.to_string(),
+                    });
+                    continue;
+                }
+                if outcome.kind == OutcomeKind::Succeeded {
+                    if let Some(report) = &outcome.report {
+                        reload |= apply_report(
+                            store.as_ref(),
+                            &opts,
+                            &g,
+                            v,
+                            claim.task,
+                            report,
+                            &actor(),
+                            &emit,
+                            &mut stopping,
+                            &mut paused_until,
+                        )
+                        .await?;
+                    }
+                } else if let Some(t) = g.tasks.get(&claim.task)
+                    && t.status == Status::Failed
+                {
+                    match opts.failure {
+                        FailurePolicy::Continue => {}
+                        FailurePolicy::Stop => {
+                            if stopping.is_none() {
+                                let reason = format!(
+                                    "task {} failed and the failure policy is `stop`",
+                                    claim.task
+                                );
+                                emit(RunEvent::Stopping {
+                                    reason: reason.clone(),
+                                });
+                                stopping = Some(reason);
+                            }
+                        }
+                        FailurePolicy::SkipDependents => {
+                            for d in g.dependents(v) {
+                                let id = g.tdag.owner[d as usize];
+                                if g.tasks
+                                    .get(&id)
+                                    .is_some_and(|t| t.status == Status::Pending)
+                                {
+                                    let note = format!("dependency {} failed", claim.task);
+                                    store
+                                        .set_status(id, Status::Cancelled, Some(&note), &actor())
+                                        .await?;
+                                    summary.cancelled += 1;
+                                    emit(RunEvent::Cancelled {
+                                        task: id.to_string(),
+                                        reason: note,
+                                    });
+                                    reload = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            completed_now.clear();
+            for c in &res.claimed {
+                let Some(&v) = claim_nodes
+                    .iter()
+                    .find(|&&v| g.tdag.owner[v as usize] == c.task)
+                else {
+                    continue;
+                };
+                let Some(task) = g.tasks.get(&c.task).cloned() else {
+                    continue;
+                };
+                let Some(r) = resolved.get(&c.task).cloned() else {
+                    continue;
+                };
+                if let Some(t) = g.tasks.get_mut(&c.task) {
+                    t.status = Status::Running;
+                }
+                let token = cancel.child_token();
+                running.insert(
+                    c.task,
+                    Running {
+                        claim: *c,
+                        cancel: token.clone(),
+                        retry: r.retry.clone(),
+                        role: task.role.clone(),
+                        footprint: task.footprint.clone(),
+                    },
+                );
+                emit(RunEvent::AttemptStarted {
+                    task: c.task.to_string(),
+                    title: task.title.clone(),
+                    attempt: c.number,
+                    executor: r.name.clone(),
+                });
+                spawn_attempt(store.clone(), &opts, task, r, v, *c, token, tx.clone());
+            }
+            for t in &res.not_claimed {
+                if let Some(&v) = g.node_of.get(t) {
+                    g.queued[v as usize] = false;
+                }
+                reload = true;
+            }
+            if reload && stopping.is_none() {
+                g = reload_graph(store.as_ref(), &opts, &running, now()).await?;
+            }
+            last_seen = last_seen.max(store.last_event_seq().await?);
+            continue;
+        }
+
+        // Nothing to commit: is the run over?
+        let nothing_ready = g.ready.is_empty() || stopping.is_some() || cancel.is_cancelled();
+        if running.is_empty()
+            && nothing_ready
+            && (g.retry_at.is_empty() || stopping.is_some() || cancel.is_cancelled())
+        {
+            break;
+        }
+
+        // Wait for an attempt to finish, a tick, a retry, or cancellation.
+        let wake = next_retry
+            .map(|at| Duration::from_millis((at.0 - now().0).max(0) as u64))
+            .unwrap_or(Duration::from_secs(3600));
+        let until_tick = next_tick.saturating_duration_since(Instant::now());
+        tokio::select! {
+            got = rx.recv() => {
+                let Some(done) = got else { break };
+                collect(done, &mut running, &mut g, &mut finishes, &mut completed_now, &mut post, &mut summary, cancel.is_cancelled(), now(), &emit);
+                // Group commit: while other attempts are in flight, gather their ends for a
+                // short window so one transaction records many of them.
+                let window_end = Instant::now() + GATHER_WINDOW;
+                loop {
+                    while let Ok(done) = rx.try_recv() {
+                        collect(done, &mut running, &mut g, &mut finishes, &mut completed_now, &mut post, &mut summary, cancel.is_cancelled(), now(), &emit);
+                    }
+                    if running.is_empty() || finishes.len() >= MAX_BATCH {
+                        break;
+                    }
+                    let left = window_end.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout(left, rx.recv()).await {
+                        Ok(Some(done)) => collect(done, &mut running, &mut g, &mut finishes, &mut completed_now, &mut post, &mut summary, cancel.is_cancelled(), now(), &emit),
+                        _ => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep(until_tick) => {
+                next_tick = Instant::now() + tick;
+                let until = Timestamp(now().0 + opts.lease.as_millis() as i64);
+                let held: HashMap<TaskId, i64> = store.renew_leases(&opts.holder, until).await?.into_iter().collect();
+                for (t, r) in &running {
+                    if held.get(t) != Some(&r.claim.epoch) && !r.cancel.is_cancelled() {
+                        emit(RunEvent::LeaseLost { task: t.to_string() });
+                        r.cancel.cancel();
+                    }
+                }
+                // Changes made by others (new tasks, edits, completions elsewhere).
+                let foreign = store.events(&EventQuery { after_seq: Some(last_seen), exclude_actor: Some(opts.holder.clone()), limit: Some(1), ..Default::default() }).await?;
+                if !foreign.is_empty() && stopping.is_none() && !cancel.is_cancelled() {
+                    last_seen = store.last_event_seq().await?;
+                    g = reload_graph(store.as_ref(), &opts, &running, now()).await?;
+                }
+                if let Some(p) = paused_until
+                    && g.tasks.get(&p).is_none_or(|t| t.status.satisfies_dependents())
+                {
+                    paused_until = None;
+                    emit(RunEvent::Resumed);
+                }
+            }
+            _ = tokio::time::sleep(wake) => {}
+            _ = cancel.cancelled(), if !summary.interrupted => {
+                summary.interrupted = true;
+                emit(RunEvent::Stopping { reason: "interrupted".into() });
+                for r in running.values() {
+                    r.cancel.cancel();
+                }
+            }
+        }
+        if let Some(p) = paused_until
+            && completed_now.contains(&p)
+        {
+            paused_until = None;
+            emit(RunEvent::Resumed);
+        }
+    }
+    summary.remaining = g.remaining();
+    summary.interrupted |= cancel.is_cancelled();
+    summary.stopped_by = stopping;
+    summary.millis = started.elapsed().as_millis() as u64;
+    emit(RunEvent::Finished(summary.clone()));
+    Ok(summary)
+}
+
+async fn reload_graph(
+    store: &dyn Store,
+    opts: &RunOptions,
+    running: &HashMap<TaskId, Running>,
+    now: Timestamp,
+) -> Result<Graph, RunError> {
+    let mut g = Graph::load(store, opts, now).await?;
+    // Tasks we are running are not ready, whatever the snapshot says.
+    for t in running.keys() {
+        if let Some(&v) = g.node_of.get(t) {
+            g.queued[v as usize] = true;
+        }
+    }
+    let ready: Vec<_> = std::mem::take(&mut g.ready)
+        .into_iter()
+        .filter(|(_, _, Reverse(v))| !running.contains_key(&g.tdag.owner[*v as usize]))
+        .collect();
+    g.ready = ready.into_iter().collect();
+    Ok(g)
+}
+
+/// Turns an attempt's outcome into a `Finish` and updates the in-memory graph optimistically.
+#[allow(clippy::too_many_arguments)]
+fn collect(
+    done: Done,
+    running: &mut HashMap<TaskId, Running>,
+    g: &mut Graph,
+    finishes: &mut Vec<Finish>,
+    completed_now: &mut Vec<TaskId>,
+    post: &mut Vec<(NodeIdx, Claimed, Outcome)>,
+    summary: &mut RunSummary,
+    interrupted: bool,
+    now: Timestamp,
+    emit: &dyn Fn(RunEvent),
+) {
+    let Done {
+        node,
+        claim,
+        outcome,
+        artifacts,
+    } = done;
+    let policy = running
+        .remove(&claim.task)
+        .map(|r| r.retry)
+        .unwrap_or_default();
+    let title = g
+        .tasks
+        .get(&claim.task)
+        .map(|t| t.title.clone())
+        .unwrap_or_default();
+    let max_attempts = g
+        .tasks
+        .get(&claim.task)
+        .and_then(|t| t.exec.max_attempts)
+        .unwrap_or(policy.max_attempts)
+        .max(1);
+    let (status, label) = match outcome.kind {
+        OutcomeKind::Succeeded => (FinishStatus::Completed, "completed"),
+        OutcomeKind::Cancelled if interrupted => (FinishStatus::Requeue, "pending"),
+        OutcomeKind::Cancelled => (FinishStatus::Cancelled, "cancelled"),
+        OutcomeKind::Failed | OutcomeKind::TimedOut if claim.number < max_attempts => {
+            let delay = policy
+                .delay_for(
+                    claim.number,
+                    u64::from(claim.task.seq()) ^ claim.attempt_id as u64,
+                )
+                .unwrap_or(Duration::from_secs(1));
+            let at = Timestamp(now.0 + delay.as_millis() as i64);
+            (FinishStatus::Retry { not_before: at }, "retrying")
+        }
+        _ => (FinishStatus::Failed, "failed"),
+    };
+    let summary_text = outcome.report.as_ref().and_then(|r| r.summary.clone());
+    finishes.push(Finish {
+        task: claim.task,
+        epoch: claim.epoch,
+        attempt_id: claim.attempt_id,
+        status,
+        outcome: outcome_name(outcome.kind).into(),
+        exit_code: outcome.exit_code,
+        error: outcome.error.clone(),
+        summary: summary_text,
+        tokens: outcome
+            .tokens
+            .map(|t| (t.prompt as i64, t.completion as i64)),
+        artifacts,
+    });
+    emit(RunEvent::AttemptFinished {
+        task: claim.task.to_string(),
+        title,
+        attempt: claim.number,
+        outcome: outcome.kind,
+        status: label.into(),
+        error: outcome.error.clone(),
+        millis: outcome.duration.as_millis() as u64,
+    });
+    match status {
+        FinishStatus::Completed => {
+            summary.completed += 1;
+            completed_now.push(claim.task);
+            g.complete(node, now);
+        }
+        FinishStatus::Retry { not_before } => {
+            summary.retried += 1;
+            emit(RunEvent::Retrying {
+                task: claim.task.to_string(),
+                attempt: claim.number + 1,
+                at: not_before.to_string(),
+            });
+            if let Some(t) = g.tasks.get_mut(&claim.task) {
+                t.status = Status::Pending;
+                t.not_before = Some(not_before);
+            }
+            g.queued[node as usize] = false;
+            g.consider(node, now);
+        }
+        FinishStatus::Failed => {
+            summary.failed += 1;
+            if let Some(t) = g.tasks.get_mut(&claim.task) {
+                t.status = Status::Failed;
+            }
+        }
+        FinishStatus::Cancelled => {
+            summary.cancelled += 1;
+            if let Some(t) = g.tasks.get_mut(&claim.task) {
+                t.status = Status::Cancelled;
+            }
+        }
+        FinishStatus::Requeue => {
+            if let Some(t) = g.tasks.get_mut(&claim.task) {
+                t.status = Status::Pending;
+            }
+        }
+    }
+    post.push((node, claim, outcome));
+}
+
+/// Whether applying `report` may change what is allowed to start next.
+fn changes_plan(report: &AgentReport, rules: &[FlagRule]) -> bool {
+    report.discovered.iter().any(|d| d.blocks_dependents)
+        || report.flags.iter().any(|f| {
+            rules.iter().any(|r| {
+                &r.flag == f
+                    && (r.pause
+                        || matches!(
+                            r.action,
+                            FlagAction::Pause | FlagAction::Stop | FlagAction::RaisePriority
+                        ))
+            })
+        })
+}
+
+fn outcome_name(k: OutcomeKind) -> &'static str {
+    match k {
+        OutcomeKind::Succeeded => "succeeded",
+        OutcomeKind::Failed => "failed",
+        OutcomeKind::TimedOut => "timed-out",
+        OutcomeKind::Cancelled => "cancelled",
+        OutcomeKind::Error => "error",
+    }
+}
+
+/// Flags and discovered tasks of a completed attempt. Returns whether the graph changed.
+#[allow(clippy::too_many_arguments)]
+async fn apply_report(
+    store: &dyn Store,
+    opts: &RunOptions,
+    g: &Graph,
+    v: NodeIdx,
+    task_id: TaskId,
+    report: &AgentReport,
+    actor: &Actor,
+    emit: &dyn Fn(RunEvent),
+    stopping: &mut Option<String>,
+    paused_until: &mut Option<TaskId>,
+) -> Result<bool, RunError> {
+    let mut changed = false;
+    let title = g
+        .tasks
+        .get(&task_id)
+        .map(|t| t.title.clone())
+        .unwrap_or_default();
+    for flag in &report.flags {
+        store
+            .record_event(
+                "flag.raised",
+                &task_id.to_string(),
+                Some(serde_json::json!({"flag": flag})),
+                actor,
+            )
+            .await?;
+        let rules: Vec<&FlagRule> = opts.rules.iter().filter(|r| &r.flag == flag).collect();
+        if rules.is_empty() {
+            emit(RunEvent::Flag {
+                task: task_id.to_string(),
+                flag: flag.clone(),
+                action: "none".into(),
+                detail: "no rule for this flag".into(),
+            });
+        }
+        for rule in rules {
+            match rule.action {
+                FlagAction::AddTask => {
+                    let tmpl = rule
+                        .title
+                        .as_deref()
+                        .unwrap_or("Follow up {{ flag }} from {{ task.title }}");
+                    let t = prompt::render_title(tmpl, &task_id.to_string(), &title, flag)
+                        .map_err(|e| RunError::Config(e.to_string()))?;
+                    let new = NewTask {
+                        title: t.clone(),
+                        role: rule.role.clone(),
+                        effort: 1,
+                        priority: Priority::High,
+                        ..Default::default()
+                    };
+                    let created = store.create_task(&new, &[], actor).await?;
+                    store
+                        .add_edge(
+                            Edge {
+                                from: task_id,
+                                to: created.id,
+                                kind: EdgeKind::DiscoveredFrom,
+                            },
+                            actor,
+                        )
+                        .await?;
+                    changed = true;
+                    let mut detail = format!("added {} \"{t}\"", created.id);
+                    if rule.pause {
+                        *paused_until = Some(created.id);
+                        detail.push_str("; everything else waits until it is done");
+                        emit(RunEvent::Paused {
+                            until: created.id.to_string(),
+                        });
+                    }
+                    emit(RunEvent::Flag {
+                        task: task_id.to_string(),
+                        flag: flag.clone(),
+                        action: "add-task".into(),
+                        detail,
+                    });
+                }
+                FlagAction::RaisePriority => {
+                    let p: Priority = rule
+                        .priority
+                        .as_deref()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(Priority::High);
+                    let mut n = 0;
+                    for d in g.dependents(v) {
+                        let id = g.tdag.owner[d as usize];
+                        if g.tasks
+                            .get(&id)
+                            .is_some_and(|t| t.status == Status::Pending && t.priority < p)
+                        {
+                            store
+                                .update_task(
+                                    id,
+                                    &TaskPatch {
+                                        priority: Some(p),
+                                        ..Default::default()
+                                    },
+                                    actor,
+                                )
+                                .await?;
+                            n += 1;
+                        }
+                    }
+                    changed |= n > 0;
+                    emit(RunEvent::Flag {
+                        task: task_id.to_string(),
+                        flag: flag.clone(),
+                        action: "raise-priority".into(),
+                        detail: format!("{n} dependent task(s) now {p}"),
+                    });
+                }
+                FlagAction::Pause => {
+                    *paused_until = Some(task_id);
+                    emit(RunEvent::Flag {
+                        task: task_id.to_string(),
+                        flag: flag.clone(),
+                        action: "pause".into(),
+                        detail: "nothing new starts".into(),
+                    });
+                }
+                FlagAction::Stop => {
+                    let reason = format!("flag {flag} raised by {task_id}");
+                    emit(RunEvent::Flag {
+                        task: task_id.to_string(),
+                        flag: flag.clone(),
+                        action: "stop".into(),
+                        detail: reason.clone(),
+                    });
+                    emit(RunEvent::Stopping {
+                        reason: reason.clone(),
+                    });
+                    *stopping = Some(reason);
+                }
+            }
+        }
+    }
+    for d in &report.discovered {
+        let new = NewTask {
+            title: d.title.clone(),
+            role: d.role.clone(),
+            description: d.description.clone(),
+            effort: 1,
+            ..Default::default()
+        };
+        let created = store.create_task(&new, &[], actor).await?;
+        store
+            .add_edge(
+                Edge {
+                    from: task_id,
+                    to: created.id,
+                    kind: EdgeKind::DiscoveredFrom,
+                },
+                actor,
+            )
+            .await?;
+        if d.blocks_dependents {
+            for dep in g.dependents(v) {
+                let id = g.tdag.owner[dep as usize];
+                if g.tasks
+                    .get(&id)
+                    .is_some_and(|t| t.status == Status::Pending)
+                {
+                    store
+                        .add_edge(
+                            Edge {
+                                from: created.id,
+                                to: id,
+                                kind: EdgeKind::Blocks,
+                            },
+                            actor,
+                        )
+                        .await?;
+                }
+            }
+        }
+        emit(RunEvent::Discovered {
+            task: task_id.to_string(),
+            new_task: created.id.to_string(),
+            title: d.title.clone(),
+        });
+        changed = true;
+    }
+    Ok(changed)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_attempt(
+    store: Arc<dyn Store>,
+    opts: &RunOptions,
+    task: Task,
+    r: Resolved,
+    node: NodeIdx,
+    claim: Claimed,
+    cancel: CancellationToken,
+    tx: mpsc::UnboundedSender<Done>,
+) {
+    let opts = opts.clone();
+    tokio::spawn(async move {
+        let attempt_dir = opts
+            .runs_dir
+            .join(task.id.to_string())
+            .join(claim.number.to_string());
+        let timeout = task
+            .exec
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.max(0) as u64))
+            .or(r.timeout);
+        let prompt_text = if r.needs_prompt {
+            render_prompt(store.as_ref(), &opts, &task).await
+        } else {
+            Ok(String::new())
+        };
+        let (outcome, artifacts) = match prompt_text {
+            Err(e) => {
+                let mut o = Outcome::new(OutcomeKind::Error, Duration::ZERO);
+                o.error = Some(e);
+                (o, Vec::new())
+            }
+            Ok(prompt) => {
+                let spec = AttemptSpec {
+                    task_id: task.id.to_string(),
+                    title: task.title.clone(),
+                    role: task.role.clone(),
+                    attempt: claim.number,
+                    prompt,
+                    workspace: opts.workspace.clone(),
+                    attempt_dir,
+                    timeout,
+                    env: Default::default(),
+                };
+                let mut outcome = r.executor.run(&spec, cancel).await;
+                let mut records = Vec::new();
+                if outcome.kind == OutcomeKind::Succeeded
+                    && let Some(report) = &outcome.report
+                {
+                    for a in &report.artifacts {
+                        match artifacts::store(&opts.workspace, &opts.artifacts_dir, a) {
+                            Ok(rec) => records.push(rec),
+                            Err(e) => {
+                                outcome.kind = OutcomeKind::Failed;
+                                outcome.error = Some(e.to_string());
+                                records.clear();
+                                break;
+                            }
+                        }
+                    }
+                }
+                (outcome, records)
+            }
+        };
+        let _ = tx.send(Done {
+            node,
+            claim,
+            outcome,
+            artifacts,
+        });
+    });
+}
+
+/// The role's template rendered with the task, the objectives and the dependencies' results.
+async fn render_prompt(
+    store: &dyn Store,
+    opts: &RunOptions,
+    task: &Task,
+) -> Result<String, String> {
+    let role = task.role.clone().unwrap_or_default();
+    let template = opts.prompts.get(&role).unwrap_or(&opts.default_prompt);
+    let objectives = store
+        .objectives()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|o| o.status == downbeat_core::context::ObjectiveStatus::Active)
+        .map(|o| o.title)
+        .collect();
+    let artifacts = store.artifacts().await.map_err(|e| e.to_string())?;
+    let mut dependencies = Vec::new();
+    for e in store.edges_of(task.id).await.map_err(|e| e.to_string())? {
+        if e.to != task.id || e.kind != EdgeKind::Blocks {
+            continue;
+        }
+        let dep = store.task(e.from).await.map_err(|e| e.to_string())?;
+        // A container dependency contributes its children's results.
+        let mut sources = vec![dep.clone()];
+        let kids = store
+            .tasks(&TaskFilter {
+                parent: Some(dep.id),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if !kids.is_empty() {
+            sources = kids;
+        }
+        for d in sources {
+            dependencies.push(DependencyResult {
+                id: d.id.to_string(),
+                title: d.title.clone(),
+                role: d.role.clone().unwrap_or_default(),
+                result: d.result.clone().unwrap_or_default(),
+                artifacts: artifacts
+                    .iter()
+                    .filter(|a| a.task == d.id)
+                    .map(|a| a.path.clone())
+                    .collect(),
+            });
+        }
+    }
+    let ctx = PromptContext {
+        task: PromptTask {
+            id: task.id.to_string(),
+            title: task.title.clone(),
+            description: task.description.clone(),
+            role: role.clone(),
+            acceptance: task.acceptance.clone(),
+        },
+        objectives,
+        dependencies,
+    };
+    prompt::render(
+        if role.is_empty() { "default" } else { &role },
+        template,
+        &ctx,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Whether a lease holder named `runner:HOST:PID` is a process of this machine that is gone.
+pub fn holder_is_dead(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(pid), Some(host), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host != this_host() || pid == std::process::id() {
+        return false;
+    }
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// This machine's name, for lease holders.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The holder name of this process: `runner:HOST:PID`.
+pub fn default_holder() -> String {
+    format!("runner:{}:{}", this_host(), std::process::id())
+}

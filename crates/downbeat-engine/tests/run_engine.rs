@@ -1,0 +1,407 @@
+//! The scheduler against a real SQLite store, with the noop executor and with scripted
+//! executors standing in for agents.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use downbeat_core::context::Actor;
+use downbeat_core::ids::TaskId;
+use downbeat_core::plan::{self, PlanFormat};
+use downbeat_core::role::RoleSet;
+use downbeat_core::task::Status;
+use downbeat_core::time::Timestamp;
+use downbeat_engine::config::{FailurePolicy, FlagAction, FlagRule, RetryPolicy};
+use downbeat_engine::executor::noop::Noop;
+use downbeat_engine::executor::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind};
+use downbeat_engine::run::{Resolved, RunEvent, RunOptions, run};
+use downbeat_store::sqlite::SqliteStore;
+use downbeat_store::{EventQuery, Store};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn now() -> Timestamp {
+    Timestamp(jiff_now())
+}
+
+fn jiff_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+struct Project {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    store: Arc<dyn Store>,
+}
+
+async fn project(plan_text: &str) -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&root.join(".downbeat/downbeat.db"), true)
+            .await
+            .unwrap(),
+    );
+    if !plan_text.is_empty() {
+        let file = plan::parse(plan_text, PlanFormat::Toml).unwrap();
+        let v = plan::validate(&file, &RoleSet::builtin(), &|_| None, &|_| false).unwrap();
+        store
+            .apply_plan(&v, &Actor::new("test", now()))
+            .await
+            .unwrap();
+    }
+    Project {
+        _dir: dir,
+        root,
+        store,
+    }
+}
+
+fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptions {
+    RunOptions {
+        holder: "runner:test:1".into(),
+        concurrency: 8,
+        lease: Duration::from_secs(30),
+        only: vec![],
+        until: None,
+        resolve: Arc::new(move |_t| {
+            Ok(Resolved {
+                name: "scripted".into(),
+                executor: exec.clone(),
+                needs_prompt: false,
+                timeout: None,
+                retry: retry.clone(),
+            })
+        }),
+        role_caps: HashMap::new(),
+        prompts: HashMap::new(),
+        default_prompt: "{{ task.title }}".into(),
+        failure: FailurePolicy::Continue,
+        rules: vec![],
+        workspace: p.root.clone(),
+        runs_dir: p.root.join(".downbeat/runs"),
+        artifacts_dir: p.root.join(".downbeat/artifacts"),
+        now: Arc::new(now),
+    }
+}
+
+async fn go(p: &Project, opts: RunOptions) -> (downbeat_engine::run::RunSummary, Vec<RunEvent>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let summary = run(p.store.clone(), opts, tx, CancellationToken::new())
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (summary, events)
+}
+
+async fn status_of(p: &Project, key: &str) -> Status {
+    let id = p.store.resolve_task(key).await.unwrap();
+    p.store.task(id).await.unwrap().status
+}
+
+/// Sleeps, then succeeds (or follows a per-title script).
+struct Scripted {
+    sleep: Duration,
+    fail_first: HashMap<String, u32>,
+    reports: HashMap<String, AgentReport>,
+    calls: AtomicU32,
+}
+
+impl Scripted {
+    fn sleeping(ms: u64) -> Self {
+        Self {
+            sleep: Duration::from_millis(ms),
+            fail_first: HashMap::new(),
+            reports: HashMap::new(),
+            calls: AtomicU32::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for Scripted {
+    async fn run(&self, spec: &AttemptSpec, cancel: CancellationToken) -> Outcome {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::select! {
+            _ = tokio::time::sleep(self.sleep) => {}
+            _ = cancel.cancelled() => return Outcome::new(OutcomeKind::Cancelled, Duration::ZERO),
+        }
+        if let Some(&n) = self.fail_first.get(&spec.title)
+            && spec.attempt <= n
+        {
+            let mut o = Outcome::new(OutcomeKind::Failed, self.sleep);
+            o.exit_code = Some(1);
+            o.error = Some("exit code 1".into());
+            return o;
+        }
+        let mut o = Outcome::new(OutcomeKind::Succeeded, self.sleep);
+        o.report = self.reports.get(&spec.title).cloned();
+        o
+    }
+}
+
+const DIAMOND: &str = r#"
+[[tasks]]
+key = "schema"
+title = "schema"
+[[tasks]]
+key = "models"
+title = "models"
+depends_on = ["schema"]
+[[tasks]]
+key = "api"
+title = "api"
+depends_on = ["models"]
+[[tasks]]
+key = "tests"
+title = "tests"
+depends_on = ["models"]
+[[tasks]]
+key = "docs"
+title = "docs"
+depends_on = ["models"]
+[[tasks]]
+key = "e2e"
+title = "e2e"
+depends_on = ["api", "tests", "docs"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_task_runs_once_and_in_dependency_order() {
+    let p = project(DIAMOND).await;
+    let (summary, _) = go(&p, options(&p, Arc::new(Noop), RetryPolicy::default())).await;
+    assert_eq!(
+        (summary.completed, summary.failed, summary.remaining),
+        (6, 0, 0)
+    );
+    // Order: each task's `running` event comes after its dependencies' `completed` events.
+    let events = p.store.events(&EventQuery::default()).await.unwrap();
+    let seq_of = |id: TaskId, st: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e.entity == id.to_string()
+                    && e.action == "task.status"
+                    && e.after.as_ref().is_some_and(|a| a["status"] == st)
+            })
+            .map(|e| e.seq)
+            .unwrap()
+    };
+    let snap = p.store.graph().await.unwrap();
+    for e in &snap.edges {
+        assert!(
+            seq_of(e.from, "completed") < seq_of(e.to, "running"),
+            "{e:?}"
+        );
+    }
+    for t in &snap.tasks {
+        assert_eq!(p.store.attempts(t.id).await.unwrap().len(), 1);
+    }
+    // Running again finds nothing to do.
+    let (again, _) = go(&p, options(&p, Arc::new(Noop), RetryPolicy::default())).await;
+    assert_eq!(again.completed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_tasks_run_in_parallel() {
+    let mut plan = String::new();
+    for i in 0..8 {
+        plan.push_str(&format!("[[tasks]]\ntitle = \"sleep {i}\"\n"));
+    }
+    let p = project(&plan).await;
+    let start = std::time::Instant::now();
+    let (summary, _) = go(
+        &p,
+        options(
+            &p,
+            Arc::new(Scripted::sleeping(400)),
+            RetryPolicy::default(),
+        ),
+    )
+    .await;
+    let took = start.elapsed();
+    assert_eq!(summary.completed, 8);
+    // Eight 400 ms sleeps one after the other would take 3.2 s.
+    assert!(took < Duration::from_millis(2_000), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_with_backoff_then_given_up() {
+    let p = project("[[tasks]]\nkey = \"flaky\"\ntitle = \"flaky\"\n[[tasks]]\nkey = \"broken\"\ntitle = \"broken\"\n[[tasks]]\nkey = \"after\"\ntitle = \"after\"\ndepends_on = [\"broken\"]\n").await;
+    let mut exec = Scripted::sleeping(1);
+    exec.fail_first.insert("flaky".into(), 2);
+    exec.fail_first.insert("broken".into(), 99);
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        delay: "50ms".into(),
+        max_delay: "1s".into(),
+        ..Default::default()
+    };
+    let (summary, events) = go(&p, options(&p, Arc::new(exec), retry)).await;
+    assert_eq!(status_of(&p, "flaky").await, Status::Completed);
+    assert_eq!(status_of(&p, "broken").await, Status::Failed);
+    assert_eq!(
+        status_of(&p, "after").await,
+        Status::Pending,
+        "continue policy leaves dependents waiting"
+    );
+    assert_eq!(
+        (
+            summary.completed,
+            summary.failed,
+            summary.retried,
+            summary.remaining
+        ),
+        (1, 1, 4, 2)
+    );
+    let flaky = p.store.resolve_task("flaky").await.unwrap();
+    let ledger = p.store.attempts(flaky).await.unwrap();
+    let outcomes: Vec<&str> = ledger
+        .iter()
+        .map(|a| a.outcome.as_deref().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["failed", "failed", "succeeded"]);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::Retrying { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_dependents_policy_cancels_what_cannot_run() {
+    let p = project("[[tasks]]\nkey = \"broken\"\ntitle = \"broken\"\n[[tasks]]\nkey = \"after\"\ntitle = \"after\"\ndepends_on = [\"broken\"]\n[[tasks]]\nkey = \"other\"\ntitle = \"other\"\n").await;
+    let mut exec = Scripted::sleeping(1);
+    exec.fail_first.insert("broken".into(), 99);
+    let mut opts = options(&p, Arc::new(exec), RetryPolicy::default());
+    opts.failure = FailurePolicy::SkipDependents;
+    let (summary, _) = go(&p, opts).await;
+    assert_eq!(status_of(&p, "after").await, Status::Cancelled);
+    assert_eq!(status_of(&p, "other").await, Status::Completed);
+    assert_eq!((summary.failed, summary.cancelled), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_trigger_rules_and_discovered_tasks_join_the_graph() {
+    let p = project("[[tasks]]\nkey = \"backend\"\ntitle = \"backend\"\n[[tasks]]\nkey = \"frontend\"\ntitle = \"frontend\"\ndepends_on = [\"backend\"]\n").await;
+    let mut exec = Scripted::sleeping(1);
+    exec.reports.insert(
+        "backend".into(),
+        AgentReport {
+            summary: Some("cart runs 15 queries".into()),
+            flags: vec!["DATABASE_INVESTIGATION".into()],
+            discovered: vec![downbeat_engine::executor::DiscoveredTask {
+                title: "index cart_items".into(),
+                role: Some("implementer".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let mut opts = options(&p, Arc::new(exec), RetryPolicy::default());
+    opts.rules = vec![FlagRule {
+        flag: "DATABASE_INVESTIGATION".into(),
+        action: FlagAction::AddTask,
+        role: Some("debugger".into()),
+        title: Some("Investigate the database for {{ task.title }}".into()),
+        pause: true,
+        priority: None,
+    }];
+    let (summary, events) = go(&p, opts).await;
+    // backend, the follow-up, the discovered task and frontend all ran.
+    assert_eq!(summary.completed, 4, "{events:#?}");
+    let all = p.store.tasks(&Default::default()).await.unwrap();
+    let follow = all
+        .iter()
+        .find(|t| t.title == "Investigate the database for backend")
+        .unwrap();
+    assert_eq!(follow.role.as_deref(), Some("debugger"));
+    assert!(all.iter().any(|t| t.title == "index cart_items"));
+    assert!(events.iter().any(|e| matches!(e, RunEvent::Paused { .. })));
+    // The pause held frontend back until the follow-up was done.
+    let ev = p.store.events(&EventQuery::default()).await.unwrap();
+    let when = |id: String, st: &str| {
+        ev.iter()
+            .find(|e| e.entity == id && e.after.as_ref().is_some_and(|a| a["status"] == st))
+            .unwrap()
+            .seq
+    };
+    let frontend = p.store.resolve_task("frontend").await.unwrap();
+    assert!(when(follow.id.to_string(), "completed") < when(frontend.to_string(), "running"));
+    assert!(ev.iter().any(|e| e.action == "flag.raised"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_requeues_interrupted_work() {
+    let mut plan = String::new();
+    for i in 0..3 {
+        plan.push_str(&format!("[[tasks]]\nkey = \"t{i}\"\ntitle = \"t{i}\"\n"));
+    }
+    let p = project(&plan).await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c2.cancel();
+    });
+    let summary = run(
+        p.store.clone(),
+        options(
+            &p,
+            Arc::new(Scripted::sleeping(60_000)),
+            RetryPolicy::default(),
+        ),
+        tx,
+        cancel,
+    )
+    .await
+    .unwrap();
+    assert!(summary.interrupted);
+    for i in 0..3 {
+        assert_eq!(status_of(&p, &format!("t{i}")).await, Status::Pending);
+    }
+    let t0 = p.store.resolve_task("t0").await.unwrap();
+    assert_eq!(
+        p.store.attempts(t0).await.unwrap()[0].outcome.as_deref(),
+        Some("cancelled")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_caps_limit_parallel_attempts() {
+    let mut plan = String::new();
+    for i in 0..6 {
+        plan.push_str(&format!(
+            "[[tasks]]\ntitle = \"test {i}\"\nrole = \"tester\"\n"
+        ));
+    }
+    let p = project(&plan).await;
+    let mut opts = options(
+        &p,
+        Arc::new(Scripted::sleeping(150)),
+        RetryPolicy::default(),
+    );
+    opts.role_caps.insert("tester".into(), 2);
+    let (summary, events) = go(&p, opts).await;
+    assert_eq!(summary.completed, 6);
+    let mut running = 0i32;
+    let mut peak = 0;
+    for e in &events {
+        match e {
+            RunEvent::AttemptStarted { .. } => running += 1,
+            RunEvent::AttemptFinished { .. } => running -= 1,
+            _ => {}
+        }
+        peak = peak.max(running);
+    }
+    assert_eq!(peak, 2);
+}
