@@ -1,0 +1,302 @@
+//! `downbeat run` end to end: real processes (`sh`), a real database, the real binary.
+
+use std::path::Path;
+use std::process::{Command as StdCommand, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(config: &str) -> Self {
+        let e = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        e.ok(&["init"]);
+        std::fs::write(e.path().join(".downbeat/config.toml"), config).unwrap();
+        e
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn cmd(&self, args: &[&str]) -> StdCommand {
+        let mut c = StdCommand::new(cargo_bin("downbeat"));
+        c.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .args(args);
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "downbeat {args:?} failed ({:?}):\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+    fn plan(&self, text: &str) {
+        std::fs::write(self.path().join("plan.toml"), text).unwrap();
+        self.ok(&["plan", "apply", "plan.toml"]);
+    }
+}
+
+const SH: &str = "[executors.sh]\ntype = \"process\"\nshell = \"sleep 0.4\"\n";
+
+#[test]
+fn runs_tasks_in_parallel_and_dependents_after() {
+    let e = Env::new(&format!("{SH}[run]\nexecutor = \"sh\"\n"));
+    let mut plan = String::new();
+    for i in 0..4 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"p{i}\"\ntitle = \"parallel {i}\"\n"
+        ));
+    }
+    plan.push_str("[[tasks]]\nkey = \"last\"\ntitle = \"last\"\ndepends_on = [\"p0\", \"p1\", \"p2\", \"p3\"]\n");
+    e.plan(&plan);
+    let start = Instant::now();
+    let out = e.run(&["run", "-j", "4"]);
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Five 0.4 s tasks in sequence take 2 s; four in parallel and one after take ~0.8 s.
+    assert!(took < Duration::from_millis(1_900), "took {took:?}");
+    let list = e.json(&["list"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "completed"),
+        "{list}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run finished") && stderr.contains("5 completed"),
+        "{stderr}"
+    );
+    let attempts = e.json(&["attempts", "last"]);
+    assert_eq!(attempts[0]["outcome"], "succeeded");
+    assert_eq!(attempts[0]["executor"], "sh");
+}
+
+#[test]
+fn agents_report_results_flags_and_artifacts() {
+    let config = r#"
+[run]
+executor = "noop"
+
+[[rules]]
+flag = "SECURITY_BREACH"
+action = "add-task"
+role = "reviewer"
+title = "Respond to the security issue found in {{ task.title }}"
+pause = true
+"#;
+    let e = Env::new(config);
+    let script = r#"mkdir -p out && echo report > out/audit.md && cat > "$DOWNBEAT_RESULT_FILE" <<'JSON'
+{"summary": "found a hard-coded token", "flags": ["SECURITY_BREACH"], "artifacts": ["out/audit.md"], "discovered": [{"title": "Rotate the leaked token", "role": "implementer"}]}
+JSON"#;
+    e.ok(&[
+        "add",
+        "Audit the login code",
+        "--key",
+        "audit",
+        "--shell",
+        script,
+    ]);
+    e.ok(&[
+        "add",
+        "Ship the release",
+        "--key",
+        "ship",
+        "--after",
+        "audit",
+    ]);
+    let out = e.run(&["run", "-j", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("flag     SECURITY_BREACH"), "{stderr}");
+    let show = e.json(&["show", "audit"]);
+    assert_eq!(show["result"], "found a hard-coded token");
+    let titles: Vec<String> = e
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        titles.contains(&"Respond to the security issue found in Audit the login code".to_owned()),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"Rotate the leaked token".to_owned()),
+        "{titles:?}"
+    );
+    // The artifact is stored by content.
+    let handover = std::fs::read_to_string(e.ok(&["handover"]).trim()).unwrap();
+    assert!(handover.contains("out/audit.md (7 bytes)"), "{handover}");
+    assert!(
+        e.path()
+            .join(".downbeat/artifacts")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
+    let log = e.ok(&["log"]);
+    assert!(log.contains("flag.raised"), "{log}");
+}
+
+#[test]
+fn bad_configuration_fails_before_anything_runs() {
+    let e = Env::new("[run]\nexecutor = \"missing\"\n");
+    e.ok(&["add", "something"]);
+    let o = e.run(&["run"]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unknown executor `missing`"), "{err}");
+    assert!(
+        e.json(&["attempts", e.json(&["list"])[0]["id"].as_str().unwrap()])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let e = Env::new("");
+    e.ok(&["add", "something"]);
+    let o = e.run(&["run"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no executor"));
+    let dry = e.ok(&["run", "--dry-run", "--executor", "noop"]);
+    assert!(dry.contains("noop"), "{dry}");
+    let e = Env::new("[executors.bad]\ntype = \"process\"\n");
+    e.ok(&["add", "x", "--executor", "bad"]);
+    let o = e.run(&["run"]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let e = Env::new("[executors.x]\ntype = \"teleport\"\n");
+    let o = e.run(&["status"]);
+    assert_eq!(o.status.code(), Some(4));
+}
+
+#[test]
+fn failed_runs_exit_7_and_retry_reopens() {
+    let e = Env::new("[run]\nexecutor = \"noop\"\n");
+    e.ok(&[
+        "add",
+        "breaks",
+        "--key",
+        "b",
+        "--shell",
+        "echo boom >&2; exit 2",
+    ]);
+    let o = e.run(&["run"]);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let a = e.json(&["attempts", "b"]);
+    assert_eq!(
+        (a[0]["outcome"].as_str(), a[0]["exit_code"].as_i64()),
+        (Some("failed"), Some(2))
+    );
+    let id = e.json(&["show", "b"])["id"].as_str().unwrap().to_owned();
+    let stderr_log = e
+        .path()
+        .join(".downbeat/runs")
+        .join(&id)
+        .join("1/stderr.log");
+    assert_eq!(std::fs::read_to_string(stderr_log).unwrap(), "boom\n");
+    e.ok(&["retry", "b"]);
+    assert_eq!(e.json(&["show", "b"])["status"], "pending");
+}
+
+#[test]
+fn cancelling_a_running_task_stops_its_agent() {
+    let e = Env::new("[run]\nexecutor = \"noop\"\nlease = \"3s\"\n");
+    e.ok(&["add", "long", "--key", "long", "--shell", "sleep 60"]);
+    let mut runner = e.cmd(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e.json(&["show", "long"])["status"] != "running" {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    e.ok(&["cancel", "long", "--note", "not needed"]);
+    let status = runner.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "the run took {:?} to notice",
+        start.elapsed()
+    );
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(e.json(&["show", "long"])["status"], "cancelled");
+    let a = e.json(&["attempts", "long"]);
+    assert!(
+        a[0]["outcome"].as_str().unwrap().contains("lease lost"),
+        "{a}"
+    );
+}
+
+#[test]
+fn a_killed_runner_loses_nothing_and_repeats_nothing() {
+    let e = Env::new(
+        "[executors.work]\ntype = \"process\"\nshell = \"sleep 0.15\"\n[run]\nexecutor = \"work\"\n",
+    );
+    let mut plan = String::new();
+    for i in 0..24 {
+        plan.push_str(&format!("[[tasks]]\nkey = \"t{i}\"\ntitle = \"t{i}\"\n"));
+        if i >= 4 {
+            plan.push_str(&format!("depends_on = [\"t{}\"]\n", i - 4));
+        }
+    }
+    e.plan(&plan);
+    // Kill the runner with SIGKILL three times mid-run, then let a run finish.
+    for round in 0..3 {
+        let mut runner = e
+            .cmd(&["run", "-j", "4"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(350 + 100 * round));
+        runner.kill().unwrap();
+        runner.wait().unwrap();
+    }
+    let o = e.run(&["run", "-j", "4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tasks = e.json(&["list"]);
+    for t in tasks.as_array().unwrap() {
+        assert_eq!(t["status"], "completed", "{t}");
+        let id = t["id"].as_str().unwrap();
+        let attempts = e.json(&["attempts", id]);
+        let ok = attempts
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["outcome"] == "succeeded")
+            .count();
+        assert_eq!(ok, 1, "task {id} succeeded {ok} times: {attempts}");
+    }
+}
