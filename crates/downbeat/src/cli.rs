@@ -462,5 +462,9 @@ pub enum BenchCmd {
         /// Keep the temporary project.
         #[arg(long)]
         keep: bool,
+        /// Run this program for every task with the process executor instead of noop
+        /// (e.g. `true`).
+        #[arg(long)]
+        command: Option<String>,
     },
 }

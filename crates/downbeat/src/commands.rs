@@ -37,7 +37,15 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 shape,
                 concurrency,
                 keep,
-            } => crate::run_cmd::bench_run(tasks, shape, concurrency.max(1), keep, j).await,
+                command,
+            } => {
+                let argv = command
+                    .as_deref()
+                    .map(split_command)
+                    .transpose()
+                    .map_err(CliError::invalid)?;
+                crate::run_cmd::bench_run(tasks, shape, concurrency.max(1), keep, argv, j).await
+            }
             plan => bench(plan, j),
         };
     }

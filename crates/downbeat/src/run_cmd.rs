@@ -480,6 +480,7 @@ pub async fn bench_run(
     shape: Shape,
     concurrency: usize,
     keep: bool,
+    argv: Option<Vec<String>>,
     j: bool,
 ) -> Result<(), CliError> {
     use downbeat_core::plan::{TaskRef, ValidatedPlan, ValidatedTask};
@@ -530,7 +531,20 @@ pub async fn bench_run(
     let t_apply = std::time::Instant::now();
     store.apply_plan(&plan, &actor).await?;
     let apply_ms = t_apply.elapsed().as_secs_f64() * 1e3;
-    let exec: Arc<dyn Executor> = Arc::new(Noop);
+    let (exec, exec_name): (Arc<dyn Executor>, String) = match &argv {
+        None => (Arc::new(Noop), "noop".into()),
+        Some(a) => (
+            Arc::new(
+                Process::new(downbeat_engine::executor::ProcessSpec {
+                    argv: a.clone(),
+                    ..Default::default()
+                })
+                .map_err(|e| CliError::invalid(e.to_string()))?,
+            ),
+            format!("process {}", a.join(" ")),
+        ),
+    };
+    let needs_prompt = argv.is_some();
     let opts = RunOptions {
         holder: default_holder(),
         concurrency,
@@ -539,9 +553,9 @@ pub async fn bench_run(
         until: None,
         resolve: Arc::new(move |_| {
             Ok(Resolved {
-                name: "noop".into(),
+                name: "bench".into(),
                 executor: exec.clone(),
-                needs_prompt: false,
+                needs_prompt,
                 timeout: None,
                 retry: RetryPolicy::default(),
             })
@@ -604,11 +618,11 @@ pub async fn bench_run(
     }
     if j {
         print_json(
-            &json!({"tasks": n, "shape": format!("{shape:?}").to_lowercase(), "concurrency": concurrency, "completed": summary.completed, "seconds": secs, "tasks_per_second": rate, "apply_ms": apply_ms, "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99)}),
+            &json!({"executor": exec_name, "tasks": n, "shape": format!("{shape:?}").to_lowercase(), "concurrency": concurrency, "completed": summary.completed, "seconds": secs, "tasks_per_second": rate, "apply_ms": apply_ms, "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99)}),
         );
     } else {
         let mut line = format!(
-            "{n} tasks ({shape:?}, concurrency {concurrency}): {} completed in {secs:.2} s = {rate:.0} tasks/s durable (plan applied in {apply_ms:.0} ms)",
+            "{n} tasks ({shape:?}, {exec_name}, concurrency {concurrency}): {} completed in {secs:.2} s = {rate:.0} tasks/s durable (plan applied in {apply_ms:.0} ms)",
             summary.completed
         );
         if let (Some(p50), Some(p99)) = (pct(0.5), pct(0.99)) {
