@@ -483,3 +483,163 @@ mod tests {
         assert_eq!(clip("abcdef", 4), "abc…");
     }
 }
+
+/// A flag an agent raised, as read from the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RaisedFlag {
+    pub task: TaskId,
+    pub flag: String,
+}
+
+/// The integration report of a container's subtree (or of the whole project when `root` is
+/// `None`): what was done and by which role, results, failures and what they hold back, flags
+/// raised, and completeness against acceptance criteria.
+pub fn synthesis(v: &ProjectView, root: Option<TaskId>, flags: &[RaisedFlag]) -> String {
+    let in_scope = scope_of(v, root);
+    let leaves: Vec<&Task> = v
+        .tasks
+        .iter()
+        .filter(|t| in_scope.contains(&t.id) && !is_container(v, t.id))
+        .collect();
+    let mut s = String::new();
+    let title = match root.and_then(|r| v.task(r)) {
+        Some(t) => format!("{} {}", t.id, t.title),
+        None => "the whole project".to_owned(),
+    };
+    let _ = writeln!(s, "# Integration report: {title}\n");
+    let done = leaves
+        .iter()
+        .filter(|t| t.status.satisfies_dependents())
+        .count() as u64;
+    let _ = writeln!(s, "{}\n", progress_bar(done, leaves.len() as u64, 20));
+
+    let _ = writeln!(s, "## Done\n");
+    let finished: Vec<&&Task> = leaves
+        .iter()
+        .filter(|t| t.status == Status::Completed)
+        .collect();
+    if finished.is_empty() {
+        let _ = writeln!(s, "Nothing yet.\n");
+    } else {
+        for t in &finished {
+            let role = t.role.as_deref().unwrap_or("no role");
+            let result = t
+                .result
+                .as_deref()
+                .map(|r| format!(": {}", clip(r, 300)))
+                .unwrap_or_default();
+            let _ = writeln!(s, "- {} {} ({role}){result}", t.id, t.title);
+            for a in v.artifacts.iter().filter(|a| a.task == t.id) {
+                let _ = writeln!(s, "  - artifact: {}", a.path);
+            }
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Failures and what they hold back\n");
+    let failed: Vec<&&Task> = leaves
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.status,
+                Status::Failed | Status::Cancelled | Status::Blocked
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        let _ = writeln!(s, "None.\n");
+    } else {
+        for t in &failed {
+            let why = t
+                .result
+                .as_deref()
+                .map(|r| format!(": {}", clip(r, 200)))
+                .unwrap_or_default();
+            let _ = writeln!(s, "- {} {} is {}{why}", t.id, t.title, t.status);
+            let held: Vec<String> = v
+                .planned
+                .stuck
+                .iter()
+                .filter(|(_, on)| on.contains(&t.id))
+                .map(|(id, _)| id.to_string())
+                .collect();
+            if !held.is_empty() {
+                let _ = writeln!(s, "  - holds back: {}", held.join(", "));
+            }
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Flags raised\n");
+    let raised: Vec<&RaisedFlag> = flags
+        .iter()
+        .filter(|f| in_scope.contains(&f.task))
+        .collect();
+    if raised.is_empty() {
+        let _ = writeln!(s, "None.\n");
+    } else {
+        for f in raised {
+            let _ = writeln!(s, "- {} by {}", f.flag, task_line(v, f.task, 120));
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Completeness\n");
+    let open: Vec<&&Task> = leaves
+        .iter()
+        .filter(|t| !t.status.satisfies_dependents())
+        .collect();
+    let _ = writeln!(s, "{done} of {} task(s) done.", leaves.len());
+    let unmet: Vec<&&Task> = leaves
+        .iter()
+        .filter(|t| !t.acceptance.is_empty() && t.status != Status::Completed)
+        .collect();
+    let met = leaves
+        .iter()
+        .filter(|t| !t.acceptance.is_empty() && t.status == Status::Completed)
+        .count();
+    let _ = writeln!(
+        s,
+        "{met} task(s) with acceptance criteria completed, {} not.",
+        unmet.len()
+    );
+    if !unmet.is_empty() {
+        let _ = writeln!(s, "\nAcceptance criteria not yet met:\n");
+        for t in unmet {
+            let _ = writeln!(s, "- {} {} [{}]", t.id, t.title, t.status);
+            for c in &t.acceptance {
+                let _ = writeln!(s, "  - [ ] {c}");
+            }
+        }
+    }
+    if !open.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nStill open: {}",
+            open.iter()
+                .map(|t| t.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    s
+}
+
+fn scope_of(v: &ProjectView, root: Option<TaskId>) -> std::collections::HashSet<TaskId> {
+    let Some(root) = root else {
+        return v.tasks.iter().map(|t| t.id).collect();
+    };
+    let mut out = std::collections::HashSet::new();
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        if out.insert(id) {
+            stack.extend(
+                v.tasks
+                    .iter()
+                    .filter(|t| t.parent == Some(id))
+                    .map(|t| t.id),
+            );
+        }
+    }
+    out
+}

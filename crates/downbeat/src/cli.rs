@@ -97,6 +97,9 @@ pub enum Command {
     /// Decisions, with their rationale.
     #[command(subcommand)]
     Decision(DecisionCmd),
+    /// Write an integration report of a container (or the whole project): what was done,
+    /// results, failures and what they hold back, flags, completeness.
+    Synthesize(SynthesizeArgs),
     /// Write the handover document (.downbeat/handover.md) and print its path.
     Handover(HandoverArgs),
     /// Find stale tasks, damaged structure and old work to archive; fix with --apply.
@@ -412,6 +415,15 @@ pub enum DecisionCmd {
         task: Option<String>,
     },
     List,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthesizeArgs {
+    /// The container (default: the whole project).
+    pub id: Option<String>,
+    /// Write here instead of .downbeat/reports/ (`-` for stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Objective(c) => objective(&p, c, j).await,
         Command::Insight(c) => insight(&p, c, j).await,
         Command::Decision(c) => decision(&p, c, j).await,
+        Command::Synthesize(a) => synthesize(&p, a.id.as_deref(), a.output, j)
+            .await
+            .map(|_| ()),
         Command::Handover(a) => handover(&p, a, j).await,
         Command::Maintain(a) => maintain_cmd(&p, a, j).await,
         Command::Roles(a) => roles(&p, a, j),
@@ -1664,6 +1667,82 @@ async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(), CliError> 
 
 // ------------------------------------------------------------------------------------------
 // handover, maintenance, roles, metrics, bench
+
+/// Writes an integration report and returns its path (or prints it with `-`).
+pub async fn synthesize(
+    p: &Project,
+    id: Option<&str>,
+    output: Option<std::path::PathBuf>,
+    j: bool,
+) -> Result<String, CliError> {
+    let root = match id {
+        Some(s) => Some(resolve(p, s).await?),
+        None => None,
+    };
+    let v = view(p).await?;
+    let flags = raised_flags(p, &v).await?;
+    let doc = report::synthesis(&v, root, &flags);
+    let target = output.unwrap_or_else(|| {
+        let name = root
+            .map(|r| format!("{r}.md"))
+            .unwrap_or_else(|| "project.md".into());
+        p.dir().join("reports").join(name)
+    });
+    if target.as_os_str() == "-" {
+        out(&doc);
+        return Ok("-".into());
+    }
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomically(&target, doc.as_bytes())?;
+    let shown = target.display().to_string();
+    if j {
+        print_json(&json!({"path": shown, "bytes": doc.len()}));
+    } else {
+        outln(&shown);
+    }
+    Ok(shown)
+}
+
+/// Writes the report to its default place without printing; returns the path.
+pub async fn synthesize_quiet(p: &Project, id: Option<&str>) -> Result<String, CliError> {
+    let root = match id {
+        Some(s) => Some(resolve(p, s).await?),
+        None => None,
+    };
+    let v = view(p).await?;
+    let flags = raised_flags(p, &v).await?;
+    let doc = report::synthesis(&v, root, &flags);
+    let name = root
+        .map(|r| format!("{r}.md"))
+        .unwrap_or_else(|| "project.md".into());
+    let target = p.dir().join("reports").join(name);
+    std::fs::create_dir_all(p.dir().join("reports"))?;
+    write_atomically(&target, doc.as_bytes())?;
+    Ok(target.display().to_string())
+}
+
+async fn raised_flags(p: &Project, v: &ProjectView) -> Result<Vec<report::RaisedFlag>, CliError> {
+    Ok(p.store
+        .events(&EventQuery::default())
+        .await?
+        .into_iter()
+        .filter(|e| e.action == "flag.raised")
+        .filter_map(|e| {
+            let task = p_task(v, &e.entity)?;
+            let flag = e.after.as_ref()?.get("flag")?.as_str()?.to_owned();
+            Some(report::RaisedFlag { task, flag })
+        })
+        .collect())
+}
+
+fn p_task(v: &ProjectView, entity: &str) -> Option<TaskId> {
+    v.tasks
+        .iter()
+        .find(|t| t.id.to_string() == entity)
+        .map(|t| t.id)
+}
 
 const HANDOVER_AT: &str = "handover.at_seq";
 const HANDOVER_BASE: &str = "handover.baseline_seq";

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub mod cli;
-mod commands;
+pub(crate) mod commands;
 pub mod error;
 mod output;
 pub mod project;

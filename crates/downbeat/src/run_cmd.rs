@@ -87,6 +87,10 @@ pub fn resolver(
                             Process::new(ps.clone())
                                 .map_err(|e| format!("executor `{name}`: {e}"))?,
                         ),
+                        ExecutorSpec::Http(hs) => Arc::new(
+                            downbeat_engine::executor::http::Http::new(hs.clone())
+                                .map_err(|e| format!("executor `{name}`: {e}"))?,
+                        ),
                     };
                     c.insert(key, e.clone());
                     e
@@ -184,6 +188,19 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
     let display = tokio::spawn(show(rx, j));
     let result = run(store, opts, tx, cancel).await;
     let _ = display.await;
+    if result.is_ok() && !j {
+        // The run's integration report, next to the others.
+        let scope = if let Some(u) = &a.until {
+            Some(u.clone())
+        } else if a.only.len() == 1 {
+            Some(a.only[0].clone())
+        } else {
+            None
+        };
+        if let Ok(path) = crate::commands::synthesize_quiet(p, scope.as_deref()).await {
+            note(&format!("integration report: {path}"));
+        }
+    }
     let summary = result.map_err(|e| match e {
         downbeat_engine::run::RunError::Store(s) => CliError::from(s),
         downbeat_engine::run::RunError::Config(m) => {

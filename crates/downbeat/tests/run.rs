@@ -162,6 +162,16 @@ JSON"#;
     );
     let log = e.ok(&["log"]);
     assert!(log.contains("flag.raised"), "{log}");
+    // The integration report of the run.
+    let stderr_path = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("integration report: "))
+        .unwrap()
+        .to_owned();
+    let report = std::fs::read_to_string(stderr_path).unwrap();
+    assert!(report.contains("SECURITY_BREACH by"), "{report}");
+    assert!(report.contains("artifact: out/audit.md"), "{report}");
+    assert!(report.contains("found a hard-coded token"), "{report}");
 }
 
 #[test]
@@ -229,6 +239,11 @@ fn failed_runs_exit_7_and_retry_reopens() {
         .join(&id)
         .join("1/stderr.log");
     assert_eq!(std::fs::read_to_string(stderr_log).unwrap(), "boom\n");
+    let report = e.ok(&["synthesize", "-o", "-"]);
+    assert!(
+        report.contains("breaks is failed") && report.contains("0 of 1 task(s) done"),
+        "{report}"
+    );
     e.ok(&["retry", "b"]);
     assert_eq!(e.json(&["show", "b"])["status"], "pending");
 }
@@ -299,4 +314,43 @@ fn a_killed_runner_loses_nothing_and_repeats_nothing() {
             .count();
         assert_eq!(ok, 1, "task {id} succeeded {ok} times: {attempts}");
     }
+}
+
+#[test]
+fn http_executor_configuration_errors_are_clear() {
+    let e = Env::new(
+        "[executors.llm]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\napi_key_env = \"DOWNBEAT_TEST_SURELY_UNSET_KEY\"\n[run]\nexecutor = \"llm\"\n",
+    );
+    e.ok(&["add", "ask the model", "--key", "ask"]);
+    let o = e.run(&["run"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("DOWNBEAT_TEST_SURELY_UNSET_KEY") && err.contains("not set"),
+        "{err}"
+    );
+    assert!(
+        e.json(&["attempts", "ask"]).as_array().unwrap().is_empty(),
+        "nothing ran"
+    );
+    // Without a key, an unreachable endpoint fails the attempt and says why.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let e = Env::new(&format!(
+        "[executors.llm]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"m\"\n[run]\nexecutor = \"llm\"\n"
+    ));
+    e.ok(&["add", "ask the model", "--key", "ask"]);
+    let o = e.run(&["run"]);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let a = e.json(&["attempts", "ask"]);
+    assert!(
+        a[0]["error"].as_str().unwrap().contains("unreachable"),
+        "{a}"
+    );
 }

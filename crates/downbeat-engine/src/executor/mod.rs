@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub mod http;
 pub mod noop;
 pub mod process;
 
@@ -29,6 +30,8 @@ pub enum ExecutorSpec {
     Noop,
     /// Runs a program.
     Process(ProcessSpec),
+    /// Calls an OpenAI-compatible chat-completions endpoint.
+    Http(http::HttpSpec),
 }
 
 /// A program to run for each attempt.
