@@ -994,17 +994,7 @@ async fn apply_report(
                         priority: Priority::High,
                         ..Default::default()
                     };
-                    let created = store.create_task(&new, &[], actor).await?;
-                    store
-                        .add_edge(
-                            Edge {
-                                from: task_id,
-                                to: created.id,
-                                kind: EdgeKind::DiscoveredFrom,
-                            },
-                            actor,
-                        )
-                        .await?;
+                    let created = add_discovered(store, task_id, &new, actor).await?;
                     changed = true;
                     let mut detail = format!("added {} \"{t}\"", created.id);
                     if rule.pause {
@@ -1088,17 +1078,7 @@ async fn apply_report(
             effort: 1,
             ..Default::default()
         };
-        let created = store.create_task(&new, &[], actor).await?;
-        store
-            .add_edge(
-                Edge {
-                    from: task_id,
-                    to: created.id,
-                    kind: EdgeKind::DiscoveredFrom,
-                },
-                actor,
-            )
-            .await?;
+        let created = add_discovered(store, task_id, &new, actor).await?;
         if d.blocks_dependents {
             for dep in g.dependents(v) {
                 let id = g.tdag.owner[dep as usize];
@@ -1127,6 +1107,27 @@ async fn apply_report(
         changed = true;
     }
     Ok(changed)
+}
+
+/// Creates a task found while working on `from`, linked to it by a `discovered-from` edge.
+async fn add_discovered(
+    store: &dyn Store,
+    from: TaskId,
+    new: &NewTask,
+    actor: &Actor,
+) -> Result<Task, RunError> {
+    let created = store.create_task(new, &[], actor).await?;
+    store
+        .add_edge(
+            Edge {
+                from,
+                to: created.id,
+                kind: EdgeKind::DiscoveredFrom,
+            },
+            actor,
+        )
+        .await?;
+    Ok(created)
 }
 
 #[allow(clippy::too_many_arguments)]

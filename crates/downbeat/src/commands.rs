@@ -1668,45 +1668,11 @@ async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(), CliError> 
 // ------------------------------------------------------------------------------------------
 // handover, maintenance, roles, metrics, bench
 
-/// Writes an integration report and returns its path (or prints it with `-`).
-pub async fn synthesize(
+/// The integration report of `id` (or the project) and where it goes by default.
+async fn render_synthesis(
     p: &Project,
     id: Option<&str>,
-    output: Option<std::path::PathBuf>,
-    j: bool,
-) -> Result<String, CliError> {
-    let root = match id {
-        Some(s) => Some(resolve(p, s).await?),
-        None => None,
-    };
-    let v = view(p).await?;
-    let flags = raised_flags(p, &v).await?;
-    let doc = report::synthesis(&v, root, &flags);
-    let target = output.unwrap_or_else(|| {
-        let name = root
-            .map(|r| format!("{r}.md"))
-            .unwrap_or_else(|| "project.md".into());
-        p.dir().join("reports").join(name)
-    });
-    if target.as_os_str() == "-" {
-        out(&doc);
-        return Ok("-".into());
-    }
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    write_atomically(&target, doc.as_bytes())?;
-    let shown = target.display().to_string();
-    if j {
-        print_json(&json!({"path": shown, "bytes": doc.len()}));
-    } else {
-        outln(&shown);
-    }
-    Ok(shown)
-}
-
-/// Writes the report to its default place without printing; returns the path.
-pub async fn synthesize_quiet(p: &Project, id: Option<&str>) -> Result<String, CliError> {
+) -> Result<(String, std::path::PathBuf), CliError> {
     let root = match id {
         Some(s) => Some(resolve(p, s).await?),
         None => None,
@@ -1717,10 +1683,43 @@ pub async fn synthesize_quiet(p: &Project, id: Option<&str>) -> Result<String, C
     let name = root
         .map(|r| format!("{r}.md"))
         .unwrap_or_else(|| "project.md".into());
-    let target = p.dir().join("reports").join(name);
-    std::fs::create_dir_all(p.dir().join("reports"))?;
-    write_atomically(&target, doc.as_bytes())?;
+    Ok((doc, p.dir().join("reports").join(name)))
+}
+
+fn write_report(target: &std::path::Path, doc: &str) -> Result<String, CliError> {
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomically(target, doc.as_bytes())?;
     Ok(target.display().to_string())
+}
+
+/// Writes an integration report and prints its path (or the report itself with `-o -`).
+pub async fn synthesize(
+    p: &Project,
+    id: Option<&str>,
+    output: Option<std::path::PathBuf>,
+    j: bool,
+) -> Result<String, CliError> {
+    let (doc, default) = render_synthesis(p, id).await?;
+    let target = output.unwrap_or(default);
+    if target.as_os_str() == "-" {
+        out(&doc);
+        return Ok("-".into());
+    }
+    let shown = write_report(&target, &doc)?;
+    if j {
+        print_json(&json!({"path": shown, "bytes": doc.len()}));
+    } else {
+        outln(&shown);
+    }
+    Ok(shown)
+}
+
+/// Writes the report to its default place without printing; returns the path.
+pub async fn synthesize_quiet(p: &Project, id: Option<&str>) -> Result<String, CliError> {
+    let (doc, target) = render_synthesis(p, id).await?;
+    write_report(&target, &doc)
 }
 
 async fn raised_flags(p: &Project, v: &ProjectView) -> Result<Vec<report::RaisedFlag>, CliError> {
