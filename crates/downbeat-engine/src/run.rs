@@ -206,7 +206,7 @@ struct Graph {
 impl Graph {
     async fn load(store: &dyn Store, opts: &RunOptions, now: Timestamp) -> Result<Self, RunError> {
         let tasks = store.tasks(&TaskFilter::default()).await?;
-        let snap = downbeat_core::report::snapshot_of(&tasks, &store.graph().await?.edges);
+        let snap = downbeat_core::report::snapshot_of(&tasks, &store.edges().await?);
         let tdag = TaskDag::new(&snap, &|_| None)?;
         let dag = &tdag.dag;
         let n = dag.len();
@@ -1220,7 +1220,6 @@ async fn render_prompt(
         .filter(|o| o.status == downbeat_core::context::ObjectiveStatus::Active)
         .map(|o| o.title)
         .collect();
-    let artifacts = store.artifacts().await.map_err(|e| e.to_string())?;
     let mut dependencies = Vec::new();
     for e in store.edges_of(task.id).await.map_err(|e| e.to_string())? {
         if e.to != task.id || e.kind != EdgeKind::Blocks {
@@ -1245,12 +1244,19 @@ async fn render_prompt(
                 title: d.title.clone(),
                 role: d.role.clone().unwrap_or_default(),
                 result: d.result.clone().unwrap_or_default(),
-                artifacts: artifacts
-                    .iter()
-                    .filter(|a| a.task == d.id)
-                    .map(|a| a.path.clone())
-                    .collect(),
+                artifacts: Vec::new(),
             });
+        }
+    }
+    // Artifacts only matter when there are dependencies to attach them to.
+    if !dependencies.is_empty() {
+        let artifacts = store.artifacts().await.map_err(|e| e.to_string())?;
+        for d in &mut dependencies {
+            d.artifacts = artifacts
+                .iter()
+                .filter(|a| a.task.to_string() == d.id)
+                .map(|a| a.path.clone())
+                .collect();
         }
     }
     let ctx = PromptContext {

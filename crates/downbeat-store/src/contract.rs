@@ -620,6 +620,10 @@ pub async fn archive_and_integrity(f: Fixture) {
     let snap = s.graph().await.unwrap();
     assert_eq!(snap.tasks.len(), 1);
     assert!(snap.edges.is_empty());
+    assert!(
+        s.edges().await.unwrap().is_empty(),
+        "edges to archived tasks are not live"
+    );
     assert_eq!(s.tasks(&TaskFilter::default()).await.unwrap().len(), 1);
     assert_eq!(
         s.tasks(&TaskFilter {

@@ -260,6 +260,8 @@ pub trait Store: Send + Sync {
     async fn edges_of(&self, id: TaskId) -> Result<Vec<Edge>>;
     /// All live tasks and their edges, for the planner.
     async fn graph(&self) -> Result<GraphSnapshot>;
+    /// Every edge between live (non-archived) tasks, for callers that already hold the tasks.
+    async fn edges(&self) -> Result<Vec<Edge>>;
 
     // --- session context -------------------------------------------------------------------
     /// Starts a session, ending any open one.

@@ -399,25 +399,32 @@ async fn snapshot(c: &mut SqliteConnection) -> Result<GraphSnapshot> {
             },
         });
     }
-    let erows = sqlx::query("SELECT from_seq, to_seq, kind FROM edges")
-        .fetch_all(&mut *c)
-        .await
-        .map_err(db)?;
-    let mut edges = Vec::with_capacity(erows.len());
-    for r in &erows {
-        let (f, t): (i64, i64) = (r.get(0), r.get(1));
-        if !live.contains(&f) || !live.contains(&t) {
-            continue;
-        }
-        let kind = EdgeKind::from_str(r.get(2))
-            .map_err(|e| Error::Database(format!("corrupt edge row: {e}")))?;
-        edges.push(Edge {
-            from: tid(f),
-            to: tid(t),
-            kind,
-        });
-    }
+    let edges = live_edges(c).await?;
     Ok(GraphSnapshot { tasks, edges })
+}
+
+/// Edges whose both ends are live tasks.
+async fn live_edges(c: &mut SqliteConnection) -> Result<Vec<Edge>> {
+    let rows = sqlx::query(
+        "SELECT e.from_seq, e.to_seq, e.kind FROM edges e \
+         JOIN tasks f ON f.seq = e.from_seq AND f.archived = 0 \
+         JOIN tasks t ON t.seq = e.to_seq AND t.archived = 0 \
+         ORDER BY e.to_seq, e.from_seq, e.kind",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            let kind = EdgeKind::from_str(r.get(2))
+                .map_err(|e| Error::Database(format!("corrupt edge row: {e}")))?;
+            Ok(Edge {
+                from: tid(r.get(0)),
+                to: tid(r.get(1)),
+                kind,
+            })
+        })
+        .collect()
 }
 
 async fn check_acyclic(c: &mut SqliteConnection) -> Result<()> {
@@ -1295,6 +1302,11 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn edges(&self) -> Result<Vec<Edge>> {
+        let mut c = self.conn().await?;
+        live_edges(&mut c).await
     }
 
     async fn graph(&self) -> Result<GraphSnapshot> {

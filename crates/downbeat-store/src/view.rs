@@ -12,7 +12,7 @@ use crate::{EventQuery, Result, Store, TaskFilter};
 /// damaged database.
 pub async fn load(store: &dyn Store, settings: &PlanSettings) -> Result<ProjectView> {
     let tasks = store.tasks(&TaskFilter::default()).await?;
-    let snap_edges = store.graph().await?.edges;
+    let snap_edges = store.edges().await?;
     let snap = snapshot_of(&tasks, &snap_edges);
     let planned = graph::plan(&snap, settings)?;
     let rollup = graph::rollup(&snap);
