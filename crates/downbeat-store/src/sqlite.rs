@@ -84,6 +84,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
+            // The default page cache (2 MiB) is smaller than the indexes a large project
+            // touches on every commit; pages are allocated only as they are used.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
             .foreign_keys(false);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -479,4 +479,15 @@ pub enum BenchCmd {
         #[arg(long)]
         command: Option<String>,
     },
+    /// Leave tasks running under a dead runner's lease in a large project, then time a new
+    /// runner from opening the database to its first started attempt.
+    Recover {
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: u32,
+        /// Reuse (or create) this database instead of a temporary one.
+        #[arg(long, value_name = "PATH")]
+        database: Option<PathBuf>,
+        #[arg(long, short = 'j', default_value_t = 64)]
+        concurrency: usize,
+    },
 }

@@ -46,6 +46,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                     .map_err(CliError::invalid)?;
                 crate::run_cmd::bench_run(tasks, shape, concurrency.max(1), keep, argv, j).await
             }
+            BenchCmd::Recover {
+                tasks,
+                database,
+                concurrency,
+            } => crate::run_cmd::bench_recover(tasks, database, concurrency.max(1), j).await,
             plan => bench(plan, j),
         };
     }
