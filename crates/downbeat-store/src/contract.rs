@@ -49,6 +49,8 @@ macro_rules! store_contract_tests {
             retries_wait_for_their_time,
             concurrent_claims_never_overlap,
             stale_epoch_finishes_are_rejected,
+            concurrent_edges_cannot_close_a_cycle,
+            event_readers_miss_nothing,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1097,4 +1099,104 @@ pub async fn retries_wait_for_their_time(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(due.claimed[0].number, 2);
+}
+
+pub async fn concurrent_edges_cannot_close_a_cycle(f: Fixture) {
+    let other = (f.reopen)().await;
+    let (s1, s2) = (&*f.store, &*other);
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        ids.push(
+            s1.create_task(&new_task(&format!("t{i}")), &[], &actor(i))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Two writers add opposite edges at the same time: each check alone sees no cycle, so
+    // the checks must not run side by side.
+    for pair in ids.chunks(2) {
+        let (x, y) = (pair[0], pair[1]);
+        let at = actor(50);
+        let (r1, r2) = tokio::join!(
+            s1.add_edge(blocks(x, y), &at),
+            s2.add_edge(blocks(y, x), &at)
+        );
+        let ok = [&r1, &r2].iter().filter(|r| matches!(r, Ok(true))).count();
+        let cycles = [&r1, &r2]
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Cycle(_))))
+            .count();
+        assert_eq!((ok, cycles), (1, 1), "{r1:?} {r2:?}");
+    }
+    let snap = s2.graph().await.unwrap();
+    assert!(downbeat_core::graph::find_cycle(&snap).is_none());
+    assert_eq!(snap.edges.len(), 12);
+}
+
+pub async fn event_readers_miss_nothing(f: Fixture) {
+    let other = (f.reopen)().await;
+    let stores: Vec<std::sync::Arc<dyn Store>> = vec![f.store.into(), other.into()];
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3usize {
+        let s = stores[w % 2].clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let t = s
+                    .create_task(&new_task(&format!("w{w}-{i}")), &[], &actor(i))
+                    .await
+                    .unwrap();
+                s.set_status(t.id, Status::Running, None, &actor(i))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // A reader following the log by sequence number, as runners do, while others write.
+    let reader = {
+        let s = stores[1].clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut last = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let ev = s
+                    .events(&EventQuery {
+                        after_seq: Some(last),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                for e in &ev {
+                    assert!(e.seq > last);
+                    last = e.seq;
+                    seen.push(e.seq);
+                }
+                if finished && ev.is_empty() {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    let all: Vec<i64> = stores[0]
+        .events(&EventQuery::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all.len(), 120);
+    assert_eq!(seen, all, "the reader skipped events committed late");
+    assert_eq!(
+        stores[0].last_event_seq().await.unwrap(),
+        *all.last().unwrap()
+    );
 }
