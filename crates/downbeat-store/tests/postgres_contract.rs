@@ -155,14 +155,12 @@ async fn unreachable_servers_are_open_errors_without_the_password() {
     // Not a URL a driver can use.
     let e = PostgresStore::open(&format!("postgres://u:{SECRET}@h:notaport/db"), true)
         .await
-        .err()
-        .expect("fails");
+        .expect_err("fails");
     assert!(matches!(e, Error::Open { .. }), "{e:?}");
     assert_no_secret(&e, SECRET);
     let e = PostgresStore::open("postgres://u@h/db?schema=Not-Valid", true)
         .await
-        .err()
-        .expect("fails");
+        .expect_err("fails");
     assert!(
         e.to_string().contains("not a lower-case SQL identifier"),
         "{e}"
@@ -176,8 +174,7 @@ async fn a_missing_database_is_named() {
     let (server, _) = base.rsplit_once('/').expect("a database name");
     let e = PostgresStore::open(&format!("{server}/downbeat_no_such_db"), true)
         .await
-        .err()
-        .expect("fails");
+        .expect_err("fails");
     let msg = e.to_string();
     assert!(matches!(e, Error::Open { .. }), "{e:?}");
     assert!(
@@ -205,7 +202,7 @@ async fn the_password_never_shows_in_info() {
 async fn opening_without_create_needs_an_initialised_schema() {
     let (guard, url) = guard();
     // The schema does not exist: not created, and the error says what to do.
-    let e = PostgresStore::open(&url, false).await.err().expect("fails");
+    let e = PostgresStore::open(&url, false).await.expect_err("fails");
     let msg = e.to_string();
     assert!(msg.contains("no database there"), "{msg}");
     assert!(msg.contains("downbeat init"), "{msg}");
@@ -219,7 +216,7 @@ async fn opening_without_create_needs_an_initialised_schema() {
     .execute(&mut c)
     .await
     .unwrap();
-    let e = PostgresStore::open(&url, false).await.err().expect("fails");
+    let e = PostgresStore::open(&url, false).await.expect_err("fails");
     assert!(e.to_string().contains("no database there"), "{e}");
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {}.other (x int)",
@@ -228,7 +225,7 @@ async fn opening_without_create_needs_an_initialised_schema() {
     .execute(&mut c)
     .await
     .unwrap();
-    let e = PostgresStore::open(&url, true).await.err().expect("fails");
+    let e = PostgresStore::open(&url, true).await.expect_err("fails");
     assert!(e.to_string().contains("not a downbeat database"), "{e}");
     c.close().await.unwrap();
 }
