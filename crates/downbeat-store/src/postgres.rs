@@ -319,6 +319,10 @@ fn explain_connect(e: &sqlx::Error, o: &PgConnectOptions) -> String {
                 format!(
                     "connection refused by {at}: check the host and port in the URL, and that PostgreSQL is running there and accepts TCP connections (listen_addresses, port)"
                 )
+            } else if text.contains("certificate") || text.to_lowercase().contains("tls") {
+                format!(
+                    "the TLS connection to {at} failed ({text}): check sslmode and sslrootcert in the URL (verify-ca and verify-full need the CA that signed the server's certificate)"
+                )
             } else if text.contains("lookup")
                 || text.contains("resolve")
                 || text.contains("not known")
