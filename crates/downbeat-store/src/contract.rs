@@ -47,6 +47,10 @@ macro_rules! store_contract_tests {
             claims_are_exclusive_and_fenced,
             leases_renew_and_expire,
             retries_wait_for_their_time,
+            concurrent_claims_never_overlap,
+            stale_epoch_finishes_are_rejected,
+            concurrent_edges_cannot_close_a_cycle,
+            event_readers_miss_nothing,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -800,7 +804,26 @@ pub async fn claims_are_exclusive_and_fenced(f: Fixture) {
     assert_eq!(r.not_claimed, vec![b]);
 }
 
+/// The wall clock: leases may be kept on the database's clock (PostgreSQL), so the lease
+/// cases let real time pass instead of moving a fixed clock.
+fn wall() -> Actor {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Actor::new("test", Timestamp(ms))
+}
+
+/// A claim whose lease lasts `ms` from `at`.
+fn claim_lasting(tasks: &[TaskId], holder: &str, at: &Actor, ms: i64) -> Batch {
+    Batch {
+        lease_until: Timestamp(at.now.0 + ms),
+        ..claim_batch(tasks, holder, 0)
+    }
+}
+
 pub async fn leases_renew_and_expire(f: Fixture) {
+    const LEASE: i64 = 2_000;
     let s = &*f.store;
     let a = s
         .create_task(&new_task("a"), &[], &actor(0))
@@ -812,22 +835,34 @@ pub async fn leases_renew_and_expire(f: Fixture) {
         .await
         .unwrap()
         .id;
+    let at = wall();
     let r = s
-        .commit_batch(&claim_batch(&[a], "runner-1", 1_000), &actor(0))
+        .commit_batch(&claim_lasting(&[a], "runner-1", &at, LEASE), &at)
         .await
         .unwrap();
     let epoch = r.claimed[0].epoch;
-    s.commit_batch(&claim_batch(&[b], "runner-2", 1_000), &actor(0))
+    let at = wall();
+    s.commit_batch(&claim_lasting(&[b], "runner-2", &at, LEASE), &at)
         .await
         .unwrap();
     assert_eq!(s.lease_holders().await.unwrap(), ["runner-1", "runner-2"]);
-    let held = s.renew_leases("runner-1", actor(5_000).now).await.unwrap();
-    assert_eq!(held, vec![(a, epoch)]);
-    // At t=2000 runner-2's lease has expired, runner-1's has not.
-    let requeued = s
-        .requeue_running(Some(actor(2_000).now), &[], &actor(2_000))
+    let held = s
+        .renew_leases("runner-1", Timestamp(wall().now.0 + 60_000))
         .await
         .unwrap();
+    assert_eq!(held, vec![(a, epoch)]);
+    // Nothing has expired yet.
+    let at = wall();
+    assert!(
+        s.requeue_running(Some(at.now), &[], &at)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(LEASE as u64 + 200)).await;
+    // Now runner-2's lease has expired, runner-1's (renewed) has not.
+    let at = wall();
+    let requeued = s.requeue_running(Some(at.now), &[], &at).await.unwrap();
     assert_eq!(requeued, vec![b]);
     let t = s.task(b).await.unwrap();
     assert_eq!(t.status, Status::Pending);
@@ -838,23 +873,178 @@ pub async fn leases_renew_and_expire(f: Fixture) {
     );
     // A holder known to be dead is requeued at once, whatever its lease says.
     let requeued = s
-        .requeue_running(None, &["runner-1".to_owned()], &actor(2_500))
+        .requeue_running(None, &["runner-1".to_owned()], &wall())
         .await
         .unwrap();
     assert_eq!(requeued, vec![a]);
     assert!(
-        s.renew_leases("runner-1", actor(9_000).now)
+        s.renew_leases("runner-1", Timestamp(wall().now.0 + 60_000))
             .await
             .unwrap()
             .is_empty()
     );
     // A new claim gets a new epoch, so the old holder is fenced off.
+    let at = wall();
     let r = s
-        .commit_batch(&claim_batch(&[a], "runner-3", 60_000), &actor(3_000))
+        .commit_batch(&claim_lasting(&[a], "runner-3", &at, 60_000), &at)
         .await
         .unwrap();
     assert!(r.claimed[0].epoch > epoch);
     assert_eq!(r.claimed[0].number, 2);
+}
+
+pub async fn concurrent_claims_never_overlap(f: Fixture) {
+    let other = (f.reopen)().await;
+    let stores: Vec<std::sync::Arc<dyn Store>> = vec![f.store.into(), other.into()];
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(
+            stores[0]
+                .create_task(&new_task(&format!("t{i}")), &[], &actor(i))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Four runners on two handles each ask for the whole ready set, in orders of their own, a
+    // few tasks per batch.
+    let mut handles = Vec::new();
+    for w in 0..4usize {
+        let s = stores[w % 2].clone();
+        let mut order = ids.clone();
+        order.rotate_left(w * 10);
+        if w % 2 == 1 {
+            order.reverse();
+        }
+        handles.push(tokio::spawn(async move {
+            let holder = format!("runner-{w}");
+            let mut mine = Vec::new();
+            for chunk in order.chunks(7) {
+                let r = s
+                    .commit_batch(&claim_batch(chunk, &holder, 60_000), &actor(100))
+                    .await
+                    .unwrap();
+                assert_eq!(r.claimed.len() + r.not_claimed.len(), chunk.len());
+                mine.extend(r.claimed.into_iter().map(|c| (holder.clone(), c)));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let mut won: Vec<TaskId> = all.iter().map(|(_, c)| c.task).collect();
+    won.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(won, want, "every task claimed exactly once");
+    for (holder, c) in &all {
+        let t = stores[1].task(c.task).await.unwrap();
+        assert_eq!(
+            (t.status, t.lease_holder.as_ref(), t.lease_epoch, t.attempts),
+            (Status::Running, Some(holder), c.epoch, 1)
+        );
+        let ledger = stores[0].attempts(c.task).await.unwrap();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(
+            (ledger[0].id, ledger[0].number, &ledger[0].worker),
+            (c.attempt_id, 1, holder)
+        );
+    }
+    let events = stores[0].events(&EventQuery::default()).await.unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.action == "task.status").count(),
+        40
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+pub async fn stale_epoch_finishes_are_rejected(f: Fixture) {
+    let s = &*f.store;
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let first = s
+        .commit_batch(&claim_batch(&[a], "runner-1", 60_000), &actor(1))
+        .await
+        .unwrap()
+        .claimed[0];
+    // runner-1 is declared gone; its task is requeued and claimed again by runner-2.
+    assert_eq!(
+        s.requeue_running(None, &["runner-1".to_owned()], &actor(2))
+            .await
+            .unwrap(),
+        vec![a]
+    );
+    let second = s
+        .commit_batch(&claim_batch(&[a], "runner-2", 60_000), &actor(3))
+        .await
+        .unwrap()
+        .claimed[0];
+    assert!(second.epoch > first.epoch);
+    assert_eq!(second.number, 2);
+    // runner-1 comes back and reports success under its old token: refused, nothing changes.
+    let late = Batch {
+        finishes: vec![finish(
+            a,
+            first.epoch,
+            first.attempt_id,
+            FinishStatus::Completed,
+        )],
+        ..Default::default()
+    };
+    let r = s.commit_batch(&late, &actor(4)).await.unwrap();
+    assert_eq!(r.rejected, vec![a]);
+    let t = s.task(a).await.unwrap();
+    assert_eq!(
+        (t.status, t.lease_holder.as_deref(), t.lease_epoch),
+        (Status::Running, Some("runner-2"), second.epoch)
+    );
+    assert!(s.artifacts().await.unwrap().is_empty());
+    let ledger = s.attempts(a).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0].outcome.as_deref(), Some("lost"));
+    assert_eq!(ledger[1].ended_at, None);
+    // The current holder's finish is accepted; replaying it afterwards is refused.
+    let ok = Batch {
+        finishes: vec![finish(
+            a,
+            second.epoch,
+            second.attempt_id,
+            FinishStatus::Completed,
+        )],
+        ..Default::default()
+    };
+    assert!(
+        s.commit_batch(&ok, &actor(5))
+            .await
+            .unwrap()
+            .rejected
+            .is_empty()
+    );
+    assert_eq!(s.task(a).await.unwrap().status, Status::Completed);
+    assert_eq!(
+        s.attempts(a).await.unwrap()[1].outcome.as_deref(),
+        Some("succeeded")
+    );
+    assert_eq!(
+        s.commit_batch(&ok, &actor(6)).await.unwrap().rejected,
+        vec![a]
+    );
+    let completions = s
+        .events(&EventQuery {
+            entity: Some(a.to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.after.as_ref().is_some_and(|v| v["status"] == "completed"))
+        .count();
+    assert_eq!(completions, 1);
 }
 
 pub async fn retries_wait_for_their_time(f: Fixture) {
@@ -909,4 +1099,104 @@ pub async fn retries_wait_for_their_time(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(due.claimed[0].number, 2);
+}
+
+pub async fn concurrent_edges_cannot_close_a_cycle(f: Fixture) {
+    let other = (f.reopen)().await;
+    let (s1, s2) = (&*f.store, &*other);
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        ids.push(
+            s1.create_task(&new_task(&format!("t{i}")), &[], &actor(i))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Two writers add opposite edges at the same time: each check alone sees no cycle, so
+    // the checks must not run side by side.
+    for pair in ids.chunks(2) {
+        let (x, y) = (pair[0], pair[1]);
+        let at = actor(50);
+        let (r1, r2) = tokio::join!(
+            s1.add_edge(blocks(x, y), &at),
+            s2.add_edge(blocks(y, x), &at)
+        );
+        let ok = [&r1, &r2].iter().filter(|r| matches!(r, Ok(true))).count();
+        let cycles = [&r1, &r2]
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Cycle(_))))
+            .count();
+        assert_eq!((ok, cycles), (1, 1), "{r1:?} {r2:?}");
+    }
+    let snap = s2.graph().await.unwrap();
+    assert!(downbeat_core::graph::find_cycle(&snap).is_none());
+    assert_eq!(snap.edges.len(), 12);
+}
+
+pub async fn event_readers_miss_nothing(f: Fixture) {
+    let other = (f.reopen)().await;
+    let stores: Vec<std::sync::Arc<dyn Store>> = vec![f.store.into(), other.into()];
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3usize {
+        let s = stores[w % 2].clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let t = s
+                    .create_task(&new_task(&format!("w{w}-{i}")), &[], &actor(i))
+                    .await
+                    .unwrap();
+                s.set_status(t.id, Status::Running, None, &actor(i))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // A reader following the log by sequence number, as runners do, while others write.
+    let reader = {
+        let s = stores[1].clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut last = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let ev = s
+                    .events(&EventQuery {
+                        after_seq: Some(last),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                for e in &ev {
+                    assert!(e.seq > last);
+                    last = e.seq;
+                    seen.push(e.seq);
+                }
+                if finished && ev.is_empty() {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    let all: Vec<i64> = stores[0]
+        .events(&EventQuery::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all.len(), 120);
+    assert_eq!(seen, all, "the reader skipped events committed late");
+    assert_eq!(
+        stores[0].last_event_seq().await.unwrap(),
+        *all.last().unwrap()
+    );
 }

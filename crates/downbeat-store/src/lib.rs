@@ -3,7 +3,8 @@
 //! Every mutating call is one transaction that also appends to the event log, so the log and
 //! the state never disagree. Status changes are checked against the core state machine and new
 //! `blocks` edges against cycles *inside* that transaction, so concurrent writers cannot race
-//! past a check. Backends: [`sqlite`] (embedded, the default). The [`contract`] suite states
+//! past a check. Backends: [`sqlite`] (embedded, the default) and [`postgres`] (shared by
+//! several processes on several machines). The [`contract`] suite states
 //! what every backend must do; each backend runs it.
 //!
 //! Must never: read the environment or configuration files, print, or decide policy (which
@@ -24,6 +25,7 @@ use downbeat_core::time::Timestamp;
 use serde::Serialize;
 
 pub mod contract;
+pub mod postgres;
 pub mod sqlite;
 pub mod view;
 
@@ -356,17 +358,12 @@ pub trait Store: Send + Sync {
     async fn optimize(&self) -> Result<()>;
 }
 
-/// Opens the store a URL names: `sqlite:PATH` (or a bare path ending in `.db`).
+/// Opens the store a URL names: `sqlite:PATH` (or a bare path ending in `.db`), or
+/// `postgres://…` / `postgresql://…` (see [`postgres`] for the parameters, `schema=NAME` among
+/// them). With `create`, a missing database (SQLite file, PostgreSQL schema) is created.
 pub async fn open(url: &str, create: bool) -> Result<Box<dyn Store>> {
-    if let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-    {
-        let _ = rest;
-        return Err(Error::Open {
-            location: redact_url(url),
-            message: "this build of downbeat supports only SQLite databases (sqlite:PATH)".into(),
-        });
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::PostgresStore::open(url, create).await?));
     }
     let path = url
         .strip_prefix("sqlite://")
@@ -377,21 +374,39 @@ pub async fn open(url: &str, create: bool) -> Result<Box<dyn Store>> {
     ))
 }
 
-/// A URL with any password replaced by `***`, safe to print.
+/// A URL with any password (in the user info or a `password=` / `sslpassword=` parameter)
+/// replaced by `***`, safe to print.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (auth, host) = match rest.split_once('@') {
-        Some((a, h)) => (a, h),
-        None => return url.to_owned(),
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
     };
-    let user = auth.split(':').next().unwrap_or("");
-    if auth.contains(':') {
-        format!("{scheme}://{user}:***@{host}")
-    } else {
-        format!("{scheme}://{user}@{host}")
+    let mut out = match rest.rsplit_once('@') {
+        Some((auth, host)) => {
+            let user = auth.split(':').next().unwrap_or("");
+            if auth.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => format!("{scheme}://{rest}"),
+    };
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k @ ("password" | "sslpassword"), _)) => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -407,5 +422,13 @@ mod tests {
             "postgres://bob@db/x"
         );
         assert_eq!(super::redact_url("sqlite:a.db"), "sqlite:a.db");
+        assert_eq!(
+            super::redact_url("postgres://bob:p@ss@db/x?schema=s&password=pw&sslmode=require"),
+            "postgres://bob:***@db/x?schema=s&password=***&sslmode=require"
+        );
+        assert_eq!(
+            super::redact_url("postgres://db/x?password=pw"),
+            "postgres://db/x?password=***"
+        );
     }
 }

@@ -180,25 +180,25 @@ const TASK_COLS: &str = "seq, key, parent_seq, title, description, role, status,
      acceptance, tags, footprint, result, created_at, updated_at, started_at, finished_at, archived, \
      executor, timeout_ms, max_attempts, attempts, not_before, lease_holder, lease_expires, lease_epoch";
 
-fn tid(seq: i64) -> TaskId {
+pub(crate) fn tid(seq: i64) -> TaskId {
     // Sequence numbers are allocated by this store within range; clamp defensively.
     TaskId::from_seq(u32::try_from(seq).unwrap_or(0).min(MAX_TASK_SEQ))
         .unwrap_or(TaskId::from_seq(0).expect("0 is in range"))
 }
 
-fn seq(id: TaskId) -> i64 {
+pub(crate) fn seq(id: TaskId) -> i64 {
     i64::from(id.seq())
 }
 
-fn json_list(s: &str) -> Vec<String> {
+pub(crate) fn json_list(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-fn to_json_list(v: &[String]) -> String {
+pub(crate) fn to_json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn status_of(s: &str) -> Result<Status> {
+pub(crate) fn status_of(s: &str) -> Result<Status> {
     Status::from_str(s).map_err(|e| Error::Database(format!("corrupt task row: {e}")))
 }
 
@@ -238,11 +238,11 @@ fn row_task(r: &SqliteRow) -> Result<Task> {
     })
 }
 
-fn rid(kind: RecordKind, n: i64) -> RecordId {
+pub(crate) fn rid(kind: RecordKind, n: i64) -> RecordId {
     RecordId::new(kind, n)
 }
 
-fn tjson(t: &Task) -> Value {
+pub(crate) fn tjson(t: &Task) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
 }
 

@@ -341,7 +341,7 @@ pub async fn open(g: &Globals) -> Result<Project, CliError> {
     };
     let url = db_url(g, &root);
     let store = downbeat_store::open(&url, false).await.map_err(|e| {
-        let missing = matches!(&e, downbeat_store::Error::Open { message, .. } if message == "no database there");
+        let missing = matches!(&e, downbeat_store::Error::Open { message, .. } if message.starts_with("no database there"));
         let err = CliError::from(e);
         if missing {
             CliError { code: code::NOT_FOUND, ..err }.with_hint("run `downbeat init` to create the project database")
@@ -379,6 +379,8 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), CliError> {
         None => cwd,
     };
     let dir = root.join(DIR);
+    let url = db_url(g, &root);
+    let is_file = !(url.starts_with("postgres://") || url.starts_with("postgresql://"));
     let fresh = !dir.join(DB_FILE).exists();
     std::fs::create_dir_all(dir.join("roles")).map_err(|e| {
         CliError::new(
@@ -400,7 +402,12 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), CliError> {
     if !gi.exists() {
         let _ = std::fs::write(&gi, "downbeat.db*\n");
     }
-    let url = db_url(g, &root);
     let store = downbeat_store::open(&url, true).await?;
+    // A server database has no file to look for: it is new if nothing was ever logged.
+    let fresh = if is_file {
+        fresh
+    } else {
+        store.last_event_seq().await? == 0
+    };
     Ok((assemble(g, root, store)?, fresh))
 }
