@@ -111,6 +111,11 @@ pub enum Command {
     /// Measure the planner on a random graph.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// The MCP server; `downbeat mcp install` adds it to a client's configuration.
+    Mcp(McpArgs),
+    /// Claude Code subagents for the project's roles.
+    #[command(subcommand)]
+    Agents(AgentsCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -490,4 +495,82 @@ pub enum BenchCmd {
         #[arg(long, short = 'j', default_value_t = 64)]
         concurrency: usize,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub cmd: Option<McpCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCmd {
+    /// Add the downbeat MCP server to the configuration of Claude Code, Cursor or Codex.
+    Install(InstallArgs),
+}
+
+/// An MCP client whose configuration `downbeat mcp install` knows.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Client {
+    /// Claude Code: `.mcp.json` (project); prints a `claude mcp add` line for user scope.
+    Claude,
+    /// Cursor: `.cursor/mcp.json` (project) or `~/.cursor/mcp.json` (user).
+    Cursor,
+    /// Codex: `.codex/config.toml` (project) or `~/.codex/config.toml` (user).
+    Codex,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Scope {
+    /// A file in the project, shared with everyone who opens it.
+    Project,
+    /// The client's configuration for the current user, pointed at this project.
+    User,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[arg(long, value_enum)]
+    pub client: Client,
+    #[arg(long, value_enum, default_value = "project")]
+    pub scope: Scope,
+    /// Print the configuration (for Claude Code: the `claude mcp add` line) instead of
+    /// writing it.
+    #[arg(long)]
+    pub print: bool,
+    /// The server's name in the client's configuration.
+    #[arg(long, default_value = "downbeat")]
+    pub name: String,
+    /// The program the client starts (default: the absolute path of this downbeat).
+    #[arg(long, value_name = "PROGRAM")]
+    pub command: Option<String>,
+    /// An environment variable for the server; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCmd {
+    /// Write one Claude Code subagent file per role (.claude/agents/ROLE.md).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write, relative to the project root.
+    #[arg(long, default_value = ".claude/agents")]
+    pub dir: PathBuf,
+    /// Overwrite files that downbeat did not write.
+    #[arg(long)]
+    pub force: bool,
+    /// Only these roles (comma-separated; default: every role).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// The model the subagents use (e.g. `sonnet`, `opus`, `inherit`); default: Claude
+    /// Code's choice.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The MCP server's name, as given to `downbeat mcp install --name`.
+    #[arg(long, default_value = "downbeat")]
+    pub server: String,
 }

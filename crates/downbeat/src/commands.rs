@@ -54,9 +54,17 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
             plan => bench(plan, j),
         };
     }
+    if let Command::Mcp(m) = cli.command {
+        return crate::clients::mcp(&g, m, j);
+    }
+    if let Command::Agents(c) = cli.command {
+        return crate::clients::agents(&g, c, j);
+    }
     let p = project::open(&g).await?;
     match cli.command {
-        Command::Init | Command::Bench(_) => unreachable_command(),
+        Command::Init | Command::Bench(_) | Command::Mcp(_) | Command::Agents(_) => {
+            unreachable_command()
+        }
         Command::Plan(c) => plan_cmd(&p, c, j).await,
         Command::Add(a) => add(&p, a, j).await,
         Command::Edit(a) => edit(&p, a, j).await,

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub mod cli;
+pub mod clients;
 pub(crate) mod commands;
 pub mod error;
 mod output;

@@ -1,0 +1,564 @@
+//! `downbeat mcp install` and `downbeat agents export`, end to end in temp directories with
+//! HOME pointing into them.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A temp dir holding `proj/` (an initialised project) and `home/` (HOME).
+    fn new() -> Self {
+        let e = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(e.proj()).unwrap();
+        std::fs::create_dir_all(e.home()).unwrap();
+        e.ok(&["init"]);
+        e
+    }
+
+    fn tmp(&self) -> PathBuf {
+        std::fs::canonicalize(self.dir.path()).unwrap()
+    }
+    fn proj(&self) -> PathBuf {
+        self.tmp().join("proj")
+    }
+    fn home(&self) -> PathBuf {
+        self.tmp().join("home")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("downbeat").unwrap();
+        c.current_dir(self.proj())
+            .env_clear()
+            .env("HOME", self.home())
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs, expects success, returns stdout with the temp dir replaced by `[TMP]`.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "downbeat {args:?} failed ({:?}):\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        self.norm(&String::from_utf8(o.stdout).unwrap())
+    }
+
+    /// Runs, expects exit `code`, returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "downbeat {args:?}: stderr:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        self.norm(&err)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn norm(&self, s: &str) -> String {
+        s.replace(&self.tmp().display().to_string(), "[TMP]")
+    }
+
+    /// A file's text, normalised.
+    fn read(&self, p: &Path) -> String {
+        self.norm(&std::fs::read_to_string(p).unwrap())
+    }
+
+    fn write(&self, p: &Path, text: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+const CMD: &[&str] = &["--command", "downbeat"];
+
+fn install<'a>(client: &'a str, scope: &'a str) -> Vec<&'a str> {
+    let mut v = vec!["mcp", "install", "--client", client, "--scope", scope];
+    v.extend_from_slice(CMD);
+    v
+}
+
+// ------------------------------------------------------------------------------------------
+// mcp install
+
+#[test]
+fn claude_project_writes_mcp_json_once() {
+    let e = Env::new();
+    let args = install("claude", "project");
+    assert_eq!(e.ok(&args), "created .mcp.json\n");
+    let path = e.proj().join(".mcp.json");
+    let first = e.read(&path);
+    insta::assert_snapshot!("claude_project", first);
+    assert_eq!(e.ok(&args), "unchanged .mcp.json\n");
+    assert_eq!(e.read(&path), first);
+    let j = e.json(&args);
+    assert_eq!(j["action"], "unchanged");
+    assert_eq!(j["path"], "[TMP]/proj/.mcp.json");
+    assert_eq!(j["args"], serde_json::json!(["mcp"]));
+}
+
+#[test]
+fn the_command_defaults_to_this_program() {
+    let e = Env::new();
+    e.ok(&["mcp", "install", "--client", "claude"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(e.proj().join(".mcp.json")).unwrap())
+            .unwrap();
+    let command = v["mcpServers"]["downbeat"]["command"].as_str().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("downbeat");
+    assert_eq!(
+        std::fs::canonicalize(command).unwrap(),
+        std::fs::canonicalize(bin).unwrap()
+    );
+}
+
+#[test]
+fn claude_user_scope_prints_the_claude_line() {
+    let e = Env::new();
+    let out = e.ok(&install("claude", "user"));
+    insta::assert_snapshot!("claude_user_line", out);
+    assert!(!e.proj().join(".mcp.json").exists());
+    assert_eq!(std::fs::read_dir(e.home()).unwrap().count(), 0);
+    let mut args = install("claude", "project");
+    args.push("--print");
+    assert_eq!(
+        e.ok(&args),
+        "claude mcp add --scope project downbeat -- downbeat mcp\n"
+    );
+    assert!(!e.proj().join(".mcp.json").exists());
+}
+
+#[test]
+fn cursor_project_and_user_files() {
+    let e = Env::new();
+    assert_eq!(
+        e.ok(&install("cursor", "project")),
+        "created .cursor/mcp.json\n"
+    );
+    insta::assert_snapshot!("cursor_project", e.read(&e.proj().join(".cursor/mcp.json")));
+    assert_eq!(
+        e.ok(&install("cursor", "user")),
+        "created [TMP]/home/.cursor/mcp.json\n"
+    );
+    insta::assert_snapshot!("cursor_user", e.read(&e.home().join(".cursor/mcp.json")));
+    assert_eq!(
+        e.ok(&install("cursor", "user")),
+        "unchanged [TMP]/home/.cursor/mcp.json\n"
+    );
+}
+
+#[test]
+fn codex_user_and_project_files() {
+    let e = Env::new();
+    e.ok(&install("codex", "user"));
+    insta::assert_snapshot!("codex_user", e.read(&e.home().join(".codex/config.toml")));
+    assert_eq!(
+        e.ok(&install("codex", "project")),
+        "created .codex/config.toml\n"
+    );
+    insta::assert_snapshot!(
+        "codex_project",
+        e.read(&e.proj().join(".codex/config.toml"))
+    );
+    assert_eq!(
+        e.ok(&install("codex", "project")),
+        "unchanged .codex/config.toml\n"
+    );
+}
+
+#[test]
+fn codex_home_is_honoured() {
+    let e = Env::new();
+    let elsewhere = e.tmp().join("codex-home");
+    let out = e
+        .cmd(&install("codex", "user"))
+        .env("CODEX_HOME", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(elsewhere.join("config.toml").exists());
+    assert!(!e.home().join(".codex").exists());
+}
+
+#[test]
+fn name_env_and_db_end_up_in_the_entry() {
+    let e = Env::new();
+    let mut args = vec!["--db", "sqlite:/data/x.db"];
+    args.extend(install("cursor", "project"));
+    args.extend(["--name", "tasks", "--env", "DOWNBEAT_ACTOR=cursor"]);
+    e.ok(&args);
+    let v: serde_json::Value =
+        serde_json::from_str(&e.read(&e.proj().join(".cursor/mcp.json"))).unwrap();
+    assert_eq!(
+        v["mcpServers"]["tasks"],
+        serde_json::json!({
+            "command": "downbeat",
+            "args": ["--project", "${workspaceFolder}", "--db", "sqlite:/data/x.db", "mcp"],
+            "env": {"DOWNBEAT_ACTOR": "cursor"}
+        })
+    );
+    let err = e.fails(
+        &["mcp", "install", "--client", "cursor", "--env", "NOEQUALS"],
+        4,
+    );
+    assert!(err.contains("KEY=VALUE"), "{err}");
+    let err = e.fails(
+        &["mcp", "install", "--client", "cursor", "--name", "a b"],
+        4,
+    );
+    assert!(err.contains("server name"), "{err}");
+}
+
+#[test]
+fn print_writes_nothing() {
+    let e = Env::new();
+    let mut args = install("codex", "user");
+    args.push("--print");
+    insta::assert_snapshot!("codex_print", e.ok(&args));
+    let mut args = install("cursor", "project");
+    args.push("--print");
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&args)).unwrap();
+    assert_eq!(v["mcpServers"]["downbeat"]["command"], "downbeat");
+    assert!(!e.home().join(".codex").exists());
+    assert!(!e.proj().join(".cursor").exists());
+}
+
+#[test]
+fn merging_json_keeps_other_servers_and_keys() {
+    let e = Env::new();
+    let path = e.proj().join(".mcp.json");
+    e.write(
+        &path,
+        r#"{
+  "mcpServers": {
+    "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"], "env": {"GITHUB_TOKEN": "x"}},
+    "downbeat": {"command": "/old/downbeat", "args": ["mcp"], "env": {"DOWNBEAT_ACTOR": "claude"}, "timeout": 30}
+  },
+  "otherKey": {"keep": [1, 2.5, true, null]}
+}
+"#,
+    );
+    assert_eq!(e.ok(&install("claude", "project")), "updated .mcp.json\n");
+    let merged = e.read(&path);
+    insta::assert_snapshot!("claude_merged", merged);
+    let v: serde_json::Value = serde_json::from_str(&merged).unwrap();
+    assert_eq!(v["mcpServers"]["github"]["env"]["GITHUB_TOKEN"], "x");
+    assert_eq!(
+        v["mcpServers"]["downbeat"]["env"]["DOWNBEAT_ACTOR"],
+        "claude"
+    );
+    assert_eq!(v["mcpServers"]["downbeat"]["timeout"], 30);
+    assert_eq!(v["otherKey"]["keep"][1], 2.5);
+    assert_eq!(e.ok(&install("claude", "project")), "unchanged .mcp.json\n");
+    assert_eq!(e.read(&path), merged);
+}
+
+#[test]
+fn merging_toml_keeps_comments_and_other_tables() {
+    let e = Env::new();
+    let path = e.home().join(".codex/config.toml");
+    let original = r#"# My Codex settings
+model = "o3"  # the default model
+
+[mcp_servers.github]
+# a comment inside a table
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-github"]
+env = { "GITHUB_TOKEN" = "x" }
+
+[profiles.fast]
+model = "o4-mini"
+"#;
+    e.write(&path, original);
+    let j = e.json(&install("codex", "user"));
+    assert_eq!(j["action"], "updated");
+    assert_eq!(j["path"], "[TMP]/home/.codex/config.toml");
+    let merged = e.read(&path);
+    // The new table joins its siblings; everything else is byte for byte the same.
+    let block = "[mcp_servers.downbeat]\ncommand = \"downbeat\"\nargs = [\"--project\", \"[TMP]/proj\", \"mcp\"]\n\n";
+    assert_eq!(merged.replace(block, ""), original, "{merged}");
+    insta::assert_snapshot!("codex_merged", merged);
+    let parsed: toml::Table = toml::from_str(&merged).unwrap();
+    assert_eq!(
+        parsed["mcp_servers"]["downbeat"]["command"].as_str(),
+        Some("downbeat")
+    );
+    assert_eq!(e.json(&install("codex", "user"))["action"], "unchanged");
+    assert_eq!(e.read(&path), merged);
+
+    // A changed command replaces only that value.
+    let mut other = install("codex", "user");
+    let last = other.len() - 1;
+    other[last] = "/opt/downbeat";
+    e.ok(&other);
+    let changed = e.read(&path);
+    assert_eq!(
+        changed,
+        merged.replace("command = \"downbeat\"", "command = \"/opt/downbeat\"")
+    );
+}
+
+#[test]
+fn malformed_files_are_refused_and_left_alone() {
+    let e = Env::new();
+    let cases: [(&str, &str, PathBuf, &str); 4] = [
+        (
+            "claude",
+            "project",
+            e.proj().join(".mcp.json"),
+            "{\"mcpServers\": {,}",
+        ),
+        (
+            "cursor",
+            "project",
+            e.proj().join(".cursor/mcp.json"),
+            "{\"mcpServers\": []}",
+        ),
+        (
+            "cursor",
+            "user",
+            e.home().join(".cursor/mcp.json"),
+            "[1, 2]",
+        ),
+        (
+            "codex",
+            "user",
+            e.home().join(".codex/config.toml"),
+            "model = \n[mcp_servers",
+        ),
+    ];
+    for (client, scope, path, text) in cases {
+        e.write(&path, text);
+        let err = e.fails(&install(client, scope), 4);
+        assert!(err.contains(&e.norm(&path.display().to_string())), "{err}");
+        assert!(err.contains("untouched"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|d| d.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
+#[test]
+fn a_codex_server_that_is_not_a_table_is_refused() {
+    let e = Env::new();
+    let path = e.home().join(".codex/config.toml");
+    e.write(&path, "[mcp_servers]\ndownbeat = 3\n");
+    let err = e.fails(&install("codex", "user"), 4);
+    assert!(
+        err.contains("`mcp_servers.downbeat` is not a table"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "[mcp_servers]\ndownbeat = 3\n"
+    );
+}
+
+#[test]
+fn bare_mcp_is_not_in_this_build() {
+    let e = Env::new();
+    let err = e.fails(&["mcp"], 1);
+    assert!(err.contains("not available in this build"), "{err}");
+}
+
+#[test]
+fn install_needs_a_project() {
+    let e = Env::new();
+    let bare = e.tmp().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let o = e
+        .cmd(&install("cursor", "user"))
+        .current_dir(&bare)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    // --project names it from anywhere.
+    let o = e
+        .cmd(&install("cursor", "user"))
+        .args(["--project", e.proj().to_str().unwrap()])
+        .current_dir(&bare)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value =
+        serde_json::from_str(&e.read(&e.home().join(".cursor/mcp.json"))).unwrap();
+    assert_eq!(
+        v["mcpServers"]["downbeat"]["args"],
+        serde_json::json!(["--project", "[TMP]/proj", "mcp"])
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// agents export
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    name: String,
+    description: String,
+    tools: String,
+    model: Option<String>,
+}
+
+fn front_matter(text: &str) -> FrontMatter {
+    let rest = text.strip_prefix("---\n").expect("starts with ---");
+    let end = rest.find("\n---\n").expect("front matter ends");
+    serde_saphyr::from_str(&rest[..end]).unwrap()
+}
+
+const ROLES: [&str; 7] = [
+    "architect",
+    "debugger",
+    "documenter",
+    "implementer",
+    "researcher",
+    "reviewer",
+    "tester",
+];
+
+#[test]
+fn export_writes_one_subagent_per_role() {
+    let e = Env::new();
+    let out = e.ok(&["agents", "export"]);
+    insta::assert_snapshot!("export_first", out);
+    for r in ROLES {
+        let text = e.read(&e.proj().join(format!(".claude/agents/{r}.md")));
+        let fm = front_matter(&text);
+        assert_eq!(fm.name, r);
+        assert!(
+            fm.description.starts_with(&format!("Downbeat {r}: ")),
+            "{}",
+            fm.description
+        );
+        let tools: Vec<&str> = fm.tools.split(", ").collect();
+        assert!(tools.contains(&"Read"), "{tools:?}");
+        assert!(tools.contains(&"mcp__downbeat__claim"), "{tools:?}");
+        assert!(tools.contains(&"mcp__downbeat__complete"), "{tools:?}");
+        assert!(!tools.contains(&"mcp__downbeat__run"), "{tools:?}");
+        assert_eq!(fm.model, None);
+        assert!(!text.contains("{{"), "{text}");
+    }
+    let reviewer = front_matter(&e.read(&e.proj().join(".claude/agents/reviewer.md")));
+    assert!(!reviewer.tools.contains("Edit") && !reviewer.tools.contains("Bash"));
+    insta::assert_snapshot!(
+        "implementer_md",
+        e.read(&e.proj().join(".claude/agents/implementer.md"))
+    );
+    let j = e.json(&["agents", "export"]);
+    let actions: Vec<&str> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["unchanged"; 7]);
+    assert_eq!(j[0]["path"], "[TMP]/proj/.claude/agents/architect.md");
+}
+
+#[test]
+fn export_never_overwrites_a_hand_written_file_without_force() {
+    let e = Env::new();
+    let path = e.proj().join(".claude/agents/reviewer.md");
+    let mine = "---\nname: reviewer\ndescription: my own reviewer\n---\n\nBe strict.\n";
+    e.write(&path, mine);
+    let o = e.run(&["agents", "export", "--roles", "reviewer,tester"]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "skipped    .claude/agents/reviewer.md\ncreated    .claude/agents/tester.md\n"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), mine);
+    assert!(!e.proj().join(".claude/agents/architect.md").exists());
+
+    let j = e.json(&["agents", "export", "--roles", "reviewer"]);
+    assert_eq!(j[0]["action"], "skipped");
+    assert!(j[0]["reason"].as_str().unwrap().contains("marker"));
+
+    assert_eq!(
+        e.ok(&["agents", "export", "--roles", "reviewer", "--force"]),
+        "updated    .claude/agents/reviewer.md\n"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("# generated-by: downbeat"), "{text}");
+    assert_eq!(
+        e.ok(&["agents", "export", "--roles", "reviewer"]),
+        "unchanged  .claude/agents/reviewer.md\n"
+    );
+}
+
+#[test]
+fn export_updates_its_own_files_when_they_differ() {
+    let e = Env::new();
+    e.ok(&["agents", "export", "--roles", "tester"]);
+    let path = e.proj().join(".claude/agents/tester.md");
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("detective", "bloodhound");
+    std::fs::write(&path, &edited).unwrap();
+    assert_eq!(
+        e.ok(&["agents", "export", "--roles", "tester"]),
+        "updated    .claude/agents/tester.md\n"
+    );
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("detective")
+    );
+}
+
+#[test]
+fn export_custom_roles_model_server_and_dir() {
+    let e = Env::new();
+    e.write(
+        &e.proj().join(".downbeat/roles/security.toml"),
+        r#"description = "Finds \"holes\": injection, auth; secrets — and #tags.\nSecond line."
+prompt = """You audit security.
+Check {{ task.title }} carefully."""
+"#,
+    );
+    let out = e.ok(&[
+        "agents", "export", "--roles", "security", "--model", "opus", "--server", "db", "--dir",
+        "agents",
+    ]);
+    assert_eq!(out, "created    agents/security.md\n");
+    let text = e.read(&e.proj().join("agents/security.md"));
+    let fm = front_matter(&text);
+    assert_eq!(fm.name, "security");
+    assert_eq!(
+        fm.description,
+        "Downbeat security: Finds \"holes\": injection, auth; secrets — and #tags.\nSecond line. Use for Downbeat tasks of the security role; it claims a task, does it and completes it through the db MCP tools."
+    );
+    assert_eq!(fm.model.as_deref(), Some("opus"));
+    assert!(fm.tools.contains("mcp__db__claim"), "{}", fm.tools);
+    assert!(text.contains("You audit security.\n\n## Working"), "{text}");
+    assert!(!text.contains("{{"), "{text}");
+    let err = e.fails(&["agents", "export", "--roles", "nobody"], 4);
+    assert!(err.contains("unknown role `nobody`"), "{err}");
+}
