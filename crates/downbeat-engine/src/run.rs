@@ -53,7 +53,8 @@ pub struct Resolved {
 }
 
 /// Resolves a task's executor from its settings, its role and the defaults; an error names
-/// what is missing.
+/// what is missing. The answer may depend only on the task's executor setting and its role:
+/// the engine resolves each distinct pair once.
 pub type ResolveFn = Arc<dyn Fn(&Task) -> Result<Resolved, String> + Send + Sync>;
 
 /// Everything a run needs besides the store.
@@ -173,9 +174,26 @@ pub enum RunError {
     Cycle(#[from] downbeat_core::graph::TaskCycle),
 }
 
+/// Executors resolved once per distinct (executor setting, role) pair.
+#[derive(Default)]
+struct Resolver {
+    cache: HashMap<(Option<String>, Option<String>), Resolved>,
+}
+
+impl Resolver {
+    fn get(&mut self, f: &ResolveFn, task: &Task) -> Result<&Resolved, RunError> {
+        let key = (task.exec.executor.clone(), task.role.clone());
+        if !self.cache.contains_key(&key) {
+            let r = f(task)
+                .map_err(|e| RunError::Config(format!("task {} ({}): {e}", task.id, task.title)))?;
+            self.cache.insert(key.clone(), r);
+        }
+        Ok(&self.cache[&key])
+    }
+}
+
 /// An attempt's report back to the loop.
 struct Done {
-    node: NodeIdx,
     claim: Claimed,
     outcome: Outcome,
     artifacts: Vec<downbeat_store::ArtifactRecord>,
@@ -455,31 +473,89 @@ pub async fn run(
         });
     }
 
-    let mut g = Graph::load(store.as_ref(), &opts, now()).await?;
-    // Resolve every executor up front: bad configuration fails before anything runs.
-    let mut resolved: HashMap<TaskId, Resolved> = HashMap::new();
-    for (v, &t) in g.tdag.owner.iter().enumerate() {
-        if !g.in_scope[v] || g.tdag.dag.kind(v as NodeIdx) != NodeKind::Task || g.satisfied[v] {
-            continue;
-        }
-        if let Some(task) = g.tasks.get(&t).filter(|t| t.status == Status::Pending) {
-            let r = (opts.resolve)(task)
-                .map_err(|e| RunError::Config(format!("task {} ({}): {e}", task.id, task.title)))?;
-            resolved.insert(t, r);
-        }
-    }
-    emit(RunEvent::Started {
-        ready: g.ready.len(),
-        pending: resolved.len(),
-        concurrency: opts.concurrency,
-    });
-
     let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
     let mut running: HashMap<TaskId, Running> = HashMap::new();
     let mut summary = RunSummary::default();
     let mut finishes: Vec<Finish> = Vec::new();
     let mut completed_now: Vec<TaskId> = Vec::new();
-    let mut post: Vec<(NodeIdx, Claimed, Outcome)> = Vec::new();
+    let mut post: Vec<(Claimed, Outcome)> = Vec::new();
+    let mut resolver = Resolver::default();
+
+    // Quick start: loading a large graph takes a while, so tasks that are plainly ready (a
+    // direct look at their blockers) start before it is loaded. Their ends wait in the channel.
+    if opts.only.is_empty() && opts.until.is_none() && !cancel.is_cancelled() {
+        let limit = u32::try_from(opts.concurrency.saturating_mul(2)).unwrap_or(u32::MAX);
+        let candidates = store.ready_tasks(limit, now()).await?;
+        let mut picked: Vec<Task> = Vec::new();
+        let mut claims = Vec::new();
+        let mut role_count: HashMap<String, u32> = HashMap::new();
+        let mut footprints: Vec<String> = Vec::new();
+        for task in candidates {
+            if claims.len() >= opts.concurrency {
+                break;
+            }
+            if !admissible(&task, &opts, &role_count, &footprints) {
+                continue;
+            }
+            let r = resolver.get(&opts.resolve, &task)?;
+            if let Some(role) = &task.role {
+                *role_count.entry(role.clone()).or_default() += 1;
+            }
+            footprints.extend(task.footprint.iter().cloned());
+            claims.push(ClaimRequest {
+                task: task.id,
+                executor: r.name.clone(),
+                after: vec![],
+            });
+            picked.push(task);
+        }
+        if !claims.is_empty() {
+            let batch = Batch {
+                finishes: vec![],
+                claims,
+                holder: opts.holder.clone(),
+                lease_until: Timestamp(now().0 + opts.lease.as_millis() as i64),
+            };
+            let res = store.commit_batch(&batch, &actor()).await?;
+            for c in &res.claimed {
+                let Some(mut task) = picked.iter().find(|t| t.id == c.task).cloned() else {
+                    continue;
+                };
+                task.status = Status::Running;
+                let r = resolver.get(&opts.resolve, &task)?.clone();
+                start_attempt(
+                    &store,
+                    &opts,
+                    &mut running,
+                    task,
+                    r,
+                    *c,
+                    &cancel,
+                    &tx,
+                    &emit,
+                );
+            }
+        }
+    }
+
+    let mut g = reload_graph(store.as_ref(), &opts, &running, now()).await?;
+    // Resolve every executor up front: bad configuration fails before anything runs.
+    let mut pending = 0usize;
+    for (v, &t) in g.tdag.owner.iter().enumerate() {
+        if !g.in_scope[v] || g.tdag.dag.kind(v as NodeIdx) != NodeKind::Task || g.satisfied[v] {
+            continue;
+        }
+        if let Some(task) = g.tasks.get(&t).filter(|t| t.status == Status::Pending) {
+            resolver.get(&opts.resolve, task)?;
+            pending += 1;
+        }
+    }
+    emit(RunEvent::Started {
+        ready: g.ready.len(),
+        pending: pending + running.len(),
+        concurrency: opts.concurrency,
+    });
+
     let mut stopping: Option<String> = None;
     let mut paused_until: Option<TaskId> = None;
     let tick = (opts.lease / 3)
@@ -497,7 +573,7 @@ pub async fn run(
         let mut claim_nodes = Vec::new();
         // A completion whose report changes the plan (a pausing or stopping flag, discovered
         // work that blocks dependents) is committed and applied before anything new starts.
-        let hold = post.iter().any(|(_, _, o)| {
+        let hold = post.iter().any(|(_, o)| {
             o.report
                 .as_ref()
                 .is_some_and(|r| changes_plan(r, &opts.rules))
@@ -530,27 +606,13 @@ pub async fn run(
                     deferred.push(item);
                     continue;
                 }
-                let capped = task.role.as_ref().is_some_and(|r| {
-                    opts.role_caps
-                        .get(r)
-                        .is_some_and(|cap| role_count.get(r).copied().unwrap_or(0) >= *cap)
-                });
-                let clash = task
-                    .footprint
-                    .iter()
-                    .any(|a| footprints.iter().any(|b| footprints_overlap(a, b)));
-                if capped || clash {
+                if !admissible(&task, &opts, &role_count, &footprints) {
                     deferred.push(item);
                     continue;
                 }
-                let Some(r) = resolved
-                    .get(&task.id)
-                    .cloned()
-                    .or_else(|| (opts.resolve)(&task).ok())
-                else {
+                let Ok(r) = resolver.get(&opts.resolve, &task) else {
                     continue;
                 };
-                resolved.insert(task.id, r.clone());
                 if let Some(role) = &task.role {
                     *role_count.entry(role.clone()).or_default() += 1;
                 }
@@ -581,7 +643,10 @@ pub async fn run(
             summary.rejected += rejected.len() as u64;
             // Post-process the finishes that were accepted.
             let mut reload = !rejected.is_empty();
-            for (v, claim, outcome) in std::mem::take(&mut post) {
+            for (claim, outcome) in std::mem::take(&mut post) {
+                let Some(&v) = g.node_of.get(&claim.task) else {
+                    continue;
+                };
                 if rejected.contains(&claim.task) {
                     emit(RunEvent::LeaseLost {
                         task: claim.task.to_string(),
@@ -646,39 +711,29 @@ pub async fn run(
             }
             completed_now.clear();
             for c in &res.claimed {
-                let Some(&v) = claim_nodes
+                if !claim_nodes
                     .iter()
-                    .find(|&&v| g.tdag.owner[v as usize] == c.task)
-                else {
+                    .any(|&v| g.tdag.owner[v as usize] == c.task)
+                {
                     continue;
-                };
-                let Some(task) = g.tasks.get(&c.task).cloned() else {
-                    continue;
-                };
-                let Some(r) = resolved.get(&c.task).cloned() else {
-                    continue;
-                };
-                if let Some(t) = g.tasks.get_mut(&c.task) {
-                    t.status = Status::Running;
                 }
-                let token = cancel.child_token();
-                running.insert(
-                    c.task,
-                    Running {
-                        claim: *c,
-                        cancel: token.clone(),
-                        retry: r.retry.clone(),
-                        role: task.role.clone(),
-                        footprint: task.footprint.clone(),
-                    },
+                let Some(t) = g.tasks.get_mut(&c.task) else {
+                    continue;
+                };
+                t.status = Status::Running;
+                let task = t.clone();
+                let r = resolver.get(&opts.resolve, &task)?.clone();
+                start_attempt(
+                    &store,
+                    &opts,
+                    &mut running,
+                    task,
+                    r,
+                    *c,
+                    &cancel,
+                    &tx,
+                    &emit,
                 );
-                emit(RunEvent::AttemptStarted {
-                    task: c.task.to_string(),
-                    title: task.title.clone(),
-                    attempt: c.number,
-                    executor: r.name.clone(),
-                });
-                spawn_attempt(store.clone(), &opts, task, r, v, *c, token, tx.clone());
             }
             for t in &res.not_claimed {
                 if let Some(&v) = g.node_of.get(t) {
@@ -778,6 +833,58 @@ pub async fn run(
     Ok(summary)
 }
 
+/// Whether `task` may start next to what runs: its role's cap and file footprints.
+fn admissible(
+    task: &Task,
+    opts: &RunOptions,
+    role_count: &HashMap<String, u32>,
+    footprints: &[String],
+) -> bool {
+    let capped = task.role.as_ref().is_some_and(|r| {
+        opts.role_caps
+            .get(r)
+            .is_some_and(|cap| role_count.get(r).copied().unwrap_or(0) >= *cap)
+    });
+    let clash = task
+        .footprint
+        .iter()
+        .any(|a| footprints.iter().any(|b| footprints_overlap(a, b)));
+    !capped && !clash
+}
+
+/// Records a claimed attempt as running and starts it.
+#[allow(clippy::too_many_arguments)]
+fn start_attempt(
+    store: &Arc<dyn Store>,
+    opts: &RunOptions,
+    running: &mut HashMap<TaskId, Running>,
+    task: Task,
+    r: Resolved,
+    claim: Claimed,
+    cancel: &CancellationToken,
+    tx: &mpsc::UnboundedSender<Done>,
+    emit: &dyn Fn(RunEvent),
+) {
+    let token = cancel.child_token();
+    running.insert(
+        claim.task,
+        Running {
+            claim,
+            cancel: token.clone(),
+            retry: r.retry.clone(),
+            role: task.role.clone(),
+            footprint: task.footprint.clone(),
+        },
+    );
+    emit(RunEvent::AttemptStarted {
+        task: claim.task.to_string(),
+        title: task.title.clone(),
+        attempt: claim.number,
+        executor: r.name.clone(),
+    });
+    spawn_attempt(store.clone(), opts, task, r, claim, token, tx.clone());
+}
+
 async fn reload_graph(
     store: &dyn Store,
     opts: &RunOptions,
@@ -807,18 +914,19 @@ fn collect(
     g: &mut Graph,
     finishes: &mut Vec<Finish>,
     completed_now: &mut Vec<TaskId>,
-    post: &mut Vec<(NodeIdx, Claimed, Outcome)>,
+    post: &mut Vec<(Claimed, Outcome)>,
     summary: &mut RunSummary,
     interrupted: bool,
     now: Timestamp,
     emit: &dyn Fn(RunEvent),
 ) {
     let Done {
-        node,
         claim,
         outcome,
         artifacts,
     } = done;
+    // Found by id: the graph may have been reloaded since the attempt started.
+    let node = g.node_of.get(&claim.task).copied();
     let policy = running
         .remove(&claim.task)
         .map(|r| r.retry)
@@ -878,7 +986,9 @@ fn collect(
         FinishStatus::Completed => {
             summary.completed += 1;
             completed_now.push(claim.task);
-            g.complete(node, now);
+            if let Some(v) = node {
+                g.complete(v, now);
+            }
         }
         FinishStatus::Retry { not_before } => {
             summary.retried += 1;
@@ -891,8 +1001,10 @@ fn collect(
                 t.status = Status::Pending;
                 t.not_before = Some(not_before);
             }
-            g.queued[node as usize] = false;
-            g.consider(node, now);
+            if let Some(v) = node {
+                g.queued[v as usize] = false;
+                g.consider(v, now);
+            }
         }
         FinishStatus::Failed => {
             summary.failed += 1;
@@ -912,7 +1024,7 @@ fn collect(
             }
         }
     }
-    post.push((node, claim, outcome));
+    post.push((claim, outcome));
 }
 
 /// Whether applying `report` may change what is allowed to start next.
@@ -1130,13 +1242,11 @@ async fn add_discovered(
     Ok(created)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn spawn_attempt(
     store: Arc<dyn Store>,
     opts: &RunOptions,
     task: Task,
     r: Resolved,
-    node: NodeIdx,
     claim: Claimed,
     cancel: CancellationToken,
     tx: mpsc::UnboundedSender<Done>,
@@ -1196,7 +1306,6 @@ fn spawn_attempt(
             }
         };
         let _ = tx.send(Done {
-            node,
             claim,
             outcome,
             artifacts,

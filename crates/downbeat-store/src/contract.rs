@@ -51,6 +51,7 @@ macro_rules! store_contract_tests {
             stale_epoch_finishes_are_rejected,
             concurrent_edges_cannot_close_a_cycle,
             event_readers_miss_nothing,
+            ready_tasks_look_at_blockers_and_ancestors,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1199,4 +1200,72 @@ pub async fn event_readers_miss_nothing(f: Fixture) {
         stores[0].last_event_seq().await.unwrap(),
         *all.last().unwrap()
     );
+}
+
+/// `ready_tasks`: leaves only, blockers of the task and of its ancestors finished, container
+/// blockers counted as unfinished, highest priority first.
+pub async fn ready_tasks_look_at_blockers_and_ancestors(f: Fixture) {
+    let s = &*f.store;
+    let applied = apply(
+        s,
+        r#"
+[[tasks]]
+key = "a"
+title = "A"
+[[tasks]]
+key = "b"
+title = "B"
+depends_on = ["a"]
+[[tasks]]
+key = "epic"
+title = "Epic"
+[[tasks]]
+key = "c1"
+title = "C1"
+parent = "epic"
+[[tasks]]
+key = "d"
+title = "D"
+depends_on = ["epic"]
+[[tasks]]
+key = "g2"
+title = "G2"
+depends_on = ["a"]
+[[tasks]]
+key = "e"
+title = "E"
+parent = "g2"
+[[tasks]]
+key = "h"
+title = "H"
+priority = "high"
+"#,
+    )
+    .await
+    .unwrap();
+    let id = |k: &str| {
+        applied
+            .tasks
+            .iter()
+            .find(|(key, _)| key.as_deref() == Some(k))
+            .map(|(_, id)| *id)
+            .unwrap()
+    };
+    let ready = |limit| async move {
+        s.ready_tasks(limit, actor(5).now)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ready(10).await, vec![id("h"), id("a"), id("c1")]);
+    assert_eq!(ready(1).await, vec![id("h")]);
+    s.set_status(id("a"), Status::Running, None, &actor(2))
+        .await
+        .unwrap();
+    s.set_status(id("a"), Status::Completed, None, &actor(3))
+        .await
+        .unwrap();
+    assert_eq!(ready(10).await, vec![id("h"), id("b"), id("c1"), id("e")]);
 }

@@ -340,6 +340,11 @@ pub trait Store: Send + Sync {
         holders: &[String],
         actor: &Actor,
     ) -> Result<Vec<TaskId>>;
+    /// Up to `limit` pending, live leaf tasks that can start at `now`, highest priority first,
+    /// judged by a direct look at the `blocks` edges into them and into their ancestors: a
+    /// quick start for a runner before it has loaded the whole graph. Conservative: a task
+    /// blocked by a container (or by an unfinished task) is left out.
+    async fn ready_tasks(&self, limit: u32, now: Timestamp) -> Result<Vec<Task>>;
     /// Holders of running tasks with leases (to detect dead local runners).
     async fn lease_holders(&self) -> Result<Vec<String>>;
     /// The attempt ledger of a task, oldest first.

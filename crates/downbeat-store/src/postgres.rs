@@ -2690,6 +2690,27 @@ impl Store for PostgresStore {
         retrying(move || self.tx_requeue_running(expired_before, holders, actor)).await
     }
 
+    async fn ready_tasks(&self, limit: u32, now: Timestamp) -> Result<Vec<Task>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLS} FROM tasks t WHERE t.status = 'pending' AND NOT t.archived \
+             AND (t.not_before IS NULL OR t.not_before <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_seq = t.seq) \
+             AND NOT EXISTS (WITH RECURSIVE up(s) AS (SELECT t.seq UNION ALL \
+                 SELECT p.parent_seq FROM tasks p JOIN up ON p.seq = up.s WHERE p.parent_seq IS NOT NULL) \
+                 SELECT 1 FROM up JOIN edges e ON e.to_seq = up.s AND e.kind = 'blocks' \
+                 JOIN tasks b ON b.seq = e.from_seq \
+                 WHERE b.status NOT IN ('completed', 'skipped') \
+                 OR EXISTS (SELECT 1 FROM tasks bc WHERE bc.parent_seq = b.seq)) \
+             ORDER BY t.priority DESC, t.seq LIMIT $2"
+        )))
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(row_task).collect()
+    }
+
     async fn lease_holders(&self) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT lease_holder COLLATE \"C\" FROM tasks \
