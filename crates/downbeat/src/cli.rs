@@ -111,6 +111,46 @@ pub enum Command {
     /// Measure the planner on a random graph.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Serve the project to MCP clients (stdio, or Streamable HTTP with --http).
+    Mcp(McpArgs),
+}
+
+/// `downbeat mcp`: without a subcommand, runs the server (same as `mcp serve`).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: Option<McpCmd>,
+    #[command(flatten)]
+    pub serve: McpServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCmd {
+    /// Run the MCP server (the default action of `downbeat mcp`).
+    Serve(McpServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct McpServeArgs {
+    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (a non-loopback address
+    /// needs a bearer token).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Tool profile (default: [mcp] profile, else `default`).
+    #[arg(long, value_enum)]
+    pub profile: Option<McpProfile>,
+    /// Environment variable holding the bearer token HTTP clients must send.
+    #[arg(long, value_name = "VAR", default_value = "DOWNBEAT_MCP_TOKEN")]
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum McpProfile {
+    /// About eight operation-style tools.
+    Default,
+    /// The default tools and finer ones.
+    Full,
 }
 
 #[derive(Debug, Subcommand)]

@@ -49,9 +49,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
             plan => bench(plan, j),
         };
     }
+    if let Command::Mcp(a) = cli.command {
+        return crate::mcp::command(&g, a).await;
+    }
     let p = project::open(&g).await?;
     match cli.command {
-        Command::Init | Command::Bench(_) => unreachable_command(),
+        Command::Init | Command::Bench(_) | Command::Mcp(_) => unreachable_command(),
         Command::Plan(c) => plan_cmd(&p, c, j).await,
         Command::Add(a) => add(&p, a, j).await,
         Command::Edit(a) => edit(&p, a, j).await,

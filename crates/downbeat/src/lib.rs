@@ -11,6 +11,7 @@ use clap::Parser;
 pub mod cli;
 pub(crate) mod commands;
 pub mod error;
+pub mod mcp;
 mod output;
 pub mod project;
 pub mod run_cmd;
