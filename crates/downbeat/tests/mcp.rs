@@ -575,6 +575,68 @@ async fn every_full_tool() {
     let _ = c.cancel().await;
 }
 
+/// Every task's `task_show` state and waits_on against the planner's list and blocked view.
+async fn check_show_against_planner(c: &Client) {
+    let listed = call(c, "task_list", json!({})).await;
+    let blocked = call(c, "blocked", json!({})).await;
+    let mut waits: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let strings = |v: &Value| -> Vec<String> {
+        let mut out: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    };
+    for w in blocked["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(blocked["stuck"].as_array().unwrap())
+    {
+        waits.insert(str_of(w, "id").to_owned(), strings(&w["waits_on"]));
+    }
+    for t in listed["tasks"].as_array().unwrap() {
+        let id = str_of(t, "id");
+        let s = call(c, "task_show", json!({"id": id})).await;
+        assert_eq!(s["state"], t["state"], "{id}: {s} vs {t}");
+        let on = strings(s.get("waits_on").unwrap_or(&Value::Null));
+        assert_eq!(on, waits.get(id).cloned().unwrap_or_default(), "{id}: {s}");
+    }
+}
+
+/// `show` reads one leaf with targeted queries; its answer must agree with the planner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_agrees_with_the_planner() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("checker").await;
+    let plan = json!({"tasks": [
+        {"key": "e1", "title": "Epic one"},
+        {"key": "s1", "parent": "e1", "title": "Story one"},
+        {"key": "a", "parent": "s1", "title": "A"},
+        {"key": "b", "parent": "s1", "title": "B", "depends_on": ["a"]},
+        {"key": "c", "parent": "e1", "title": "C"},
+        {"key": "e2", "title": "Epic two", "depends_on": ["s1"]},
+        {"key": "d", "parent": "e2", "title": "D"},
+        {"key": "e", "parent": "e2", "title": "E", "depends_on": ["c"]},
+        {"key": "f", "title": "F", "depends_on": ["e1"]},
+        {"key": "g", "title": "G"},
+        {"key": "h", "title": "H", "depends_on": ["g"]},
+        {"key": "i", "title": "I", "depends_on": ["h", "a"]}
+    ]});
+    call(&c, "plan", json!({"plan": plan})).await;
+    check_show_against_planner(&c).await;
+    for (task, to) in [("a", "done"), ("g", "skip"), ("c", "start"), ("h", "start")] {
+        call(&c, "task_status", json!({"id": task, "to": to})).await;
+    }
+    check_show_against_planner(&c).await;
+    for (task, to) in [("c", "fail"), ("b", "done"), ("h", "done")] {
+        call(&c, "task_status", json!({"id": task, "to": to})).await;
+    }
+    check_show_against_planner(&c).await;
+    let _ = c.cancel().await;
+}
+
 // ------------------------------------------------------------------------------------------
 // Resources and prompts
 

@@ -316,15 +316,100 @@ pub(crate) async fn ready(p: &Project, role: Option<&str>, limit: Option<u32>) -
     Ok(json!({"ready": list, "total_ready": planned.ready.len()}))
 }
 
-/// One task with its dependencies, dependents, children, what it waits on and its lease.
+/// Live (non-archived) children of a task.
+async fn children(p: &Project, id: TaskId) -> Result<Vec<Task>, CliError> {
+    Ok(p.store
+        .tasks(&TaskFilter {
+            parent: Some(id),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Whether `id` lets its dependents start: a leaf when completed or skipped, a container when
+/// every leaf under it is (archived tasks always do). Reads only that task's subtree.
+async fn satisfied(p: &Project, id: TaskId) -> Result<bool, CliError> {
+    let t = p.store.task(id).await?;
+    if t.archived {
+        return Ok(true);
+    }
+    let mut stack = vec![(t, children(p, id).await?)];
+    while let Some((t, kids)) = stack.pop() {
+        if kids.is_empty() {
+            if !t.status.satisfies_dependents() {
+                return Ok(false);
+            }
+            continue;
+        }
+        for k in kids {
+            let grand = children(p, k.id).await?;
+            stack.push((k, grand));
+        }
+    }
+    Ok(true)
+}
+
+/// What a leaf waits on, read with a few targeted queries instead of the whole graph: the
+/// unfinished `blocks` dependencies of the task and of each of its ancestors (a container's
+/// dependencies hold back its whole subtree), as the planner sees them.
+async fn leaf_waits_on(p: &Project, t: &Task, edges: &[Edge]) -> Result<Vec<TaskId>, CliError> {
+    let mut out = Vec::new();
+    let mut node_edges = edges.to_vec();
+    let mut node = t.id;
+    let mut parent = t.parent;
+    loop {
+        for e in node_edges
+            .iter()
+            .filter(|e| e.to == node && e.kind == EdgeKind::Blocks)
+        {
+            if !out.contains(&e.from) && !satisfied(p, e.from).await? {
+                out.push(e.from);
+            }
+        }
+        let Some(up) = parent else { break };
+        let pt = p.store.task(up).await?;
+        if pt.archived {
+            break;
+        }
+        node = up;
+        parent = pt.parent;
+        node_edges = p.store.edges_of(up).await?;
+    }
+    Ok(out)
+}
+
+/// One task with its dependencies, dependents, children, what it waits on and its lease. A leaf
+/// is read with targeted queries; a container's rolled-up state needs the whole graph.
 pub(crate) async fn show(p: &Project, q: &str) -> Out {
     let id = resolve(p, q).await?;
     let t = p.store.task(id).await?;
-    let snap = p.store.graph().await?;
-    let (states, _) = States::of(p, &snap)?;
-    let state = states.of_task(&t);
+    let kids = children(p, id).await?;
+    let edges = p.store.edges_of(id).await?;
+    let (state, waits_on, progress) = if kids.is_empty() && !t.archived {
+        let waits = if t.status == Status::Pending {
+            leaf_waits_on(p, &t, &edges).await?
+        } else {
+            Vec::new()
+        };
+        let state = match t.status {
+            Status::Pending if waits.is_empty() => "ready".to_owned(),
+            Status::Pending => "waiting".to_owned(),
+            other => other.to_string(),
+        };
+        (state, waits, None)
+    } else {
+        let snap = p.store.graph().await?;
+        let (states, _) = States::of(p, &snap)?;
+        let progress = states
+            .rollup
+            .get(&id)
+            .filter(|r| r.is_container)
+            .map(|r| format!("{}/{}", r.done, r.total));
+        let waits = states.waiting.get(&id).cloned().unwrap_or_default();
+        (states.of_task(&t), waits, progress)
+    };
     let edge_list = |f: &dyn Fn(&&Edge) -> bool, pick: &dyn Fn(&Edge) -> TaskId| -> Vec<String> {
-        snap.edges
+        edges
             .iter()
             .filter(f)
             .map(|e| pick(e).to_string())
@@ -340,17 +425,6 @@ pub(crate) async fn show(p: &Project, q: &str) -> Out {
         &|e| e.to == id && e.kind == EdgeKind::DiscoveredFrom,
         &|e| e.from,
     );
-    let children: Vec<String> = snap
-        .tasks
-        .iter()
-        .filter(|c| c.parent == Some(id))
-        .map(|c| c.id.to_string())
-        .collect();
-    let progress = states
-        .rollup
-        .get(&id)
-        .filter(|r| r.is_container)
-        .map(|r| format!("{}/{}", r.done, r.total));
     let lease = (t.status == Status::Running && t.lease_holder.is_some()).then(
         || json!({"holder": t.lease_holder, "until": t.lease_expires, "token": t.lease_epoch}),
     );
@@ -369,11 +443,11 @@ pub(crate) async fn show(p: &Project, q: &str) -> Out {
         "files": t.footprint,
         "result": t.result,
         "depends_on": depends_on,
-        "waits_on": states.waiting.get(&id).map(|w| ids(w)),
+        "waits_on": ids(&waits_on),
         "dependents": dependents,
         "related": related,
         "discovered_from": discovered_from,
-        "children": children,
+        "children": kids.iter().map(|c| c.id.to_string()).collect::<Vec<_>>(),
         "progress": progress,
         "attempts": (t.attempts > 0).then_some(t.attempts),
         "lease": lease,
@@ -606,95 +680,20 @@ pub(crate) async fn claim(p: &Project, client: &str, c: &ClaimSpec) -> Out {
     let actor = p.actor().await?;
     // Claims whose holders stopped sending heartbeats go back to pending first.
     p.store.requeue_running(Some(p.now()), &[], &actor).await?;
-    let snap = p.store.graph().await?;
-    let planned = planned(p, &snap)?;
-    let by_id: HashMap<TaskId, &graph::GraphTask> = snap.tasks.iter().map(|t| (t.id, t)).collect();
-    let leaves: HashSet<TaskId> = {
-        let parents: HashSet<TaskId> = snap.tasks.iter().filter_map(|t| t.parent).collect();
-        snap.tasks
-            .iter()
-            .map(|t| t.id)
-            .filter(|t| !parents.contains(t))
-            .collect()
+    // Each candidate with the dependencies whose completion the claim is conditional on.
+    let candidates: Vec<(TaskId, Vec<TaskId>)> = match &c.task {
+        Some(q) => vec![claimable(p, q).await?],
+        None => match best_ready(p, c).await? {
+            Ok(list) => list,
+            Err(why) => return Ok(json!({"task": null, "reason": why})),
+        },
     };
-    let candidates: Vec<TaskId> = match &c.task {
-        Some(q) => {
-            let id = resolve(p, q).await?;
-            if !planned.ready.contains(&id) {
-                return Err(not_claimable(p, id, &planned).await?);
-            }
-            vec![id]
-        }
-        None => {
-            let running: Vec<&graph::GraphTask> = snap
-                .tasks
-                .iter()
-                .filter(|t| t.status == Status::Running && leaves.contains(&t.id))
-                .collect();
-            let mut per_role: HashMap<&str, u32> = HashMap::new();
-            for t in &running {
-                if let Some(r) = &t.role {
-                    *per_role.entry(r.as_str()).or_default() += 1;
-                }
-            }
-            let caps: HashMap<String, u32> = p.plan_settings().role_caps.into_iter().collect();
-            planned
-                .ready
-                .iter()
-                .filter_map(|id| by_id.get(id).copied())
-                .filter(|t| c.role.is_none() || t.role == c.role)
-                .filter(|t| {
-                    t.role.as_deref().is_none_or(|r| {
-                        caps.get(r)
-                            .is_none_or(|cap| per_role.get(r).copied().unwrap_or(0) < *cap)
-                    })
-                })
-                .filter(|t| {
-                    !t.footprint.iter().any(|a| {
-                        running.iter().any(|r| {
-                            r.footprint
-                                .iter()
-                                .any(|b| downbeat_core::planner::footprints_overlap(a, b))
-                        })
-                    })
-                })
-                .map(|t| t.id)
-                .collect()
-        }
-    };
-    if candidates.is_empty() {
-        let running = snap
-            .tasks
-            .iter()
-            .filter(|t| t.status == Status::Running && leaves.contains(&t.id))
-            .count();
-        let why = if planned.ready.is_empty() {
-            format!(
-                "nothing is ready: {running} running, {} waiting, {} stuck behind failed or held tasks",
-                planned.waiting.len(),
-                planned.stuck.len()
-            )
-        } else {
-            format!(
-                "{} task(s) ready, none for this claim (role filter, role caps or file footprints of running work)",
-                planned.ready.len()
-            )
-        };
-        return Ok(json!({"task": null, "reason": why}));
-    }
     let lease_until = Timestamp(p.now().0 + lease.0);
-    for id in candidates.iter().take(32) {
-        // Conditional on the dependencies still being finished at commit time.
-        let after: Vec<TaskId> = snap
-            .edges
-            .iter()
-            .filter(|e| e.to == *id && e.kind == EdgeKind::Blocks && leaves.contains(&e.from))
-            .map(|e| e.from)
-            .collect();
+    for (id, after) in candidates.into_iter().take(32) {
         let batch = Batch {
             finishes: vec![],
             claims: vec![ClaimRequest {
-                task: *id,
+                task: id,
                 executor: "mcp".into(),
                 after,
             }],
@@ -703,6 +702,12 @@ pub(crate) async fn claim(p: &Project, client: &str, c: &ClaimSpec) -> Out {
         };
         let res = p.store.commit_batch(&batch, &actor).await?;
         let Some(got) = res.claimed.first() else {
+            if c.task.is_some() {
+                return Err(CliError::new(
+                    code::CONFLICT,
+                    format!("task {id} was claimed or changed meanwhile; it is not claimable now"),
+                ));
+            }
             continue;
         };
         let task = p.store.task(got.task).await?;
@@ -728,28 +733,120 @@ pub(crate) async fn claim(p: &Project, client: &str, c: &ClaimSpec) -> Out {
     )
 }
 
-async fn not_claimable(p: &Project, id: TaskId, planned: &Planned) -> Result<CliError, CliError> {
+/// A task named by the claimant, checked with targeted queries: a pending live leaf whose
+/// dependencies are finished. Returns it with its direct leaf dependencies.
+async fn claimable(p: &Project, q: &str) -> Result<(TaskId, Vec<TaskId>), CliError> {
+    let id = resolve(p, q).await?;
     let t = p.store.task(id).await?;
-    let msg = if let Some((_, on)) = planned
-        .waiting
+    let conflict = |m: String| CliError::new(code::CONFLICT, m);
+    if t.archived {
+        return Err(conflict(format!("task {id} is archived")));
+    }
+    if !children(p, id).await?.is_empty() {
+        return Err(conflict(format!(
+            "task {id} has children; claim one of its leaves"
+        )));
+    }
+    match t.status {
+        Status::Pending => {}
+        Status::Running => {
+            return Err(conflict(format!(
+                "task {id} is already claimed by {}",
+                t.lease_holder.as_deref().unwrap_or("someone")
+            )));
+        }
+        other => return Err(conflict(format!("task {id} is {other}, not ready"))),
+    }
+    let edges = p.store.edges_of(id).await?;
+    let waits = leaf_waits_on(p, &t, &edges).await?;
+    if !waits.is_empty() {
+        return Err(conflict(format!(
+            "task {id} is not ready: it waits on {}",
+            ids(&waits).join(", ")
+        )));
+    }
+    let mut after = Vec::new();
+    for e in edges
         .iter()
-        .chain(&planned.stuck)
-        .find(|(w, _)| *w == id)
+        .filter(|e| e.to == id && e.kind == EdgeKind::Blocks)
     {
-        format!("task {id} is not ready: it waits on {}", ids(on).join(", "))
-    } else if t.status == Status::Running {
+        if children(p, e.from).await?.is_empty() {
+            after.push(e.from);
+        }
+    }
+    Ok((id, after))
+}
+
+/// The ready tasks a claim may take, best first (critical path first), within the role filter,
+/// role caps and clear of running work's files; or why there are none.
+async fn best_ready(
+    p: &Project,
+    c: &ClaimSpec,
+) -> Result<Result<Vec<(TaskId, Vec<TaskId>)>, String>, CliError> {
+    let snap = p.store.graph().await?;
+    let planned = planned(p, &snap)?;
+    let by_id: HashMap<TaskId, &graph::GraphTask> = snap.tasks.iter().map(|t| (t.id, t)).collect();
+    let parents: HashSet<TaskId> = snap.tasks.iter().filter_map(|t| t.parent).collect();
+    let running: Vec<&graph::GraphTask> = snap
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Running && !parents.contains(&t.id))
+        .collect();
+    let mut per_role: HashMap<&str, u32> = HashMap::new();
+    for t in &running {
+        if let Some(r) = &t.role {
+            *per_role.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    let caps: HashMap<String, u32> = p.plan_settings().role_caps.into_iter().collect();
+    let list: Vec<(TaskId, Vec<TaskId>)> = planned
+        .ready
+        .iter()
+        .filter_map(|id| by_id.get(id).copied())
+        .filter(|t| c.role.is_none() || t.role == c.role)
+        .filter(|t| {
+            t.role.as_deref().is_none_or(|r| {
+                caps.get(r)
+                    .is_none_or(|cap| per_role.get(r).copied().unwrap_or(0) < *cap)
+            })
+        })
+        .filter(|t| {
+            !t.footprint.iter().any(|a| {
+                running.iter().any(|r| {
+                    r.footprint
+                        .iter()
+                        .any(|b| downbeat_core::planner::footprints_overlap(a, b))
+                })
+            })
+        })
+        .map(|t| {
+            let after = snap
+                .edges
+                .iter()
+                .filter(|e| {
+                    e.to == t.id && e.kind == EdgeKind::Blocks && !parents.contains(&e.from)
+                })
+                .map(|e| e.from)
+                .collect();
+            (t.id, after)
+        })
+        .collect();
+    if !list.is_empty() {
+        return Ok(Ok(list));
+    }
+    Ok(Err(if planned.ready.is_empty() {
         format!(
-            "task {id} is already claimed by {}",
-            t.lease_holder.as_deref().unwrap_or("someone")
+            "nothing is ready: {} running, {} waiting, {} stuck behind failed or held tasks",
+            running.len(),
+            planned.waiting.len(),
+            planned.stuck.len()
         )
-    } else if t.archived {
-        format!("task {id} is archived")
-    } else if t.status == Status::Pending {
-        format!("task {id} has children; claim one of its leaves")
     } else {
-        format!("task {id} is {}, not ready", t.status)
-    };
-    Ok(CliError::new(code::CONFLICT, msg))
+        format!(
+            "{} task(s) ready, none for this claim (role filter, role caps or file footprints of running work)",
+            planned.ready.len()
+        )
+    }))
 }
 
 /// The specialist prompt for `task`: the template of `role` (default: the task's role) with the
