@@ -1267,4 +1267,13 @@ fn http_refuses_a_public_address_without_a_token() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("set MY_TOKEN"));
+    // Checked before the project is even looked for.
+    let out = std::process::Command::new(bin())
+        .args(["mcp", "--http", "no-port"])
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected an address"));
 }

@@ -66,6 +66,14 @@ pub async fn command(g: &Globals, a: McpArgs) -> Result<(), CliError> {
 }
 
 async fn serve_cmd(g: &Globals, a: McpServeArgs) -> Result<(), CliError> {
+    // The address and the token are checked before anything else.
+    let http = match &a.http {
+        Some(addr) => {
+            let addr = http_addr(addr)?;
+            Some((addr, http_token(&addr, &a.token_env)?))
+        }
+        None => None,
+    };
     let p = project::open(g).await?;
     let profile = match (a.profile, p.config.mcp.profile.as_deref()) {
         (Some(McpProfile::Default), _) => Profile::Default,
@@ -74,9 +82,9 @@ async fn serve_cmd(g: &Globals, a: McpServeArgs) -> Result<(), CliError> {
         (None, None) => Profile::Default,
     };
     let ctx = Arc::new(Ctx::new(g, p, profile)?);
-    let result = match &a.http {
+    let result = match http {
         None => serve_stdio(ctx.clone()).await,
-        Some(addr) => serve_http(ctx.clone(), addr, &a.token_env).await,
+        Some((addr, token)) => serve_http(ctx.clone(), addr, token).await,
     };
     // A run started through this server stops with it (its running tasks go back to pending).
     ctx.runs.shutdown().await;
@@ -96,6 +104,24 @@ async fn serve_stdio(ctx: Arc<Ctx>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `127.0.0.1:8765`, `[::1]:8765` or `localhost:8765`.
+fn http_addr(addr: &str) -> Result<SocketAddr, CliError> {
+    use std::net::ToSocketAddrs;
+    let bad = || {
+        CliError::invalid(format!(
+            "--http {addr}: expected an address like 127.0.0.1:8765"
+        ))
+    };
+    match addr.parse::<SocketAddr>() {
+        Ok(a) => Ok(a),
+        Err(_) => addr
+            .to_socket_addrs()
+            .map_err(|_| bad())?
+            .next()
+            .ok_or_else(bad),
+    }
+}
+
 /// Refuses a non-loopback address without a token; returns the token, if any.
 pub fn http_token(addr: &SocketAddr, token_env: &str) -> Result<Option<String>, CliError> {
     let token = std::env::var(token_env).ok().filter(|t| !t.is_empty());
@@ -110,15 +136,13 @@ pub fn http_token(addr: &SocketAddr, token_env: &str) -> Result<Option<String>, 
     Ok(token)
 }
 
-async fn serve_http(ctx: Arc<Ctx>, addr: &str, token_env: &str) -> Result<(), CliError> {
+async fn serve_http(
+    ctx: Arc<Ctx>,
+    addr: SocketAddr,
+    token: Option<String>,
+) -> Result<(), CliError> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-    let addr: SocketAddr = addr.parse().map_err(|_| {
-        CliError::invalid(format!(
-            "--http {addr}: expected an address like 127.0.0.1:8765"
-        ))
-    })?;
-    let token = http_token(&addr, token_env)?;
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default().with_cancellation_token(cancel.clone());
     if !addr.ip().is_loopback() {
