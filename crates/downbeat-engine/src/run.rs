@@ -357,20 +357,22 @@ impl Graph {
 
     /// Transitive dependents of `v` that are tasks.
     fn dependents(&self, v: NodeIdx) -> Vec<NodeIdx> {
-        let mut seen = HashSet::new();
-        let mut stack = vec![v];
-        let mut out = Vec::new();
-        while let Some(u) = stack.pop() {
-            for &s in self.tdag.dag.succs(u) {
-                if seen.insert(s) {
-                    if self.tdag.dag.kind(s) == NodeKind::Task {
-                        out.push(s);
-                    }
-                    stack.push(s);
-                }
-            }
-        }
-        out
+        dependent_nodes(&self.tdag, v)
+    }
+
+    /// The dependents of `v` as flag rules and discovered work see them.
+    fn dependent_tasks(&self, v: NodeIdx) -> Vec<Dependent> {
+        self.dependents(v)
+            .into_iter()
+            .filter_map(|d| {
+                let id = self.tdag.owner[d as usize];
+                self.tasks.get(&id).map(|t| Dependent {
+                    id,
+                    status: t.status,
+                    priority: t.priority,
+                })
+            })
+            .collect()
     }
 
     fn remaining(&self) -> u64 {
@@ -382,6 +384,52 @@ impl Graph {
             })
             .count() as u64
     }
+}
+
+/// Transitive dependents of node `v` that are tasks (no recursion: an explicit stack).
+fn dependent_nodes(tdag: &TaskDag, v: NodeIdx) -> Vec<NodeIdx> {
+    let mut seen = HashSet::new();
+    let mut stack = vec![v];
+    let mut out = Vec::new();
+    while let Some(u) = stack.pop() {
+        for &s in tdag.dag.succs(u) {
+            if seen.insert(s) {
+                if tdag.dag.kind(s) == NodeKind::Task {
+                    out.push(s);
+                }
+                stack.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// The transitive dependents of task `id` read from the store (for callers outside a run, such
+/// as a completion reported through MCP). Empty for a task that is not a live leaf.
+pub async fn load_dependents(store: &dyn Store, id: TaskId) -> Result<Vec<Dependent>, RunError> {
+    let tasks = store.tasks(&TaskFilter::default()).await?;
+    let snap = downbeat_core::report::snapshot_of(&tasks, &store.edges().await?);
+    let tdag = TaskDag::new(&snap, &|_| None)?;
+    let Some(v) = tdag
+        .owner
+        .iter()
+        .enumerate()
+        .position(|(i, t)| *t == id && tdag.dag.kind(i as NodeIdx) == NodeKind::Task)
+    else {
+        return Ok(Vec::new());
+    };
+    let by_id: HashMap<TaskId, &Task> = tasks.iter().map(|t| (t.id, t)).collect();
+    Ok(dependent_nodes(&tdag, v as NodeIdx)
+        .into_iter()
+        .filter_map(|d| {
+            let t = by_id.get(&tdag.owner[d as usize])?;
+            Some(Dependent {
+                id: t.id,
+                status: t.status,
+                priority: t.priority,
+            })
+        })
+        .collect())
 }
 
 /// Which task nodes the run may dispatch.
@@ -655,19 +703,36 @@ pub async fn run(
                 }
                 if outcome.kind == OutcomeKind::Succeeded {
                     if let Some(report) = &outcome.report {
-                        reload |= apply_report(
+                        let needs_dependents = !report.flags.is_empty()
+                            || report.discovered.iter().any(|d| d.blocks_dependents);
+                        let dependents = if needs_dependents {
+                            g.dependent_tasks(v)
+                        } else {
+                            Vec::new()
+                        };
+                        let title = g
+                            .tasks
+                            .get(&claim.task)
+                            .map(|t| t.title.clone())
+                            .unwrap_or_default();
+                        let effects = apply_report(
                             store.as_ref(),
-                            &opts,
-                            &g,
-                            v,
+                            &opts.rules,
                             claim.task,
+                            &title,
+                            &dependents,
                             report,
                             &actor(),
                             &emit,
-                            &mut stopping,
-                            &mut paused_until,
                         )
                         .await?;
+                        reload |= effects.changed;
+                        if let Some(reason) = effects.stop {
+                            stopping = Some(reason);
+                        }
+                        if let Some(p) = effects.pause_until {
+                            paused_until = Some(p);
+                        }
                     }
                 } else if let Some(t) = g.tasks.get(&claim.task)
                     && t.status == Status::Failed
@@ -1052,26 +1117,45 @@ fn outcome_name(k: OutcomeKind) -> &'static str {
     }
 }
 
-/// Flags and discovered tasks of a completed attempt. Returns whether the graph changed.
+/// A dependent of a completed task, as flag rules and discovered work see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dependent {
+    pub id: TaskId,
+    pub status: Status,
+    pub priority: Priority,
+}
+
+/// What applying an agent's report did besides recording the completion.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportEffects {
+    /// Whether the graph changed (tasks added, priorities raised, edges added).
+    pub changed: bool,
+    /// A `stop` rule fired: why. Only a run acts on it.
+    pub stop: Option<String>,
+    /// A pausing rule fired: nothing else should start until this task is done. Only a run acts
+    /// on it.
+    pub pause_until: Option<TaskId>,
+    /// Tasks created: follow-ups of flag rules and discovered work, in order.
+    pub created: Vec<TaskId>,
+}
+
+/// Applies the flags (through the project's flag rules) and the discovered tasks of a completed
+/// task's report: records `flag.raised` events, adds follow-up and discovered tasks linked by
+/// `discovered-from` edges, raises dependents' priorities. `dependents` are the completed
+/// task's transitive dependents ([`load_dependents`] reads them from the store). Every action
+/// is also reported through `emit`.
 #[allow(clippy::too_many_arguments)]
-async fn apply_report(
+pub async fn apply_report(
     store: &dyn Store,
-    opts: &RunOptions,
-    g: &Graph,
-    v: NodeIdx,
+    rules: &[FlagRule],
     task_id: TaskId,
+    title: &str,
+    dependents: &[Dependent],
     report: &AgentReport,
     actor: &Actor,
-    emit: &dyn Fn(RunEvent),
-    stopping: &mut Option<String>,
-    paused_until: &mut Option<TaskId>,
-) -> Result<bool, RunError> {
-    let mut changed = false;
-    let title = g
-        .tasks
-        .get(&task_id)
-        .map(|t| t.title.clone())
-        .unwrap_or_default();
+    emit: &(dyn Fn(RunEvent) + Sync),
+) -> Result<ReportEffects, RunError> {
+    let mut fx = ReportEffects::default();
     for flag in &report.flags {
         store
             .record_event(
@@ -1081,7 +1165,7 @@ async fn apply_report(
                 actor,
             )
             .await?;
-        let rules: Vec<&FlagRule> = opts.rules.iter().filter(|r| &r.flag == flag).collect();
+        let rules: Vec<&FlagRule> = rules.iter().filter(|r| &r.flag == flag).collect();
         if rules.is_empty() {
             emit(RunEvent::Flag {
                 task: task_id.to_string(),
@@ -1097,7 +1181,7 @@ async fn apply_report(
                         .title
                         .as_deref()
                         .unwrap_or("Follow up {{ flag }} from {{ task.title }}");
-                    let t = prompt::render_title(tmpl, &task_id.to_string(), &title, flag)
+                    let t = prompt::render_title(tmpl, &task_id.to_string(), title, flag)
                         .map_err(|e| RunError::Config(e.to_string()))?;
                     let new = NewTask {
                         title: t.clone(),
@@ -1107,10 +1191,11 @@ async fn apply_report(
                         ..Default::default()
                     };
                     let created = add_discovered(store, task_id, &new, actor).await?;
-                    changed = true;
+                    fx.changed = true;
+                    fx.created.push(created.id);
                     let mut detail = format!("added {} \"{t}\"", created.id);
                     if rule.pause {
-                        *paused_until = Some(created.id);
+                        fx.pause_until = Some(created.id);
                         detail.push_str("; everything else waits until it is done");
                         emit(RunEvent::Paused {
                             until: created.id.to_string(),
@@ -1130,15 +1215,11 @@ async fn apply_report(
                         .and_then(|p| p.parse().ok())
                         .unwrap_or(Priority::High);
                     let mut n = 0;
-                    for d in g.dependents(v) {
-                        let id = g.tdag.owner[d as usize];
-                        if g.tasks
-                            .get(&id)
-                            .is_some_and(|t| t.status == Status::Pending && t.priority < p)
-                        {
+                    for d in dependents {
+                        if d.status == Status::Pending && d.priority < p {
                             store
                                 .update_task(
-                                    id,
+                                    d.id,
                                     &TaskPatch {
                                         priority: Some(p),
                                         ..Default::default()
@@ -1149,7 +1230,7 @@ async fn apply_report(
                             n += 1;
                         }
                     }
-                    changed |= n > 0;
+                    fx.changed |= n > 0;
                     emit(RunEvent::Flag {
                         task: task_id.to_string(),
                         flag: flag.clone(),
@@ -1158,7 +1239,7 @@ async fn apply_report(
                     });
                 }
                 FlagAction::Pause => {
-                    *paused_until = Some(task_id);
+                    fx.pause_until = Some(task_id);
                     emit(RunEvent::Flag {
                         task: task_id.to_string(),
                         flag: flag.clone(),
@@ -1177,7 +1258,7 @@ async fn apply_report(
                     emit(RunEvent::Stopping {
                         reason: reason.clone(),
                     });
-                    *stopping = Some(reason);
+                    fx.stop = Some(reason);
                 }
             }
         }
@@ -1191,24 +1272,19 @@ async fn apply_report(
             ..Default::default()
         };
         let created = add_discovered(store, task_id, &new, actor).await?;
+        fx.created.push(created.id);
         if d.blocks_dependents {
-            for dep in g.dependents(v) {
-                let id = g.tdag.owner[dep as usize];
-                if g.tasks
-                    .get(&id)
-                    .is_some_and(|t| t.status == Status::Pending)
-                {
-                    store
-                        .add_edge(
-                            Edge {
-                                from: created.id,
-                                to: id,
-                                kind: EdgeKind::Blocks,
-                            },
-                            actor,
-                        )
-                        .await?;
-                }
+            for dep in dependents.iter().filter(|d| d.status == Status::Pending) {
+                store
+                    .add_edge(
+                        Edge {
+                            from: created.id,
+                            to: dep.id,
+                            kind: EdgeKind::Blocks,
+                        },
+                        actor,
+                    )
+                    .await?;
             }
         }
         emit(RunEvent::Discovered {
@@ -1216,9 +1292,9 @@ async fn apply_report(
             new_task: created.id.to_string(),
             title: d.title.clone(),
         });
-        changed = true;
+        fx.changed = true;
     }
-    Ok(changed)
+    Ok(fx)
 }
 
 /// Creates a task found while working on `from`, linked to it by a `discovered-from` edge.
@@ -1321,6 +1397,20 @@ async fn render_prompt(
 ) -> Result<String, String> {
     let role = task.role.clone().unwrap_or_default();
     let template = opts.prompts.get(&role).unwrap_or(&opts.default_prompt);
+    let ctx = prompt_context(store, task).await?;
+    prompt::render(
+        if role.is_empty() { "default" } else { &role },
+        template,
+        &ctx,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// What a task's prompt template sees, read from the store: the task, the active objectives,
+/// and the results and artifacts of the tasks it depends on (a container dependency contributes
+/// its children's results). Render it with [`prompt::render`].
+pub async fn prompt_context(store: &dyn Store, task: &Task) -> Result<PromptContext, String> {
+    let role = task.role.clone().unwrap_or_default();
     let objectives = store
         .objectives()
         .await
@@ -1368,23 +1458,17 @@ async fn render_prompt(
                 .collect();
         }
     }
-    let ctx = PromptContext {
+    Ok(PromptContext {
         task: PromptTask {
             id: task.id.to_string(),
             title: task.title.clone(),
             description: task.description.clone(),
-            role: role.clone(),
+            role,
             acceptance: task.acceptance.clone(),
         },
         objectives,
         dependencies,
-    };
-    prompt::render(
-        if role.is_empty() { "default" } else { &role },
-        template,
-        &ctx,
-    )
-    .map_err(|e| e.to_string())
+    })
 }
 
 /// Whether a lease holder named `runner:HOST:PID` is a process of this machine that is gone.

@@ -111,11 +111,52 @@ pub enum Command {
     /// Measure the planner on a random graph.
     #[command(subcommand)]
     Bench(BenchCmd),
-    /// The MCP server; `downbeat mcp install` adds it to a client's configuration.
+    /// The MCP server (stdio, or Streamable HTTP with --http); `downbeat mcp install` adds it
+    /// to a client's configuration.
     Mcp(McpArgs),
     /// Claude Code subagents for the project's roles.
     #[command(subcommand)]
     Agents(AgentsCmd),
+}
+
+/// `downbeat mcp`: without a subcommand, runs the server (same as `mcp serve`).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: Option<McpCmd>,
+    #[command(flatten)]
+    pub serve: McpServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCmd {
+    /// Run the MCP server (the default action of `downbeat mcp`).
+    Serve(McpServeArgs),
+    /// Add the downbeat MCP server to the configuration of Claude Code, Cursor or Codex.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct McpServeArgs {
+    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (a non-loopback address
+    /// needs a bearer token).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Tool profile (default: [mcp] profile, else `default`).
+    #[arg(long, value_enum)]
+    pub profile: Option<McpProfile>,
+    /// Environment variable holding the bearer token HTTP clients must send.
+    #[arg(long, value_name = "VAR", default_value = "DOWNBEAT_MCP_TOKEN")]
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum McpProfile {
+    /// About eight operation-style tools.
+    Default,
+    /// The default tools and finer ones.
+    Full,
 }
 
 #[derive(Debug, Subcommand)]
@@ -495,18 +536,6 @@ pub enum BenchCmd {
         #[arg(long, short = 'j', default_value_t = 64)]
         concurrency: usize,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct McpArgs {
-    #[command(subcommand)]
-    pub cmd: Option<McpCmd>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum McpCmd {
-    /// Add the downbeat MCP server to the configuration of Claude Code, Cursor or Codex.
-    Install(InstallArgs),
 }
 
 /// An MCP client whose configuration `downbeat mcp install` knows.

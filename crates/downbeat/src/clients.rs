@@ -16,7 +16,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::{AgentsCmd, Client, ExportArgs, InstallArgs, McpArgs, McpCmd, Scope};
+use crate::cli::{AgentsCmd, Client, ExportArgs, InstallArgs, Scope};
 use crate::error::{CliError, code};
 use crate::output::{json as print_json, note, out, outln};
 use crate::project::{self, Globals};
@@ -25,13 +25,13 @@ use crate::project::{self, Globals};
 /// others are for the conductor: planning, running, sessions).
 ///
 /// Subagent files list them as `mcp__<server>__<tool>`; their prompt mentions `claim`,
-/// `complete`, and `tasks` and `context` when present here.
+/// `work`, and `tasks` and `context` when present here.
 pub const MCP_TOOLS: &[(&str, bool)] = &[
     ("session", false),
     ("plan", false),
     ("tasks", true),
     ("claim", true),
-    ("complete", true),
+    ("work", true),
     ("context", true),
     ("report", true),
     ("run", false),
@@ -64,17 +64,6 @@ impl Action {
 // ------------------------------------------------------------------------------------------
 // downbeat mcp
 
-pub fn mcp(g: &Globals, a: McpArgs, j: bool) -> Result<(), CliError> {
-    match a.cmd {
-        Some(McpCmd::Install(i)) => install(g, i, j),
-        None => Err(CliError::new(
-            code::INTERNAL,
-            "the MCP server is not available in this build",
-        )
-        .with_hint("`downbeat mcp install --client claude|cursor|codex` configures a client")),
-    }
-}
-
 /// The server entry to write: what the client starts.
 struct Server {
     name: String,
@@ -83,7 +72,8 @@ struct Server {
     env: Vec<(String, String)>,
 }
 
-fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), CliError> {
+/// `downbeat mcp install`.
+pub fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), CliError> {
     check_server_name(&a.name)?;
     let env = a
         .env
@@ -846,16 +836,17 @@ pub fn subagent(r: &Role, server: &str, model: Option<&str>) -> String {
     );
     let _ = writeln!(
         s,
-        "{}. **Complete.** Call `{}` with the task id and:\n   \
+        "{}. **Complete.** Call `{}` with the task id, the token `claim` gave you, and:\n   \
          - a summary: what you did and what the next person needs to know, in a few sentences;\n   \
          - artifacts: the files you produced or changed, relative to the project root;\n   \
          - flags for what someone else must look at (e.g. `SECURITY_BREACH`, `NEEDS_REVIEW`);\n   \
          - discovered tasks: work you found outside this task, each with a title, a role and \
          why. Do not do it yourself.\n\n   \
-         If you cannot finish, complete the task as failed with the reason rather than leaving \
-         it claimed.",
+         On long work, call it with `action: \"heartbeat\"` now and then to keep your lease. \
+         If you cannot finish, call it with `action: \"fail\"` and the reason rather than \
+         leaving the task claimed.",
         n + 1,
-        tool("complete")
+        tool("work")
     );
     s.push_str(
         "\nEnd with a short reply to whoever delegated to you: the task id, the outcome and the \

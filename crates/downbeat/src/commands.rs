@@ -54,8 +54,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
             plan => bench(plan, j),
         };
     }
-    if let Command::Mcp(m) = cli.command {
-        return crate::clients::mcp(&g, m, j);
+    if let Command::Mcp(a) = cli.command {
+        return match a.command {
+            Some(crate::cli::McpCmd::Install(i)) => crate::clients::install(&g, i, j),
+            command => crate::mcp::command(&g, crate::cli::McpArgs { command, ..a }).await,
+        };
     }
     if let Command::Agents(c) = cli.command {
         return crate::clients::agents(&g, c, j);
@@ -159,11 +162,11 @@ fn unreachable_command() -> Result<(), CliError> {
 // ------------------------------------------------------------------------------------------
 // Helpers
 
-async fn resolve(p: &Project, s: &str) -> Result<TaskId, CliError> {
+pub(crate) async fn resolve(p: &Project, s: &str) -> Result<TaskId, CliError> {
     Ok(p.store.resolve_task(s).await?)
 }
 
-async fn view(p: &Project) -> Result<ProjectView, CliError> {
+pub(crate) async fn view(p: &Project) -> Result<ProjectView, CliError> {
     view::load(p.store.as_ref(), &p.plan_settings())
         .await
         .map_err(|e| match e {
@@ -178,12 +181,12 @@ async fn view(p: &Project) -> Result<ProjectView, CliError> {
         })
 }
 
-fn parse_priority(s: &str) -> Result<Priority, CliError> {
+pub(crate) fn parse_priority(s: &str) -> Result<Priority, CliError> {
     s.parse()
         .map_err(|e: downbeat_core::task::ParseEnumError| CliError::invalid(e.to_string()))
 }
 
-fn check_role(p: &Project, r: &str) -> Result<(), CliError> {
+pub(crate) fn check_role(p: &Project, r: &str) -> Result<(), CliError> {
     if p.roles.contains(r) {
         Ok(())
     } else {
@@ -196,7 +199,7 @@ fn check_role(p: &Project, r: &str) -> Result<(), CliError> {
     }
 }
 
-fn record(kind: RecordKind, s: &str) -> Result<RecordId, CliError> {
+pub(crate) fn record(kind: RecordKind, s: &str) -> Result<RecordId, CliError> {
     RecordId::parse(kind, s).ok_or_else(|| {
         CliError::invalid(format!(
             "`{s}` is not a {} id (like {}3)",
@@ -207,7 +210,11 @@ fn record(kind: RecordKind, s: &str) -> Result<RecordId, CliError> {
 }
 
 /// The status a person should see: `ready`/`waiting` for pending leaves, rolled up for containers.
-fn shown_status(t: &Task, roll: &HashMap<TaskId, Progress>, ready: &HashSet<TaskId>) -> String {
+pub(crate) fn shown_status(
+    t: &Task,
+    roll: &HashMap<TaskId, Progress>,
+    ready: &HashSet<TaskId>,
+) -> String {
     match roll.get(&t.id) {
         Some(pr) if pr.is_container => pr.status.to_string(),
         _ if t.status == Status::Pending => {
@@ -291,40 +298,7 @@ async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), CliError> {
     })?;
     let parsed = plan::parse(&text, format)
         .map_err(|e| CliError::invalid(format!("{shown}: {}", e.message)))?;
-    // References to tasks outside the plan: look them all up once.
-    let refs: Vec<String> = parsed
-        .tasks
-        .iter()
-        .flat_map(|t| {
-            t.depends_on
-                .iter()
-                .chain(&t.related)
-                .chain(&t.discovered_from)
-                .chain(t.parent.iter())
-        })
-        .chain(parsed.objectives.iter().flat_map(|o| o.tasks.iter()))
-        .chain(parsed.decisions.iter().filter_map(|d| d.task.as_ref()))
-        .chain(parsed.insights.iter().filter_map(|i| i.task.as_ref()))
-        .cloned()
-        .collect();
-    // Plan keys resolve inside the plan; only the other references need the database.
-    let keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
-    let own: HashSet<&str> = keys.iter().map(String::as_str).collect();
-    let mut outside: Vec<String> = refs
-        .into_iter()
-        .filter(|r| !own.contains(r.as_str()))
-        .collect();
-    outside.sort();
-    outside.dedup();
-    let known = p.store.lookup_tasks(&outside).await?;
-    let taken = p.store.keys_in_use(&keys).await?;
-    let validated = plan::validate(&parsed, &p.roles, &|r| known.get(r).copied(), &|k| {
-        taken.contains(k)
-    })
-    .map_err(|e| CliError::invalid(format!("{shown}: {e}")))?;
-    if let Some(cycle) = dry_cycle_check(p, &validated).await? {
-        return Err(CliError::new(code::CONFLICT, format!("{shown}: {cycle}")));
-    }
+    let validated = validate_plan(p, &parsed, &shown).await?;
     let name = validated.name.clone().unwrap_or_else(|| shown.clone());
     if dry {
         if j {
@@ -342,11 +316,7 @@ async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    if !validated.roles.is_empty() {
-        write_plan_roles(p, &validated.roles)?;
-    }
-    let actor = p.actor().await?;
-    let applied = p.store.apply_plan(&validated, &actor).await?;
+    let applied = apply_plan(p, &validated).await?;
     if j {
         print_json(&json!({
             "plan": name,
@@ -380,6 +350,63 @@ async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), CliError> {
         out(&table(&["ID", "KEY", "TITLE"], &rows));
     }
     Ok(())
+}
+
+/// Validates a parsed plan against the project (roles, existing tasks and keys, cycles formed
+/// with stored edges); every problem names the offending task or edge. `shown` prefixes the
+/// messages (the file name, or `plan`).
+pub(crate) async fn validate_plan(
+    p: &Project,
+    parsed: &plan::PlanFile,
+    shown: &str,
+) -> Result<plan::ValidatedPlan, CliError> {
+    // References to tasks outside the plan: look them all up once.
+    let refs: Vec<String> = parsed
+        .tasks
+        .iter()
+        .flat_map(|t| {
+            t.depends_on
+                .iter()
+                .chain(&t.related)
+                .chain(&t.discovered_from)
+                .chain(t.parent.iter())
+        })
+        .chain(parsed.objectives.iter().flat_map(|o| o.tasks.iter()))
+        .chain(parsed.decisions.iter().filter_map(|d| d.task.as_ref()))
+        .chain(parsed.insights.iter().filter_map(|i| i.task.as_ref()))
+        .cloned()
+        .collect();
+    // Plan keys resolve inside the plan; only the other references need the database.
+    let keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
+    let own: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let mut outside: Vec<String> = refs
+        .into_iter()
+        .filter(|r| !own.contains(r.as_str()))
+        .collect();
+    outside.sort();
+    outside.dedup();
+    let known = p.store.lookup_tasks(&outside).await?;
+    let taken = p.store.keys_in_use(&keys).await?;
+    let validated = plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|k| {
+        taken.contains(k)
+    })
+    .map_err(|e| CliError::invalid(format!("{shown}: {e}")))?;
+    if let Some(cycle) = dry_cycle_check(p, &validated).await? {
+        return Err(CliError::new(code::CONFLICT, format!("{shown}: {cycle}")));
+    }
+    Ok(validated)
+}
+
+/// Writes the plan's role files, then inserts the plan in one transaction.
+pub(crate) async fn apply_plan(
+    p: &Project,
+    validated: &plan::ValidatedPlan,
+) -> Result<downbeat_store::AppliedPlan, CliError> {
+    if !validated.roles.is_empty() {
+        write_plan_roles(p, &validated.roles)?;
+    }
+    let actor = p.actor().await?;
+    Ok(p.store.apply_plan(validated, &actor).await?)
 }
 
 /// Catches cycles before writing so a dry run reports them too (the store re-checks on write).
@@ -1149,10 +1176,8 @@ async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn status(p: &Project, j: bool) -> Result<(), CliError> {
-    let v = view(p).await?;
-    let c = v.counts();
-    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+/// Leaves per role: (done, total); `(none)` for tasks without a role.
+pub(crate) fn per_role(v: &ProjectView) -> BTreeMap<String, (u64, u64)> {
     let mut per_role: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for t in v
         .tasks
@@ -1167,6 +1192,14 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
             e.0 += 1;
         }
     }
+    per_role
+}
+
+async fn status(p: &Project, j: bool) -> Result<(), CliError> {
+    let v = view(p).await?;
+    let c = v.counts();
+    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    let per_role = per_role(&v);
     if j {
         print_json(&json!({
             "counts": c,
@@ -1267,6 +1300,21 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
 
 async fn graph(p: &Project, a: GraphArgs, j: bool) -> Result<(), CliError> {
     let v = view(p).await?;
+    let format = if j { GraphFormat::Json } else { a.format };
+    if format == GraphFormat::Json {
+        let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+        print_json(&json!({
+            "tasks": v.tasks.iter().map(|t| json!({"id": t.id, "key": t.key, "title": t.title, "role": t.role, "parent": t.parent, "state": shown_status(t, &v.rollup, &ready)})).collect::<Vec<_>>(),
+            "edges": v.edges,
+        }));
+        return Ok(());
+    }
+    out(&render_graph(&v, format));
+    Ok(())
+}
+
+/// The task graph as Mermaid or Graphviz dot text (containers as subgraphs).
+pub(crate) fn render_graph(v: &ProjectView, format: GraphFormat) -> String {
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     let live: HashSet<TaskId> = v.tasks.iter().map(|t| t.id).collect();
     let mut kids: BTreeMap<Option<TaskId>, Vec<&Task>> = BTreeMap::new();
@@ -1289,15 +1337,8 @@ async fn graph(p: &Project, a: GraphArgs, j: bool) -> Result<(), CliError> {
         )
     };
     let mut s = String::new();
-    let format = if j { GraphFormat::Json } else { a.format };
     match format {
-        GraphFormat::Json => {
-            print_json(&json!({
-                "tasks": v.tasks.iter().map(|t| json!({"id": t.id, "key": t.key, "title": t.title, "role": t.role, "parent": t.parent, "state": shown_status(t, &v.rollup, &ready)})).collect::<Vec<_>>(),
-                "edges": v.edges,
-            }));
-            return Ok(());
-        }
+        GraphFormat::Json => {}
         GraphFormat::Mermaid => {
             let esc = |x: &str| x.replace('"', "#quot;");
             let _ = writeln!(s, "flowchart TD");
@@ -1380,8 +1421,7 @@ async fn graph(p: &Project, a: GraphArgs, j: bool) -> Result<(), CliError> {
             let _ = writeln!(s, "}}");
         }
     }
-    out(&s);
-    Ok(())
+    s
 }
 
 fn change_summary(before: &Option<Value>, after: &Option<Value>) -> String {
@@ -1472,16 +1512,7 @@ async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), CliError> {
             }
         }
         SessionCmd::Resume => {
-            let current = match p.store.current_session().await? {
-                Some(s) => s,
-                None => {
-                    let prev = p.store.sessions().await?.last().map(|s| s.id.to_string());
-                    let label = prev
-                        .map(|x| format!("resumed after {x}"))
-                        .unwrap_or_else(|| "session".into());
-                    p.store.start_session(&label, &p.actor().await?).await?
-                }
-            };
+            let current = resume_session(p).await?;
             let v = view(p).await?;
             let brief = report::brief(&v, Some(&current));
             if j {
@@ -1524,6 +1555,22 @@ async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The open session, or a new one continuing the last.
+pub(crate) async fn resume_session(
+    p: &Project,
+) -> Result<downbeat_core::context::Session, CliError> {
+    Ok(match p.store.current_session().await? {
+        Some(s) => s,
+        None => {
+            let prev = p.store.sessions().await?.last().map(|s| s.id.to_string());
+            let label = prev
+                .map(|x| format!("resumed after {x}"))
+                .unwrap_or_else(|| "session".into());
+            p.store.start_session(&label, &p.actor().await?).await?
+        }
+    })
 }
 
 async fn objective(p: &Project, c: ObjectiveCmd, j: bool) -> Result<(), CliError> {
@@ -1682,7 +1729,7 @@ async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(), CliError> 
 // handover, maintenance, roles, metrics, bench
 
 /// The integration report of `id` (or the project) and where it goes by default.
-async fn render_synthesis(
+pub(crate) async fn render_synthesis(
     p: &Project,
     id: Option<&str>,
 ) -> Result<(String, std::path::PathBuf), CliError> {
@@ -1699,7 +1746,7 @@ async fn render_synthesis(
     Ok((doc, p.dir().join("reports").join(name)))
 }
 
-fn write_report(target: &std::path::Path, doc: &str) -> Result<String, CliError> {
+pub(crate) fn write_report(target: &std::path::Path, doc: &str) -> Result<String, CliError> {
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -1759,7 +1806,19 @@ fn p_task(v: &ProjectView, entity: &str) -> Option<TaskId> {
 const HANDOVER_AT: &str = "handover.at_seq";
 const HANDOVER_BASE: &str = "handover.baseline_seq";
 
-async fn handover(p: &Project, a: HandoverArgs, j: bool) -> Result<(), CliError> {
+/// The handover document as of now, and the bookkeeping needed to record writing it.
+pub(crate) struct HandoverDoc {
+    pub doc: String,
+    /// The latest change the document covers.
+    last: i64,
+    /// The change covered by the previous handover, if any.
+    at: Option<i64>,
+    /// Decisions recorded after this change are listed as new.
+    baseline: i64,
+}
+
+/// Renders the handover document without writing anything.
+pub(crate) async fn handover_doc(p: &Project) -> Result<HandoverDoc, CliError> {
     let last = view::last_change(p.store.as_ref())
         .await?
         .map(|(s, _)| s)
@@ -1784,37 +1843,56 @@ async fn handover(p: &Project, a: HandoverArgs, j: bool) -> Result<(), CliError>
         .filter_map(|e| RecordId::parse(RecordKind::Decision, &e.entity))
         .collect();
     let v = view(p).await?;
-    let doc = report::handover(&v, &new_decisions);
-    let target = a.output.unwrap_or_else(|| p.dir().join("handover.md"));
+    Ok(HandoverDoc {
+        doc: report::handover(&v, &new_decisions),
+        last,
+        at,
+        baseline,
+    })
+}
+
+/// Writes the handover document to `target` (default .downbeat/handover.md; `-` writes
+/// nothing) and records it; returns the path written (or `-`) and the document.
+pub(crate) async fn write_handover(
+    p: &Project,
+    target: Option<std::path::PathBuf>,
+) -> Result<(String, String), CliError> {
+    let h = handover_doc(p).await?;
+    let target = target.unwrap_or_else(|| p.dir().join("handover.md"));
     let to_stdout = target.as_os_str() == "-";
     if !to_stdout {
-        write_atomically(&target, doc.as_bytes())?;
+        write_atomically(&target, h.doc.as_bytes())?;
     }
-    if at != Some(last) {
+    let path = if to_stdout {
+        "-".to_owned()
+    } else {
+        target.display().to_string()
+    };
+    if h.at != Some(h.last) {
         p.store
-            .meta_set(HANDOVER_BASE, &baseline.to_string())
+            .meta_set(HANDOVER_BASE, &h.baseline.to_string())
             .await?;
-        p.store.meta_set(HANDOVER_AT, &last.to_string()).await?;
-        let path = if to_stdout {
-            "-".to_owned()
-        } else {
-            target.display().to_string()
-        };
+        p.store.meta_set(HANDOVER_AT, &h.last.to_string()).await?;
         p.store
             .record_event(
                 "handover.written",
                 "handover",
-                Some(json!({"path": path, "as_of_seq": last})),
+                Some(json!({"path": path, "as_of_seq": h.last})),
                 &p.actor().await?,
             )
             .await?;
     }
-    if to_stdout {
+    Ok((path, h.doc))
+}
+
+async fn handover(p: &Project, a: HandoverArgs, j: bool) -> Result<(), CliError> {
+    let (path, doc) = write_handover(p, a.output).await?;
+    if path == "-" {
         out(&doc);
     } else if j {
-        print_json(&json!({"path": target.display().to_string(), "bytes": doc.len()}));
+        print_json(&json!({"path": path, "bytes": doc.len()}));
     } else {
-        outln(&target.display().to_string());
+        outln(&path);
     }
     Ok(())
 }
@@ -1838,22 +1916,32 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         })
 }
 
-async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliError> {
+/// What maintenance found, and what it did when applied.
+pub(crate) struct Maintenance {
+    pub findings: Vec<Finding>,
+    pub integrity: downbeat_store::Integrity,
+    pub actions: Vec<String>,
+}
+
+/// Reviews the project (stale tasks, archivable work, damage) and, with `apply`, acts on the
+/// findings. Thresholds default to the configuration.
+pub(crate) async fn maintenance(
+    p: &Project,
+    apply: bool,
+    stale_after: Option<&str>,
+    archive_after: Option<&str>,
+) -> Result<Maintenance, CliError> {
     let dur = |what: &str, s: &str| {
         Millis::parse(s).map_err(|e| CliError::invalid(format!("{what}: {e}")))
     };
     let mut policy = Policy {
         stale_after: dur(
             "stale_after",
-            a.stale_after
-                .as_deref()
-                .unwrap_or(&p.config.maintain.stale_after),
+            stale_after.unwrap_or(&p.config.maintain.stale_after),
         )?,
         archive_after: dur(
             "archive_after",
-            a.archive_after
-                .as_deref()
-                .unwrap_or(&p.config.maintain.archive_after),
+            archive_after.unwrap_or(&p.config.maintain.archive_after),
         )?,
         ..Default::default()
     };
@@ -1869,7 +1957,7 @@ async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliEr
     let findings = maintain::review(&tasks, &edges, p.now(), &policy);
     let integrity = p.store.integrity().await?;
     let mut actions: Vec<String> = Vec::new();
-    if a.apply {
+    if apply {
         let actor = p.actor().await?;
         for f in &findings {
             match f {
@@ -1898,6 +1986,25 @@ async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliEr
             .await?;
         actions.push("optimised the database".into());
     }
+    Ok(Maintenance {
+        findings,
+        integrity,
+        actions,
+    })
+}
+
+async fn maintain_cmd(p: &Project, a: MaintainArgs, j: bool) -> Result<(), CliError> {
+    let Maintenance {
+        findings,
+        integrity,
+        actions,
+    } = maintenance(
+        p,
+        a.apply,
+        a.stale_after.as_deref(),
+        a.archive_after.as_deref(),
+    )
+    .await?;
     if j {
         print_json(
             &json!({"findings": findings, "integrity": integrity, "applied": a.apply, "actions": actions}),

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clients;
 pub(crate) mod commands;
 pub mod error;
+pub mod mcp;
 mod output;
 pub mod project;
 pub mod run_cmd;

@@ -38,6 +38,19 @@ pub struct Config {
     /// What flags raised by agents trigger.
     #[serde(default)]
     pub rules: Vec<downbeat_engine::config::FlagRule>,
+    /// The MCP server (`downbeat mcp`).
+    #[serde(default)]
+    pub mcp: McpConfig,
+}
+
+/// `[mcp]`: defaults of `downbeat mcp`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Tool profile: `default` (a few operation-style tools) or `full` (finer tools too).
+    pub profile: Option<String>,
+    /// How long a claim made through MCP holds its task without a heartbeat (default `5m`).
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +153,11 @@ archive_after = "30d"
 # [executors.tests]
 # type = "process"
 # shell = "cargo test"
+
+# The MCP server (`downbeat mcp`, see docs/mcp.md):
+# [mcp]
+# profile = "default"   # or "full": finer tools as well
+# lease = "5m"          # a claim without a heartbeat for this long goes back to pending
 
 # Flag rules: what a flag reported by an agent triggers.
 # [[rules]]

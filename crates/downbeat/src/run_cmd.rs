@@ -120,7 +120,24 @@ pub fn resolver(
     }))
 }
 
-pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
+/// The template for tasks whose role has none.
+pub const DEFAULT_PROMPT: &str =
+    "## Task {{ task.id }}: {{ task.title }}\n\n{{ task.description }}\n";
+
+/// Role name → prompt template, each checked to render.
+pub fn role_prompts(p: &Project) -> Result<HashMap<String, String>, CliError> {
+    let mut prompts = HashMap::new();
+    for r in p.roles.iter() {
+        downbeat_engine::prompt::check(&r.name, &r.prompt)
+            .map_err(|e| CliError::invalid(e.to_string()))?;
+        prompts.insert(r.name.clone(), r.prompt.clone());
+    }
+    Ok(prompts)
+}
+
+/// The engine's options for a run of this project, as `downbeat run` would make them from
+/// these arguments (`only`, `until` are task references).
+pub async fn run_options(p: &Project, a: &RunArgs) -> Result<RunOptions, CliError> {
     let mut only = Vec::new();
     for o in &a.only {
         only.push(p.store.resolve_task(o).await?);
@@ -143,12 +160,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
         Some(l) => parse_duration(l).map_err(|e| CliError::invalid(format!("[run] lease: {e}")))?,
         None => Duration::from_secs(30),
     };
-    let mut prompts = HashMap::new();
-    for r in p.roles.iter() {
-        downbeat_engine::prompt::check(&r.name, &r.prompt)
-            .map_err(|e| CliError::invalid(e.to_string()))?;
-        prompts.insert(r.name.clone(), r.prompt.clone());
-    }
+    let prompts = role_prompts(p)?;
     let role_caps = p.plan_settings().role_caps.into_iter().collect();
     let fixed = p.fixed_now;
     let opts = RunOptions {
@@ -157,11 +169,10 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
         lease,
         only,
         until,
-        resolve: resolve.clone(),
+        resolve,
         role_caps,
         prompts,
-        default_prompt: "## Task {{ task.id }}: {{ task.title }}\n\n{{ task.description }}\n"
-            .into(),
+        default_prompt: DEFAULT_PROMPT.into(),
         failure: p.config.run.failure,
         rules: p.config.rules.clone(),
         workspace: p.root.clone(),
@@ -169,6 +180,22 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
         artifacts_dir: p.dir().join("artifacts"),
         now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
     };
+    Ok(opts)
+}
+
+/// A run's error as the CLI reports it.
+pub fn run_error(e: downbeat_engine::run::RunError) -> CliError {
+    match e {
+        downbeat_engine::run::RunError::Store(s) => CliError::from(s),
+        downbeat_engine::run::RunError::Config(m) => {
+            CliError::invalid(m).with_hint("see docs/executors.md for how executors are chosen")
+        }
+        downbeat_engine::run::RunError::Cycle(c) => CliError::new(code::CONFLICT, c.to_string()),
+    }
+}
+
+pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
+    let opts = run_options(p, &a).await?;
     if a.dry_run {
         return dry_run(p, &opts, j).await;
     }
@@ -201,13 +228,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
             note(&format!("integration report: {path}"));
         }
     }
-    let summary = result.map_err(|e| match e {
-        downbeat_engine::run::RunError::Store(s) => CliError::from(s),
-        downbeat_engine::run::RunError::Config(m) => {
-            CliError::invalid(m).with_hint("see docs/executors.md for how executors are chosen")
-        }
-        downbeat_engine::run::RunError::Cycle(c) => CliError::new(code::CONFLICT, c.to_string()),
-    })?;
+    let summary = result.map_err(run_error)?;
     outcome_code(&summary)
 }
 

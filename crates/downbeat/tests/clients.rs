@@ -380,10 +380,14 @@ fn a_codex_server_that_is_not_a_table_is_refused() {
 }
 
 #[test]
-fn bare_mcp_is_not_in_this_build() {
-    let e = Env::new();
-    let err = e.fails(&["mcp"], 1);
-    assert!(err.contains("not available in this build"), "{err}");
+fn exported_tools_are_the_servers_default_tools() {
+    let served = downbeat::mcp::tools::tool_names(downbeat::mcp::Profile::Default);
+    for (tool, _) in downbeat::clients::MCP_TOOLS {
+        assert!(
+            served.iter().any(|s| s == tool),
+            "{tool} is not served: {served:?}"
+        );
+    }
 }
 
 #[test]
@@ -458,7 +462,7 @@ fn export_writes_one_subagent_per_role() {
         let tools: Vec<&str> = fm.tools.split(", ").collect();
         assert!(tools.contains(&"Read"), "{tools:?}");
         assert!(tools.contains(&"mcp__downbeat__claim"), "{tools:?}");
-        assert!(tools.contains(&"mcp__downbeat__complete"), "{tools:?}");
+        assert!(tools.contains(&"mcp__downbeat__work"), "{tools:?}");
         assert!(!tools.contains(&"mcp__downbeat__run"), "{tools:?}");
         assert_eq!(fm.model, None);
         assert!(!text.contains("{{"), "{text}");

@@ -1,0 +1,61 @@
+//! Resources: the handover document, a task by URI, the graph as Mermaid. Reading one has no
+//! side effect (the `report` tool's `handover` action writes and records the handover).
+
+use rmcp::ErrorData;
+use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
+
+use crate::project::Project;
+
+pub(crate) const HANDOVER: &str = "downbeat://handover";
+pub(crate) const GRAPH: &str = "downbeat://graph.mmd";
+pub(crate) const TASK_PREFIX: &str = "downbeat://task/";
+
+pub(crate) fn list() -> Vec<Resource> {
+    vec![
+        Resource::new(HANDOVER, "handover")
+            .with_description("Where the work stands, for whoever picks it up (Markdown).")
+            .with_mime_type("text/markdown"),
+        Resource::new(GRAPH, "graph")
+            .with_description("The task graph as a Mermaid flowchart.")
+            .with_mime_type("text/vnd.mermaid"),
+    ]
+}
+
+pub(crate) fn templates() -> Vec<ResourceTemplate> {
+    vec![
+        ResourceTemplate::new("downbeat://task/{id}", "task")
+            .with_description("One task (id, id prefix or key) with its edges and state, as JSON.")
+            .with_mime_type("application/json"),
+    ]
+}
+
+pub(crate) async fn read(p: &Project, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    let fail = |e: crate::error::CliError| {
+        if e.code == crate::error::code::NOT_FOUND {
+            ErrorData::resource_not_found(super::message(&e), None)
+        } else {
+            ErrorData::internal_error(super::message(&e), None)
+        }
+    };
+    let (text, mime) = if uri == HANDOVER {
+        let h = crate::commands::handover_doc(p).await.map_err(fail)?;
+        (h.doc, "text/markdown")
+    } else if uri == GRAPH {
+        let v = crate::commands::view(p).await.map_err(fail)?;
+        (
+            crate::commands::render_graph(&v, crate::cli::GraphFormat::Mermaid),
+            "text/vnd.mermaid",
+        )
+    } else if let Some(id) = uri.strip_prefix(TASK_PREFIX) {
+        let v = super::ops::show(p, id).await.map_err(fail)?;
+        (v.to_string(), "application/json")
+    } else {
+        return Err(ErrorData::resource_not_found(
+            format!("no resource {uri} (known: {HANDOVER}, {GRAPH}, {TASK_PREFIX}{{id}})"),
+            None,
+        ));
+    };
+    Ok(ReadResourceResult::new(vec![
+        ResourceContents::text(text, uri).with_mime_type(mime),
+    ]))
+}

@@ -1,0 +1,1279 @@
+//! The MCP server: every tool of both profiles through an in-process client, resources,
+//! prompts, concurrent claims, error cases, the real binary over stdio, and the HTTP transport.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use downbeat::mcp::{Ctx, DownbeatMcp, Profile};
+use downbeat::project::{self, Globals};
+use downbeat_core::time::Timestamp;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
+    Implementation, ReadResourceRequestParams, ResourceContents,
+};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+const NOW: &str = "2026-03-01T09:00:00Z";
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    ctx: Arc<Ctx>,
+}
+
+impl Fixture {
+    async fn new(profile: Profile) -> Self {
+        Self::with_clock(profile, Timestamp::parse_rfc3339(NOW)).await
+    }
+
+    async fn with_clock(profile: Profile, now: Option<Timestamp>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Globals {
+            project: Some(dir.path().to_owned()),
+            actor: Some("tester".into()),
+            ..Default::default()
+        };
+        let (mut p, _) = project::init(&g).await.unwrap();
+        p.fixed_now = now;
+        let ctx = Arc::new(Ctx::new(&g, p, profile).unwrap());
+        Self { dir, ctx }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn client(&self, name: &str) -> Client {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = DownbeatMcp::new(self.ctx.clone());
+        tokio::spawn(async move {
+            if let Ok(s) = server.serve(server_io).await {
+                let _ = s.waiting().await;
+            }
+        });
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new(name, "1.0"),
+        )
+        .serve(client_io)
+        .await
+        .unwrap()
+    }
+}
+
+/// Calls a tool; returns whether it was an error and its text (parsed as JSON when it is).
+async fn call_raw(c: &Client, tool: &str, args: Value) -> (bool, Value) {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
+    let r = c
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+    let text = r
+        .content
+        .first()
+        .and_then(|b| b.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (r.is_error == Some(true), v)
+}
+
+/// Calls a tool that must succeed.
+async fn call(c: &Client, tool: &str, args: Value) -> Value {
+    let (err, v) = call_raw(c, tool, args.clone()).await;
+    assert!(!err, "{tool} {args} failed: {v}");
+    v
+}
+
+/// Calls a tool that must fail with a message containing `needle`.
+async fn fails(c: &Client, tool: &str, args: Value, needle: &str) -> String {
+    let (err, v) = call_raw(c, tool, args.clone()).await;
+    let text = match &v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    assert!(err, "{tool} {args} should fail, got {text}");
+    assert!(
+        text.contains(needle),
+        "{tool} {args}: expected `{needle}` in: {text}"
+    );
+    text
+}
+
+fn small_plan() -> Value {
+    json!({
+        "plan": {"name": "Ship the feature"},
+        "objectives": [{"title": "Ship it", "tasks": ["impl"]}],
+        "decisions": [{"text": "Use SQLite", "why": "embedded"}],
+        "tasks": [
+            {"key": "feature", "title": "Feature", "role": "architect"},
+            {"key": "design", "parent": "feature", "title": "Design", "role": "architect", "effort": 2},
+            {"key": "impl", "parent": "feature", "title": "Implement", "role": "implementer", "depends_on": ["design"], "files": ["src/lib.rs"]},
+            {"key": "test", "parent": "feature", "title": "Test", "role": "tester", "depends_on": ["impl"]},
+            {"key": "docs", "parent": "feature", "title": "Docs", "role": "documenter", "depends_on": ["design"]}
+        ]
+    })
+}
+
+fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("no string `{k}` in {v}"))
+}
+
+// ------------------------------------------------------------------------------------------
+// tools/list
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_tools_list_fits_the_budget() {
+    let f = Fixture::new(Profile::Default).await;
+    let c = f.client("lister").await;
+    let tools = c.list_tools(None).await.unwrap();
+    let bytes = serde_json::to_string(&tools).unwrap().len();
+    let names: Vec<&str> = tools.tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            "claim", "context", "plan", "report", "run", "session", "tasks", "work"
+        ]
+    );
+    assert!(
+        bytes <= 10_000,
+        "tools/list of the default profile is {bytes} bytes"
+    );
+    insta::assert_snapshot!(
+        "default_tools_list",
+        serde_json::to_string_pretty(&tools.tools).unwrap()
+    );
+    insta::assert_snapshot!("default_tools_list_bytes", bytes.to_string());
+    let _ = c.cancel().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_profile_adds_finer_tools() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("lister").await;
+    let tools = c.list_all_tools().await.unwrap();
+    let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, downbeat::mcp::tool_names(Profile::Full));
+    insta::assert_snapshot!("full_tool_names", names.join("\n"));
+    for t in &tools {
+        let d = t.description.as_deref().unwrap_or_default();
+        assert!(!d.is_empty() && d.len() <= 160, "{}: {d}", t.name);
+    }
+    let _ = c.cancel().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// The default profile, every tool and action
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_default_tool_and_action() {
+    let f = Fixture::new(Profile::Default).await;
+    let c = f.client("conductor").await;
+
+    // session
+    let s = call(&c, "session", json!({})).await;
+    assert!(str_of(&s, "brief").contains("No tasks yet"), "{s}");
+    let s = call(
+        &c,
+        "session",
+        json!({"action": "start", "label": "mcp work"}),
+    )
+    .await;
+    assert_eq!(s["started"], true);
+    let st = call(&c, "session", json!({"action": "status"})).await;
+    assert_eq!(st["session"]["label"], "mcp work");
+
+    // plan
+    let checked = call(&c, "plan", json!({"action": "check", "plan": small_plan()})).await;
+    assert_eq!(
+        checked,
+        json!({"valid": true, "tasks": 5, "edges": 3, "objectives": 1})
+    );
+    let applied = call(&c, "plan", json!({"plan": small_plan()})).await;
+    assert_eq!(applied["tasks"].as_array().unwrap().len(), 5);
+    let design = str_of(&applied["keys"], "design").to_owned();
+    let impl_ = str_of(&applied["keys"], "impl").to_owned();
+    assert_eq!(applied["objectives"], json!(["o1"]));
+    assert_eq!(applied["decisions"], json!(["d1"]));
+    let waves = call(&c, "plan", json!({"action": "waves", "workers": [1, 2]})).await;
+    assert_eq!(waves["ready"], json!([design.clone()]));
+    assert_eq!(waves["waves"].as_array().unwrap().len(), 3);
+    assert_eq!(waves["critical_path_effort"], 4);
+    assert_eq!(waves["makespans"].as_array().unwrap().len(), 2);
+
+    // session resume now has a brief with work in it
+    let s = call(&c, "session", json!({"action": "resume"})).await;
+    assert!(str_of(&s, "brief").contains("Next (ready now)"), "{s}");
+
+    // tasks
+    let l = call(&c, "tasks", json!({})).await;
+    assert_eq!(l["count"], 5);
+    let l = call(
+        &c,
+        "tasks",
+        json!({"action": "list", "search": "implement"}),
+    )
+    .await;
+    assert_eq!(l["tasks"][0]["id"], impl_);
+    assert_eq!(l["tasks"][0]["state"], "waiting");
+    let l = call(&c, "tasks", json!({"status": ["ready"]})).await;
+    assert_eq!(l["count"], 1, "{l}");
+    let r = call(&c, "tasks", json!({"action": "ready"})).await;
+    assert_eq!(r["ready"][0]["id"], design);
+    let sh = call(&c, "tasks", json!({"action": "show", "id": "impl"})).await;
+    assert_eq!(sh["depends_on"], json!([design.clone()]));
+    assert_eq!(sh["waits_on"], json!([design.clone()]));
+    assert_eq!(sh["files"], json!(["src/lib.rs"]));
+    let added = call(
+        &c,
+        "tasks",
+        json!({"action": "add", "title": "Review", "role": "reviewer", "parent": "feature", "after": ["impl"], "key": "review"}),
+    )
+    .await;
+    let review = str_of(&added, "id").to_owned();
+    assert_eq!(added["key"], "review");
+    let up = call(
+        &c,
+        "tasks",
+        json!({"action": "update", "id": "review", "priority": "high", "effort": 2}),
+    )
+    .await;
+    assert_eq!(up, json!({"id": review, "updated": true}));
+    let d = call(
+        &c,
+        "tasks",
+        json!({"action": "dep", "id": "review", "on": ["docs"]}),
+    )
+    .await;
+    assert_eq!(d["added"].as_array().unwrap().len(), 1);
+    let d = call(
+        &c,
+        "tasks",
+        json!({"action": "dep", "id": "review", "on": ["docs"], "remove": true}),
+    )
+    .await;
+    assert_eq!(d["removed"].as_array().unwrap().len(), 1);
+    let set = call(
+        &c,
+        "tasks",
+        json!({"action": "set", "id": "review", "to": "block", "note": "waiting for a person"}),
+    )
+    .await;
+    assert_eq!(set["changed"][0]["status"], "blocked");
+    call(
+        &c,
+        "tasks",
+        json!({"action": "set", "id": "review", "to": "unblock"}),
+    )
+    .await;
+
+    // context
+    let o = call(
+        &c,
+        "context",
+        json!({"action": "objective", "text": "Docs are complete", "tasks": ["docs"]}),
+    )
+    .await;
+    assert_eq!(o["id"], "o2");
+    let i = call(
+        &c,
+        "context",
+        json!({"action": "insight", "text": "The cache is cold at start", "task": "design"}),
+    )
+    .await;
+    assert_eq!(i["id"], "i1");
+    let dd = call(
+        &c,
+        "context",
+        json!({"action": "decision", "text": "Use Postgres", "why": "scale", "supersedes": "d1"}),
+    )
+    .await;
+    assert_eq!(dd, json!({"id": "d2", "supersedes": "d1"}));
+    let os = call(
+        &c,
+        "context",
+        json!({"action": "objective_status", "id": "o2", "status": "dropped"}),
+    )
+    .await;
+    assert_eq!(os["status"], "dropped");
+    let ctx = call(&c, "context", json!({})).await;
+    assert_eq!(ctx["objectives"].as_array().unwrap().len(), 2);
+    assert_eq!(ctx["decisions"][0]["superseded_by"], "d2");
+    assert_eq!(ctx["insights"][0]["task"], design);
+
+    // claim, heartbeat, complete with artifact, flag and discovered task
+    let cl = call(&c, "claim", json!({"role": "architect"})).await;
+    assert_eq!(cl["task"], design);
+    let token = cl["token"].as_i64().unwrap();
+    assert!(
+        str_of(&cl, "prompt").contains("You are the architect"),
+        "{cl}"
+    );
+    assert!(
+        str_of(&cl, "prompt").contains("Ship it"),
+        "objectives in the prompt: {cl}"
+    );
+    assert_eq!(cl["holder"], "mcp:conductor");
+    let hb = call(
+        &c,
+        "work",
+        json!({"action": "heartbeat", "task": design, "token": token, "lease": "10m"}),
+    )
+    .await;
+    assert_eq!(hb["lease_until"], "2026-03-01T09:10:00Z");
+    std::fs::create_dir_all(f.path().join("docs")).unwrap();
+    std::fs::write(f.path().join("docs/design.md"), "# Design\n").unwrap();
+    let done = call(
+        &c,
+        "work",
+        json!({
+            "task": design, "token": token, "summary": "Token bucket per client",
+            "artifacts": ["docs/design.md"], "flags": ["NEEDS_REVIEW"],
+            "discovered": [{"title": "Benchmark the bucket", "role": "debugger"}]
+        }),
+    )
+    .await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["artifacts"], json!(["docs/design.md"]));
+    assert_eq!(done["created"].as_array().unwrap().len(), 1);
+    assert_eq!(done["flags"][0]["flag"], "NEEDS_REVIEW");
+    assert!(f.path().join(".downbeat/artifacts").is_dir());
+
+    // the dependent's prompt carries the dependency's result and artifact
+    let cl = call(&c, "claim", json!({"task": "impl", "worker": "w1"})).await;
+    let p = str_of(&cl, "prompt");
+    assert!(
+        p.contains("Token bucket per client") && p.contains("artifact: docs/design.md"),
+        "{p}"
+    );
+    assert_eq!(cl["holder"], "mcp:conductor/w1");
+    let failed = call(
+        &c,
+        "work",
+        json!({"action": "fail", "task": "impl", "token": cl["token"], "reason": "tests broke", "retry": true}),
+    )
+    .await;
+    assert_eq!(failed["status"], "pending");
+    let cl = call(&c, "claim", json!({"task": "impl", "prompt": false})).await;
+    assert!(cl.get("prompt").is_none());
+    assert_eq!(cl["attempt"], 2);
+    let rel = call(
+        &c,
+        "work",
+        json!({"action": "release", "task": "impl", "token": cl["token"]}),
+    )
+    .await;
+    assert_eq!(rel["status"], "pending");
+    let cl = call(&c, "claim", json!({"task": "impl"})).await;
+    call(
+        &c,
+        "work",
+        json!({"action": "complete", "task": "impl", "token": cl["token"], "summary": "done"}),
+    )
+    .await;
+
+    // report
+    let st = call(&c, "report", json!({})).await;
+    assert_eq!(st["progress"], "2/6");
+    assert_eq!(st["roles"]["implementer"], "1/1");
+    let syn = call(
+        &c,
+        "report",
+        json!({"action": "synthesize", "id": "feature"}),
+    )
+    .await;
+    assert!(str_of(&syn, "path").ends_with(".md"));
+    assert!(
+        str_of(&syn, "text").contains("Token bucket per client"),
+        "{syn}"
+    );
+    let h = call(&c, "report", json!({"action": "handover"})).await;
+    assert!(str_of(&h, "path").ends_with("handover.md"));
+    assert!(f.path().join(".downbeat/handover.md").exists());
+    let m = call(&c, "report", json!({"action": "maintain"})).await;
+    assert_eq!(m["applied"], false);
+    let m = call(&c, "report", json!({"action": "maintain", "apply": true})).await;
+    assert_eq!(m["applied"], true);
+    assert!(
+        m["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "optimised the database")
+    );
+
+    // run: start with the noop executor, watch to the end, cancel after the end
+    fails(&c, "run", json!({}), "no run was started").await;
+    let started = call(
+        &c,
+        "run",
+        json!({"action": "start", "executor": "noop", "concurrency": 2}),
+    )
+    .await;
+    assert_eq!(started["run"], 1);
+    let w = watch_until_done(&c).await;
+    assert_eq!(w["state"], "finished", "{w}");
+    assert_eq!(w["summary"]["completed"], 4, "{w}");
+    assert!(w["events"].as_array().unwrap().len() > 2);
+    let again = call(&c, "run", json!({"action": "watch", "after": w["next"]})).await;
+    assert!(again.get("events").is_none(), "{again}");
+    let cancelled = call(&c, "run", json!({"action": "cancel"})).await;
+    assert_eq!(cancelled["cancelled"], false);
+    let st = call(&c, "report", json!({"action": "status"})).await;
+    assert_eq!(st["progress"], "6/6", "{st}");
+
+    let end = call(&c, "session", json!({"action": "end"})).await;
+    assert_eq!(end["ended"], true);
+    let _ = c.cancel().await;
+}
+
+async fn watch_until_done(c: &Client) -> Value {
+    for _ in 0..400 {
+        let w = call(c, "run", json!({"action": "watch"})).await;
+        if w["state"] != "running" && w["state"] != "stopping" {
+            return w;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the run did not finish")
+}
+
+// ------------------------------------------------------------------------------------------
+// The full profile's finer tools
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_full_tool() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("fine").await;
+    call(&c, "plan", json!({"plan": small_plan()})).await;
+
+    let a = call(
+        &c,
+        "task_add",
+        json!({"title": "Spike", "role": "researcher", "key": "spike", "files": ["notes/*.md"]}),
+    )
+    .await;
+    let spike = str_of(&a, "id").to_owned();
+    call(
+        &c,
+        "task_update",
+        json!({"id": "spike", "description": "Look around", "role": "none"}),
+    )
+    .await;
+    let l = call(&c, "task_list", json!({"search": "spike"})).await;
+    assert_eq!(l["tasks"][0]["id"], spike);
+    assert!(l["tasks"][0].get("role").is_none());
+    let r = call(&c, "task_ready", json!({"limit": 1})).await;
+    assert_eq!(r["ready"].as_array().unwrap().len(), 1);
+    assert_eq!(r["total_ready"], 2);
+    let s = call(&c, "task_show", json!({"id": "spike"})).await;
+    assert_eq!(s["description"], "Look around");
+    call(&c, "dep_add", json!({"id": "spike", "on": ["design"]})).await;
+    let s = call(&c, "task_show", json!({"id": "spike"})).await;
+    assert_eq!(s["state"], "waiting");
+    call(&c, "dep_remove", json!({"id": "spike", "on": ["design"]})).await;
+    let st = call(
+        &c,
+        "task_status",
+        json!({"id": "spike", "to": "skip", "note": "not needed"}),
+    )
+    .await;
+    assert_eq!(st["changed"][0]["status"], "skipped");
+    let w = call(&c, "waves", json!({})).await;
+    assert_eq!(w["critical_path"].as_array().unwrap().len(), 3);
+    let b = call(&c, "blocked", json!({})).await;
+    assert_eq!(b["waiting"].as_array().unwrap().len(), 3);
+
+    let o = call(
+        &c,
+        "objective_add",
+        json!({"title": "Fast", "tasks": ["impl"]}),
+    )
+    .await;
+    call(
+        &c,
+        "objective_status",
+        json!({"id": o["id"], "status": "achieved"}),
+    )
+    .await;
+    call(&c, "insight_add", json!({"text": "noted"})).await;
+    let d = call(
+        &c,
+        "decision_add",
+        json!({"text": "Keep it small", "why": "time"}),
+    )
+    .await;
+    assert_eq!(d["id"], "d2");
+
+    let pr = call(&c, "prompt", json!({"task": "design"})).await;
+    assert!(str_of(&pr, "prompt").contains("You are the architect"));
+    let pr = call(&c, "prompt", json!({"task": "design", "role": "reviewer"})).await;
+    assert!(str_of(&pr, "prompt").contains("You are the reviewer"));
+
+    let cl = call(&c, "claim", json!({"task": "design"})).await;
+    let t = cl["token"].clone();
+    call(&c, "heartbeat", json!({"task": "design", "token": t})).await;
+    call(
+        &c,
+        "release",
+        json!({"task": "design", "token": t, "reason": "lunch"}),
+    )
+    .await;
+    let cl = call(&c, "claim", json!({"task": "design"})).await;
+    call(
+        &c,
+        "fail",
+        json!({"task": "design", "token": cl["token"], "reason": "wrong approach"}),
+    )
+    .await;
+    call(&c, "task_status", json!({"id": "design", "to": "retry"})).await;
+    let cl = call(&c, "claim", json!({"task": "design"})).await;
+    let done = call(
+        &c,
+        "complete",
+        json!({"task": "design", "token": cl["token"], "summary": "ok"}),
+    )
+    .await;
+    assert_eq!(done["status"], "completed");
+    let at = call(&c, "attempts", json!({"id": "design"})).await;
+    let outcomes: Vec<&str> = at["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["released", "failed", "succeeded"]);
+
+    let lg = call(&c, "log", json!({"task": "design", "limit": 3})).await;
+    assert_eq!(lg["events"].as_array().unwrap().len(), 3);
+    let m = call(&c, "metrics", json!({})).await;
+    assert_eq!(m["tasks_completed"], 1);
+    let roles = call(&c, "roles", json!({})).await;
+    assert_eq!(roles["roles"].as_array().unwrap().len(), 7);
+    let one = call(&c, "roles", json!({"name": "tester"})).await;
+    assert!(str_of(&one, "prompt").contains("tester"));
+    let syn = call(&c, "synthesize", json!({})).await;
+    assert!(str_of(&syn, "path").ends_with("project.md"));
+    let h = call(&c, "handover", json!({})).await;
+    assert!(h["bytes"].as_u64().unwrap() > 100);
+    let mt = call(&c, "maintain", json!({"stale_after": "1h"})).await;
+    assert_eq!(mt["applied"], false);
+    let g = call(&c, "graph", json!({})).await;
+    assert!(str_of(&g, "graph").starts_with("flowchart TD"));
+    let g = call(&c, "graph", json!({"format": "dot"})).await;
+    assert!(str_of(&g, "graph").starts_with("digraph"));
+
+    // The default tools are there too.
+    call(&c, "report", json!({})).await;
+    let _ = c.cancel().await;
+}
+
+/// Every task's `task_show` state and waits_on against the planner's list and blocked view.
+async fn check_show_against_planner(c: &Client) {
+    let listed = call(c, "task_list", json!({})).await;
+    let blocked = call(c, "blocked", json!({})).await;
+    let mut waits: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let strings = |v: &Value| -> Vec<String> {
+        let mut out: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    };
+    for w in blocked["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(blocked["stuck"].as_array().unwrap())
+    {
+        waits.insert(str_of(w, "id").to_owned(), strings(&w["waits_on"]));
+    }
+    for t in listed["tasks"].as_array().unwrap() {
+        let id = str_of(t, "id");
+        let s = call(c, "task_show", json!({"id": id})).await;
+        assert_eq!(s["state"], t["state"], "{id}: {s} vs {t}");
+        let on = strings(s.get("waits_on").unwrap_or(&Value::Null));
+        assert_eq!(on, waits.get(id).cloned().unwrap_or_default(), "{id}: {s}");
+    }
+}
+
+/// `show` reads one leaf with targeted queries; its answer must agree with the planner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_agrees_with_the_planner() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("checker").await;
+    let plan = json!({"tasks": [
+        {"key": "e1", "title": "Epic one"},
+        {"key": "s1", "parent": "e1", "title": "Story one"},
+        {"key": "a", "parent": "s1", "title": "A"},
+        {"key": "b", "parent": "s1", "title": "B", "depends_on": ["a"]},
+        {"key": "c", "parent": "e1", "title": "C"},
+        {"key": "e2", "title": "Epic two", "depends_on": ["s1"]},
+        {"key": "d", "parent": "e2", "title": "D"},
+        {"key": "e", "parent": "e2", "title": "E", "depends_on": ["c"]},
+        {"key": "f", "title": "F", "depends_on": ["e1"]},
+        {"key": "g", "title": "G"},
+        {"key": "h", "title": "H", "depends_on": ["g"]},
+        {"key": "i", "title": "I", "depends_on": ["h", "a"]}
+    ]});
+    call(&c, "plan", json!({"plan": plan})).await;
+    check_show_against_planner(&c).await;
+    for (task, to) in [("a", "done"), ("g", "skip"), ("c", "start"), ("h", "start")] {
+        call(&c, "task_status", json!({"id": task, "to": to})).await;
+    }
+    check_show_against_planner(&c).await;
+    for (task, to) in [("c", "fail"), ("b", "done"), ("h", "done")] {
+        call(&c, "task_status", json!({"id": task, "to": to})).await;
+    }
+    check_show_against_planner(&c).await;
+    let _ = c.cancel().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Resources and prompts
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_and_prompts() {
+    let f = Fixture::new(Profile::Default).await;
+    let c = f.client("reader").await;
+    call(&c, "plan", json!({"plan": small_plan()})).await;
+
+    let res = c.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = res.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, ["downbeat://handover", "downbeat://graph.mmd"]);
+    let tpl = c.list_all_resource_templates().await.unwrap();
+    assert_eq!(tpl[0].uri_template, "downbeat://task/{id}");
+
+    let text = |r: rmcp::model::ReadResourceResult| match &r.contents[0] {
+        ResourceContents::TextResourceContents { text, .. } => text.clone(),
+        other => panic!("{other:?}"),
+    };
+    let h = text(
+        c.read_resource(ReadResourceRequestParams::new("downbeat://handover"))
+            .await
+            .unwrap(),
+    );
+    assert!(h.contains("Ship it"), "{h}");
+    assert!(
+        !f.path().join(".downbeat/handover.md").exists(),
+        "reading the resource writes nothing"
+    );
+    let g = text(
+        c.read_resource(ReadResourceRequestParams::new("downbeat://graph.mmd"))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        g.starts_with("flowchart TD") && g.contains("subgraph"),
+        "{g}"
+    );
+    let t: Value = serde_json::from_str(&text(
+        c.read_resource(ReadResourceRequestParams::new("downbeat://task/impl"))
+            .await
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(t["title"], "Implement");
+    let missing = c
+        .read_resource(ReadResourceRequestParams::new("downbeat://task/nope"))
+        .await;
+    assert!(missing.is_err());
+    assert!(
+        c.read_resource(ReadResourceRequestParams::new("downbeat://other"))
+            .await
+            .is_err()
+    );
+
+    let prompts = c.list_all_prompts().await.unwrap();
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "architect",
+            "debugger",
+            "documenter",
+            "implementer",
+            "researcher",
+            "reviewer",
+            "tester"
+        ]
+    );
+    let mut args = serde_json::Map::new();
+    args.insert("task".into(), json!("test"));
+    let p = c
+        .get_prompt(GetPromptRequestParams::new("tester").with_arguments(args))
+        .await
+        .unwrap();
+    let body = serde_json::to_string(&p.messages).unwrap();
+    assert!(
+        body.contains("You are the tester") && body.contains("Task"),
+        "{body}"
+    );
+    assert!(
+        c.get_prompt(GetPromptRequestParams::new("tester"))
+            .await
+            .is_err()
+    );
+    assert!(
+        c.get_prompt(GetPromptRequestParams::new("poet"))
+            .await
+            .is_err()
+    );
+    let _ = c.cancel().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Claims under contention
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_claimants_never_get_the_same_task() {
+    let f = Fixture::new(Profile::Default).await;
+    let a = f.client("agent-a").await;
+    let b = f.client("agent-b").await;
+    let tasks: Vec<Value> = (0..24)
+        .map(|i| json!({"title": format!("Task {i}"), "role": "implementer"}))
+        .collect();
+    call(&a, "plan", json!({"plan": {"tasks": tasks}})).await;
+    let claim_all = |c: Client, worker: &'static str| async move {
+        let mut got = Vec::new();
+        loop {
+            let r = call(&c, "claim", json!({"worker": worker, "prompt": false})).await;
+            match r["task"].as_str() {
+                Some(t) => got.push(t.to_owned()),
+                None => break,
+            }
+        }
+        (c, got)
+    };
+    let c2 = f.client("agent-a").await;
+    let (ra, rb, rc) = tokio::join!(
+        claim_all(a, "one"),
+        claim_all(b, "one"),
+        claim_all(c2, "two")
+    );
+    let all: Vec<String> = ra.1.iter().chain(&rb.1).chain(&rc.1).cloned().collect();
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 24, "every task claimed once: {all:?}");
+    assert_eq!(unique.len(), 24, "no task claimed twice: {all:?}");
+    let _ = (
+        ra.0.cancel().await,
+        rb.0.cancel().await,
+        rc.0.cancel().await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_respect_role_caps_and_file_footprints() {
+    let f = Fixture::new(Profile::Default).await;
+    std::fs::write(
+        f.path().join(".downbeat/config.toml"),
+        "[roles.tester]\nmax_parallel = 1\n",
+    )
+    .unwrap();
+    let c = f.client("capped").await;
+    call(
+        &c,
+        "plan",
+        json!({"plan": {"tasks": [
+            {"key": "t1", "title": "T1", "role": "tester"}, {"key": "t2", "title": "T2", "role": "tester"},
+            {"title": "F1", "role": "implementer", "files": ["src/a.rs"]},
+            {"title": "F2", "role": "implementer", "files": ["src/*.rs"]}
+        ]}}),
+    )
+    .await;
+    let mut titles = Vec::new();
+    loop {
+        let r = call(&c, "claim", json!({"prompt": false})).await;
+        match r["title"].as_str() {
+            Some(t) => titles.push(t.to_owned()),
+            None => {
+                assert!(str_of(&r, "reason").contains("role caps"), "{r}");
+                break;
+            }
+        }
+    }
+    titles.sort();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    // A named task can still be claimed explicitly.
+    call(&c, "claim", json!({"task": "t2", "prompt": false}))
+        .await
+        .get("token")
+        .expect("token");
+    let _ = c.cancel().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Errors: tool errors, nothing half-written, the server keeps going
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_are_tool_errors() {
+    let f = Fixture::new(Profile::Default).await;
+    let c = f.client("clumsy").await;
+    call(&c, "plan", json!({"plan": small_plan()})).await;
+
+    // Wrong types and unknown actions.
+    fails(
+        &c,
+        "work",
+        json!({"task": "design", "token": "seven"}),
+        "failed to deserialize",
+    )
+    .await;
+    fails(
+        &c,
+        "tasks",
+        json!({"action": "explode"}),
+        "failed to deserialize",
+    )
+    .await;
+    fails(&c, "tasks", json!({"limit": -3}), "failed to deserialize").await;
+    // Unknown ids.
+    fails(
+        &c,
+        "tasks",
+        json!({"action": "show", "id": "zzzzzz"}),
+        "no task matches",
+    )
+    .await;
+    fails(&c, "tasks", json!({"action": "show"}), "`id`").await;
+    fails(&c, "claim", json!({"task": "nope"}), "no task matches").await;
+    fails(
+        &c,
+        "context",
+        json!({"action": "objective_status", "id": "o9", "status": "achieved"}),
+        "o9",
+    )
+    .await;
+    fails(
+        &c,
+        "context",
+        json!({"action": "decision", "text": "x", "supersedes": "q1"}),
+        "not a decision id",
+    )
+    .await;
+    fails(
+        &c,
+        "tasks",
+        json!({"action": "add", "title": "x", "role": "poet"}),
+        "unknown role",
+    )
+    .await;
+    // Plan validation names the offending task and edge; nothing is written.
+    let bad = json!({"tasks": [
+        {"key": "a", "title": "A", "depends_on": ["ghost"]},
+        {"key": "b", "title": "B", "role": "poet"}
+    ]});
+    let msg = fails(&c, "plan", json!({"plan": bad}), "task `a`").await;
+    assert!(msg.contains("`ghost`") && msg.contains("task `b`"), "{msg}");
+    fails(
+        &c,
+        "plan",
+        json!({"plan": {"tasks": [{"title": "x", "colour": "red"}]}}),
+        "colour",
+    )
+    .await;
+    fails(&c, "plan", json!({}), "`plan` is required").await;
+    let cyc = json!({"tasks": [
+        {"key": "x", "title": "X", "depends_on": ["y"]},
+        {"key": "y", "title": "Y", "depends_on": ["x"]}
+    ]});
+    fails(&c, "plan", json!({"plan": cyc}), "dependency cycle").await;
+    let l = call(&c, "tasks", json!({})).await;
+    assert_eq!(l["count"], 5, "failed plans wrote nothing");
+    // A cycle through an added dependency.
+    fails(
+        &c,
+        "tasks",
+        json!({"action": "dep", "id": "design", "on": ["test"]}),
+        "dependency cycle",
+    )
+    .await;
+    // Illegal transitions.
+    fails(
+        &c,
+        "tasks",
+        json!({"action": "set", "id": "design", "to": "fail"}),
+        "cannot move a pending task to failed",
+    )
+    .await;
+    fails(
+        &c,
+        "tasks",
+        json!({"action": "set", "id": "design", "to": "sideways"}),
+        "sideways",
+    )
+    .await;
+    fails(
+        &c,
+        "claim",
+        json!({"task": "test"}),
+        "is not ready: it waits on",
+    )
+    .await;
+    fails(&c, "claim", json!({"task": "feature"}), "has children").await;
+    // Stale fencing tokens.
+    let cl = call(&c, "claim", json!({"task": "design", "prompt": false})).await;
+    let token = cl["token"].as_i64().unwrap();
+    fails(
+        &c,
+        "claim",
+        json!({"task": "design"}),
+        "already claimed by mcp:clumsy",
+    )
+    .await;
+    fails(
+        &c,
+        "work",
+        json!({"task": "design", "token": token + 1, "summary": "x"}),
+        "stale fencing token",
+    )
+    .await;
+    // Someone reopens the task by hand: the old token is stale now.
+    call(
+        &c,
+        "tasks",
+        json!({"action": "set", "id": "design", "to": "reopen"}),
+    )
+    .await;
+    let msg = fails(
+        &c,
+        "work",
+        json!({"task": "design", "token": token, "summary": "late"}),
+        "stale fencing token",
+    )
+    .await;
+    assert!(msg.contains("claim the task again"), "{msg}");
+    fails(
+        &c,
+        "work",
+        json!({"action": "heartbeat", "task": "design", "token": token}),
+        "stale fencing token",
+    )
+    .await;
+    let cl = call(&c, "claim", json!({"task": "design", "prompt": false})).await;
+    fails(
+        &c,
+        "work",
+        json!({"task": "design", "token": cl["token"], "artifacts": ["../outside.txt"]}),
+        "artifact",
+    )
+    .await;
+    fails(&c, "work", json!({"task": "design", "token": cl["token"], "discovered": [{"title": "x", "role": "poet"}]}), "unknown role").await;
+    // Still running under the same token: the refused completions wrote nothing.
+    let sh = call(&c, "tasks", json!({"action": "show", "id": "design"})).await;
+    assert_eq!(sh["state"], "running");
+    fails(&c, "work", json!({"task": "design"}), "`token`").await;
+    fails(
+        &c,
+        "report",
+        json!({"action": "maintain", "stale_after": "soon"}),
+        "stale_after",
+    )
+    .await;
+    fails(
+        &c,
+        "run",
+        json!({"action": "start", "executor": "nonexistent"}),
+        "unknown executor",
+    )
+    .await;
+    // The server is fine.
+    call(&c, "work", json!({"task": "design", "token": cl["token"]})).await;
+    let _ = c.cancel().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_goes_back_to_the_pool_and_its_token_goes_stale() {
+    let f = Fixture::with_clock(Profile::Default, None).await;
+    let slow = f.client("slow").await;
+    let quick = f.client("quick").await;
+    call(
+        &slow,
+        "plan",
+        json!({"plan": {"tasks": [{"title": "Only"}]}}),
+    )
+    .await;
+    let first = call(&slow, "claim", json!({"lease": "1s", "prompt": false})).await;
+    let r = call(&quick, "claim", json!({"prompt": false})).await;
+    assert!(r["task"].is_null(), "still held: {r}");
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let second = call(&quick, "claim", json!({"prompt": false})).await;
+    assert_eq!(second["task"], first["task"]);
+    assert!(second["token"].as_i64() > first["token"].as_i64());
+    fails(
+        &slow,
+        "work",
+        json!({"task": first["task"], "token": first["token"], "summary": "late"}),
+        "stale fencing token",
+    )
+    .await;
+    call(
+        &quick,
+        "work",
+        json!({"task": second["task"], "token": second["token"], "summary": "on time"}),
+    )
+    .await;
+    let _ = (slow.cancel().await, quick.cancel().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_can_be_cancelled() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("runner").await;
+    let slow = json!({"type": "process", "argv": ["sleep", "30"]}).to_string();
+    call(&c, "task_add", json!({"title": "Slow", "executor": slow})).await;
+    call(&c, "run", json!({"action": "start"})).await;
+    fails(&c, "run", json!({"action": "start"}), "still going").await;
+    for _ in 0..200 {
+        let w = call(&c, "run", json!({"action": "watch"})).await;
+        if w.get("running").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let t0 = std::time::Instant::now();
+    let r = call(&c, "run", json!({"action": "cancel"})).await;
+    assert_eq!(r["cancelled"], true);
+    assert_eq!(r["state"], "cancelled", "{r}");
+    assert!(t0.elapsed().as_secs() < 20);
+    let l = call(&c, "task_list", json!({"search": "slow"})).await;
+    assert_eq!(l["tasks"][0]["state"], "ready", "back to pending: {l}");
+    let _ = c.cancel().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// The real binary
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_downbeat"))
+}
+
+fn init_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new(bin())
+        .arg("init")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("DOWNBEAT_NOW", NOW)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    dir
+}
+
+fn server_cmd(dir: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.arg("mcp")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("DOWNBEAT_NOW", NOW)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_stdio() {
+    use rmcp::transport::TokioChildProcess;
+    let dir = init_dir();
+    let (transport, _stderr) = TokioChildProcess::builder(server_cmd(dir.path(), &[]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let c: Client = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("e2e", "1.0"),
+    )
+    .serve(transport)
+    .await
+    .unwrap();
+    let info = c.peer_info().unwrap();
+    assert_eq!(
+        info.server_info.as_ref().map(|s| s.name.as_str()),
+        Some("downbeat")
+    );
+    assert_eq!(c.list_all_tools().await.unwrap().len(), 8);
+    call(&c, "plan", json!({"plan": small_plan()})).await;
+    let cl = call(&c, "claim", json!({})).await;
+    assert_eq!(cl["title"], "Design");
+    call(
+        &c,
+        "work",
+        json!({"task": cl["task"], "token": cl["token"], "summary": "ok"}),
+    )
+    .await;
+    let s = call(&c, "session", json!({})).await;
+    assert!(str_of(&s, "brief").contains("Progress"), "{s}");
+    let _ = c.cancel().await;
+
+    // Another process sees the same graph.
+    let out = std::process::Command::new(bin())
+        .args(["list", "--json", "--status", "completed"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("DOWNBEAT_NOW", NOW)
+        .output()
+        .unwrap();
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done[0]["title"], "Design");
+
+    // `mcp serve` is the same as `mcp`; `[mcp] profile = "full"` selects the full profile.
+    std::fs::write(
+        dir.path().join(".downbeat/config.toml"),
+        "[mcp]\nprofile = \"full\"\n",
+    )
+    .unwrap();
+    let (transport, _) = TokioChildProcess::builder(server_cmd(dir.path(), &["serve"]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let c: Client = ClientConfig::default().serve(transport).await.unwrap();
+    assert_eq!(
+        c.list_all_tools().await.unwrap().len(),
+        downbeat::mcp::tool_names(Profile::Full).len()
+    );
+    let _ = c.cancel().await;
+}
+
+/// Starts `downbeat mcp --http ADDR` and returns the child and the address it listens on.
+async fn http_server(dir: &Path, token: Option<&str>) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = server_cmd(dir, &["--http", "127.0.0.1:0"]);
+    if let Some(t) = token {
+        cmd.env("DOWNBEAT_MCP_TOKEN", t);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.strip_suffix("/mcp"))
+        .unwrap_or_else(|| panic!("unexpected: {line}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// POSTs an initialize request; returns the status code and the body.
+async fn post_initialize(addr: &str, auth: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"http-test","version":"1"}}}"#;
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read until the JSON-RPC result (or the end of a short response) has arrived.
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if text.contains("\"result\"")
+            || (text.starts_with("HTTP/1.1 4") && text.contains("\r\n\r\n"))
+        {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_on_loopback_works() {
+    let dir = init_dir();
+    let (mut child, addr) = http_server(dir.path(), None).await;
+    let (code, body) = post_initialize(&addr, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"downbeat\""), "{body}");
+    let _ = child.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bearer_token_is_required_when_set() {
+    let dir = init_dir();
+    let (mut child, addr) = http_server(dir.path(), Some("s3cret-token")).await;
+    let (code, body) = post_initialize(&addr, None).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = post_initialize(&addr, Some("Bearer wrong")).await;
+    assert_eq!(code, 401);
+    let (code, _) = post_initialize(&addr, Some("Basic s3cret-token")).await;
+    assert_eq!(code, 401);
+    let (code, body) = post_initialize(&addr, Some("Bearer s3cret-token")).await;
+    assert_eq!(code, 200, "{body}");
+    let _ = child.kill().await;
+    let out = child.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("s3cret-token"),
+        "the token is never logged: {err}"
+    );
+}
+
+#[test]
+fn http_refuses_a_public_address_without_a_token() {
+    let dir = init_dir();
+    let out = std::process::Command::new(bin())
+        .args(["mcp", "--http", "0.0.0.0:0"])
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve MCP on 0.0.0.0:0 without a bearer token"),
+        "{err}"
+    );
+    assert!(err.contains("DOWNBEAT_MCP_TOKEN"), "{err}");
+    assert!(out.stdout.is_empty());
+    let out = std::process::Command::new(bin())
+        .args(["mcp", "--http", "0.0.0.0:0", "--token-env", "MY_TOKEN"])
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set MY_TOKEN"));
+    // Checked before the project is even looked for.
+    let out = std::process::Command::new(bin())
+        .args(["mcp", "--http", "no-port"])
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected an address"));
+}
