@@ -198,6 +198,35 @@ pub struct AttemptRecord {
     pub tokens_completion: Option<i64>,
 }
 
+/// A worker process that claims tasks from the database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerRecord {
+    /// Unique; also the lease holder of the tasks it claims.
+    pub name: String,
+    pub host: String,
+    pub pid: i64,
+    /// What it takes: empty lists mean anything.
+    pub roles: Vec<String>,
+    pub executors: Vec<String>,
+    pub labels: Vec<String>,
+    pub slots: u32,
+    pub started_at: Timestamp,
+    pub heartbeat_at: Timestamp,
+    /// It counts as alive while its last heartbeat is younger than this.
+    pub ttl_ms: i64,
+    /// Filled in by [`Store::workers`].
+    pub alive: bool,
+    /// Filled in by [`Store::workers`]: the tasks it holds leases on.
+    pub holding: Vec<TaskId>,
+}
+
+/// Wakes a waiting process when another one commits a change.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// Returns when a change was committed since the last call (possibly by this process).
+    async fn changed(&mut self) -> Result<()>;
+}
+
 /// Schema facts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SchemaInfo {
@@ -345,6 +374,22 @@ pub trait Store: Send + Sync {
     /// quick start for a runner before it has loaded the whole graph. Conservative: a task
     /// blocked by a container (or by an unfinished task) is left out.
     async fn ready_tasks(&self, limit: u32, now: Timestamp) -> Result<Vec<Task>>;
+    /// Records a worker (replacing one of the same name) with a fresh heartbeat; logs
+    /// `worker.registered`.
+    async fn register_worker(&self, w: &WorkerRecord, actor: &Actor) -> Result<()>;
+    /// Renews a worker's heartbeat (on the database's clock where it has one); false when no
+    /// such worker is registered.
+    async fn worker_heartbeat(&self, name: &str, now: Timestamp) -> Result<bool>;
+    /// Removes a worker; logs `worker.deregistered` with `reason`. False if it was not there.
+    async fn deregister_worker(&self, name: &str, reason: &str, actor: &Actor) -> Result<bool>;
+    /// Registered workers, with whether each is alive at `now` (the database's clock where it
+    /// has one) and what it holds.
+    async fn workers(&self, now: Timestamp) -> Result<Vec<WorkerRecord>>;
+    /// A feed of committed changes, where the backend has one (PostgreSQL: LISTEN/NOTIFY);
+    /// `None` means callers poll.
+    async fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
     /// Holders of running tasks with leases (to detect dead local runners).
     async fn lease_holders(&self) -> Result<Vec<String>>;
     /// The attempt ledger of a task, oldest first.

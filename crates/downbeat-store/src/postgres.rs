@@ -75,13 +75,26 @@ use sqlx::postgres::{
 };
 use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, migrate::Migrator};
 
-use crate::sqlite::{json_list, rid, seq, status_of, tid, tjson, to_json_list};
+use crate::sqlite::{json_list, rid, seq, status_of, tid, tjson, to_json_list, worker_json};
 use crate::{
-    AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, Claimed, Error, EventQuery,
-    FinishStatus, Integrity, Result, SchemaInfo, Store, TaskFilter,
+    AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, ChangeFeed, Claimed, Error,
+    EventQuery, FinishStatus, Integrity, Result, SchemaInfo, Store, TaskFilter, WorkerRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// [`ChangeFeed`] over LISTEN/NOTIFY.
+struct PgFeed(PgListener);
+
+#[async_trait]
+impl ChangeFeed for PgFeed {
+    async fn changed(&mut self) -> Result<()> {
+        self.0.recv().await.map_err(|e| Error::from(db(e)))?;
+        // Many commits in a row wake once.
+        while self.0.next_buffered().is_some() {}
+        Ok(())
+    }
+}
 
 /// The channel notified after commits that can make work claimable.
 pub const CHANGED_CHANNEL: &str = "downbeat_changed";
@@ -2709,6 +2722,104 @@ impl Store for PostgresStore {
         .await
         .map_err(db)?;
         rows.iter().map(row_task).collect()
+    }
+
+    async fn register_worker(&self, w: &WorkerRecord, actor: &Actor) -> Result<()> {
+        retrying(|| async {
+            let mut t = self.write().await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO workers(name, host, pid, roles, executors, labels, slots, started_at, heartbeat_at, ttl_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, {DB_NOW}, {DB_NOW}, $8) \
+                 ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, roles = EXCLUDED.roles, \
+                 executors = EXCLUDED.executors, labels = EXCLUDED.labels, slots = EXCLUDED.slots, \
+                 started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, ttl_ms = EXCLUDED.ttl_ms"
+            )))
+            .bind(&w.name)
+            .bind(&w.host)
+            .bind(w.pid)
+            .bind(to_json_list(&w.roles))
+            .bind(to_json_list(&w.executors))
+            .bind(to_json_list(&w.labels))
+            .bind(i64::from(w.slots))
+            .bind(w.ttl_ms)
+            .execute(t.c())
+            .await
+            .map_err(db)?;
+            t.event(actor, "worker.registered", &w.name, None, Some(worker_json(w)));
+            t.commit().await.map(|_| ())
+        })
+        .await
+    }
+
+    async fn worker_heartbeat(&self, name: &str, _now: Timestamp) -> Result<bool> {
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE workers SET heartbeat_at = {DB_NOW} WHERE name = $1"
+        )))
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn deregister_worker(&self, name: &str, reason: &str, actor: &Actor) -> Result<bool> {
+        retrying(|| async {
+            let mut t = self.write().await?;
+            let r = sqlx::query("DELETE FROM workers WHERE name = $1")
+                .bind(name)
+                .execute(t.c())
+                .await
+                .map_err(db)?;
+            if r.rows_affected() == 0 {
+                return Ok(false);
+            }
+            t.event(
+                actor,
+                "worker.deregistered",
+                name,
+                None,
+                Some(json!({"reason": reason})),
+            );
+            t.commit().await.map(|_| true)
+        })
+        .await
+    }
+
+    async fn workers(&self, _now: Timestamp) -> Result<Vec<WorkerRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT w.*, w.heartbeat_at + w.ttl_ms >= {DB_NOW} AS alive, \
+             coalesce((SELECT array_agg(t.seq::bigint ORDER BY t.seq) FROM tasks t \
+                       WHERE t.status = 'running' AND t.lease_holder = w.name), '{{}}') AS holding \
+             FROM workers w ORDER BY w.name COLLATE \"C\""
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| WorkerRecord {
+                name: r.get("name"),
+                host: r.get("host"),
+                pid: r.get("pid"),
+                roles: json_list(r.get("roles")),
+                executors: json_list(r.get("executors")),
+                labels: json_list(r.get("labels")),
+                slots: u32::try_from(r.get::<i64, _>("slots")).unwrap_or(0),
+                started_at: Timestamp(r.get("started_at")),
+                heartbeat_at: Timestamp(r.get("heartbeat_at")),
+                ttl_ms: r.get("ttl_ms"),
+                alive: r.get("alive"),
+                holding: r
+                    .get::<Vec<i64>, _>("holding")
+                    .into_iter()
+                    .map(tid)
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(Some(Box::new(PgFeed(self.listener().await?))))
     }
 
     async fn lease_holders(&self) -> Result<Vec<String>> {

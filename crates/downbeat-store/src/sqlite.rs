@@ -29,7 +29,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, migrate::Migrator};
 
 use crate::{
     AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, Claimed, Error, EventQuery,
-    FinishStatus, Integrity, Result, SchemaInfo, Store, TaskFilter,
+    FinishStatus, Integrity, Result, SchemaInfo, Store, TaskFilter, WorkerRecord,
 };
 
 /// Rows per multi-row INSERT (15 columns × 100 stays far below SQLite's bound-parameter limit).
@@ -251,6 +251,12 @@ const READY_BLOCKERS: &str = "WITH RECURSIVE up(s) AS (SELECT t.seq UNION ALL \
      SELECT 1 FROM up JOIN edges e ON e.to_seq = up.s AND e.kind = 'blocks' \
      JOIN tasks b ON b.seq = e.from_seq \
      WHERE b.status NOT IN ('completed', 'skipped') OR EXISTS (SELECT 1 FROM tasks bc WHERE bc.parent_seq = b.seq)";
+
+/// A worker's registration as logged.
+pub(crate) fn worker_json(w: &WorkerRecord) -> Value {
+    json!({"host": w.host, "pid": w.pid, "roles": w.roles, "executors": w.executors,
+           "labels": w.labels, "slots": w.slots, "ttl_ms": w.ttl_ms})
+}
 
 /// Rows per chunk when reading many tasks.
 const TASK_CHUNK: u32 = 20_000;
@@ -2200,6 +2206,105 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(out)
+    }
+
+    async fn register_worker(&self, w: &WorkerRecord, actor: &Actor) -> Result<()> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        sqlx::query(
+            "INSERT OR REPLACE INTO workers(name, host, pid, roles, executors, labels, slots, started_at, heartbeat_at, ttl_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&w.name)
+        .bind(&w.host)
+        .bind(w.pid)
+        .bind(to_json_list(&w.roles))
+        .bind(to_json_list(&w.executors))
+        .bind(to_json_list(&w.labels))
+        .bind(i64::from(w.slots))
+        .bind(actor.now.0)
+        .bind(actor.now.0)
+        .bind(w.ttl_ms)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+        event(
+            c,
+            actor,
+            "worker.registered",
+            &w.name,
+            None,
+            Some(worker_json(w)),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn worker_heartbeat(&self, name: &str, now: Timestamp) -> Result<bool> {
+        let r = sqlx::query("UPDATE workers SET heartbeat_at = ? WHERE name = ?")
+            .bind(now.0)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn deregister_worker(&self, name: &str, reason: &str, actor: &Actor) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let r = sqlx::query("DELETE FROM workers WHERE name = ?")
+            .bind(name)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        event(
+            c,
+            actor,
+            "worker.deregistered",
+            name,
+            None,
+            Some(json!({"reason": reason})),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn workers(&self, now: Timestamp) -> Result<Vec<WorkerRecord>> {
+        let rows = sqlx::query(
+            "SELECT w.*, (SELECT json_group_array(t.seq) FROM tasks t WHERE t.status = 'running' AND t.lease_holder = w.name) AS holding \
+             FROM workers w ORDER BY w.name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let heartbeat_at = Timestamp(r.get("heartbeat_at"));
+                let ttl_ms: i64 = r.get("ttl_ms");
+                let holding: Vec<i64> = serde_json::from_str(r.get("holding")).unwrap_or_default();
+                WorkerRecord {
+                    name: r.get("name"),
+                    host: r.get("host"),
+                    pid: r.get("pid"),
+                    roles: json_list(r.get("roles")),
+                    executors: json_list(r.get("executors")),
+                    labels: json_list(r.get("labels")),
+                    slots: u32::try_from(r.get::<i64, _>("slots")).unwrap_or(0),
+                    started_at: Timestamp(r.get("started_at")),
+                    heartbeat_at,
+                    ttl_ms,
+                    alive: heartbeat_at.0 + ttl_ms >= now.0,
+                    holding: holding.into_iter().map(tid).collect(),
+                }
+            })
+            .collect())
     }
 
     async fn lease_holders(&self) -> Result<Vec<String>> {
