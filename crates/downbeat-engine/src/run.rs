@@ -85,7 +85,21 @@ pub struct RunOptions {
     pub artifacts_dir: PathBuf,
     /// The clock (injected so tests control it).
     pub now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Which tasks this runner takes (a worker's roles, executors, labels); `None` = all.
+    pub accepts: Option<AcceptFn>,
+    /// Keep running when nothing is left to do, waiting for new work (a worker), until
+    /// cancelled.
+    pub stay: bool,
 }
+
+/// Whether a runner takes a task.
+pub type AcceptFn = Arc<dyn Fn(&Task) -> bool + Send + Sync>;
+
+/// Foreign events read per check; more means a full reload instead.
+const FOREIGN_BATCH: u32 = 5_000;
+
+/// How often a runner returns expired leases of other holders to `pending`.
+const REQUEUE_EVERY: Duration = Duration::from_secs(2);
 
 /// What happens during a run, for display and for `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -219,6 +233,7 @@ struct Graph {
     ready: BinaryHeap<(u64, i32, Reverse<NodeIdx>)>,
     queued: Vec<bool>,
     retry_at: Vec<(Timestamp, NodeIdx)>,
+    accepts: Option<AcceptFn>,
 }
 
 impl Graph {
@@ -278,11 +293,61 @@ impl Graph {
             ready: BinaryHeap::new(),
             queued: vec![false; n],
             retry_at: Vec::new(),
+            accepts: opts.accepts.clone(),
         };
         for v in 0..n as NodeIdx {
             g.consider(v, now);
         }
         Ok(g)
+    }
+
+    /// Applies status changes made by others; false when an event needs a full reload
+    /// (structure changed, or a finished task was reopened).
+    fn apply_foreign(&mut self, events: &[downbeat_core::context::Event], now: Timestamp) -> bool {
+        for e in events {
+            if e.action != "task.status" {
+                if e.action.starts_with("task.") || e.action.starts_with("edge.") || e.action == "plan.applied" {
+                    return false;
+                }
+                continue;
+            }
+            let Some(id) = TaskId::parse_short(&e.entity) else {
+                return false;
+            };
+            let Some(&v) = self.node_of.get(&id) else {
+                return false;
+            };
+            let after = e.after.as_ref();
+            let Some(st) = after
+                .and_then(|a| a.get("status"))
+                .and_then(|s| s.as_str())
+                .and_then(|s| s.parse::<Status>().ok())
+            else {
+                return false;
+            };
+            let i = v as usize;
+            match st {
+                Status::Completed | Status::Skipped => {
+                    if !self.satisfied[i] {
+                        self.complete(v, now);
+                    }
+                }
+                _ if self.satisfied[i] => return false,
+                _ => {}
+            }
+            if let Some(t) = self.tasks.get_mut(&id) {
+                t.status = st;
+                t.not_before = after
+                    .and_then(|a| a.get("not_before"))
+                    .and_then(|s| s.as_str())
+                    .and_then(Timestamp::parse_rfc3339);
+            }
+            if st == Status::Pending {
+                self.queued[i] = false;
+                self.consider(v, now);
+            }
+        }
+        true
     }
 
     fn task_of(&self, v: NodeIdx) -> Option<&Task> {
@@ -300,7 +365,7 @@ impl Graph {
             return;
         }
         let Some(t) = self.task_of(v) else { return };
-        if t.status != Status::Pending {
+        if t.status != Status::Pending || self.accepts.as_ref().is_some_and(|a| !a(t)) {
             return;
         }
         if let Some(nb) = t.not_before.filter(|nb| *nb > now) {
@@ -542,7 +607,9 @@ pub async fn run(
             if claims.len() >= opts.concurrency {
                 break;
             }
-            if !admissible(&task, &opts, &role_count, &footprints) {
+            if !admissible(&task, &opts, &role_count, &footprints)
+                || opts.accepts.as_ref().is_some_and(|a| !a(&task))
+            {
                 continue;
             }
             let r = resolver.get(&opts.resolve, &task)?;
@@ -593,7 +660,12 @@ pub async fn run(
         if !g.in_scope[v] || g.tdag.dag.kind(v as NodeIdx) != NodeKind::Task || g.satisfied[v] {
             continue;
         }
-        if let Some(task) = g.tasks.get(&t).filter(|t| t.status == Status::Pending) {
+        if let Some(task) = g
+            .tasks
+            .get(&t)
+            .filter(|t| t.status == Status::Pending)
+            .filter(|t| opts.accepts.as_ref().is_none_or(|a| a(t)))
+        {
             resolver.get(&opts.resolve, task)?;
             pending += 1;
         }
@@ -610,7 +682,11 @@ pub async fn run(
         .min(Duration::from_millis(500))
         .max(Duration::from_millis(20));
     let mut next_tick = Instant::now() + tick;
+    let mut next_requeue = Instant::now() + REQUEUE_EVERY;
     let mut last_seen = store.last_event_seq().await?;
+    // Claims another runner won: looked at again once its events are in.
+    let mut recheck: Vec<NodeIdx> = Vec::new();
+    let mut feed = store.change_feed().await.ok().flatten();
 
     loop {
         let t_now = now();
@@ -803,22 +879,21 @@ pub async fn run(
             for t in &res.not_claimed {
                 if let Some(&v) = g.node_of.get(t) {
                     g.queued[v as usize] = false;
+                    recheck.push(v);
                 }
-                reload = true;
             }
             if reload && stopping.is_none() {
                 g = reload_graph(store.as_ref(), &opts, &running, now()).await?;
             }
-            last_seen = last_seen.max(store.last_event_seq().await?);
             continue;
         }
 
         // Nothing to commit: is the run over?
         let nothing_ready = g.ready.is_empty() || stopping.is_some() || cancel.is_cancelled();
-        if running.is_empty()
+        let idle = running.is_empty()
             && nothing_ready
-            && (g.retry_at.is_empty() || stopping.is_some() || cancel.is_cancelled())
-        {
+            && (g.retry_at.is_empty() || stopping.is_some() || cancel.is_cancelled());
+        if idle && (!opts.stay || cancel.is_cancelled() || stopping.is_some()) {
             break;
         }
 
@@ -861,17 +936,37 @@ pub async fn run(
                         r.cancel.cancel();
                     }
                 }
-                // Changes made by others (new tasks, edits, completions elsewhere).
-                let foreign = store.events(&EventQuery { after_seq: Some(last_seen), exclude_actor: Some(opts.holder.clone()), limit: Some(1), ..Default::default() }).await?;
-                if !foreign.is_empty() && stopping.is_none() && !cancel.is_cancelled() {
-                    last_seen = store.last_event_seq().await?;
-                    g = reload_graph(store.as_ref(), &opts, &running, now()).await?;
+                // Leases of runners that died elsewhere (or here) go back to pending.
+                if Instant::now() >= next_requeue && stopping.is_none() && !cancel.is_cancelled() {
+                    next_requeue = Instant::now() + REQUEUE_EVERY;
+                    let dead: Vec<String> = store.lease_holders().await?.into_iter().filter(|h| h != &opts.holder && holder_is_dead(h)).collect();
+                    for t in store.requeue_running(Some(now()), &dead, &actor()).await? {
+                        emit(RunEvent::Requeued { task: t.to_string(), reason: "its runner is gone or its lease expired".into() });
+                        if let Some(&v) = g.node_of.get(&t) {
+                            if let Some(task) = g.tasks.get_mut(&t) {
+                                task.status = Status::Pending;
+                            }
+                            g.queued[v as usize] = false;
+                            g.consider(v, now());
+                        }
+                    }
+                }
+                if stopping.is_none() && !cancel.is_cancelled() {
+                    g = catch_up(store.as_ref(), &opts, g, &running, &mut last_seen, &mut recheck, now()).await?;
                 }
                 if let Some(p) = paused_until
                     && g.tasks.get(&p).is_none_or(|t| t.status.satisfies_dependents())
                 {
                     paused_until = None;
                     emit(RunEvent::Resumed);
+                }
+            }
+            changed = async { feed.as_mut().expect("guarded").changed().await }, if feed.is_some() => {
+                if changed.is_err() {
+                    // The feed broke (connection lost): fall back to polling on the tick.
+                    feed = None;
+                } else if stopping.is_none() && !cancel.is_cancelled() {
+                    g = catch_up(store.as_ref(), &opts, g, &running, &mut last_seen, &mut recheck, now()).await?;
                 }
             }
             _ = tokio::time::sleep(wake) => {}
@@ -948,6 +1043,43 @@ fn start_attempt(
         executor: r.name.clone(),
     });
     spawn_attempt(store.clone(), opts, task, r, claim, token, tx.clone());
+}
+
+/// Brings the graph up to date with changes others committed since `last_seen`: status
+/// changes are applied in place, anything else reloads the graph.
+async fn catch_up(
+    store: &dyn Store,
+    opts: &RunOptions,
+    mut g: Graph,
+    running: &HashMap<TaskId, Running>,
+    last_seen: &mut i64,
+    recheck: &mut Vec<NodeIdx>,
+    now: Timestamp,
+) -> Result<Graph, RunError> {
+    // Sequence numbers follow commit order, so everything up to `hi` is already visible.
+    let hi = store.last_event_seq().await?;
+    if hi > *last_seen {
+        let foreign = store
+            .events(&EventQuery {
+                after_seq: Some(*last_seen),
+                exclude_actor: Some(opts.holder.clone()),
+                limit: Some(FOREIGN_BATCH),
+                ..Default::default()
+            })
+            .await?;
+        let complete = foreign.len() < FOREIGN_BATCH as usize;
+        let seen = foreign.iter().map(|e| e.seq).max().unwrap_or(0);
+        if !complete || !g.apply_foreign(&foreign, now) {
+            g = reload_graph(store, opts, running, now).await?;
+            recheck.clear();
+        }
+        // A reload reflects everything up to `hi` too.
+        *last_seen = hi.max(seen);
+    }
+    for v in recheck.drain(..) {
+        g.consider(v, now);
+    }
+    Ok(g)
 }
 
 async fn reload_graph(

@@ -87,6 +87,8 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         runs_dir: p.root.join(".downbeat/runs"),
         artifacts_dir: p.root.join(".downbeat/artifacts"),
         now: Arc::new(now),
+        accepts: None,
+        stay: false,
     }
 }
 

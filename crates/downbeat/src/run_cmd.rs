@@ -179,6 +179,8 @@ pub async fn run_options(p: &Project, a: &RunArgs) -> Result<RunOptions, CliErro
         runs_dir: p.dir().join("runs"),
         artifacts_dir: p.dir().join("artifacts"),
         now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
+        accepts: None,
+        stay: false,
     };
     Ok(opts)
 }
@@ -576,6 +578,8 @@ fn bench_options(
         runs_dir: dir.join("runs"),
         artifacts_dir: dir.join("artifacts"),
         now: Arc::new(crate::project::now),
+        accepts: None,
+        stay: false,
     }
 }
 
