@@ -306,7 +306,10 @@ impl Graph {
     fn apply_foreign(&mut self, events: &[downbeat_core::context::Event], now: Timestamp) -> bool {
         for e in events {
             if e.action != "task.status" {
-                if e.action.starts_with("task.") || e.action.starts_with("edge.") || e.action == "plan.applied" {
+                if e.action.starts_with("task.")
+                    || e.action.starts_with("edge.")
+                    || e.action == "plan.applied"
+                {
                     return false;
                 }
                 continue;
@@ -327,11 +330,8 @@ impl Graph {
             };
             let i = v as usize;
             match st {
-                Status::Completed | Status::Skipped => {
-                    if !self.satisfied[i] {
-                        self.complete(v, now);
-                    }
-                }
+                Status::Completed | Status::Skipped if !self.satisfied[i] => self.complete(v, now),
+                Status::Completed | Status::Skipped => {}
                 _ if self.satisfied[i] => return false,
                 _ => {}
             }

@@ -66,6 +66,10 @@ pub enum Command {
     Reopen(IdArg),
     /// Execute everything that is ready, wave after wave, until done.
     Run(RunArgs),
+    /// Take ready tasks from the shared database and run them, until stopped (any machine).
+    Worker(WorkerArgs),
+    /// Registered workers: alive or silent, what each takes and holds.
+    Workers,
     /// Put a failed or cancelled task back to pending for another attempt.
     Retry(IdArg),
     /// The attempt ledger of a task.
@@ -281,6 +285,34 @@ pub struct RunArgs {
     /// Use this executor for every task (e.g. `noop` to try a plan out).
     #[arg(long)]
     pub executor: Option<String>,
+    /// Run the tasks in this process even when workers are alive (by default they take them).
+    #[arg(long)]
+    pub local: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Take only tasks of these roles (comma-separated or repeated); default: any role.
+    #[arg(long, value_name = "ROLE,...")]
+    pub roles: Vec<String>,
+    /// Run every task it takes with this executor (like `run --executor`).
+    #[arg(long)]
+    pub executor: Option<String>,
+    /// Take only tasks whose executor (after --executor) is one of these.
+    #[arg(long, value_name = "NAME,...")]
+    pub executors: Vec<String>,
+    /// Labels this worker has; a task tagged `needs:LABEL` goes only to workers with LABEL.
+    #[arg(long, value_name = "LABEL,...")]
+    pub labels: Vec<String>,
+    /// Attempts at once (default: the number of CPUs).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Unique name, also the lease holder (default: worker:HOST:PID).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lease length: a worker silent for this long loses its tasks to others.
+    #[arg(long, default_value = "10s")]
+    pub lease: String,
 }
 
 #[derive(Debug, Args)]

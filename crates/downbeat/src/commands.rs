@@ -82,6 +82,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Cancel(a) => transition(&p, &a.id, Status::Cancelled, a.note, j).await,
         Command::Reopen(a) => transition(&p, &a.id, Status::Pending, None, j).await,
         Command::Run(a) => crate::run_cmd::run_cmd(&p, a, j).await,
+        Command::Worker(a) => crate::worker_cmd::worker(&p, a, j).await,
+        Command::Workers => crate::worker_cmd::workers(&p, j).await,
         Command::Retry(a) => transition(&p, &a.id, Status::Pending, None, j).await,
         Command::Attempts(a) => crate::run_cmd::attempts(&p, &a.id, j).await,
         Command::Dep(c) => dep(&p, c, j).await,

@@ -16,6 +16,7 @@ pub mod mcp;
 mod output;
 pub mod project;
 pub mod run_cmd;
+pub mod worker_cmd;
 
 use error::{CliError, code};
 

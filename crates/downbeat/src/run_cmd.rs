@@ -201,6 +201,12 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
     if a.dry_run {
         return dry_run(p, &opts, j).await;
     }
+    if !a.local {
+        let live = crate::worker_cmd::live_workers(p).await?;
+        if !live.is_empty() {
+            return crate::worker_cmd::watch_workers(p, &live, j).await;
+        }
+    }
     let store = p.store.clone();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
@@ -214,7 +220,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
         }
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    let display = tokio::spawn(show(rx, j));
+    let display = tokio::spawn(show_events(rx, j));
     let result = run(store, opts, tx, cancel).await;
     let _ = display.await;
     if result.is_ok() && !j {
@@ -316,7 +322,8 @@ async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), CliError
 
 /// Renders the event stream: JSON lines on stdout with `--json`, bars on a terminal, plain lines
 /// otherwise.
-async fn show(mut rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) {
+/// Shows a run's events: bars on a terminal, a line per event otherwise, JSON with `--json`.
+pub async fn show_events(mut rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) {
     let tty = std::io::stderr().is_terminal() && !j;
     let mp = indicatif::MultiProgress::new();
     let overall = tty.then(|| {

@@ -109,6 +109,7 @@ impl Runs {
             until: spec.until.clone(),
             dry_run: false,
             executor: spec.executor.clone(),
+            local: true,
         };
         let opts = crate::run_cmd::run_options(&p, &args).await?;
         let scope = spec

@@ -1,0 +1,284 @@
+//! Worker processes sharing one PostgreSQL database: every task done exactly once by several
+//! workers, and a worker killed with SIGKILL loses its task to another (its late completion
+//! refused by the fencing token). Each test has a schema of its own, dropped at the end.
+//!
+//! The server comes from `DOWNBEAT_TEST_POSTGRES_URL`, else `postgres://postgres@127.0.0.1:5432/test`.
+
+use std::hash::BuildHasher;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use downbeat_store::{Batch, Finish, FinishStatus, Store, TaskFilter};
+use sqlx::Connection;
+
+fn server_url() -> String {
+    std::env::var("DOWNBEAT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A project in a temporary directory whose database is a fresh PostgreSQL schema; the
+/// schema is dropped and the workers killed when it goes out of scope.
+struct Env {
+    dir: tempfile::TempDir,
+    url: String,
+    schema: String,
+    children: Vec<Child>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        let _ = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move {
+                let mut c = sqlx::PgConnection::connect(&server_url()).await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await?;
+                c.close().await
+            });
+    }
+}
+
+impl Env {
+    fn new(tag: &str) -> Self {
+        let r = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        let schema = format!("dbt_{tag}_{:012x}", r & 0xffff_ffff_ffff);
+        let base = server_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let e = Self {
+            dir: tempfile::tempdir().unwrap(),
+            url: format!("{base}{sep}schema={schema}"),
+            schema,
+            children: Vec::new(),
+        };
+        e.ok(&["init"]);
+        e
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_downbeat"));
+        c.current_dir(self.dir.path())
+            .env("DOWNBEAT_DATABASE_URL", &self.url)
+            .env_remove("DOWNBEAT_NOW")
+            .args(args);
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "downbeat {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        let old = std::fs::read_to_string(&p).unwrap_or_default();
+        std::fs::write(p, old + text).unwrap();
+    }
+
+    fn spawn_worker(&mut self, args: &[&str]) -> u32 {
+        let mut a = vec!["worker"];
+        a.extend_from_slice(args);
+        let child = self
+            .cmd(&a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Polls `cond` on `status --json` until it holds or the time is up.
+    fn wait_status(&self, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
+        let t0 = Instant::now();
+        loop {
+            let s = self.json(&["status"]);
+            if cond(&s) {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn store(&self, rt: &tokio::runtime::Runtime) -> Box<dyn Store> {
+        rt.block_on(downbeat_store::open(&self.url, false)).unwrap()
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+#[test]
+fn three_workers_do_every_task_exactly_once() {
+    let mut e = Env::new("wk3");
+    e.write(
+        ".downbeat/config.toml",
+        "\n[executors.nap]\ntype = \"process\"\nargv = [\"sleep\", \"0.05\"]\n",
+    );
+    // 30 tasks in three chains, so the workers must also wait for one another's results.
+    let mut plan = String::new();
+    for i in 0..30 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"t{i}\"\ntitle = \"Task {i}\"\n"
+        ));
+        if i >= 3 {
+            plan.push_str(&format!("depends_on = [\"t{}\"]\n", i - 3));
+        }
+    }
+    e.write("plan.toml", &plan);
+    e.ok(&["plan", "apply", "plan.toml"]);
+    let pids: Vec<u32> = (0..3)
+        .map(|_| e.spawn_worker(&["--executor", "nap", "--slots", "2", "--lease", "5s"]))
+        .collect();
+    e.wait_status("all tasks completed", |s| s["counts"]["completed"] == 30);
+    // `run` with live workers hands the work to them and follows along: nothing left.
+    let o = e.cmd(&["run"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("worker(s) alive"));
+    let workers = e.json(&["workers"]);
+    assert_eq!(workers["workers"].as_array().unwrap().len(), 3, "{workers}");
+    for pid in pids {
+        signal(pid, "TERM");
+    }
+    for c in &mut e.children {
+        assert!(c.wait().unwrap().success());
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = e.store(&rt);
+    let tasks = rt.block_on(store.tasks(&TaskFilter::default())).unwrap();
+    assert_eq!(tasks.len(), 30);
+    let mut by_worker = std::collections::HashSet::new();
+    for t in &tasks {
+        let attempts = rt.block_on(store.attempts(t.id)).unwrap();
+        assert_eq!(
+            attempts.len(),
+            1,
+            "task {} ran {} times",
+            t.id,
+            attempts.len()
+        );
+        assert_eq!(attempts[0].outcome.as_deref(), Some("succeeded"));
+        by_worker.insert(attempts[0].worker.clone());
+    }
+    assert!(by_worker.len() >= 2, "the work was shared: {by_worker:?}");
+    let log = rt
+        .block_on(store.events(&Default::default()))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect::<Vec<_>>();
+    let count = |a: &str| log.iter().filter(|x| *x == a).count();
+    assert_eq!(
+        (count("worker.registered"), count("worker.deregistered")),
+        (3, 3)
+    );
+    assert!(
+        rt.block_on(store.workers(Default::default()))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
+    let mut e = Env::new("wkkill");
+    e.write(
+        ".downbeat/config.toml",
+        "\n[executors.slow]\ntype = \"process\"\nargv = [\"sleep\", \"3\"]\n",
+    );
+    e.write(
+        "plan.toml",
+        "[[tasks]]\nkey = \"only\"\ntitle = \"The task\"\n",
+    );
+    e.ok(&["plan", "apply", "plan.toml"]);
+    // A named worker: nothing tells it is gone but its lease running out.
+    let a = e.spawn_worker(&["--executor", "slow", "--name", "box-a", "--lease", "1s"]);
+    e.wait_status("the task running", |s| s["counts"]["running"] == 1);
+    signal(a, "KILL");
+    let killed_at = Instant::now();
+    e.spawn_worker(&["--executor", "noop", "--name", "box-b", "--lease", "1s"]);
+    e.wait_status("the task completed by the other worker", |s| {
+        s["counts"]["completed"] == 1
+    });
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(15),
+        "re-leased after {:?}",
+        killed_at.elapsed()
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = e.store(&rt);
+    let id = rt.block_on(store.resolve_task("only")).unwrap();
+    let attempts = rt.block_on(store.attempts(id)).unwrap();
+    let summary: Vec<(&str, Option<&str>)> = attempts
+        .iter()
+        .map(|a| (a.worker.as_str(), a.outcome.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("box-a", Some("lost")), ("box-b", Some("succeeded"))]
+    );
+    // The dead worker's completion, arriving late, carries the old fencing token.
+    let late = Finish {
+        task: id,
+        epoch: attempts[0].epoch,
+        attempt_id: attempts[0].id,
+        status: FinishStatus::Completed,
+        outcome: "succeeded".into(),
+        exit_code: Some(0),
+        error: None,
+        summary: Some("late".into()),
+        tokens: None,
+        artifacts: vec![],
+    };
+    let res = rt
+        .block_on(store.commit_batch(
+            &Batch {
+                finishes: vec![late],
+                ..Default::default()
+            },
+            &downbeat_core::context::Actor::new("box-a", downbeat_core::time::Timestamp(0)),
+        ))
+        .unwrap();
+    assert_eq!(res.rejected, vec![id]);
+    let w = e.json(&["workers"]);
+    let a_state = w["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "box-a")
+        .map(|w| w["alive"].clone());
+    assert_eq!(a_state, Some(serde_json::Value::Bool(false)), "{w}");
+}
