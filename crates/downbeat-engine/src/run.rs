@@ -10,7 +10,6 @@
 //! Must never: print, read configuration files, or decide anything a task's settings or the
 //! options do not say.
 
-use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -230,7 +229,11 @@ struct Graph {
     satisfied: Vec<bool>,
     rank: Vec<u64>,
     in_scope: Vec<bool>,
-    ready: BinaryHeap<(u64, i32, Reverse<NodeIdx>)>,
+    /// (remaining critical path, priority, tie-break, node): best first.
+    ready: BinaryHeap<(u64, i32, u64, NodeIdx)>,
+    /// Workers sharing a database break ties in an order of their own, so they rarely
+    /// reach for the same task; a lone runner takes ties in graph order.
+    salt: Option<u64>,
     queued: Vec<bool>,
     retry_at: Vec<(Timestamp, NodeIdx)>,
     accepts: Option<AcceptFn>,
@@ -294,6 +297,11 @@ impl Graph {
             queued: vec![false; n],
             retry_at: Vec::new(),
             accepts: opts.accepts.clone(),
+            salt: opts.stay.then(|| {
+                opts.holder.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                })
+            }),
         };
         for v in 0..n as NodeIdx {
             g.consider(v, now);
@@ -350,6 +358,19 @@ impl Graph {
         true
     }
 
+    fn tie(&self, v: NodeIdx) -> u64 {
+        match self.salt {
+            // splitmix64 of the node and the salt: a fixed, runner-specific shuffle.
+            Some(salt) => {
+                let mut z = (u64::from(v) ^ salt).wrapping_add(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            }
+            None => u64::MAX - u64::from(v),
+        }
+    }
+
     fn task_of(&self, v: NodeIdx) -> Option<&Task> {
         self.tasks.get(&self.tdag.owner[v as usize])
     }
@@ -374,7 +395,7 @@ impl Graph {
             return;
         }
         let prio = t.priority.rank();
-        self.ready.push((self.rank[i], prio, Reverse(v)));
+        self.ready.push((self.rank[i], prio, self.tie(v), v));
         self.queued[i] = true;
     }
 
@@ -410,7 +431,8 @@ impl Graph {
             if at <= now {
                 let i = v as usize;
                 let prio = self.task_of(v).map(|t| t.priority.rank()).unwrap_or(0);
-                self.ready.push((self.rank[i], prio, Reverse(v)));
+                let tie = self.tie(v);
+                self.ready.push((self.rank[i], prio, tie, v));
             } else {
                 next = Some(next.map_or(at, |n: Timestamp| n.min(at)));
                 keep.push((at, v));
@@ -716,7 +738,7 @@ pub async fn run(
                 .collect();
             while running.len() + claims.len() < opts.concurrency {
                 let Some(item) = g.ready.pop() else { break };
-                let v = item.2.0;
+                let v = item.3;
                 let Some(task) = g.task_of(v).cloned() else {
                     continue;
                 };
@@ -1097,7 +1119,7 @@ async fn reload_graph(
     }
     let ready: Vec<_> = std::mem::take(&mut g.ready)
         .into_iter()
-        .filter(|(_, _, Reverse(v))| !running.contains_key(&g.tdag.owner[*v as usize]))
+        .filter(|(_, _, _, v)| !running.contains_key(&g.tdag.owner[*v as usize]))
         .collect();
     g.ready = ready.into_iter().collect();
     Ok(g)
