@@ -5,7 +5,8 @@
 //! `blocks` edges against cycles *inside* that transaction, so concurrent writers cannot race
 //! past a check. Backends: [`sqlite`] (embedded, the default) and [`postgres`] (shared by
 //! several processes on several machines). The [`contract`] suite states
-//! what every backend must do; each backend runs it.
+//! what every backend must do; each backend runs it. [`transfer`] moves a whole project from
+//! one database to another.
 //!
 //! Must never: read the environment or configuration files, print, or decide policy (which
 //! tasks are stale, what to archive): callers pass those decisions in.
@@ -27,7 +28,10 @@ use serde::Serialize;
 pub mod contract;
 pub mod postgres;
 pub mod sqlite;
+pub mod transfer;
 pub mod view;
+
+pub use transfer::Transfer;
 
 /// What can go wrong in a store call.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,14 @@ pub enum Error {
     ReadOnly(String),
     #[error("database error: {0}")]
     Database(String),
+    /// A project can only be moved into an empty database.
+    #[error("the database {location} is not empty: it holds {holds}")]
+    NotEmpty { location: String, holds: String },
+    /// Moving a project needs both databases at the same schema version.
+    #[error(
+        "the source database is at schema version {from_version} and the target at version {to_version}; both must be at the same version"
+    )]
+    SchemaMismatch { from_version: i64, to_version: i64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -412,6 +424,12 @@ pub trait Store: Send + Sync {
 /// `postgres://…` / `postgresql://…` (see [`postgres`] for the parameters, `schema=NAME` among
 /// them). With `create`, a missing database (SQLite file, PostgreSQL schema) is created.
 pub async fn open(url: &str, create: bool) -> Result<Box<dyn Store>> {
+    let store: Box<dyn Store> = open_transfer(url, create).await?;
+    Ok(store)
+}
+
+/// [`open`], with the [`Transfer`] half of the store (export and import of whole projects).
+pub async fn open_transfer(url: &str, create: bool) -> Result<Box<dyn Transfer>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(postgres::PostgresStore::open(url, create).await?));
     }

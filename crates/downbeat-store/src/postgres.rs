@@ -118,7 +118,7 @@ fn latest_known() -> i64 {
 /// An open PostgreSQL project database (a pool of connections).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     location: String,
     schema: String,
     version: i64,
@@ -179,6 +179,11 @@ fn db(e: sqlx::Error) -> Fail {
         .into(),
         _ => Error::Database(e.to_string()).into(),
     }
+}
+
+/// A driver error as a store error (for callers outside this module).
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    Error::from(db(e))
 }
 
 /// Runs a transaction, again after a short random pause when it lost a deadlock or a

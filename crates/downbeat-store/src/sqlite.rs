@@ -40,13 +40,13 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// An open SQLite project database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     path: PathBuf,
     version: i64,
     backup: Option<String>,
 }
 
-fn db(e: sqlx::Error) -> Error {
+pub(crate) fn db(e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(d) = &e {
         let msg = d.message().to_owned();
         if msg.contains("readonly") || msg.contains("read-only") {
@@ -164,7 +164,7 @@ impl SqliteStore {
         })
     }
 
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 

@@ -121,6 +121,28 @@ pub enum Command {
     /// Claude Code subagents for the project's roles.
     #[command(subcommand)]
     Agents(AgentsCmd),
+    /// Database operations: move a project to another database.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// Copy a whole project (tasks, edges, context, attempts, the event log) into an empty
+    /// database, ids included, and check the row counts on both sides.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The project's database: `sqlite:PATH` (relative to the current directory) or
+    /// `postgres://USER@HOST/DB[?schema=NAME]`.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// An empty database to copy it into (created if missing: an SQLite file, a PostgreSQL
+    /// schema).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// `downbeat mcp`: without a subcommand, runs the server (same as `mcp serve`).

@@ -63,11 +63,16 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     if let Command::Agents(c) = cli.command {
         return crate::clients::agents(&g, c, j);
     }
+    if let Command::Db(c) = cli.command {
+        return crate::db_cmd::command(c, j).await;
+    }
     let p = project::open(&g).await?;
     match cli.command {
-        Command::Init | Command::Bench(_) | Command::Mcp(_) | Command::Agents(_) => {
-            unreachable_command()
-        }
+        Command::Init
+        | Command::Bench(_)
+        | Command::Mcp(_)
+        | Command::Agents(_)
+        | Command::Db(_) => unreachable_command(),
         Command::Plan(c) => plan_cmd(&p, c, j).await,
         Command::Add(a) => add(&p, a, j).await,
         Command::Edit(a) => edit(&p, a, j).await,

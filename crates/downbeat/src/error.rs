@@ -89,6 +89,11 @@ impl From<StoreError> for CliError {
             StoreError::Open { .. } => Self::new(code::STORAGE, message),
             StoreError::ReadOnly(_) => Self::new(code::STORAGE, message)
                 .with_hint("downbeat needs write access to the database file and its directory"),
+            StoreError::NotEmpty { .. } => Self::new(code::CONFLICT, message).with_hint(
+                "move the project into a new database: a new SQLite file, or a new ?schema=NAME on PostgreSQL",
+            ),
+            StoreError::SchemaMismatch { .. } => Self::new(code::STORAGE, message)
+                .with_hint("move the project with a downbeat whose schemas for both backends have the same version"),
             StoreError::Database(m) => {
                 let busy = m.contains("locked") || m.contains("busy");
                 let e = Self::new(code::STORAGE, message);

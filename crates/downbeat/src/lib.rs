@@ -11,6 +11,7 @@ use clap::Parser;
 pub mod cli;
 pub mod clients;
 pub(crate) mod commands;
+mod db_cmd;
 pub mod error;
 pub mod mcp;
 mod output;
