@@ -491,11 +491,15 @@ pub(crate) fn check_columns(table: &Table, live: &[String], sqlite: bool) -> Res
     )))
 }
 
+/// Tables of live state a move leaves behind: workers register again against the new database.
+const NOT_COPIED: &[&str] = &["workers"];
+
 /// Checks the live tables against [`TABLES`].
 pub(crate) fn check_tables(live: &[String]) -> Result<()> {
     let unknown: Vec<&str> = live
         .iter()
         .map(String::as_str)
+        .filter(|t| !NOT_COPIED.contains(t))
         .filter(|t| !TABLES.iter().any(|k| k.name == *t))
         .collect();
     let missing: Vec<&str> = TABLES
