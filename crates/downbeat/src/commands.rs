@@ -1207,6 +1207,7 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
     let c = v.counts();
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     let per_role = per_role(&v);
+    let workers = p.store.workers(p.now()).await?;
     if j {
         print_json(&json!({
             "counts": c,
@@ -1215,6 +1216,7 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
             "roles": per_role.iter().map(|(r, (d, t))| json!({"role": r, "done": d, "total": t})).collect::<Vec<_>>(),
             "session": p.store.current_session().await?,
             "objectives": v.objectives,
+            "workers": workers,
         }));
         return Ok(());
     }
@@ -1233,6 +1235,17 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
         c.blocked,
         c.cancelled
     );
+    if !workers.is_empty() {
+        let alive: Vec<_> = workers.iter().filter(|w| w.alive).collect();
+        let busy: usize = alive.iter().map(|w| w.holding.len()).sum();
+        let slots: u32 = alive.iter().map(|w| w.slots).sum();
+        let _ = writeln!(
+            s,
+            "workers: {} alive ({busy}/{slots} slots busy), {} silent — `downbeat workers` for details",
+            alive.len(),
+            workers.len() - alive.len()
+        );
+    }
     if !per_role.is_empty() {
         let _ = writeln!(s, "\nby role:");
         for (r, (d, t)) in &per_role {

@@ -168,6 +168,9 @@ fn three_workers_do_every_task_exactly_once() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("worker(s) alive"));
     let workers = e.json(&["workers"]);
     assert_eq!(workers["workers"].as_array().unwrap().len(), 3, "{workers}");
+    let status = e.json(&["status"]);
+    assert_eq!(status["workers"].as_array().unwrap().len(), 3, "{status}");
+    assert!(e.ok(&["status"]).contains("workers: 3 alive"));
     for pid in pids {
         signal(pid, "TERM");
     }
