@@ -70,6 +70,7 @@ pub fn snapshot_of(tasks: &[Task], edges: &[Edge]) -> GraphSnapshot {
             .filter(|t| !t.archived)
             .map(|t| GraphTask {
                 id: t.id,
+                key: t.key.clone(),
                 parent: t.parent,
                 title: t.title.clone(),
                 status: t.status,

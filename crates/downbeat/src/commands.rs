@@ -445,6 +445,7 @@ async fn dry_cycle_check(p: &Project, v: &plan::ValidatedPlan) -> Result<Option<
     for (i, t) in v.tasks.iter().enumerate() {
         snap.tasks.push(GraphTask {
             id: id_of(TaskRef::New(i)),
+            key: t.new.key.clone(),
             parent: t.parent.map(id_of),
             title: t.new.title.clone(),
             status: Status::Pending,
