@@ -17,6 +17,8 @@ use crate::task::{Edge, Priority, Status};
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphTask {
     pub id: TaskId,
+    /// The task's plan key, if any (not used by the planner; task lists show it).
+    pub key: Option<String>,
     pub parent: Option<TaskId>,
     pub title: String,
     pub status: Status,
@@ -395,6 +397,7 @@ mod tests {
     fn task(n: u32, parent: Option<u32>, status: Status) -> GraphTask {
         GraphTask {
             id: id(n),
+            key: None,
             parent: parent.map(id),
             title: format!("t{n}"),
             status,

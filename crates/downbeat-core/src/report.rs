@@ -38,27 +38,11 @@ impl ProjectView {
 
     /// Leaf counts per (rolled-up) status, and the overall progress over leaves.
     pub fn counts(&self) -> Counts {
-        let mut c = Counts::default();
-        for t in &self.tasks {
-            let p = self.rollup.get(&t.id);
-            if p.is_some_and(|p| p.is_container) {
-                continue;
-            }
-            c.total += 1;
-            match t.status {
-                Status::Completed => c.completed += 1,
-                Status::Skipped => c.skipped += 1,
-                Status::Running => c.running += 1,
-                Status::Failed => c.failed += 1,
-                Status::Blocked => c.blocked += 1,
-                Status::Cancelled => c.cancelled += 1,
-                Status::Pending => c.pending += 1,
-            }
-        }
-        c.ready = self.planned.ready.len() as u64;
-        c.waiting = self.planned.waiting.len() as u64;
-        c.stuck = self.planned.stuck.len() as u64;
-        c
+        Counts::of(
+            self.tasks.iter().map(|t| (t.id, t.status)),
+            &self.rollup,
+            &self.planned,
+        )
     }
 }
 
@@ -70,6 +54,7 @@ pub fn snapshot_of(tasks: &[Task], edges: &[Edge]) -> GraphSnapshot {
             .filter(|t| !t.archived)
             .map(|t| GraphTask {
                 id: t.id,
+                key: t.key.clone(),
                 parent: t.parent,
                 title: t.title.clone(),
                 status: t.status,
@@ -100,6 +85,35 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Counts of the given tasks' statuses, containers (per `rollup`) left out, with the
+    /// plan's ready, waiting and stuck leaves.
+    pub fn of(
+        tasks: impl IntoIterator<Item = (TaskId, Status)>,
+        rollup: &HashMap<TaskId, Progress>,
+        planned: &Planned,
+    ) -> Self {
+        let mut c = Counts::default();
+        for (id, status) in tasks {
+            if rollup.get(&id).is_some_and(|p| p.is_container) {
+                continue;
+            }
+            c.total += 1;
+            match status {
+                Status::Completed => c.completed += 1,
+                Status::Skipped => c.skipped += 1,
+                Status::Running => c.running += 1,
+                Status::Failed => c.failed += 1,
+                Status::Blocked => c.blocked += 1,
+                Status::Cancelled => c.cancelled += 1,
+                Status::Pending => c.pending += 1,
+            }
+        }
+        c.ready = planned.ready.len() as u64;
+        c.waiting = planned.waiting.len() as u64;
+        c.stuck = planned.stuck.len() as u64;
+        c
+    }
+
     pub fn done(&self) -> u64 {
         self.completed + self.skipped
     }

@@ -901,7 +901,7 @@ async fn require_live(c: &mut PgConnection, ids: &[TaskId]) -> R<()> {
 
 async fn snapshot(c: &mut PgConnection) -> R<GraphSnapshot> {
     let rows = sqlx::query(
-        "SELECT seq, parent_seq, title, status, role, effort, priority, footprint::text AS footprint \
+        "SELECT seq, key, parent_seq, title, status, role, effort, priority, footprint::text AS footprint \
          FROM tasks WHERE NOT archived ORDER BY seq",
     )
     .fetch_all(&mut *c)
@@ -912,6 +912,7 @@ async fn snapshot(c: &mut PgConnection) -> R<GraphSnapshot> {
         let fp: &str = r.get("footprint");
         tasks.push(GraphTask {
             id: tid(r.get("seq")),
+            key: r.get("key"),
             parent: r.get::<Option<i64>, _>("parent_seq").map(tid),
             title: r.get("title"),
             status: status_of(r.get("status"))?,

@@ -222,16 +222,26 @@ pub(crate) fn shown_status(
     roll: &HashMap<TaskId, Progress>,
     ready: &HashSet<TaskId>,
 ) -> String {
-    match roll.get(&t.id) {
+    shown_status_of(t.id, t.status, roll, ready)
+}
+
+/// [`shown_status`] of the task `id` whose stored status is `status`.
+pub(crate) fn shown_status_of(
+    id: TaskId,
+    status: Status,
+    roll: &HashMap<TaskId, Progress>,
+    ready: &HashSet<TaskId>,
+) -> String {
+    match roll.get(&id) {
         Some(pr) if pr.is_container => pr.status.to_string(),
-        _ if t.status == Status::Pending => {
-            if ready.contains(&t.id) {
+        _ if status == Status::Pending => {
+            if ready.contains(&id) {
                 "ready".into()
             } else {
                 "waiting".into()
             }
         }
-        _ => t.status.to_string(),
+        _ => status.to_string(),
     }
 }
 
@@ -445,6 +455,7 @@ async fn dry_cycle_check(p: &Project, v: &plan::ValidatedPlan) -> Result<Option<
     for (i, t) in v.tasks.iter().enumerate() {
         snap.tasks.push(GraphTask {
             id: id_of(TaskRef::New(i)),
+            key: t.new.key.clone(),
             parent: t.parent.map(id_of),
             title: t.new.title.clone(),
             status: Status::Pending,
@@ -1185,17 +1196,28 @@ async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), CliError> {
 
 /// Leaves per role: (done, total); `(none)` for tasks without a role.
 pub(crate) fn per_role(v: &ProjectView) -> BTreeMap<String, (u64, u64)> {
+    per_role_of(
+        v.tasks.iter().map(|t| (t.id, t.role.as_deref(), t.status)),
+        &v.rollup,
+    )
+}
+
+/// (done, total) leaves per role of the given (id, role, status) tasks; containers (per
+/// `rollup`) are left out.
+pub(crate) fn per_role_of<'a>(
+    tasks: impl IntoIterator<Item = (TaskId, Option<&'a str>, Status)>,
+    rollup: &HashMap<TaskId, Progress>,
+) -> BTreeMap<String, (u64, u64)> {
     let mut per_role: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for t in v
-        .tasks
-        .iter()
-        .filter(|t| !v.rollup.get(&t.id).is_some_and(|r| r.is_container))
-    {
+    for (id, role, status) in tasks {
+        if rollup.get(&id).is_some_and(|r| r.is_container) {
+            continue;
+        }
         let e = per_role
-            .entry(t.role.clone().unwrap_or_else(|| "(none)".into()))
+            .entry(role.unwrap_or("(none)").to_owned())
             .or_default();
         e.1 += 1;
-        if t.status.satisfies_dependents() {
+        if status.satisfies_dependents() {
             e.0 += 1;
         }
     }

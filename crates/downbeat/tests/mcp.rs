@@ -605,7 +605,34 @@ async fn check_show_against_planner(c: &Client) {
     }
 }
 
-/// `show` reads one leaf with targeted queries; its answer must agree with the planner's.
+/// `list` answers from the planner's snapshot unless it filters by tag or text: an empty text
+/// filter (which every task matches) takes the other path, which must give the same answer.
+async fn check_list_paths(c: &Client) {
+    for filter in [
+        json!({}),
+        json!({"status": ["ready"]}),
+        json!({"status": ["waiting"]}),
+        json!({"status": ["ready", "waiting"]}),
+        json!({"status": ["ready", "pending"]}),
+        json!({"status": ["completed", "running", "failed", "skipped"]}),
+        json!({"role": "implementer"}),
+        json!({"role": "implementer", "status": ["ready"]}),
+        json!({"parent": "e1"}),
+        json!({"parent": "s1", "status": ["waiting"]}),
+        json!({"limit": 3}),
+        json!({"status": ["ready"], "limit": 1}),
+        json!({"status": ["waiting"], "limit": 2}),
+    ] {
+        let fast = call(c, "task_list", filter.clone()).await;
+        let mut other = filter.clone();
+        other["search"] = json!("");
+        let slow = call(c, "task_list", other).await;
+        assert_eq!(fast, slow, "{filter}");
+    }
+}
+
+/// `show` reads one leaf with targeted queries and `list` the planner's snapshot; their
+/// answers must agree with the planner's and with the full task rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_agrees_with_the_planner() {
     let f = Fixture::new(Profile::Full).await;
@@ -613,11 +640,11 @@ async fn show_agrees_with_the_planner() {
     let plan = json!({"tasks": [
         {"key": "e1", "title": "Epic one"},
         {"key": "s1", "parent": "e1", "title": "Story one"},
-        {"key": "a", "parent": "s1", "title": "A"},
+        {"key": "a", "parent": "s1", "title": "A", "role": "implementer"},
         {"key": "b", "parent": "s1", "title": "B", "depends_on": ["a"]},
         {"key": "c", "parent": "e1", "title": "C"},
         {"key": "e2", "title": "Epic two", "depends_on": ["s1"]},
-        {"key": "d", "parent": "e2", "title": "D"},
+        {"key": "d", "parent": "e2", "title": "D", "role": "implementer"},
         {"key": "e", "parent": "e2", "title": "E", "depends_on": ["c"]},
         {"key": "f", "title": "F", "depends_on": ["e1"]},
         {"key": "g", "title": "G"},
@@ -626,14 +653,17 @@ async fn show_agrees_with_the_planner() {
     ]});
     call(&c, "plan", json!({"plan": plan})).await;
     check_show_against_planner(&c).await;
+    check_list_paths(&c).await;
     for (task, to) in [("a", "done"), ("g", "skip"), ("c", "start"), ("h", "start")] {
         call(&c, "task_status", json!({"id": task, "to": to})).await;
     }
     check_show_against_planner(&c).await;
+    check_list_paths(&c).await;
     for (task, to) in [("c", "fail"), ("b", "done"), ("h", "done")] {
         call(&c, "task_status", json!({"id": task, "to": to})).await;
     }
     check_show_against_planner(&c).await;
+    check_list_paths(&c).await;
     let _ = c.cancel().await;
 }
 

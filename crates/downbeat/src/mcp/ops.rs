@@ -9,7 +9,10 @@ use downbeat_core::context::ObjectiveStatus;
 use downbeat_core::graph::{self, GraphSnapshot, Planned};
 use downbeat_core::ids::{RecordKind, TaskId};
 use downbeat_core::plan::{self, PlanFormat};
-use downbeat_core::task::{Edge, EdgeKind, ExecSettings, NewTask, Status, Task, TaskPatch};
+use downbeat_core::report::Counts;
+use downbeat_core::task::{
+    Edge, EdgeKind, ExecSettings, NewTask, Priority, Status, Task, TaskPatch,
+};
 use downbeat_core::time::{Millis, Timestamp};
 use downbeat_engine::executor::{AgentReport, DiscoveredTask};
 use downbeat_engine::run::RunEvent;
@@ -52,8 +55,11 @@ async fn resolve_all(p: &Project, refs: &[String]) -> Result<Vec<TaskId>, CliErr
     Ok(out)
 }
 
+/// The plan of the stored graph without makespan estimates (only `waves` reports those).
 fn planned(p: &Project, snap: &GraphSnapshot) -> Result<Planned, CliError> {
-    graph::plan(snap, &p.plan_settings()).map_err(|c| {
+    let mut settings = p.plan_settings();
+    settings.workers.clear();
+    graph::plan(snap, &settings).map_err(|c| {
         CliError::new(code::CONFLICT, format!("the stored graph is damaged: {c}"))
             .with_hint("run maintenance and remove one of the dependencies")
     })
@@ -91,19 +97,58 @@ impl States {
     }
 }
 
+/// What a task list shows of a task, from a full row or from the planner's snapshot.
+struct Line<'a> {
+    id: TaskId,
+    key: Option<&'a str>,
+    title: &'a str,
+    role: Option<&'a str>,
+    priority: Priority,
+    effort: u32,
+    parent: Option<TaskId>,
+}
+
+impl<'a> From<&'a Task> for Line<'a> {
+    fn from(t: &'a Task) -> Self {
+        Self {
+            id: t.id,
+            key: t.key.as_deref(),
+            title: &t.title,
+            role: t.role.as_deref(),
+            priority: t.priority,
+            effort: t.effort,
+            parent: t.parent,
+        }
+    }
+}
+
+impl<'a> From<&'a graph::GraphTask> for Line<'a> {
+    fn from(t: &'a graph::GraphTask) -> Self {
+        Self {
+            id: t.id,
+            key: t.key.as_deref(),
+            title: &t.title,
+            role: t.role.as_deref(),
+            priority: t.priority,
+            effort: t.effort,
+            parent: t.parent,
+        }
+    }
+}
+
 /// A task in a list: what tells tasks apart, defaults left out.
-fn task_line(t: &Task, state: &str) -> Value {
+fn task_line(t: Line<'_>, state: &str) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(t.id));
-    if let Some(k) = &t.key {
+    if let Some(k) = t.key {
         o.insert("key".into(), json!(k));
     }
     o.insert("title".into(), json!(t.title));
-    if let Some(r) = &t.role {
+    if let Some(r) = t.role {
         o.insert("role".into(), json!(r));
     }
     o.insert("state".into(), json!(state));
-    if t.priority != Default::default() {
+    if t.priority != Priority::default() {
         o.insert("priority".into(), json!(t.priority));
     }
     if t.effort != 1 {
@@ -262,6 +307,37 @@ pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
         Some(x) => Some(resolve(p, x).await?),
         None => None,
     };
+    let wants_pending = f.status.iter().any(|s| s == "pending");
+    // Whether a listed task with this stored status and shown state is left out by a derived
+    // status filter (`ready`, `waiting`).
+    let left_out = |status: Status, state: &str| {
+        !derived.is_empty()
+            && status == Status::Pending
+            && !wants_pending
+            && !derived.contains(&state)
+    };
+    let full = |n: usize| f.limit.is_some_and(|l| n >= l as usize);
+    let snap = p.store.graph().await?;
+    let (states, _) = States::of(p, &snap)?;
+    let mut out = Vec::new();
+    if f.tag.is_none() && f.search.is_none() && !f.all {
+        // Everything the filter and the lines need is in the planner's snapshot (live tasks
+        // in `seq` order, as the store lists them): no second read of the tasks.
+        for t in snap.tasks.iter().filter(|t| {
+            (statuses.is_empty() || statuses.contains(&t.status))
+                && f.role.as_ref().is_none_or(|r| t.role.as_ref() == Some(r))
+                && parent.is_none_or(|pa| t.parent == Some(pa))
+        }) {
+            if full(out.len()) {
+                break;
+            }
+            let state = commands::shown_status_of(t.id, t.status, &states.rollup, &states.ready);
+            if !left_out(t.status, &state) {
+                out.push(task_line(t.into(), &state));
+            }
+        }
+        return Ok(json!({"count": out.len(), "tasks": out}));
+    }
     let filter = TaskFilter {
         statuses,
         role: f.role.clone(),
@@ -271,23 +347,13 @@ pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
         include_archived: f.all,
         limit: if derived.is_empty() { f.limit } else { None },
     };
-    let tasks = p.store.tasks(&filter).await?;
-    let snap = p.store.graph().await?;
-    let (states, _) = States::of(p, &snap)?;
-    let wants_pending = f.status.iter().any(|s| s == "pending");
-    let mut out = Vec::new();
-    for t in &tasks {
-        let state = states.of_task(t);
-        if !derived.is_empty()
-            && t.status == Status::Pending
-            && !wants_pending
-            && !derived.contains(&state.as_str())
-        {
-            continue;
-        }
-        out.push(task_line(t, &state));
-        if f.limit.is_some_and(|l| out.len() >= l as usize) {
+    for t in &p.store.tasks(&filter).await? {
+        if full(out.len()) {
             break;
+        }
+        let state = states.of_task(t);
+        if !left_out(t.status, &state) {
+            out.push(task_line(t.into(), &state));
         }
     }
     Ok(json!({"count": out.len(), "tasks": out}))
@@ -1169,13 +1235,26 @@ pub(crate) async fn decision_add(
 // ------------------------------------------------------------------------------------------
 // reports
 
+/// Progress, counts, per role, active objectives and the critical path: read from the planner's
+/// snapshot and the objectives alone (not the whole project view the documents need).
 pub(crate) async fn status(p: &Project) -> Out {
-    let v = commands::view(p).await?;
-    let c = v.counts();
-    let roles: Map<String, Value> = commands::per_role(&v)
-        .into_iter()
-        .map(|(r, (d, t))| (r, json!(format!("{d}/{t}"))))
-        .collect();
+    let snap = p.store.graph().await?;
+    let (states, planned) = States::of(p, &snap)?;
+    let objectives = p.store.objectives().await?;
+    let c = Counts::of(
+        snap.tasks.iter().map(|t| (t.id, t.status)),
+        &states.rollup,
+        &planned,
+    );
+    let roles: Map<String, Value> = commands::per_role_of(
+        snap.tasks
+            .iter()
+            .map(|t| (t.id, t.role.as_deref(), t.status)),
+        &states.rollup,
+    )
+    .into_iter()
+    .map(|(r, (d, t))| (r, json!(format!("{d}/{t}"))))
+    .collect();
     let counts: Map<String, Value> = serde_json::to_value(c)
         .ok()
         .and_then(|v| v.as_object().cloned())
@@ -1183,15 +1262,14 @@ pub(crate) async fn status(p: &Project) -> Out {
         .into_iter()
         .filter(|(k, v)| k != "total" && v.as_u64() != Some(0))
         .collect();
-    let objectives: Vec<Value> = v
-        .objectives
+    let objectives: Vec<Value> = objectives
         .iter()
         .filter(|o| o.status == ObjectiveStatus::Active)
         .map(|o| {
             let (d, t) = o
                 .tasks
                 .iter()
-                .filter_map(|t| v.rollup.get(t))
+                .filter_map(|t| states.rollup.get(t))
                 .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
             compact(json!({"id": o.id, "title": o.title, "progress": (!o.tasks.is_empty()).then(|| format!("{d}/{t}"))}))
         })
@@ -1202,7 +1280,7 @@ pub(crate) async fn status(p: &Project) -> Out {
         "counts": counts,
         "roles": roles,
         "objectives": objectives,
-        "critical_path": ids(&v.planned.critical_path),
+        "critical_path": ids(&planned.critical_path),
     })))
 }
 
