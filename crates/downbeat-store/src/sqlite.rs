@@ -472,64 +472,75 @@ async fn require_live(c: &mut SqliteConnection, id: TaskId) -> Result<()> {
     }
 }
 
+/// Live tasks as one JSON text: far cheaper than decoding every cell through the driver. The
+/// rows come in order from an ordered subquery (a rowid scan needs no sort); an ORDER BY inside
+/// the aggregate would sort them again through a temporary b-tree (twice the time).
+const SNAPSHOT_TASKS: &str = "SELECT '[' || coalesce(group_concat(j, ','), '') || ']' FROM \
+     (SELECT json_array(seq, key, parent_seq, title, status, role, effort, priority, \
+     json(footprint)) AS j FROM tasks WHERE archived = 0 ORDER BY seq)";
+
+/// Edges whose both ends are live tasks as one JSON text, ordered in the subquery, which walks
+/// `edges_to` (to, from, kind) without sorting.
+const LIVE_EDGES: &str = "SELECT '[' || coalesce(group_concat(j, ','), '') || ']' FROM \
+     (SELECT json_array(e.from_seq, e.to_seq, e.kind) AS j FROM edges e \
+     JOIN tasks f ON f.seq = e.from_seq AND f.archived = 0 \
+     JOIN tasks t ON t.seq = e.to_seq AND t.archived = 0 \
+     ORDER BY e.to_seq, e.from_seq, e.kind)";
+
+/// The planner's snapshot, read by one statement (so tasks and edges are from the same moment
+/// without a transaction around them).
 async fn snapshot(c: &mut SqliteConnection) -> Result<GraphSnapshot> {
-    // One JSON text for all rows: far cheaper than decoding every cell through the driver. The
-    // rows come in order from an ordered subquery (a rowid scan needs no sort); an ORDER BY
-    // inside the aggregate would sort them again through a temporary b-tree (twice the time).
-    let text: String = sqlx::query_scalar(
-        "SELECT '[' || coalesce(group_concat(j, ','), '') || ']' FROM (SELECT json_array(seq, key, \
-         parent_seq, title, status, role, effort, priority, json(footprint)) AS j FROM tasks \
-         WHERE archived = 0 ORDER BY seq)",
-    )
+    let (tasks, edges): (String, String) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT ({SNAPSHOT_TASKS}), ({LIVE_EDGES})"
+    )))
     .fetch_one(&mut *c)
     .await
     .map_err(db)?;
     #[derive(serde::Deserialize)]
-    struct Row(
+    struct Row<'a>(
         i64,
         Option<String>,
         Option<i64>,
         String,
-        String,
+        &'a str,
         Option<String>,
         i64,
         i64,
         Vec<String>,
     );
-    let rows: Vec<Row> = serde_json::from_str(&text)
+    let rows: Vec<Row<'_>> = serde_json::from_str(&tasks)
         .map_err(|e| Error::Database(format!("corrupt task rows: {e}")))?;
-    let mut tasks = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        tasks.push(GraphTask {
+        out.push(GraphTask {
             id: tid(r.0),
             key: r.1,
             parent: r.2.map(tid),
             title: r.3,
-            status: status_of(&r.4)?,
+            status: status_of(r.4)?,
             role: r.5,
             effort: u32::try_from(r.6).unwrap_or(0),
             priority: Priority::from_rank(r.7),
             footprint: r.8,
         });
     }
-    let edges = live_edges(c).await?;
-    Ok(GraphSnapshot { tasks, edges })
+    Ok(GraphSnapshot {
+        tasks: out,
+        edges: parse_edges(&edges)?,
+    })
 }
 
 /// Edges whose both ends are live tasks.
 async fn live_edges(c: &mut SqliteConnection) -> Result<Vec<Edge>> {
-    // Ordered in the subquery, which walks `edges_to` (to, from, kind) without sorting.
-    let text: String = sqlx::query_scalar(
-        "SELECT '[' || coalesce(group_concat(j, ','), '') || ']' FROM (SELECT \
-         json_array(e.from_seq, e.to_seq, e.kind) AS j FROM edges e \
-         JOIN tasks f ON f.seq = e.from_seq AND f.archived = 0 \
-         JOIN tasks t ON t.seq = e.to_seq AND t.archived = 0 \
-         ORDER BY e.to_seq, e.from_seq, e.kind)",
-    )
-    .fetch_one(&mut *c)
-    .await
-    .map_err(db)?;
-    let rows: Vec<(i64, i64, &str)> = serde_json::from_str(&text)
+    let text: String = sqlx::query_scalar(LIVE_EDGES)
+        .fetch_one(&mut *c)
+        .await
+        .map_err(db)?;
+    parse_edges(&text)
+}
+
+fn parse_edges(text: &str) -> Result<Vec<Edge>> {
+    let rows: Vec<(i64, i64, &str)> = serde_json::from_str(text)
         .map_err(|e| Error::Database(format!("corrupt edge rows: {e}")))?;
     rows.into_iter()
         .map(|(from, to, kind)| {
@@ -1455,11 +1466,8 @@ impl Store for SqliteStore {
     }
 
     async fn graph(&self) -> Result<GraphSnapshot> {
-        // One read transaction, so tasks and edges are from the same moment.
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let snap = snapshot(&mut tx).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(snap)
+        let mut c = self.conn().await?;
+        snapshot(&mut c).await
     }
 
     async fn start_session(&self, label: &str, actor: &Actor) -> Result<Session> {
