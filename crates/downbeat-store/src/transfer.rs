@@ -18,7 +18,8 @@
 //! JSON columns travel as text so that SQL `NULL` and a JSON `null` stay apart. Both halves
 //! build and read these chunks in SQL (`json_group_array` / `json_each` in SQLite, `json_agg` /
 //! `json_to_recordset` in PostgreSQL), so no row crosses the driver one cell at a time and no
-//! row takes a round trip of its own.
+//! row takes a round trip of its own. The target's secondary indexes are dropped for the
+//! import and built again before it commits (once, rather than row by row).
 //!
 //! # What is kept
 //!

@@ -743,16 +743,49 @@ async fn a_failed_import_leaves_the_target_empty() {
     let dump = broken(source.export().await.unwrap());
     let schema = Schema::new();
     let pg = postgres(&schema).await;
+    let pg_indexes = || async {
+        let mut c = sqlx::PgConnection::connect(&server_url()).await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname",
+        )
+        .bind(&schema.name)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+        names
+    };
+    let target_file = dir.path().join("target.db");
+    let sqlite_indexes = || async {
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", target_file.display()))
+            .await
+            .unwrap();
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        c.close().await.unwrap();
+        names
+    };
+    let pg_before = pg_indexes().await;
+    assert!(pg_before.len() > 10, "{pg_before:?}");
     let e = pg.import(&dump).await.unwrap_err();
     assert!(e.to_string().contains("title"), "{e}");
     assert_empty(&pg).await;
+    assert_eq!(pg_indexes().await, pg_before);
     let target = sqlite(&dir, "target.db").await;
+    let sqlite_before = sqlite_indexes().await;
+    assert!(sqlite_before.len() > 5, "{sqlite_before:?}");
     let e = target.import(&dump).await.unwrap_err();
     assert!(e.to_string().contains("title"), "{e}");
     assert_empty(&target).await;
-    // The targets are still usable as such.
+    assert_eq!(sqlite_indexes().await, sqlite_before);
+    // The targets are still usable as such, and keep their indexes.
     transfer::copy(&source, &pg).await.unwrap();
     transfer::copy(&source, &target).await.unwrap();
+    assert_eq!(pg_indexes().await, pg_before);
+    assert_eq!(sqlite_indexes().await, sqlite_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,10 +53,11 @@ fn insert_chunk(t: &Table) -> String {
     // `->>` gives SQL values: numbers as INTEGER, strings as TEXT, true/false as 1/0.
     let values: Vec<String> = t
         .sqlite_columns()
-        .map(|c| format!("value ->> '$.{}'", c.name))
+        .map(|c| format!("j ->> '$.{}'", c.name))
         .collect();
     format!(
-        "INSERT INTO {}({}) SELECT {} FROM json_each(?1)",
+        "WITH r(j) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?1)) \
+         INSERT INTO {}({}) SELECT {} FROM r",
         quoted(t.name),
         cols.join(", "),
         values.join(", ")
@@ -208,6 +209,21 @@ impl Transfer for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        // Secondary indexes are built once at the end rather than row by row; primary keys
+        // and unique constraints (indexes without SQL of their own) stay and check the rows as
+        // they come. Dropping them is part of the transaction: a failure restores them.
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        for (name, _) in &indexes {
+            sqlx::query(AssertSqlSafe(format!("DROP INDEX {}", quoted(name))))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         for td in &dump.tables {
             let t = td.table;
             let sql = insert_chunk(t);
@@ -245,6 +261,12 @@ impl Transfer for SqliteStore {
                 .await
                 .map_err(db)?;
             }
+        }
+        for (_, create) in &indexes {
+            sqlx::query(AssertSqlSafe(create.clone()))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         // The next task number lies past every copied task, whatever the source's meta said.
         sqlx::query(
