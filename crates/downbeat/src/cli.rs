@@ -579,6 +579,27 @@ pub enum BenchCmd {
         #[arg(long)]
         command: Option<String>,
     },
+    /// Start worker processes on a PostgreSQL database (a fresh schema, dropped afterwards)
+    /// and time them through noop tasks: throughput and, for chains, dependency → dependent
+    /// latency across processes.
+    Workers {
+        /// Worker processes to start.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[arg(long, default_value_t = 20_000)]
+        tasks: u32,
+        #[arg(long, value_enum, default_value = "independent")]
+        shape: crate::run_cmd::Shape,
+        /// Slots per worker.
+        #[arg(long, default_value_t = 64)]
+        slots: usize,
+        /// PostgreSQL URL without `schema=` (default: DOWNBEAT_DATABASE_URL).
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Keep the schema and the project directory.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Leave tasks running under a dead runner's lease in a large project, then time a new
     /// runner from opening the database to its first started attempt.
     Recover {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod bench_workers;
 pub mod cli;
 pub mod clients;
 pub(crate) mod commands;

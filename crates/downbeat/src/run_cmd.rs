@@ -521,7 +521,7 @@ fn bench_dir() -> Result<std::path::PathBuf, CliError> {
 }
 
 /// `n` one-effort tasks in the given shape.
-fn bench_plan(n: usize, shape: Shape) -> downbeat_core::plan::ValidatedPlan {
+pub(crate) fn bench_plan(n: usize, shape: Shape) -> downbeat_core::plan::ValidatedPlan {
     use downbeat_core::plan::{TaskRef, ValidatedPlan, ValidatedTask};
     use downbeat_core::task::{EdgeKind, NewTask};
     let mut plan = ValidatedPlan::default();

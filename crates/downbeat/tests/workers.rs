@@ -285,3 +285,65 @@ fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
         .map(|w| w["alive"].clone());
     assert_eq!(a_state, Some(serde_json::Value::Bool(false)), "{w}");
 }
+
+/// `downbeat bench workers` runs its worker processes to the end on a schema of its own,
+/// reports what it measured, and drops the schema.
+#[test]
+fn the_workers_benchmark_measures_and_cleans_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_downbeat"))
+        .env_remove("DOWNBEAT_DATABASE_URL")
+        .args([
+            "--json",
+            "bench",
+            "workers",
+            "--workers",
+            "2",
+            "--tasks",
+            "40",
+            "--shape",
+            "chains",
+            "--slots",
+            "4",
+            "--database",
+            &server_url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["completed"], 40, "{r}");
+    assert_eq!(r["workers"], 2);
+    // Four chains of ten: 36 handoffs from a task to its dependent.
+    assert_eq!(r["latency_samples"], 36, "{r}");
+    assert!(r["tasks_per_second"].as_f64().unwrap() > 0.0);
+    assert!(r["latency_ms_p50"].as_f64().unwrap() >= 0.0);
+    let schema = r["schema"].as_str().unwrap().to_owned();
+    let left: bool = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let mut c = sqlx::PgConnection::connect(&server_url()).await.unwrap();
+            let left =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                    .bind(schema)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap();
+            c.close().await.unwrap();
+            left
+        });
+    assert!(!left, "the benchmark's schema was left behind");
+
+    // A SQLite URL is refused with a usage error.
+    let bad = Command::new(env!("CARGO_BIN_EXE_downbeat"))
+        .args(["bench", "workers", "--database", "sqlite:x.db"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("PostgreSQL"));
+}
