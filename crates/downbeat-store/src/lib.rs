@@ -65,6 +65,11 @@ pub enum Error {
     ReadOnly(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The database server could not be reached or the connection broke (a restart, a
+    /// network failure). Whether a write in flight was committed is unknown; the next call
+    /// reconnects.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A project can only be moved into an empty database.
     #[error("the database {location} is not empty: it holds {holds}")]
     NotEmpty { location: String, holds: String },

@@ -164,10 +164,12 @@ fn db(e: sqlx::Error) -> Fail {
                 Some("40001" | "40P01") => Fail::Retry(msg),
                 // read_only_sql_transaction (a standby, or default_transaction_read_only)
                 Some("25006") => Error::ReadOnly(msg).into(),
-                Some(c) if c.starts_with("08") || c.starts_with("57P") => Error::Database(format!(
-                    "the connection to PostgreSQL was lost ({msg}); the next call reconnects"
-                ))
-                .into(),
+                Some(c) if c.starts_with("08") || c.starts_with("57P") => {
+                    Error::Unavailable(format!(
+                        "the connection to PostgreSQL was lost ({msg}); the next call reconnects"
+                    ))
+                    .into()
+                }
                 _ => Error::Database(msg).into(),
             }
         }
@@ -176,7 +178,7 @@ fn db(e: sqlx::Error) -> Fail {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => Error::Database(format!(
+        | sqlx::Error::WorkerCrashed => Error::Unavailable(format!(
             "no working connection to PostgreSQL ({e}); the next call reconnects"
         ))
         .into(),

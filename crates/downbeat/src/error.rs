@@ -94,6 +94,9 @@ impl From<StoreError> for CliError {
             ),
             StoreError::SchemaMismatch { .. } => Self::new(code::STORAGE, message)
                 .with_hint("move the project with a downbeat whose schemas for both backends have the same version"),
+            StoreError::Unavailable(_) => Self::new(code::STORAGE, message).with_hint(
+                "check that the database server is running and reachable, then run the command again",
+            ),
             StoreError::Database(m) => {
                 let busy = m.contains("locked") || m.contains("busy");
                 let e = Self::new(code::STORAGE, message);

@@ -144,7 +144,37 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
 
     let (tx, rx) = mpsc::unbounded_channel();
     let display = tokio::spawn(crate::run_cmd::show_events(rx, j));
-    let result = run(store.clone(), opts, tx, cancel.clone()).await;
+    // A lost database connection (a server restart, a network failure) does not end the
+    // worker: its attempts are stopped, and once the database answers again the tasks it
+    // held go back to pending (a commit whose answer was lost may or may not have landed;
+    // either way nothing is left running without a runner) and it takes work again.
+    let mut total = downbeat_engine::run::RunSummary::default();
+    let result = loop {
+        let round = cancel.child_token();
+        let r = run(store.clone(), opts.clone(), tx.clone(), round.clone()).await;
+        match r {
+            Err(downbeat_engine::run::RunError::Store(downbeat_store::Error::Unavailable(m)))
+                if !cancel.is_cancelled() =>
+            {
+                round.cancel();
+                note(&format!(
+                    "worker {name}: database unavailable ({m}); stopping running attempts and reconnecting"
+                ));
+                if !reconnect(store.as_ref(), &record, &name, &cancel, &opts).await? {
+                    break Ok(total);
+                }
+            }
+            Ok(s) => {
+                total.completed += s.completed;
+                total.failed += s.failed;
+                total.retried += s.retried;
+                total.interrupted = s.interrupted;
+                break Ok(total);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    drop(tx);
     let _ = display.await;
     beats.abort();
     signals.abort();
@@ -162,6 +192,44 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
         summary.completed, summary.failed, summary.retried
     ));
     Ok(())
+}
+
+/// Waits until the database answers again (or the worker is stopped: `false`), then returns
+/// the tasks this worker held to pending and registers it again.
+async fn reconnect(
+    store: &dyn downbeat_store::Store,
+    record: &WorkerRecord,
+    name: &str,
+    cancel: &CancellationToken,
+    opts: &downbeat_engine::run::RunOptions,
+) -> Result<bool, CliError> {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(false),
+            _ = tokio::time::sleep(pause) => {}
+        }
+        let actor = Actor::new(name.to_owned(), (opts.now)());
+        match store
+            .requeue_running(None, &[name.to_owned()], &actor)
+            .await
+        {
+            Ok(back) => {
+                let mut again = record.clone();
+                again.heartbeat_at = actor.now;
+                store.register_worker(&again, &actor).await?;
+                note(&format!(
+                    "worker {name}: database reachable again; {} task(s) it held went back to pending",
+                    back.len()
+                ));
+                return Ok(true);
+            }
+            Err(downbeat_store::Error::Unavailable(_)) => {
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn default_slots() -> usize {
