@@ -14,19 +14,10 @@ use downbeat_core::task::Status;
 use downbeat_store::{Store, TaskFilter, postgres::PostgresStore};
 use serde_json::{Value, json};
 
+use crate::cli::BenchWorkersArgs;
 use crate::error::{CliError, code};
 use crate::output::{json as print_json, note, outln};
 use crate::run_cmd::{Shape, bench_plan};
-
-/// What the benchmark was asked to do.
-pub struct Spec {
-    pub workers: usize,
-    pub tasks: u32,
-    pub shape: Shape,
-    pub slots: usize,
-    pub database: Option<String>,
-    pub keep: bool,
-}
 
 /// One line a worker printed, with the moment the benchmark read it.
 struct Seen {
@@ -74,7 +65,7 @@ fn bench_error(m: impl std::fmt::Display) -> CliError {
 }
 
 /// Runs the benchmark; see the module documentation.
-pub async fn bench_workers(spec: Spec, j: bool) -> Result<(), CliError> {
+pub async fn bench_workers(spec: &BenchWorkersArgs, j: bool) -> Result<(), CliError> {
     let base = spec
         .database
         .clone()
@@ -105,7 +96,7 @@ pub async fn bench_workers(spec: Spec, j: bool) -> Result<(), CliError> {
     );
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}schema={schema}");
-    let dir = tempfile_dir()?;
+    let dir = crate::run_cmd::bench_dir()?;
     let exe = std::env::current_exe().map_err(bench_error)?;
     let command = |args: &[&str]| {
         let mut c = Command::new(&exe);
@@ -126,7 +117,7 @@ pub async fn bench_workers(spec: Spec, j: bool) -> Result<(), CliError> {
         )));
     }
     let store = PostgresStore::open(&url, false).await?;
-    let result = measure(&spec, &store, &command).await;
+    let result = measure(spec, &store, &command).await;
     if spec.keep {
         note(&format!(
             "kept schema {schema} and project {}",
@@ -165,18 +156,8 @@ pub async fn bench_workers(spec: Spec, j: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf, CliError> {
-    let dir = std::env::temp_dir().join(format!(
-        "downbeat-bench-workers-{}-{}",
-        std::process::id(),
-        crate::project::now().0
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 async fn measure(
-    spec: &Spec,
+    spec: &BenchWorkersArgs,
     store: &PostgresStore,
     command: &dyn Fn(&[&str]) -> Command,
 ) -> Result<Value, CliError> {

@@ -582,24 +582,7 @@ pub enum BenchCmd {
     /// Start worker processes on a PostgreSQL database (a fresh schema, dropped afterwards)
     /// and time them through noop tasks: throughput and, for chains, dependency → dependent
     /// latency across processes.
-    Workers {
-        /// Worker processes to start.
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
-        #[arg(long, default_value_t = 20_000)]
-        tasks: u32,
-        #[arg(long, value_enum, default_value = "independent")]
-        shape: crate::run_cmd::Shape,
-        /// Slots per worker.
-        #[arg(long, default_value_t = 64)]
-        slots: usize,
-        /// PostgreSQL URL without `schema=` (default: DOWNBEAT_DATABASE_URL).
-        #[arg(long, value_name = "URL")]
-        database: Option<String>,
-        /// Keep the schema and the project directory.
-        #[arg(long)]
-        keep: bool,
-    },
+    Workers(BenchWorkersArgs),
     /// Leave tasks running under a dead runner's lease in a large project, then time a new
     /// runner from opening the database to its first started attempt.
     Recover {
@@ -611,6 +594,26 @@ pub enum BenchCmd {
         #[arg(long, short = 'j', default_value_t = 64)]
         concurrency: usize,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWorkersArgs {
+    /// Worker processes to start.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub tasks: u32,
+    #[arg(long, value_enum, default_value = "independent")]
+    pub shape: crate::run_cmd::Shape,
+    /// Slots per worker.
+    #[arg(long, default_value_t = 64)]
+    pub slots: usize,
+    /// PostgreSQL URL without `schema=` (default: DOWNBEAT_DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Keep the schema and the project directory.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// An MCP client whose configuration `downbeat mcp install` knows.

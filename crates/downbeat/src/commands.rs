@@ -51,27 +51,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 database,
                 concurrency,
             } => crate::run_cmd::bench_recover(tasks, database, concurrency.max(1), j).await,
-            BenchCmd::Workers {
-                workers,
-                tasks,
-                shape,
-                slots,
-                database,
-                keep,
-            } => {
-                crate::bench_workers::bench_workers(
-                    crate::bench_workers::Spec {
-                        workers,
-                        tasks,
-                        shape,
-                        slots,
-                        database,
-                        keep,
-                    },
-                    j,
-                )
-                .await
-            }
+            BenchCmd::Workers(a) => crate::bench_workers::bench_workers(&a, j).await,
             plan => bench(plan, j),
         };
     }

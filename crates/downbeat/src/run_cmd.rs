@@ -510,7 +510,7 @@ pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), CliError> {
 }
 
 /// A fresh temporary directory for a benchmark project.
-fn bench_dir() -> Result<std::path::PathBuf, CliError> {
+pub(crate) fn bench_dir() -> Result<std::path::PathBuf, CliError> {
     let dir = std::env::temp_dir().join(format!(
         "downbeat-bench-{}-{}",
         std::process::id(),
