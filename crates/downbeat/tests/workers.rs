@@ -1,7 +1,8 @@
 //! Worker processes sharing one PostgreSQL database: every task done exactly once by several
 //! workers, and a worker killed with SIGKILL loses its task to another (its late completion
-//! refused by the fencing token), a database restart in the middle of a run, and the workers
-//! benchmark. Each test has a schema of its own, dropped at the end.
+//! refused by the fencing token), a database restart in the middle of a run, a wrong password,
+//! and the workers benchmark. Each test has a schema of its own, dropped at the end; the
+//! restart and password tests run a private server of their own.
 //!
 //! The server comes from `DOWNBEAT_TEST_POSTGRES_URL`, else `postgres://postgres@127.0.0.1:5432/test`.
 
@@ -429,7 +430,16 @@ impl Server {
     }
 
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With `Some(password)`, the server asks for it (scram-sha-256) instead of trusting.
+    fn start_with(password: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let pwfile = dir.path().join("pw");
+        if let Some(pw) = password {
+            std::fs::write(&pwfile, pw).unwrap();
+        }
         let root = is_root();
         if root {
             let ok = Command::new("chown")
@@ -451,21 +461,15 @@ impl Server {
             port,
             root,
         };
-        let o = s
-            .pg(
-                "initdb",
-                &[
-                    "-D",
-                    &s.data(),
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "--no-sync",
-                ],
-            )
-            .output()
-            .unwrap();
+        let pwarg = format!("--pwfile={}", pwfile.display());
+        let mut args = vec!["-D".to_owned(), s.data(), "-U".into(), "postgres".into()];
+        args.push("--no-sync".into());
+        match password {
+            Some(_) => args.extend(["-A".into(), "scram-sha-256".into(), pwarg]),
+            None => args.extend(["-A".into(), "trust".into()]),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = s.pg("initdb", &args).output().unwrap();
         assert!(
             o.status.success(),
             "initdb: {}",
@@ -625,4 +629,42 @@ fn workers_survive_a_database_restart_and_nothing_is_lost() {
             t.id
         );
     }
+}
+
+/// A wrong password gives a clear error (exit 6) that names the user and never shows the
+/// password; the right one works.
+#[test]
+fn a_wrong_password_is_a_clear_error_without_the_password() {
+    let server = Server::start_with(Some("right-horse-battery"));
+    let url = |pw: &str| {
+        format!(
+            "postgres://postgres:{pw}@127.0.0.1:{}/postgres",
+            server.port
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |pw: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_downbeat"))
+            .current_dir(dir.path())
+            .env("DOWNBEAT_DATABASE_URL", url(pw))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run("wrong-staple-9", &["init"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("authentication failed for user `postgres`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-staple-9"),
+        "the password leaked: {err}"
+    );
+    let o = run("right-horse-battery", &["init"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run("right-horse-battery", &["--json", "status"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("right-horse-battery"));
 }
