@@ -4,10 +4,12 @@
 //! `with_backoff_base`, and timing assertions are loose upper bounds so the tests hold on a
 //! loaded machine.
 
-use std::collections::BTreeMap;
+mod common;
+use common::Fixture;
+
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +24,6 @@ use downbeat_engine::executor::{
     AgentReport, AttemptSpec, DiscoveredTask, Executor, Outcome, OutcomeKind, TokenUsage, files,
 };
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "sk-test-0123456789-SECRET";
@@ -121,48 +122,9 @@ fn executor(spec: HttpSpec) -> Http {
         .with_backoff_base(Duration::from_millis(10))
 }
 
-/// A temporary attempt directory (not created yet).
-struct Fixture {
-    _tmp: TempDir,
-    workspace: PathBuf,
-    attempt_dir: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let workspace = tmp.path().join("project");
-        std::fs::create_dir_all(&workspace).expect("workspace");
-        let attempt_dir = tmp.path().join("attempts").join("t1").join("1");
-        Self {
-            _tmp: tmp,
-            workspace,
-            attempt_dir,
-        }
-    }
-
-    fn spec(&self) -> AttemptSpec {
-        AttemptSpec {
-            task_id: "t1".into(),
-            title: "Write the parser".into(),
-            role: Some("backend".into()),
-            attempt: 1,
-            prompt: "# Task\nWrite the parser.\n".into(),
-            workspace: self.workspace.clone(),
-            attempt_dir: self.attempt_dir.clone(),
-            timeout: Some(Duration::from_secs(60)),
-            env: BTreeMap::new(),
-        }
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.attempt_dir.join(name)).expect("read attempt file")
-    }
-
-    /// Fails if any file of the attempt directory contains the key.
-    fn assert_no_key_in_files(&self) {
-        assert_no_key_in(&self.attempt_dir);
-    }
+/// Fails if any file of the attempt directory contains the key.
+fn assert_no_key_in_files(f: &Fixture) {
+    assert_no_key_in(&f.attempt_dir);
 }
 
 fn assert_no_key_in(dir: &Path) {
@@ -261,7 +223,7 @@ async fn success_writes_the_reply_and_reports_tokens_and_summary() {
     let temperature = body["temperature"].as_f64().expect("temperature");
     assert!((temperature - 0.2).abs() < 1e-6, "{temperature}");
     assert_eq!(body["max_tokens"], 256);
-    fx.assert_no_key_in_files();
+    assert_no_key_in_files(&fx);
 }
 
 #[tokio::test]
@@ -480,7 +442,7 @@ async fn unauthorized_fails_at_once_without_leaking_the_key() {
     );
     assert!(error.contains("invalid key"), "{error}");
     assert_no_key_in_outcome(&outcome);
-    fx.assert_no_key_in_files();
+    assert_no_key_in_files(&fx);
 }
 
 #[tokio::test]
@@ -513,7 +475,7 @@ async fn an_echoed_key_never_reaches_the_files() {
     assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
     assert_eq!(fx.read(files::STDOUT), "you sent Bearer ***");
     assert_no_key_in_outcome(&outcome);
-    fx.assert_no_key_in_files();
+    assert_no_key_in_files(&fx);
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 //! Timing assertions are deliberately loose (upper bounds of several seconds, lower bounds
 //! only where the executor guarantees them) so the tests hold on a loaded machine.
 
+mod common;
+use common::Fixture;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,49 +14,9 @@ use downbeat_engine::executor::process::{Process, ProcessError};
 use downbeat_engine::executor::{
     AgentReport, AttemptSpec, DiscoveredTask, Executor, Outcome, OutcomeKind, ProcessSpec, files,
 };
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 const FAKE_AGENT: &str = env!("CARGO_BIN_EXE_downbeat-fake-agent");
-
-/// A temporary workspace with an attempt directory inside (not created yet).
-struct Fixture {
-    _tmp: TempDir,
-    workspace: PathBuf,
-    attempt_dir: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let workspace = tmp.path().join("project");
-        std::fs::create_dir_all(&workspace).expect("workspace");
-        let attempt_dir = tmp.path().join("attempts").join("t1").join("1");
-        Self {
-            _tmp: tmp,
-            workspace,
-            attempt_dir,
-        }
-    }
-
-    fn spec(&self) -> AttemptSpec {
-        AttemptSpec {
-            task_id: "t1".into(),
-            title: "Write the parser".into(),
-            role: Some("backend".into()),
-            attempt: 1,
-            prompt: "# Task\nWrite the parser.\n".into(),
-            workspace: self.workspace.clone(),
-            attempt_dir: self.attempt_dir.clone(),
-            timeout: Some(Duration::from_secs(60)),
-            env: BTreeMap::new(),
-        }
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.attempt_dir.join(name)
-    }
-}
 
 fn fake(args: &[&str]) -> Process {
     let mut argv = vec![FAKE_AGENT.to_owned()];
