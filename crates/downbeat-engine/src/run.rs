@@ -97,6 +97,10 @@ pub type AcceptFn = Arc<dyn Fn(&Task) -> bool + Send + Sync>;
 /// Foreign events read per check; more means a full reload instead.
 const FOREIGN_BATCH: u32 = 5_000;
 
+/// How long an attempt keeps trying to read its prompt's context while the database is
+/// unavailable.
+const PROMPT_READ_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How often a runner returns expired leases of other holders to `pending`.
 const REQUEUE_EVERY: Duration = Duration::from_secs(2);
 
@@ -1551,7 +1555,20 @@ async fn render_prompt(
 ) -> Result<String, String> {
     let role = task.role.clone().unwrap_or_default();
     let template = opts.prompts.get(&role).unwrap_or(&opts.default_prompt);
-    let ctx = prompt_context(store, task).await?;
+    // The database may be away for a moment (a server restart): that is no reason to fail
+    // the task, so the reads are tried again for a while before the attempt gives up.
+    let mut pause = Duration::from_millis(250);
+    let give_up = Instant::now() + PROMPT_READ_PATIENCE;
+    let ctx = loop {
+        match prompt_context(store, task).await {
+            Ok(ctx) => break ctx,
+            Err(downbeat_store::Error::Unavailable(_)) if Instant::now() < give_up => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
     prompt::render(
         if role.is_empty() { "default" } else { &role },
         template,
@@ -1563,22 +1580,24 @@ async fn render_prompt(
 /// What a task's prompt template sees, read from the store: the task, the active objectives,
 /// and the results and artifacts of the tasks it depends on (a container dependency contributes
 /// its children's results). Render it with [`prompt::render`].
-pub async fn prompt_context(store: &dyn Store, task: &Task) -> Result<PromptContext, String> {
+pub async fn prompt_context(
+    store: &dyn Store,
+    task: &Task,
+) -> Result<PromptContext, downbeat_store::Error> {
     let role = task.role.clone().unwrap_or_default();
     let objectives = store
         .objectives()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .filter(|o| o.status == downbeat_core::context::ObjectiveStatus::Active)
         .map(|o| o.title)
         .collect();
     let mut dependencies = Vec::new();
-    for e in store.edges_of(task.id).await.map_err(|e| e.to_string())? {
+    for e in store.edges_of(task.id).await? {
         if e.to != task.id || e.kind != EdgeKind::Blocks {
             continue;
         }
-        let dep = store.task(e.from).await.map_err(|e| e.to_string())?;
+        let dep = store.task(e.from).await?;
         // A container dependency contributes its children's results.
         let mut sources = vec![dep.clone()];
         let kids = store
@@ -1586,8 +1605,7 @@ pub async fn prompt_context(store: &dyn Store, task: &Task) -> Result<PromptCont
                 parent: Some(dep.id),
                 ..Default::default()
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !kids.is_empty() {
             sources = kids;
         }
@@ -1603,7 +1621,7 @@ pub async fn prompt_context(store: &dyn Store, task: &Task) -> Result<PromptCont
     }
     // Artifacts only matter when there are dependencies to attach them to.
     if !dependencies.is_empty() {
-        let artifacts = store.artifacts().await.map_err(|e| e.to_string())?;
+        let artifacts = store.artifacts().await?;
         for d in &mut dependencies {
             d.artifacts = artifacts
                 .iter()

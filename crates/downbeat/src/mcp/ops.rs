@@ -930,9 +930,7 @@ pub(crate) async fn render_prompt(
         }
         None => crate::run_cmd::DEFAULT_PROMPT.to_owned(),
     };
-    let ctx = downbeat_engine::run::prompt_context(p.store.as_ref(), task)
-        .await
-        .map_err(|e| CliError::new(code::STORAGE, e))?;
+    let ctx = downbeat_engine::run::prompt_context(p.store.as_ref(), task).await?;
     downbeat_engine::prompt::render(role.as_deref().unwrap_or("default"), &template, &ctx)
         .map_err(|e| CliError::invalid(e.to_string()))
 }
