@@ -117,6 +117,10 @@ pub enum RunEvent {
         task: String,
         reason: String,
     },
+    /// Processes left running by agents of a dead runner on this machine were killed.
+    OrphansKilled {
+        count: usize,
+    },
     AttemptStarted {
         task: String,
         title: String,
@@ -605,6 +609,10 @@ pub async fn run(
         .into_iter()
         .filter(|h| holder_is_dead(h))
         .collect();
+    let orphans = crate::executor::process::kill_orphans(&dead);
+    if orphans > 0 {
+        emit(RunEvent::OrphansKilled { count: orphans });
+    }
     for t in store.requeue_running(Some(now()), &dead, &actor()).await? {
         emit(RunEvent::Requeued {
             task: t.to_string(),
@@ -966,6 +974,10 @@ pub async fn run(
                 if Instant::now() >= next_requeue && stopping.is_none() && !cancel.is_cancelled() {
                     next_requeue = Instant::now() + REQUEUE_EVERY;
                     let dead: Vec<String> = store.lease_holders().await?.into_iter().filter(|h| h != &opts.holder && holder_is_dead(h)).collect();
+                    let orphans = crate::executor::process::kill_orphans(&dead);
+                    if orphans > 0 {
+                        emit(RunEvent::OrphansKilled { count: orphans });
+                    }
                     for t in store.requeue_running(Some(now()), &dead, &actor()).await? {
                         emit(RunEvent::Requeued { task: t.to_string(), reason: "its runner is gone or its lease expired".into() });
                         if let Some(&v) = g.node_of.get(&t) {
@@ -1517,7 +1529,7 @@ fn spawn_attempt(
                     workspace: opts.workspace.clone(),
                     attempt_dir,
                     timeout,
-                    env: Default::default(),
+                    env: [(crate::executor::env::RUNNER.to_owned(), opts.holder.clone())].into(),
                 };
                 let mut outcome = r.executor.run(&spec, cancel).await;
                 let mut records = Vec::new();

@@ -401,6 +401,9 @@ fn describe(e: &RunEvent) -> String {
             concurrency,
         } => format!("run: {pending} task(s) to do, {ready} ready, up to {concurrency} at once"),
         RunEvent::Requeued { task, reason } => format!("requeued {task}: {reason}"),
+        RunEvent::OrphansKilled { count } => {
+            format!("killed   {count} agent process(es) a dead runner left behind")
+        }
         RunEvent::AttemptStarted {
             task,
             title,

@@ -316,6 +316,62 @@ fn a_killed_runner_loses_nothing_and_repeats_nothing() {
     }
 }
 
+/// Whether a process is still running (a zombie waiting to be reaped does not count).
+fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn agents_of_a_killed_runner_are_stopped() {
+    // The first attempt starts a background child and waits; a later attempt finds the
+    // marker and succeeds at once.
+    let e = Env::new(
+        "[executors.work]\ntype = \"process\"\nshell = \"if [ -f leader.pid ]; then exit 0; fi; sleep 300 & echo $! > child.tmp; mv child.tmp child.pid; echo $$ > leader.tmp; mv leader.tmp leader.pid; wait\"\n[run]\nexecutor = \"work\"\n",
+    );
+    e.ok(&["add", "long", "--key", "long"]);
+    let mut runner = e.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
+    let file = |name: &str| std::fs::read_to_string(e.path().join(name)).unwrap_or_default();
+    wait_for("the agent started", Duration::from_secs(20), || {
+        !file("leader.pid").is_empty() && !file("child.pid").is_empty()
+    });
+    let (leader, child) = (file("leader.pid"), file("child.pid"));
+    assert!(alive(&leader) && alive(&child));
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    // The program the runner started dies with it.
+    wait_for(
+        "the agent died with its runner",
+        Duration::from_secs(10),
+        || !alive(&leader),
+    );
+    // What the program started itself is found and stopped by the next runner.
+    let o = e.run(&["run", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        events.contains(r#""event":"orphans-killed","count":1"#),
+        "{events}"
+    );
+    wait_for("the orphan was killed", Duration::from_secs(10), || {
+        !alive(&child)
+    });
+    assert_eq!(e.json(&["show", "long"])["status"], "completed");
+}
+
 #[test]
 fn http_executor_configuration_errors_are_clear() {
     let e = Env::new(

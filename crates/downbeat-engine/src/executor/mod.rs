@@ -171,6 +171,9 @@ pub mod env {
     pub const ATTEMPT_DIR: &str = "DOWNBEAT_ATTEMPT_DIR";
     pub const PROMPT_FILE: &str = "DOWNBEAT_PROMPT_FILE";
     pub const RESULT_FILE: &str = "DOWNBEAT_RESULT_FILE";
+    /// The lease holder (runner or worker) that started the program. Inherited by everything
+    /// the program starts, so a later runner can find and stop what a dead one left behind.
+    pub const RUNNER: &str = "DOWNBEAT_RUNNER";
 }
 
 /// File names inside the attempt directory.

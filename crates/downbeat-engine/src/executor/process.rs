@@ -7,6 +7,11 @@
 //! then SIGKILL after the grace period. Success is decided by the result file (see
 //! [`AgentReport`]) and the exit code.
 //!
+//! The program is SIGKILLed by the kernel if the runner dies without stopping it (parent-death
+//! signal); anything the program started in turn is found by [`kill_orphans`], which the next
+//! runner on this machine calls for the dead runner (the `DOWNBEAT_RUNNER` variable marks
+//! every process of an attempt).
+//!
 //! Must never: panic, return while a process of the attempt's group is still running (the
 //! group is SIGKILLed once the program ends, so background children are not left behind),
 //! interpret the agent's output beyond the result file, or touch the store.
@@ -18,7 +23,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, Command};
@@ -137,6 +142,17 @@ impl Process {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // SAFETY: the closure runs in the child between fork and exec and only makes the
+        // async-signal-safe `prctl` system call. The only `unsafe` in the workspace.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(|| {
+                // Dies with the thread that started it, so a runner killed with SIGKILL does
+                // not leave its agent running. Failure only loses that safeguard.
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -475,4 +491,55 @@ fn error(kind: OutcomeKind, message: String) -> Outcome {
     let mut outcome = Outcome::new(kind, Duration::ZERO);
     outcome.error = Some(message);
     outcome
+}
+
+/// Stops every process on this machine that an attempt of one of `holders` started (found by
+/// the `DOWNBEAT_RUNNER` variable in its environment), with its whole process group: what a
+/// runner that died without stopping its agents left behind. Returns how many processes were
+/// found. Processes of other users, and programs that cleared their environment, are not seen.
+pub fn kill_orphans(holders: &[String]) -> usize {
+    if holders.is_empty() {
+        return 0;
+    }
+    let wanted: Vec<Vec<u8>> = holders
+        .iter()
+        .map(|h| format!("{}={h}", env::RUNNER).into_bytes())
+        .collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    let own_group = nix::unistd::getpgrp();
+    let mut found = 0;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid as u32 == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ
+            .split(|b| *b == 0)
+            .any(|var| wanted.iter().any(|w| var == w.as_slice()))
+        {
+            continue;
+        }
+        found += 1;
+        let pid = Pid::from_raw(pid);
+        if let Ok(group) = nix::unistd::getpgid(Some(pid))
+            && group != own_group
+            && group.as_raw() > 1
+        {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    found
 }
