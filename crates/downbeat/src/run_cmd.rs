@@ -323,9 +323,21 @@ async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), CliError
 /// Renders the event stream: JSON lines on stdout with `--json`, bars on a terminal, plain lines
 /// otherwise.
 /// Shows a run's events: bars on a terminal, a line per event otherwise, JSON with `--json`.
-pub async fn show_events(mut rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) {
+pub async fn show_events(rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) {
     let tty = std::io::stderr().is_terminal() && !j;
-    let mp = indicatif::MultiProgress::new();
+    show_events_on(rx, j, tty.then(indicatif::ProgressDrawTarget::stderr)).await;
+}
+
+/// [`show_events`] with the bars drawn on `bars_on` (`None`: a line per event on stderr).
+async fn show_events_on(
+    mut rx: mpsc::UnboundedReceiver<RunEvent>,
+    j: bool,
+    bars_on: Option<indicatif::ProgressDrawTarget>,
+) {
+    let tty = bars_on.is_some() && !j;
+    let mp = indicatif::MultiProgress::with_draw_target(
+        bars_on.unwrap_or_else(indicatif::ProgressDrawTarget::hidden),
+    );
     let overall = tty.then(|| {
         let b = mp.add(indicatif::ProgressBar::new(0));
         b.set_style(
@@ -826,4 +838,103 @@ pub async fn bench_run(
         outln(&line);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use downbeat_engine::executor::OutcomeKind;
+    use indicatif::{InMemoryTerm, ProgressDrawTarget};
+
+    use super::*;
+
+    fn started(task: &str, title: &str) -> RunEvent {
+        RunEvent::AttemptStarted {
+            task: task.into(),
+            title: title.into(),
+            attempt: 1,
+            executor: "work".into(),
+        }
+    }
+
+    /// Waits until the screen shows everything in `want`; returns the screen.
+    async fn screen_with(term: &InMemoryTerm, want: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = term.contents();
+            if want.iter().all(|w| s.contains(w)) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "never showed {want:?}:\n{s}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminal_shows_an_overall_bar_and_a_line_per_running_task() {
+        let term = InMemoryTerm::new(12, 100);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shown = tokio::spawn(show_events_on(
+            rx,
+            false,
+            Some(ProgressDrawTarget::term_like(Box::new(term.clone()))),
+        ));
+        tx.send(RunEvent::Started {
+            ready: 2,
+            pending: 3,
+            concurrency: 2,
+        })
+        .unwrap();
+        tx.send(started("t1", "write the parser")).unwrap();
+        tx.send(started("t2", "test the parser")).unwrap();
+        let s = screen_with(
+            &term,
+            &[
+                "0/3 done · 2 running",
+                "t1 write the parser (attempt 1, work)",
+                "t2 test the parser (attempt 1, work)",
+            ],
+        )
+        .await;
+        assert!(!s.contains("started  t1"), "a bar, not a line:\n{s}");
+        tx.send(RunEvent::AttemptFinished {
+            task: "t1".into(),
+            title: "write the parser".into(),
+            attempt: 1,
+            outcome: OutcomeKind::Succeeded,
+            status: "completed".into(),
+            error: None,
+            millis: 1500,
+        })
+        .unwrap();
+        // The finished task leaves its bar for a line above the bars; the overall bar moves.
+        let s = screen_with(
+            &term,
+            &[
+                "completed t1 write the parser in 1.5s",
+                "1/3 done · 1 running",
+            ],
+        )
+        .await;
+        assert!(!s.contains("t1 write the parser (attempt"), "{s}");
+        assert!(s.contains("t2 test the parser (attempt 1, work)"), "{s}");
+        drop(tx);
+        shown.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn json_mode_draws_no_bars() {
+        let term = InMemoryTerm::new(12, 100);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shown = tokio::spawn(show_events_on(
+            rx,
+            true,
+            Some(ProgressDrawTarget::term_like(Box::new(term.clone()))),
+        ));
+        tx.send(started("t1", "a")).unwrap();
+        drop(tx);
+        shown.await.unwrap();
+        assert_eq!(term.contents().trim(), "");
+    }
 }

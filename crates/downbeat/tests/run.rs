@@ -373,6 +373,46 @@ fn agents_of_a_killed_runner_are_stopped() {
 }
 
 #[test]
+fn ctrl_c_stops_agents_gracefully_and_a_new_run_picks_up() {
+    // The agent acknowledges SIGTERM; after an interruption it succeeds at once.
+    let e = Env::new(
+        "[executors.work]\ntype = \"process\"\nshell = \"if [ -f got-term ]; then exit 0; fi; trap 'echo term > got-term; exit 143' TERM; touch started; sleep 30 & wait\"\n[run]\nexecutor = \"work\"\n",
+    );
+    e.plan("[[tasks]]\nkey = \"a\"\ntitle = \"a\"\n[[tasks]]\nkey = \"b\"\ntitle = \"b\"\ndepends_on = [\"a\"]\n");
+    let runner = e.cmd(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("the agent started", Duration::from_secs(20), || {
+        e.path().join("started").exists()
+    });
+    let pid = nix::unistd::Pid::from_raw(runner.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let start = Instant::now();
+    let o = runner.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(e.path().join("got-term")).unwrap(),
+        "term\n",
+        "the agent got SIGTERM"
+    );
+    // Consistent: the interrupted task is pending again, its attempt is closed, nothing else ran.
+    assert_eq!(e.json(&["show", "a"])["status"], "pending");
+    assert_eq!(e.json(&["show", "b"])["status"], "pending");
+    let a = e.json(&["attempts", "a"]);
+    assert_eq!(a.as_array().unwrap().len(), 1, "{a}");
+    assert!(!a[0]["ended_at"].is_null(), "{a}");
+    // A new run picks up where it stopped.
+    e.ok(&["run"]);
+    assert_eq!(e.json(&["show", "a"])["status"], "completed");
+    assert_eq!(e.json(&["show", "b"])["status"], "completed");
+}
+
+#[test]
 fn http_executor_configuration_errors_are_clear() {
     let e = Env::new(
         "[executors.llm]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\napi_key_env = \"DOWNBEAT_TEST_SURELY_UNSET_KEY\"\n[run]\nexecutor = \"llm\"\n",
