@@ -203,26 +203,124 @@ pub fn find_cycle(snap: &GraphSnapshot) -> Option<TaskCycle> {
     build(snap, &|_| None).err()
 }
 
-/// Options for [`plan`]: role caps and worker counts.
+/// Options for [`plan`]: concurrency caps and worker counts.
 #[derive(Debug, Clone, Default)]
 pub struct PlanSettings {
     /// Role name → at most this many at once / per wave.
     pub role_caps: Vec<(String, u32)>,
+    /// Named groups of roles that share one cap (see [`Caps`]).
+    pub groups: Vec<NamedGroup>,
     /// Worker counts to estimate the makespan for.
     pub workers: Vec<u32>,
 }
 
+/// A named concurrency group: at most `max_parallel` tasks of its roles at once, together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamedGroup {
+    pub name: String,
+    pub max_parallel: u32,
+    pub roles: Vec<String>,
+}
+
+/// Concurrency caps by role. Every capped role is in exactly one group: a role with a cap of
+/// its own (`max_parallel` on the role) is a group by itself, the others are in the named group
+/// that lists them. [`check_groups`] rejects a role in two places; should one slip through,
+/// the first place wins.
+#[derive(Debug, Clone, Default)]
+pub struct Caps {
+    caps: Vec<u32>,
+    names: Vec<String>,
+    of_role: HashMap<String, u32>,
+}
+
+impl Caps {
+    pub fn new(role_caps: &[(String, u32)], groups: &[NamedGroup]) -> Self {
+        let mut c = Self::default();
+        for (role, cap) in role_caps {
+            if !c.of_role.contains_key(role) {
+                c.of_role.insert(role.clone(), c.caps.len() as u32);
+                c.caps.push(*cap);
+                c.names.push(role.clone());
+            }
+        }
+        for g in groups {
+            let idx = c.caps.len() as u32;
+            c.caps.push(g.max_parallel);
+            c.names.push(g.name.clone());
+            for role in &g.roles {
+                c.of_role.entry(role.clone()).or_insert(idx);
+            }
+        }
+        c
+    }
+
+    /// The group a role's tasks count against, if the role is capped.
+    pub fn group_of(&self, role: &str) -> Option<u32> {
+        self.of_role.get(role).copied()
+    }
+
+    /// How many tasks of group `g` may run at once.
+    pub fn cap(&self, g: u32) -> u32 {
+        self.caps.get(g as usize).copied().unwrap_or(u32::MAX)
+    }
+
+    /// The group's name: the role's own name for a role cap.
+    pub fn name(&self, g: u32) -> &str {
+        self.names.get(g as usize).map_or("", String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.caps.is_empty()
+    }
+}
+
+/// Checks that named groups are usable with these role caps: a cap of at least 1, at least one
+/// role, and no role capped twice (in two groups, or in a group and by its own cap). The error
+/// names the group and the role.
+pub fn check_groups(role_caps: &[(String, u32)], groups: &[NamedGroup]) -> Result<(), String> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for g in groups {
+        if g.max_parallel == 0 {
+            return Err(format!(
+                "group `{}`: max_parallel must be at least 1",
+                g.name
+            ));
+        }
+        if g.roles.is_empty() {
+            return Err(format!("group `{}`: lists no roles", g.name));
+        }
+        for role in &g.roles {
+            if role_caps.iter().any(|(r, _)| r == role) {
+                return Err(format!(
+                    "group `{}`: role `{role}` has a max_parallel of its own; a role is capped by its own limit or by one group, not both",
+                    g.name
+                ));
+            }
+            if let Some(other) = seen.insert(role, &g.name) {
+                return Err(format!(
+                    "role `{role}` is in two groups, `{other}` and `{}`; a role can be in one group",
+                    g.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl PlanSettings {
+    pub fn caps(&self) -> Caps {
+        Caps::new(&self.role_caps, &self.groups)
+    }
+}
+
 /// Plans the remaining work.
 pub fn plan(snap: &GraphSnapshot, settings: &PlanSettings) -> Result<Planned, TaskCycle> {
-    let groups: HashMap<&str, u32> = settings
-        .role_caps
-        .iter()
-        .enumerate()
-        .map(|(i, (r, _))| (r.as_str(), i as u32))
-        .collect();
-    let (dag, map) = build(snap, &|r| groups.get(r).copied())?;
+    let caps = settings.caps();
+    let (dag, map) = build(snap, &|r| caps.group_of(r))?;
     let opts = PlanOptions {
-        group_caps: settings.role_caps.iter().map(|(_, c)| Some(*c)).collect(),
+        group_caps: (0..caps.caps.len() as u32)
+            .map(|g| Some(caps.cap(g)))
+            .collect(),
         workers: settings.workers.clone(),
     };
     let a = planner::analyze(&dag, &opts);
@@ -414,6 +512,82 @@ mod tests {
             to: id(b),
             kind: EdgeKind::Blocks,
         }
+    }
+
+    fn group(name: &str, cap: u32, roles: &[&str]) -> NamedGroup {
+        NamedGroup {
+            name: name.into(),
+            max_parallel: cap,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_named_group_caps_its_roles_together() {
+        // Six independent tasks: two testers, two implementers, two reviewers. Testers and
+        // implementers share a group of 2; reviewers are free.
+        let roles = [
+            "tester",
+            "tester",
+            "implementer",
+            "implementer",
+            "reviewer",
+            "reviewer",
+        ];
+        let snap = GraphSnapshot {
+            tasks: roles
+                .iter()
+                .enumerate()
+                .map(|(i, r)| GraphTask {
+                    role: Some((*r).to_owned()),
+                    ..task(i as u32 + 1, None, Status::Pending)
+                })
+                .collect(),
+            edges: vec![],
+        };
+        let settings = PlanSettings {
+            groups: vec![group("heavy", 2, &["tester", "implementer"])],
+            ..Default::default()
+        };
+        let p = plan(&snap, &settings).unwrap();
+        let heavy = |w: &Vec<TaskId>| w.iter().filter(|t| t.seq() <= 4).count();
+        assert_eq!(p.waves.len(), 2, "{:?}", p.waves);
+        assert!(p.waves.iter().all(|w| heavy(w) <= 2), "{:?}", p.waves);
+        assert_eq!(
+            p.waves[0].len(),
+            4,
+            "both reviewers start at once: {:?}",
+            p.waves
+        );
+        // A role cap of its own is a group of one.
+        let caps = Caps::new(
+            &[("tester".into(), 1)],
+            &[group("heavy", 2, &["implementer"])],
+        );
+        let (t, i) = (
+            caps.group_of("tester").unwrap(),
+            caps.group_of("implementer").unwrap(),
+        );
+        assert_ne!(t, i);
+        assert_eq!((caps.cap(t), caps.name(t)), (1, "tester"));
+        assert_eq!((caps.cap(i), caps.name(i)), (2, "heavy"));
+        assert_eq!(caps.group_of("reviewer"), None);
+    }
+
+    #[test]
+    fn a_role_is_capped_in_one_place_only() {
+        let own = [("tester".to_owned(), 1)];
+        let e = check_groups(&own, &[group("heavy", 2, &["tester"])]).unwrap_err();
+        assert!(e.contains("`tester`") && e.contains("`heavy`"), "{e}");
+        let e = check_groups(
+            &[],
+            &[group("a", 2, &["tester"]), group("b", 1, &["tester"])],
+        )
+        .unwrap_err();
+        assert!(e.contains("two groups, `a` and `b`"), "{e}");
+        assert!(check_groups(&[], &[group("a", 0, &["tester"])]).is_err());
+        assert!(check_groups(&[], &[group("a", 1, &[])]).is_err());
+        assert!(check_groups(&own, &[group("a", 1, &["implementer"])]).is_ok());
     }
 
     #[test]

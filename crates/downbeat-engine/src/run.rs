@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use downbeat_core::context::Actor;
-use downbeat_core::graph::TaskDag;
+use downbeat_core::graph::{Caps, TaskDag};
 use downbeat_core::ids::TaskId;
 use downbeat_core::planner::{NodeIdx, NodeKind, NodeState, footprints_overlap};
 use downbeat_core::task::{Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch};
@@ -69,8 +69,8 @@ pub struct RunOptions {
     /// Run only what this task needs, and the task itself.
     pub until: Option<TaskId>,
     pub resolve: ResolveFn,
-    /// Role name → at most this many attempts of the role at once.
-    pub role_caps: HashMap<String, u32>,
+    /// At most this many attempts at once per role or named group of roles.
+    pub caps: Caps,
     /// Role name → prompt template; tasks without a role use `default_prompt`.
     pub prompts: HashMap<String, String>,
     pub default_prompt: String,
@@ -635,22 +635,18 @@ pub async fn run(
         let candidates = store.ready_tasks(limit, now()).await?;
         let mut picked: Vec<Task> = Vec::new();
         let mut claims = Vec::new();
-        let mut role_count: HashMap<String, u32> = HashMap::new();
-        let mut footprints: Vec<String> = Vec::new();
+        let mut occupied = Occupied::default();
         for task in candidates {
             if claims.len() >= opts.concurrency {
                 break;
             }
-            if !admissible(&task, &opts, &role_count, &footprints)
+            if !occupied.admits(&task, &opts.caps)
                 || opts.accepts.as_ref().is_some_and(|a| !a(&task))
             {
                 continue;
             }
             let r = resolver.get(&opts.resolve, &task)?;
-            if let Some(role) = &task.role {
-                *role_count.entry(role.clone()).or_default() += 1;
-            }
-            footprints.extend(task.footprint.iter().cloned());
+            occupied.take(task.role.as_deref(), &task.footprint, &opts.caps);
             claims.push(ClaimRequest {
                 task: task.id,
                 executor: r.name.clone(),
@@ -738,16 +734,10 @@ pub async fn run(
         });
         if stopping.is_none() && !cancel.is_cancelled() && !hold {
             let mut deferred = Vec::new();
-            let mut role_count: HashMap<String, u32> = HashMap::new();
+            let mut occupied = Occupied::default();
             for r in running.values() {
-                if let Some(role) = &r.role {
-                    *role_count.entry(role.clone()).or_default() += 1;
-                }
+                occupied.take(r.role.as_deref(), &r.footprint, &opts.caps);
             }
-            let mut footprints: Vec<String> = running
-                .values()
-                .flat_map(|r| r.footprint.iter().cloned())
-                .collect();
             while running.len() + claims.len() < opts.concurrency {
                 let Some(item) = g.ready.pop() else { break };
                 let v = item.3;
@@ -764,17 +754,14 @@ pub async fn run(
                     deferred.push(item);
                     continue;
                 }
-                if !admissible(&task, &opts, &role_count, &footprints) {
+                if !occupied.admits(&task, &opts.caps) {
                     deferred.push(item);
                     continue;
                 }
                 let Ok(r) = resolver.get(&opts.resolve, &task) else {
                     continue;
                 };
-                if let Some(role) = &task.role {
-                    *role_count.entry(role.clone()).or_default() += 1;
-                }
-                footprints.extend(task.footprint.iter().cloned());
+                occupied.take(task.role.as_deref(), &task.footprint, &opts.caps);
                 claims.push(ClaimRequest {
                     task: task.id,
                     executor: r.name.clone(),
@@ -1031,23 +1018,35 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Whether `task` may start next to what runs: its role's cap and file footprints.
-fn admissible(
-    task: &Task,
-    opts: &RunOptions,
-    role_count: &HashMap<String, u32>,
-    footprints: &[String],
-) -> bool {
-    let capped = task.role.as_ref().is_some_and(|r| {
-        opts.role_caps
-            .get(r)
-            .is_some_and(|cap| role_count.get(r).copied().unwrap_or(0) >= *cap)
-    });
-    let clash = task
-        .footprint
-        .iter()
-        .any(|a| footprints.iter().any(|b| footprints_overlap(a, b)));
-    !capped && !clash
+/// What running and just-claimed attempts occupy: places in capped groups, declared files.
+#[derive(Default)]
+struct Occupied {
+    groups: HashMap<u32, u32>,
+    footprints: Vec<String>,
+}
+
+impl Occupied {
+    /// Whether `task` may start next to them: its group (if capped) has room and its files do
+    /// not overlap theirs.
+    fn admits(&self, task: &Task, caps: &Caps) -> bool {
+        let full = task
+            .role
+            .as_deref()
+            .and_then(|r| caps.group_of(r))
+            .is_some_and(|g| self.groups.get(&g).copied().unwrap_or(0) >= caps.cap(g));
+        !full
+            && !task
+                .footprint
+                .iter()
+                .any(|a| self.footprints.iter().any(|b| footprints_overlap(a, b)))
+    }
+
+    fn take(&mut self, role: Option<&str>, footprint: &[String], caps: &Caps) {
+        if let Some(g) = role.and_then(|r| caps.group_of(r)) {
+            *self.groups.entry(g).or_default() += 1;
+        }
+        self.footprints.extend(footprint.iter().cloned());
+    }
 }
 
 /// Records a claimed attempt as running and starts it.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use downbeat_core::context::Actor;
+use downbeat_core::graph::{Caps, NamedGroup};
 use downbeat_core::ids::TaskId;
 use downbeat_core::plan::{self, PlanFormat};
 use downbeat_core::role::RoleSet;
@@ -78,7 +79,7 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
                 retry: retry.clone(),
             })
         }),
-        role_caps: HashMap::new(),
+        caps: Caps::default(),
         prompts: HashMap::new(),
         default_prompt: "{{ task.title }}".into(),
         failure: FailurePolicy::Continue,
@@ -378,13 +379,43 @@ async fn cancellation_requeues_interrupted_work() {
     );
 }
 
+/// The most attempts running at once among those whose task title `starts_with`.
+fn peak(events: &[RunEvent], starts_with: &[&str]) -> i32 {
+    let mut running = 0i32;
+    let mut peak = 0;
+    for e in events {
+        match e {
+            RunEvent::AttemptStarted { title, .. }
+                if starts_with.iter().any(|s| title.starts_with(s)) =>
+            {
+                running += 1
+            }
+            RunEvent::AttemptFinished { title, .. }
+                if starts_with.iter().any(|s| title.starts_with(s)) =>
+            {
+                running -= 1
+            }
+            _ => {}
+        }
+        peak = peak.max(running);
+    }
+    peak
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn role_caps_limit_parallel_attempts() {
+async fn role_caps_and_named_groups_limit_parallel_attempts() {
     let mut plan = String::new();
-    for i in 0..6 {
-        plan.push_str(&format!(
-            "[[tasks]]\ntitle = \"test {i}\"\nrole = \"tester\"\n"
-        ));
+    for (role, n) in [
+        ("tester", 6),
+        ("implementer", 3),
+        ("debugger", 3),
+        ("reviewer", 4),
+    ] {
+        for i in 0..n {
+            plan.push_str(&format!(
+                "[[tasks]]\ntitle = \"{role} {i}\"\nrole = \"{role}\"\n"
+            ));
+        }
     }
     let p = project(&plan).await;
     let mut opts = options(
@@ -392,18 +423,20 @@ async fn role_caps_limit_parallel_attempts() {
         Arc::new(Scripted::sleeping(150)),
         RetryPolicy::default(),
     );
-    opts.role_caps.insert("tester".into(), 2);
+    opts.concurrency = 16;
+    // Testers at most 2 at once; implementers and debuggers at most 2 at once together.
+    opts.caps = Caps::new(
+        &[("tester".into(), 2)],
+        &[NamedGroup {
+            name: "heavy".into(),
+            max_parallel: 2,
+            roles: vec!["implementer".into(), "debugger".into()],
+        }],
+    );
     let (summary, events) = go(&p, opts).await;
-    assert_eq!(summary.completed, 6);
-    let mut running = 0i32;
-    let mut peak = 0;
-    for e in &events {
-        match e {
-            RunEvent::AttemptStarted { .. } => running += 1,
-            RunEvent::AttemptFinished { .. } => running -= 1,
-            _ => {}
-        }
-        peak = peak.max(running);
-    }
-    assert_eq!(peak, 2);
+    assert_eq!(summary.completed, 16);
+    assert_eq!(peak(&events, &["tester"]), 2);
+    assert_eq!(peak(&events, &["implementer", "debugger"]), 2);
+    // Uncapped roles are not held back by the groups.
+    assert_eq!(peak(&events, &["reviewer"]), 4);
 }

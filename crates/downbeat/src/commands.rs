@@ -1127,6 +1127,7 @@ async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), CliError> {
             "total_effort": planned.total_effort,
             "makespans": planned.makespans.iter().map(|(k, m)| json!({"workers": k, "makespan": m, "speedup": if *m > 0 { planned.total_effort as f64 / *m as f64 } else { 1.0 }})).collect::<Vec<_>>(),
             "role_caps": settings.role_caps,
+            "groups": settings.groups,
         }));
         return Ok(());
     }
@@ -1190,6 +1191,15 @@ async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), CliError> {
             .map(|(r, c)| format!("{r} ≤ {c}"))
             .collect();
         let _ = writeln!(s, "role caps: {}", caps.join(", "));
+    }
+    for g in &settings.groups {
+        let _ = writeln!(
+            s,
+            "group {}: {} ≤ {}",
+            g.name,
+            g.roles.join(" + "),
+            g.max_parallel
+        );
     }
     out(&s);
     Ok(())

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use downbeat_core::context::Actor;
-use downbeat_core::graph::PlanSettings;
+use downbeat_core::graph::{NamedGroup, PlanSettings};
 use downbeat_core::role::RoleSet;
 use downbeat_core::time::{Millis, Timestamp};
 use downbeat_store::Store;
@@ -27,6 +27,9 @@ pub struct Config {
     /// Per-role settings (override the role files' caps and thresholds).
     #[serde(default)]
     pub roles: BTreeMap<String, RoleConfig>,
+    /// Named concurrency groups: roles that share one cap.
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupConfig>,
     #[serde(default)]
     pub maintain: MaintainConfig,
     /// How `downbeat run` executes tasks.
@@ -86,6 +89,14 @@ pub struct RoleConfig {
     pub max_attempts: Option<u32>,
 }
 
+/// `[groups.NAME]`: at most `max_parallel` tasks of these roles at once, together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub max_parallel: u32,
+    pub roles: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintainConfig {
@@ -125,6 +136,12 @@ workers = [1, 2, 4, 8]
 stale_after = "24h"
 # Completed work finished longer ago than this is archived by `downbeat maintain --apply`.
 archive_after = "30d"
+
+# Named concurrency groups: roles that share one cap (a role is in one group at
+# most, and then has no max_parallel of its own):
+# [groups.heavy]
+# max_parallel = 2
+# roles = ["implementer", "tester"]
 
 # Per-role settings:
 # [roles.tester]
@@ -207,8 +224,22 @@ impl Project {
         caps.sort();
         PlanSettings {
             role_caps: caps,
+            groups: self.named_groups(),
             workers: self.config.planner.workers.clone(),
         }
+    }
+
+    /// The `[groups.NAME]` sections, in name order.
+    pub fn named_groups(&self) -> Vec<NamedGroup> {
+        self.config
+            .groups
+            .iter()
+            .map(|(name, g)| NamedGroup {
+                name: name.clone(),
+                max_parallel: g.max_parallel,
+                roles: g.roles.clone(),
+            })
+            .collect()
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -378,14 +409,31 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
     let config = load_config(&root)?;
     let roles = load_roles(&root, &config)?;
-    Ok(Project {
+    let p = Project {
         root,
         config,
         roles,
         store,
         actor_name: actor_name(g),
         fixed_now: fixed_now()?,
-    })
+    };
+    check_groups(&p)?;
+    Ok(p)
+}
+
+/// Named groups must list known roles, and a role is capped in one place only.
+fn check_groups(p: &Project) -> Result<(), CliError> {
+    for (name, g) in &p.config.groups {
+        if let Some(unknown) = g.roles.iter().find(|r| !p.roles.contains(r)) {
+            return Err(CliError::invalid(format!(
+                "{DIR}/{CONFIG_FILE}: [groups.{name}] names an unknown role `{unknown}` (known: {})",
+                p.roles.names().join(", ")
+            )));
+        }
+    }
+    let settings = p.plan_settings();
+    downbeat_core::graph::check_groups(&settings.role_caps, &settings.groups)
+        .map_err(|e| CliError::invalid(format!("{DIR}/{CONFIG_FILE}: {e}")))
 }
 
 /// Creates `.downbeat/` (config and database) in the project root; idempotent.

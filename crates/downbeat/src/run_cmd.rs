@@ -161,7 +161,7 @@ pub async fn run_options(p: &Project, a: &RunArgs) -> Result<RunOptions, CliErro
         None => Duration::from_secs(30),
     };
     let prompts = role_prompts(p)?;
-    let role_caps = p.plan_settings().role_caps.into_iter().collect();
+    let caps = p.plan_settings().caps();
     let fixed = p.fixed_now;
     let opts = RunOptions {
         holder: default_holder(),
@@ -170,7 +170,7 @@ pub async fn run_options(p: &Project, a: &RunArgs) -> Result<RunOptions, CliErro
         only,
         until,
         resolve,
-        role_caps,
+        caps,
         prompts,
         default_prompt: DEFAULT_PROMPT.into(),
         failure: p.config.run.failure,
@@ -591,7 +591,7 @@ fn bench_options(
                 retry: RetryPolicy::default(),
             })
         }),
-        role_caps: HashMap::new(),
+        caps: Default::default(),
         prompts: HashMap::new(),
         default_prompt: String::new(),
         failure: Default::default(),

@@ -565,6 +565,58 @@ fn yaml_and_json_plans_apply_too() {
 }
 
 #[test]
+fn named_groups_cap_their_roles_together() {
+    let e = Env::initialised();
+    let config = e.path().join(".downbeat/config.toml");
+    std::fs::write(
+        &config,
+        "[groups.heavy]\nmax_parallel = 2\nroles = [\"implementer\", \"tester\"]\n",
+    )
+    .unwrap();
+    let mut plan = String::new();
+    for role in ["implementer", "implementer", "tester", "tester", "reviewer"] {
+        plan.push_str(&format!(
+            "[[tasks]]\ntitle = \"{role}\"\nrole = \"{role}\"\n"
+        ));
+    }
+    let p = e.write("p.toml", &plan);
+    e.ok(&["plan", "apply", p.to_str().unwrap()]);
+    let w = e.json(&["waves"]);
+    // Four tasks of the group at two at a time: two waves, the reviewer in the first.
+    assert_eq!(w["waves"].as_array().unwrap().len(), 2, "{w}");
+    assert_eq!(w["waves"][0].as_array().unwrap().len(), 3, "{w}");
+    assert_eq!(w["groups"][0]["name"], "heavy", "{w}");
+    assert!(
+        e.ok(&["waves"])
+            .contains("group heavy: implementer + tester ≤ 2")
+    );
+    // Mistakes name the group and the role.
+    std::fs::write(
+        &config,
+        "[groups.heavy]\nmax_parallel = 2\nroles = [\"implementr\"]\n",
+    )
+    .unwrap();
+    let err = e.fails(&["waves"], 4);
+    assert!(
+        err.contains("[groups.heavy] names an unknown role `implementr`"),
+        "{err}"
+    );
+    std::fs::write(
+        &config,
+        "[roles.tester]\nmax_parallel = 1\n[groups.heavy]\nmax_parallel = 2\nroles = [\"tester\"]\n",
+    )
+    .unwrap();
+    let err = e.fails(&["waves"], 4);
+    assert!(
+        err.contains("group `heavy`: role `tester` has a max_parallel of its own"),
+        "{err}"
+    );
+    std::fs::write(&config, "[groups.heavy]\nroles = [\"tester\"]\n").unwrap();
+    let err = e.fails(&["waves"], 4);
+    assert!(err.contains("max_parallel"), "{err}");
+}
+
+#[test]
 fn role_caps_and_footprints_shape_the_waves() {
     let e = Env::initialised();
     std::fs::write(
