@@ -12,6 +12,7 @@ mod bench_workers;
 pub mod cli;
 pub mod clients;
 pub(crate) mod commands;
+mod container_reports;
 mod db_cmd;
 pub mod error;
 pub mod mcp;

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use downbeat_core::ids::TaskId;
 use downbeat_core::task::Task;
 use downbeat_engine::config::{RetryPolicy, parse_duration};
 use downbeat_engine::executor::noop::Noop;
@@ -219,10 +220,34 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
             }
         }
     });
-    let (tx, rx) = mpsc::unbounded_channel();
-    let display = tokio::spawn(show_events(rx, j));
-    let result = run(store, opts, tx, cancel).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (show_tx, show_rx) = mpsc::unbounded_channel();
+    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+    // Attempt ends also go to the container reports.
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let RunEvent::AttemptFinished { task, status, .. } = &e
+                && let Some(id) = TaskId::parse_short(task)
+            {
+                let still_open = matches!(status.as_str(), "pending" | "retrying");
+                let _ = ended_tx.send((id, still_open));
+            }
+            let _ = show_tx.send(e);
+        }
+    });
+    let display = tokio::spawn(show_events(show_rx, j));
+    let (result, reports) = tokio::join!(
+        run(store, opts, tx, cancel),
+        crate::container_reports::write_during_run(p, ended_rx)
+    );
     let _ = display.await;
+    for (task, path) in &reports {
+        if j {
+            outln(&json!({"event": "container-report", "task": task, "path": path}).to_string());
+        } else {
+            note(&format!("integration report for {task}: {path}"));
+        }
+    }
     if result.is_ok() && !j {
         // The run's integration report, next to the others.
         let scope = if let Some(u) = &a.until {

@@ -175,6 +175,76 @@ JSON"#;
 }
 
 #[test]
+fn each_container_gets_its_integration_report_when_its_work_ends() {
+    let e = Env::new("[run]\nexecutor = \"noop\"\n");
+    // release > (backend > api, db), docs; a free task outside.
+    e.plan(
+        r#"
+[[tasks]]
+key = "release"
+title = "Release"
+[[tasks]]
+key = "backend"
+title = "Backend"
+parent = "release"
+[[tasks]]
+key = "api"
+title = "Build the API"
+parent = "backend"
+[[tasks]]
+key = "db"
+title = "Migrate the database"
+parent = "backend"
+depends_on = ["api"]
+[[tasks]]
+key = "docs"
+title = "Write the docs"
+parent = "release"
+depends_on = ["backend"]
+[[tasks]]
+key = "free"
+title = "Unrelated"
+"#,
+    );
+    let id = |key: &str| e.json(&["show", key])["id"].as_str().unwrap().to_owned();
+    let o = e.run(&["run", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "container-report")
+        .collect();
+    let order: Vec<&str> = reports
+        .iter()
+        .map(|r| r["task"].as_str().unwrap())
+        .collect();
+    // The inner container first, each once, no report for a task without children.
+    assert_eq!(order, vec![id("backend"), id("release")], "{reports:?}");
+    for r in &reports {
+        let doc = std::fs::read_to_string(r["path"].as_str().unwrap()).unwrap();
+        assert!(doc.contains("Build the API"), "{doc}");
+    }
+    let release = std::fs::read_to_string(reports[1]["path"].as_str().unwrap()).unwrap();
+    assert!(release.contains("Write the docs"), "{release}");
+    // Without --json the paths are noted on stderr.
+    e.ok(&[
+        "add",
+        "Another API task",
+        "--key",
+        "api2",
+        "--parent",
+        "backend",
+    ]);
+    let o = e.run(&["run"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("integration report for {}", id("backend"))),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_configuration_fails_before_anything_runs() {
     let e = Env::new("[run]\nexecutor = \"missing\"\n");
     e.ok(&["add", "something"]);
