@@ -53,6 +53,7 @@ macro_rules! store_contract_tests {
             event_readers_miss_nothing,
             ready_tasks_look_at_blockers_and_ancestors,
             workers_register_beat_and_leave,
+            holds_last_until_their_task_ends_or_release,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1349,4 +1350,72 @@ pub async fn workers_register_beat_and_leave(f: Fixture) {
             "worker.deregistered worker:b"
         ]
     );
+}
+
+pub async fn holds_last_until_their_task_ends_or_release(f: Fixture) {
+    let s = f.store.as_ref();
+    let other = (f.reopen)().await;
+    assert!(s.holds().await.unwrap().is_empty());
+    let follow_up = s
+        .create_task(&new_task("respond to the breach"), &[], &actor(1))
+        .await
+        .unwrap();
+    let other_task = s
+        .create_task(&new_task("anything else"), &[], &actor(1))
+        .await
+        .unwrap();
+    // A hold on a task is seen through every handle, and logged.
+    let h = s
+        .add_hold(Some(follow_up.id), "flag SECURITY_BREACH", &actor(2))
+        .await
+        .unwrap();
+    assert_eq!((h.id, h.task), (1, Some(follow_up.id)));
+    assert_eq!(other.holds().await.unwrap(), vec![h.clone()]);
+    let log = s.events(&EventQuery::default()).await.unwrap();
+    let added = log.iter().find(|e| e.action == "hold.added").unwrap();
+    assert_eq!(added.entity, follow_up.id.to_string());
+    // Bad input.
+    assert!(matches!(
+        s.add_hold(None, "  ", &actor(3)).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(s.release_holds(Some(99), &actor(3)).await.is_err());
+    // Concurrent adds through two handles lose nothing.
+    let at4 = actor(4);
+    let (a, b) = tokio::join!(
+        s.add_hold(None, "paused by hand", &at4),
+        other.add_hold(Some(other_task.id), "second", &at4),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a.id, b.id);
+    assert_eq!(s.holds().await.unwrap().len(), 3);
+    // A task hold ends with its task.
+    s.set_status(follow_up.id, Status::Completed, None, &actor(5))
+        .await
+        .unwrap();
+    let left: Vec<u32> = s.holds().await.unwrap().iter().map(|h| h.id).collect();
+    assert_eq!(left, {
+        let mut v = vec![a.id, b.id];
+        v.sort();
+        v
+    });
+    // Released one by one or all at once; releasing is logged.
+    let released = other.release_holds(Some(a.id), &actor(6)).await.unwrap();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].task, None);
+    let released = s.release_holds(None, &actor(7)).await.unwrap();
+    assert_eq!(
+        released.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
+    assert!(s.holds().await.unwrap().is_empty());
+    assert!(s.release_holds(None, &actor(8)).await.unwrap().is_empty());
+    let log = s.events(&EventQuery::default()).await.unwrap();
+    assert_eq!(
+        log.iter().filter(|e| e.action == "hold.released").count(),
+        2
+    );
+    // Numbers are not reused.
+    let next = s.add_hold(None, "again", &actor(9)).await.unwrap();
+    assert!(next.id > b.id, "{next:?}");
 }

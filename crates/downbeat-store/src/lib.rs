@@ -26,11 +26,13 @@ use downbeat_core::time::Timestamp;
 use serde::Serialize;
 
 pub mod contract;
+pub mod holds;
 pub mod postgres;
 pub mod sqlite;
 pub mod transfer;
 pub mod view;
 
+pub use holds::Hold;
 pub use transfer::Transfer;
 
 /// What can go wrong in a store call.
@@ -369,6 +371,35 @@ pub trait Store: Send + Sync {
     async fn metrics(&self) -> Result<Metrics>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+    /// Sets `key` to `new` only if its value is still `expected` (`None`: not set), and appends
+    /// the event `action` on `entity` in the same transaction. Returns whether it did.
+    #[allow(clippy::too_many_arguments)]
+    async fn meta_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        action: &str,
+        entity: &str,
+        after: Option<serde_json::Value>,
+        actor: &Actor,
+    ) -> Result<bool>;
+
+    // --- holds (see `holds.rs`) ------------------------------------------------------------
+    /// The holds in force: nothing but their tasks may start while there are any.
+    async fn holds(&self) -> Result<Vec<Hold>> {
+        holds::active(self).await
+    }
+    /// Holds back all work but `task` (`None`: all work) until `task` ends or the hold is
+    /// released. Logged as `hold.added`.
+    async fn add_hold(&self, task: Option<TaskId>, reason: &str, actor: &Actor) -> Result<Hold> {
+        holds::add(self, task, reason, actor).await
+    }
+    /// Releases the hold numbered `id`, or every hold (`None`); returns those released.
+    /// Logged as `hold.released`.
+    async fn release_holds(&self, id: Option<u32>, actor: &Actor) -> Result<Vec<Hold>> {
+        holds::release(self, id, actor).await
+    }
 
     // --- execution -------------------------------------------------------------------------
     /// Finishes attempts (refusing those whose fencing token is stale) and claims ready tasks,

@@ -1802,6 +1802,50 @@ impl PostgresStore {
         t.commit().await
     }
 
+    #[allow(clippy::too_many_arguments)]
+    async fn tx_meta_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        action: &str,
+        entity: &str,
+        after: Option<Value>,
+        actor: &Actor,
+    ) -> R<bool> {
+        let mut t = self.write().await?;
+        // Under READ COMMITTED a concurrent update of the row makes this one wait and look at
+        // the row again, so two swaps from the same value cannot both succeed.
+        let swapped = match expected {
+            None => {
+                sqlx::query(
+                    "INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(new)
+                .execute(t.c())
+                .await
+            }
+            Some(old) => {
+                sqlx::query("UPDATE meta SET value = $1 WHERE key = $2 AND value = $3")
+                    .bind(new)
+                    .bind(key)
+                    .bind(old)
+                    .execute(t.c())
+                    .await
+            }
+        }
+        .map_err(db)?
+        .rows_affected()
+            == 1;
+        if !swapped {
+            return Ok(false);
+        }
+        t.event(actor, action, entity, None, after);
+        t.commit().await?;
+        Ok(true)
+    }
+
     async fn tx_commit_batch(&self, batch: &Batch, actor: &Actor) -> R<BatchResult> {
         // Set-based: a fixed handful of statements per batch, whatever its size.
         let mut t = self.write().await?;
@@ -2736,6 +2780,20 @@ impl Store for PostgresStore {
         .await
         .map_err(db)?;
         Ok(())
+    }
+
+    async fn meta_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        action: &str,
+        entity: &str,
+        after: Option<Value>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        retrying(|| self.tx_meta_swap(key, expected, new, action, entity, after.clone(), actor))
+            .await
     }
 
     async fn commit_batch(&self, batch: &Batch, actor: &Actor) -> Result<BatchResult> {

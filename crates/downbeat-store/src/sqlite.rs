@@ -1906,6 +1906,48 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn meta_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        action: &str,
+        entity: &str,
+        after: Option<Value>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let swapped = match expected {
+            None => {
+                sqlx::query(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(new)
+                .execute(&mut *c)
+                .await
+            }
+            Some(old) => {
+                sqlx::query("UPDATE meta SET value = ? WHERE key = ? AND value = ?")
+                    .bind(new)
+                    .bind(key)
+                    .bind(old)
+                    .execute(&mut *c)
+                    .await
+            }
+        }
+        .map_err(db)?
+        .rows_affected()
+            == 1;
+        if !swapped {
+            return Ok(false);
+        }
+        event(c, actor, action, entity, None, after).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
     async fn commit_batch(&self, batch: &Batch, actor: &Actor) -> Result<BatchResult> {
         // Set-based: a fixed handful of statements per batch, whatever its size, so a batch of
         // a hundred transitions costs little more than one.

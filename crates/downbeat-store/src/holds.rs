@@ -1,0 +1,214 @@
+//! Holds: "start nothing but this until it is done" — what a pausing flag rule leaves behind,
+//! durable and seen by every runner, worker and MCP server on the database.
+//!
+//! A hold names a task (the follow-up a rule added, say): while that task is neither completed,
+//! skipped nor cancelled, only it may start. A hold without a task holds back all work until it
+//! is released by hand. Holds live in one `meta` entry (`holds`: the list and the last number
+//! given out) changed with
+//! compare-and-swap, each change logged in the same transaction (`hold.added`,
+//! `hold.released`), so every backend gets them from [`Store::meta_swap`] alone. Holds of
+//! tasks that ended are dropped from the list on the next change.
+
+use downbeat_core::context::Actor;
+use downbeat_core::ids::TaskId;
+use downbeat_core::task::Status;
+use downbeat_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{Error, Result, Store};
+
+const KEY: &str = "holds";
+
+/// One hold in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    /// Numbered from 1 within the project.
+    pub id: u32,
+    /// The only task that may start while the hold is in force; `None`: none may.
+    pub task: Option<TaskId>,
+    pub reason: String,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// The stored form (task as its sequence number).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    id: u32,
+    task: Option<u32>,
+    reason: String,
+    by: String,
+    at: i64,
+}
+
+impl Stored {
+    fn hold(&self) -> Option<Hold> {
+        let task = match self.task {
+            Some(seq) => Some(TaskId::from_seq(seq)?),
+            None => None,
+        };
+        Some(Hold {
+            id: self.id,
+            task,
+            reason: self.reason.clone(),
+            by: self.by.clone(),
+            at: Timestamp(self.at),
+        })
+    }
+}
+
+/// The stored entry: the holds and the last number given out (numbers are not reused).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Book {
+    last: u32,
+    holds: Vec<Stored>,
+}
+
+async fn load<S: Store + ?Sized>(store: &S) -> Result<(Option<String>, Book)> {
+    let raw = store.meta_get(KEY).await?;
+    let book = match &raw {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| Error::Invalid(format!("the stored holds cannot be read: {e}")))?,
+        None => Book::default(),
+    };
+    Ok((raw, book))
+}
+
+/// Whether the hold is still in force: it holds back everything, or its task has not ended.
+async fn in_force<S: Store + ?Sized>(store: &S, h: &Stored) -> Result<bool> {
+    let Some(task) = h.task.and_then(TaskId::from_seq) else {
+        return Ok(h.task.is_none());
+    };
+    match store.task(task).await {
+        Ok(t) => Ok(!t.archived
+            && !matches!(
+                t.status,
+                Status::Completed | Status::Skipped | Status::Cancelled
+            )),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn live<S: Store + ?Sized>(store: &S, list: Vec<Stored>) -> Result<Vec<Stored>> {
+    let mut out = Vec::with_capacity(list.len());
+    for h in list {
+        if in_force(store, &h).await? {
+            out.push(h);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn active<S: Store + ?Sized>(store: &S) -> Result<Vec<Hold>> {
+    let (_, book) = load(store).await?;
+    Ok(live(store, book.holds)
+        .await?
+        .iter()
+        .filter_map(Stored::hold)
+        .collect())
+}
+
+fn encode(book: &Book) -> String {
+    serde_json::to_string(book).unwrap_or_default()
+}
+
+/// Tries a change until no other writer got in between.
+const ATTEMPTS: usize = 50;
+
+pub(crate) async fn add<S: Store + ?Sized>(
+    store: &S,
+    task: Option<TaskId>,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Hold> {
+    if reason.trim().is_empty() {
+        return Err(Error::Invalid("a hold needs a reason".into()));
+    }
+    if let Some(t) = task {
+        store.task(t).await?;
+    }
+    for _ in 0..ATTEMPTS {
+        let (raw, book) = load(store).await?;
+        let id = book.last + 1;
+        let mut kept = live(store, book.holds).await?;
+        let new = Stored {
+            id,
+            task: task.map(TaskId::seq),
+            reason: reason.trim().to_owned(),
+            by: actor.name.clone(),
+            at: actor.now.0,
+        };
+        kept.push(new.clone());
+        let entity = task.map_or_else(|| "project".to_owned(), |t| t.to_string());
+        let after = json!({"hold": id, "task": task.map(|t| t.to_string()), "reason": new.reason});
+        if store
+            .meta_swap(
+                KEY,
+                raw.as_deref(),
+                &encode(&Book {
+                    last: id,
+                    holds: kept,
+                }),
+                "hold.added",
+                &entity,
+                Some(after),
+                actor,
+            )
+            .await?
+        {
+            return new
+                .hold()
+                .ok_or_else(|| Error::Invalid("hold task out of range".into()));
+        }
+    }
+    Err(Error::Database(
+        "the holds kept changing under this change; try again".into(),
+    ))
+}
+
+pub(crate) async fn release<S: Store + ?Sized>(
+    store: &S,
+    id: Option<u32>,
+    actor: &Actor,
+) -> Result<Vec<Hold>> {
+    for _ in 0..ATTEMPTS {
+        let (raw, book) = load(store).await?;
+        let kept = live(store, book.holds).await?;
+        let (gone, stay): (Vec<Stored>, Vec<Stored>) =
+            kept.into_iter().partition(|h| id.is_none_or(|i| h.id == i));
+        if let Some(i) = id
+            && gone.is_empty()
+        {
+            return Err(Error::NotFound {
+                what: "hold in force",
+                query: i.to_string(),
+            });
+        }
+        if gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<u32> = gone.iter().map(|h| h.id).collect();
+        if store
+            .meta_swap(
+                KEY,
+                raw.as_deref(),
+                &encode(&Book {
+                    last: book.last,
+                    holds: stay,
+                }),
+                "hold.released",
+                "project",
+                Some(json!({"holds": ids})),
+                actor,
+            )
+            .await?
+        {
+            return Ok(gone.iter().filter_map(Stored::hold).collect());
+        }
+    }
+    Err(Error::Database(
+        "the holds kept changing under this change; try again".into(),
+    ))
+}
