@@ -22,7 +22,7 @@ use downbeat_core::planner::{NodeIdx, NodeKind, NodeState, footprints_overlap};
 use downbeat_core::task::{Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch};
 use downbeat_core::time::Timestamp;
 use downbeat_store::{
-    Batch, ClaimRequest, Claimed, EventQuery, Finish, FinishStatus, Store, TaskFilter,
+    Batch, ClaimRequest, Claimed, EventQuery, Finish, FinishStatus, Hold, Store, TaskFilter,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -159,8 +159,11 @@ pub enum RunEvent {
         task: String,
         reason: String,
     },
+    /// A hold is in force: nothing but `until` (or, without it, nothing at all) starts.
     Paused {
-        until: String,
+        hold: u32,
+        until: Option<String>,
+        reason: String,
     },
     Resumed,
     Stopping {
@@ -628,6 +631,16 @@ pub async fn run(
     let mut post: Vec<(Claimed, Outcome)> = Vec::new();
     let mut resolver = Resolver::default();
 
+    // Holds in force (a pausing rule fired here or elsewhere, or someone paused by hand).
+    let mut holds = store.holds().await?;
+    for h in &holds {
+        emit(RunEvent::Paused {
+            hold: h.id,
+            until: h.task.map(|t| t.to_string()),
+            reason: h.reason.clone(),
+        });
+    }
+
     // Quick start: loading a large graph takes a while, so tasks that are plainly ready (a
     // direct look at their blockers) start before it is loaded. Their ends wait in the channel.
     if opts.only.is_empty() && opts.until.is_none() && !cancel.is_cancelled() {
@@ -641,6 +654,7 @@ pub async fn run(
                 break;
             }
             if !occupied.admits(&task, &opts.caps)
+                || held_back(&holds, task.id)
                 || opts.accepts.as_ref().is_some_and(|a| !a(&task))
             {
                 continue;
@@ -707,7 +721,7 @@ pub async fn run(
     });
 
     let mut stopping: Option<String> = None;
-    let mut paused_until: Option<TaskId> = None;
+    let mut holds_changed = false;
     let tick = (opts.lease / 3)
         .min(Duration::from_millis(500))
         .max(Duration::from_millis(20));
@@ -748,9 +762,7 @@ pub async fn run(
                     g.queued[v as usize] = false;
                     continue;
                 }
-                if let Some(p) = paused_until
-                    && task.id != p
-                {
+                if held_back(&holds, task.id) {
                     deferred.push(item);
                     continue;
                 }
@@ -827,8 +839,8 @@ pub async fn run(
                         if let Some(reason) = effects.stop {
                             stopping = Some(reason);
                         }
-                        if let Some(p) = effects.pause_until {
-                            paused_until = Some(p);
+                        if !effects.holds.is_empty() {
+                            holds.extend(effects.holds);
                         }
                     }
                 } else if let Some(t) = g.tasks.get(&claim.task)
@@ -909,12 +921,31 @@ pub async fn run(
             continue;
         }
 
-        // Nothing to commit: is the run over?
-        let nothing_ready = g.ready.is_empty() || stopping.is_some() || cancel.is_cancelled();
+        // Nothing to commit: is the run over? Ready tasks that a hold keeps back do not count.
+        let held = running.is_empty()
+            && !holds.is_empty()
+            && g.ready
+                .iter()
+                .all(|item| held_back(&holds, g.tdag.owner[item.3 as usize]));
+        let nothing_ready =
+            held || g.ready.is_empty() || stopping.is_some() || cancel.is_cancelled();
         let idle = running.is_empty()
             && nothing_ready
-            && (g.retry_at.is_empty() || stopping.is_some() || cancel.is_cancelled());
+            && (g.retry_at.is_empty() || held || stopping.is_some() || cancel.is_cancelled());
         if idle && (!opts.stay || cancel.is_cancelled() || stopping.is_some()) {
+            if held && stopping.is_none() && !cancel.is_cancelled() {
+                let h = &holds[0];
+                stopping = Some(match h.task {
+                    Some(t) => format!(
+                        "held: only {t} may start (hold {}: {}), and it cannot start now",
+                        h.id, h.reason
+                    ),
+                    None => format!(
+                        "paused (hold {}: {}); `downbeat unpause` releases it",
+                        h.id, h.reason
+                    ),
+                });
+            }
             break;
         }
 
@@ -977,13 +1008,7 @@ pub async fn run(
                     }
                 }
                 if stopping.is_none() && !cancel.is_cancelled() {
-                    g = catch_up(store.as_ref(), &opts, g, &running, &mut last_seen, &mut recheck, now()).await?;
-                }
-                if let Some(p) = paused_until
-                    && g.tasks.get(&p).is_none_or(|t| t.status.satisfies_dependents())
-                {
-                    paused_until = None;
-                    emit(RunEvent::Resumed);
+                    g = catch_up(store.as_ref(), &opts, g, &running, &mut last_seen, &mut recheck, &mut holds_changed, now()).await?;
                 }
             }
             changed = async { feed.as_mut().expect("guarded").changed().await }, if feed.is_some() => {
@@ -991,7 +1016,7 @@ pub async fn run(
                     // The feed broke (connection lost): fall back to polling on the tick.
                     feed = None;
                 } else if stopping.is_none() && !cancel.is_cancelled() {
-                    g = catch_up(store.as_ref(), &opts, g, &running, &mut last_seen, &mut recheck, now()).await?;
+                    g = catch_up(store.as_ref(), &opts, g, &running, &mut last_seen, &mut recheck, &mut holds_changed, now()).await?;
                 }
             }
             _ = tokio::time::sleep(wake) => {}
@@ -1003,11 +1028,32 @@ pub async fn run(
                 }
             }
         }
-        if let Some(p) = paused_until
-            && completed_now.contains(&p)
-        {
-            paused_until = None;
-            emit(RunEvent::Resumed);
+        // Holds: others' come in through the log; a task hold ends with its task.
+        if holds_changed || !holds.is_empty() {
+            let before: Vec<u32> = holds.iter().map(|h| h.id).collect();
+            if std::mem::take(&mut holds_changed) {
+                holds = store.holds().await?;
+                for h in holds.iter().filter(|h| !before.contains(&h.id)) {
+                    emit(RunEvent::Paused {
+                        hold: h.id,
+                        until: h.task.map(|t| t.to_string()),
+                        reason: h.reason.clone(),
+                    });
+                }
+            }
+            holds.retain(|h| {
+                h.task.is_none_or(|t| {
+                    g.tasks.get(&t).is_none_or(|t| {
+                        !matches!(
+                            t.status,
+                            Status::Completed | Status::Skipped | Status::Cancelled
+                        )
+                    })
+                })
+            });
+            if !before.is_empty() && holds.is_empty() {
+                emit(RunEvent::Resumed);
+            }
         }
     }
     summary.remaining = g.remaining();
@@ -1016,6 +1062,12 @@ pub async fn run(
     summary.millis = started.elapsed().as_millis() as u64;
     emit(RunEvent::Finished(summary.clone()));
     Ok(summary)
+}
+
+/// Whether a hold keeps `task` from starting: a hold without a task keeps everything back,
+/// holds on tasks keep back everything but those tasks.
+fn held_back(holds: &[Hold], task: TaskId) -> bool {
+    !holds.is_empty() && !holds.iter().any(|h| h.task == Some(task))
 }
 
 /// What running and just-claimed attempts occupy: places in capped groups, declared files.
@@ -1084,6 +1136,7 @@ fn start_attempt(
 
 /// Brings the graph up to date with changes others committed since `last_seen`: status
 /// changes are applied in place, anything else reloads the graph.
+#[allow(clippy::too_many_arguments)]
 async fn catch_up(
     store: &dyn Store,
     opts: &RunOptions,
@@ -1091,6 +1144,7 @@ async fn catch_up(
     running: &HashMap<TaskId, Running>,
     last_seen: &mut i64,
     recheck: &mut Vec<NodeIdx>,
+    holds_changed: &mut bool,
     now: Timestamp,
 ) -> Result<Graph, RunError> {
     // Sequence numbers follow commit order, so everything up to `hi` is already visible.
@@ -1106,6 +1160,7 @@ async fn catch_up(
             .await?;
         let complete = foreign.len() < FOREIGN_BATCH as usize;
         let seen = foreign.iter().map(|e| e.seq).max().unwrap_or(0);
+        *holds_changed |= !complete || foreign.iter().any(|e| e.action.starts_with("hold."));
         if !complete || !g.apply_foreign(&foreign, now) {
             g = reload_graph(store, opts, running, now).await?;
             recheck.clear();
@@ -1301,9 +1356,9 @@ pub struct ReportEffects {
     pub changed: bool,
     /// A `stop` rule fired: why. Only a run acts on it.
     pub stop: Option<String>,
-    /// A pausing rule fired: nothing else should start until this task is done. Only a run acts
-    /// on it.
-    pub pause_until: Option<TaskId>,
+    /// Holds a pausing rule added (they are stored: every runner, worker and MCP server on the
+    /// database honours them).
+    pub holds: Vec<Hold>,
     /// Tasks created: follow-ups of flag rules and discovered work, in order.
     pub created: Vec<TaskId>,
 }
@@ -1364,11 +1419,15 @@ pub async fn apply_report(
                     fx.created.push(created.id);
                     let mut detail = format!("added {} \"{t}\"", created.id);
                     if rule.pause {
-                        fx.pause_until = Some(created.id);
+                        let reason = format!("flag {flag} raised by {task_id}");
+                        let h = store.add_hold(Some(created.id), &reason, actor).await?;
                         detail.push_str("; everything else waits until it is done");
                         emit(RunEvent::Paused {
-                            until: created.id.to_string(),
+                            hold: h.id,
+                            until: Some(created.id.to_string()),
+                            reason,
                         });
+                        fx.holds.push(h);
                     }
                     emit(RunEvent::Flag {
                         task: task_id.to_string(),
@@ -1408,13 +1467,23 @@ pub async fn apply_report(
                     });
                 }
                 FlagAction::Pause => {
-                    fx.pause_until = Some(task_id);
+                    let reason = format!("flag {flag} raised by {task_id}");
+                    let h = store.add_hold(None, &reason, actor).await?;
                     emit(RunEvent::Flag {
                         task: task_id.to_string(),
                         flag: flag.clone(),
                         action: "pause".into(),
-                        detail: "nothing new starts".into(),
+                        detail: format!(
+                            "nothing new starts until hold {} is released (`downbeat unpause`)",
+                            h.id
+                        ),
                     });
+                    emit(RunEvent::Paused {
+                        hold: h.id,
+                        until: None,
+                        reason,
+                    });
+                    fx.holds.push(h);
                 }
                 FlagAction::Stop => {
                     let reason = format!("flag {flag} raised by {task_id}");

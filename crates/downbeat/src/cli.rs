@@ -70,6 +70,12 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Registered workers: alive or silent, what each takes and holds.
     Workers,
+    /// Hold back all new work (running attempts go on) until `downbeat unpause`.
+    Pause(PauseArgs),
+    /// Release a hold (by number), or all of them.
+    Unpause(UnpauseArgs),
+    /// Holds in force: what keeps work from starting.
+    Holds,
     /// Put a failed or cancelled task back to pending for another attempt.
     Retry(IdArg),
     /// The attempt ledger of a task.
@@ -196,6 +202,19 @@ pub enum PlanCmd {
     },
     /// Validate a plan without writing anything (same as `apply --dry-run`).
     Check { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// Why (shown to everyone the hold keeps waiting).
+    #[arg(long, default_value = "paused by hand")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpauseArgs {
+    /// The hold's number (`downbeat holds`); all holds when left out.
+    pub hold: Option<u32>,
 }
 
 #[derive(Debug, Args)]

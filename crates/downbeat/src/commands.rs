@@ -90,6 +90,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Run(a) => crate::run_cmd::run_cmd(&p, a, j).await,
         Command::Worker(a) => crate::worker_cmd::worker(&p, a, j).await,
         Command::Workers => crate::worker_cmd::workers(&p, j).await,
+        Command::Pause(a) => pause(&p, &a.reason, j).await,
+        Command::Unpause(a) => unpause(&p, a.hold, j).await,
+        Command::Holds => holds(&p, j).await,
         Command::Retry(a) => transition(&p, &a.id, Status::Pending, None, j).await,
         Command::Attempts(a) => crate::run_cmd::attempts(&p, &a.id, j).await,
         Command::Dep(c) => dep(&p, c, j).await,
@@ -634,6 +637,58 @@ async fn edit(p: &Project, a: EditArgs, j: bool) -> Result<(), CliError> {
         print_json(&task_json(&t, t.status.as_str()));
     } else {
         note(&format!("updated task {}", t.id));
+    }
+    Ok(())
+}
+
+async fn pause(p: &Project, reason: &str, j: bool) -> Result<(), CliError> {
+    let h = p.store.add_hold(None, reason, &p.actor().await?).await?;
+    if j {
+        print_json(&h);
+    } else {
+        outln(&format!(
+            "hold {}: nothing new starts anywhere on this project",
+            h.id
+        ));
+        note("running attempts go on; `downbeat unpause` releases the hold");
+    }
+    Ok(())
+}
+
+async fn unpause(p: &Project, hold: Option<u32>, j: bool) -> Result<(), CliError> {
+    let released = p.store.release_holds(hold, &p.actor().await?).await?;
+    if j {
+        print_json(&released);
+    } else if released.is_empty() {
+        note("no holds were in force");
+    } else {
+        for h in &released {
+            outln(&format!("released hold {}: {}", h.id, h.reason));
+        }
+    }
+    Ok(())
+}
+
+fn hold_line(h: &downbeat_store::Hold) -> String {
+    match h.task {
+        Some(t) => format!(
+            "hold {}: only {t} may start until it is done — {}",
+            h.id, h.reason
+        ),
+        None => format!("hold {}: nothing new starts — {}", h.id, h.reason),
+    }
+}
+
+async fn holds(p: &Project, j: bool) -> Result<(), CliError> {
+    let list = p.store.holds().await?;
+    if j {
+        print_json(&list);
+    } else if list.is_empty() {
+        note("no holds: work starts as soon as it is ready");
+    } else {
+        for h in &list {
+            outln(&hold_line(h));
+        }
     }
     Ok(())
 }
@@ -1241,6 +1296,7 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     let per_role = per_role(&v);
     let workers = p.store.workers(p.now()).await?;
+    let holds = p.store.holds().await?;
     if j {
         print_json(&json!({
             "counts": c,
@@ -1250,6 +1306,7 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
             "session": p.store.current_session().await?,
             "objectives": v.objectives,
             "workers": workers,
+            "holds": holds,
         }));
         return Ok(());
     }
@@ -1277,6 +1334,14 @@ async fn status(p: &Project, j: bool) -> Result<(), CliError> {
             "workers: {} alive ({busy}/{slots} slots busy), {} silent — `downbeat workers` for details",
             alive.len(),
             workers.len() - alive.len()
+        );
+    }
+    for h in &holds {
+        let _ = writeln!(
+            s,
+            "{} (`downbeat unpause {}` releases it)",
+            hold_line(h),
+            h.id
         );
     }
     if !per_role.is_empty() {

@@ -482,7 +482,18 @@ fn describe(e: &RunEvent) -> String {
             title,
         } => format!("added    {new_task} {title} (discovered by {task})"),
         RunEvent::Cancelled { task, reason } => format!("cancelled {task}: {reason}"),
-        RunEvent::Paused { until } => format!("paused   nothing else starts until {until} is done"),
+        RunEvent::Paused {
+            hold,
+            until: Some(until),
+            reason,
+        } => format!("paused   nothing else starts until {until} is done (hold {hold}: {reason})"),
+        RunEvent::Paused {
+            hold,
+            until: None,
+            reason,
+        } => format!(
+            "paused   nothing new starts until hold {hold} is released with `downbeat unpause` ({reason})"
+        ),
         RunEvent::Resumed => "resumed".into(),
         RunEvent::Stopping { reason } => format!("stopping: {reason}"),
         RunEvent::Finished(s) => format!(

@@ -245,6 +245,84 @@ title = "Unrelated"
 }
 
 #[test]
+fn a_pause_from_anywhere_holds_back_new_work_until_unpaused() {
+    let e = Env::new(
+        "[executors.slow]\ntype = \"process\"\nshell = \"touch started-$DOWNBEAT_TASK_ID; sleep 0.6\"\n[run]\nexecutor = \"slow\"\nlease = \"3s\"\n",
+    );
+    e.plan("[[tasks]]\nkey = \"a\"\ntitle = \"a\"\n[[tasks]]\nkey = \"b\"\ntitle = \"b\"\ndepends_on = [\"a\"]\n");
+    let a = e.json(&["show", "a"])["id"].as_str().unwrap().to_owned();
+    // Paused from another process while `a` runs: `a` finishes, `b` does not start.
+    let runner = e.cmd(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("a started", Duration::from_secs(20), || {
+        e.path().join(format!("started-{a}")).exists()
+    });
+    let hold = e.json(&["pause", "--reason", "investigating a breach"]);
+    assert_eq!(hold["id"], 1);
+    let o = runner.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("paused (hold 1: investigating a breach)"),
+        "{err}"
+    );
+    assert_eq!(e.json(&["show", "a"])["status"], "completed");
+    assert_eq!(e.json(&["show", "b"])["status"], "pending");
+    // Everyone sees it; a new run does not start anything either.
+    assert!(
+        e.ok(&["holds"])
+            .contains("hold 1: nothing new starts — investigating a breach")
+    );
+    assert_eq!(e.json(&["status"])["holds"][0]["id"], 1);
+    let o = e.run(&["run"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(e.json(&["show", "b"])["status"], "pending");
+    // Bad input is clear.
+    let o = e.run(&["unpause", "7"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no hold in force matches `7`"));
+    // Released: the work goes on.
+    assert!(e.ok(&["unpause"]).contains("released hold 1"));
+    assert_eq!(e.json(&["holds"]), serde_json::json!([]));
+    e.ok(&["run"]);
+    assert_eq!(e.json(&["show", "b"])["status"], "completed");
+    let log = e.json(&["log"]);
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|ev| ev["action"].as_str())
+        .filter(|a| a.starts_with("hold."))
+        .collect();
+    assert_eq!(actions, vec!["hold.added", "hold.released"]);
+}
+
+#[test]
+fn a_pause_rule_holds_everything_until_released() {
+    let e = Env::new(
+        "[run]\nexecutor = \"noop\"\n[[rules]]\nflag = \"STOP_THE_LINE\"\naction = \"pause\"\n",
+    );
+    let script = r#"echo '{"flags": ["STOP_THE_LINE"]}' > "$DOWNBEAT_RESULT_FILE""#;
+    e.ok(&["add", "check", "--key", "check", "--shell", script]);
+    e.ok(&["add", "ship", "--key", "ship", "--after", "check"]);
+    let o = e.run(&["run"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(7), "{err}");
+    assert!(err.contains("flag     STOP_THE_LINE"), "{err}");
+    assert!(err.contains("`downbeat unpause` releases it"), "{err}");
+    assert_eq!(e.json(&["show", "ship"])["status"], "pending");
+    let holds = e.json(&["holds"]);
+    assert!(holds[0]["task"].is_null(), "{holds}");
+    e.ok(&["unpause", "1"]);
+    e.ok(&["run"]);
+    assert_eq!(e.json(&["show", "ship"])["status"], "completed");
+}
+
+#[test]
 fn bad_configuration_fails_before_anything_runs() {
     let e = Env::new("[run]\nexecutor = \"missing\"\n");
     e.ok(&["add", "something"]);

@@ -308,6 +308,90 @@ fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
 /// `downbeat bench workers` runs its worker processes to the end on a schema of its own,
 /// reports what it measured, and drops the schema.
 #[test]
+fn a_pausing_flag_on_one_worker_holds_back_every_worker() {
+    let mut e = Env::new("wkhold");
+    std::fs::write(
+        e.dir.path().join(".downbeat/config.toml"),
+        r#"
+[executors.nap]
+type = "process"
+argv = ["sleep", "0.3"]
+[run]
+executor = "nap"
+[[rules]]
+flag = "SECURITY_BREACH"
+action = "add-task"
+role = "reviewer"
+title = "Respond to the breach"
+pause = true
+"#,
+    )
+    .unwrap();
+    let mut plan = String::new();
+    for i in 0..12 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"w{i}\"\ntitle = \"work {i}\"\n"
+        ));
+    }
+    e.write("plan.toml", &plan);
+    e.ok(&["plan", "apply", "plan.toml"]);
+    let report = r#"echo '{"flags": ["SECURITY_BREACH"]}' > "$DOWNBEAT_RESULT_FILE""#;
+    e.ok(&[
+        "add",
+        "alarm",
+        "--key",
+        "alarm",
+        "--priority",
+        "critical",
+        "--shell",
+        report,
+    ]);
+    for _ in 0..2 {
+        e.spawn_worker(&["--slots", "2", "--lease", "5s"]);
+    }
+    e.wait_status("all tasks completed", |s| s["counts"]["completed"] == 14);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = e.store(&rt);
+    let log = rt.block_on(store.events(&Default::default())).unwrap();
+    let hold = log
+        .iter()
+        .find(|ev| ev.action == "hold.added")
+        .expect("a hold");
+    let follow_up = hold.entity.clone();
+    let done = log
+        .iter()
+        .find(|ev| {
+            ev.entity == follow_up
+                && ev.action == "task.status"
+                && ev
+                    .after
+                    .as_ref()
+                    .is_some_and(|a| a["status"] == "completed")
+        })
+        .expect("the follow-up completed")
+        .seq;
+    // Between the hold and the follow-up's completion, nothing else started on any worker.
+    let started_meanwhile: Vec<&str> = log
+        .iter()
+        .filter(|ev| ev.seq > hold.seq && ev.seq < done && ev.entity != follow_up)
+        .filter(|ev| {
+            ev.action == "task.status"
+                && ev.after.as_ref().is_some_and(|a| a["status"] == "running")
+        })
+        .map(|ev| ev.entity.as_str())
+        .collect();
+    assert!(
+        started_meanwhile.is_empty(),
+        "started while held: {started_meanwhile:?}"
+    );
+    assert!(
+        rt.block_on(store.holds()).unwrap().is_empty(),
+        "the hold ended with its task"
+    );
+}
+
+#[test]
 fn the_workers_benchmark_measures_and_cleans_up() {
     let out = Command::new(env!("CARGO_BIN_EXE_downbeat"))
         .env_remove("DOWNBEAT_DATABASE_URL")

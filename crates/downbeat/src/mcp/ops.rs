@@ -1139,8 +1139,8 @@ pub(crate) async fn end(p: &Project, e: &End, how: &str) -> Out {
         if let Some(s) = fx.stop {
             out["stop"] = json!(s);
         }
-        if let Some(pu) = fx.pause_until {
-            out["pause_until"] = json!(pu);
+        if !fx.holds.is_empty() {
+            out["holds"] = json!(fx.holds);
         }
     }
     Ok(compact(out))
