@@ -1,9 +1,10 @@
 //! The `process` executor: runs an agent program for one attempt.
 //!
 //! The program runs in the workspace, in a process group of its own, with the prompt on
-//! stdin and in `prompt.md`, and the `DOWNBEAT_*` variables in its environment. Its stdout
-//! and stderr are streamed into `stdout.log` and `stderr.log` in the attempt directory while
-//! it runs, so they survive a crash. On timeout or cancellation the whole group gets SIGTERM,
+//! stdin (read from `prompt.md`) and the `DOWNBEAT_*` variables in its environment. Its stdout
+//! and stderr are `stdout.log` and `stderr.log` in the attempt directory: the program writes
+//! them itself, so they are on disk as it runs and survive a crash of the runner, and no
+//! output passes through the runner. On timeout or cancellation the whole group gets SIGTERM,
 //! then SIGKILL after the grace period. Success is decided by the result file (see
 //! [`AgentReport`]) and the exit code.
 //!
@@ -25,19 +26,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{ChildStdin, Command};
-use tokio::task::JoinSet;
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, env, files};
 
 /// Time between SIGTERM and SIGKILL when [`ProcessSpec::grace`] is not set.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-
-/// How long output is still drained once the program has ended and its group was killed.
-/// Only a process that left the group while holding the pipes can make this run out.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// Result files larger than this are rejected rather than read into memory.
 const MAX_RESULT_FILE: u64 = 16 * 1024 * 1024;
@@ -118,8 +113,8 @@ impl Process {
                 "cancelled before the program was started".into(),
             );
         }
-        let paths = match prepare(spec).await {
-            Ok(paths) => paths,
+        let (paths, files) = match prepare(spec).await {
+            Ok(prepared) => prepared,
             Err(message) => return error(OutcomeKind::Error, message),
         };
         let (program, args) = self.command();
@@ -137,9 +132,9 @@ impl Process {
             .env(env::ATTEMPT_DIR, &paths.attempt_dir)
             .env(env::PROMPT_FILE, &paths.prompt)
             .env(env::RESULT_FILE, &paths.result)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdin(Stdio::from(files.prompt))
+            .stdout(Stdio::from(files.stdout))
+            .stderr(Stdio::from(files.stderr))
             .process_group(0)
             .kill_on_drop(true);
         // SAFETY: the closure runs in the child between fork and exec and only makes the
@@ -171,17 +166,6 @@ impl Process {
                 .map(Pid::from_raw),
         );
 
-        let mut io = JoinSet::new();
-        if let Some(stdin) = child.stdin.take() {
-            io.spawn(feed(stdin, spec.prompt.clone().into_bytes()));
-        }
-        if let Some(stdout) = child.stdout.take() {
-            io.spawn(capture(stdout, paths.stdout_file));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            io.spawn(capture(stderr, paths.stderr_file));
-        }
-
         let deadline = async {
             match spec.timeout {
                 Some(t) => tokio::time::sleep(t).await,
@@ -210,11 +194,6 @@ impl Process {
         };
         // Whatever the program left running in its group goes now.
         group.kill();
-        let _ = tokio::time::timeout(DRAIN_LIMIT, async {
-            while io.join_next().await.is_some() {}
-        })
-        .await;
-        io.abort_all();
 
         let mut outcome = Outcome::new(OutcomeKind::Failed, Duration::ZERO);
         outcome.stdout = Some(paths.stdout);
@@ -314,8 +293,7 @@ impl Drop for Group {
     }
 }
 
-/// Files and directories of one attempt, with absolute paths (they are handed to the agent,
-/// whose working directory differs from ours).
+/// Where an attempt's files are.
 struct Paths {
     workspace: PathBuf,
     attempt_dir: PathBuf,
@@ -323,19 +301,37 @@ struct Paths {
     result: PathBuf,
     stdout: PathBuf,
     stderr: PathBuf,
-    stdout_file: tokio::fs::File,
-    stderr_file: tokio::fs::File,
+}
+
+/// The program's stdin (the prompt file, read from the start) and its log files.
+struct Files {
+    prompt: std::fs::File,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
 }
 
 /// Creates the attempt directory, writes the prompt, removes a stale result file and
-/// creates the log files. Errors are sentences.
-async fn prepare(spec: &AttemptSpec) -> Result<Paths, String> {
+/// creates the log files, in one trip to a blocking thread. Errors are sentences.
+async fn prepare(spec: &AttemptSpec) -> Result<(Paths, Files), String> {
+    let workspace = spec.workspace.clone();
+    let attempt_dir = spec.attempt_dir.clone();
+    let prompt_text = spec.prompt.clone();
+    tokio::task::spawn_blocking(move || prepare_now(&workspace, &attempt_dir, &prompt_text))
+        .await
+        .map_err(|e| format!("could not prepare the attempt: {e}"))?
+}
+
+fn prepare_now(
+    workspace: &Path,
+    attempt_dir: &Path,
+    prompt_text: &str,
+) -> Result<(Paths, Files), String> {
     let absolute = |p: &Path| {
         std::path::absolute(p).map_err(|e| format!("cannot resolve path {}: {e}", p.display()))
     };
-    let workspace = absolute(&spec.workspace)?;
-    let attempt_dir = absolute(&spec.attempt_dir)?;
-    match tokio::fs::metadata(&workspace).await {
+    let workspace = absolute(workspace)?;
+    let attempt_dir = absolute(attempt_dir)?;
+    match std::fs::metadata(&workspace) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
             return Err(format!(
@@ -345,18 +341,19 @@ async fn prepare(spec: &AttemptSpec) -> Result<Paths, String> {
         }
         Err(e) => return Err(format!("cannot use workspace {}: {e}", workspace.display())),
     }
-    tokio::fs::create_dir_all(&attempt_dir).await.map_err(|e| {
+    std::fs::create_dir_all(&attempt_dir).map_err(|e| {
         format!(
             "could not create attempt directory {}: {e}",
             attempt_dir.display()
         )
     })?;
     let prompt = attempt_dir.join(files::PROMPT);
-    tokio::fs::write(&prompt, &spec.prompt)
-        .await
+    std::fs::write(&prompt, prompt_text)
         .map_err(|e| format!("could not write {}: {e}", prompt.display()))?;
+    let prompt_file = std::fs::File::open(&prompt)
+        .map_err(|e| format!("could not open {}: {e}", prompt.display()))?;
     let result = attempt_dir.join(files::RESULT);
-    match tokio::fs::remove_file(&result).await {
+    match std::fs::remove_file(&result) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => {
@@ -366,58 +363,40 @@ async fn prepare(spec: &AttemptSpec) -> Result<Paths, String> {
             ));
         }
     }
-    let create = |path: PathBuf| async move {
-        match tokio::fs::File::create(&path).await {
-            Ok(file) => Ok((path, file)),
-            Err(e) => Err(format!("could not create {}: {e}", path.display())),
-        }
+    let create = |path: &Path| {
+        std::fs::File::create(path).map_err(|e| format!("could not create {}: {e}", path.display()))
     };
-    let (stdout, stdout_file) = create(attempt_dir.join(files::STDOUT)).await?;
-    let (stderr, stderr_file) = create(attempt_dir.join(files::STDERR)).await?;
-    Ok(Paths {
-        workspace,
-        attempt_dir,
-        prompt,
-        result,
-        stdout,
-        stderr,
-        stdout_file,
-        stderr_file,
-    })
-}
-
-/// Writes the prompt to the program's stdin and closes it. A program that exits or closes
-/// stdin without reading it all is fine (the write fails with EPIPE, which is ignored).
-async fn feed(mut stdin: ChildStdin, prompt: Vec<u8>) {
-    let _ = stdin.write_all(&prompt).await;
-    let _ = stdin.shutdown().await;
-}
-
-/// Copies a pipe into a log file chunk by chunk as output arrives. If the file cannot be
-/// written, the pipe is still drained (so the program never blocks on a full pipe).
-async fn capture(mut from: impl AsyncRead + Unpin, mut to: tokio::fs::File) {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut writable = true;
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => {
-                if writable {
-                    let chunk = buf.get(..n).unwrap_or_default();
-                    writable = to.write_all(chunk).await.is_ok() && to.flush().await.is_ok();
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    let _ = to.flush().await;
+    let stdout = attempt_dir.join(files::STDOUT);
+    let stderr = attempt_dir.join(files::STDERR);
+    let files = Files {
+        prompt: prompt_file,
+        stdout: create(&stdout)?,
+        stderr: create(&stderr)?,
+    };
+    Ok((
+        Paths {
+            workspace,
+            attempt_dir,
+            prompt,
+            result,
+            stdout,
+            stderr,
+        },
+        files,
+    ))
 }
 
 /// Reads the result file: `Ok(None)` if there is none, `Err` (a sentence) if it is unreadable
 /// or malformed.
 async fn read_report(path: &Path) -> Result<Option<AgentReport>, String> {
-    match tokio::fs::metadata(path).await {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_report_now(&path))
+        .await
+        .map_err(|e| format!("could not read the result file: {e}"))?
+}
+
+fn read_report_now(path: &Path) -> Result<Option<AgentReport>, String> {
+    match std::fs::metadata(path) {
         Ok(meta) if meta.len() > MAX_RESULT_FILE => {
             return Err(format!(
                 "result file {} is too large ({} bytes; the limit is {MAX_RESULT_FILE})",
@@ -434,8 +413,7 @@ async fn read_report(path: &Path) -> Result<Option<AgentReport>, String> {
             ));
         }
     }
-    let bytes = tokio::fs::read(path)
-        .await
+    let bytes = std::fs::read(path)
         .map_err(|e| format!("could not read result file {}: {e}", path.display()))?;
     serde_json::from_slice(&bytes)
         .map(Some)
