@@ -5,10 +5,11 @@
 //! (`default`: a few operation-style tools; `full`: finer tools as well); resources are the
 //! handover, tasks by URI and the graph as Mermaid; there is one prompt per specialist role.
 //!
-//! Must never: keep graph state between calls (every call reads the store, so several servers,
-//! CLIs and runners on one database agree), print anything but protocol on stdout, or log the
-//! bearer token.
+//! Must never: use graph state kept between calls without first checking the store's event log
+//! (several servers, CLIs and runners share one database; see [`cache`]), print anything but
+//! protocol on stdout, or log the bearer token.
 
+mod cache;
 mod ops;
 mod prompts;
 mod resources;
@@ -215,9 +216,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
 /// What a server shares across its connections: the store, the settings (re-read when the
-/// configuration or role files change), the profile and the background run.
+/// configuration or role files change), the kept graph view, the profile and the background
+/// run.
 pub struct Ctx {
     cached: Mutex<(Stamp, Arc<Project>)>,
+    graph: Arc<cache::GraphCache>,
     profile: Profile,
     /// `--actor` or `DOWNBEAT_ACTOR`, which take precedence over `mcp:<client>`.
     actor: Option<String>,
@@ -234,6 +237,7 @@ impl Ctx {
         let stamp = stamp(&p.root);
         Ok(Self {
             cached: Mutex::new((stamp, Arc::new(p))),
+            graph: Arc::default(),
             profile,
             actor,
             runs: runs::Runs::default(),
@@ -333,6 +337,11 @@ impl DownbeatMcp {
         Self { ctx, tool_router }
     }
 
+    /// The kept graph view, checked against the store on every use.
+    fn graph_cache(&self) -> Arc<cache::GraphCache> {
+        self.ctx.graph.clone()
+    }
+
     /// The project as of now, acting as the client on the other end of `peer`.
     fn project(&self, peer: &rmcp::Peer<RoleServer>) -> Result<(Project, String), CliError> {
         let client = client_name(peer);
@@ -394,7 +403,9 @@ impl ServerHandler for DownbeatMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let (p, _) = self.project(&context.peer).map_err(internal)?;
-        resources::read(&p, &request.uri).await.map(Into::into)
+        resources::read(&p, &self.ctx.graph, &request.uri)
+            .await
+            .map(Into::into)
     }
 
     async fn list_prompts(

@@ -1,12 +1,13 @@
 //! What the tools do, returning compact JSON: ids and what changed, never echoes of unchanged
-//! state. Every operation reads the store afresh; the CLI's functions are reused where they
-//! exist, and the engine's for claims, prompts, artifacts and reports.
+//! state. Every operation reads the store afresh, or the graph through the [`GraphCache`],
+//! which checks the event log first; the CLI's functions are reused where they exist, and the
+//! engine's for claims, prompts, artifacts and reports.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use downbeat_core::context::ObjectiveStatus;
-use downbeat_core::graph::{self, GraphSnapshot, Planned};
+use downbeat_core::graph;
 use downbeat_core::ids::{RecordKind, TaskId};
 use downbeat_core::plan::{self, PlanFormat};
 use downbeat_core::report::Counts;
@@ -19,6 +20,7 @@ use downbeat_engine::run::RunEvent;
 use downbeat_store::{Batch, ClaimRequest, EventQuery, Finish, FinishStatus, TaskFilter};
 use serde_json::{Map, Value, json};
 
+use super::cache::{GraphCache, View};
 use crate::commands::{self, check_role, parse_priority, record, resolve};
 use crate::error::{CliError, code};
 use crate::project::Project;
@@ -53,48 +55,6 @@ async fn resolve_all(p: &Project, refs: &[String]) -> Result<Vec<TaskId>, CliErr
         out.push(resolve(p, r).await?);
     }
     Ok(out)
-}
-
-/// The plan of the stored graph without makespan estimates (only `waves` reports those).
-fn planned(p: &Project, snap: &GraphSnapshot) -> Result<Planned, CliError> {
-    let mut settings = p.plan_settings();
-    settings.workers.clear();
-    graph::plan(snap, &settings).map_err(|c| {
-        CliError::new(code::CONFLICT, format!("the stored graph is damaged: {c}"))
-            .with_hint("run maintenance and remove one of the dependencies")
-    })
-}
-
-/// The state a client should see: `ready`/`waiting` for pending leaves, rolled up for
-/// containers, the stored status otherwise.
-struct States {
-    ready: HashSet<TaskId>,
-    rollup: HashMap<TaskId, graph::Progress>,
-    waiting: HashMap<TaskId, Vec<TaskId>>,
-}
-
-impl States {
-    fn of(p: &Project, snap: &GraphSnapshot) -> Result<(Self, Planned), CliError> {
-        let planned = planned(p, snap)?;
-        let waiting = planned
-            .waiting
-            .iter()
-            .chain(&planned.stuck)
-            .map(|(t, on)| (*t, on.clone()))
-            .collect();
-        Ok((
-            Self {
-                ready: planned.ready.iter().copied().collect(),
-                rollup: graph::rollup(snap),
-                waiting,
-            },
-            planned,
-        ))
-    }
-
-    fn of_task(&self, t: &Task) -> String {
-        commands::shown_status(t, &self.rollup, &self.ready)
-    }
 }
 
 /// What a task list shows of a task, from a full row or from the planner's snapshot.
@@ -245,8 +205,9 @@ pub(crate) async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool
     })))
 }
 
-/// Waves, the critical path and makespan estimates.
-pub(crate) async fn waves(p: &Project, workers: &[u32]) -> Out {
+/// Waves, the critical path and makespan estimates: the kept plan when no makespan is asked
+/// for, else the kept snapshot planned again with the worker counts.
+pub(crate) async fn waves(p: &Project, g: &GraphCache, workers: &[u32]) -> Out {
     let mut settings = p.plan_settings();
     if !workers.is_empty() {
         if workers.contains(&0) {
@@ -254,9 +215,15 @@ pub(crate) async fn waves(p: &Project, workers: &[u32]) -> Out {
         }
         settings.workers = workers.to_vec();
     }
-    let snap = p.store.graph().await?;
-    let planned =
-        graph::plan(&snap, &settings).map_err(|c| CliError::new(code::CONFLICT, c.to_string()))?;
+    let view = g.view(p).await?;
+    let fresh;
+    let planned = if settings.workers.is_empty() {
+        &view.planned
+    } else {
+        fresh = graph::plan(&view.snap, &settings)
+            .map_err(|c| CliError::new(code::CONFLICT, c.to_string()))?;
+        &fresh
+    };
     Ok(json!({
         "ready": ids(&planned.ready),
         "waves": planned.waves.iter().map(|w| ids(w)).collect::<Vec<_>>(),
@@ -283,7 +250,7 @@ pub(crate) struct ListFilter {
     pub all: bool,
 }
 
-pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
+pub(crate) async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
     let mut statuses = Vec::new();
     for s in &f.status {
         // `ready` and `waiting` are derived: both are stored as pending.
@@ -303,8 +270,9 @@ pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
         .map(String::as_str)
         .filter(|s| matches!(*s, "ready" | "waiting"))
         .collect();
+    let view = g.view(p).await?;
     let parent = match &f.parent {
-        Some(x) => Some(resolve(p, x).await?),
+        Some(x) => Some(resolve_in(p, &view, x).await?),
         None => None,
     };
     let wants_pending = f.status.iter().any(|s| s == "pending");
@@ -317,13 +285,11 @@ pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
             && !derived.contains(&state)
     };
     let full = |n: usize| f.limit.is_some_and(|l| n >= l as usize);
-    let snap = p.store.graph().await?;
-    let (states, _) = States::of(p, &snap)?;
     let mut out = Vec::new();
     if f.tag.is_none() && f.search.is_none() && !f.all {
         // Everything the filter and the lines need is in the planner's snapshot (live tasks
         // in `seq` order, as the store lists them): no second read of the tasks.
-        for t in snap.tasks.iter().filter(|t| {
+        for t in view.snap.tasks.iter().filter(|t| {
             (statuses.is_empty() || statuses.contains(&t.status))
                 && f.role.as_ref().is_none_or(|r| t.role.as_ref() == Some(r))
                 && parent.is_none_or(|pa| t.parent == Some(pa))
@@ -331,7 +297,7 @@ pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
             if full(out.len()) {
                 break;
             }
-            let state = commands::shown_status_of(t.id, t.status, &states.rollup, &states.ready);
+            let state = view.state(t.id, t.status);
             if !left_out(t.status, &state) {
                 out.push(task_line(t.into(), &state));
             }
@@ -351,7 +317,7 @@ pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
         if full(out.len()) {
             break;
         }
-        let state = states.of_task(t);
+        let state = view.state(t.id, t.status);
         if !left_out(t.status, &state) {
             out.push(task_line(t.into(), &state));
         }
@@ -360,15 +326,19 @@ pub(crate) async fn list(p: &Project, f: &ListFilter) -> Out {
 }
 
 /// Ready tasks, best first (critical path first), optionally of one role.
-pub(crate) async fn ready(p: &Project, role: Option<&str>, limit: Option<u32>) -> Out {
-    let snap = p.store.graph().await?;
-    let planned = planned(p, &snap)?;
-    let by_id: HashMap<TaskId, &graph::GraphTask> = snap.tasks.iter().map(|t| (t.id, t)).collect();
+pub(crate) async fn ready(
+    p: &Project,
+    g: &GraphCache,
+    role: Option<&str>,
+    limit: Option<u32>,
+) -> Out {
+    let view = g.view(p).await?;
     let limit = limit.map(|l| l as usize).unwrap_or(usize::MAX);
-    let list: Vec<Value> = planned
+    let list: Vec<Value> = view
+        .planned
         .ready
         .iter()
-        .filter_map(|id| by_id.get(id))
+        .filter_map(|id| view.task(*id))
         .filter(|t| role.is_none_or(|r| t.role.as_deref() == Some(r)))
         .take(limit)
         .map(|t| {
@@ -379,7 +349,15 @@ pub(crate) async fn ready(p: &Project, role: Option<&str>, limit: Option<u32>) -
             }))
         })
         .collect();
-    Ok(json!({"ready": list, "total_ready": planned.ready.len()}))
+    Ok(json!({"ready": list, "total_ready": view.planned.ready.len()}))
+}
+
+/// A task reference resolved by a live task's key in `view` without a query, else by the store.
+async fn resolve_in(p: &Project, view: &View, q: &str) -> Result<TaskId, CliError> {
+    match view.by_key(q) {
+        Some(id) => Ok(id),
+        None => resolve(p, q).await,
+    }
 }
 
 /// Live (non-archived) children of a task.
@@ -444,14 +422,22 @@ async fn leaf_waits_on(p: &Project, t: &Task, edges: &[Edge]) -> Result<Vec<Task
     Ok(out)
 }
 
-/// One task with its dependencies, dependents, children, what it waits on and its lease. A leaf
-/// is read with targeted queries; a container's rolled-up state needs the whole graph.
-pub(crate) async fn show(p: &Project, q: &str) -> Out {
-    let id = resolve(p, q).await?;
+/// One task with its dependencies, dependents, children, what it waits on and its lease: the
+/// task row and its edges (those to archived tasks too) from the store, its state, children,
+/// progress and what it waits on from the kept view. A task the view does not hold (archived,
+/// or added since) is read with targeted queries.
+pub(crate) async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
+    let view = g.view(p).await?;
+    let id = resolve_in(p, &view, q).await?;
     let t = p.store.task(id).await?;
-    let kids = children(p, id).await?;
     let edges = p.store.edges_of(id).await?;
-    let (state, waits_on, progress) = if kids.is_empty() && !t.archived {
+    let in_view = !t.archived && view.task(id).is_some();
+    let kids = if in_view {
+        view.children(id).to_vec()
+    } else {
+        children(p, id).await?.iter().map(|c| c.id).collect()
+    };
+    let (state, waits_on) = if !in_view && kids.is_empty() && !t.archived {
         let waits = if t.status == Status::Pending {
             leaf_waits_on(p, &t, &edges).await?
         } else {
@@ -462,18 +448,19 @@ pub(crate) async fn show(p: &Project, q: &str) -> Out {
             Status::Pending => "waiting".to_owned(),
             other => other.to_string(),
         };
-        (state, waits, None)
+        (state, waits)
     } else {
-        let snap = p.store.graph().await?;
-        let (states, _) = States::of(p, &snap)?;
-        let progress = states
-            .rollup
-            .get(&id)
-            .filter(|r| r.is_container)
-            .map(|r| format!("{}/{}", r.done, r.total));
-        let waits = states.waiting.get(&id).cloned().unwrap_or_default();
-        (states.of_task(&t), waits, progress)
+        let waits = match t.status {
+            Status::Pending => view.waiting.get(&id).cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        (view.state(id, t.status), waits)
     };
+    let progress = view
+        .rollup
+        .get(&id)
+        .filter(|r| r.is_container)
+        .map(|r| format!("{}/{}", r.done, r.total));
     let edge_list = |f: &dyn Fn(&&Edge) -> bool, pick: &dyn Fn(&Edge) -> TaskId| -> Vec<String> {
         edges
             .iter()
@@ -513,7 +500,7 @@ pub(crate) async fn show(p: &Project, q: &str) -> Out {
         "dependents": dependents,
         "related": related,
         "discovered_from": discovered_from,
-        "children": kids.iter().map(|c| c.id.to_string()).collect::<Vec<_>>(),
+        "children": ids(&kids),
         "progress": progress,
         "attempts": (t.attempts > 0).then_some(t.attempts),
         "lease": lease,
@@ -681,18 +668,20 @@ pub(crate) async fn dep(
 }
 
 /// What waits, on what; what is held.
-pub(crate) async fn blocked(p: &Project) -> Out {
-    let tasks = p.store.tasks(&TaskFilter::default()).await?;
-    let snap = downbeat_core::report::snapshot_of(&tasks, &p.store.edges().await?);
-    let (states, planned) = States::of(p, &snap)?;
-    let held: Vec<Value> = tasks
-        .iter()
-        .filter(|t| {
-            matches!(
-                t.status,
-                Status::Failed | Status::Blocked | Status::Cancelled
-            ) && !states.rollup.get(&t.id).is_some_and(|r| r.is_container)
+pub(crate) async fn blocked(p: &Project, g: &GraphCache) -> Out {
+    let view = g.view(p).await?;
+    let planned = &view.planned;
+    // The held leaves' rows, for their reasons.
+    let held = p
+        .store
+        .tasks(&TaskFilter {
+            statuses: vec![Status::Failed, Status::Blocked, Status::Cancelled],
+            ..Default::default()
         })
+        .await?;
+    let held: Vec<Value> = held
+        .iter()
+        .filter(|t| !view.rollup.get(&t.id).is_some_and(|r| r.is_container))
         .map(|t| compact(json!({"id": t.id, "status": t.status, "reason": t.result})))
         .collect();
     let entry = |(id, on): &(TaskId, Vec<TaskId>)| json!({"id": id, "waits_on": ids(on)});
@@ -737,7 +726,7 @@ pub(crate) struct ClaimSpec {
 /// footprints of running work): it becomes `running` under a new lease epoch, the fencing
 /// token the end of the work must present. Two claimants never get the same task: the claim
 /// is one conditional write.
-pub(crate) async fn claim(p: &Project, client: &str, c: &ClaimSpec) -> Out {
+pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSpec) -> Out {
     let holder = holder(client, c.worker.as_deref());
     let lease = lease_of(p, c.lease.as_deref())?;
     if let Some(r) = &c.role {
@@ -749,7 +738,7 @@ pub(crate) async fn claim(p: &Project, client: &str, c: &ClaimSpec) -> Out {
     // Each candidate with the dependencies whose completion the claim is conditional on.
     let candidates: Vec<(TaskId, Vec<TaskId>)> = match &c.task {
         Some(q) => vec![claimable(p, q).await?],
-        None => match best_ready(p, c).await? {
+        None => match best_ready(p, &*g.view(p).await?, c) {
             Ok(list) => list,
             Err(why) => return Ok(json!({"task": null, "reason": why})),
         },
@@ -845,18 +834,17 @@ async fn claimable(p: &Project, q: &str) -> Result<(TaskId, Vec<TaskId>), CliErr
 
 /// The ready tasks a claim may take, best first (critical path first), within the role filter,
 /// role caps and clear of running work's files; or why there are none.
-async fn best_ready(
+fn best_ready(
     p: &Project,
+    view: &View,
     c: &ClaimSpec,
-) -> Result<Result<Vec<(TaskId, Vec<TaskId>)>, String>, CliError> {
-    let snap = p.store.graph().await?;
-    let planned = planned(p, &snap)?;
-    let by_id: HashMap<TaskId, &graph::GraphTask> = snap.tasks.iter().map(|t| (t.id, t)).collect();
-    let parents: HashSet<TaskId> = snap.tasks.iter().filter_map(|t| t.parent).collect();
-    let running: Vec<&graph::GraphTask> = snap
+) -> Result<Vec<(TaskId, Vec<TaskId>)>, String> {
+    let planned = &view.planned;
+    let running: Vec<&graph::GraphTask> = view
+        .snap
         .tasks
         .iter()
-        .filter(|t| t.status == Status::Running && !parents.contains(&t.id))
+        .filter(|t| t.status == Status::Running && !view.has_children(t.id))
         .collect();
     let mut per_role: HashMap<&str, u32> = HashMap::new();
     for t in &running {
@@ -868,7 +856,7 @@ async fn best_ready(
     let list: Vec<(TaskId, Vec<TaskId>)> = planned
         .ready
         .iter()
-        .filter_map(|id| by_id.get(id).copied())
+        .filter_map(|id| view.task(*id))
         .filter(|t| c.role.is_none() || t.role == c.role)
         .filter(|t| {
             t.role.as_deref().is_none_or(|r| {
@@ -886,11 +874,12 @@ async fn best_ready(
             })
         })
         .map(|t| {
-            let after = snap
+            let after = view
+                .snap
                 .edges
                 .iter()
                 .filter(|e| {
-                    e.to == t.id && e.kind == EdgeKind::Blocks && !parents.contains(&e.from)
+                    e.to == t.id && e.kind == EdgeKind::Blocks && !view.has_children(e.from)
                 })
                 .map(|e| e.from)
                 .collect();
@@ -898,9 +887,9 @@ async fn best_ready(
         })
         .collect();
     if !list.is_empty() {
-        return Ok(Ok(list));
+        return Ok(list);
     }
-    Ok(Err(if planned.ready.is_empty() {
+    Err(if planned.ready.is_empty() {
         format!(
             "nothing is ready: {} running, {} waiting, {} stuck behind failed or held tasks",
             running.len(),
@@ -912,7 +901,7 @@ async fn best_ready(
             "{} task(s) ready, none for this claim (role filter, role caps or file footprints of running work)",
             planned.ready.len()
         )
-    }))
+    })
 }
 
 /// The specialist prompt for `task`: the template of `role` (default: the task's role) with the
@@ -1235,20 +1224,20 @@ pub(crate) async fn decision_add(
 
 /// Progress, counts, per role, active objectives and the critical path: read from the planner's
 /// snapshot and the objectives alone (not the whole project view the documents need).
-pub(crate) async fn status(p: &Project) -> Out {
-    let snap = p.store.graph().await?;
-    let (states, planned) = States::of(p, &snap)?;
+pub(crate) async fn status(p: &Project, g: &GraphCache) -> Out {
+    let view = g.view(p).await?;
     let objectives = p.store.objectives().await?;
     let c = Counts::of(
-        snap.tasks.iter().map(|t| (t.id, t.status)),
-        &states.rollup,
-        &planned,
+        view.snap.tasks.iter().map(|t| (t.id, t.status)),
+        &view.rollup,
+        &view.planned,
     );
     let roles: Map<String, Value> = commands::per_role_of(
-        snap.tasks
+        view.snap
+            .tasks
             .iter()
             .map(|t| (t.id, t.role.as_deref(), t.status)),
-        &states.rollup,
+        &view.rollup,
     )
     .into_iter()
     .map(|(r, (d, t))| (r, json!(format!("{d}/{t}"))))
@@ -1267,7 +1256,7 @@ pub(crate) async fn status(p: &Project) -> Out {
             let (d, t) = o
                 .tasks
                 .iter()
-                .filter_map(|t| states.rollup.get(t))
+                .filter_map(|t| view.rollup.get(t))
                 .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
             compact(json!({"id": o.id, "title": o.title, "progress": (!o.tasks.is_empty()).then(|| format!("{d}/{t}"))}))
         })
@@ -1278,7 +1267,7 @@ pub(crate) async fn status(p: &Project) -> Out {
         "counts": counts,
         "roles": roles,
         "objectives": objectives,
-        "critical_path": ids(&planned.critical_path),
+        "critical_path": ids(&view.planned.critical_path),
     })))
 }
 

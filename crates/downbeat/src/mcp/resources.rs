@@ -4,6 +4,7 @@
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 
+use super::cache::GraphCache;
 use crate::project::Project;
 
 pub(crate) const HANDOVER: &str = "downbeat://handover";
@@ -29,7 +30,11 @@ pub(crate) fn templates() -> Vec<ResourceTemplate> {
     ]
 }
 
-pub(crate) async fn read(p: &Project, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+pub(crate) async fn read(
+    p: &Project,
+    graph: &GraphCache,
+    uri: &str,
+) -> Result<ReadResourceResult, ErrorData> {
     let fail = |e: crate::error::CliError| {
         if e.code == crate::error::code::NOT_FOUND {
             ErrorData::resource_not_found(super::message(&e), None)
@@ -47,7 +52,7 @@ pub(crate) async fn read(p: &Project, uri: &str) -> Result<ReadResourceResult, E
             "text/vnd.mermaid",
         )
     } else if let Some(id) = uri.strip_prefix(TASK_PREFIX) {
-        let v = super::ops::show(p, id).await.map_err(fail)?;
+        let v = super::ops::show(p, graph, id).await.map_err(fail)?;
         (v.to_string(), "application/json")
     } else {
         return Err(ErrorData::resource_not_found(

@@ -418,12 +418,13 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<PlanArgs>,
     ) -> CallToolResult {
+        let g = self.graph_cache();
         self.call(&peer, move |p, _| async move {
             let plan = a.plan.map(Value::Object);
             match a.action {
                 PlanAction::Apply => ops::plan_apply(&p, plan.as_ref(), false).await,
                 PlanAction::Check => ops::plan_apply(&p, plan.as_ref(), true).await,
-                PlanAction::Waves => ops::waves(&p, &a.workers.unwrap_or_default()).await,
+                PlanAction::Waves => ops::waves(&p, &g, &a.workers.unwrap_or_default()).await,
             }
         })
         .await
@@ -437,11 +438,12 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<TasksArgs>,
     ) -> CallToolResult {
+        let g = self.graph_cache();
         self.call(&peer, move |p, _| async move {
             match a.action {
-                TasksAction::List => ops::list(&p, &a.filter()).await,
-                TasksAction::Ready => ops::ready(&p, a.role.as_deref(), a.limit).await,
-                TasksAction::Show => ops::show(&p, need_id(&a.id)?).await,
+                TasksAction::List => ops::list(&p, &g, &a.filter()).await,
+                TasksAction::Ready => ops::ready(&p, &g, a.role.as_deref(), a.limit).await,
+                TasksAction::Show => ops::show(&p, &g, need_id(&a.id)?).await,
                 TasksAction::Add => ops::add(&p, &a.fields()).await,
                 TasksAction::Update => ops::update(&p, need_id(&a.id)?, &a.fields()).await,
                 TasksAction::Set => {
@@ -473,8 +475,9 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<ClaimArgs>,
     ) -> CallToolResult {
+        let g = self.graph_cache();
         self.call(&peer, move |p, client| async move {
-            ops::claim(&p, &client, &a.spec()).await
+            ops::claim(&p, &g, &client, &a.spec()).await
         })
         .await
     }
@@ -546,9 +549,10 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<ReportArgs>,
     ) -> CallToolResult {
+        let g = self.graph_cache();
         self.call(&peer, move |p, _| async move {
             match a.action {
-                ReportAction::Status => ops::status(&p).await,
+                ReportAction::Status => ops::status(&p, &g).await,
                 ReportAction::Synthesize => ops::synthesize(&p, a.id.as_deref()).await,
                 ReportAction::Handover => ops::handover(&p).await,
                 ReportAction::Maintain => {
@@ -825,6 +829,7 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<ListArgs>,
     ) -> CallToolResult {
+        let g = self.graph_cache();
         self.call(&peer, move |p, _| async move {
             let f = ListFilter {
                 status: a.status.unwrap_or_default(),
@@ -835,7 +840,7 @@ impl DownbeatMcp {
                 limit: a.limit,
                 all: a.all.unwrap_or(false),
             };
-            ops::list(&p, &f).await
+            ops::list(&p, &g, &f).await
         })
         .await
     }
@@ -846,8 +851,9 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<ReadyArgs>,
     ) -> CallToolResult {
+        let g = self.graph_cache();
         self.call(&peer, move |p, _| async move {
-            ops::ready(&p, a.role.as_deref(), a.limit).await
+            ops::ready(&p, &g, a.role.as_deref(), a.limit).await
         })
         .await
     }
@@ -858,8 +864,12 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<IdArgs>,
     ) -> CallToolResult {
-        self.call(&peer, move |p, _| async move { ops::show(&p, &a.id).await })
-            .await
+        let g = self.graph_cache();
+        self.call(
+            &peer,
+            move |p, _| async move { ops::show(&p, &g, &a.id).await },
+        )
+        .await
     }
 
     #[tool(description = "Add a task.")]
@@ -954,8 +964,9 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(a): Parameters<WavesArgs>,
     ) -> CallToolResult {
+        let g = self.graph_cache();
         self.call(&peer, move |p, _| async move {
-            ops::waves(&p, &a.workers.unwrap_or_default()).await
+            ops::waves(&p, &g, &a.workers.unwrap_or_default()).await
         })
         .await
     }
@@ -966,7 +977,8 @@ impl DownbeatMcp {
         peer: Peer<RoleServer>,
         Parameters(_a): Parameters<NoArgs>,
     ) -> CallToolResult {
-        self.call(&peer, move |p, _| async move { ops::blocked(&p).await })
+        let g = self.graph_cache();
+        self.call(&peer, move |p, _| async move { ops::blocked(&p, &g).await })
             .await
     }
 
