@@ -667,6 +667,133 @@ async fn show_agrees_with_the_planner() {
     let _ = c.cancel().await;
 }
 
+/// Ids of `tasks ready`, best first.
+async fn ready_ids(c: &Client) -> Vec<String> {
+    let r = call(c, "tasks", json!({"action": "ready"})).await;
+    r["ready"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| str_of(t, "id").to_owned())
+        .collect()
+}
+
+/// A server keeps the graph between calls; another server on the same database (its own
+/// connections and kept graph) and another process must still be seen at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sharing_a_database_see_each_others_changes() {
+    let f = Fixture::new(Profile::Default).await;
+    let g = Globals {
+        project: Some(f.path().to_owned()),
+        actor: Some("other".into()),
+        ..Default::default()
+    };
+    let mut p = project::open(&g).await.unwrap();
+    p.fixed_now = Timestamp::parse_rfc3339(NOW);
+    let other = Arc::new(Ctx::new(&g, p, Profile::Default).unwrap());
+    let a = f.client("a").await;
+    let b = {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = DownbeatMcp::new(other);
+        tokio::spawn(async move {
+            if let Ok(s) = server.serve(server_io).await {
+                let _ = s.waiting().await;
+            }
+        });
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("b", "1.0"),
+        )
+        .serve(client_io)
+        .await
+        .unwrap()
+    };
+    call(&a, "plan", json!({"plan": small_plan()})).await;
+    let design = ready_ids(&a).await;
+    assert_eq!(design.len(), 1);
+    // Asked twice with nothing in between: the same answer.
+    assert_eq!(ready_ids(&a).await, design);
+    let status = call(&a, "report", json!({})).await;
+    assert_eq!(status["progress"], "0/4");
+
+    // The other server claims the design and completes it.
+    let cl = call(&b, "claim", json!({})).await;
+    assert_eq!(cl["task"], json!(design[0]));
+    assert!(ready_ids(&a).await.is_empty());
+    let status = call(&a, "report", json!({})).await;
+    assert_eq!(status["counts"]["running"], 1, "{status}");
+    let shown = call(&a, "tasks", json!({"action": "show", "id": "design"})).await;
+    assert_eq!(shown["state"], "running");
+    call(
+        &b,
+        "work",
+        json!({"task": cl["task"], "token": cl["token"], "summary": "done"}),
+    )
+    .await;
+    let after = ready_ids(&a).await;
+    assert_eq!(after.len(), 2, "impl and docs: {after:?}");
+    let status = call(&a, "report", json!({})).await;
+    assert_eq!(status["progress"], "1/4");
+    let shown = call(&a, "tasks", json!({"action": "show", "id": "impl"})).await;
+    assert_eq!(shown["state"], "ready");
+
+    // A task added, a dependency and a rename there show up here.
+    let added = call(
+        &b,
+        "tasks",
+        json!({"action": "add", "title": "Late", "key": "late", "effort": 9}),
+    )
+    .await;
+    let ready = ready_ids(&a).await;
+    assert_eq!(ready[0], str_of(&added, "id"), "{ready:?}");
+    let listed = call(&a, "tasks", json!({"action": "list", "status": ["ready"]})).await;
+    assert_eq!(listed["count"], 3);
+    call(
+        &b,
+        "tasks",
+        json!({"action": "dep", "id": "late", "on": ["test"]}),
+    )
+    .await;
+    let shown = call(&a, "tasks", json!({"action": "show", "id": "late"})).await;
+    assert_eq!(shown["state"], "waiting");
+    assert_eq!(ready_ids(&a).await.len(), 2);
+    call(
+        &b,
+        "tasks",
+        json!({"action": "update", "id": "docs", "title": "Write the docs"}),
+    )
+    .await;
+    let listed = call(&a, "tasks", json!({"action": "list", "status": ["ready"]})).await;
+    assert!(listed.to_string().contains("Write the docs"), "{listed}");
+
+    // The claim here takes what is ready now, not what was ready when it last looked.
+    let mine = call(&a, "claim", json!({})).await;
+    let theirs = call(&b, "claim", json!({})).await;
+    assert_ne!(mine["task"], theirs["task"]);
+    assert!(ready_ids(&a).await.is_empty());
+    assert!(ready_ids(&b).await.is_empty());
+
+    // Another process: the CLI skips a task; both servers see it on their next call.
+    let out = std::process::Command::new(bin())
+        .args(["skip", "late"])
+        .current_dir(f.path())
+        .env_clear()
+        .env("DOWNBEAT_NOW", NOW)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = call(&a, "report", json!({})).await;
+    assert_eq!(status["counts"]["skipped"], 1, "{status}");
+    let shown = call(&b, "tasks", json!({"action": "show", "id": "late"})).await;
+    assert_eq!(shown["state"], "skipped");
+    let _ = a.cancel().await;
+    let _ = b.cancel().await;
+}
+
 // ------------------------------------------------------------------------------------------
 // Resources and prompts
 
