@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use downbeat_core::context::Event;
 use downbeat_core::graph::{self, GraphSnapshot, GraphTask, PlanSettings, Planned, Progress};
@@ -81,11 +81,11 @@ pub(crate) struct View {
     pub(crate) snap: GraphSnapshot,
     /// The plan without makespan estimates.
     pub(crate) planned: Planned,
-    pub(crate) rollup: HashMap<TaskId, Progress>,
-    pub(crate) ready: HashSet<TaskId>,
-    /// What each waiting or stuck pending leaf waits on.
-    pub(crate) waiting: HashMap<TaskId, Vec<TaskId>>,
     lookup: Arc<Lookup>,
+    /// Made on first use (a claim needs none of them).
+    rollup: OnceLock<HashMap<TaskId, Progress>>,
+    ready: OnceLock<HashSet<TaskId>>,
+    waiting: OnceLock<HashMap<TaskId, Vec<TaskId>>>,
 }
 
 /// What depends only on which tasks are live, their parents and keys: shared by the views that
@@ -142,22 +142,42 @@ impl View {
             CliError::new(code::CONFLICT, format!("the stored graph is damaged: {c}"))
                 .with_hint("run maintenance and remove one of the dependencies")
         })?;
-        let waiting = planned
-            .waiting
-            .iter()
-            .chain(&planned.stuck)
-            .map(|(t, on)| (*t, on.clone()))
-            .collect();
         Ok(Self {
             seq,
             settings,
-            rollup: graph::rollup(&snap),
-            ready: planned.ready.iter().copied().collect(),
-            planned,
-            waiting,
-            lookup,
             snap,
+            planned,
+            lookup,
+            rollup: OnceLock::new(),
+            ready: OnceLock::new(),
+            waiting: OnceLock::new(),
         })
+    }
+
+    /// Status and progress rolled up the hierarchy.
+    pub(crate) fn rollup(&self) -> &HashMap<TaskId, Progress> {
+        self.rollup.get_or_init(|| graph::rollup(&self.snap))
+    }
+
+    fn ready_set(&self) -> &HashSet<TaskId> {
+        self.ready
+            .get_or_init(|| self.planned.ready.iter().copied().collect())
+    }
+
+    /// What a waiting or stuck pending leaf waits on (nothing for other tasks).
+    pub(crate) fn waits_on(&self, id: TaskId) -> &[TaskId] {
+        self.waiting
+            .get_or_init(|| {
+                self.planned
+                    .waiting
+                    .iter()
+                    .chain(&self.planned.stuck)
+                    .map(|(t, on)| (*t, on.clone()))
+                    .collect()
+            })
+            .get(&id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// A live task.
@@ -188,7 +208,7 @@ impl View {
     /// The state a client sees for a task whose stored status is `status`: `ready`/`waiting`
     /// for pending leaves, rolled up for containers, the stored status otherwise.
     pub(crate) fn state(&self, id: TaskId, status: Status) -> String {
-        commands::shown_status_of(id, status, &self.rollup, &self.ready)
+        commands::shown_status_of(id, status, self.rollup(), self.ready_set())
     }
 
     /// The status changes `events` (all after `self.seq`, in order) make to the snapshot, as
@@ -369,7 +389,7 @@ mod tests {
         assert_eq!(v.planned.stuck, fresh.planned.stuck);
         assert_eq!(v.planned.waves, fresh.planned.waves);
         assert_eq!(v.planned.critical_path, fresh.planned.critical_path);
-        assert_eq!(v.rollup, fresh.rollup);
+        assert_eq!(v.rollup(), fresh.rollup());
     }
 
     /// One server's cache (`a`) while a second handle on the same database (`b`, its own
@@ -392,7 +412,7 @@ mod tests {
         let t3 = add(&b, "three", &[]).await;
         let v = cache.view(&a).await.unwrap();
         assert_eq!(cache.counts(), (2, 0));
-        assert!(v.ready.contains(&t3));
+        assert!(v.ready_set().contains(&t3));
         same_as_fresh(&a, &v).await;
 
         // A claim and its completion elsewhere: status events, followed without a read.
@@ -414,7 +434,7 @@ mod tests {
         let v = cache.view(&a).await.unwrap();
         assert_eq!(cache.counts(), (2, 1));
         assert_eq!(v.task(t1).unwrap().status, Status::Running);
-        assert!(!v.ready.contains(&t1));
+        assert!(!v.ready_set().contains(&t1));
         same_as_fresh(&a, &v).await;
         // (Nothing holds the kept view now, so its snapshot is changed in place.)
         drop(v);
@@ -439,7 +459,7 @@ mod tests {
         let v = cache.view(&a).await.unwrap();
         assert_eq!(cache.counts(), (2, 2));
         assert_eq!(v.planned.ready.len(), 2);
-        assert!(v.ready.contains(&t2));
+        assert!(v.ready_set().contains(&t2));
         same_as_fresh(&a, &v).await;
 
         // A manual status change and a context record: followed too.

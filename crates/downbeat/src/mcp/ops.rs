@@ -451,13 +451,13 @@ pub(crate) async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
         (state, waits)
     } else {
         let waits = match t.status {
-            Status::Pending => view.waiting.get(&id).cloned().unwrap_or_default(),
+            Status::Pending => view.waits_on(id).to_vec(),
             _ => Vec::new(),
         };
         (view.state(id, t.status), waits)
     };
     let progress = view
-        .rollup
+        .rollup()
         .get(&id)
         .filter(|r| r.is_container)
         .map(|r| format!("{}/{}", r.done, r.total));
@@ -681,7 +681,7 @@ pub(crate) async fn blocked(p: &Project, g: &GraphCache) -> Out {
         .await?;
     let held: Vec<Value> = held
         .iter()
-        .filter(|t| !view.rollup.get(&t.id).is_some_and(|r| r.is_container))
+        .filter(|t| !view.rollup().get(&t.id).is_some_and(|r| r.is_container))
         .map(|t| compact(json!({"id": t.id, "status": t.status, "reason": t.result})))
         .collect();
     let entry = |(id, on): &(TaskId, Vec<TaskId>)| json!({"id": id, "waits_on": ids(on)});
@@ -1229,7 +1229,7 @@ pub(crate) async fn status(p: &Project, g: &GraphCache) -> Out {
     let objectives = p.store.objectives().await?;
     let c = Counts::of(
         view.snap.tasks.iter().map(|t| (t.id, t.status)),
-        &view.rollup,
+        view.rollup(),
         &view.planned,
     );
     let roles: Map<String, Value> = commands::per_role_of(
@@ -1237,7 +1237,7 @@ pub(crate) async fn status(p: &Project, g: &GraphCache) -> Out {
             .tasks
             .iter()
             .map(|t| (t.id, t.role.as_deref(), t.status)),
-        &view.rollup,
+        view.rollup(),
     )
     .into_iter()
     .map(|(r, (d, t))| (r, json!(format!("{d}/{t}"))))
@@ -1256,7 +1256,7 @@ pub(crate) async fn status(p: &Project, g: &GraphCache) -> Out {
             let (d, t) = o
                 .tasks
                 .iter()
-                .filter_map(|t| view.rollup.get(t))
+                .filter_map(|t| view.rollup().get(t))
                 .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
             compact(json!({"id": o.id, "title": o.title, "progress": (!o.tasks.is_empty()).then(|| format!("{d}/{t}"))}))
         })
