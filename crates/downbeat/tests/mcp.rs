@@ -766,6 +766,24 @@ async fn servers_sharing_a_database_see_each_others_changes() {
     let listed = call(&a, "tasks", json!({"action": "list", "status": ["ready"]})).await;
     assert!(listed.to_string().contains("Write the docs"), "{listed}");
 
+    // Objectives recorded there show in the status here (which is kept with the graph).
+    let objective = call(
+        &b,
+        "context",
+        json!({"action": "objective", "text": "Document it", "tasks": ["docs"]}),
+    )
+    .await;
+    let status = call(&a, "report", json!({})).await;
+    assert!(status.to_string().contains("Document it"), "{status}");
+    call(
+        &b,
+        "context",
+        json!({"action": "objective_status", "id": objective["id"], "status": "done"}),
+    )
+    .await;
+    let status = call(&a, "report", json!({})).await;
+    assert!(!status.to_string().contains("Document it"), "{status}");
+
     // The claim here takes what is ready now, not what was ready when it last looked.
     let mine = call(&a, "claim", json!({})).await;
     let theirs = call(&b, "claim", json!({})).await;

@@ -19,6 +19,7 @@
 //! callers requeue expired leases (a write with its events) before they look.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -27,6 +28,7 @@ use downbeat_core::graph::{self, GraphSnapshot, GraphTask, PlanSettings, Planned
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::Status;
 use downbeat_store::EventQuery;
+use serde_json::Value;
 
 use crate::commands;
 use crate::error::{CliError, code};
@@ -86,6 +88,7 @@ pub(crate) struct View {
     rollup: OnceLock<HashMap<TaskId, Progress>>,
     ready: OnceLock<HashSet<TaskId>>,
     waiting: OnceLock<HashMap<TaskId, Vec<TaskId>>>,
+    status: tokio::sync::OnceCell<Value>,
 }
 
 /// What depends only on which tasks are live, their parents and keys: shared by the views that
@@ -151,7 +154,19 @@ impl View {
             rollup: OnceLock::new(),
             ready: OnceLock::new(),
             waiting: OnceLock::new(),
+            status: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The `report status` answer as of this view, made by `make` on first use. It holds the
+    /// objectives too, which change only with events, like everything else the view holds: a
+    /// view is used only while no event came after it.
+    pub(crate) async fn status<F, Fut>(&self, make: F) -> Result<&Value, CliError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Value, CliError>>,
+    {
+        self.status.get_or_try_init(make).await
     }
 
     /// Status and progress rolled up the hierarchy.

@@ -1226,6 +1226,10 @@ pub(crate) async fn decision_add(
 /// snapshot and the objectives alone (not the whole project view the documents need).
 pub(crate) async fn status(p: &Project, g: &GraphCache) -> Out {
     let view = g.view(p).await?;
+    Ok(view.status(|| status_of(p, &view)).await?.clone())
+}
+
+async fn status_of(p: &Project, view: &View) -> Out {
     let objectives = p.store.objectives().await?;
     let c = Counts::of(
         view.snap.tasks.iter().map(|t| (t.id, t.status)),
