@@ -3,20 +3,23 @@
 //!
 //! Several servers, CLIs, runners and workers may share the database, so a kept [`View`] is
 //! never trusted as it is: each call first asks the store for the events after the one the
-//! view was built at. None: the view is current. Only task status changes: they are applied to
-//! a copy of the snapshot, which is planned again without reading the graph. Anything else
-//! (new tasks, edges, field changes, archiving, repairs, or more events than
-//! [`FOLLOW_LIMIT`]): the snapshot is read again.
+//! view was built at. None: the view is current. Only task status changes (and records that
+//! leave the graph alone): they are applied to the kept snapshot (in place when no other call
+//! holds it), which is planned again without reading the graph. Anything else (new tasks,
+//! edges, field changes, archiving, repairs, unknown events, or more than [`FOLLOW_LIMIT`]):
+//! the snapshot is read again.
 //!
 //! This is sound because every write that changes what the snapshot holds (live tasks with
-//! their parent, title, key, status, role, effort, priority and files; live edges) appends an
+//! their key, parent, title, status, role, effort, priority and files; live edges) appends an
 //! event in the same transaction, and event sequence numbers follow commit order on both
 //! backends: a reader that has seen event N never later finds a committed event below N. The
 //! sequence number is read before the snapshot, so a view holds at least what its number
-//! says, and every later change shows up as a later event.
+//! says, and every later change shows up as a later event. The `report status` answer kept
+//! with a view also holds the objectives, which change only with events too.
 //!
-//! Nothing here depends on the clock: the snapshot has no retry times or lease expiry, and
-//! callers requeue expired leases (a write with its events) before they look.
+//! Nothing kept depends on the clock: the snapshot has no retry times or lease expiry (lease
+//! renewals write no event and change nothing here), and a claim requeues expired leases (a
+//! write with its events) before it looks.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
