@@ -548,6 +548,20 @@ mod tests {
         let v = cache.view(&a).await.unwrap();
         assert_eq!(cache.counts(), (reads + 1, follows));
         same_as_fresh(&a, &v).await;
+
+        // Other settings (the configuration was edited): planned again.
+        let mut a = a;
+        a.config.groups.insert(
+            "heavy".into(),
+            project::GroupConfig {
+                max_parallel: 1,
+                roles: vec!["implementer".into()],
+            },
+        );
+        let v = cache.view(&a).await.unwrap();
+        assert_eq!(cache.counts(), (reads + 2, follows));
+        assert_eq!(v.settings.groups.len(), 1);
+        assert!(Arc::ptr_eq(&v, &cache.view(&a).await.unwrap()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
