@@ -985,6 +985,66 @@ async fn claims_respect_role_caps_and_file_footprints() {
     let _ = c.cancel().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_respect_named_groups_and_holds() {
+    let f = Fixture::new(Profile::Default).await;
+    std::fs::write(
+        f.path().join(".downbeat/config.toml"),
+        "[groups.heavy]\nmax_parallel = 1\nroles = [\"tester\", \"implementer\"]\n",
+    )
+    .unwrap();
+    let c = f.client("grouped").await;
+    call(
+        &c,
+        "plan",
+        json!({"plan": {"tasks": [
+            {"key": "t1", "title": "T1", "role": "tester"},
+            {"key": "i1", "title": "I1", "role": "implementer"},
+            {"key": "r1", "title": "R1", "role": "reviewer"},
+            {"key": "r2", "title": "R2", "role": "reviewer"}
+        ]}}),
+    )
+    .await;
+    // One of the group, then the free reviewer; then the group is full.
+    let first = call(&c, "claim", json!({"prompt": false})).await;
+    assert!(["T1", "I1"].contains(&str_of(&first, "title")), "{first}");
+    let second = call(&c, "claim", json!({"prompt": false, "role": "reviewer"})).await;
+    assert_eq!(str_of(&second, "title"), "R1", "{second}");
+    let r = call(&c, "claim", json!({"prompt": false, "role": "tester"})).await;
+    assert!(
+        r["task"].is_null() && str_of(&r, "reason").contains("group caps"),
+        "{r}"
+    );
+    // A pause from the command line holds back every claim, named or not.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(bin())
+            .args(args)
+            .current_dir(f.path())
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    assert!(cli(&["pause", "--reason", "breach"]).status.success());
+    let r = call(&c, "claim", json!({"prompt": false})).await;
+    assert!(r["task"].is_null(), "{r}");
+    assert!(
+        str_of(&r, "reason").contains("paused") && str_of(&r, "reason").contains("breach"),
+        "{r}"
+    );
+    let err = fails(
+        &c,
+        "claim",
+        json!({"task": "r2", "prompt": false}),
+        "cannot start",
+    )
+    .await;
+    assert!(err.contains("downbeat unpause 1"), "{err}");
+    assert!(cli(&["unpause"]).status.success());
+    let r = call(&c, "claim", json!({"task": "r2", "prompt": false})).await;
+    assert_eq!(str_of(&r, "title"), "R2", "{r}");
+    let _ = c.cancel().await;
+}
+
 // ------------------------------------------------------------------------------------------
 // Errors: tool errors, nothing half-written, the server keeps going
 

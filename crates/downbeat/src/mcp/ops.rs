@@ -17,7 +17,7 @@ use downbeat_core::task::{
 use downbeat_core::time::{Millis, Timestamp};
 use downbeat_engine::executor::{AgentReport, DiscoveredTask};
 use downbeat_engine::run::RunEvent;
-use downbeat_store::{Batch, ClaimRequest, EventQuery, Finish, FinishStatus, TaskFilter};
+use downbeat_store::{Batch, ClaimRequest, EventQuery, Finish, FinishStatus, Hold, TaskFilter};
 use serde_json::{Map, Value, json};
 
 use super::cache::{GraphCache, View};
@@ -736,9 +736,22 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
     // Claims whose holders stopped sending heartbeats go back to pending first.
     p.store.requeue_running(Some(p.now()), &[], &actor).await?;
     // Each candidate with the dependencies whose completion the claim is conditional on.
+    // Holds (a pausing flag rule, `downbeat pause`): only their tasks may start.
+    let holds = p.store.holds().await?;
     let candidates: Vec<(TaskId, Vec<TaskId>)> = match &c.task {
-        Some(q) => vec![claimable(p, q).await?],
-        None => match best_ready(p, &*g.view(p).await?, c) {
+        Some(q) => {
+            let named = claimable(p, q).await?;
+            if let Some(h) = holds.first()
+                && !holds.iter().any(|h| h.task == Some(named.0))
+            {
+                return Err(CliError::new(
+                    code::CONFLICT,
+                    format!("task {} cannot start: {}", named.0, held(h)),
+                ));
+            }
+            vec![named]
+        }
+        None => match best_ready(p, &*g.view(p).await?, &holds, c) {
             Ok(list) => list,
             Err(why) => return Ok(json!({"task": null, "reason": why})),
         },
@@ -834,9 +847,24 @@ async fn claimable(p: &Project, q: &str) -> Result<(TaskId, Vec<TaskId>), CliErr
 
 /// The ready tasks a claim may take, best first (critical path first), within the role filter,
 /// role caps and clear of running work's files; or why there are none.
+/// Why a hold keeps a claim from starting work, and how it ends.
+fn held(h: &Hold) -> String {
+    match h.task {
+        Some(t) => format!(
+            "held: only {t} may start until it is done (hold {}: {})",
+            h.id, h.reason
+        ),
+        None => format!(
+            "paused: nothing new starts until hold {} is released with `downbeat unpause {}` ({})",
+            h.id, h.id, h.reason
+        ),
+    }
+}
+
 fn best_ready(
     p: &Project,
     view: &View,
+    holds: &[Hold],
     c: &ClaimSpec,
 ) -> Result<Vec<(TaskId, Vec<TaskId>)>, String> {
     let planned = &view.planned;
@@ -846,23 +874,25 @@ fn best_ready(
         .iter()
         .filter(|t| t.status == Status::Running && !view.has_children(t.id))
         .collect();
-    let mut per_role: HashMap<&str, u32> = HashMap::new();
+    // Role caps and named groups: running tasks count against their role's group.
+    let caps = p.plan_settings().caps();
+    let mut per_group: HashMap<u32, u32> = HashMap::new();
     for t in &running {
-        if let Some(r) = &t.role {
-            *per_role.entry(r.as_str()).or_default() += 1;
+        if let Some(g) = t.role.as_deref().and_then(|r| caps.group_of(r)) {
+            *per_group.entry(g).or_default() += 1;
         }
     }
-    let caps: HashMap<String, u32> = p.plan_settings().role_caps.into_iter().collect();
     let list: Vec<(TaskId, Vec<TaskId>)> = planned
         .ready
         .iter()
         .filter_map(|id| view.task(*id))
         .filter(|t| c.role.is_none() || t.role == c.role)
+        .filter(|t| holds.is_empty() || holds.iter().any(|h| h.task == Some(t.id)))
         .filter(|t| {
-            t.role.as_deref().is_none_or(|r| {
-                caps.get(r)
-                    .is_none_or(|cap| per_role.get(r).copied().unwrap_or(0) < *cap)
-            })
+            t.role
+                .as_deref()
+                .and_then(|r| caps.group_of(r))
+                .is_none_or(|g| per_group.get(&g).copied().unwrap_or(0) < caps.cap(g))
         })
         .filter(|t| {
             !t.footprint.iter().any(|a| {
@@ -889,6 +919,9 @@ fn best_ready(
     if !list.is_empty() {
         return Ok(list);
     }
+    if let Some(h) = holds.first() {
+        return Err(held(h));
+    }
     Err(if planned.ready.is_empty() {
         format!(
             "nothing is ready: {} running, {} waiting, {} stuck behind failed or held tasks",
@@ -898,7 +931,7 @@ fn best_ready(
         )
     } else {
         format!(
-            "{} task(s) ready, none for this claim (role filter, role caps or file footprints of running work)",
+            "{} task(s) ready, none for this claim (role filter, role caps, group caps or file footprints of running work)",
             planned.ready.len()
         )
     })
