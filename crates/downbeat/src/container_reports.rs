@@ -2,7 +2,8 @@
 //! ends, the container's report (`.downbeat/reports/<id>.md`, the same document as
 //! `downbeat synthesize <id>`) is written, inner containers before the ones around them.
 //!
-//! "Open" means pending or running. Attempt ends arrive from the engine before they are
+//! "Open" means pending or running, counted from a snapshot read when the first attempt ends
+//! (a task whose end is already in that snapshot is left to the last look). Attempt ends arrive from the engine before they are
 //! committed, so a container whose count of open leaves reaches zero is confirmed against the
 //! store before its report is written, and tried again shortly if the store does not show it
 //! yet. When the run is over, every container above a task that ended in it is checked once
@@ -105,10 +106,8 @@ pub(crate) async fn write_during_run(
     let mut reported: HashSet<TaskId> = HashSet::new();
     let mut touched: HashSet<TaskId> = HashSet::new();
     let mut due: BTreeSet<(usize, TaskId)> = BTreeSet::new();
-    let mut tree = match p.store.graph().await {
-        Ok(snap) => Tree::of(&snap),
-        Err(_) => Tree::default(),
-    };
+    // Read when the first attempt ends, not at start-up, where the run's own start matters.
+    let mut tree: Option<Tree> = None;
     let mut closed = false;
     while !closed {
         let mut batch = Vec::new();
@@ -122,12 +121,18 @@ pub(crate) async fn write_during_run(
         while let Ok(e) = ended.try_recv() {
             batch.push(e);
         }
-        if batch.iter().any(|(id, _)| !tree.known.contains(id)) {
-            // Tasks added during the run (discovered work, follow-ups): count afresh.
+        if tree
+            .as_ref()
+            .is_none_or(|t| batch.iter().any(|(id, _)| !t.known.contains(id)))
+        {
+            // The first ends, or tasks added during the run (discovered work, follow-ups).
             if let Ok(snap) = p.store.graph().await {
-                tree = Tree::of(&snap);
+                tree = Some(Tree::of(&snap));
             }
         }
+        let Some(tree) = tree.as_mut() else {
+            continue;
+        };
         for (id, still_open) in batch {
             touched.insert(id);
             if still_open {
@@ -144,7 +149,7 @@ pub(crate) async fn write_during_run(
         }
         // Deepest first, so an inner report exists before the outer one is written.
         for (depth, c) in due.clone().into_iter().rev() {
-            if confirmed(p, &tree, c).await {
+            if confirmed(p, tree, c).await {
                 due.remove(&(depth, c));
                 if let Ok(path) = crate::commands::synthesize_quiet(p, Some(&c.to_string())).await {
                     written.push((c, path));
