@@ -634,11 +634,7 @@ pub async fn run(
     // Holds in force (a pausing rule fired here or elsewhere, or someone paused by hand).
     let mut holds = store.holds().await?;
     for h in &holds {
-        emit(RunEvent::Paused {
-            hold: h.id,
-            until: h.task.map(|t| t.to_string()),
-            reason: h.reason.clone(),
-        });
+        emit(paused(h));
     }
 
     // Quick start: loading a large graph takes a while, so tasks that are plainly ready (a
@@ -1034,22 +1030,12 @@ pub async fn run(
             if std::mem::take(&mut holds_changed) {
                 holds = store.holds().await?;
                 for h in holds.iter().filter(|h| !before.contains(&h.id)) {
-                    emit(RunEvent::Paused {
-                        hold: h.id,
-                        until: h.task.map(|t| t.to_string()),
-                        reason: h.reason.clone(),
-                    });
+                    emit(paused(h));
                 }
             }
             holds.retain(|h| {
-                h.task.is_none_or(|t| {
-                    g.tasks.get(&t).is_none_or(|t| {
-                        !matches!(
-                            t.status,
-                            Status::Completed | Status::Skipped | Status::Cancelled
-                        )
-                    })
-                })
+                h.task
+                    .is_none_or(|t| g.tasks.get(&t).is_none_or(|t| !t.status.is_terminal()))
             });
             if !before.is_empty() && holds.is_empty() {
                 emit(RunEvent::Resumed);
@@ -1062,6 +1048,15 @@ pub async fn run(
     summary.millis = started.elapsed().as_millis() as u64;
     emit(RunEvent::Finished(summary.clone()));
     Ok(summary)
+}
+
+/// The event announcing a hold.
+fn paused(h: &Hold) -> RunEvent {
+    RunEvent::Paused {
+        hold: h.id,
+        until: h.task.map(|t| t.to_string()),
+        reason: h.reason.clone(),
+    }
 }
 
 /// Whether a hold keeps `task` from starting: a hold without a task keeps everything back,
@@ -1422,11 +1417,7 @@ pub async fn apply_report(
                         let reason = format!("flag {flag} raised by {task_id}");
                         let h = store.add_hold(Some(created.id), &reason, actor).await?;
                         detail.push_str("; everything else waits until it is done");
-                        emit(RunEvent::Paused {
-                            hold: h.id,
-                            until: Some(created.id.to_string()),
-                            reason,
-                        });
+                        emit(paused(&h));
                         fx.holds.push(h);
                     }
                     emit(RunEvent::Flag {
@@ -1478,11 +1469,7 @@ pub async fn apply_report(
                             h.id
                         ),
                     });
-                    emit(RunEvent::Paused {
-                        hold: h.id,
-                        until: None,
-                        reason,
-                    });
+                    emit(paused(&h));
                     fx.holds.push(h);
                 }
                 FlagAction::Stop => {

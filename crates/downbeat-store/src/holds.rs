@@ -11,7 +11,6 @@
 
 use downbeat_core::context::Actor;
 use downbeat_core::ids::TaskId;
-use downbeat_core::task::Status;
 use downbeat_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -81,11 +80,7 @@ async fn in_force<S: Store + ?Sized>(store: &S, h: &Stored) -> Result<bool> {
         return Ok(h.task.is_none());
     };
     match store.task(task).await {
-        Ok(t) => Ok(!t.archived
-            && !matches!(
-                t.status,
-                Status::Completed | Status::Skipped | Status::Cancelled
-            )),
+        Ok(t) => Ok(!t.archived && !t.status.is_terminal()),
         Err(Error::NotFound { .. }) => Ok(false),
         Err(e) => Err(e),
     }
