@@ -316,6 +316,11 @@ fn a_pausing_flag_on_one_worker_holds_back_every_worker() {
 [executors.nap]
 type = "process"
 argv = ["sleep", "0.3"]
+[executors.long]
+type = "process"
+argv = ["sleep", "2"]
+[roles.reviewer]
+executor = "long"
 [run]
 executor = "nap"
 [[rules]]
@@ -371,10 +376,14 @@ pause = true
         })
         .expect("the follow-up completed")
         .seq;
-    // Between the hold and the follow-up's completion, nothing else started on any worker.
+    // From shortly after the hold (a worker may commit a claim it made before the hold's
+    // notification reached it) until the follow-up's completion 2 s later, nothing else
+    // started on any worker.
+    let seen_by_all = hold.at.0 + 250;
     let started_meanwhile: Vec<&str> = log
         .iter()
         .filter(|ev| ev.seq > hold.seq && ev.seq < done && ev.entity != follow_up)
+        .filter(|ev| ev.at.0 > seen_by_all)
         .filter(|ev| {
             ev.action == "task.status"
                 && ev.after.as_ref().is_some_and(|a| a["status"] == "running")
