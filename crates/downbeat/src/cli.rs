@@ -130,6 +130,12 @@ pub enum Command {
     /// Database operations: move a project to another database.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Internal: the agent guard of a runner (see `downbeat run`); not for direct use.
+    #[command(name = "guard-agents", hide = true)]
+    GuardAgents {
+        /// The lease holder whose agents to stop when the runner dies.
+        holder: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

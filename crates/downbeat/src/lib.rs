@@ -15,6 +15,7 @@ pub(crate) mod commands;
 mod container_reports;
 mod db_cmd;
 pub mod error;
+mod guard;
 pub mod mcp;
 mod output;
 pub mod project;
@@ -37,6 +38,9 @@ pub fn run() -> ExitCode {
             });
         }
     };
+    if let cli::Command::GuardAgents { holder } = &cli.command {
+        return guard::serve(holder);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -208,6 +208,8 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
             return crate::worker_cmd::watch_workers(p, &live, j).await;
         }
     }
+    // Stops this run's agents at once if this process is killed.
+    let guard = crate::guard::start(&opts.holder);
     let store = p.store.clone();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
@@ -241,6 +243,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
         crate::container_reports::write_during_run(p, ended_rx)
     );
     let _ = display.await;
+    drop(guard);
     for (task, path) in &reports {
         if j {
             outln(&json!({"event": "container-report", "task": task, "path": path}).to_string());

@@ -149,6 +149,8 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
     // held go back to pending (a commit whose answer was lost may or may not have landed;
     // either way nothing is left running without a runner) and it takes work again.
     let mut total = downbeat_engine::run::RunSummary::default();
+    // Stops this worker's agents at once if this process is killed.
+    let guard = crate::guard::start(&name);
     let result = loop {
         let round = cancel.child_token();
         let r = run(store.clone(), opts.clone(), tx.clone(), round.clone()).await;
@@ -174,6 +176,7 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
             Err(e) => break Err(e),
         }
     };
+    drop(guard);
     drop(tx);
     let _ = display.await;
     beats.abort();

@@ -483,39 +483,86 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn agents_of_a_killed_runner_are_stopped() {
-    // The first attempt starts a background child and waits; a later attempt finds the
-    // marker and succeeds at once.
-    let e = Env::new(
-        "[executors.work]\ntype = \"process\"\nshell = \"if [ -f leader.pid ]; then exit 0; fi; sleep 300 & echo $! > child.tmp; mv child.tmp child.pid; echo $$ > leader.tmp; mv leader.tmp leader.pid; wait\"\n[run]\nexecutor = \"work\"\n",
-    );
+/// The first attempt starts a background child and waits; a later attempt finds the marker
+/// and succeeds at once.
+const LONG_AGENT: &str = "[executors.work]\ntype = \"process\"\nshell = \"if [ -f leader.pid ]; then exit 0; fi; sleep 300 & echo $! > child.tmp; mv child.tmp child.pid; echo $$ > leader.tmp; mv leader.tmp leader.pid; wait\"\n[run]\nexecutor = \"work\"\n";
+
+/// Starts `downbeat run` on one long task and waits until its agent and the agent's own
+/// child are running; returns the runner and the two pids.
+fn run_long_agent(e: &Env) -> (std::process::Child, String, String) {
     e.ok(&["add", "long", "--key", "long"]);
-    let mut runner = e.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
+    let runner = e.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
     let file = |name: &str| std::fs::read_to_string(e.path().join(name)).unwrap_or_default();
     wait_for("the agent started", Duration::from_secs(20), || {
         !file("leader.pid").is_empty() && !file("child.pid").is_empty()
     });
     let (leader, child) = (file("leader.pid"), file("child.pid"));
     assert!(alive(&leader) && alive(&child));
+    (runner, leader, child)
+}
+
+/// The runner's agent guard: its child process running `downbeat guard-agents`.
+fn guard_of(runner: u32) -> Option<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{runner}/task")).ok()?;
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("guard-agents"))
+        })
+}
+
+#[test]
+fn agents_of_a_killed_runner_are_stopped_at_once() {
+    let e = Env::new(LONG_AGENT);
+    let (mut runner, leader, child) = run_long_agent(&e);
+    assert!(guard_of(runner.id()).is_some(), "the runner has a guard");
     runner.kill().unwrap();
     runner.wait().unwrap();
-    // The program the runner started dies with it.
+    // The guard stops the program and what it started, without waiting for another run.
     wait_for(
         "the agent died with its runner",
         Duration::from_secs(10),
-        || !alive(&leader),
+        || !alive(&leader) && !alive(&child),
     );
-    // What the program started itself is found and stopped by the next runner.
+    let o = e.run(&["run", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("orphans-killed"),
+        "nothing was left for the next run"
+    );
+    assert_eq!(e.json(&["show", "long"])["status"], "completed");
+}
+
+#[test]
+fn agents_left_behind_are_stopped_by_the_next_runner() {
+    let e = Env::new(LONG_AGENT);
+    let (mut runner, leader, child) = run_long_agent(&e);
+    // Runner and guard both killed (as by an out-of-memory kill of everything): the agents
+    // run on until a runner on this machine finds them.
+    let guard = guard_of(runner.id()).expect("the runner has a guard");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guard),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(&leader) && alive(&child), "nobody stopped them yet");
     let o = e.run(&["run", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let events = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        events.contains(r#""event":"orphans-killed","count":1"#),
-        "{events}"
-    );
-    wait_for("the orphan was killed", Duration::from_secs(10), || {
-        !alive(&child)
+    // Both are found, or the program first and its child stopped with its process group.
+    assert!(events.contains(r#""event":"orphans-killed""#), "{events}");
+    wait_for("the orphans were killed", Duration::from_secs(10), || {
+        !alive(&leader) && !alive(&child)
     });
     assert_eq!(e.json(&["show", "long"])["status"], "completed");
 }

@@ -8,16 +8,18 @@
 //! then SIGKILL after the grace period. Success is decided by the result file (see
 //! [`AgentReport`]) and the exit code.
 //!
-//! The program is SIGKILLed by the kernel if the runner dies without stopping it (parent-death
-//! signal); anything the program started in turn is found by [`kill_orphans`], which the next
-//! runner on this machine calls for the dead runner (the `DOWNBEAT_RUNNER` variable marks
-//! every process of an attempt).
+//! Every process of an attempt carries the runner's name in `DOWNBEAT_RUNNER`. If the runner
+//! dies without stopping its agents, [`kill_orphans`] finds them by it: the runner's guard
+//! process calls it the moment the runner dies, and the next runner on this machine calls it
+//! for runners it finds dead. The program is started without any code running between fork
+//! and exec, so the standard library can use `posix_spawn` (no copy of the runner's page
+//! tables per attempt).
 //!
 //! Must never: panic, return while a process of the attempt's group is still running (the
 //! group is SIGKILLed once the program ends, so background children are not left behind),
 //! interpret the agent's output beyond the result file, or touch the store.
 
-use std::io;
+use std::io::{self, Seek, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -137,17 +139,6 @@ impl Process {
             .stderr(Stdio::from(files.stderr))
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: the closure runs in the child between fork and exec and only makes the
-        // async-signal-safe `prctl` system call. The only `unsafe` in the workspace.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(|| {
-                // Dies with the thread that started it, so a runner killed with SIGKILL does
-                // not leave its agent running. Failure only loses that safeguard.
-                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-                Ok(())
-            });
-        }
         let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -341,26 +332,46 @@ fn prepare_now(
         }
         Err(e) => return Err(format!("cannot use workspace {}: {e}", workspace.display())),
     }
-    std::fs::create_dir_all(&attempt_dir).map_err(|e| {
-        format!(
-            "could not create attempt directory {}: {e}",
-            attempt_dir.display()
-        )
-    })?;
+    // A new attempt directory cannot hold a stale result file; one that already exists (an
+    // attempt number used again after the database was restored) may.
+    let fresh = match std::fs::create_dir(&attempt_dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(_) => {
+            std::fs::create_dir_all(&attempt_dir).map_err(|e| {
+                format!(
+                    "could not create attempt directory {}: {e}",
+                    attempt_dir.display()
+                )
+            })?;
+            true
+        }
+    };
     let prompt = attempt_dir.join(files::PROMPT);
-    std::fs::write(&prompt, prompt_text)
+    // Written and then read by the program as its stdin, through one open file.
+    let prompt_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&prompt)
+        .and_then(|mut f| {
+            f.write_all(prompt_text.as_bytes())?;
+            f.seek(io::SeekFrom::Start(0))?;
+            Ok(f)
+        })
         .map_err(|e| format!("could not write {}: {e}", prompt.display()))?;
-    let prompt_file = std::fs::File::open(&prompt)
-        .map_err(|e| format!("could not open {}: {e}", prompt.display()))?;
     let result = attempt_dir.join(files::RESULT);
-    match std::fs::remove_file(&result) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(format!(
-                "could not remove stale result file {}: {e}",
-                result.display()
-            ));
+    if !fresh {
+        match std::fs::remove_file(&result) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "could not remove stale result file {}: {e}",
+                    result.display()
+                ));
+            }
         }
     }
     let create = |path: &Path| {
