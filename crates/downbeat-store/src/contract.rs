@@ -1039,7 +1039,7 @@ pub async fn stale_epoch_finishes_are_rejected(f: Fixture) {
     );
     let completions = s
         .events(&EventQuery {
-            entity: Some(a.to_string()),
+            task: Some(a),
             ..Default::default()
         })
         .await

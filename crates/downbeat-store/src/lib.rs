@@ -102,7 +102,8 @@ pub struct TaskFilter {
 pub struct EventQuery {
     pub since: Option<Timestamp>,
     pub after_seq: Option<i64>,
-    pub entity: Option<String>,
+    /// Only the events about this task (those whose entity is its id).
+    pub task: Option<TaskId>,
     /// Leave out events by this actor.
     pub exclude_actor: Option<String>,
     pub limit: Option<u32>,
@@ -513,8 +514,43 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// The sequence number of the task an event is about, stored with the event so that a task's
+/// history is found through an index of numbers in creation order (task ids look random).
+/// An event is about a task when its entity is a task id, except for decision and session
+/// events: their record ids (`d12345`, `s10000`) can have the shape of a task id.
+pub(crate) fn event_task_seq(action: &str, entity: &str) -> Option<i64> {
+    if action.starts_with("decision.") || action.starts_with("session.") {
+        return None;
+    }
+    TaskId::parse_short(entity).map(|t| i64::from(t.seq()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn events_name_tasks_by_number_and_nothing_else() {
+        use downbeat_core::ids::TaskId;
+        for n in [1, 2, 77, 100_000, downbeat_core::ids::MAX_TASK_SEQ] {
+            let id = TaskId::from_seq(n).unwrap().to_string();
+            assert_eq!(
+                super::event_task_seq("task.status", &id),
+                Some(i64::from(n))
+            );
+            assert_eq!(
+                super::event_task_seq("flag.raised", &id),
+                Some(i64::from(n))
+            );
+        }
+        // A decision or session record id may look like a task id.
+        let d = "d12345";
+        assert!(TaskId::parse_short(d).is_some());
+        assert_eq!(super::event_task_seq("decision.added", d), None);
+        assert_eq!(super::event_task_seq("session.started", "s10000"), None);
+        for other in ["o3", "project", "", "abc", "a->b"] {
+            assert_eq!(super::event_task_seq("hold.added", other), None, "{other}");
+        }
+    }
+
     #[test]
     fn passwords_never_show() {
         assert_eq!(

@@ -675,7 +675,8 @@ impl Tx {
             .enumerate()
             .map(|(i, e)| {
                 json!({"ord": i, "at": e.at, "actor": e.actor, "session_id": e.session, "action": e.action,
-                       "entity": e.entity, "before": e.before.as_ref().map(Value::to_string),
+                       "entity": e.entity, "task_seq": crate::event_task_seq(&e.action, &e.entity),
+                       "before": e.before.as_ref().map(Value::to_string),
                        "after": e.after.as_ref().map(Value::to_string)})
             })
             .collect();
@@ -684,10 +685,10 @@ impl Tx {
         // input).
         let last: i64 = sqlx::query_scalar(
             "WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))), \
-             ins AS (INSERT INTO events(at, actor, session_id, action, entity, before, after) \
-               SELECT v.at, v.actor, v.session_id, v.action, v.entity, v.before::jsonb, v.after::jsonb \
+             ins AS (INSERT INTO events(at, actor, session_id, action, entity, task_seq, before, after) \
+               SELECT v.at, v.actor, v.session_id, v.action, v.entity, v.task_seq, v.before::jsonb, v.after::jsonb \
                FROM lock, jsonb_to_recordset($2::jsonb) AS v(ord bigint, at bigint, actor text, \
-                    session_id bigint, action text, entity text, before text, after text) \
+                    session_id bigint, action text, entity text, task_seq bigint, before text, after text) \
                ORDER BY v.ord RETURNING seq), \
              top AS (SELECT max(seq) AS seq FROM ins) \
              SELECT top.seq FROM top WHERE NOT $3 OR pg_notify($4, top.seq::text) IS NOT NULL",
@@ -2655,8 +2656,8 @@ impl Store for PostgresStore {
         if let Some(a) = q.after_seq {
             qb.push(" AND seq > ").push_bind(a);
         }
-        if let Some(e) = &q.entity {
-            qb.push(" AND entity = ").push_bind(e.clone());
+        if let Some(t) = q.task {
+            qb.push(" AND task_seq = ").push_bind(i64::from(t.seq()));
         }
         if let Some(a) = &q.exclude_actor {
             qb.push(" AND actor <> ").push_bind(a.clone());

@@ -40,7 +40,13 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// An open SQLite project database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads (and nothing that must be serialised with the writes below).
     pub(crate) pool: SqlitePool,
+    /// One connection for every write. SQLite allows one writer at a time anyway, and in WAL
+    /// mode a connection drops its whole page cache whenever another connection has written
+    /// since its last transaction: writes spread over a pool re-read every page they touch
+    /// from the operating system, which grows with the database. One writer keeps its cache.
+    writer: SqlitePool,
     path: PathBuf,
     version: i64,
     backup: Option<String>,
@@ -93,7 +99,7 @@ impl SqliteStore {
             .max_connections(4)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| match db(e) {
                 Error::ReadOnly(m) => Error::ReadOnly(format!("{location}: {m}")),
@@ -156,8 +162,16 @@ impl SqliteStore {
                 other => Error::Database(other.to_string()),
             })?;
         }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await
+            .map_err(db)?;
         Ok(Self {
             pool,
+            writer,
             path: path.to_owned(),
             version: supported,
             backup,
@@ -165,7 +179,12 @@ impl SqliteStore {
     }
 
     pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+
+    /// The writer connection, for a single write statement outside a transaction.
+    async fn write_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.writer.acquire().await.map_err(db)
     }
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
@@ -245,10 +264,12 @@ const TASK_JSON: &str = "json_array(seq, key, parent_seq, title, description, ro
      archived, executor, timeout_ms, max_attempts, attempts, not_before, lease_holder, lease_expires, lease_epoch)";
 
 /// An unfinished blocker of task `t` or of one of its ancestors (a container blocker counts as
-/// unfinished, whatever its row says).
+/// unfinished, whatever its row says). `INDEXED BY edges_to`: left to itself, the query
+/// planner builds a temporary index over every edge for each candidate task, which made a
+/// 20,000-wide fan-out take seconds to find its one ready task.
 const READY_BLOCKERS: &str = "WITH RECURSIVE up(s) AS (SELECT t.seq UNION ALL \
      SELECT p.parent_seq FROM tasks p JOIN up ON p.seq = up.s WHERE p.parent_seq IS NOT NULL) \
-     SELECT 1 FROM up JOIN edges e ON e.to_seq = up.s AND e.kind = 'blocks' \
+     SELECT 1 FROM up JOIN edges e INDEXED BY edges_to ON e.to_seq = up.s AND e.kind = 'blocks' \
      JOIN tasks b ON b.seq = e.from_seq \
      WHERE b.status NOT IN ('completed', 'skipped') OR EXISTS (SELECT 1 FROM tasks bc WHERE bc.parent_seq = b.seq)";
 
@@ -355,13 +376,14 @@ async fn event(
     after: Option<Value>,
 ) -> Result<i64> {
     let r = sqlx::query(
-        "INSERT INTO events(at, actor, session_id, action, entity, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events(at, actor, session_id, action, entity, task_seq, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(actor.now.0)
     .bind(&actor.name)
     .bind(actor.session.map(|s| s.num))
     .bind(action)
     .bind(entity)
+    .bind(crate::event_task_seq(action, entity))
     .bind(before.map(|v| v.to_string()))
     .bind(after.map(|v| v.to_string()))
     .execute(&mut *c)
@@ -973,7 +995,7 @@ impl Store for SqliteStore {
             .collect();
         for chunk in events.chunks(ROWS_PER_INSERT * 2) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events(at, actor, session_id, action, entity, before, after) ",
+                "INSERT INTO events(at, actor, session_id, action, entity, task_seq, before, after) ",
             );
             qb.push_values(chunk, |mut b, (entity, after)| {
                 b.push_bind(now)
@@ -981,6 +1003,7 @@ impl Store for SqliteStore {
                     .push_bind(actor.session.map(|s| s.num))
                     .push_bind("task.created")
                     .push_bind(entity.clone())
+                    .push_bind(crate::event_task_seq("task.created", entity))
                     .push_bind(Option::<String>::None)
                     .push_bind(after.clone());
             });
@@ -1773,8 +1796,8 @@ impl Store for SqliteStore {
         if q.after_seq.is_some() {
             sql.push_str(" AND seq > ?");
         }
-        if q.entity.is_some() {
-            sql.push_str(" AND entity = ?");
+        if q.task.is_some() {
+            sql.push_str(" AND task_seq = ?");
         }
         if q.exclude_actor.is_some() {
             sql.push_str(" AND actor <> ?");
@@ -1792,8 +1815,8 @@ impl Store for SqliteStore {
         if let Some(a) = q.after_seq {
             query = query.bind(a);
         }
-        if let Some(e) = &q.entity {
-            query = query.bind(e);
+        if let Some(t) = q.task {
+            query = query.bind(seq(t));
         }
         if let Some(a) = &q.exclude_actor {
             query = query.bind(a);
@@ -1824,7 +1847,7 @@ impl Store for SqliteStore {
         after: Option<Value>,
         actor: &Actor,
     ) -> Result<i64> {
-        let mut c = self.conn().await?;
+        let mut c = self.write_conn().await?;
         event(&mut c, actor, action, entity, None, after).await
     }
 
@@ -1900,7 +1923,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         Ok(())
@@ -2086,8 +2109,10 @@ impl Store for SqliteStore {
             }
             let mut got: HashMap<i64, (i64, i64)> = HashMap::new();
             if !wanted.is_empty() {
+                // NOT INDEXED keeps the planner on the primary key: through the ready index it
+                // would walk every pending task of the project for each batch.
                 let rows = sqlx::query(
-                    "UPDATE tasks SET status = 'running', started_at = ?1, finished_at = NULL, updated_at = ?1, \
+                    "UPDATE tasks NOT INDEXED SET status = 'running', started_at = ?1, finished_at = NULL, updated_at = ?1, \
                      lease_holder = ?2, lease_expires = ?3, lease_epoch = lease_epoch + 1, attempts = attempts + 1, \
                      not_before = NULL, result = NULL \
                      WHERE seq IN (SELECT value FROM json_each(?4)) AND status = 'pending' AND archived = 0 \
@@ -2153,7 +2178,7 @@ impl Store for SqliteStore {
 
         for chunk in events.chunks(ROWS_PER_INSERT * 4) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events(at, actor, session_id, action, entity, before, after) ",
+                "INSERT INTO events(at, actor, session_id, action, entity, task_seq, before, after) ",
             );
             qb.push_values(chunk, |mut b, (entity, before, after)| {
                 b.push_bind(now)
@@ -2161,6 +2186,7 @@ impl Store for SqliteStore {
                     .push_bind(actor.session.map(|s| s.num))
                     .push_bind("task.status")
                     .push_bind(entity.clone())
+                    .push_bind(crate::event_task_seq("task.status", entity))
                     .push_bind(before.to_string())
                     .push_bind(after.to_string());
             });
@@ -2317,7 +2343,7 @@ impl Store for SqliteStore {
         let r = sqlx::query("UPDATE workers SET heartbeat_at = ? WHERE name = ?")
             .bind(now.0)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         Ok(r.rows_affected() > 0)
@@ -2563,17 +2589,90 @@ impl Store for SqliteStore {
 
     async fn optimize(&self) -> Result<()> {
         sqlx::query("PRAGMA optimize")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         sqlx::query("VACUUM")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events written before they carried their task's number get it when the schema is
+    /// brought up to date, and a task's history is complete afterwards.
+    #[tokio::test]
+    async fn old_events_get_their_task_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let (a, b) = (tid(1).to_string(), tid(2).to_string());
+        {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(&path)
+                        .create_if_missing(true),
+                )
+                .await
+                .unwrap();
+            MIGRATOR.run_to(4, &pool).await.unwrap();
+            for (n, id) in [(1, &a), (2, &b)] {
+                sqlx::query("INSERT INTO tasks(seq, id, title, status, created_at, updated_at) VALUES (?, ?, 't', 'pending', 0, 0)")
+                    .bind(n)
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            // Two events about `a`, one about `b`, and a decision whose record id happens to
+            // read like `b`'s id (record ids can have that shape).
+            for (action, entity) in [
+                ("task.created", &a),
+                ("task.created", &b),
+                ("task.status", &a),
+                ("decision.added", &b),
+            ] {
+                sqlx::query("INSERT INTO events(at, actor, action, entity) VALUES (0, 'x', ?, ?)")
+                    .bind(action)
+                    .bind(entity)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool.close().await;
+        }
+        let s = SqliteStore::open(&path, false).await.unwrap();
+        assert!(s.backup.is_some(), "the old file is kept before migrating");
+        let of = |t| {
+            let s = s.clone();
+            async move {
+                s.events(&EventQuery {
+                    task: Some(t),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(of(tid(1)).await, ["task.created", "task.status"]);
+        assert_eq!(of(tid(2)).await, ["task.created"]);
+        // New events are found the same way.
+        s.record_event("flag.raised", &b, None, &Actor::new("y", Timestamp(1)))
+            .await
+            .unwrap();
+        assert_eq!(of(tid(2)).await, ["task.created", "flag.raised"]);
     }
 }

@@ -276,6 +276,7 @@ pub static TABLES: &[Table] = &[
             int("session_id"),
             text("action"),
             text("entity"),
+            int("task_seq"),
             json("before"),
             json("after"),
         ],

@@ -20,7 +20,7 @@ pub async fn load(store: &dyn Store, settings: &PlanSettings) -> Result<ProjectV
     for t in tasks.iter().filter(|t| t.status == Status::Running) {
         let ev = store
             .events(&EventQuery {
-                entity: Some(t.id.to_string()),
+                task: Some(t.id),
                 limit: Some(20),
                 ..Default::default()
             })

@@ -252,6 +252,81 @@ async fn a_newer_schema_is_refused() {
     }
 }
 
+/// Events written before they carried their task's number (schema 4) get it from migration 5.
+#[tokio::test]
+async fn old_events_get_their_task_numbers() {
+    use downbeat_core::task::NewTask;
+    let (guard, url) = guard();
+    let s = PostgresStore::open(&url, true).await.expect("create");
+    let a = s
+        .create_task(
+            &NewTask {
+                title: "a".into(),
+                effort: 1,
+                ..Default::default()
+            },
+            &[],
+            &at(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    let b = s
+        .create_task(
+            &NewTask {
+                title: "b".into(),
+                effort: 1,
+                ..Default::default()
+            },
+            &[],
+            &at(2),
+        )
+        .await
+        .unwrap()
+        .id;
+    s.record_event("flag.raised", &a.to_string(), None, &at(3))
+        .await
+        .unwrap();
+    drop(s);
+    // Back to schema 4: no numbers, the old indexes; plus a decision whose record id reads
+    // like `b`'s id.
+    let mut c = sqlx::PgConnection::connect(&server_url()).await.unwrap();
+    let n = &guard.schema;
+    for stmt in [
+        format!(
+            "INSERT INTO {n}.events(at, actor, action, entity) VALUES (4, 'x', 'decision.added', '{b}')"
+        ),
+        format!("DROP INDEX {n}.events_task"),
+        format!("ALTER TABLE {n}.events DROP COLUMN task_seq"),
+        format!("CREATE INDEX events_entity ON {n}.events(entity)"),
+        format!("CREATE INDEX events_action ON {n}.events(action)"),
+        format!("DELETE FROM {n}._sqlx_migrations WHERE version = 5"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    c.close().await.unwrap();
+    let s = PostgresStore::open(&url, false).await.expect("migrate");
+    let of = |t| {
+        let s = &s;
+        async move {
+            s.events(&downbeat_store::EventQuery {
+                task: Some(t),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(of(a).await, ["task.created", "flag.raised"]);
+    assert_eq!(of(b).await, ["task.created"]);
+}
+
 /// The latest schema version: the number of PostgreSQL migrations shipped.
 fn latest_version() -> i64 {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");

@@ -73,7 +73,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         | Command::Bench(_)
         | Command::Mcp(_)
         | Command::Agents(_)
-        | Command::Db(_) => unreachable_command(),
+        | Command::Db(_)
+        | Command::GuardAgents { .. } => unreachable_command(),
         Command::Plan(c) => plan_cmd(&p, c, j).await,
         Command::Add(a) => add(&p, a, j).await,
         Command::Edit(a) => edit(&p, a, j).await,
@@ -809,7 +810,7 @@ async fn show(p: &Project, q: &str, j: bool) -> Result<(), CliError> {
     let events = p
         .store
         .events(&EventQuery {
-            entity: Some(id.to_string()),
+            task: Some(id),
             limit: Some(10),
             ..Default::default()
         })
@@ -1576,15 +1577,15 @@ async fn log(p: &Project, a: LogArgs, j: bool) -> Result<(), CliError> {
             })?),
         }),
     };
-    let entity = match &a.task {
-        Some(t) => Some(resolve(p, t).await?.to_string()),
+    let task = match &a.task {
+        Some(t) => Some(resolve(p, t).await?),
         None => None,
     };
     let events = p
         .store
         .events(&EventQuery {
             since,
-            entity,
+            task,
             limit: a.limit,
             ..Default::default()
         })

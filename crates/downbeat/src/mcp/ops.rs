@@ -1370,15 +1370,15 @@ pub(crate) async fn log(
             ),
         }),
     };
-    let entity = match task {
-        Some(t) => Some(resolve(p, t).await?.to_string()),
+    let task = match task {
+        Some(t) => Some(resolve(p, t).await?),
         None => None,
     };
     let events = p
         .store
         .events(&EventQuery {
             since,
-            entity,
+            task,
             limit: Some(limit.unwrap_or(50).min(1000)),
             ..Default::default()
         })
