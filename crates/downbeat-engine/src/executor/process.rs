@@ -400,6 +400,10 @@ fn prepare_now(
 /// Reads the result file: `Ok(None)` if there is none, `Err` (a sentence) if it is unreadable
 /// or malformed.
 async fn read_report(path: &Path) -> Result<Option<AgentReport>, String> {
+    // Most programs write none: one stat says so without a trip to a blocking thread.
+    if matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == io::ErrorKind::NotFound) {
+        return Ok(None);
+    }
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || read_report_now(&path))
         .await
