@@ -258,32 +258,16 @@ async fn old_events_get_their_task_numbers() {
     use downbeat_core::task::NewTask;
     let (guard, url) = guard();
     let s = PostgresStore::open(&url, true).await.expect("create");
-    let a = s
-        .create_task(
-            &NewTask {
-                title: "a".into(),
-                effort: 1,
-                ..Default::default()
-            },
-            &[],
-            &at(1),
-        )
-        .await
-        .unwrap()
-        .id;
-    let b = s
-        .create_task(
-            &NewTask {
-                title: "b".into(),
-                effort: 1,
-                ..Default::default()
-            },
-            &[],
-            &at(2),
-        )
-        .await
-        .unwrap()
-        .id;
+    let mut ids = Vec::new();
+    for (title, ms) in [("a", 1), ("b", 2)] {
+        let new = NewTask {
+            title: title.into(),
+            effort: 1,
+            ..Default::default()
+        };
+        ids.push(s.create_task(&new, &[], &at(ms)).await.unwrap().id);
+    }
+    let (a, b) = (ids[0], ids[1]);
     s.record_event("flag.raised", &a.to_string(), None, &at(3))
         .await
         .unwrap();
