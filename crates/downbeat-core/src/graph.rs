@@ -5,7 +5,7 @@
 //! roll up from its leaves, a dependency on it waits for its whole subtree, and a dependency of
 //! it holds back its whole subtree. In the DAG a container is a pair of virtual nodes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -195,6 +195,35 @@ impl TaskDag {
             dag,
             owner: map.owner,
         })
+    }
+
+    /// `tasks` and the leaf tasks that must be done before any of them may start (through
+    /// `blocks` edges and the hierarchy, transitively): what a hold on `tasks` lets start. A
+    /// container brings its leaves.
+    pub fn with_prerequisites(&self, tasks: &HashSet<TaskId>) -> HashSet<TaskId> {
+        let mut out = tasks.clone();
+        if tasks.is_empty() {
+            return out;
+        }
+        let mut seen = vec![false; self.owner.len()];
+        let mut stack: Vec<NodeIdx> = Vec::new();
+        for (v, t) in self.owner.iter().enumerate() {
+            if tasks.contains(t) {
+                seen[v] = true;
+                stack.push(v as NodeIdx);
+            }
+        }
+        while let Some(v) = stack.pop() {
+            if self.dag.kind(v) == NodeKind::Task {
+                out.insert(self.owner[v as usize]);
+            }
+            for &p in self.dag.preds(v) {
+                if !std::mem::replace(&mut seen[p as usize], true) {
+                    stack.push(p);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -520,6 +549,45 @@ mod tests {
             max_parallel: cap,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn prerequisites_follow_edges_and_the_hierarchy() {
+        // 1 → 2 → 5 (5 held); 3 is a container of 4 and blocks 2; 6 is unrelated; 7 is a
+        // container of 8 and blocked by 6.
+        let snap = GraphSnapshot {
+            tasks: vec![
+                task(1, None, Status::Pending),
+                task(2, None, Status::Pending),
+                task(3, None, Status::Pending),
+                task(4, Some(3), Status::Pending),
+                task(5, None, Status::Pending),
+                task(6, None, Status::Pending),
+                task(7, None, Status::Pending),
+                task(8, Some(7), Status::Pending),
+            ],
+            edges: vec![blocks(1, 2), blocks(2, 5), blocks(3, 2), blocks(6, 7)],
+        };
+        let dag = TaskDag::new(&snap, &|_| None).unwrap();
+        let of = |held: &[u32]| {
+            let mut v: Vec<u32> = dag
+                .with_prerequisites(&held.iter().map(|&n| id(n)).collect())
+                .iter()
+                .map(|t| t.seq())
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        // Containers never start themselves: their leaves do.
+        assert_eq!(of(&[5]), [1, 2, 4, 5]);
+        assert_eq!(
+            of(&[8]),
+            [6, 8],
+            "a child waits on its container's blockers"
+        );
+        assert_eq!(of(&[7]), [6, 7, 8], "a container brings its children");
+        assert_eq!(of(&[6]), [6]);
+        assert!(of(&[]).is_empty());
     }
 
     #[test]

@@ -248,6 +248,11 @@ struct Graph {
     queued: Vec<bool>,
     retry_at: Vec<(Timestamp, NodeIdx)>,
     accepts: Option<AcceptFn>,
+    /// A task became free of its dependencies that this runner does not take now (another
+    /// runner's role, outside the run's scope, or due later): the next commit wakes the others.
+    handoff: bool,
+    /// Tasks freed by completions not yet committed: their claims wait on those completions.
+    fresh: HashSet<NodeIdx>,
 }
 
 impl Graph {
@@ -308,6 +313,8 @@ impl Graph {
             queued: vec![false; n],
             retry_at: Vec::new(),
             accepts: opts.accepts.clone(),
+            handoff: false,
+            fresh: HashSet::new(),
             salt: opts.stay.then(|| {
                 opts.holder.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                     (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
@@ -389,20 +396,21 @@ impl Graph {
     /// Queues `v` if it is a pending, in-scope task whose dependencies are all satisfied.
     fn consider(&mut self, v: NodeIdx, now: Timestamp) {
         let i = v as usize;
-        if self.queued[i]
-            || !self.in_scope[i]
-            || self.unsat[i] != 0
-            || self.tdag.dag.kind(v) != NodeKind::Task
-        {
+        if self.queued[i] || self.unsat[i] != 0 || self.tdag.dag.kind(v) != NodeKind::Task {
             return;
         }
         let Some(t) = self.task_of(v) else { return };
-        if t.status != Status::Pending || self.accepts.as_ref().is_some_and(|a| !a(t)) {
+        if t.status != Status::Pending {
+            return;
+        }
+        if !self.in_scope[i] || self.accepts.as_ref().is_some_and(|a| !a(t)) {
+            self.handoff = true;
             return;
         }
         if let Some(nb) = t.not_before.filter(|nb| *nb > now) {
             self.retry_at.push((nb, v));
             self.queued[i] = true;
+            self.handoff = true;
             return;
         }
         let prio = t.priority.rank();
@@ -424,6 +432,7 @@ impl Graph {
                 self.unsat[si] = self.unsat[si].saturating_sub(1);
                 if self.unsat[si] == 0 {
                     if self.tdag.dag.kind(s) == NodeKind::Task {
+                        self.fresh.insert(s);
                         self.consider(s, now);
                     } else if !self.satisfied[si] {
                         self.satisfied[si] = true;
@@ -432,6 +441,19 @@ impl Graph {
                 }
             }
         }
+    }
+
+    /// Whether a commit of these finishes, with the claims just taken from the ready queue,
+    /// can leave other runners asleep: only when nothing it makes ready is left for them
+    /// (every task freed is claimed here, as when a chain passes from one task to the next)
+    /// and nothing goes back to pending. Others still see the changes on their next look.
+    fn take_quiet(&mut self, finishes: &[Finish]) -> bool {
+        let handoff = std::mem::take(&mut self.handoff);
+        !handoff
+            && self.ready.is_empty()
+            && finishes
+                .iter()
+                .all(|f| matches!(f.status, FinishStatus::Completed))
     }
 
     /// Moves retries whose time has come to the ready queue; returns the next retry time.
@@ -645,12 +667,14 @@ pub async fn run(
         let mut picked: Vec<Task> = Vec::new();
         let mut claims = Vec::new();
         let mut occupied = Occupied::default();
+        // Before the graph is loaded, only the holds' own tasks may start.
+        let allowed = downbeat_store::holds::allowed(&holds, None);
         for task in candidates {
             if claims.len() >= opts.concurrency {
                 break;
             }
             if !occupied.admits(&task, &opts.caps)
-                || held_back(&holds, task.id)
+                || held_back(&allowed, task.id)
                 || opts.accepts.as_ref().is_some_and(|a| !a(&task))
             {
                 continue;
@@ -670,6 +694,7 @@ pub async fn run(
                 claims,
                 holder: opts.holder.clone(),
                 lease_until: Timestamp(now().0 + opts.lease.as_millis() as i64),
+                quiet: false,
             };
             let res = store.commit_batch(&batch, &actor()).await?;
             for c in &res.claimed {
@@ -745,6 +770,7 @@ pub async fn run(
         if stopping.is_none() && !cancel.is_cancelled() && !hold {
             let mut deferred = Vec::new();
             let mut occupied = Occupied::default();
+            let allowed = downbeat_store::holds::allowed(&holds, Some(&g.tdag));
             for r in running.values() {
                 occupied.take(r.role.as_deref(), &r.footprint, &opts.caps);
             }
@@ -758,7 +784,7 @@ pub async fn run(
                     g.queued[v as usize] = false;
                     continue;
                 }
-                if held_back(&holds, task.id) {
+                if held_back(&allowed, task.id) {
                     deferred.push(item);
                     continue;
                 }
@@ -773,7 +799,12 @@ pub async fn run(
                 claims.push(ClaimRequest {
                     task: task.id,
                     executor: r.name.clone(),
-                    after: completed_now.clone(),
+                    // Only a task freed this turn depends on completions not yet committed.
+                    after: if g.fresh.contains(&v) {
+                        completed_now.clone()
+                    } else {
+                        Vec::new()
+                    },
                 });
                 claim_nodes.push(v);
             }
@@ -785,11 +816,13 @@ pub async fn run(
         // One transaction for everything collected this turn.
         if !finishes.is_empty() || !claims.is_empty() {
             let lease_until = Timestamp(now().0 + opts.lease.as_millis() as i64);
+            let quiet = g.take_quiet(&finishes);
             let batch = Batch {
                 finishes: std::mem::take(&mut finishes),
                 claims,
                 holder: opts.holder.clone(),
                 lease_until,
+                quiet,
             };
             let res = store.commit_batch(&batch, &actor()).await?;
             let rejected: HashSet<TaskId> = res.rejected.iter().copied().collect();
@@ -880,6 +913,7 @@ pub async fn run(
                 }
             }
             completed_now.clear();
+            g.fresh.clear();
             for c in &res.claimed {
                 if !claim_nodes
                     .iter()
@@ -918,11 +952,12 @@ pub async fn run(
         }
 
         // Nothing to commit: is the run over? Ready tasks that a hold keeps back do not count.
-        let held = running.is_empty()
-            && !holds.is_empty()
-            && g.ready
+        let held = running.is_empty() && !holds.is_empty() && {
+            let allowed = downbeat_store::holds::allowed(&holds, Some(&g.tdag));
+            g.ready
                 .iter()
-                .all(|item| held_back(&holds, g.tdag.owner[item.3 as usize]));
+                .all(|item| held_back(&allowed, g.tdag.owner[item.3 as usize]))
+        };
         let nothing_ready =
             held || g.ready.is_empty() || stopping.is_some() || cancel.is_cancelled();
         let idle = running.is_empty()
@@ -1059,10 +1094,10 @@ fn paused(h: &Hold) -> RunEvent {
     }
 }
 
-/// Whether a hold keeps `task` from starting: a hold without a task keeps everything back,
-/// holds on tasks keep back everything but those tasks.
-fn held_back(holds: &[Hold], task: TaskId) -> bool {
-    !holds.is_empty() && !holds.iter().any(|h| h.task == Some(task))
+/// Whether the holds in force (as [`downbeat_store::holds::allowed`] gives them) keep
+/// `task` from starting.
+fn held_back(allowed: &Option<HashSet<TaskId>>, task: TaskId) -> bool {
+    allowed.as_ref().is_some_and(|a| !a.contains(&task))
 }
 
 /// What running and just-claimed attempts occupy: places in capped groups, declared files.
@@ -1736,4 +1771,132 @@ pub fn this_host() -> String {
 /// The holder name of this process: `runner:HOST:PID`.
 pub fn default_holder() -> String {
     format!("runner:{}:{}", this_host(), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use downbeat_core::plan::{self, PlanFormat};
+    use downbeat_core::role::RoleSet;
+    use downbeat_store::sqlite::SqliteStore;
+
+    const PLAN: &str = r#"
+[[tasks]]
+key = "a"
+title = "a"
+role = "implementer"
+
+[[tasks]]
+key = "b"
+title = "b"
+role = "tester"
+depends_on = ["a"]
+
+[[tasks]]
+key = "c"
+title = "c"
+role = "implementer"
+"#;
+
+    /// The graph of [`PLAN`] as a runner taking `roles` sees it.
+    async fn graph(roles: &'static [&'static str]) -> (tempfile::TempDir, Graph, Vec<TaskId>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("d.db"), true)
+            .await
+            .unwrap();
+        let file = plan::parse(PLAN, PlanFormat::Toml).unwrap();
+        let v = plan::validate(&file, &RoleSet::builtin(), &|_| None, &|_| false).unwrap();
+        store
+            .apply_plan(&v, &Actor::new("test", Timestamp(1)))
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for k in ["a", "b", "c"] {
+            ids.push(store.resolve_task(k).await.unwrap());
+        }
+        let opts = RunOptions {
+            holder: "worker:test:1".into(),
+            concurrency: 4,
+            lease: Duration::from_secs(30),
+            only: vec![],
+            until: None,
+            resolve: Arc::new(|_| Err("unused".into())),
+            caps: downbeat_core::graph::Caps::default(),
+            prompts: HashMap::new(),
+            default_prompt: String::new(),
+            failure: FailurePolicy::Continue,
+            rules: vec![],
+            workspace: dir.path().to_owned(),
+            runs_dir: dir.path().join("runs"),
+            artifacts_dir: dir.path().join("artifacts"),
+            now: Arc::new(|| Timestamp(1)),
+            accepts: Some(Arc::new(move |t: &Task| {
+                t.role.as_deref().is_some_and(|r| roles.contains(&r))
+            })),
+            stay: true,
+        };
+        let g = Graph::load(&store, &opts, Timestamp(1)).await.unwrap();
+        (dir, g, ids)
+    }
+
+    fn done(task: TaskId, status: FinishStatus) -> Finish {
+        Finish {
+            task,
+            epoch: 1,
+            attempt_id: 1,
+            status,
+            outcome: "succeeded".into(),
+            exit_code: Some(0),
+            error: None,
+            summary: None,
+            tokens: None,
+            artifacts: vec![],
+        }
+    }
+
+    /// Takes everything ready, as a turn with free slots claims it.
+    fn claim_all(g: &mut Graph) -> Vec<TaskId> {
+        let mut out = Vec::new();
+        while let Some(item) = g.ready.pop() {
+            out.push(g.tdag.owner[item.3 as usize]);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_dependent_claimed_in_the_same_turn_wakes_no_one() {
+        let (_d, mut g, ids) = graph(&["implementer", "tester"]).await;
+        let (a, b) = (ids[0], ids[1]);
+        g.take_quiet(&[]);
+        claim_all(&mut g);
+        g.complete(g.node_of[&a], Timestamp(2));
+        let v = g.node_of[&b];
+        assert!(g.fresh.contains(&v), "b waits on a's completion");
+        assert_eq!(claim_all(&mut g), vec![b]);
+        assert!(g.take_quiet(&[done(a, FinishStatus::Completed)]));
+    }
+
+    #[tokio::test]
+    async fn work_left_for_others_wakes_them() {
+        // b is freed but this runner does not take testers.
+        let (_d, mut g, ids) = graph(&["implementer"]).await;
+        let a = ids[0];
+        g.take_quiet(&[]);
+        claim_all(&mut g);
+        g.complete(g.node_of[&a], Timestamp(2));
+        assert!(claim_all(&mut g).is_empty());
+        assert!(!g.take_quiet(&[done(a, FinishStatus::Completed)]));
+        // Ready work this runner leaves unclaimed (no free slot) wakes them too.
+        let (_d, mut g, ids) = graph(&["implementer", "tester"]).await;
+        g.take_quiet(&[]);
+        assert!(!g.ready.is_empty());
+        assert!(!g.take_quiet(&[done(ids[2], FinishStatus::Completed)]));
+        // So does a task that goes back to pending.
+        claim_all(&mut g);
+        let retry = FinishStatus::Retry {
+            not_before: Timestamp(5),
+        };
+        assert!(!g.take_quiet(&[done(ids[0], retry)]));
+        assert!(g.take_quiet(&[done(ids[2], FinishStatus::Completed)]));
+    }
 }

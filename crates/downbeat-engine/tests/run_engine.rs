@@ -342,6 +342,51 @@ async fn flags_trigger_rules_and_discovered_tasks_join_the_graph() {
     assert!(ev.iter().any(|e| e.action == "flag.raised"));
 }
 
+/// A hold on a task that waits on another lets that other task start too; everything else
+/// waits until the held task is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_lets_its_task_and_what_it_waits_on_run() {
+    let p = project(
+        "[[tasks]]\nkey = \"gather\"\ntitle = \"gather\"\n\
+         [[tasks]]\nkey = \"fix\"\ntitle = \"fix\"\ndepends_on = [\"gather\"]\n\
+         [[tasks]]\nkey = \"other\"\ntitle = \"other\"\n",
+    )
+    .await;
+    let fix = p.store.resolve_task("fix").await.unwrap();
+    p.store
+        .add_hold(Some(fix), "breach", &Actor::new("test", now()))
+        .await
+        .unwrap();
+    let opts = options(&p, Arc::new(Scripted::sleeping(1)), RetryPolicy::default());
+    let (summary, events) = go(&p, opts).await;
+    assert_eq!(summary.completed, 3, "{events:#?}");
+    assert!(
+        p.store.holds().await.unwrap().is_empty(),
+        "the hold ended with its task"
+    );
+    let ev = p.store.events(&EventQuery::default()).await.unwrap();
+    let when = |key: &str, st: &str| {
+        let id = events_id(&ev, key);
+        ev.iter()
+            .find(|e| e.entity == id && e.after.as_ref().is_some_and(|a| a["status"] == st))
+            .unwrap()
+            .seq
+    };
+    assert!(when("gather", "completed") < when("fix", "running"));
+    assert!(
+        when("fix", "completed") < when("other", "running"),
+        "other waited for the hold"
+    );
+}
+
+/// The id of the task created with `key`, from the log.
+fn events_id(ev: &[downbeat_core::context::Event], key: &str) -> String {
+    ev.iter()
+        .find(|e| e.action == "task.created" && e.after.as_ref().is_some_and(|a| a["key"] == key))
+        .map(|e| e.entity.clone())
+        .unwrap_or_else(|| panic!("no task {key} in the log"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_requeues_interrupted_work() {
     let mut plan = String::new();

@@ -660,6 +660,7 @@ fn claim_batch(tasks: &[TaskId], holder: &str, until: i64) -> Batch {
             .collect(),
         holder: holder.into(),
         lease_until: actor(until).now,
+        quiet: false,
     }
 }
 

@@ -9,7 +9,10 @@
 //! `hold.released`), so every backend gets them from [`Store::meta_swap`] alone. Holds of
 //! tasks that ended are dropped from the list on the next change.
 
+use std::collections::HashSet;
+
 use downbeat_core::context::Actor;
+use downbeat_core::graph::TaskDag;
 use downbeat_core::ids::TaskId;
 use downbeat_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -18,6 +21,21 @@ use serde_json::json;
 use crate::{Error, Result, Store};
 
 const KEY: &str = "holds";
+
+/// What the holds in force let start (`None`: there is no hold, anything may). A hold
+/// without a task lets nothing start; holds on tasks let those tasks start, and the tasks
+/// they wait on in `dag` (a follow-up with dependencies is not held up by its own hold).
+/// Without a graph, only the holds' own tasks.
+pub fn allowed(holds: &[Hold], dag: Option<&TaskDag>) -> Option<HashSet<TaskId>> {
+    if holds.is_empty() {
+        return None;
+    }
+    let tasks: HashSet<TaskId> = holds.iter().filter_map(|h| h.task).collect();
+    Some(match dag {
+        Some(d) => d.with_prerequisites(&tasks),
+        None => tasks,
+    })
+}
 
 /// One hold in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

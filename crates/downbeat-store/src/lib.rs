@@ -179,6 +179,47 @@ pub struct Finish {
     pub artifacts: Vec<ArtifactRecord>,
 }
 
+/// What an accepted [`Finish`] writes to its task row, the same on every backend.
+pub(crate) struct Landing {
+    pub status: Status,
+    /// Set for a retry.
+    pub not_before: Option<i64>,
+    /// `now` when the task ends for good (completed, failed, cancelled).
+    pub finished: Option<i64>,
+    /// The summary, else the error where the task did not succeed.
+    pub result: Option<String>,
+}
+
+impl Finish {
+    pub(crate) fn landing(&self, now: i64) -> Landing {
+        let (status, not_before) = match self.status {
+            FinishStatus::Completed => (Status::Completed, None),
+            FinishStatus::Failed => (Status::Failed, None),
+            FinishStatus::Retry { not_before } => (Status::Pending, Some(not_before.0)),
+            FinishStatus::Requeue => (Status::Pending, None),
+            FinishStatus::Cancelled => (Status::Cancelled, None),
+        };
+        let finished = matches!(
+            status,
+            Status::Completed | Status::Failed | Status::Cancelled
+        )
+        .then_some(now);
+        let result = match (&self.summary, &self.error, status) {
+            (Some(s), _, _) => Some(s.clone()),
+            (None, Some(e), Status::Failed | Status::Pending | Status::Cancelled) => {
+                Some(e.clone())
+            }
+            _ => None,
+        };
+        Landing {
+            status,
+            not_before,
+            finished,
+            result,
+        }
+    }
+}
+
 /// State changes of the engine, committed together in one transaction (group commit).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
@@ -187,6 +228,10 @@ pub struct Batch {
     /// Holder and expiry of the leases taken by `claims`.
     pub holder: String,
     pub lease_until: Timestamp,
+    /// Nothing in this batch is work another runner could take (its completions' dependents
+    /// are claimed in it or still blocked): listeners are not woken, and see the changes the
+    /// next time they look.
+    pub quiet: bool,
 }
 
 /// What a [`Batch`] did.

@@ -78,7 +78,7 @@ use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, migrate::Migrator};
 use crate::sqlite::{json_list, rid, seq, status_of, tid, tjson, to_json_list, worker_json};
 use crate::{
     AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, ChangeFeed, Claimed, Error,
-    EventQuery, FinishStatus, Integrity, Result, SchemaInfo, Store, TaskFilter, WorkerRecord,
+    EventQuery, Integrity, Result, SchemaInfo, Store, TaskFilter, WorkerRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -1843,244 +1843,103 @@ impl PostgresStore {
             return Ok(false);
         }
         t.event(actor, action, entity, None, after);
+        // Holds live here: every runner must hear of one at once.
+        t.wake = true;
         t.commit().await?;
         Ok(true)
     }
 
     async fn tx_commit_batch(&self, batch: &Batch, actor: &Actor) -> R<BatchResult> {
-        // Set-based: a fixed handful of statements per batch, whatever its size.
-        let mut t = self.write().await?;
+        // One call of the schema's batch function (migration 6), outside a transaction block:
+        // the statement is its own transaction, one round trip whatever the batch's size. The
+        // events' contents that the client knows are built here; the function adds what only
+        // the database knows (which finishes passed the fencing check, epochs, attempt ids).
         let now = actor.now.0;
-        let mut out = BatchResult::default();
-
-        if !batch.finishes.is_empty() {
-            let rows: Vec<Value> = batch
-                .finishes
-                .iter()
-                .map(|f| {
-                    let (status, not_before) = match f.status {
-                        FinishStatus::Completed => (Status::Completed, None),
-                        FinishStatus::Failed => (Status::Failed, None),
-                        FinishStatus::Retry { not_before } => (Status::Pending, Some(not_before.0)),
-                        FinishStatus::Requeue => (Status::Pending, None),
-                        FinishStatus::Cancelled => (Status::Cancelled, None),
-                    };
-                    let finished = matches!(status, Status::Completed | Status::Failed | Status::Cancelled).then_some(now);
-                    let result = match (&f.summary, &f.error, status) {
-                        (Some(s), _, _) => Some(s.clone()),
-                        (None, Some(e), Status::Failed | Status::Pending | Status::Cancelled) => Some(e.clone()),
-                        _ => None,
-                    };
-                    json!({"seq": seq(f.task), "epoch": f.epoch, "status": status.as_str(), "result": result,
-                           "finished": finished, "not_before": not_before})
-                })
-                .collect();
-            // The fencing check: only a running task still under the claim's epoch is changed.
-            // The `= ANY` conditions here and in the claim below give the planner the
-            // primary-key path even when the table's statistics are stale (during a run right
-            // after a bulk load), where it would otherwise hash-join against a scan of a whole
-            // table or index. `IS NOT DISTINCT FROM` (the same as `=` on a NOT NULL column)
-            // keeps it off the status indexes, whose dead entries pile up during a run.
-            let accepted: HashSet<i64> = sqlx::query_scalar(
-                "UPDATE tasks SET status = v.status, result = v.result, finished_at = v.finished, updated_at = $1, \
-                 not_before = v.not_before, lease_holder = NULL, lease_expires = NULL \
-                 FROM jsonb_to_recordset($2::jsonb) AS v(seq bigint, epoch bigint, status text, result text, \
-                      finished bigint, not_before bigint) \
-                 WHERE tasks.seq = ANY($3) AND tasks.seq = v.seq AND tasks.status IS NOT DISTINCT FROM 'running' \
-                   AND tasks.lease_epoch = v.epoch \
-                 RETURNING tasks.seq",
-            )
-            .bind(now)
-            .bind(Value::Array(rows.clone()).to_string())
-            .bind(batch.finishes.iter().map(|f| seq(f.task)).collect::<Vec<i64>>())
-            .fetch_all(t.c())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .collect();
-            // The ledger records every attempt's end, accepted or not.
-            let ledger: Vec<Value> = batch
-                .finishes
-                .iter()
-                .map(|f| {
-                    let ok = accepted.contains(&seq(f.task));
-                    let outcome = if ok { f.outcome.clone() } else { format!("{} (lease lost)", f.outcome) };
-                    json!({"id": f.attempt_id, "outcome": outcome, "exit_code": f.exit_code, "error": f.error,
-                           "summary": f.summary, "tp": f.tokens.map(|t| t.0), "tc": f.tokens.map(|t| t.1)})
-                })
-                .collect();
-            sqlx::query(
-                "UPDATE attempts SET ended_at = $1, outcome = v.outcome, exit_code = v.exit_code, error = v.error, \
-                 summary = v.summary, tokens_prompt = v.tp, tokens_completion = v.tc \
-                 FROM jsonb_to_recordset($2::jsonb) AS v(id bigint, outcome text, exit_code bigint, error text, \
-                      summary text, tp bigint, tc bigint) \
-                 WHERE attempts.id = ANY($3) AND attempts.id = v.id AND attempts.ended_at IS NULL",
-            )
-            .bind(now)
-            .bind(Value::Array(ledger).to_string())
-            .bind(batch.finishes.iter().map(|f| f.attempt_id).collect::<Vec<i64>>())
-            .execute(t.c())
-            .await
-            .map_err(db)?;
-            let mut artifacts = Vec::new();
-            for (f, row) in batch.finishes.iter().zip(&rows) {
-                if !accepted.contains(&seq(f.task)) {
-                    out.rejected.push(f.task);
-                    continue;
-                }
-                for a in &f.artifacts {
-                    artifacts.push(json!({"ord": artifacts.len(), "seq": seq(f.task), "path": a.path, "size": a.size,
-                                          "sha256": a.sha256, "attempt_id": f.attempt_id}));
-                }
-                let mut after = json!({"status": row["status"], "result": row["result"], "attempt": f.attempt_id, "outcome": f.outcome});
-                if let Some(nb) = row["not_before"].as_i64() {
+        let finishes: Vec<Value> = batch
+            .finishes
+            .iter()
+            .map(|f| {
+                let crate::Landing {
+                    status,
+                    not_before,
+                    finished,
+                    result,
+                } = f.landing(now);
+                let mut after = json!({"status": status.as_str(), "result": result, "attempt": f.attempt_id,
+                                       "outcome": f.outcome});
+                if let Some(nb) = not_before {
                     after["not_before"] = json!(Timestamp(nb));
                 }
                 if !f.artifacts.is_empty() {
-                    after["artifacts"] = json!(
-                        f.artifacts
-                            .iter()
-                            .map(|a| a.path.clone())
-                            .collect::<Vec<_>>()
-                    );
+                    after["artifacts"] = json!(f.artifacts.iter().map(|a| a.path.clone()).collect::<Vec<_>>());
                 }
-                t.event(
-                    actor,
-                    "task.status",
-                    &f.task.to_string(),
-                    Some(json!({"status": "running"})),
-                    Some(after),
-                );
-            }
-            if !artifacts.is_empty() {
-                sqlx::query(
-                    "INSERT INTO artifacts(task_seq, path, size, sha256, created_at, attempt_id) \
-                     SELECT seq, path, size, sha256, $2, attempt_id \
-                     FROM jsonb_to_recordset($1::jsonb) AS v(ord bigint, seq bigint, path text, size bigint, \
-                          sha256 text, attempt_id bigint) ORDER BY ord",
-                )
-                .bind(Value::Array(artifacts).to_string())
-                .bind(now)
-                .execute(t.c())
-                .await
-                .map_err(db)?;
-            }
-        }
-
-        if !batch.claims.is_empty() {
-            // Conditional claims: refuse those whose prerequisites are not all finished. The
-            // prerequisites are share-locked so they cannot be reopened before this commits.
-            let mut after_seqs: Vec<i64> = batch
-                .claims
-                .iter()
-                .flat_map(|cl| cl.after.iter().map(|t| seq(*t)))
-                .collect();
-            after_seqs.sort_unstable();
-            after_seqs.dedup();
-            let open: HashSet<i64> = if after_seqs.is_empty() {
-                HashSet::new()
-            } else {
-                sqlx::query(
-                    "SELECT seq, status FROM tasks WHERE seq = ANY($1) ORDER BY seq FOR SHARE",
-                )
-                .bind(&after_seqs)
-                .fetch_all(t.c())
-                .await
-                .map_err(db)?
-                .iter()
-                .filter(|r| !matches!(r.get::<&str, _>(1), "completed" | "skipped"))
-                .map(|r| r.get::<i64, _>(0))
-                .collect()
-            };
-            let mut wanted: Vec<i64> = Vec::new();
-            for cl in &batch.claims {
-                if cl.after.iter().any(|t| open.contains(&seq(*t))) {
-                    out.not_claimed.push(cl.task);
-                } else {
-                    wanted.push(seq(cl.task));
-                }
-            }
-            let mut got: HashMap<i64, (i64, i64)> = HashMap::new();
-            if !wanted.is_empty() {
-                // Candidates locked by another claimer are skipped, not waited for: they are
-                // that claimer's.
-                let rows = sqlx::query(AssertSqlSafe(format!(
-                    "WITH cand AS ( \
-                       SELECT seq FROM tasks \
-                       WHERE seq = ANY($4) AND status IS NOT DISTINCT FROM 'pending' AND NOT archived \
-                         AND (not_before IS NULL OR not_before <= $1) \
-                       ORDER BY seq FOR UPDATE SKIP LOCKED), \
-                     clock AS (SELECT {DB_NOW} AS now) \
-                     UPDATE tasks SET status = 'running', started_at = $1, finished_at = NULL, updated_at = $1, \
-                       lease_holder = $2, lease_expires = clock.now + ($3 - $1), lease_skew = clock.now - $1, \
-                       lease_epoch = tasks.lease_epoch + 1, attempts = tasks.attempts + 1, not_before = NULL, result = NULL \
-                     FROM cand, clock WHERE tasks.seq = cand.seq \
-                     RETURNING tasks.seq, tasks.lease_epoch, tasks.attempts"
-                )))
-                .bind(now)
-                .bind(&batch.holder)
-                .bind(batch.lease_until.0)
-                .bind(&wanted)
-                .fetch_all(t.c())
-                .await
-                .map_err(db)?;
-                for r in &rows {
-                    got.insert(r.get(0), (r.get(1), r.get(2)));
-                }
-            }
-            let executor_of: HashMap<i64, &str> = batch
-                .claims
-                .iter()
-                .map(|cl| (seq(cl.task), cl.executor.as_str()))
-                .collect();
-            let new_attempts: Vec<Value> = wanted
-                .iter()
-                .filter_map(|s| got.get(s).map(|(epoch, number)| (s, epoch, number)))
-                .enumerate()
-                .map(|(i, (s, epoch, number))| json!({"ord": i, "seq": s, "number": number, "epoch": epoch, "executor": executor_of.get(s).copied().unwrap_or("")}))
-                .collect();
-            let mut ids: HashMap<i64, i64> = HashMap::new();
-            if !new_attempts.is_empty() {
-                let rows = sqlx::query(
-                    "INSERT INTO attempts(task_seq, number, epoch, worker, executor, started_at) \
-                     SELECT seq, number, epoch, $1, executor, $2 \
-                     FROM jsonb_to_recordset($3::jsonb) AS v(ord bigint, seq bigint, number bigint, epoch bigint, executor text) \
-                     ORDER BY ord RETURNING id, task_seq",
-                )
-                .bind(&batch.holder)
-                .bind(now)
-                .bind(Value::Array(new_attempts).to_string())
-                .fetch_all(t.c())
-                .await
-                .map_err(db)?;
-                for r in &rows {
-                    ids.insert(r.get(1), r.get(0));
-                }
-            }
-            for &s in &wanted {
-                let (Some(&(epoch, number)), Some(&attempt_id)) = (got.get(&s), ids.get(&s)) else {
-                    out.not_claimed.push(tid(s));
-                    continue;
-                };
-                let executor = executor_of.get(&s).copied().unwrap_or("");
-                t.event(
-                    actor,
-                    "task.status",
-                    &tid(s).to_string(),
-                    Some(json!({"status": "pending"})),
-                    Some(json!({"status": "running", "attempt": attempt_id, "epoch": epoch, "holder": batch.holder, "executor": executor})),
-                );
-                out.claimed.push(Claimed {
-                    task: tid(s),
-                    epoch,
-                    attempt_id,
-                    number: u32::try_from(number).unwrap_or(0),
+                json!({"seq": seq(f.task), "id": f.task.to_string(), "epoch": f.epoch, "status": status.as_str(),
+                       "result": result, "finished": finished, "not_before": not_before,
+                       "attempt_id": f.attempt_id, "outcome": f.outcome, "exit_code": f.exit_code,
+                       "error": f.error, "summary": f.summary, "tp": f.tokens.map(|t| t.0),
+                       "tc": f.tokens.map(|t| t.1), "after": after,
+                       "artifacts": f.artifacts.iter()
+                           .map(|a| json!({"path": a.path, "size": a.size, "sha256": a.sha256}))
+                           .collect::<Vec<_>>()})
+            })
+            .collect();
+        // The claims of a turn usually share one list of prerequisites (the tasks that turn
+        // completed): each distinct list is sent once and claims name theirs by position.
+        let mut afters: Vec<&[TaskId]> = Vec::new();
+        let claims: Vec<Value> = batch
+            .claims
+            .iter()
+            .map(|cl| {
+                let a = afters.iter().position(|l| *l == cl.after.as_slice()).unwrap_or_else(|| {
+                    afters.push(&cl.after);
+                    afters.len() - 1
                 });
-            }
-        }
-        t.wake = true;
-        t.commit().await?;
-        Ok(out)
+                json!({"seq": seq(cl.task), "id": cl.task.to_string(), "executor": cl.executor, "after": a})
+            })
+            .collect();
+        let afters: Vec<Vec<i64>> = afters
+            .iter()
+            .map(|l| l.iter().map(|t| seq(*t)).collect())
+            .collect();
+        let input = json!({
+            "now": now, "holder": batch.holder, "lease_until": batch.lease_until.0,
+            "actor": actor.name, "session": actor.session.map(|s| s.num),
+            "lock": LOCK_EVENTS, "channel": CHANGED_CHANNEL, "wake": !batch.quiet,
+            "finishes": finishes, "claims": claims, "afters": afters,
+        });
+        let text: String = sqlx::query_scalar("SELECT downbeat_commit_batch($1::jsonb)::text")
+            .bind(input.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        let out: Value = serde_json::from_str(&text).map_err(|e| {
+            Fail::Store(Error::Database(format!("the batch function answered {e}")))
+        })?;
+        let seqs = |k: &str| -> Vec<TaskId> {
+            out[k]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .map(tid)
+                .collect()
+        };
+        let claimed = out["claimed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| Claimed {
+                task: tid(c["seq"].as_i64().unwrap_or(0)),
+                epoch: c["epoch"].as_i64().unwrap_or(0),
+                attempt_id: c["attempt_id"].as_i64().unwrap_or(0),
+                number: u32::try_from(c["number"].as_i64().unwrap_or(0)).unwrap_or(0),
+            })
+            .collect();
+        Ok(BatchResult {
+            claimed,
+            not_claimed: seqs("not_claimed"),
+            rejected: seqs("rejected"),
+        })
     }
 
     async fn tx_renew_leases(&self, holder: &str, until: Timestamp) -> R<Vec<(TaskId, i64)>> {

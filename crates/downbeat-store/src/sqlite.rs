@@ -29,7 +29,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, migrate::Migrator};
 
 use crate::{
     AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, Claimed, Error, EventQuery,
-    FinishStatus, Integrity, Result, SchemaInfo, Store, TaskFilter, WorkerRecord,
+    Integrity, Result, SchemaInfo, Store, TaskFilter, WorkerRecord,
 };
 
 /// Rows per multi-row INSERT (15 columns × 100 stays far below SQLite's bound-parameter limit).
@@ -1985,21 +1985,9 @@ impl Store for SqliteStore {
                 .finishes
                 .iter()
                 .map(|f| {
-                    let (status, not_before) = match f.status {
-                        FinishStatus::Completed => (Status::Completed, None),
-                        FinishStatus::Failed => (Status::Failed, None),
-                        FinishStatus::Retry { not_before } => (Status::Pending, Some(not_before.0)),
-                        FinishStatus::Requeue => (Status::Pending, None),
-                        FinishStatus::Cancelled => (Status::Cancelled, None),
-                    };
-                    let finished = matches!(status, Status::Completed | Status::Failed | Status::Cancelled).then_some(now);
-                    let result = match (&f.summary, &f.error, status) {
-                        (Some(s), _, _) => Some(s.clone()),
-                        (None, Some(e), Status::Failed | Status::Pending | Status::Cancelled) => Some(e.clone()),
-                        _ => None,
-                    };
-                    json!({"seq": seq(f.task), "epoch": f.epoch, "status": status.as_str(), "result": result,
-                           "finished": finished, "not_before": not_before})
+                    let l = f.landing(now);
+                    json!({"seq": seq(f.task), "epoch": f.epoch, "status": l.status.as_str(), "result": l.result,
+                           "finished": l.finished, "not_before": l.not_before})
                 })
                 .collect();
             let accepted: HashSet<i64> = sqlx::query_scalar(

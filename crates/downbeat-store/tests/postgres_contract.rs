@@ -284,7 +284,8 @@ async fn old_events_get_their_task_numbers() {
         format!("ALTER TABLE {n}.events DROP COLUMN task_seq"),
         format!("CREATE INDEX events_entity ON {n}.events(entity)"),
         format!("CREATE INDEX events_action ON {n}.events(action)"),
-        format!("DELETE FROM {n}._sqlx_migrations WHERE version = 5"),
+        format!("DROP FUNCTION {n}.downbeat_commit_batch(jsonb)"),
+        format!("DELETE FROM {n}._sqlx_migrations WHERE version >= 5"),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(stmt))
             .execute(&mut c)
@@ -431,6 +432,84 @@ async fn commits_notify_listeners() {
     })
     .await;
     assert!(got.is_ok(), "no notification with payload {want}");
+}
+
+/// A quiet batch (nothing in it for other runners) commits without waking listeners; the
+/// next ordinary batch does wake them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_batches_wake_no_one() {
+    use downbeat_store::{Batch, ClaimRequest};
+    let (guard, url) = guard();
+    let store = PostgresStore::open(&url, true).await.expect("open");
+    // Payloads are sequence numbers, and other tests' schemas notify the same channel: move
+    // this schema's numbers far from theirs.
+    let mut c = sqlx::PgConnection::connect(&server_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT setval(pg_get_serial_sequence('{}.events', 'seq'), $1)",
+        guard.schema
+    )))
+    .bind(wall_ms() * 1000 + i64::from(std::process::id() % 1000))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let mut ids = Vec::new();
+    for title in ["a", "b"] {
+        let new = downbeat_core::task::NewTask {
+            title: title.into(),
+            effort: 1,
+            ..Default::default()
+        };
+        ids.push(store.create_task(&new, &[], &at(0)).await.unwrap().id);
+    }
+    let mut listener = store.listener().await.expect("listen");
+    let claim = |task, quiet| Batch {
+        claims: vec![ClaimRequest {
+            task,
+            executor: "noop".into(),
+            after: vec![],
+        }],
+        holder: "h".into(),
+        lease_until: downbeat_core::time::Timestamp(wall_ms() + 60_000),
+        quiet,
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .commit_batch(&claim(ids[0], true), &at(1))
+            .await
+            .unwrap()
+            .claimed
+            .len(),
+        1
+    );
+    let hushed = store.last_event_seq().await.unwrap().to_string();
+    assert_eq!(
+        store
+            .commit_batch(&claim(ids[1], false), &at(2))
+            .await
+            .unwrap()
+            .claimed
+            .len(),
+        1
+    );
+    let loud = store.last_event_seq().await.unwrap().to_string();
+    // Notifications arrive in commit order, and other schemas notify the same channel.
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut ours = Vec::new();
+        loop {
+            let n = listener.recv().await.expect("a notification");
+            if n.payload() == hushed || n.payload() == loud {
+                ours.push(n.payload().to_owned());
+            }
+            if n.payload() == loud {
+                return ours;
+            }
+        }
+    })
+    .await
+    .expect("the ordinary batch notifies");
+    assert_eq!(seen, vec![loud]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

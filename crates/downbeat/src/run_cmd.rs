@@ -707,6 +707,7 @@ pub async fn bench_recover(
             claims,
             holder: dead,
             lease_until,
+            quiet: false,
         };
         let got = store.commit_batch(&batch, &actor).await?;
         note(&format!(

@@ -3,7 +3,7 @@
 //! which checks the event log first; the CLI's functions are reused where they exist, and the
 //! engine's for claims, prompts, artifacts and reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use downbeat_core::context::ObjectiveStatus;
@@ -738,11 +738,18 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
     // Each candidate with the dependencies whose completion the claim is conditional on.
     // Holds (a pausing flag rule, `downbeat pause`): only their tasks may start.
     let holds = p.store.holds().await?;
+    let allowed = if holds.is_empty() {
+        None
+    } else {
+        let view = g.view(p).await?;
+        let dag = downbeat_core::graph::TaskDag::new(&view.snap, &|_| None).ok();
+        downbeat_store::holds::allowed(&holds, dag.as_ref())
+    };
     let candidates: Vec<(TaskId, Vec<TaskId>)> = match &c.task {
         Some(q) => {
             let named = claimable(p, q).await?;
             if let Some(h) = holds.first()
-                && !holds.iter().any(|h| h.task == Some(named.0))
+                && allowed.as_ref().is_some_and(|a| !a.contains(&named.0))
             {
                 return Err(CliError::new(
                     code::CONFLICT,
@@ -751,7 +758,7 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
             }
             vec![named]
         }
-        None => match best_ready(p, &*g.view(p).await?, &holds, c) {
+        None => match best_ready(p, &*g.view(p).await?, &holds, allowed.as_ref(), c) {
             Ok(list) => list,
             Err(why) => return Ok(json!({"task": null, "reason": why})),
         },
@@ -767,6 +774,7 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
             }],
             holder: holder.clone(),
             lease_until,
+            quiet: false,
         };
         let res = p.store.commit_batch(&batch, &actor).await?;
         let Some(got) = res.claimed.first() else {
@@ -865,6 +873,7 @@ fn best_ready(
     p: &Project,
     view: &View,
     holds: &[Hold],
+    allowed: Option<&HashSet<TaskId>>,
     c: &ClaimSpec,
 ) -> Result<Vec<(TaskId, Vec<TaskId>)>, String> {
     let planned = &view.planned;
@@ -887,7 +896,7 @@ fn best_ready(
         .iter()
         .filter_map(|id| view.task(*id))
         .filter(|t| c.role.is_none() || t.role == c.role)
-        .filter(|t| holds.is_empty() || holds.iter().any(|h| h.task == Some(t.id)))
+        .filter(|t| allowed.is_none_or(|a| a.contains(&t.id)))
         .filter(|t| {
             t.role
                 .as_deref()
@@ -1095,6 +1104,7 @@ pub(crate) async fn end(p: &Project, e: &End, how: &str) -> Out {
         claims: vec![],
         holder: t.lease_holder.clone().unwrap_or_default(),
         lease_until: p.now(),
+        quiet: false,
     };
     let actor = p.actor().await?;
     let res = p.store.commit_batch(&batch, &actor).await?;
