@@ -9,6 +9,11 @@
 //! yet. When the run is over, every container above a task that ended in it is checked once
 //! more against a fresh snapshot (this also covers tasks that ended without an attempt, such
 //! as skipped dependents).
+//!
+//! A worker shares the graph with other processes, so its own count of open leaves says
+//! little: every container above a leaf it ended is looked up in the store a few times
+//! shortly after the end (by then committed). The process that ends a container's last leaf
+//! is the one that finds it closed; when two end the last leaves at once, both may write it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -96,16 +101,30 @@ impl Tree {
     }
 }
 
+/// How a worker looks again at a container above a leaf it ended: after these pauses, then
+/// it leaves the container to whoever ends its next leaf.
+const SHARED_LOOKS: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_secs(2),
+];
+
 /// Writes the reports of containers whose work ends during the run; returns (container,
-/// report path) in the order written. Ends when `ended` closes (the run is over).
+/// report path) in the order written, and tells `written_now` of each as it is written. Ends
+/// when `ended` closes (the run is over). `shared`: other processes end tasks of the same
+/// graph (a worker).
 pub(crate) async fn write_during_run(
     p: &Project,
     mut ended: mpsc::UnboundedReceiver<Ended>,
+    shared: bool,
+    written_now: &(dyn Fn(TaskId, &str) + Send + Sync),
 ) -> Vec<(TaskId, String)> {
     let mut written = Vec::new();
     let mut reported: HashSet<TaskId> = HashSet::new();
     let mut touched: HashSet<TaskId> = HashSet::new();
     let mut due: BTreeSet<(usize, TaskId)> = BTreeSet::new();
+    // Shared mode: container → (looks taken, when to look next).
+    let mut looks: HashMap<TaskId, (usize, tokio::time::Instant)> = HashMap::new();
     // Read when the first attempt ends, not at start-up, where the run's own start matters.
     let mut tree: Option<Tree> = None;
     let mut closed = false;
@@ -116,7 +135,7 @@ pub(crate) async fn write_during_run(
                 Some(e) => batch.push(e),
                 None => closed = true,
             },
-            () = tokio::time::sleep(Duration::from_millis(100)), if !due.is_empty() => {}
+            () = tokio::time::sleep(Duration::from_millis(100)), if !due.is_empty() || !looks.is_empty() => {}
         }
         while let Ok(e) = ended.try_recv() {
             batch.push(e);
@@ -138,6 +157,14 @@ pub(crate) async fn write_during_run(
             if still_open {
                 continue;
             }
+            if shared {
+                for c in tree.ancestors(id) {
+                    if !reported.contains(&c) {
+                        looks.insert(c, (0, tokio::time::Instant::now() + SHARED_LOOKS[0]));
+                    }
+                }
+                continue;
+            }
             for c in tree.ended(id) {
                 if !reported.contains(&c) {
                     due.insert((tree.ancestors(c).len(), c));
@@ -147,14 +174,38 @@ pub(crate) async fn write_during_run(
         if closed {
             break;
         }
+        // Shared mode: the containers whose next look is due join the ones to confirm.
+        let now = tokio::time::Instant::now();
+        let mut looked: Vec<TaskId> = Vec::new();
+        for (&c, &(_, at)) in &looks {
+            if at <= now {
+                due.insert((tree.ancestors(c).len(), c));
+                looked.push(c);
+            }
+        }
         // Deepest first, so an inner report exists before the outer one is written.
         for (depth, c) in due.clone().into_iter().rev() {
             if confirmed(p, tree, c).await {
                 due.remove(&(depth, c));
+                looks.remove(&c);
                 if let Ok(path) = crate::commands::synthesize_quiet(p, Some(&c.to_string())).await {
+                    written_now(c, &path);
                     written.push((c, path));
                 }
                 reported.insert(c);
+            } else if shared {
+                due.remove(&(depth, c));
+            }
+        }
+        for c in looked {
+            if let Some((n, at)) = looks.get_mut(&c) {
+                *n += 1;
+                match SHARED_LOOKS.get(*n) {
+                    Some(pause) => *at = now + *pause,
+                    None => {
+                        looks.remove(&c);
+                    }
+                }
             }
         }
     }
@@ -171,6 +222,7 @@ pub(crate) async fn write_during_run(
         }
         for (_, c) in last.into_iter().rev() {
             if let Ok(path) = crate::commands::synthesize_quiet(p, Some(&c.to_string())).await {
+                written_now(c, &path);
                 written.push((c, path));
             }
         }

@@ -222,25 +222,12 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
             }
         }
     });
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (show_tx, show_rx) = mpsc::unbounded_channel();
-    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-    // Attempt ends also go to the container reports.
-    tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            if let RunEvent::AttemptFinished { task, status, .. } = &e
-                && let Some(id) = TaskId::parse_short(task)
-            {
-                let still_open = matches!(status.as_str(), "pending" | "retrying");
-                let _ = ended_tx.send((id, still_open));
-            }
-            let _ = show_tx.send(e);
-        }
-    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (show_rx, ended_rx) = split_events(rx);
     let display = tokio::spawn(show_events(show_rx, j));
     let (result, reports) = tokio::join!(
         run(store, opts, tx, cancel),
-        crate::container_reports::write_during_run(p, ended_rx)
+        crate::container_reports::write_during_run(p, ended_rx, false, &|_, _| {})
     );
     let _ = display.await;
     drop(guard);
@@ -266,6 +253,30 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
     }
     let summary = result.map_err(run_error)?;
     outcome_code(&summary)
+}
+
+/// Passes the engine's events on for display, and the ends of attempts to the container
+/// reports ([`crate::container_reports::write_during_run`]).
+pub(crate) fn split_events(
+    mut rx: mpsc::UnboundedReceiver<RunEvent>,
+) -> (
+    mpsc::UnboundedReceiver<RunEvent>,
+    mpsc::UnboundedReceiver<crate::container_reports::Ended>,
+) {
+    let (show_tx, show_rx) = mpsc::unbounded_channel();
+    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let RunEvent::AttemptFinished { task, status, .. } = &e
+                && let Some(id) = TaskId::parse_short(task)
+            {
+                let still_open = matches!(status.as_str(), "pending" | "retrying");
+                let _ = ended_tx.send((id, still_open));
+            }
+            let _ = show_tx.send(e);
+        }
+    });
+    (show_rx, ended_rx)
 }
 
 fn outcome_code(s: &RunSummary) -> Result<(), CliError> {

@@ -143,41 +143,56 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
     });
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let display = tokio::spawn(crate::run_cmd::show_events(rx, j));
+    let (show_rx, ended_rx) = crate::run_cmd::split_events(rx);
+    let display = tokio::spawn(crate::run_cmd::show_events(show_rx, j));
+    // Integration reports of containers whose last leaf ends here, written as they happen.
+    let announce = move |task: downbeat_core::ids::TaskId, path: &str| {
+        if j {
+            outln(&json!({"event": "container-report", "task": task, "path": path}).to_string());
+        } else {
+            note(&format!("integration report for {task}: {path}"));
+        }
+    };
+    let reports = crate::container_reports::write_during_run(p, ended_rx, true, &announce);
     // A lost database connection (a server restart, a network failure) does not end the
     // worker: its attempts are stopped, and once the database answers again the tasks it
     // held go back to pending (a commit whose answer was lost may or may not have landed;
     // either way nothing is left running without a runner) and it takes work again.
-    let mut total = downbeat_engine::run::RunSummary::default();
-    // Stops this worker's agents at once if this process is killed.
-    let guard = crate::guard::start(&name);
-    let result = loop {
-        let round = cancel.child_token();
-        let r = run(store.clone(), opts.clone(), tx.clone(), round.clone()).await;
-        match r {
-            Err(downbeat_engine::run::RunError::Store(downbeat_store::Error::Unavailable(m)))
-                if !cancel.is_cancelled() =>
-            {
-                round.cancel();
-                note(&format!(
-                    "worker {name}: database unavailable ({m}); stopping running attempts and reconnecting"
-                ));
-                if !reconnect(store.as_ref(), &record, &name, &cancel, &opts).await? {
+    let work = async {
+        let mut total = downbeat_engine::run::RunSummary::default();
+        // Stops this worker's agents at once if this process is killed.
+        let guard = crate::guard::start(&name);
+        let result = loop {
+            let round = cancel.child_token();
+            let r = run(store.clone(), opts.clone(), tx.clone(), round.clone()).await;
+            match r {
+                Err(downbeat_engine::run::RunError::Store(downbeat_store::Error::Unavailable(
+                    m,
+                ))) if !cancel.is_cancelled() => {
+                    round.cancel();
+                    note(&format!(
+                        "worker {name}: database unavailable ({m}); stopping running attempts and reconnecting"
+                    ));
+                    if !reconnect(store.as_ref(), &record, &name, &cancel, &opts).await? {
+                        break Ok(total);
+                    }
+                }
+                Ok(s) => {
+                    total.completed += s.completed;
+                    total.failed += s.failed;
+                    total.retried += s.retried;
+                    total.interrupted = s.interrupted;
                     break Ok(total);
                 }
+                Err(e) => break Err(e),
             }
-            Ok(s) => {
-                total.completed += s.completed;
-                total.failed += s.failed;
-                total.retried += s.retried;
-                total.interrupted = s.interrupted;
-                break Ok(total);
-            }
-            Err(e) => break Err(e),
-        }
+        };
+        drop(guard);
+        drop(tx);
+        Ok::<_, CliError>(result)
     };
-    drop(guard);
-    drop(tx);
+    let (result, _) = tokio::join!(work, reports);
+    let result = result?;
     let _ = display.await;
     beats.abort();
     signals.abort();

@@ -233,6 +233,82 @@ fn three_workers_do_every_task_exactly_once() {
     );
 }
 
+/// The worker that ends a container's last leaf writes the container's integration report,
+/// though other workers ran the other leaves.
+#[test]
+fn workers_write_the_report_of_a_container_they_finish() {
+    let mut e = Env::new("wkrep");
+    e.write(
+        ".downbeat/config.toml",
+        "\n[executors.nap]\ntype = \"process\"\nargv = [\"sleep\", \"0.2\"]\n",
+    );
+    let mut plan = String::from("[[tasks]]\nkey = \"feature\"\ntitle = \"Feature\"\n");
+    for i in 0..6 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"leaf{i}\"\ntitle = \"Leaf {i}\"\nparent = \"feature\"\n"
+        ));
+    }
+    e.write("plan.toml", &plan);
+    // Both workers wait for work before there is any, so both take leaves.
+    let pids: Vec<u32> = (0..2)
+        .map(|_| e.spawn_worker(&["--executor", "nap", "--slots", "1", "--lease", "5s"]))
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while e.json(&["workers"])["workers"]
+        .as_array()
+        .is_none_or(|w| w.len() < 2)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers did not register"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    e.ok(&["plan", "apply", "plan.toml"]);
+    let feature = e.json(&["show", "feature"])["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let reports = e.dir.path().join(".downbeat/reports");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let report = loop {
+        let found = std::fs::read_dir(&reports).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|f| f.path())
+                .find(|f| f.to_string_lossy().contains(&feature))
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report for {feature} in {}",
+            reports.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&report).unwrap();
+    for i in 0..6 {
+        assert!(text.contains(&format!("Leaf {i}")), "{text}");
+    }
+    for pid in pids {
+        signal(pid, "TERM");
+    }
+    for c in &mut e.children {
+        assert!(c.wait().unwrap().success());
+    }
+    // Both workers ran leaves.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = e.store(&rt);
+    let mut by_worker = std::collections::HashSet::new();
+    for t in rt.block_on(store.tasks(&TaskFilter::default())).unwrap() {
+        for a in rt.block_on(store.attempts(t.id)).unwrap() {
+            by_worker.insert(a.worker);
+        }
+    }
+    assert_eq!(by_worker.len(), 2, "{by_worker:?}");
+}
+
 #[test]
 fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
     let mut e = Env::new("wkkill");
