@@ -653,6 +653,9 @@ pub async fn run(
     let mut post: Vec<(Claimed, Outcome)> = Vec::new();
     let mut resolver = Resolver::default();
 
+    // Changes committed after this point are caught up from the log, so the point is taken
+    // before the holds and the graph are read: a hold added in between is not missed.
+    let mut last_seen = store.last_event_seq().await?;
     // Holds in force (a pausing rule fired here or elsewhere, or someone paused by hand).
     let mut holds = store.holds().await?;
     for h in &holds {
@@ -748,7 +751,6 @@ pub async fn run(
         .max(Duration::from_millis(20));
     let mut next_tick = Instant::now() + tick;
     let mut next_requeue = Instant::now() + REQUEUE_EVERY;
-    let mut last_seen = store.last_event_seq().await?;
     // Claims another runner won: looked at again once its events are in.
     let mut recheck: Vec<NodeIdx> = Vec::new();
     let mut feed = store.change_feed().await.ok().flatten();

@@ -466,9 +466,21 @@ pause = true
         })
         .map(|ev| ev.entity.as_str())
         .collect();
+    // On failure, the log says which runner went on and when it could have known.
+    let trace: Vec<String> = log
+        .iter()
+        .map(|ev| {
+            let st = ev.after.as_ref().and_then(|a| a.get("status"));
+            format!(
+                "{} {} {} {} {} {:?}",
+                ev.seq, ev.at.0, ev.actor, ev.action, ev.entity, st
+            )
+        })
+        .collect();
     assert!(
         started_meanwhile.is_empty(),
-        "started while held: {started_meanwhile:?}"
+        "started while held: {started_meanwhile:?}\n{}",
+        trace.join("\n")
     );
     assert!(
         rt.block_on(store.holds()).unwrap().is_empty(),
