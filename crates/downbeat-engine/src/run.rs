@@ -656,7 +656,10 @@ pub async fn run(
     // Changes committed after this point are caught up from the log, so the point is taken
     // before the holds and the graph are read: a hold added in between is not missed.
     let mut last_seen = store.last_event_seq().await?;
-    // Holds in force (a pausing rule fired here or elsewhere, or someone paused by hand).
+    // Holds in force (a pausing rule fired here or elsewhere, or someone paused by hand),
+    // and the number of the last one given out, read first: every batch of claims carries it,
+    // and the store takes none of them if a later hold exists.
+    let mut holds_seen = store.last_hold().await?;
     let mut holds = store.holds().await?;
     for h in &holds {
         emit(paused(h));
@@ -698,8 +701,12 @@ pub async fn run(
                 holder: opts.holder.clone(),
                 lease_until: Timestamp(now().0 + opts.lease.as_millis() as i64),
                 quiet: false,
+                holds_seen: Some(holds_seen),
             };
             let res = store.commit_batch(&batch, &actor()).await?;
+            if res.held {
+                read_holds(store.as_ref(), &mut holds, &mut holds_seen, &emit).await?;
+            }
             for c in &res.claimed {
                 let Some(mut task) = picked.iter().find(|t| t.id == c.task).cloned() else {
                     continue;
@@ -825,6 +832,7 @@ pub async fn run(
                 holder: opts.holder.clone(),
                 lease_until,
                 quiet,
+                holds_seen: Some(holds_seen),
             };
             let res = store.commit_batch(&batch, &actor()).await?;
             let rejected: HashSet<TaskId> = res.rejected.iter().copied().collect();
@@ -871,7 +879,10 @@ pub async fn run(
                             stopping = Some(reason);
                         }
                         if !effects.holds.is_empty() {
+                            // Read back with the others' (the number first), so the next
+                            // claims are not refused for this runner's own hold.
                             holds.extend(effects.holds);
+                            read_holds(store.as_ref(), &mut holds, &mut holds_seen, &emit).await?;
                         }
                     }
                 } else if let Some(t) = g.tasks.get(&claim.task)
@@ -941,10 +952,18 @@ pub async fn run(
                     &emit,
                 );
             }
+            if res.held {
+                // A hold this runner had not seen: read the holds, and choose again.
+                read_holds(store.as_ref(), &mut holds, &mut holds_seen, &emit).await?;
+            }
             for t in &res.not_claimed {
                 if let Some(&v) = g.node_of.get(t) {
                     g.queued[v as usize] = false;
-                    recheck.push(v);
+                    if res.held {
+                        g.consider(v, now());
+                    } else {
+                        recheck.push(v);
+                    }
                 }
             }
             if reload && stopping.is_none() {
@@ -1065,10 +1084,7 @@ pub async fn run(
         if holds_changed || !holds.is_empty() {
             let before: Vec<u32> = holds.iter().map(|h| h.id).collect();
             if std::mem::take(&mut holds_changed) {
-                holds = store.holds().await?;
-                for h in holds.iter().filter(|h| !before.contains(&h.id)) {
-                    emit(paused(h));
-                }
+                read_holds(store.as_ref(), &mut holds, &mut holds_seen, &emit).await?;
             }
             holds.retain(|h| {
                 h.task
@@ -1085,6 +1101,24 @@ pub async fn run(
     summary.millis = started.elapsed().as_millis() as u64;
     emit(RunEvent::Finished(summary.clone()));
     Ok(summary)
+}
+
+/// Reads the holds in force and the number of the last one given out (first, so a hold
+/// added in between makes the next claims refused rather than unchecked), announcing the new
+/// ones.
+async fn read_holds(
+    store: &dyn Store,
+    holds: &mut Vec<Hold>,
+    seen: &mut u32,
+    emit: &(dyn Fn(RunEvent) + Sync),
+) -> Result<(), RunError> {
+    *seen = store.last_hold().await?;
+    let before: Vec<u32> = holds.iter().map(|h| h.id).collect();
+    *holds = store.holds().await?;
+    for h in holds.iter().filter(|h| !before.contains(&h.id)) {
+        emit(paused(h));
+    }
+    Ok(())
 }
 
 /// The event announcing a hold.

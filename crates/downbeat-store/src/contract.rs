@@ -54,6 +54,7 @@ macro_rules! store_contract_tests {
             ready_tasks_look_at_blockers_and_ancestors,
             workers_register_beat_and_leave,
             holds_last_until_their_task_ends_or_release,
+            claims_chosen_before_a_hold_are_refused,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -661,6 +662,7 @@ fn claim_batch(tasks: &[TaskId], holder: &str, until: i64) -> Batch {
         holder: holder.into(),
         lease_until: actor(until).now,
         quiet: false,
+        holds_seen: None,
     }
 }
 
@@ -1419,4 +1421,101 @@ pub async fn holds_last_until_their_task_ends_or_release(f: Fixture) {
     // Numbers are not reused.
     let next = s.add_hold(None, "again", &actor(9)).await.unwrap();
     assert!(next.id > b.id, "{next:?}");
+}
+
+/// A batch carries the number of the last hold its claimer knew of: when a later hold exists,
+/// none of its claims is taken (its finishes are), and the result says so. Released holds
+/// still count (their numbers are not reused); a batch that knows the number claims.
+pub async fn claims_chosen_before_a_hold_are_refused(f: Fixture) {
+    let s = f.store.as_ref();
+    let other = (f.reopen)().await;
+    let mut ids = Vec::new();
+    for t in ["a", "b", "c", "follow-up"] {
+        ids.push(
+            s.create_task(&new_task(t), &[], &actor(1))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let (a, b, c, follow_up) = (ids[0], ids[1], ids[2], ids[3]);
+    assert_eq!(s.last_hold().await.unwrap(), 0);
+    let first = s
+        .commit_batch(
+            &Batch {
+                holds_seen: Some(0),
+                ..claim_batch(&[a], "w1", 60_000)
+            },
+            &actor(2),
+        )
+        .await
+        .unwrap();
+    assert!(!first.held);
+    let got = first.claimed[0];
+
+    // Another runner adds a hold after this one chose b and c.
+    let h = other
+        .add_hold(Some(follow_up), "flag SECURITY_BREACH", &actor(3))
+        .await
+        .unwrap();
+    assert_eq!(s.last_hold().await.unwrap(), h.id);
+    let stale = Batch {
+        finishes: vec![finish(
+            a,
+            got.epoch,
+            got.attempt_id,
+            FinishStatus::Completed,
+        )],
+        holds_seen: Some(0),
+        ..claim_batch(&[b, c], "w1", 60_000)
+    };
+    let res = s.commit_batch(&stale, &actor(4)).await.unwrap();
+    assert!(res.held, "{res:?}");
+    assert!(res.claimed.is_empty());
+    assert_eq!(res.not_claimed, vec![b, c]);
+    assert!(res.rejected.is_empty());
+    assert_eq!(s.task(a).await.unwrap().status, Status::Completed);
+    for t in [b, c] {
+        let t = s.task(t).await.unwrap();
+        assert_eq!((t.status, t.attempts), (Status::Pending, 0));
+    }
+
+    // Knowing the hold, the claimer takes what the hold lets start.
+    let res = s
+        .commit_batch(
+            &Batch {
+                holds_seen: Some(h.id),
+                ..claim_batch(&[follow_up], "w1", 60_000)
+            },
+            &actor(5),
+        )
+        .await
+        .unwrap();
+    assert!(!res.held);
+    assert_eq!(res.claimed.len(), 1);
+    // A batch without a number is not checked; nor is one without claims.
+    let res = s
+        .commit_batch(&claim_batch(&[b], "w1", 60_000), &actor(6))
+        .await
+        .unwrap();
+    assert!(!res.held && res.claimed.len() == 1, "{res:?}");
+    let empty = Batch {
+        holds_seen: Some(0),
+        ..claim_batch(&[], "w1", 60_000)
+    };
+    assert!(!s.commit_batch(&empty, &actor(7)).await.unwrap().held);
+    // Released, the hold's number still counts.
+    s.release_holds(None, &actor(8)).await.unwrap();
+    let res = s
+        .commit_batch(
+            &Batch {
+                holds_seen: Some(0),
+                ..claim_batch(&[c], "w1", 60_000)
+            },
+            &actor(9),
+        )
+        .await
+        .unwrap();
+    assert!(res.held);
+    assert_eq!(s.task(c).await.unwrap().status, Status::Pending);
 }

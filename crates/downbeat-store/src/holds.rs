@@ -92,6 +92,24 @@ async fn load<S: Store + ?Sized>(store: &S) -> Result<(Option<String>, Book)> {
     Ok((raw, book))
 }
 
+pub(crate) async fn last<S: Store + ?Sized>(store: &S) -> Result<u32> {
+    Ok(load(store).await?.1.last)
+}
+
+/// Whether the stored holds entry `raw` gave out a hold numbered after `seen`: the check a
+/// batch makes, inside its transaction, before it takes any claim.
+pub(crate) fn later_than(raw: Option<&str>, seen: u32) -> Result<bool> {
+    let last = match raw {
+        Some(text) => {
+            serde_json::from_str::<Book>(text)
+                .map_err(|e| Error::Invalid(format!("the stored holds cannot be read: {e}")))?
+                .last
+        }
+        None => 0,
+    };
+    Ok(last > seen)
+}
+
 /// Whether the hold is still in force: it holds back everything, or its task has not ended.
 async fn in_force<S: Store + ?Sized>(store: &S, h: &Stored) -> Result<bool> {
     let Some(task) = h.task.and_then(TaskId::from_seq) else {

@@ -232,6 +232,11 @@ pub struct Batch {
     /// are claimed in it or still blocked): listeners are not woken, and see the changes the
     /// next time they look.
     pub quiet: bool,
+    /// The number of the last hold the claimer knew of when it chose `claims`
+    /// ([`Store::last_hold`], read before the holds themselves). When a later hold exists, no
+    /// claim of the batch is taken ([`BatchResult::held`]): work chosen before a hold was seen
+    /// does not start under it. `None`: no check (the claimer looked at holds otherwise).
+    pub holds_seen: Option<u32>,
 }
 
 /// What a [`Batch`] did.
@@ -242,6 +247,9 @@ pub struct BatchResult {
     pub not_claimed: Vec<TaskId>,
     /// Finishes refused because the lease was lost (the fencing token no longer matches).
     pub rejected: Vec<TaskId>,
+    /// A hold later than [`Batch::holds_seen`] exists: every claim is in `not_claimed`. The
+    /// claimer reads the holds again and chooses anew.
+    pub held: bool,
 }
 
 /// One row of the attempt ledger.
@@ -435,6 +443,11 @@ pub trait Store: Send + Sync {
     /// The holds in force: nothing but their tasks may start while there are any.
     async fn holds(&self) -> Result<Vec<Hold>> {
         holds::active(self).await
+    }
+    /// The number of the last hold given out (0: none yet), in force or not: what a claimer
+    /// passes as [`Batch::holds_seen`]. Read it before the holds.
+    async fn last_hold(&self) -> Result<u32> {
+        holds::last(self).await
     }
     /// Holds back all work but `task` (`None`: all work) until `task` ends or the hold is
     /// released. Logged as `hold.added`.

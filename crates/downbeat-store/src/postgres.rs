@@ -1906,6 +1906,7 @@ impl PostgresStore {
             "actor": actor.name, "session": actor.session.map(|s| s.num),
             "lock": LOCK_EVENTS, "channel": CHANGED_CHANNEL, "wake": !batch.quiet,
             "finishes": finishes, "claims": claims, "afters": afters,
+            "holds_seen": batch.holds_seen,
         });
         let text: String = sqlx::query_scalar("SELECT downbeat_commit_batch($1::jsonb)::text")
             .bind(input.to_string())
@@ -1939,6 +1940,7 @@ impl PostgresStore {
             claimed,
             not_claimed: seqs("not_claimed"),
             rejected: seqs("rejected"),
+            held: out["held"].as_bool().unwrap_or(false),
         })
     }
 

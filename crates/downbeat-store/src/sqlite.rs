@@ -2065,7 +2065,22 @@ impl Store for SqliteStore {
             }
         }
 
-        if !batch.claims.is_empty() {
+        // A hold the claimer had not seen when it chose: no claim is taken. Writers are
+        // serialised, so no hold can land between this look and the commit.
+        if let Some(seen) = batch.holds_seen
+            && !batch.claims.is_empty()
+        {
+            let raw: Option<String> =
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = 'holds'")
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(db)?;
+            if crate::holds::later_than(raw.as_deref(), seen)? {
+                out.held = true;
+                out.not_claimed = batch.claims.iter().map(|cl| cl.task).collect();
+            }
+        }
+        if !batch.claims.is_empty() && !out.held {
             // Conditional claims: refuse those whose prerequisites are not all finished.
             let mut after_seqs: Vec<i64> = batch
                 .claims

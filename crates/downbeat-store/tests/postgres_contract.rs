@@ -472,6 +472,7 @@ async fn quiet_batches_wake_no_one() {
         holder: "h".into(),
         lease_until: downbeat_core::time::Timestamp(wall_ms() + 60_000),
         quiet,
+        holds_seen: None,
         ..Default::default()
     };
     assert_eq!(

@@ -719,6 +719,7 @@ pub async fn bench_recover(
             holder: dead,
             lease_until,
             quiet: false,
+            holds_seen: None,
         };
         let got = store.commit_batch(&batch, &actor).await?;
         note(&format!(

@@ -452,9 +452,9 @@ pause = true
         })
         .expect("the follow-up completed")
         .seq;
-    // From shortly after the hold (a worker may commit a claim it made before the hold's
-    // notification reached it) until the follow-up's completion 2 s later, nothing else
-    // started on any worker.
+    // From shortly after the hold until the follow-up's completion 2 s later, nothing else
+    // started on any worker. Claims chosen before a worker saw the hold are refused by the
+    // store; only a batch that overlaps the hold's own commit may land just after it.
     let seen_by_all = hold.at.0 + 250;
     let started_meanwhile: Vec<&str> = log
         .iter()

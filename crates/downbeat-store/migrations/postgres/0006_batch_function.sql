@@ -10,9 +10,11 @@
 --                 "attempt_id", "outcome", "exit_code", "error", "summary", "tp", "tc",
 --                 "after", "artifacts": [{"path", "size", "sha256"}]}],
 --   "claims": [{"seq", "id", "executor", "after": position in "afters"}],
---   "afters": [[seq]]: the distinct lists of prerequisites of the claims}
+--   "afters": [[seq]]: the distinct lists of prerequisites of the claims,
+--   "holds_seen": the last hold number the claimer knew of, or null}
 -- Output: {"rejected": [seq], "claimed": [{"seq", "epoch", "attempt_id", "number"}],
---          "not_claimed": [seq], "last": seq of the last event or null}
+--          "not_claimed": [seq], "held": a later hold refused every claim,
+--          "last": seq of the last event or null}
 CREATE FUNCTION downbeat_commit_batch(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -35,6 +37,7 @@ DECLARE
     v_events   jsonb := '[]';
     v_claim_ev jsonb := '[]';
     v_last     bigint;
+    v_held     boolean := false;
 BEGIN
     IF jsonb_array_length(v_fin) > 0 THEN
         v_seqs := ARRAY(SELECT (f->>'seq')::bigint FROM jsonb_array_elements(v_fin) f);
@@ -83,7 +86,19 @@ BEGIN
         WHERE (f->>'seq')::bigint = ANY(v_accepted);
     END IF;
 
-    IF jsonb_array_length(v_cl) > 0 THEN
+    -- A hold the claimer had not seen when it chose: no claim is taken. (A hold committed
+    -- while this call runs is not seen: the two overlap, and either order is a valid one.)
+    IF jsonb_array_length(v_cl) > 0 AND jsonb_typeof(p->'holds_seen') = 'number' THEN
+        SELECT coalesce((value::jsonb->>'last')::bigint, 0) > (p->>'holds_seen')::bigint
+        INTO v_held FROM meta WHERE key = 'holds';
+        v_held := coalesce(v_held, false);
+        IF v_held THEN
+            v_refused := ARRAY(SELECT (c->>'seq')::bigint
+                               FROM jsonb_array_elements(v_cl) WITH ORDINALITY AS x(c, o) ORDER BY o);
+        END IF;
+    END IF;
+
+    IF jsonb_array_length(v_cl) > 0 AND NOT v_held THEN
         -- Conditional claims: refuse those whose prerequisites are not all finished. The
         -- prerequisites are share-locked so they cannot be reopened before this commits.
         v_after := ARRAY(SELECT DISTINCT a::bigint
@@ -163,6 +178,6 @@ BEGIN
     END IF;
 
     RETURN jsonb_build_object('rejected', to_jsonb(v_rejected), 'claimed', v_claimed,
-                              'not_claimed', to_jsonb(v_refused), 'last', v_last);
+                              'not_claimed', to_jsonb(v_refused), 'held', v_held, 'last', v_last);
 END
 $fn$;

@@ -736,7 +736,9 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
     // Claims whose holders stopped sending heartbeats go back to pending first.
     p.store.requeue_running(Some(p.now()), &[], &actor).await?;
     // Each candidate with the dependencies whose completion the claim is conditional on.
-    // Holds (a pausing flag rule, `downbeat pause`): only their tasks may start.
+    // Holds (a pausing flag rule, `downbeat pause`): only their tasks may start. The number
+    // of the last one is read first: a hold added after it refuses the claim in the store.
+    let seen = p.store.last_hold().await?;
     let holds = p.store.holds().await?;
     let allowed = if holds.is_empty() {
         None
@@ -775,8 +777,23 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
             holder: holder.clone(),
             lease_until,
             quiet: false,
+            holds_seen: Some(seen),
         };
         let res = p.store.commit_batch(&batch, &actor).await?;
+        if res.held {
+            // A hold came in after the holds were read: say which.
+            let why = match p.store.holds().await?.first() {
+                Some(h) => held(h),
+                None => "a hold was added while the task was being chosen and has ended since; claim again".into(),
+            };
+            if c.task.is_some() {
+                return Err(CliError::new(
+                    code::CONFLICT,
+                    format!("task {id} cannot start now: {why}"),
+                ));
+            }
+            return Ok(json!({"task": null, "reason": why}));
+        }
         let Some(got) = res.claimed.first() else {
             if c.task.is_some() {
                 return Err(CliError::new(
@@ -1105,6 +1122,7 @@ pub(crate) async fn end(p: &Project, e: &End, how: &str) -> Out {
         holder: t.lease_holder.clone().unwrap_or_default(),
         lease_until: p.now(),
         quiet: false,
+        holds_seen: None,
     };
     let actor = p.actor().await?;
     let res = p.store.commit_batch(&batch, &actor).await?;
