@@ -657,10 +657,9 @@ pub async fn run(
     // before the holds and the graph are read: a hold added in between is not missed.
     let mut last_seen = store.last_event_seq().await?;
     // Holds in force (a pausing rule fired here or elsewhere, or someone paused by hand),
-    // and the number of the last one given out, read first: every batch of claims carries it,
-    // and the store takes none of them if a later hold exists.
-    let mut holds_seen = store.last_hold().await?;
-    let mut holds = store.holds().await?;
+    // and the number of the last one given out: every batch of claims carries it, and the
+    // store takes none of them if a later hold exists.
+    let (mut holds, mut holds_seen) = store.holds_and_last().await?;
     for h in &holds {
         emit(paused(h));
     }
@@ -879,7 +878,7 @@ pub async fn run(
                             stopping = Some(reason);
                         }
                         if !effects.holds.is_empty() {
-                            // Read back with the others' (the number first), so the next
+                            // Read back with the others' and the last number, so the next
                             // claims are not refused for this runner's own hold.
                             holds.extend(effects.holds);
                             read_holds(store.as_ref(), &mut holds, &mut holds_seen, &emit).await?;
@@ -1103,8 +1102,7 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Reads the holds in force and the number of the last one given out (first, so a hold
-/// added in between makes the next claims refused rather than unchecked), announcing the new
+/// Reads the holds in force and the number of the last one given out, announcing the new
 /// ones.
 async fn read_holds(
     store: &dyn Store,
@@ -1112,9 +1110,8 @@ async fn read_holds(
     seen: &mut u32,
     emit: &(dyn Fn(RunEvent) + Sync),
 ) -> Result<(), RunError> {
-    *seen = store.last_hold().await?;
     let before: Vec<u32> = holds.iter().map(|h| h.id).collect();
-    *holds = store.holds().await?;
+    (*holds, *seen) = store.holds_and_last().await?;
     for h in holds.iter().filter(|h| !before.contains(&h.id)) {
         emit(paused(h));
     }

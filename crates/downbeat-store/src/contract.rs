@@ -1439,7 +1439,7 @@ pub async fn claims_chosen_before_a_hold_are_refused(f: Fixture) {
         );
     }
     let (a, b, c, follow_up) = (ids[0], ids[1], ids[2], ids[3]);
-    assert_eq!(s.last_hold().await.unwrap(), 0);
+    assert_eq!(s.holds_and_last().await.unwrap().1, 0);
     let first = s
         .commit_batch(
             &Batch {
@@ -1458,7 +1458,7 @@ pub async fn claims_chosen_before_a_hold_are_refused(f: Fixture) {
         .add_hold(Some(follow_up), "flag SECURITY_BREACH", &actor(3))
         .await
         .unwrap();
-    assert_eq!(s.last_hold().await.unwrap(), h.id);
+    assert_eq!(s.holds_and_last().await.unwrap().1, h.id);
     let stale = Batch {
         finishes: vec![finish(
             a,

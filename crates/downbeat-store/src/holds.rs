@@ -82,32 +82,25 @@ struct Book {
     holds: Vec<Stored>,
 }
 
-async fn load<S: Store + ?Sized>(store: &S) -> Result<(Option<String>, Book)> {
-    let raw = store.meta_get(KEY).await?;
-    let book = match &raw {
+/// The stored entry's text as a book (none stored: an empty one).
+fn parse(raw: Option<&str>) -> Result<Book> {
+    match raw {
         Some(text) => serde_json::from_str(text)
-            .map_err(|e| Error::Invalid(format!("the stored holds cannot be read: {e}")))?,
-        None => Book::default(),
-    };
-    Ok((raw, book))
+            .map_err(|e| Error::Invalid(format!("the stored holds cannot be read: {e}"))),
+        None => Ok(Book::default()),
+    }
 }
 
-pub(crate) async fn last<S: Store + ?Sized>(store: &S) -> Result<u32> {
-    Ok(load(store).await?.1.last)
+async fn load<S: Store + ?Sized>(store: &S) -> Result<(Option<String>, Book)> {
+    let raw = store.meta_get(KEY).await?;
+    let book = parse(raw.as_deref())?;
+    Ok((raw, book))
 }
 
 /// Whether the stored holds entry `raw` gave out a hold numbered after `seen`: the check a
 /// batch makes, inside its transaction, before it takes any claim.
 pub(crate) fn later_than(raw: Option<&str>, seen: u32) -> Result<bool> {
-    let last = match raw {
-        Some(text) => {
-            serde_json::from_str::<Book>(text)
-                .map_err(|e| Error::Invalid(format!("the stored holds cannot be read: {e}")))?
-                .last
-        }
-        None => 0,
-    };
-    Ok(last > seen)
+    Ok(parse(raw)?.last > seen)
 }
 
 /// Whether the hold is still in force: it holds back everything, or its task has not ended.
@@ -133,12 +126,19 @@ async fn live<S: Store + ?Sized>(store: &S, list: Vec<Stored>) -> Result<Vec<Sto
 }
 
 pub(crate) async fn active<S: Store + ?Sized>(store: &S) -> Result<Vec<Hold>> {
+    Ok(active_and_last(store).await?.0)
+}
+
+/// The holds in force and the number of the last hold given out, from one read of the entry.
+pub(crate) async fn active_and_last<S: Store + ?Sized>(store: &S) -> Result<(Vec<Hold>, u32)> {
     let (_, book) = load(store).await?;
-    Ok(live(store, book.holds)
+    let last = book.last;
+    let holds = live(store, book.holds)
         .await?
         .iter()
         .filter_map(Stored::hold)
-        .collect())
+        .collect();
+    Ok((holds, last))
 }
 
 fn encode(book: &Book) -> String {

@@ -233,7 +233,7 @@ pub struct Batch {
     /// next time they look.
     pub quiet: bool,
     /// The number of the last hold the claimer knew of when it chose `claims`
-    /// ([`Store::last_hold`], read before the holds themselves). When a later hold exists, no
+    /// ([`Store::holds_and_last`]). When a later hold exists, no
     /// claim of the batch is taken ([`BatchResult::held`]): work chosen before a hold was seen
     /// does not start under it. `None`: no check (the claimer looked at holds otherwise).
     pub holds_seen: Option<u32>,
@@ -444,10 +444,11 @@ pub trait Store: Send + Sync {
     async fn holds(&self) -> Result<Vec<Hold>> {
         holds::active(self).await
     }
-    /// The number of the last hold given out (0: none yet), in force or not: what a claimer
-    /// passes as [`Batch::holds_seen`]. Read it before the holds.
-    async fn last_hold(&self) -> Result<u32> {
-        holds::last(self).await
+    /// The holds in force and the number of the last hold given out (0: none yet), in force
+    /// or not, from one read: the number is what a claimer that chose by these holds passes
+    /// as [`Batch::holds_seen`].
+    async fn holds_and_last(&self) -> Result<(Vec<Hold>, u32)> {
+        holds::active_and_last(self).await
     }
     /// Holds back all work but `task` (`None`: all work) until `task` ends or the hold is
     /// released. Logged as `hold.added`.

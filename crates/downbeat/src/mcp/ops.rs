@@ -736,10 +736,9 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
     // Claims whose holders stopped sending heartbeats go back to pending first.
     p.store.requeue_running(Some(p.now()), &[], &actor).await?;
     // Each candidate with the dependencies whose completion the claim is conditional on.
-    // Holds (a pausing flag rule, `downbeat pause`): only their tasks may start. The number
-    // of the last one is read first: a hold added after it refuses the claim in the store.
-    let seen = p.store.last_hold().await?;
-    let holds = p.store.holds().await?;
+    // Holds (a pausing flag rule, `downbeat pause`): only their tasks may start. A hold added
+    // after this read refuses the claim in the store.
+    let (holds, seen) = p.store.holds_and_last().await?;
     let allowed = if holds.is_empty() {
         None
     } else {
