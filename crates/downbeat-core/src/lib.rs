@@ -3,7 +3,9 @@
 //! Nothing in this crate performs I/O: no files, no network, no environment, no clock. Time and
 //! ids come in as values from the caller.
 
+pub mod admission;
 pub mod context;
+pub mod events;
 pub mod graph;
 pub mod ids;
 pub mod maintain;
