@@ -27,36 +27,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use downbeat_core::context::Event;
+use downbeat_core::events::{EventKind, GraphEffect};
 use downbeat_core::graph::{self, GraphSnapshot, GraphTask, PlanSettings, Planned, Progress};
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::Status;
 use downbeat_store::EventQuery;
 use serde_json::Value;
 
-use crate::commands;
-use crate::error::{CliError, code};
+use crate::error::{Error, Kind};
 use crate::project::Project;
 
 /// At most this many events are applied to a kept view; more, and the snapshot is read again.
-pub(crate) const FOLLOW_LIMIT: u32 = 64;
-
-/// Events that change nothing in the snapshot: holds, context records, sessions, artifacts,
-/// workers, handover bookkeeping, flags, and maintenance that touches no task or edge.
-fn leaves_graph_alone(action: &str) -> bool {
-    const PREFIXES: [&str; 9] = [
-        "hold.",
-        "objective.",
-        "insight.",
-        "decision.",
-        "session.",
-        "artifact.",
-        "worker.",
-        "handover.",
-        "flag.",
-    ];
-    PREFIXES.iter().any(|p| action.starts_with(p))
-        || matches!(action, "maintain.link_removed" | "maintain.optimized")
-}
+pub const FOLLOW_LIMIT: u32 = 64;
 
 /// The settings the kept plan is made with: the project's, without worker counts (only `plan
 /// waves` estimates makespans, from the kept snapshot).
@@ -77,15 +59,15 @@ fn same(a: &PlanSettings, b: &PlanSettings) -> bool {
 }
 
 /// The snapshot of the live graph as of event `seq`, planned, with what the tools look up.
-pub(crate) struct View {
+pub struct View {
     /// The last event this view reflects.
     seq: i64,
     /// The settings it was planned with, without worker counts (the settings may change while
     /// the server runs).
     settings: PlanSettings,
-    pub(crate) snap: GraphSnapshot,
+    pub snap: GraphSnapshot,
     /// The plan without makespan estimates.
-    pub(crate) planned: Planned,
+    pub planned: Planned,
     lookup: Arc<Lookup>,
     /// Made on first use (a claim needs none of them).
     rollup: OnceLock<HashMap<TaskId, Progress>>,
@@ -132,7 +114,7 @@ impl Lookup {
 }
 
 impl View {
-    fn build(seq: i64, settings: PlanSettings, snap: GraphSnapshot) -> Result<Self, CliError> {
+    fn build(seq: i64, settings: PlanSettings, snap: GraphSnapshot) -> Result<Self, Error> {
         let lookup = Arc::new(Lookup::of(&snap));
         Self::plan(seq, settings, snap, lookup)
     }
@@ -143,9 +125,9 @@ impl View {
         settings: PlanSettings,
         snap: GraphSnapshot,
         lookup: Arc<Lookup>,
-    ) -> Result<Self, CliError> {
+    ) -> Result<Self, Error> {
         let planned = graph::plan(&snap, &settings).map_err(|c| {
-            CliError::new(code::CONFLICT, format!("the stored graph is damaged: {c}"))
+            Error::new(Kind::Conflict, format!("the stored graph is damaged: {c}"))
                 .with_hint("run maintenance and remove one of the dependencies")
         })?;
         Ok(Self {
@@ -164,16 +146,16 @@ impl View {
     /// The `report status` answer as of this view, made by `make` on first use. It holds the
     /// objectives too, which change only with events, like everything else the view holds: a
     /// view is used only while no event came after it.
-    pub(crate) async fn status<F, Fut>(&self, make: F) -> Result<&Value, CliError>
+    pub async fn status<F, Fut>(&self, make: F) -> Result<&Value, Error>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Value, CliError>>,
+        Fut: Future<Output = Result<Value, Error>>,
     {
         self.status.get_or_try_init(make).await
     }
 
     /// Status and progress rolled up the hierarchy.
-    pub(crate) fn rollup(&self) -> &HashMap<TaskId, Progress> {
+    pub fn rollup(&self) -> &HashMap<TaskId, Progress> {
         self.rollup.get_or_init(|| graph::rollup(&self.snap))
     }
 
@@ -183,7 +165,7 @@ impl View {
     }
 
     /// What a waiting or stuck pending leaf waits on (nothing for other tasks).
-    pub(crate) fn waits_on(&self, id: TaskId) -> &[TaskId] {
+    pub fn waits_on(&self, id: TaskId) -> &[TaskId] {
         self.waiting
             .get_or_init(|| {
                 self.planned
@@ -199,18 +181,18 @@ impl View {
     }
 
     /// A live task.
-    pub(crate) fn task(&self, id: TaskId) -> Option<&GraphTask> {
+    pub fn task(&self, id: TaskId) -> Option<&GraphTask> {
         self.lookup.index.get(&id).map(|&i| &self.snap.tasks[i])
     }
 
     /// The live task whose key is `q`. Keys never change and are unique among all tasks,
     /// archived ones included, so a key found here names the same task the store would.
-    pub(crate) fn by_key(&self, q: &str) -> Option<TaskId> {
+    pub fn by_key(&self, q: &str) -> Option<TaskId> {
         self.lookup.keys.get(q.trim()).copied()
     }
 
     /// Live children of a task, in `seq` order.
-    pub(crate) fn children(&self, id: TaskId) -> &[TaskId] {
+    pub fn children(&self, id: TaskId) -> &[TaskId] {
         self.lookup
             .children
             .get(&id)
@@ -219,14 +201,14 @@ impl View {
     }
 
     /// Whether a live task has live children.
-    pub(crate) fn has_children(&self, id: TaskId) -> bool {
+    pub fn has_children(&self, id: TaskId) -> bool {
         self.lookup.children.contains_key(&id)
     }
 
     /// The state a client sees for a task whose stored status is `status`: `ready`/`waiting`
     /// for pending leaves, rolled up for containers, the stored status otherwise.
-    pub(crate) fn state(&self, id: TaskId, status: Status) -> String {
-        commands::shown_status_of(id, status, self.rollup(), self.ready_set())
+    pub fn state(&self, id: TaskId, status: Status) -> String {
+        crate::tasks::shown_status_of(id, status, self.rollup(), self.ready_set())
     }
 
     /// The status changes `events` (all after `self.seq`, in order) make to the snapshot, as
@@ -235,11 +217,10 @@ impl View {
     fn changes(&self, events: &[Event]) -> Option<Vec<(usize, Status)>> {
         let mut out = Vec::new();
         for e in events {
-            if e.action != "task.status" {
-                if leaves_graph_alone(&e.action) {
-                    continue;
-                }
-                return None;
+            match EventKind::parse(&e.action).effect() {
+                GraphEffect::None => continue,
+                GraphEffect::Structure => return None,
+                GraphEffect::Status => {}
             }
             let id = TaskId::parse_short(&e.entity)?;
             let &i = self.lookup.index.get(&id)?;
@@ -257,7 +238,7 @@ impl View {
 
 /// The kept view, shared by every connection of a server.
 #[derive(Default)]
-pub(crate) struct GraphCache {
+pub struct GraphCache {
     slot: Mutex<Option<Arc<View>>>,
     /// Views built from a fresh snapshot, and from a kept one and status events.
     reads: AtomicU64,
@@ -267,7 +248,7 @@ pub(crate) struct GraphCache {
 impl GraphCache {
     /// The current view of the graph: the kept one when no event came after it, else a new
     /// one (from the kept snapshot and status events when that is enough).
-    pub(crate) async fn view(&self, p: &Project) -> Result<Arc<View>, CliError> {
+    pub async fn view(&self, p: &Project) -> Result<Arc<View>, Error> {
         let settings = settings_of(p);
         let kept = self.kept()?;
         let seq = match kept {
@@ -311,7 +292,7 @@ impl GraphCache {
         changes: &[(usize, Status)],
         seq: i64,
         settings: PlanSettings,
-    ) -> Result<Arc<View>, CliError> {
+    ) -> Result<Arc<View>, Error> {
         {
             let mut slot = self.lock()?;
             if slot.as_ref().is_some_and(|k| Arc::ptr_eq(k, &v)) {
@@ -328,12 +309,12 @@ impl GraphCache {
         self.keep(View::plan(seq, settings, snap, lookup)?)
     }
 
-    fn kept(&self) -> Result<Option<Arc<View>>, CliError> {
+    fn kept(&self) -> Result<Option<Arc<View>>, Error> {
         Ok(self.lock()?.clone())
     }
 
     /// Keeps `v` unless a newer view was kept meanwhile (by a concurrent call).
-    fn keep(&self, v: View) -> Result<Arc<View>, CliError> {
+    fn keep(&self, v: View) -> Result<Arc<View>, Error> {
         let v = Arc::new(v);
         let mut slot = self.lock()?;
         if slot.as_ref().is_none_or(|k| k.seq <= v.seq) {
@@ -342,15 +323,15 @@ impl GraphCache {
         Ok(v)
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Option<Arc<View>>>, CliError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Option<Arc<View>>>, Error> {
         self.slot
             .lock()
-            .map_err(|_| CliError::new(code::INTERNAL, "graph cache lock poisoned"))
+            .map_err(|_| Error::new(Kind::Internal, "graph cache lock poisoned"))
     }
 
     /// How many views were built from a fresh snapshot and how many from events.
     #[cfg(test)]
-    pub(crate) fn counts(&self) -> (u64, u64) {
+    pub fn counts(&self) -> (u64, u64) {
         (
             self.reads.load(Ordering::Relaxed),
             self.follows.load(Ordering::Relaxed),
@@ -576,7 +557,9 @@ mod tests {
                     .join(project::DB_FILE)
                     .display()
             )),
-            actor: Some("tester".into()),
+            actor: "tester".into(),
+            fixed_now: None,
+            cwd: dir.path().to_owned(),
         };
         project::init(&g).await.unwrap();
         follows_other_writers(&g).await;
@@ -595,7 +578,9 @@ mod tests {
         let g = Globals {
             project: Some(dir.path().to_owned()),
             db: Some(format!("{base}{sep}schema={schema}")),
-            actor: Some("tester".into()),
+            actor: "tester".into(),
+            fixed_now: None,
+            cwd: dir.path().to_owned(),
         };
         project::init(&g).await.unwrap();
         let outcome = tokio::spawn({

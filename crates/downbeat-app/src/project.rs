@@ -1,6 +1,7 @@
 //! Finding the project, reading its configuration and roles, and opening its store.
 //!
-//! Precedence: built-in defaults < `.downbeat/config.toml` < environment < command line.
+//! Precedence: built-in defaults < `.downbeat/config.toml` < what the front end passes in
+//! [`Globals`] (its environment and options). This module never reads the environment.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use downbeat_core::time::{Millis, Timestamp};
 use downbeat_store::Store;
 use serde::Deserialize;
 
-use crate::error::{CliError, code};
+use crate::error::{Error, Kind};
 
 pub const DIR: &str = ".downbeat";
 pub const DB_FILE: &str = "downbeat.db";
@@ -185,12 +186,20 @@ archive_after = "30d"
 # pause = true          # nothing else starts until the follow-up is done
 "#;
 
-/// Global options that select the project and how it is used.
+/// Where the project is and who acts in it, as the front end resolved it (from its options
+/// and the environment: this layer reads neither).
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
+    /// A database URL given explicitly (`--db` or `DOWNBEAT_DATABASE_URL`).
     pub db: Option<String>,
+    /// The project directory given explicitly (`--project`); relative to `cwd`.
     pub project: Option<PathBuf>,
-    pub actor: Option<String>,
+    /// Who acts, as the event log records it.
+    pub actor: String,
+    /// A fixed clock (reproducible output), or the wall clock when `None`.
+    pub fixed_now: Option<Timestamp>,
+    /// The directory the project is looked for from (upwards).
+    pub cwd: PathBuf,
 }
 
 /// An opened project: where it is, its settings and its store.
@@ -205,7 +214,7 @@ pub struct Project {
 
 impl Project {
     /// Who acts, and when: the clock is read here (or fixed by `DOWNBEAT_NOW`).
-    pub async fn actor(&self) -> Result<Actor, CliError> {
+    pub async fn actor(&self) -> Result<Actor, Error> {
         let mut a = Actor::new(self.actor_name.clone(), self.now());
         a.session = self.store.current_session().await?.map(|s| s.id);
         Ok(a)
@@ -252,26 +261,10 @@ pub fn now() -> Timestamp {
     Timestamp(jiff::Timestamp::now().as_millisecond())
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// `DOWNBEAT_NOW` fixes the clock (RFC 3339), for reproducible output in tests and demos.
-pub fn fixed_now() -> Result<Option<Timestamp>, CliError> {
-    match env("DOWNBEAT_NOW") {
-        None => Ok(None),
-        Some(v) => Timestamp::parse_rfc3339(&v).map(Some).ok_or_else(|| {
-            CliError::invalid(format!(
-                "DOWNBEAT_NOW=`{v}` is not an RFC 3339 time (e.g. 2026-03-01T09:00:00Z)"
-            ))
-        }),
-    }
-}
-
 /// The directory the project lives in: `--project`, else the nearest ancestor of the working
 /// directory holding `.downbeat/`.
-pub fn find_root(g: &Globals) -> Result<PathBuf, CliError> {
-    let cwd = std::env::current_dir()?;
+pub fn find_root(g: &Globals) -> Result<PathBuf, Error> {
+    let cwd = &g.cwd;
     if let Some(p) = &g.project {
         let p = if p.is_absolute() {
             p.clone()
@@ -280,14 +273,14 @@ pub fn find_root(g: &Globals) -> Result<PathBuf, CliError> {
         };
         return Ok(p);
     }
-    let mut cur: Option<&Path> = Some(&cwd);
+    let mut cur: Option<&Path> = Some(cwd);
     while let Some(dir) = cur {
         if dir.join(DIR).is_dir() {
             return Ok(dir.to_owned());
         }
         cur = dir.parent();
     }
-    Err(CliError::not_found(format!(
+    Err(Error::not_found(format!(
         "no downbeat project in {} or any parent directory",
         cwd.display()
     ))
@@ -298,27 +291,26 @@ pub fn find_root(g: &Globals) -> Result<PathBuf, CliError> {
 
 fn db_url(g: &Globals, root: &Path) -> String {
     g.db.clone()
-        .or_else(|| env("DOWNBEAT_DATABASE_URL"))
         .unwrap_or_else(|| format!("sqlite:{}", root.join(DIR).join(DB_FILE).display()))
 }
 
-pub fn load_config(root: &Path) -> Result<Config, CliError> {
+pub fn load_config(root: &Path) -> Result<Config, Error> {
     let path = root.join(DIR).join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).map_err(|e| {
-            CliError::invalid(format!("{}: {}", path.display(), e.to_string().trim_end()))
+            Error::invalid(format!("{}: {}", path.display(), e.to_string().trim_end()))
                 .with_hint("see `downbeat init` for a commented default configuration")
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-        Err(e) => Err(CliError::new(
-            code::STORAGE,
+        Err(e) => Err(Error::new(
+            Kind::Storage,
             format!("cannot read {}: {e}", path.display()),
         )),
     }
 }
 
 /// Built-in roles, then `.downbeat/roles/*.toml`, then `[roles.*]` from the config.
-pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, CliError> {
+pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, Error> {
     let mut roles = RoleSet::builtin();
     let dir = root.join(DIR).join("roles");
     if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -337,12 +329,12 @@ pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, CliError> {
             let shown = format!("{DIR}/roles/{name}.toml");
             roles
                 .merge_toml(&name, &shown, &text)
-                .map_err(|e| CliError::invalid(e.to_string()))?;
+                .map_err(|e| Error::invalid(e.to_string()))?;
         }
     }
     for (name, rc) in &config.roles {
         if !roles.contains(name) {
-            return Err(CliError::invalid(format!(
+            return Err(Error::invalid(format!(
                 "{DIR}/{CONFIG_FILE}: [roles.{name}] names an unknown role (known: {})",
                 roles.names().join(", ")
             )));
@@ -358,54 +350,40 @@ pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, CliError> {
             .unwrap_or_default();
         roles
             .merge(name, &source, file)
-            .map_err(|e| CliError::invalid(e.to_string()))?;
+            .map_err(|e| Error::invalid(e.to_string()))?;
     }
     for r in roles.iter() {
         if let Some(s) = &r.stale_after {
             Millis::parse(s)
-                .map_err(|e| CliError::invalid(format!("role `{}`: stale_after: {e}", r.name)))?;
+                .map_err(|e| Error::invalid(format!("role `{}`: stale_after: {e}", r.name)))?;
         }
     }
     Ok(roles)
 }
 
-fn actor_name(g: &Globals) -> String {
-    g.actor
-        .clone()
-        .or_else(|| env("DOWNBEAT_ACTOR"))
-        .or_else(|| env("USER").map(|u| format!("cli:{u}")))
-        .unwrap_or_else(|| "cli".into())
-}
-
 /// Opens an existing project.
-pub async fn open(g: &Globals) -> Result<Project, CliError> {
-    let explicit_db = g.db.is_some() || env("DOWNBEAT_DATABASE_URL").is_some();
+pub async fn open(g: &Globals) -> Result<Project, Error> {
+    let explicit_db = g.db.is_some();
     let root = match find_root(g) {
         Ok(r) => r,
-        Err(e) if explicit_db => {
-            let _ = e;
-            std::env::current_dir()?
-        }
+        Err(_) if explicit_db => g.cwd.clone(),
         Err(e) => return Err(e),
     };
     let url = db_url(g, &root);
     let store = downbeat_store::open(&url, false).await.map_err(|e| {
         let missing = matches!(&e, downbeat_store::Error::Open { message, .. } if message.starts_with("no database there"));
-        let err = CliError::from(e);
+        let err = Error::from(e);
         if missing {
-            CliError { code: code::NOT_FOUND, ..err }.with_hint("run `downbeat init` to create the project database")
+            err.with_kind(Kind::NotFound).with_hint("run `downbeat init` to create the project database")
         } else {
             err
         }
     })?;
-    if let Some(b) = &store.info().backup {
-        eprintln!("note: the database schema was upgraded; a backup of the old database is at {b}");
-    }
     assemble(g, root, store)
 }
 
 /// The project's settings around an opened store.
-fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project, CliError> {
+fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project, Error> {
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
     let config = load_config(&root)?;
     let roles = load_roles(&root, &config)?;
@@ -414,18 +392,18 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
         config,
         roles,
         store,
-        actor_name: actor_name(g),
-        fixed_now: fixed_now()?,
+        actor_name: g.actor.clone(),
+        fixed_now: g.fixed_now,
     };
     check_groups(&p)?;
     Ok(p)
 }
 
 /// Named groups must list known roles, and a role is capped in one place only.
-fn check_groups(p: &Project) -> Result<(), CliError> {
+fn check_groups(p: &Project) -> Result<(), Error> {
     for (name, g) in &p.config.groups {
         if let Some(unknown) = g.roles.iter().find(|r| !p.roles.contains(r)) {
-            return Err(CliError::invalid(format!(
+            return Err(Error::invalid(format!(
                 "{DIR}/{CONFIG_FILE}: [groups.{name}] names an unknown role `{unknown}` (known: {})",
                 p.roles.names().join(", ")
             )));
@@ -433,24 +411,23 @@ fn check_groups(p: &Project) -> Result<(), CliError> {
     }
     let settings = p.plan_settings();
     downbeat_core::graph::check_groups(&settings.role_caps, &settings.groups)
-        .map_err(|e| CliError::invalid(format!("{DIR}/{CONFIG_FILE}: {e}")))
+        .map_err(|e| Error::invalid(format!("{DIR}/{CONFIG_FILE}: {e}")))
 }
 
 /// Creates `.downbeat/` (config and database) in the project root; idempotent.
-pub async fn init(g: &Globals) -> Result<(Project, bool), CliError> {
-    let cwd = std::env::current_dir()?;
+pub async fn init(g: &Globals) -> Result<(Project, bool), Error> {
     let root = match &g.project {
         Some(p) if p.is_absolute() => p.clone(),
-        Some(p) => cwd.join(p),
-        None => cwd,
+        Some(p) => g.cwd.join(p),
+        None => g.cwd.clone(),
     };
     let dir = root.join(DIR);
     let url = db_url(g, &root);
     let is_file = !(url.starts_with("postgres://") || url.starts_with("postgresql://"));
     let fresh = !dir.join(DB_FILE).exists();
     std::fs::create_dir_all(dir.join("roles")).map_err(|e| {
-        CliError::new(
-            code::STORAGE,
+        Error::new(
+            Kind::Storage,
             format!("cannot create {}: {e}", dir.display()),
         )
         .with_hint("downbeat needs write access to the project directory")
@@ -458,8 +435,8 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), CliError> {
     let cfg = dir.join(CONFIG_FILE);
     if !cfg.exists() {
         std::fs::write(&cfg, DEFAULT_CONFIG).map_err(|e| {
-            CliError::new(
-                code::STORAGE,
+            Error::new(
+                Kind::Storage,
                 format!("cannot write {}: {e}", cfg.display()),
             )
         })?;

@@ -9,11 +9,9 @@
 //! (several servers, CLIs and runners share one database; see [`cache`]), print anything but
 //! protocol on stdout, or log the bearer token.
 
-mod cache;
 mod ops;
 mod prompts;
 mod resources;
-mod runs;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -30,9 +28,9 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
-use crate::cli::{McpArgs, McpCmd, McpProfile, McpServeArgs};
-use crate::error::{CliError, code};
-use crate::project::{self, Globals, Project};
+use downbeat_app::error::{Error, Kind};
+use downbeat_app::project::{self, Globals, Project};
+use downbeat_app::{cache, runs};
 
 pub use tools::tool_names;
 
@@ -46,43 +44,49 @@ pub enum Profile {
 }
 
 impl Profile {
-    fn parse(s: &str) -> Result<Self, CliError> {
+    fn parse(s: &str) -> Result<Self, Error> {
         match s {
             "default" => Ok(Self::Default),
             "full" => Ok(Self::Full),
-            other => Err(CliError::invalid(format!(
+            other => Err(Error::invalid(format!(
                 "[mcp] profile = \"{other}\": expected \"default\" or \"full\""
             ))),
         }
     }
 }
 
-/// `downbeat mcp [serve]`.
-pub async fn command(g: &Globals, a: McpArgs) -> Result<(), CliError> {
-    let serve = match a.command {
-        Some(McpCmd::Serve(s)) => s,
-        Some(McpCmd::Install(_)) | None => a.serve,
-    };
-    serve_cmd(g, serve).await
+/// How a server is asked to serve, as the front end that starts it resolved it.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Serve Streamable HTTP at this address instead of stdio.
+    pub http: Option<String>,
+    /// The bearer token clients must send over HTTP, if one is set.
+    pub token: Option<String>,
+    /// Where the token comes from (named in messages; the token itself never is).
+    pub token_env: String,
+    /// The tool profile; `None`: `[mcp] profile`, else the default.
+    pub profile: Option<Profile>,
+    /// Who acts in the event log, when given explicitly; otherwise `mcp:<client>`.
+    pub actor: Option<String>,
 }
 
-async fn serve_cmd(g: &Globals, a: McpServeArgs) -> Result<(), CliError> {
+/// Serves the project until the client goes away (stdio) or the process is stopped (HTTP).
+pub async fn serve(g: &Globals, a: ServeOptions) -> Result<(), Error> {
     // The address and the token are checked before anything else.
     let http = match &a.http {
         Some(addr) => {
             let addr = http_addr(addr)?;
-            Some((addr, http_token(&addr, &a.token_env)?))
+            Some((addr, http_token(&addr, a.token.clone(), &a.token_env)?))
         }
         None => None,
     };
     let p = project::open(g).await?;
     let profile = match (a.profile, p.config.mcp.profile.as_deref()) {
-        (Some(McpProfile::Default), _) => Profile::Default,
-        (Some(McpProfile::Full), _) => Profile::Full,
+        (Some(p), _) => p,
         (None, Some(s)) => Profile::parse(s)?,
         (None, None) => Profile::Default,
     };
-    let ctx = Arc::new(Ctx::new(g, p, profile)?);
+    let ctx = Arc::new(Ctx::new(a.actor, p, profile));
     let result = match http {
         None => serve_stdio(ctx.clone()).await,
         Some((addr, token)) => serve_http(ctx.clone(), addr, token).await,
@@ -92,24 +96,24 @@ async fn serve_cmd(g: &Globals, a: McpServeArgs) -> Result<(), CliError> {
     result
 }
 
-async fn serve_stdio(ctx: Arc<Ctx>) -> Result<(), CliError> {
+async fn serve_stdio(ctx: Arc<Ctx>) -> Result<(), Error> {
     let server = DownbeatMcp::new(ctx);
     let running = server
         .serve(rmcp::transport::stdio())
         .await
-        .map_err(|e| CliError::new(code::INTERNAL, format!("mcp: {e}")))?;
+        .map_err(|e| Error::new(Kind::Internal, format!("mcp: {e}")))?;
     running
         .waiting()
         .await
-        .map_err(|e| CliError::new(code::INTERNAL, format!("mcp: {e}")))?;
+        .map_err(|e| Error::new(Kind::Internal, format!("mcp: {e}")))?;
     Ok(())
 }
 
 /// `127.0.0.1:8765`, `[::1]:8765` or `localhost:8765`.
-fn http_addr(addr: &str) -> Result<SocketAddr, CliError> {
+fn http_addr(addr: &str) -> Result<SocketAddr, Error> {
     use std::net::ToSocketAddrs;
     let bad = || {
-        CliError::invalid(format!(
+        Error::invalid(format!(
             "--http {addr}: expected an address like 127.0.0.1:8765"
         ))
     };
@@ -124,10 +128,14 @@ fn http_addr(addr: &str) -> Result<SocketAddr, CliError> {
 }
 
 /// Refuses a non-loopback address without a token; returns the token, if any.
-pub fn http_token(addr: &SocketAddr, token_env: &str) -> Result<Option<String>, CliError> {
-    let token = std::env::var(token_env).ok().filter(|t| !t.is_empty());
+pub fn http_token(
+    addr: &SocketAddr,
+    token: Option<String>,
+    token_env: &str,
+) -> Result<Option<String>, Error> {
+    let token = token.filter(|t| !t.is_empty());
     if token.is_none() && !addr.ip().is_loopback() {
-        return Err(CliError::invalid(format!(
+        return Err(Error::invalid(format!(
             "refusing to serve MCP on {addr} without a bearer token: that address is reachable from other machines"
         ))
         .with_hint(format!(
@@ -137,11 +145,7 @@ pub fn http_token(addr: &SocketAddr, token_env: &str) -> Result<Option<String>, 
     Ok(token)
 }
 
-async fn serve_http(
-    ctx: Arc<Ctx>,
-    addr: SocketAddr,
-    token: Option<String>,
-) -> Result<(), CliError> {
+async fn serve_http(ctx: Arc<Ctx>, addr: SocketAddr, token: Option<String>) -> Result<(), Error> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -165,7 +169,7 @@ async fn serve_http(
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| CliError::new(code::INTERNAL, format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| Error::new(Kind::Internal, format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
     eprintln!("downbeat mcp: listening on http://{local}/mcp");
     let stop = cancel.clone();
@@ -177,7 +181,7 @@ async fn serve_http(
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { cancel.cancelled_owned().await })
         .await
-        .map_err(|e| CliError::new(code::INTERNAL, format!("mcp http: {e}")))
+        .map_err(|e| Error::new(Kind::Internal, format!("mcp http: {e}")))
 }
 
 /// 401 unless the request carries `Authorization: Bearer <token>`.
@@ -222,35 +226,30 @@ pub struct Ctx {
     cached: Mutex<(Stamp, Arc<Project>)>,
     graph: Arc<cache::GraphCache>,
     profile: Profile,
-    /// `--actor` or `DOWNBEAT_ACTOR`, which take precedence over `mcp:<client>`.
+    /// `the actor given explicitly, which takes precedence over `mcp:<client>`.
     actor: Option<String>,
-    runs: runs::Runs,
+    runs: runs::background::Runs,
 }
 
 impl Ctx {
-    pub fn new(g: &Globals, p: Project, profile: Profile) -> Result<Self, CliError> {
-        let actor = g.actor.clone().or_else(|| {
-            std::env::var("DOWNBEAT_ACTOR")
-                .ok()
-                .filter(|v| !v.is_empty())
-        });
+    pub fn new(actor: Option<String>, p: Project, profile: Profile) -> Self {
         let stamp = stamp(&p.root);
-        Ok(Self {
+        Self {
             cached: Mutex::new((stamp, Arc::new(p))),
             graph: Arc::default(),
             profile,
             actor,
-            runs: runs::Runs::default(),
-        })
+            runs: runs::background::Runs::default(),
+        }
     }
 
     /// The project as of now, acting as `client`.
-    fn project(&self, client: &str) -> Result<Project, CliError> {
+    fn project(&self, client: &str) -> Result<Project, Error> {
         let base = {
             let mut guard = self
                 .cached
                 .lock()
-                .map_err(|_| CliError::new(code::INTERNAL, "settings lock poisoned"))?;
+                .map_err(|_| Error::new(Kind::Internal, "settings lock poisoned"))?;
             let now = stamp(&guard.1.root);
             if now != guard.0 {
                 let root = guard.1.root.clone();
@@ -343,7 +342,7 @@ impl DownbeatMcp {
     }
 
     /// The project as of now, acting as the client on the other end of `peer`.
-    fn project(&self, peer: &rmcp::Peer<RoleServer>) -> Result<(Project, String), CliError> {
+    fn project(&self, peer: &rmcp::Peer<RoleServer>) -> Result<(Project, String), Error> {
         let client = client_name(peer);
         Ok((self.ctx.project(&client)?, client))
     }
@@ -428,12 +427,12 @@ impl ServerHandler for DownbeatMcp {
 }
 
 /// A failure that is not the client's: the settings cannot be read.
-fn internal(e: CliError) -> ErrorData {
+fn internal(e: Error) -> ErrorData {
     ErrorData::internal_error(message(&e), None)
 }
 
 /// An error's message with its hint, for a client to read.
-pub(crate) fn message(e: &CliError) -> String {
+pub(crate) fn message(e: &Error) -> String {
     match &e.hint {
         Some(h) => format!("{} (hint: {h})", e.message),
         None => e.message.clone(),

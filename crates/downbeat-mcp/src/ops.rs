@@ -20,41 +20,17 @@ use downbeat_engine::run::RunEvent;
 use downbeat_store::{Batch, ClaimRequest, EventQuery, Finish, FinishStatus, Hold, TaskFilter};
 use serde_json::{Map, Value, json};
 
-use super::cache::{GraphCache, View};
-use crate::commands::{self, check_role, parse_priority, record, resolve};
-use crate::error::{CliError, code};
-use crate::project::Project;
+use downbeat_app::answer::compact;
+use downbeat_app::cache::{GraphCache, View};
+use downbeat_app::error::{Error, Kind};
+use downbeat_app::project::Project;
+use downbeat_app::tasks::{check_role, parse_priority, record, resolve, resolve_all};
+use downbeat_app::{context, documents, maintenance, plans, runs, tasks, views};
 
-pub(crate) type Out = Result<Value, CliError>;
-
-/// Drops nulls, empty strings, empty arrays and empty objects from an object (one level).
-pub(crate) fn compact(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| match v {
-                    Value::Null => false,
-                    Value::String(s) => !s.is_empty(),
-                    Value::Array(a) => !a.is_empty(),
-                    Value::Object(o) => !o.is_empty(),
-                    _ => true,
-                })
-                .collect(),
-        ),
-        other => other,
-    }
-}
+pub type Out = Result<Value, Error>;
 
 fn ids(v: &[TaskId]) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
-}
-
-async fn resolve_all(p: &Project, refs: &[String]) -> Result<Vec<TaskId>, CliError> {
-    let mut out = Vec::with_capacity(refs.len());
-    for r in refs {
-        out.push(resolve(p, r).await?);
-    }
-    Ok(out)
 }
 
 /// What a task list shows of a task, from a full row or from the planner's snapshot.
@@ -123,11 +99,11 @@ fn task_line(t: Line<'_>, state: &str) -> Value {
 // ------------------------------------------------------------------------------------------
 // session
 
-pub(crate) async fn session(p: &Project, action: &str, label: Option<&str>) -> Out {
+pub async fn session(p: &Project, action: &str, label: Option<&str>) -> Out {
     match action {
         "resume" => {
-            let s = commands::resume_session(p).await?;
-            let v = commands::view(p).await?;
+            let s = context::resume_session(p).await?;
+            let v = views::view(p).await?;
             let brief = downbeat_core::report::brief(&v, Some(&s));
             Ok(json!({"session": s.id, "brief": brief}))
         }
@@ -140,7 +116,7 @@ pub(crate) async fn session(p: &Project, action: &str, label: Option<&str>) -> O
         }
         "end" => {
             let Some(s) = p.store.current_session().await? else {
-                return Err(CliError::not_found("no open session"));
+                return Err(Error::not_found("no open session"));
             };
             let s = p.store.end_session(s.id, &p.actor().await?).await?;
             Ok(json!({"session": s.id, "ended": true}))
@@ -154,8 +130,8 @@ pub(crate) async fn session(p: &Project, action: &str, label: Option<&str>) -> O
     }
 }
 
-pub(crate) fn unknown_action(got: &str, known: &[&str]) -> CliError {
-    CliError::invalid(format!(
+pub fn unknown_action(got: &str, known: &[&str]) -> Error {
+    Error::invalid(format!(
         "unknown action `{got}` (expected one of: {})",
         known.join(", ")
     ))
@@ -166,20 +142,20 @@ pub(crate) fn unknown_action(got: &str, known: &[&str]) -> CliError {
 
 /// Validates a plan given as JSON (the plan-file structure) and, unless `dry`, applies it in
 /// one transaction.
-pub(crate) async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool) -> Out {
+pub async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool) -> Out {
     let Some(v) = plan_json else {
-        return Err(CliError::invalid(
+        return Err(Error::invalid(
             "`plan` is required: {\"tasks\": [{\"key\": …, \"title\": …, \"role\": …, \"depends_on\": […]}], …}",
         ));
     };
     if !v.is_object() {
-        return Err(CliError::invalid(
+        return Err(Error::invalid(
             "`plan` must be a JSON object with the plan-file structure (tasks, objectives, decisions, insights, roles)",
         ));
     }
     let parsed = plan::parse(&v.to_string(), PlanFormat::Json)
-        .map_err(|e| CliError::invalid(format!("plan: {}", e.message)))?;
-    let validated = commands::validate_plan(p, &parsed, "plan").await?;
+        .map_err(|e| Error::invalid(format!("plan: {}", e.message)))?;
+    let validated = plans::validate_plan(p, &parsed, "plan").await?;
     if dry {
         return Ok(json!({
             "valid": true,
@@ -188,7 +164,7 @@ pub(crate) async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool
             "objectives": validated.objectives.len(),
         }));
     }
-    let applied = commands::apply_plan(p, &validated).await?;
+    let plans::Applied { applied, notes } = plans::apply_plan(p, &validated).await?;
     let keys: Map<String, Value> = applied
         .tasks
         .iter()
@@ -202,16 +178,17 @@ pub(crate) async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool
         "decisions": applied.decisions,
         "insights": applied.insights,
         "roles": validated.roles.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "notes": notes,
     })))
 }
 
 /// Waves, the critical path and makespan estimates: the kept plan when no makespan is asked
 /// for, else the kept snapshot planned again with the worker counts.
-pub(crate) async fn waves(p: &Project, g: &GraphCache, workers: &[u32]) -> Out {
+pub async fn waves(p: &Project, g: &GraphCache, workers: &[u32]) -> Out {
     let mut settings = p.plan_settings();
     if !workers.is_empty() {
         if workers.contains(&0) {
-            return Err(CliError::invalid("workers must be at least 1"));
+            return Err(Error::invalid("workers must be at least 1"));
         }
         settings.workers = workers.to_vec();
     }
@@ -221,7 +198,7 @@ pub(crate) async fn waves(p: &Project, g: &GraphCache, workers: &[u32]) -> Out {
         &view.planned
     } else {
         fresh = graph::plan(&view.snap, &settings)
-            .map_err(|c| CliError::new(code::CONFLICT, c.to_string()))?;
+            .map_err(|c| Error::new(Kind::Conflict, c.to_string()))?;
         &fresh
     };
     Ok(json!({
@@ -240,7 +217,7 @@ pub(crate) async fn waves(p: &Project, g: &GraphCache, workers: &[u32]) -> Out {
 
 /// Filters of a task list.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct ListFilter {
+pub struct ListFilter {
     pub status: Vec<String>,
     pub role: Option<String>,
     pub tag: Option<String>,
@@ -250,7 +227,7 @@ pub(crate) struct ListFilter {
     pub all: bool,
 }
 
-pub(crate) async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
+pub async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
     let mut statuses = Vec::new();
     for s in &f.status {
         // `ready` and `waiting` are derived: both are stored as pending.
@@ -258,7 +235,7 @@ pub(crate) async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
             "ready" | "waiting" => Status::Pending,
             other => other
                 .parse::<Status>()
-                .map_err(|e| CliError::invalid(e.to_string()))?,
+                .map_err(|e| Error::invalid(e.to_string()))?,
         };
         if !statuses.contains(&st) {
             statuses.push(st);
@@ -326,12 +303,7 @@ pub(crate) async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
 }
 
 /// Ready tasks, best first (critical path first), optionally of one role.
-pub(crate) async fn ready(
-    p: &Project,
-    g: &GraphCache,
-    role: Option<&str>,
-    limit: Option<u32>,
-) -> Out {
+pub async fn ready(p: &Project, g: &GraphCache, role: Option<&str>, limit: Option<u32>) -> Out {
     let view = g.view(p).await?;
     let limit = limit.map(|l| l as usize).unwrap_or(usize::MAX);
     let list: Vec<Value> = view
@@ -353,7 +325,7 @@ pub(crate) async fn ready(
 }
 
 /// A task reference resolved by a live task's key in `view` without a query, else by the store.
-async fn resolve_in(p: &Project, view: &View, q: &str) -> Result<TaskId, CliError> {
+async fn resolve_in(p: &Project, view: &View, q: &str) -> Result<TaskId, Error> {
     match view.by_key(q) {
         Some(id) => Ok(id),
         None => resolve(p, q).await,
@@ -361,7 +333,7 @@ async fn resolve_in(p: &Project, view: &View, q: &str) -> Result<TaskId, CliErro
 }
 
 /// Live (non-archived) children of a task.
-async fn children(p: &Project, id: TaskId) -> Result<Vec<Task>, CliError> {
+async fn children(p: &Project, id: TaskId) -> Result<Vec<Task>, Error> {
     Ok(p.store
         .tasks(&TaskFilter {
             parent: Some(id),
@@ -372,7 +344,7 @@ async fn children(p: &Project, id: TaskId) -> Result<Vec<Task>, CliError> {
 
 /// Whether `id` lets its dependents start: a leaf when completed or skipped, a container when
 /// every leaf under it is (archived tasks always do). Reads only that task's subtree.
-async fn satisfied(p: &Project, id: TaskId) -> Result<bool, CliError> {
+async fn satisfied(p: &Project, id: TaskId) -> Result<bool, Error> {
     let t = p.store.task(id).await?;
     if t.archived {
         return Ok(true);
@@ -396,7 +368,7 @@ async fn satisfied(p: &Project, id: TaskId) -> Result<bool, CliError> {
 /// What a leaf waits on, read with a few targeted queries instead of the whole graph: the
 /// unfinished `blocks` dependencies of the task and of each of its ancestors (a container's
 /// dependencies hold back its whole subtree), as the planner sees them.
-async fn leaf_waits_on(p: &Project, t: &Task, edges: &[Edge]) -> Result<Vec<TaskId>, CliError> {
+async fn leaf_waits_on(p: &Project, t: &Task, edges: &[Edge]) -> Result<Vec<TaskId>, Error> {
     let mut out = Vec::new();
     let mut node_edges = edges.to_vec();
     let mut node = t.id;
@@ -426,7 +398,7 @@ async fn leaf_waits_on(p: &Project, t: &Task, edges: &[Edge]) -> Result<Vec<Task
 /// task row and its edges (those to archived tasks too) from the store, its state, children,
 /// progress and what it waits on from the kept view. A task the view does not hold (archived,
 /// or added since) is read with targeted queries.
-pub(crate) async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
+pub async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
     let view = g.view(p).await?;
     let id = resolve_in(p, &view, q).await?;
     let t = p.store.task(id).await?;
@@ -510,7 +482,7 @@ pub(crate) async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
 
 /// Fields of a task to add or change.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Fields {
+pub struct Fields {
     pub title: Option<String>,
     pub description: Option<String>,
     pub role: Option<String>,
@@ -525,9 +497,9 @@ pub(crate) struct Fields {
     pub executor: Option<String>,
 }
 
-pub(crate) async fn add(p: &Project, f: &Fields) -> Out {
+pub async fn add(p: &Project, f: &Fields) -> Out {
     let Some(title) = f.title.clone() else {
-        return Err(CliError::invalid("`title` is required to add a task"));
+        return Err(Error::invalid("`title` is required to add a task"));
     };
     if let Some(r) = &f.role {
         check_role(p, r)?;
@@ -562,7 +534,7 @@ pub(crate) async fn add(p: &Project, f: &Fields) -> Out {
     Ok(compact(json!({"id": t.id, "key": t.key})))
 }
 
-pub(crate) async fn update(p: &Project, q: &str, f: &Fields) -> Out {
+pub async fn update(p: &Project, q: &str, f: &Fields) -> Out {
     let id = resolve(p, q).await?;
     let role = match f.role.as_deref() {
         None => None,
@@ -578,7 +550,7 @@ pub(crate) async fn update(p: &Project, q: &str, f: &Fields) -> Out {
         Some(s) => Some(Some(resolve(p, s).await?)),
     };
     if f.key.is_some() || f.after.is_some() {
-        return Err(CliError::invalid(
+        return Err(Error::invalid(
             "`key` and `after` cannot be changed by an update (add dependencies with the dep action)",
         ));
     }
@@ -595,7 +567,7 @@ pub(crate) async fn update(p: &Project, q: &str, f: &Fields) -> Out {
         exec: None,
     };
     if patch.is_empty() {
-        return Err(CliError::invalid(
+        return Err(Error::invalid(
             "nothing to change: pass at least one of title, description, role, parent, effort, priority, acceptance, tags, files",
         ));
     }
@@ -604,7 +576,8 @@ pub(crate) async fn update(p: &Project, q: &str, f: &Fields) -> Out {
 }
 
 /// Moves a task through the state machine by hand (`start`, `skip`, `cancel`, `block`, …).
-pub(crate) async fn set_status(p: &Project, q: &str, to: &str, note: Option<&str>) -> Out {
+/// Starting or completing a task that waits on unfinished work is refused unless `force`.
+pub async fn set_status(p: &Project, q: &str, to: &str, note: Option<&str>, force: bool) -> Out {
     let id = resolve(p, q).await?;
     let to = match to {
         "start" => Status::Running,
@@ -615,34 +588,28 @@ pub(crate) async fn set_status(p: &Project, q: &str, to: &str, note: Option<&str
         "skip" => Status::Skipped,
         "cancel" => Status::Cancelled,
         other => other.parse::<Status>().map_err(|e| {
-            CliError::invalid(format!(
+            Error::invalid(format!(
                 "{e}; or one of start, done, fail, block, unblock, skip, cancel, reopen, retry"
             ))
         })?,
     };
-    let changed = p.store.set_status(id, to, note, &p.actor().await?).await?;
+    let changed = tasks::set_status(p, id, to, note, force).await?;
     Ok(json!({
         "changed": changed.iter().map(|t| json!({"id": t.id, "status": t.status})).collect::<Vec<_>>(),
     }))
 }
 
 /// Adds (or with `remove`, removes) dependencies of task `q` on each of `on`.
-pub(crate) async fn dep(
-    p: &Project,
-    q: &str,
-    on: &[String],
-    kind: Option<&str>,
-    remove: bool,
-) -> Out {
+pub async fn dep(p: &Project, q: &str, on: &[String], kind: Option<&str>, remove: bool) -> Out {
     if on.is_empty() {
-        return Err(CliError::invalid("`on` needs at least one task"));
+        return Err(Error::invalid("`on` needs at least one task"));
     }
     let kind = match kind.unwrap_or("blocks") {
         "blocks" => EdgeKind::Blocks,
         "related" => EdgeKind::Related,
         "discovered-from" | "discovered_from" => EdgeKind::DiscoveredFrom,
         other => {
-            return Err(CliError::invalid(format!(
+            return Err(Error::invalid(format!(
                 "unknown edge kind `{other}` (blocks, related, discovered-from)"
             )));
         }
@@ -668,7 +635,7 @@ pub(crate) async fn dep(
 }
 
 /// What waits, on what; what is held.
-pub(crate) async fn blocked(p: &Project, g: &GraphCache) -> Out {
+pub async fn blocked(p: &Project, g: &GraphCache) -> Out {
     let view = g.view(p).await?;
     let planned = &view.planned;
     // The held leaves' rows, for their reasons.
@@ -696,25 +663,25 @@ pub(crate) async fn blocked(p: &Project, g: &GraphCache) -> Out {
 // claims and their ends
 
 /// Who holds claims made by this client (and worker).
-pub(crate) fn holder(client: &str, worker: Option<&str>) -> String {
+pub fn holder(client: &str, worker: Option<&str>) -> String {
     match worker {
         Some(w) if !w.is_empty() => format!("mcp:{client}/{}", super::sanitize(w)),
         _ => format!("mcp:{client}"),
     }
 }
 
-fn lease_of(p: &Project, lease: Option<&str>) -> Result<Millis, CliError> {
+fn lease_of(p: &Project, lease: Option<&str>) -> Result<Millis, Error> {
     let s = lease.or(p.config.mcp.lease.as_deref()).unwrap_or("5m");
-    let m = Millis::parse(s).map_err(|e| CliError::invalid(format!("lease: {e}")))?;
+    let m = Millis::parse(s).map_err(|e| Error::invalid(format!("lease: {e}")))?;
     if m.0 <= 0 {
-        return Err(CliError::invalid("lease must be longer than zero"));
+        return Err(Error::invalid("lease must be longer than zero"));
     }
     Ok(m)
 }
 
 /// What a claim asks for.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct ClaimSpec {
+pub struct ClaimSpec {
     pub task: Option<String>,
     pub role: Option<String>,
     pub worker: Option<String>,
@@ -726,7 +693,7 @@ pub(crate) struct ClaimSpec {
 /// footprints of running work): it becomes `running` under a new lease epoch, the fencing
 /// token the end of the work must present. Two claimants never get the same task: the claim
 /// is one conditional write.
-pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSpec) -> Out {
+pub async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSpec) -> Out {
     let holder = holder(client, c.worker.as_deref());
     let lease = lease_of(p, c.lease.as_deref())?;
     if let Some(r) = &c.role {
@@ -752,8 +719,8 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
             if let Some(h) = holds.first()
                 && allowed.as_ref().is_some_and(|a| !a.contains(&named.0))
             {
-                return Err(CliError::new(
-                    code::CONFLICT,
+                return Err(Error::new(
+                    Kind::Conflict,
                     format!("task {} cannot start: {}", named.0, held(h)),
                 ));
             }
@@ -786,8 +753,8 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
                 None => "a hold was added while the task was being chosen and has ended since; claim again".into(),
             };
             if c.task.is_some() {
-                return Err(CliError::new(
-                    code::CONFLICT,
+                return Err(Error::new(
+                    Kind::Conflict,
                     format!("task {id} cannot start now: {why}"),
                 ));
             }
@@ -795,8 +762,8 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
         }
         let Some(got) = res.claimed.first() else {
             if c.task.is_some() {
-                return Err(CliError::new(
-                    code::CONFLICT,
+                return Err(Error::new(
+                    Kind::Conflict,
                     format!("task {id} was claimed or changed meanwhile; it is not claimable now"),
                 ));
             }
@@ -827,10 +794,10 @@ pub(crate) async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSp
 
 /// A task named by the claimant, checked with targeted queries: a pending live leaf whose
 /// dependencies are finished. Returns it with its direct leaf dependencies.
-async fn claimable(p: &Project, q: &str) -> Result<(TaskId, Vec<TaskId>), CliError> {
+async fn claimable(p: &Project, q: &str) -> Result<(TaskId, Vec<TaskId>), Error> {
     let id = resolve(p, q).await?;
     let t = p.store.task(id).await?;
-    let conflict = |m: String| CliError::new(code::CONFLICT, m);
+    let conflict = |m: String| Error::new(Kind::Conflict, m);
     if t.archived {
         return Err(conflict(format!("task {id} is archived")));
     }
@@ -964,25 +931,21 @@ fn best_ready(
 
 /// The specialist prompt for `task`: the template of `role` (default: the task's role) with the
 /// task, the objectives and the dependencies' results.
-pub(crate) async fn render_prompt(
-    p: &Project,
-    task: &Task,
-    role: Option<&str>,
-) -> Result<String, CliError> {
+pub async fn render_prompt(p: &Project, task: &Task, role: Option<&str>) -> Result<String, Error> {
     let role = role.map(str::to_owned).or_else(|| task.role.clone());
     let template = match &role {
         Some(r) => {
             check_role(p, r)?;
             p.roles.get(r).map(|x| x.prompt.clone()).unwrap_or_default()
         }
-        None => crate::run_cmd::DEFAULT_PROMPT.to_owned(),
+        None => runs::DEFAULT_PROMPT.to_owned(),
     };
     let ctx = downbeat_engine::run::prompt_context(p.store.as_ref(), task).await?;
     downbeat_engine::prompt::render(role.as_deref().unwrap_or("default"), &template, &ctx)
-        .map_err(|e| CliError::invalid(e.to_string()))
+        .map_err(|e| Error::invalid(e.to_string()))
 }
 
-pub(crate) async fn prompt(p: &Project, q: &str, role: Option<&str>) -> Out {
+pub async fn prompt(p: &Project, q: &str, role: Option<&str>) -> Out {
     let id = resolve(p, q).await?;
     let t = p.store.task(id).await?;
     Ok(json!({"task": id, "prompt": render_prompt(p, &t, role).await?}))
@@ -990,7 +953,7 @@ pub(crate) async fn prompt(p: &Project, q: &str, role: Option<&str>) -> Out {
 
 /// The end of a claimed piece of work.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct End {
+pub struct End {
     pub task: Option<String>,
     pub token: Option<i64>,
     pub summary: Option<String>,
@@ -1006,9 +969,9 @@ pub(crate) struct End {
 async fn claimed(
     p: &Project,
     e: &End,
-) -> Result<(Task, downbeat_store::AttemptRecord, i64), CliError> {
+) -> Result<(Task, downbeat_store::AttemptRecord, i64), Error> {
     let (Some(q), Some(token)) = (&e.task, e.token) else {
-        return Err(CliError::invalid(
+        return Err(Error::invalid(
             "`task` and `token` (the fencing token the claim returned) are required",
         ));
     };
@@ -1027,7 +990,7 @@ async fn claimed(
     }
 }
 
-fn stale(t: &Task, token: i64) -> CliError {
+fn stale(t: &Task, token: i64) -> Error {
     let now = if t.status == Status::Running {
         format!(
             "running under token {} (held by {})",
@@ -1037,8 +1000,8 @@ fn stale(t: &Task, token: i64) -> CliError {
     } else {
         t.status.to_string()
     };
-    CliError::new(
-        code::CONFLICT,
+    Error::new(
+        Kind::Conflict,
         format!(
             "stale fencing token {token} for task {}: the task is now {now}. Its lease expired, or it was claimed again, reopened or cancelled; this result was not recorded",
             t.id
@@ -1047,7 +1010,7 @@ fn stale(t: &Task, token: i64) -> CliError {
     .with_hint("claim the task again to work on it")
 }
 
-pub(crate) async fn heartbeat(p: &Project, e: &End) -> Out {
+pub async fn heartbeat(p: &Project, e: &End) -> Out {
     let (t, _, token) = claimed(p, e).await?;
     let lease = lease_of(p, e.lease.as_deref())?;
     let holder = t.lease_holder.clone().unwrap_or_default();
@@ -1060,25 +1023,25 @@ pub(crate) async fn heartbeat(p: &Project, e: &End) -> Out {
 }
 
 /// Completes, fails or releases claimed work under its fencing token.
-pub(crate) async fn end(p: &Project, e: &End, how: &str) -> Out {
+pub async fn end(p: &Project, e: &End, how: &str) -> Out {
     let (t, attempt, token) = claimed(p, e).await?;
     let mut artifacts = Vec::new();
     let (status, outcome, error, summary) = match how {
         "complete" => {
             for d in &e.discovered {
                 if d.title.trim().is_empty() {
-                    return Err(CliError::invalid("a discovered task needs a title"));
+                    return Err(Error::invalid("a discovered task needs a title"));
                 }
                 if let Some(r) = &d.role {
                     check_role(p, r)?;
                 }
             }
             if let Some(f) = e.flags.iter().find(|f| f.trim().is_empty()) {
-                return Err(CliError::invalid(format!("empty flag `{f}`")));
+                return Err(Error::invalid(format!("empty flag `{f}`")));
             }
             for a in &e.artifacts {
                 let rec = downbeat_engine::artifacts::store(&p.root, &p.dir().join("artifacts"), a)
-                    .map_err(|err| CliError::invalid(err.to_string()))?;
+                    .map_err(|err| Error::invalid(err.to_string()))?;
                 artifacts.push(rec);
             }
             (
@@ -1147,7 +1110,7 @@ pub(crate) async fn end(p: &Project, e: &End, how: &str) -> Out {
         let dependents = if needs {
             downbeat_engine::run::load_dependents(p.store.as_ref(), t.id)
                 .await
-                .map_err(crate::run_cmd::run_error)?
+                .map_err(runs::run_error)?
         } else {
             Vec::new()
         };
@@ -1168,7 +1131,7 @@ pub(crate) async fn end(p: &Project, e: &End, how: &str) -> Out {
             &emit,
         )
         .await
-        .map_err(crate::run_cmd::run_error)?;
+        .map_err(runs::run_error)?;
         let flags: Vec<Value> = events
             .into_inner()
             .unwrap_or_default()
@@ -1198,7 +1161,7 @@ pub(crate) async fn end(p: &Project, e: &End, how: &str) -> Out {
 // ------------------------------------------------------------------------------------------
 // context: objectives, insights, decisions
 
-pub(crate) async fn context_list(p: &Project) -> Out {
+pub async fn context_list(p: &Project) -> Out {
     let objectives = p.store.objectives().await?;
     let decisions = p.store.decisions().await?;
     let insights = p.store.insights().await?;
@@ -1209,12 +1172,12 @@ pub(crate) async fn context_list(p: &Project) -> Out {
     }))
 }
 
-fn required<'a>(v: Option<&'a str>, what: &str) -> Result<&'a str, CliError> {
+fn required<'a>(v: Option<&'a str>, what: &str) -> Result<&'a str, Error> {
     v.filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| CliError::invalid(format!("`{what}` is required")))
+        .ok_or_else(|| Error::invalid(format!("`{what}` is required")))
 }
 
-pub(crate) async fn objective_add(p: &Project, title: Option<&str>, tasks: &[String]) -> Out {
+pub async fn objective_add(p: &Project, title: Option<&str>, tasks: &[String]) -> Out {
     let title = required(title, "text")?;
     let ids = resolve_all(p, tasks).await?;
     let o = p
@@ -1224,7 +1187,7 @@ pub(crate) async fn objective_add(p: &Project, title: Option<&str>, tasks: &[Str
     Ok(json!({"id": o.id}))
 }
 
-pub(crate) async fn objective_status(p: &Project, id: Option<&str>, status: Option<&str>) -> Out {
+pub async fn objective_status(p: &Project, id: Option<&str>, status: Option<&str>) -> Out {
     let id = record(RecordKind::Objective, required(id, "id")?)?;
     let status = match required(status, "status")? {
         "done" => ObjectiveStatus::Achieved,
@@ -1232,7 +1195,7 @@ pub(crate) async fn objective_status(p: &Project, id: Option<&str>, status: Opti
         "reopen" => ObjectiveStatus::Active,
         s => s
             .parse::<ObjectiveStatus>()
-            .map_err(|e| CliError::invalid(e.to_string()))?,
+            .map_err(|e| Error::invalid(e.to_string()))?,
     };
     let o = p
         .store
@@ -1241,7 +1204,7 @@ pub(crate) async fn objective_status(p: &Project, id: Option<&str>, status: Opti
     Ok(json!({"id": o.id, "status": o.status}))
 }
 
-pub(crate) async fn insight_add(p: &Project, text: Option<&str>, task: Option<&str>) -> Out {
+pub async fn insight_add(p: &Project, text: Option<&str>, task: Option<&str>) -> Out {
     let text = required(text, "text")?;
     let task = match task {
         Some(t) => Some(resolve(p, t).await?),
@@ -1251,7 +1214,7 @@ pub(crate) async fn insight_add(p: &Project, text: Option<&str>, task: Option<&s
     Ok(json!({"id": i.id}))
 }
 
-pub(crate) async fn decision_add(
+pub async fn decision_add(
     p: &Project,
     text: Option<&str>,
     why: Option<&str>,
@@ -1284,7 +1247,7 @@ pub(crate) async fn decision_add(
 
 /// Progress, counts, per role, active objectives and the critical path: read from the planner's
 /// snapshot and the objectives alone (not the whole project view the documents need).
-pub(crate) async fn status(p: &Project, g: &GraphCache) -> Out {
+pub async fn status(p: &Project, g: &GraphCache) -> Out {
     let view = g.view(p).await?;
     Ok(view.status(|| status_of(p, &view)).await?.clone())
 }
@@ -1296,7 +1259,7 @@ async fn status_of(p: &Project, view: &View) -> Out {
         view.rollup(),
         &view.planned,
     );
-    let roles: Map<String, Value> = commands::per_role_of(
+    let roles: Map<String, Value> = views::per_role_of(
         view.snap
             .tasks
             .iter()
@@ -1338,9 +1301,9 @@ async fn status_of(p: &Project, view: &View) -> Out {
 /// Texts longer than this come back as a path only.
 const INLINE_LIMIT: usize = 16_000;
 
-pub(crate) async fn synthesize(p: &Project, id: Option<&str>) -> Out {
-    let (doc, target) = commands::render_synthesis(p, id).await?;
-    let path = commands::write_report(&target, &doc)?;
+pub async fn synthesize(p: &Project, id: Option<&str>) -> Out {
+    let (doc, target) = documents::render_synthesis(p, id).await?;
+    let path = documents::write_report(&target, &doc)?;
     Ok(compact(json!({
         "path": path,
         "bytes": doc.len(),
@@ -1348,18 +1311,18 @@ pub(crate) async fn synthesize(p: &Project, id: Option<&str>) -> Out {
     })))
 }
 
-pub(crate) async fn handover(p: &Project) -> Out {
-    let (path, doc) = commands::write_handover(p, None).await?;
+pub async fn handover(p: &Project) -> Out {
+    let (path, doc) = documents::write_handover(p, None).await?;
     Ok(json!({"path": path, "bytes": doc.len(), "resource": "downbeat://handover"}))
 }
 
-pub(crate) async fn maintain(
+pub async fn maintain(
     p: &Project,
     apply: bool,
     stale_after: Option<&str>,
     archive_after: Option<&str>,
 ) -> Out {
-    let m = commands::maintenance(p, apply, stale_after, archive_after).await?;
+    let m = maintenance::maintenance(p, apply, stale_after, archive_after).await?;
     let damaged = m.integrity != downbeat_store::Integrity::default();
     Ok(compact(json!({
         "applied": apply,
@@ -1369,7 +1332,7 @@ pub(crate) async fn maintain(
     })))
 }
 
-pub(crate) async fn attempts(p: &Project, q: &str) -> Out {
+pub async fn attempts(p: &Project, q: &str) -> Out {
     let id = resolve(p, q).await?;
     let list = p.store.attempts(id).await?;
     Ok(json!({
@@ -1382,18 +1345,13 @@ pub(crate) async fn attempts(p: &Project, q: &str) -> Out {
     }))
 }
 
-pub(crate) async fn log(
-    p: &Project,
-    since: Option<&str>,
-    task: Option<&str>,
-    limit: Option<u32>,
-) -> Out {
+pub async fn log(p: &Project, since: Option<&str>, task: Option<&str>, limit: Option<u32>) -> Out {
     let since = match since {
         None => None,
         Some(s) => Some(match Timestamp::parse_rfc3339(s) {
             Some(t) => t,
             None => p.now().saturating_sub(
-                Millis::parse(s).map_err(|e| CliError::invalid(format!("since: {e}")))?,
+                Millis::parse(s).map_err(|e| Error::invalid(format!("since: {e}")))?,
             ),
         }),
     };
@@ -1415,15 +1373,15 @@ pub(crate) async fn log(
     }))).collect::<Vec<_>>()}))
 }
 
-pub(crate) async fn metrics(p: &Project) -> Out {
+pub async fn metrics(p: &Project) -> Out {
     Ok(serde_json::to_value(p.store.metrics().await?).unwrap_or(Value::Null))
 }
 
-pub(crate) fn roles(p: &Project, name: Option<&str>) -> Out {
+pub fn roles(p: &Project, name: Option<&str>) -> Out {
     match name {
         Some(n) => {
             let r = p.roles.get(n).ok_or_else(|| {
-                CliError::not_found(format!(
+                Error::not_found(format!(
                     "no role `{n}` (known: {})",
                     p.roles.names().join(", ")
                 ))
@@ -1439,16 +1397,16 @@ pub(crate) fn roles(p: &Project, name: Option<&str>) -> Out {
     }
 }
 
-pub(crate) async fn graph_text(p: &Project, format: Option<&str>) -> Out {
+pub async fn graph_text(p: &Project, format: Option<&str>) -> Out {
     let format = match format.unwrap_or("mermaid") {
-        "mermaid" => crate::cli::GraphFormat::Mermaid,
-        "dot" => crate::cli::GraphFormat::Dot,
+        "mermaid" => views::GraphFormat::Mermaid,
+        "dot" => views::GraphFormat::Dot,
         other => {
-            return Err(CliError::invalid(format!(
+            return Err(Error::invalid(format!(
                 "unknown graph format `{other}` (mermaid, dot)"
             )));
         }
     };
-    let v = commands::view(p).await?;
-    Ok(json!({"graph": commands::render_graph(&v, format)}))
+    let v = views::view(p).await?;
+    Ok(json!({"graph": views::render_graph(&v, format)}))
 }

@@ -6,7 +6,7 @@ use rmcp::model::{
     GetPromptRequestParams, GetPromptResult, Prompt, PromptArgument, PromptMessage, Role,
 };
 
-use crate::project::Project;
+use downbeat_app::project::Project;
 
 pub(crate) fn list(p: &Project) -> Vec<Prompt> {
     p.roles
@@ -45,13 +45,13 @@ pub(crate) async fn get(
         .and_then(|a| a.get("task"))
         .and_then(|v| v.as_str())
         .ok_or_else(|| ErrorData::invalid_params("argument `task` is required", None))?;
-    let bad = |e: crate::error::CliError| ErrorData::invalid_params(super::message(&e), None);
-    let id = crate::commands::resolve(p, task).await.map_err(bad)?;
+    let bad = |e: downbeat_app::Error| ErrorData::invalid_params(super::message(&e), None);
+    let id = downbeat_app::tasks::resolve(p, task).await.map_err(bad)?;
     let t = p
         .store
         .task(id)
         .await
-        .map_err(|e| bad(crate::error::CliError::from(e)))?;
+        .map_err(|e| bad(downbeat_app::Error::from(e)))?;
     let text = super::ops::render_prompt(p, &t, Some(&role.name))
         .await
         .map_err(bad)?;

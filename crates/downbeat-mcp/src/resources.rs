@@ -4,8 +4,8 @@
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 
-use super::cache::GraphCache;
-use crate::project::Project;
+use downbeat_app::cache::GraphCache;
+use downbeat_app::project::Project;
 
 pub(crate) const HANDOVER: &str = "downbeat://handover";
 pub(crate) const GRAPH: &str = "downbeat://graph.mmd";
@@ -35,20 +35,22 @@ pub(crate) async fn read(
     graph: &GraphCache,
     uri: &str,
 ) -> Result<ReadResourceResult, ErrorData> {
-    let fail = |e: crate::error::CliError| {
-        if e.code == crate::error::code::NOT_FOUND {
+    let fail = |e: downbeat_app::Error| {
+        if e.kind == downbeat_app::Kind::NotFound {
             ErrorData::resource_not_found(super::message(&e), None)
         } else {
             ErrorData::internal_error(super::message(&e), None)
         }
     };
     let (text, mime) = if uri == HANDOVER {
-        let h = crate::commands::handover_doc(p).await.map_err(fail)?;
+        let h = downbeat_app::documents::handover_doc(p)
+            .await
+            .map_err(fail)?;
         (h.doc, "text/markdown")
     } else if uri == GRAPH {
-        let v = crate::commands::view(p).await.map_err(fail)?;
+        let v = downbeat_app::views::view(p).await.map_err(fail)?;
         (
-            crate::commands::render_graph(&v, crate::cli::GraphFormat::Mermaid),
+            downbeat_app::views::render_graph(&v, downbeat_app::views::GraphFormat::Mermaid),
             "text/vnd.mermaid",
         )
     } else if let Some(id) = uri.strip_prefix(TASK_PREFIX) {

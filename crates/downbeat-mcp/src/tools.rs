@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::ops::{self, ClaimSpec, End, Fields, ListFilter, Out};
-use super::runs::RunSpec;
 use super::{DownbeatMcp, Profile};
-use crate::error::{CliError, code};
-use crate::project::Project;
+use downbeat_app::error::{Error, Kind};
+use downbeat_app::project::Project;
+use downbeat_app::runs::RunRequest as RunSpec;
 
 /// Names of the tools a profile offers, sorted.
 pub fn tool_names(profile: Profile) -> Vec<String> {
@@ -52,8 +52,8 @@ impl DownbeatMcp {
         };
         match tokio::spawn(f(p, client)).await {
             Ok(r) => result(r),
-            Err(e) => result(Err(CliError::new(
-                code::INTERNAL,
+            Err(e) => result(Err(Error::new(
+                Kind::Internal,
                 format!("internal error: {e}"),
             ))),
         }
@@ -155,6 +155,8 @@ pub struct TasksArgs {
     pub to: Option<String>,
     /// set: note recorded as result
     pub note: Option<String>,
+    /// set: start or complete even while it waits on unfinished work
+    pub force: Option<bool>,
     /// dep: tasks `id` waits for
     pub on: Option<Vec<String>>,
     /// dep: blocks (default), related, discovered-from
@@ -194,9 +196,9 @@ impl TasksArgs {
     }
 }
 
-fn need_id(id: &Option<String>) -> Result<&str, CliError> {
+fn need_id(id: &Option<String>) -> Result<&str, Error> {
     id.as_deref()
-        .ok_or_else(|| CliError::invalid("`id` (a task id, prefix or key) is required"))
+        .ok_or_else(|| Error::invalid("`id` (a task id, prefix or key) is required"))
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -449,8 +451,15 @@ impl DownbeatMcp {
                 TasksAction::Set => {
                     let to =
                         a.to.as_deref()
-                            .ok_or_else(|| CliError::invalid("`to` is required for set"))?;
-                    ops::set_status(&p, need_id(&a.id)?, to, a.note.as_deref()).await
+                            .ok_or_else(|| Error::invalid("`to` is required for set"))?;
+                    ops::set_status(
+                        &p,
+                        need_id(&a.id)?,
+                        to,
+                        a.note.as_deref(),
+                        a.force.unwrap_or(false),
+                    )
+                    .await
                 }
                 TasksAction::Dep => {
                     ops::dep(
@@ -677,6 +686,8 @@ pub struct StatusArgs {
     pub to: String,
     /// Recorded as the task's result
     pub note: Option<String>,
+    /// Start or complete even while it waits on unfinished work
+    pub force: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -929,7 +940,14 @@ impl DownbeatMcp {
         Parameters(a): Parameters<StatusArgs>,
     ) -> CallToolResult {
         self.call(&peer, move |p, _| async move {
-            ops::set_status(&p, &a.id, &a.to, a.note.as_deref()).await
+            ops::set_status(
+                &p,
+                &a.id,
+                &a.to,
+                a.note.as_deref(),
+                a.force.unwrap_or(false),
+            )
+            .await
         })
         .await
     }

@@ -15,7 +15,7 @@ use downbeat_store::{Store, TaskFilter, postgres::PostgresStore};
 use serde_json::{Value, json};
 
 use crate::cli::BenchWorkersArgs;
-use crate::error::{CliError, code};
+use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, outln};
 use crate::run_cmd::{Shape, bench_plan};
 
@@ -60,39 +60,39 @@ impl Drop for Workers {
     }
 }
 
-fn bench_error(m: impl std::fmt::Display) -> CliError {
-    CliError::new(code::INTERNAL, format!("benchmark: {m}"))
+fn bench_error(m: impl std::fmt::Display) -> Error {
+    Error::new(Kind::Internal, format!("benchmark: {m}"))
 }
 
 /// Runs the benchmark; see the module documentation.
-pub async fn bench_workers(spec: &BenchWorkersArgs, j: bool) -> Result<(), CliError> {
+pub async fn bench_workers(spec: &BenchWorkersArgs, j: bool) -> Result<(), Error> {
     let base = spec
         .database
         .clone()
         .or_else(|| std::env::var("DOWNBEAT_DATABASE_URL").ok())
         .filter(|u| !u.is_empty())
         .ok_or_else(|| {
-            CliError::new(
-                code::USAGE,
+            Error::new(
+                Kind::Usage,
                 "no database: pass --database postgres://… or set DOWNBEAT_DATABASE_URL",
             )
         })?;
     if !(base.starts_with("postgres://") || base.starts_with("postgresql://")) {
-        return Err(CliError::new(
-            code::USAGE,
+        return Err(Error::new(
+            Kind::Usage,
             "the workers benchmark needs a PostgreSQL URL (postgres://…)",
         ));
     }
     if base.contains("schema=") {
-        return Err(CliError::new(
-            code::USAGE,
+        return Err(Error::new(
+            Kind::Usage,
             "leave `schema=` out of the URL: the benchmark creates a schema of its own and drops it",
         ));
     }
     let schema = format!(
         "downbeat_bench_{}_{}",
         std::process::id(),
-        crate::project::now().0
+        downbeat_app::project::now().0
     );
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}schema={schema}");
@@ -160,10 +160,10 @@ async fn measure(
     spec: &BenchWorkersArgs,
     store: &PostgresStore,
     command: &dyn Fn(&[&str]) -> Command,
-) -> Result<Value, CliError> {
+) -> Result<Value, Error> {
     let n = spec.tasks.max(2) as usize;
     let plan = bench_plan(n, spec.shape);
-    let actor = downbeat_core::context::Actor::new("bench", crate::project::now());
+    let actor = downbeat_core::context::Actor::new("bench", downbeat_app::project::now());
     let t_apply = Instant::now();
     store.apply_plan(&plan, &actor).await?;
     let apply_ms = t_apply.elapsed().as_secs_f64() * 1e3;

@@ -264,6 +264,9 @@ pub struct DoneArgs {
     /// A file the task produced (relative to the project root); repeatable.
     #[arg(long = "artifact", value_name = "PATH")]
     pub artifacts: Vec<PathBuf>,
+    /// Complete it even though dependencies are not finished.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

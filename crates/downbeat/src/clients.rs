@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::{AgentsCmd, Client, ExportArgs, InstallArgs, Scope};
-use crate::error::{CliError, code};
+use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, out, outln};
-use crate::project::{self, Globals};
+use downbeat_app::project::{self, Globals};
 
 /// The MCP tools of the server's default profile, and whether role subagents get them (the
 /// others are for the conductor: planning, running, sessions).
@@ -73,19 +73,19 @@ struct Server {
 }
 
 /// `downbeat mcp install`.
-pub fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), CliError> {
+pub fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), Error> {
     check_server_name(&a.name)?;
     let env = a
         .env
         .iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(CliError::invalid(format!("--env `{kv}` is not KEY=VALUE"))),
+            _ => Err(Error::invalid(format!("--env `{kv}` is not KEY=VALUE"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let root = canonical(project::find_root(g)?);
     let command = match a.command {
-        Some(c) if c.trim().is_empty() => return Err(CliError::invalid("--command is empty")),
+        Some(c) if c.trim().is_empty() => return Err(Error::invalid("--command is empty")),
         Some(c) => c,
         None => match std::env::current_exe() {
             Ok(p) => p.display().to_string(),
@@ -225,7 +225,7 @@ fn client_name(c: Client) -> &'static str {
 }
 
 /// Server names end up in tool names (`mcp__NAME__claim`) and TOML table names.
-fn check_server_name(name: &str) -> Result<(), CliError> {
+fn check_server_name(name: &str) -> Result<(), Error> {
     if !name.is_empty()
         && name.len() <= 64
         && name
@@ -234,7 +234,7 @@ fn check_server_name(name: &str) -> Result<(), CliError> {
     {
         Ok(())
     } else {
-        Err(CliError::invalid(format!(
+        Err(Error::invalid(format!(
             "server name `{name}` must be letters, digits, `-` or `_`"
         )))
     }
@@ -270,19 +270,19 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-fn home() -> Result<PathBuf, CliError> {
+fn home() -> Result<PathBuf, Error> {
     std::env::var_os("HOME")
         .or_else(|| std::env::var_os("USERPROFILE"))
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
         .ok_or_else(|| {
-            CliError::invalid("HOME is not set, so the user's configuration cannot be found")
+            Error::invalid("HOME is not set, so the user's configuration cannot be found")
                 .with_hint("set HOME, or use --scope project")
         })
 }
 
 /// Codex's directory: `$CODEX_HOME`, else `~/.codex`.
-fn codex_home() -> Result<PathBuf, CliError> {
+fn codex_home() -> Result<PathBuf, Error> {
     match std::env::var_os("CODEX_HOME").filter(|h| !h.is_empty()) {
         Some(h) => Ok(PathBuf::from(h)),
         None => Ok(home()?.join(".codex")),
@@ -309,7 +309,7 @@ fn merge_json(
     s: &Server,
     client: Client,
     path: &Path,
-) -> Result<Option<String>, CliError> {
+) -> Result<Option<String>, Error> {
     let mut doc = match old {
         None => Json::Object(Vec::new()),
         Some(text) if text.trim().is_empty() => Json::Object(Vec::new()),
@@ -326,7 +326,7 @@ fn merge_json(
 
 /// Sets `mcpServers.<name>`'s `command`, `args` (and `type` for Claude Code, `env` when
 /// given); leaves every other key as it is.
-fn set_json_entry(doc: &mut Json, s: &Server, client: Client, path: &Path) -> Result<(), CliError> {
+fn set_json_entry(doc: &mut Json, s: &Server, client: Client, path: &Path) -> Result<(), Error> {
     let Json::Object(top) = doc else {
         return Err(malformed(path, "its top level is not a JSON object"));
     };
@@ -485,7 +485,7 @@ impl<'de> Deserialize<'de> for Json {
 
 /// Merges `[mcp_servers.<name>]` into a Codex configuration, keeping comments and layout;
 /// `None` when nothing would change.
-fn merge_toml(old: Option<&str>, s: &Server, path: &Path) -> Result<Option<String>, CliError> {
+fn merge_toml(old: Option<&str>, s: &Server, path: &Path) -> Result<Option<String>, Error> {
     use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
     let text = old.unwrap_or("");
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
@@ -558,8 +558,8 @@ fn codex_snippet(s: &Server) -> String {
         .unwrap_or_default()
 }
 
-fn malformed(path: &Path, why: &str) -> CliError {
-    CliError::invalid(format!("{}: {why}", path.display())).with_hint(
+fn malformed(path: &Path, why: &str) -> Error {
+    Error::invalid(format!("{}: {why}", path.display())).with_hint(
         "fix the file or move it away, then run the command again; downbeat left it untouched",
     )
 }
@@ -567,15 +567,15 @@ fn malformed(path: &Path, why: &str) -> CliError {
 // ------------------------------------------------------------------------------------------
 // Files
 
-fn read_optional(path: &Path) -> Result<Option<String>, CliError> {
+fn read_optional(path: &Path) -> Result<Option<String>, Error> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Err(malformed(path, "it is not UTF-8 text"))
         }
-        Err(e) => Err(CliError::new(
-            code::INTERNAL,
+        Err(e) => Err(Error::new(
+            Kind::Internal,
             format!("cannot read {}: {e}", path.display()),
         )),
     }
@@ -584,11 +584,11 @@ fn read_optional(path: &Path) -> Result<Option<String>, CliError> {
 /// Writes a file atomically: a temp file in the same directory, flushed, then renamed over
 /// the target (through a symlink to the file it points to). Keeps an existing file's
 /// permissions.
-fn write_atomic(path: &Path, text: &str) -> Result<(), CliError> {
+fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
     use std::io::Write as _;
     let fail = |what: &str, e: std::io::Error| {
-        CliError::new(
-            code::INTERNAL,
+        Error::new(
+            Kind::Internal,
             format!("cannot {what} {}: {e}", path.display()),
         )
     };
@@ -627,7 +627,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), CliError> {
 // ------------------------------------------------------------------------------------------
 // downbeat agents export
 
-pub fn agents(g: &Globals, c: AgentsCmd, j: bool) -> Result<(), CliError> {
+pub fn agents(g: &Globals, c: AgentsCmd, j: bool) -> Result<(), Error> {
     match c {
         AgentsCmd::Export(a) => export(g, a, j),
     }
@@ -642,14 +642,12 @@ struct Exported {
     reason: Option<String>,
 }
 
-fn export(g: &Globals, a: ExportArgs, j: bool) -> Result<(), CliError> {
+fn export(g: &Globals, a: ExportArgs, j: bool) -> Result<(), Error> {
     check_server_name(&a.server)?;
     if let Some(m) = &a.model
         && (m.trim().is_empty() || m.contains(['\n', '\r']))
     {
-        return Err(CliError::invalid(format!(
-            "--model `{m}` is not a model name"
-        )));
+        return Err(Error::invalid(format!("--model `{m}` is not a model name")));
     }
     let root = canonical(project::find_root(g)?);
     let config = project::load_config(&root)?;
@@ -660,7 +658,7 @@ fn export(g: &Globals, a: ExportArgs, j: bool) -> Result<(), CliError> {
         let mut v = Vec::new();
         for name in &a.roles {
             let r = roles.get(name.trim()).ok_or_else(|| {
-                CliError::invalid(format!("unknown role `{name}`")).with_hint(format!(
+                Error::invalid(format!("unknown role `{name}`")).with_hint(format!(
                     "known roles: {} (add your own in .downbeat/roles/NAME.toml)",
                     roles.names().join(", ")
                 ))

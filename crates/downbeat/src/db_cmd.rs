@@ -6,10 +6,10 @@ use downbeat_store::{Error as StoreError, redact_url, transfer};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{DbCmd, MigrateArgs};
-use crate::error::{CliError, code};
+use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, out, table};
 
-pub async fn command(c: DbCmd, j: bool) -> Result<(), CliError> {
+pub async fn command(c: DbCmd, j: bool) -> Result<(), Error> {
     match c {
         DbCmd::Migrate(a) => migrate(a, j).await,
     }
@@ -17,7 +17,7 @@ pub async fn command(c: DbCmd, j: bool) -> Result<(), CliError> {
 
 /// A URL the store can open: `sqlite:PATH`, `postgres://…`, or a bare path ending in `.db`
 /// (anything else would be taken for a file name).
-fn check_url(flag: &str, url: &str) -> Result<(), CliError> {
+fn check_url(flag: &str, url: &str) -> Result<(), Error> {
     let sqlite = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"));
@@ -32,8 +32,8 @@ fn check_url(flag: &str, url: &str) -> Result<(), CliError> {
     if ok {
         return Ok(());
     }
-    Err(CliError::new(
-        code::STORAGE,
+    Err(Error::new(
+        Kind::Storage,
         format!("unsupported database URL `{}` for {flag}", redact_url(url)),
     )
     .with_hint(
@@ -41,25 +41,21 @@ fn check_url(flag: &str, url: &str) -> Result<(), CliError> {
     ))
 }
 
-async fn migrate(a: MigrateArgs, j: bool) -> Result<(), CliError> {
+async fn migrate(a: MigrateArgs, j: bool) -> Result<(), Error> {
     check_url("--from", &a.from)?;
     check_url("--to", &a.to)?;
     let (from, to) = (redact_url(&a.from), redact_url(&a.to));
     if a.from == a.to {
-        return Err(CliError::invalid(format!(
+        return Err(Error::invalid(format!(
             "--from and --to name the same database ({from})"
         )));
     }
     let done = transfer::migrate(&a.from, &a.to).await.map_err(|e| {
         let missing = matches!(&e, StoreError::Open { message, .. } if message.starts_with("no database there"));
-        let err = CliError::from(e);
+        let err = Error::from(e);
         if missing {
             // Only the source is opened without creating it.
-            CliError {
-                code: code::NOT_FOUND,
-                ..err
-            }
-            .with_hint("--from names the project's existing database")
+            err.with_kind(Kind::NotFound).with_hint("--from names the project's existing database")
         } else {
             err
         }

@@ -1,7 +1,7 @@
 //! The `downbeat` command-line interface, as a library so other binaries can embed it.
 //!
-//! This crate is the only one that reads the environment, configuration files and the
-//! terminal. stdout carries data (text tables or `--json`); stderr carries notes and hints.
+//! This crate is the only one that reads the environment and the terminal; it parses the
+//! command line, calls the application layer (`downbeat-app`) and renders its answers. stdout carries data (text tables or `--json`); stderr carries notes and hints.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,18 +11,15 @@ use clap::Parser;
 mod bench_workers;
 pub mod cli;
 pub mod clients;
-pub(crate) mod commands;
-mod container_reports;
+mod commands;
 mod db_cmd;
 pub mod error;
 mod guard;
-pub mod mcp;
 mod output;
-pub mod project;
 pub mod run_cmd;
 pub mod worker_cmd;
 
-use error::{CliError, code};
+use error::{Error, code, exit_code};
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
 pub fn run() -> ExitCode {
@@ -48,10 +45,7 @@ pub fn run() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            return report(CliError::new(
-                code::INTERNAL,
-                format!("cannot start the runtime: {e}"),
-            ));
+            return report(Error::internal(format!("cannot start the runtime: {e}")));
         }
     };
     match rt.block_on(commands::dispatch(cli)) {
@@ -60,11 +54,11 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn report(e: CliError) -> ExitCode {
+fn report(e: Error) -> ExitCode {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "error: {}", e.message);
     if let Some(h) = &e.hint {
         let _ = writeln!(err, "hint: {h}");
     }
-    ExitCode::from(e.code)
+    ExitCode::from(exit_code(e.kind))
 }

@@ -3,202 +3,38 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use downbeat_core::ids::TaskId;
-use downbeat_core::task::Task;
-use downbeat_engine::config::{RetryPolicy, parse_duration};
+use downbeat_engine::config::RetryPolicy;
+use downbeat_engine::executor::Executor;
 use downbeat_engine::executor::noop::Noop;
 use downbeat_engine::executor::process::Process;
-use downbeat_engine::executor::{Executor, ExecutorSpec};
-use downbeat_engine::run::{Resolved, RunEvent, RunOptions, RunSummary, default_holder, run};
+use downbeat_engine::run::{Resolved, RunEvent, RunOptions, default_holder, run};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
-use crate::error::{CliError, code};
+use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, outln, table};
-use crate::project::Project;
+use downbeat_app::documents::write_synthesis;
+use downbeat_app::project::Project;
+use downbeat_app::runs::{RunRequest, outcome, reports, run_error, run_options, split_events};
 
-/// Resolves executors the way the configuration says, caching one executor per spec.
-pub fn resolver(
-    p: &Project,
-    override_name: Option<String>,
-) -> Result<downbeat_engine::run::ResolveFn, CliError> {
-    let cfg = p.config.clone();
-    let cache: Arc<Mutex<HashMap<String, Arc<dyn Executor>>>> = Arc::default();
-    let default_timeout = cfg
-        .run
-        .timeout
-        .as_deref()
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| CliError::invalid(format!("[run] timeout: {e}")))?;
-    for (name, r) in &cfg.roles {
-        if let Some(t) = &r.timeout {
-            parse_duration(t)
-                .map_err(|e| CliError::invalid(format!("[roles.{name}] timeout: {e}")))?;
-        }
-    }
-    cfg.run
-        .retry
-        .delay_for(1, 0)
-        .map_err(|e| CliError::invalid(format!("[run.retry]: {e}")))?;
-    Ok(Arc::new(move |t: &Task| {
-        let role_cfg = t.role.as_ref().and_then(|r| cfg.roles.get(r));
-        let name = override_name
-            .clone()
-            .or_else(|| t.exec.executor.clone())
-            .or_else(|| role_cfg.and_then(|r| r.executor.clone()))
-            .or_else(|| cfg.run.executor.clone())
-            .ok_or_else(|| {
-                "no executor: set one on the task (--executor), for its role ([roles.NAME] executor), or for the project ([run] executor), or pass `downbeat run --executor NAME`".to_owned()
-            })?;
-        let spec: ExecutorSpec = if name.trim_start().starts_with('{') {
-            serde_json::from_str(&name)
-                .map_err(|e| format!("invalid inline executor {name}: {e}"))?
-        } else if name == "noop" {
-            ExecutorSpec::Noop
-        } else {
-            cfg.executors.get(&name).cloned().ok_or_else(|| {
-                let known: Vec<&str> = cfg.executors.keys().map(String::as_str).collect();
-                format!(
-                    "unknown executor `{name}` (configured: {}; built in: noop)",
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                )
-            })?
-        };
-        let key = serde_json::to_string(&spec).unwrap_or_default();
-        let executor: Arc<dyn Executor> = {
-            let mut c = cache
-                .lock()
-                .map_err(|_| "executor cache poisoned".to_owned())?;
-            match c.get(&key) {
-                Some(e) => e.clone(),
-                None => {
-                    let e: Arc<dyn Executor> = match &spec {
-                        ExecutorSpec::Noop => Arc::new(Noop),
-                        ExecutorSpec::Process(ps) => Arc::new(
-                            Process::new(ps.clone())
-                                .map_err(|e| format!("executor `{name}`: {e}"))?,
-                        ),
-                        ExecutorSpec::Http(hs) => Arc::new(
-                            downbeat_engine::executor::http::Http::new(hs.clone())
-                                .map_err(|e| format!("executor `{name}`: {e}"))?,
-                        ),
-                    };
-                    c.insert(key, e.clone());
-                    e
-                }
-            }
-        };
-        let timeout = match role_cfg.and_then(|r| r.timeout.as_deref()) {
-            Some(t) => Some(parse_duration(t)?),
-            None => default_timeout,
-        };
-        let mut retry: RetryPolicy = cfg.run.retry.clone();
-        if let Some(m) = role_cfg.and_then(|r| r.max_attempts) {
-            retry.max_attempts = m;
-        }
-        let display = if name.trim_start().starts_with('{') {
-            "inline".to_owned()
-        } else {
-            name
-        };
-        Ok(Resolved {
-            name: display,
-            needs_prompt: !matches!(spec, ExecutorSpec::Noop),
-            executor,
-            timeout,
-            retry,
-        })
-    }))
-}
-
-/// The template for tasks whose role has none.
-pub const DEFAULT_PROMPT: &str =
-    "## Task {{ task.id }}: {{ task.title }}\n\n{{ task.description }}\n";
-
-/// Role name → prompt template, each checked to render.
-pub fn role_prompts(p: &Project) -> Result<HashMap<String, String>, CliError> {
-    let mut prompts = HashMap::new();
-    for r in p.roles.iter() {
-        downbeat_engine::prompt::check(&r.name, &r.prompt)
-            .map_err(|e| CliError::invalid(e.to_string()))?;
-        prompts.insert(r.name.clone(), r.prompt.clone());
-    }
-    Ok(prompts)
-}
-
-/// The engine's options for a run of this project, as `downbeat run` would make them from
-/// these arguments (`only`, `until` are task references).
-pub async fn run_options(p: &Project, a: &RunArgs) -> Result<RunOptions, CliError> {
-    let mut only = Vec::new();
-    for o in &a.only {
-        only.push(p.store.resolve_task(o).await?);
-    }
-    let until = match &a.until {
-        Some(u) => Some(p.store.resolve_task(u).await?),
-        None => None,
-    };
-    let resolve = resolver(p, a.executor.clone())?;
-    let concurrency = a
-        .concurrency
-        .or(p.config.run.concurrency)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        })
-        .max(1);
-    let lease = match &p.config.run.lease {
-        Some(l) => parse_duration(l).map_err(|e| CliError::invalid(format!("[run] lease: {e}")))?,
-        None => Duration::from_secs(30),
-    };
-    let prompts = role_prompts(p)?;
-    let caps = p.plan_settings().caps();
-    let fixed = p.fixed_now;
-    let opts = RunOptions {
-        holder: default_holder(),
-        concurrency,
-        lease,
-        only,
-        until,
-        resolve,
-        caps,
-        prompts,
-        default_prompt: DEFAULT_PROMPT.into(),
-        failure: p.config.run.failure,
-        rules: p.config.rules.clone(),
-        workspace: p.root.clone(),
-        runs_dir: p.dir().join("runs"),
-        artifacts_dir: p.dir().join("artifacts"),
-        now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
-        accepts: None,
-        stay: false,
-    };
-    Ok(opts)
-}
-
-/// A run's error as the CLI reports it.
-pub fn run_error(e: downbeat_engine::run::RunError) -> CliError {
-    match e {
-        downbeat_engine::run::RunError::Store(s) => CliError::from(s),
-        downbeat_engine::run::RunError::Config(m) => {
-            CliError::invalid(m).with_hint("see docs/executors.md for how executors are chosen")
-        }
-        downbeat_engine::run::RunError::Cycle(c) => CliError::new(code::CONFLICT, c.to_string()),
+/// The application layer's request for these arguments.
+pub fn request(a: &RunArgs) -> RunRequest {
+    RunRequest {
+        concurrency: a.concurrency,
+        only: a.only.clone(),
+        until: a.until.clone(),
+        executor: a.executor.clone(),
     }
 }
 
-pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
-    let opts = run_options(p, &a).await?;
+pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
+    let req = request(&a);
+    let opts = run_options(p, &req).await?;
     if a.dry_run {
         return dry_run(p, &opts, j).await;
     }
@@ -227,7 +63,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
     let display = tokio::spawn(show_events(show_rx, j));
     let (result, reports) = tokio::join!(
         run(store, opts, tx, cancel),
-        crate::container_reports::write_during_run(p, ended_rx, false, &|_, _| {})
+        reports::write_during_run(p, ended_rx, false, &|_, _| {})
     );
     let _ = display.await;
     drop(guard);
@@ -240,68 +76,20 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), CliError> {
     }
     if result.is_ok() && !j {
         // The run's integration report, next to the others.
-        let scope = if let Some(u) = &a.until {
-            Some(u.clone())
-        } else if a.only.len() == 1 {
-            Some(a.only[0].clone())
-        } else {
-            None
-        };
-        if let Ok(path) = crate::commands::synthesize_quiet(p, scope.as_deref()).await {
+        let scope = req.scope();
+        if let Ok(path) = write_synthesis(p, scope.as_deref()).await {
             note(&format!("integration report: {path}"));
         }
     }
     let summary = result.map_err(run_error)?;
-    outcome_code(&summary)
+    outcome(&summary)
 }
 
-/// Passes the engine's events on for display, and the ends of attempts to the container
-/// reports ([`crate::container_reports::write_during_run`]).
-pub(crate) fn split_events(
-    mut rx: mpsc::UnboundedReceiver<RunEvent>,
-) -> (
-    mpsc::UnboundedReceiver<RunEvent>,
-    mpsc::UnboundedReceiver<crate::container_reports::Ended>,
-) {
-    let (show_tx, show_rx) = mpsc::unbounded_channel();
-    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            if let RunEvent::AttemptFinished { task, status, .. } = &e
-                && let Some(id) = TaskId::parse_short(task)
-            {
-                let still_open = matches!(status.as_str(), "pending" | "retrying");
-                let _ = ended_tx.send((id, still_open));
-            }
-            let _ = show_tx.send(e);
-        }
-    });
-    (show_rx, ended_rx)
-}
-
-fn outcome_code(s: &RunSummary) -> Result<(), CliError> {
-    if s.interrupted {
-        return Err(CliError::new(
-            code::INTERRUPTED,
-            "the run was interrupted; running tasks went back to pending",
-        )
-        .with_hint("`downbeat run` picks up where it stopped"));
-    }
-    if s.failed > 0 || s.remaining > 0 || s.stopped_by.is_some() {
-        let mut msg = format!("{} task(s) failed, {} not done", s.failed, s.remaining);
-        if let Some(r) = &s.stopped_by {
-            msg.push_str(&format!("; stopped: {r}"));
-        }
-        return Err(CliError::new(code::RUN_INCOMPLETE, msg).with_hint("`downbeat blocked` shows what is stuck; `downbeat attempts ID` shows what happened; `downbeat retry ID` tries again"));
-    }
-    Ok(())
-}
-
-async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), CliError> {
+async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), Error> {
     let tasks = p.store.tasks(&Default::default()).await?;
     let snap = p.store.graph().await?;
     let planned = downbeat_core::graph::plan(&snap, &p.plan_settings())
-        .map_err(|c| CliError::new(code::CONFLICT, c.to_string()))?;
+        .map_err(|c| Error::new(Kind::Conflict, c.to_string()))?;
     let by_id: HashMap<_, _> = tasks.iter().map(|t| (t.id, t)).collect();
     let mut rows = Vec::new();
     let mut problems = Vec::new();
@@ -351,7 +139,7 @@ async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), CliError
         ));
     }
     if let Some(first) = problems.first() {
-        return Err(CliError::invalid(format!(
+        return Err(Error::invalid(format!(
             "{} task(s) cannot run: {first}",
             problems.len()
         )));
@@ -522,7 +310,7 @@ fn describe(e: &RunEvent) -> String {
     }
 }
 
-pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), CliError> {
+pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), Error> {
     let id = p.store.resolve_task(id).await?;
     let list = p.store.attempts(id).await?;
     if j {
@@ -575,11 +363,11 @@ pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), CliError> {
 }
 
 /// A fresh temporary directory for a benchmark project.
-pub(crate) fn bench_dir() -> Result<std::path::PathBuf, CliError> {
+pub(crate) fn bench_dir() -> Result<std::path::PathBuf, Error> {
     let dir = std::env::temp_dir().join(format!(
         "downbeat-bench-{}-{}",
         std::process::id(),
-        crate::project::now().0
+        downbeat_app::project::now().0
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
@@ -649,7 +437,7 @@ fn bench_options(
         workspace: dir.to_path_buf(),
         runs_dir: dir.join("runs"),
         artifacts_dir: dir.join("artifacts"),
-        now: Arc::new(crate::project::now),
+        now: Arc::new(downbeat_app::project::now),
         accepts: None,
         stay: false,
     }
@@ -663,7 +451,7 @@ pub async fn bench_recover(
     database: Option<std::path::PathBuf>,
     concurrency: usize,
     j: bool,
-) -> Result<(), CliError> {
+) -> Result<(), Error> {
     use downbeat_store::{Batch, ClaimRequest, TaskFilter};
     let temp = database.is_none();
     let path = match database {
@@ -675,7 +463,7 @@ pub async fn bench_recover(
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
     let url = format!("sqlite:{}", path.display());
-    let actor = downbeat_core::context::Actor::new("bench", crate::project::now());
+    let actor = downbeat_core::context::Actor::new("bench", downbeat_app::project::now());
     {
         let store = downbeat_store::open(&url, true).await?;
         if store.task_count().await? == 0 {
@@ -712,7 +500,8 @@ pub async fn bench_recover(
                 after: vec![],
             })
             .collect();
-        let lease_until = downbeat_core::time::Timestamp(crate::project::now().0 + 3_600_000);
+        let lease_until =
+            downbeat_core::time::Timestamp(downbeat_app::project::now().0 + 3_600_000);
         let batch = Batch {
             finishes: vec![],
             claims,
@@ -751,7 +540,7 @@ pub async fn bench_recover(
         (requeued, first)
     };
     let (res, (requeued, first)) = tokio::join!(run(store.clone(), opts, tx, cancel), watch);
-    res.map_err(|e| CliError::new(code::INTERNAL, e.to_string()))?;
+    res.map_err(|e| Error::new(Kind::Internal, e.to_string()))?;
     let total = store.task_count().await?;
     if temp {
         let _ = std::fs::remove_dir_all(&dir);
@@ -797,7 +586,7 @@ pub async fn bench_run(
     keep: bool,
     argv: Option<Vec<String>>,
     j: bool,
-) -> Result<(), CliError> {
+) -> Result<(), Error> {
     let dir = bench_dir()?;
     let store: Arc<dyn downbeat_store::Store> = Arc::from(
         downbeat_store::open(
@@ -808,7 +597,7 @@ pub async fn bench_run(
     );
     let n = tasks.max(2) as usize;
     let plan = bench_plan(n, shape);
-    let actor = downbeat_core::context::Actor::new("bench", crate::project::now());
+    let actor = downbeat_core::context::Actor::new("bench", downbeat_app::project::now());
     let t_apply = std::time::Instant::now();
     store.apply_plan(&plan, &actor).await?;
     let apply_ms = t_apply.elapsed().as_secs_f64() * 1e3;
@@ -820,7 +609,7 @@ pub async fn bench_run(
                     argv: a.clone(),
                     ..Default::default()
                 })
-                .map_err(|e| CliError::invalid(e.to_string()))?,
+                .map_err(|e| Error::invalid(e.to_string()))?,
             ),
             format!("process {}", a.join(" ")),
         ),
@@ -848,11 +637,11 @@ pub async fn bench_run(
     let t0 = std::time::Instant::now();
     let summary = run(store.clone(), opts, tx, CancellationToken::new())
         .await
-        .map_err(|e| CliError::new(code::INTERNAL, e.to_string()))?;
+        .map_err(|e| Error::new(Kind::Internal, e.to_string()))?;
     let secs = t0.elapsed().as_secs_f64();
     let (finished, started) = probe
         .await
-        .map_err(|e| CliError::new(code::INTERNAL, e.to_string()))?;
+        .map_err(|e| Error::new(Kind::Internal, e.to_string()))?;
     let mut lat: Vec<f64> = Vec::new();
     if shape == Shape::Chain {
         for (title, at) in &started {

@@ -15,10 +15,11 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{RunArgs, WorkerArgs};
-use crate::error::{CliError, code};
+use crate::cli::WorkerArgs;
+use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, outln, table};
-use crate::project::Project;
+use downbeat_app::project::Project;
+use downbeat_app::runs::{RunRequest, reports, run_error, run_options, split_events};
 
 /// Tags of the form `needs:LABEL` name labels a worker must have to take the task.
 pub const NEEDS_PREFIX: &str = "needs:";
@@ -55,28 +56,25 @@ pub fn accepts(
 }
 
 /// `downbeat worker`: registers, takes ready tasks it can run until stopped, deregisters.
-pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError> {
+pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
     let roles = split_list(&a.roles);
     let executors = split_list(&a.executors);
     let labels = split_list(&a.labels);
     for r in &roles {
         if p.roles.get(r).is_none() {
-            return Err(CliError::invalid(format!("unknown role `{r}`"))
+            return Err(Error::invalid(format!("unknown role `{r}`"))
                 .with_hint("`downbeat roles` lists them"));
         }
     }
     let lease = parse_duration(&a.lease)
-        .map_err(|e| CliError::invalid(format!("--lease: {e}")))?
+        .map_err(|e| Error::invalid(format!("--lease: {e}")))?
         .max(Duration::from_secs(1));
-    let run_args = RunArgs {
+    let request = RunRequest {
         concurrency: Some(a.slots.unwrap_or_else(default_slots).max(1)),
-        only: vec![],
-        until: None,
-        dry_run: false,
         executor: a.executor.clone(),
-        local: true,
+        ..Default::default()
     };
-    let mut opts = crate::run_cmd::run_options(p, &run_args).await?;
+    let mut opts = run_options(p, &request).await?;
     let name = a
         .name
         .clone()
@@ -143,7 +141,7 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
     });
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let (show_rx, ended_rx) = crate::run_cmd::split_events(rx);
+    let (show_rx, ended_rx) = split_events(rx);
     let display = tokio::spawn(crate::run_cmd::show_events(show_rx, j));
     // Integration reports of containers whose last leaf ends here, written as they happen.
     let announce = move |task: downbeat_core::ids::TaskId, path: &str| {
@@ -153,7 +151,7 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
             note(&format!("integration report for {task}: {path}"));
         }
     };
-    let reports = crate::container_reports::write_during_run(p, ended_rx, true, &announce);
+    let reports = reports::write_during_run(p, ended_rx, true, &announce);
     // A lost database connection (a server restart, a network failure) does not end the
     // worker: its attempts are stopped, and once the database answers again the tasks it
     // held go back to pending (a commit whose answer was lost may or may not have landed;
@@ -189,7 +187,7 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
         };
         drop(guard);
         drop(tx);
-        Ok::<_, CliError>(result)
+        Ok::<_, Error>(result)
     };
     let (result, _) = tokio::join!(work, reports);
     let result = result?;
@@ -204,7 +202,7 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), CliError>
     let _ = store
         .deregister_worker(&name, reason, &Actor::new(name.clone(), p.now()))
         .await;
-    let summary = result.map_err(crate::run_cmd::run_error)?;
+    let summary = result.map_err(run_error)?;
     note(&format!(
         "worker {name} deregistered: {} completed, {} failed, {} retried",
         summary.completed, summary.failed, summary.retried
@@ -220,7 +218,7 @@ async fn reconnect(
     name: &str,
     cancel: &CancellationToken,
     opts: &downbeat_engine::run::RunOptions,
-) -> Result<bool, CliError> {
+) -> Result<bool, Error> {
     let mut pause = Duration::from_millis(250);
     loop {
         tokio::select! {
@@ -257,7 +255,7 @@ fn default_slots() -> usize {
 }
 
 /// `downbeat workers`: who is registered, alive or not, what each holds.
-pub async fn workers(p: &Project, j: bool) -> Result<(), CliError> {
+pub async fn workers(p: &Project, j: bool) -> Result<(), Error> {
     let now = p.now();
     let list = p.store.workers(now).await?;
     if j {
@@ -321,7 +319,7 @@ fn ago(ms: i64) -> String {
 }
 
 /// Live workers registered in the project's database.
-pub async fn live_workers(p: &Project) -> Result<Vec<WorkerRecord>, CliError> {
+pub async fn live_workers(p: &Project) -> Result<Vec<WorkerRecord>, Error> {
     Ok(p.store
         .workers(p.now())
         .await?
@@ -333,7 +331,7 @@ pub async fn live_workers(p: &Project) -> Result<Vec<WorkerRecord>, CliError> {
 /// `downbeat run` while workers are alive: the workers take the tasks; this process follows
 /// the event log until nothing is ready or running, and exits like a run (0, or 7 when work
 /// is left that nobody can start).
-pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Result<(), CliError> {
+pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Result<(), Error> {
     note(&format!(
         "{} worker(s) alive ({}); they take the ready tasks — following their progress (`--local` runs here instead)",
         live.len(),
@@ -354,7 +352,7 @@ pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Resul
     let mut quiet_rounds = 0;
     loop {
         if cancel.is_cancelled() {
-            return Err(CliError::new(code::INTERRUPTED, "interrupted"));
+            return Err(Error::new(Kind::Interrupted, "interrupted"));
         }
         let events = store
             .events(&EventQuery {
@@ -414,8 +412,8 @@ pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Resul
         note("all tasks are done");
         Ok(())
     } else {
-        Err(CliError::new(
-            code::RUN_INCOMPLETE,
+        Err(Error::new(
+            Kind::RunIncomplete,
             format!(
                 "{} task(s) are left that no worker can start now (failed, blocked, waiting on failures, or needing a role no live worker takes)",
                 left.len()

@@ -381,7 +381,7 @@ fn a_codex_server_that_is_not_a_table_is_refused() {
 
 #[test]
 fn exported_tools_are_the_servers_default_tools() {
-    let served = downbeat::mcp::tools::tool_names(downbeat::mcp::Profile::Default);
+    let served = downbeat_mcp::tools::tool_names(downbeat_mcp::Profile::Default);
     for (tool, _) in downbeat::clients::MCP_TOOLS {
         assert!(
             served.iter().any(|s| s == tool),

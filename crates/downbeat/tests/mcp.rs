@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use downbeat::mcp::{Ctx, DownbeatMcp, Profile};
-use downbeat::project::{self, Globals};
+use downbeat_app::project::{self, Globals};
 use downbeat_core::time::Timestamp;
+use downbeat_mcp::{Ctx, DownbeatMcp, Profile};
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
     Implementation, ReadResourceRequestParams, ResourceContents,
@@ -34,12 +34,12 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let g = Globals {
             project: Some(dir.path().to_owned()),
-            actor: Some("tester".into()),
+            actor: "tester".into(),
             ..Default::default()
         };
         let (mut p, _) = project::init(&g).await.unwrap();
         p.fixed_now = now;
-        let ctx = Arc::new(Ctx::new(&g, p, profile).unwrap());
+        let ctx = Arc::new(Ctx::new(Some(g.actor.clone()), p, profile));
         Self { dir, ctx }
     }
 
@@ -160,7 +160,7 @@ async fn full_profile_adds_finer_tools() {
     let c = f.client("lister").await;
     let tools = c.list_all_tools().await.unwrap();
     let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
-    assert_eq!(names, downbeat::mcp::tool_names(Profile::Full));
+    assert_eq!(names, downbeat_mcp::tool_names(Profile::Full));
     insta::assert_snapshot!("full_tool_names", names.join("\n"));
     for t in &tools {
         let d = t.description.as_deref().unwrap_or_default();
@@ -685,12 +685,12 @@ async fn servers_sharing_a_database_see_each_others_changes() {
     let f = Fixture::new(Profile::Default).await;
     let g = Globals {
         project: Some(f.path().to_owned()),
-        actor: Some("other".into()),
+        actor: "other".into(),
         ..Default::default()
     };
     let mut p = project::open(&g).await.unwrap();
     p.fixed_now = Timestamp::parse_rfc3339(NOW);
-    let other = Arc::new(Ctx::new(&g, p, Profile::Default).unwrap());
+    let other = Arc::new(Ctx::new(Some(g.actor.clone()), p, Profile::Default));
     let a = f.client("a").await;
     let b = {
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
@@ -1373,7 +1373,7 @@ async fn the_binary_serves_stdio() {
     let c: Client = ClientConfig::default().serve(transport).await.unwrap();
     assert_eq!(
         c.list_all_tools().await.unwrap().len(),
-        downbeat::mcp::tool_names(Profile::Full).len()
+        downbeat_mcp::tool_names(Profile::Full).len()
     );
     let _ = c.cancel().await;
 }

@@ -16,8 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::RunArgs;
-use crate::error::{CliError, code};
+use crate::error::{Error, Kind};
 use crate::project::Project;
 
 /// At most this many events are kept for `watch`.
@@ -26,7 +25,7 @@ const KEEP_EVENTS: usize = 2000;
 const PAGE: usize = 100;
 
 #[derive(Default)]
-pub(crate) struct Runs {
+pub struct Runs {
     current: tokio::sync::Mutex<Option<Run>>,
     next_id: std::sync::atomic::AtomicU32,
 }
@@ -82,40 +81,20 @@ impl Progress {
     }
 }
 
-/// What a run is asked to do.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct RunSpec {
-    pub concurrency: Option<usize>,
-    pub only: Vec<String>,
-    pub until: Option<String>,
-    pub executor: Option<String>,
-}
-
 impl Runs {
     /// Starts a run in the background; refused while another one started here is going.
-    pub async fn start(&self, p: Project, spec: &RunSpec) -> Result<Value, CliError> {
+    pub async fn start(&self, p: Project, spec: &super::RunRequest) -> Result<Value, Error> {
         let mut current = self.current.lock().await;
         if let Some(r) = current.as_ref()
             && !r.handle.is_finished()
         {
-            return Err(CliError::new(
-                code::CONFLICT,
+            return Err(Error::new(
+                Kind::Conflict,
                 format!("run {} is still going: watch it, or cancel it first", r.id),
             ));
         }
-        let args = RunArgs {
-            concurrency: spec.concurrency,
-            only: spec.only.clone(),
-            until: spec.until.clone(),
-            dry_run: false,
-            executor: spec.executor.clone(),
-            local: true,
-        };
-        let opts = crate::run_cmd::run_options(&p, &args).await?;
-        let scope = spec
-            .until
-            .clone()
-            .or_else(|| (spec.only.len() == 1).then(|| spec.only[0].clone()));
+        let opts = super::run_options(&p, spec).await?;
+        let scope = spec.scope();
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -149,7 +128,7 @@ impl Runs {
             let result = downbeat_engine::run::run(store, opts, tx, token).await;
             let _ = collector.await;
             let report = match &result {
-                Ok(_) => crate::commands::synthesize_quiet(&p, scope.as_deref())
+                Ok(_) => crate::documents::write_synthesis(&p, scope.as_deref())
                     .await
                     .ok(),
                 Err(_) => None,
@@ -157,7 +136,7 @@ impl Runs {
             if let Ok(mut pr) = done.lock() {
                 pr.report = report;
                 if let Err(e) = result {
-                    pr.error = Some(crate::mcp::message(&crate::run_cmd::run_error(e)));
+                    pr.error = Some(super::run_error(e).message);
                 }
             }
             signal(&began);
@@ -173,26 +152,26 @@ impl Runs {
         let to_do = run.progress.lock().map(|p| p.to_do).unwrap_or(0);
         *current = Some(run);
         match error {
-            Some(e) => Err(CliError::invalid(e)),
+            Some(e) => Err(Error::invalid(e)),
             None => Ok(json!({"run": id, "started": true, "to_do": to_do})),
         }
     }
 
     /// Progress of the current (or last) run; events after sequence number `after`.
-    pub async fn watch(&self, after: Option<u64>) -> Result<Value, CliError> {
+    pub async fn watch(&self, after: Option<u64>) -> Result<Value, Error> {
         let current = self.current.lock().await;
         let Some(r) = current.as_ref() else {
-            return Err(CliError::not_found("no run was started by this server")
+            return Err(Error::not_found("no run was started by this server")
                 .with_hint("start one with the run tool (action start)"));
         };
         Ok(snapshot(r, after))
     }
 
     /// Stops the current run gracefully and waits (up to a minute) for it to end.
-    pub async fn cancel(&self) -> Result<Value, CliError> {
+    pub async fn cancel(&self) -> Result<Value, Error> {
         let mut current = self.current.lock().await;
         let Some(r) = current.as_mut() else {
-            return Err(CliError::not_found("no run was started by this server"));
+            return Err(Error::not_found("no run was started by this server"));
         };
         if r.handle.is_finished() {
             return Ok(json!({"run": r.id, "state": state(r), "cancelled": false}));
@@ -253,7 +232,7 @@ fn snapshot(r: &Run, after: Option<u64>) -> Value {
         .map(|(s, _)| *s)
         .last()
         .unwrap_or(after.min(pr.next_seq));
-    super::ops::compact(json!({
+    crate::answer::compact(json!({
         "run": r.id,
         "state": st,
         "to_do": pr.to_do,

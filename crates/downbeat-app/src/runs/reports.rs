@@ -27,7 +27,7 @@ use crate::project::Project;
 
 /// An attempt end as the run reports it: the task and whether it is still open afterwards
 /// (pending again for a retry, say).
-pub(crate) type Ended = (TaskId, bool);
+pub type Ended = (TaskId, bool);
 
 fn is_open(s: Status) -> bool {
     matches!(s, Status::Pending | Status::Running)
@@ -113,7 +113,7 @@ const SHARED_LOOKS: [Duration; 3] = [
 /// report path) in the order written, and tells `written_now` of each as it is written. Ends
 /// when `ended` closes (the run is over). `shared`: other processes end tasks of the same
 /// graph (a worker).
-pub(crate) async fn write_during_run(
+pub async fn write_during_run(
     p: &Project,
     mut ended: mpsc::UnboundedReceiver<Ended>,
     shared: bool,
@@ -188,7 +188,7 @@ pub(crate) async fn write_during_run(
             if confirmed(p, tree, c).await {
                 due.remove(&(depth, c));
                 looks.remove(&c);
-                if let Ok(path) = crate::commands::synthesize_quiet(p, Some(&c.to_string())).await {
+                if let Ok(path) = crate::documents::write_synthesis(p, Some(&c.to_string())).await {
                     written_now(c, &path);
                     written.push((c, path));
                 }
@@ -221,7 +221,7 @@ pub(crate) async fn write_during_run(
             }
         }
         for (_, c) in last.into_iter().rev() {
-            if let Ok(path) = crate::commands::synthesize_quiet(p, Some(&c.to_string())).await {
+            if let Ok(path) = crate::documents::write_synthesis(p, Some(&c.to_string())).await {
                 written_now(c, &path);
                 written.push((c, path));
             }

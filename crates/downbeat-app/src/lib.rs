@@ -1,0 +1,22 @@
+//! Downbeat's application layer: one typed use case per thing a front end can ask for, on top
+//! of the engine, the store and the core.
+//!
+//! Every front end — the CLI, the MCP server, the web view — calls this crate and nothing of
+//! each other. This crate must never read the environment, parse command lines, print, choose
+//! exit codes or speak a wire protocol: front ends pass in what they resolved ([`Globals`]) and
+//! render the typed answers they get back.
+
+pub mod answer;
+pub mod cache;
+pub mod context;
+pub mod documents;
+pub mod error;
+pub mod maintenance;
+pub mod plans;
+pub mod project;
+pub mod runs;
+pub mod tasks;
+pub mod views;
+
+pub use error::{Error, Kind, Result};
+pub use project::{Globals, Project};

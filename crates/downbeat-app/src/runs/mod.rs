@@ -1,0 +1,261 @@
+//! Runs of the execution engine as front ends start them: executors resolved from the
+//! configuration (task > role > project), the engine's options, background runs, and the
+//! integration reports written while a run goes.
+
+pub mod background;
+pub mod reports;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use downbeat_core::ids::TaskId;
+use downbeat_core::task::Task;
+use downbeat_engine::config::{RetryPolicy, parse_duration};
+use downbeat_engine::executor::noop::Noop;
+use downbeat_engine::executor::process::Process;
+use downbeat_engine::executor::{Executor, ExecutorSpec};
+use downbeat_engine::run::{Resolved, RunEvent, RunOptions, RunSummary, default_holder};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Kind};
+use crate::project::Project;
+
+/// Resolves executors the way the configuration says, caching one executor per spec.
+pub fn resolver(
+    p: &Project,
+    override_name: Option<String>,
+) -> Result<downbeat_engine::run::ResolveFn, Error> {
+    let cfg = p.config.clone();
+    let cache: Arc<Mutex<HashMap<String, Arc<dyn Executor>>>> = Arc::default();
+    let default_timeout = cfg
+        .run
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| Error::invalid(format!("[run] timeout: {e}")))?;
+    for (name, r) in &cfg.roles {
+        if let Some(t) = &r.timeout {
+            parse_duration(t)
+                .map_err(|e| Error::invalid(format!("[roles.{name}] timeout: {e}")))?;
+        }
+    }
+    cfg.run
+        .retry
+        .delay_for(1, 0)
+        .map_err(|e| Error::invalid(format!("[run.retry]: {e}")))?;
+    Ok(Arc::new(move |t: &Task| {
+        let role_cfg = t.role.as_ref().and_then(|r| cfg.roles.get(r));
+        let name = override_name
+            .clone()
+            .or_else(|| t.exec.executor.clone())
+            .or_else(|| role_cfg.and_then(|r| r.executor.clone()))
+            .or_else(|| cfg.run.executor.clone())
+            .ok_or_else(|| {
+                "no executor: set one on the task (--executor), for its role ([roles.NAME] executor), or for the project ([run] executor), or pass `downbeat run --executor NAME`".to_owned()
+            })?;
+        let spec: ExecutorSpec = if name.trim_start().starts_with('{') {
+            serde_json::from_str(&name)
+                .map_err(|e| format!("invalid inline executor {name}: {e}"))?
+        } else if name == "noop" {
+            ExecutorSpec::Noop
+        } else {
+            cfg.executors.get(&name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = cfg.executors.keys().map(String::as_str).collect();
+                format!(
+                    "unknown executor `{name}` (configured: {}; built in: noop)",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })?
+        };
+        let key = serde_json::to_string(&spec).unwrap_or_default();
+        let executor: Arc<dyn Executor> = {
+            let mut c = cache
+                .lock()
+                .map_err(|_| "executor cache poisoned".to_owned())?;
+            match c.get(&key) {
+                Some(e) => e.clone(),
+                None => {
+                    let e: Arc<dyn Executor> = match &spec {
+                        ExecutorSpec::Noop => Arc::new(Noop),
+                        ExecutorSpec::Process(ps) => Arc::new(
+                            Process::new(ps.clone())
+                                .map_err(|e| format!("executor `{name}`: {e}"))?,
+                        ),
+                        ExecutorSpec::Http(hs) => Arc::new(
+                            downbeat_engine::executor::http::Http::new(hs.clone())
+                                .map_err(|e| format!("executor `{name}`: {e}"))?,
+                        ),
+                    };
+                    c.insert(key, e.clone());
+                    e
+                }
+            }
+        };
+        let timeout = match role_cfg.and_then(|r| r.timeout.as_deref()) {
+            Some(t) => Some(parse_duration(t)?),
+            None => default_timeout,
+        };
+        let mut retry: RetryPolicy = cfg.run.retry.clone();
+        if let Some(m) = role_cfg.and_then(|r| r.max_attempts) {
+            retry.max_attempts = m;
+        }
+        let display = if name.trim_start().starts_with('{') {
+            "inline".to_owned()
+        } else {
+            name
+        };
+        Ok(Resolved {
+            name: display,
+            needs_prompt: !matches!(spec, ExecutorSpec::Noop),
+            executor,
+            timeout,
+            retry,
+        })
+    }))
+}
+
+/// The template for tasks whose role has none.
+pub const DEFAULT_PROMPT: &str =
+    "## Task {{ task.id }}: {{ task.title }}\n\n{{ task.description }}\n";
+
+/// Role name → prompt template, each checked to render.
+pub fn role_prompts(p: &Project) -> Result<HashMap<String, String>, Error> {
+    let mut prompts = HashMap::new();
+    for r in p.roles.iter() {
+        downbeat_engine::prompt::check(&r.name, &r.prompt)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        prompts.insert(r.name.clone(), r.prompt.clone());
+    }
+    Ok(prompts)
+}
+
+/// What a run is asked to do; every field may be left to the project's configuration.
+#[derive(Debug, Default, Clone)]
+pub struct RunRequest {
+    /// At most this many attempts at once (default: `[run] concurrency`, else the cores).
+    pub concurrency: Option<usize>,
+    /// Only these tasks (references: ids, prefixes, plan keys) and what they contain.
+    pub only: Vec<String>,
+    /// This task (a reference) and everything it waits on.
+    pub until: Option<String>,
+    /// The executor for every task, overriding the configuration.
+    pub executor: Option<String>,
+}
+
+impl RunRequest {
+    /// The task a run's integration report is about: `until`, or the one `only` task.
+    pub fn scope(&self) -> Option<String> {
+        self.until
+            .clone()
+            .or_else(|| (self.only.len() == 1).then(|| self.only[0].clone()))
+    }
+}
+
+/// The engine's options for a run of this project.
+pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Error> {
+    let mut only = Vec::new();
+    for o in &a.only {
+        only.push(p.store.resolve_task(o).await?);
+    }
+    let until = match &a.until {
+        Some(u) => Some(p.store.resolve_task(u).await?),
+        None => None,
+    };
+    let resolve = resolver(p, a.executor.clone())?;
+    let concurrency = a
+        .concurrency
+        .or(p.config.run.concurrency)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1);
+    let lease = match &p.config.run.lease {
+        Some(l) => parse_duration(l).map_err(|e| Error::invalid(format!("[run] lease: {e}")))?,
+        None => Duration::from_secs(30),
+    };
+    let prompts = role_prompts(p)?;
+    let caps = p.plan_settings().caps();
+    let fixed = p.fixed_now;
+    let opts = RunOptions {
+        holder: default_holder(),
+        concurrency,
+        lease,
+        only,
+        until,
+        resolve,
+        caps,
+        prompts,
+        default_prompt: DEFAULT_PROMPT.into(),
+        failure: p.config.run.failure,
+        rules: p.config.rules.clone(),
+        workspace: p.root.clone(),
+        runs_dir: p.dir().join("runs"),
+        artifacts_dir: p.dir().join("artifacts"),
+        now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
+        accepts: None,
+        stay: false,
+    };
+    Ok(opts)
+}
+
+/// A run's error as the front ends report it.
+pub fn run_error(e: downbeat_engine::run::RunError) -> Error {
+    match e {
+        downbeat_engine::run::RunError::Store(s) => Error::from(s),
+        downbeat_engine::run::RunError::Config(m) => {
+            Error::invalid(m).with_hint("see docs/executors.md for how executors are chosen")
+        }
+        downbeat_engine::run::RunError::Cycle(c) => Error::new(Kind::Conflict, c.to_string()),
+    }
+}
+
+/// Passes the engine's events on for display, and the ends of attempts to the container
+/// reports ([`reports::write_during_run`]).
+pub fn split_events(
+    mut rx: mpsc::UnboundedReceiver<RunEvent>,
+) -> (
+    mpsc::UnboundedReceiver<RunEvent>,
+    mpsc::UnboundedReceiver<reports::Ended>,
+) {
+    let (show_tx, show_rx) = mpsc::unbounded_channel();
+    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let RunEvent::AttemptFinished { task, status, .. } = &e
+                && let Some(id) = TaskId::parse_short(task)
+            {
+                let still_open = matches!(status.as_str(), "pending" | "retrying");
+                let _ = ended_tx.send((id, still_open));
+            }
+            let _ = show_tx.send(e);
+        }
+    });
+    (show_rx, ended_rx)
+}
+
+/// A finished run as an answer: `Ok` when everything it was asked to do is done.
+pub fn outcome(s: &RunSummary) -> Result<(), Error> {
+    if s.interrupted {
+        return Err(Error::new(
+            Kind::Interrupted,
+            "the run was interrupted; running tasks went back to pending",
+        )
+        .with_hint("`downbeat run` picks up where it stopped"));
+    }
+    if s.failed > 0 || s.remaining > 0 || s.stopped_by.is_some() {
+        let mut msg = format!("{} task(s) failed, {} not done", s.failed, s.remaining);
+        if let Some(r) = &s.stopped_by {
+            msg.push_str(&format!("; stopped: {r}"));
+        }
+        return Err(Error::new(Kind::RunIncomplete, msg).with_hint("`downbeat blocked` shows what is stuck; `downbeat attempts ID` shows what happened; `downbeat retry ID` tries again"));
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Read models of the whole project: the planned view, per-role counts, and the graph as
+//! Mermaid or Graphviz text.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use downbeat_core::graph::Progress;
+use downbeat_core::ids::TaskId;
+use downbeat_core::report::ProjectView;
+use downbeat_core::task::{EdgeKind, Status, Task};
+use downbeat_store::view;
+
+use crate::error::{Error, Kind};
+use crate::project::Project;
+use crate::tasks::shown_status;
+
+/// A text format of the task graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+    Json,
+}
+
+pub async fn view(p: &Project) -> Result<ProjectView, Error> {
+    view::load(p.store.as_ref(), &p.plan_settings())
+        .await
+        .map_err(|e| match e {
+            downbeat_store::Error::Cycle(c) => Error::new(
+                Kind::Conflict,
+                format!("the stored graph is damaged: {c}"),
+            )
+            .with_hint(
+                "run `downbeat maintain` and remove one of the dependencies with `downbeat dep rm`",
+            ),
+            other => other.into(),
+        })
+}
+
+/// Leaves per role: (done, total); `(none)` for tasks without a role.
+pub fn per_role(v: &ProjectView) -> BTreeMap<String, (u64, u64)> {
+    per_role_of(
+        v.tasks.iter().map(|t| (t.id, t.role.as_deref(), t.status)),
+        &v.rollup,
+    )
+}
+
+/// (done, total) leaves per role of the given (id, role, status) tasks; containers (per
+/// `rollup`) are left out.
+pub fn per_role_of<'a>(
+    tasks: impl IntoIterator<Item = (TaskId, Option<&'a str>, Status)>,
+    rollup: &HashMap<TaskId, Progress>,
+) -> BTreeMap<String, (u64, u64)> {
+    let mut per_role: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (id, role, status) in tasks {
+        if rollup.get(&id).is_some_and(|r| r.is_container) {
+            continue;
+        }
+        let e = per_role
+            .entry(role.unwrap_or("(none)").to_owned())
+            .or_default();
+        e.1 += 1;
+        if status.satisfies_dependents() {
+            e.0 += 1;
+        }
+    }
+    per_role
+}
+
+/// The task graph as Mermaid or Graphviz dot text (containers as subgraphs).
+pub fn render_graph(v: &ProjectView, format: GraphFormat) -> String {
+    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    let live: HashSet<TaskId> = v.tasks.iter().map(|t| t.id).collect();
+    let mut kids: BTreeMap<Option<TaskId>, Vec<&Task>> = BTreeMap::new();
+    for t in &v.tasks {
+        kids.entry(t.parent.filter(|p| live.contains(p)))
+            .or_default()
+            .push(t);
+    }
+    let label = |t: &Task| {
+        let role = t
+            .role
+            .as_deref()
+            .map(|r| format!(" · {r}"))
+            .unwrap_or_default();
+        format!(
+            "{} {}{role} · {}",
+            t.id,
+            t.title,
+            shown_status(t, &v.rollup, &ready)
+        )
+    };
+    let mut s = String::new();
+    match format {
+        GraphFormat::Json => {}
+        GraphFormat::Mermaid => {
+            let esc = |x: &str| x.replace('"', "#quot;");
+            let _ = writeln!(s, "flowchart TD");
+            // Containers become subgraphs; walk the tree with an explicit stack.
+            let mut stack: Vec<(Option<&Task>, usize)> = kids
+                .get(&None)
+                .map(|r| r.iter().rev().map(|t| (Some(*t), 1)).collect())
+                .unwrap_or_default();
+            while let Some((t, d)) = stack.pop() {
+                let pad = "  ".repeat(d.min(20));
+                let Some(t) = t else {
+                    let _ = writeln!(s, "{pad}end");
+                    continue;
+                };
+                match kids.get(&Some(t.id)) {
+                    Some(ch) => {
+                        let _ = writeln!(s, "{pad}subgraph {}[\"{}\"]", t.id, esc(&label(t)));
+                        stack.push((None, d));
+                        for c in ch.iter().rev() {
+                            stack.push((Some(c), d + 1));
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(s, "{pad}{}[\"{}\"]", t.id, esc(&label(t)));
+                    }
+                }
+            }
+            for e in &v.edges {
+                let arrow = match e.kind {
+                    EdgeKind::Blocks => "-->",
+                    EdgeKind::Related => "-.-",
+                    EdgeKind::DiscoveredFrom => "-. discovered .->",
+                };
+                let _ = writeln!(s, "  {} {arrow} {}", e.from, e.to);
+            }
+        }
+        GraphFormat::Dot => {
+            let esc = |x: &str| x.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(s, "digraph downbeat {{\n  rankdir=LR;\n  node [shape=box];");
+            let mut stack: Vec<(Option<&Task>, usize, bool)> = kids
+                .get(&None)
+                .map(|r| r.iter().rev().map(|t| (Some(*t), 1, false)).collect())
+                .unwrap_or_default();
+            while let Some((t, d, close)) = stack.pop() {
+                let pad = "  ".repeat(d.min(20));
+                let Some(t) = t else {
+                    if close {
+                        let _ = writeln!(s, "{pad}}}");
+                    }
+                    continue;
+                };
+                match kids.get(&Some(t.id)) {
+                    Some(ch) => {
+                        let _ = writeln!(
+                            s,
+                            "{pad}subgraph \"cluster_{}\" {{\n{pad}  label=\"{}\";",
+                            t.id,
+                            esc(&label(t))
+                        );
+                        stack.push((None, d, true));
+                        for c in ch.iter().rev() {
+                            stack.push((Some(c), d + 1, false));
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(s, "{pad}\"{}\" [label=\"{}\"];", t.id, esc(&label(t)));
+                    }
+                }
+            }
+            for e in &v.edges {
+                // Edges to containers attach to their cluster via a representative leaf is not
+                // needed for reading; draw container ids as plain nodes.
+                let style = match e.kind {
+                    EdgeKind::Blocks => "",
+                    EdgeKind::Related => " [style=dashed, arrowhead=none]",
+                    EdgeKind::DiscoveredFrom => " [style=dotted, label=\"discovered\"]",
+                };
+                let _ = writeln!(s, "  \"{}\" -> \"{}\"{style};", e.from, e.to);
+            }
+            let _ = writeln!(s, "}}");
+        }
+    }
+    s
+}

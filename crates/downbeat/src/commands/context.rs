@@ -1,0 +1,225 @@
+//! The context around the graph: `session`, `objective`, `insight`, `decision`.
+
+use downbeat_app::context::resume_session;
+use downbeat_app::error::Error;
+use downbeat_app::project::Project;
+use downbeat_app::tasks::{record, resolve};
+use downbeat_app::views::view;
+use downbeat_core::context::ObjectiveStatus;
+use downbeat_core::ids::RecordKind;
+use downbeat_core::report::{self};
+use serde_json::json;
+
+use super::ids_json;
+use crate::cli::*;
+use crate::output::{json as print_json, note, out, outln, table};
+
+pub(super) async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), Error> {
+    match c {
+        SessionCmd::Start { label } => {
+            let label = label.unwrap_or_else(|| "session".into());
+            let s = p.store.start_session(&label, &p.actor().await?).await?;
+            if j {
+                print_json(&s);
+            } else {
+                note(&format!("started session {} \"{}\"", s.id, s.label));
+                outln(&s.id.to_string());
+            }
+        }
+        SessionCmd::Resume => {
+            let current = resume_session(p).await?;
+            let v = view(p).await?;
+            let brief = report::brief(&v, Some(&current));
+            if j {
+                print_json(
+                    &json!({"session": current, "brief": brief, "ready": ids_json(&v.planned.ready), "counts": v.counts()}),
+                );
+            } else {
+                out(&brief);
+            }
+        }
+        SessionCmd::Status => {
+            let current = p.store.current_session().await?;
+            let m = p.store.metrics().await?;
+            if j {
+                print_json(&json!({"session": current, "metrics": m}));
+            } else {
+                match &current {
+                    Some(s) => outln(&format!(
+                        "session {} \"{}\" open since {} ({})",
+                        s.id, s.label, s.started_at, s.actor
+                    )),
+                    None => outln("no open session (`downbeat session start` opens one)"),
+                }
+                outln(&format!(
+                    "{} session(s) so far, {} decision(s), {} insight(s), {} task(s) completed",
+                    m.sessions, m.decisions, m.insights, m.tasks_completed
+                ));
+            }
+        }
+        SessionCmd::End => {
+            let Some(s) = p.store.current_session().await? else {
+                return Err(Error::not_found("no open session"));
+            };
+            let s = p.store.end_session(s.id, &p.actor().await?).await?;
+            if j {
+                print_json(&s);
+            } else {
+                note(&format!("ended session {}", s.id));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn objective(p: &Project, c: ObjectiveCmd, j: bool) -> Result<(), Error> {
+    let set = |id: String, st: ObjectiveStatus| async move {
+        let id = record(RecordKind::Objective, &id)?;
+        let o = p
+            .store
+            .set_objective_status(id, st, &p.actor().await?)
+            .await?;
+        if j {
+            print_json(&o);
+        } else {
+            outln(&format!("{} {}", o.id, o.status));
+        }
+        Ok::<(), Error>(())
+    };
+    match c {
+        ObjectiveCmd::Add { title, tasks } => {
+            let mut ids = Vec::new();
+            for t in &tasks {
+                ids.push(resolve(p, t).await?);
+            }
+            let o = p
+                .store
+                .add_objective(&title, &ids, &p.actor().await?)
+                .await?;
+            if j {
+                print_json(&o);
+            } else {
+                outln(&o.id.to_string());
+            }
+        }
+        ObjectiveCmd::List => {
+            let v = view(p).await?;
+            if j {
+                print_json(&v.objectives);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = v
+                .objectives
+                .iter()
+                .map(|o| {
+                    let (d, t) = o
+                        .tasks
+                        .iter()
+                        .filter_map(|t| v.rollup.get(t))
+                        .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
+                    let prog = if o.tasks.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{d}/{t}")
+                    };
+                    vec![
+                        o.id.to_string(),
+                        o.status.to_string(),
+                        prog,
+                        o.title.clone(),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                note("no objectives yet");
+            } else {
+                out(&table(&["ID", "STATUS", "TASKS", "TITLE"], &rows));
+            }
+        }
+        ObjectiveCmd::Done { id } => set(id, ObjectiveStatus::Achieved).await?,
+        ObjectiveCmd::Drop { id } => set(id, ObjectiveStatus::Dropped).await?,
+        ObjectiveCmd::Reopen { id } => set(id, ObjectiveStatus::Active).await?,
+    }
+    Ok(())
+}
+
+pub(super) async fn insight(p: &Project, c: InsightCmd, j: bool) -> Result<(), Error> {
+    match c {
+        InsightCmd::Add { text, task } => {
+            let task = match task {
+                Some(t) => Some(resolve(p, &t).await?),
+                None => None,
+            };
+            let i = p.store.add_insight(&text, task, &p.actor().await?).await?;
+            if j {
+                print_json(&i);
+            } else {
+                outln(&i.id.to_string());
+            }
+        }
+        InsightCmd::List => {
+            let list = p.store.insights().await?;
+            if j {
+                print_json(&list);
+            } else if list.is_empty() {
+                note("no insights yet");
+            } else {
+                for i in list {
+                    let task = i.task.map(|t| format!(" (task {t})")).unwrap_or_default();
+                    outln(&format!("{} {}{task}", i.id, i.text));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(), Error> {
+    match c {
+        DecisionCmd::Add {
+            text,
+            why,
+            supersedes,
+            task,
+        } => {
+            let supersedes = supersedes
+                .map(|s| record(RecordKind::Decision, &s))
+                .transpose()?;
+            let task = match task {
+                Some(t) => Some(resolve(p, &t).await?),
+                None => None,
+            };
+            let d = p
+                .store
+                .add_decision(&text, &why, task, supersedes, &p.actor().await?)
+                .await?;
+            if j {
+                print_json(&d);
+            } else {
+                outln(&d.id.to_string());
+            }
+        }
+        DecisionCmd::List => {
+            let list = p.store.decisions().await?;
+            if j {
+                print_json(&list);
+            } else if list.is_empty() {
+                note("no decisions yet");
+            } else {
+                for d in list {
+                    let sup = d
+                        .superseded_by
+                        .map(|x| format!(" [superseded by {x}]"))
+                        .unwrap_or_default();
+                    let why = if d.why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", d.why)
+                    };
+                    outln(&format!("{} {}{why}{sup}", d.id, d.text));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `downbeat show`: one task with its edges, children and history.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use downbeat_app::error::Error;
+use downbeat_app::project::Project;
+use downbeat_app::tasks::{resolve, shown_status};
+use downbeat_app::views::view;
+use downbeat_core::ids::TaskId;
+use downbeat_core::report::{self};
+use downbeat_core::task::{Edge, Task};
+use downbeat_store::EventQuery;
+use serde_json::{Value, json};
+
+use super::{clip, ids_json, task_json};
+use crate::output::{json as print_json, out};
+
+pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
+    let id = resolve(p, q).await?;
+    let t = p.store.task(id).await?;
+    let v = view(p).await?;
+    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    let shown = shown_status(&t, &v.rollup, &ready);
+    let edges = p.store.edges_of(id).await?;
+    let children: Vec<&Task> = v.tasks.iter().filter(|c| c.parent == Some(id)).collect();
+    let events = p
+        .store
+        .events(&EventQuery {
+            task: Some(id),
+            limit: Some(10),
+            ..Default::default()
+        })
+        .await?;
+    let blockers: Vec<TaskId> = v
+        .planned
+        .waiting
+        .iter()
+        .chain(&v.planned.stuck)
+        .find(|(w, _)| *w == id)
+        .map(|(_, b)| b.clone())
+        .unwrap_or_default();
+    let title_of = |x: TaskId| {
+        v.task(x)
+            .map(|t| t.title.clone())
+            .unwrap_or_else(|| "(archived)".into())
+    };
+    if j {
+        let mut o = task_json(&t, &shown);
+        o["edges"] = serde_json::to_value(&edges).unwrap_or(Value::Null);
+        o["children"] = json!(
+            children
+                .iter()
+                .map(|c| c.id.to_string())
+                .collect::<Vec<_>>()
+        );
+        o["waits_on"] = json!(ids_json(&blockers));
+        o["progress"] = serde_json::to_value(v.rollup.get(&id)).unwrap_or(Value::Null);
+        o["events"] = serde_json::to_value(&events).unwrap_or(Value::Null);
+        print_json(&o);
+        return Ok(());
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{} {}", t.id, t.title);
+    let mut field = |k: &str, v: String| {
+        if !v.is_empty() {
+            let _ = writeln!(s, "  {k:<12} {v}");
+        }
+    };
+    field("status", shown);
+    field("key", t.key.clone().unwrap_or_default());
+    field("role", t.role.clone().unwrap_or_default());
+    field("priority", t.priority.to_string());
+    field("effort", t.effort.to_string());
+    field(
+        "parent",
+        t.parent
+            .map(|x| format!("{x} {}", title_of(x)))
+            .unwrap_or_default(),
+    );
+    if let Some(pr) = v.rollup.get(&id).filter(|pr| pr.is_container) {
+        field(
+            "progress",
+            report::progress_bar(u64::from(pr.done), u64::from(pr.total), 10),
+        );
+    }
+    field("tags", t.tags.join(", "));
+    field("files", t.footprint.join(", "));
+    field("created", t.created_at.to_string());
+    field(
+        "started",
+        t.started_at.map(|x| x.to_string()).unwrap_or_default(),
+    );
+    field(
+        "finished",
+        t.finished_at.map(|x| x.to_string()).unwrap_or_default(),
+    );
+    field("result", t.result.clone().unwrap_or_default());
+    if !t.description.is_empty() {
+        let _ = writeln!(s, "\n{}", t.description.trim_end());
+    }
+    if !t.acceptance.is_empty() {
+        let _ = writeln!(s, "\nacceptance:");
+        for a in &t.acceptance {
+            let _ = writeln!(s, "  - {a}");
+        }
+    }
+    let deps: Vec<&Edge> = edges.iter().filter(|e| e.to == id).collect();
+    let dependents: Vec<&Edge> = edges.iter().filter(|e| e.from == id).collect();
+    if !deps.is_empty() {
+        let _ = writeln!(s, "\ndepends on:");
+        for e in deps {
+            let mark = if blockers.contains(&e.from) {
+                " (not done)"
+            } else {
+                ""
+            };
+            let _ = writeln!(s, "  {} {} [{}]{mark}", e.from, title_of(e.from), e.kind);
+        }
+    }
+    if !dependents.is_empty() {
+        let _ = writeln!(s, "\ndependents:");
+        for e in dependents {
+            let _ = writeln!(s, "  {} {} [{}]", e.to, title_of(e.to), e.kind);
+        }
+    }
+    if !children.is_empty() {
+        let _ = writeln!(s, "\nchildren:");
+        for c in children {
+            let _ = writeln!(
+                s,
+                "  {} {} [{}]",
+                c.id,
+                c.title,
+                shown_status(c, &v.rollup, &ready)
+            );
+        }
+    }
+    if !events.is_empty() {
+        let _ = writeln!(s, "\nhistory:");
+        for e in &events {
+            let _ = writeln!(
+                s,
+                "  {} {} {}{}",
+                e.at,
+                e.actor,
+                e.action,
+                change_summary(&e.before, &e.after)
+            );
+        }
+    }
+    out(&s);
+    Ok(())
+}
+
+pub(super) fn change_summary(before: &Option<Value>, after: &Option<Value>) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if b.get("status").is_some() && a.get("status").is_some() => {
+            let res = a
+                .get("result")
+                .and_then(Value::as_str)
+                .map(|r| format!(" — {}", clip(r, 60)))
+                .unwrap_or_default();
+            format!(
+                ": {} → {}{res}",
+                b["status"].as_str().unwrap_or("?"),
+                a["status"].as_str().unwrap_or("?")
+            )
+        }
+        (_, Some(a)) => {
+            let s = a.to_string();
+            format!(" {}", clip(&s, 100))
+        }
+        (Some(b), None) => format!(" (was {})", clip(&b.to_string(), 100)),
+        (None, None) => String::new(),
+    }
+}

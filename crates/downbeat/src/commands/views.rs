@@ -1,0 +1,438 @@
+//! Planning views: `ready`, `blocked`, `waves`, `status`, `graph`, `log`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use downbeat_app::error::{Error, Kind};
+use downbeat_app::project::Project;
+use downbeat_app::tasks::{resolve, shown_status};
+use downbeat_app::views::{per_role, render_graph, view};
+use downbeat_core::ids::TaskId;
+use downbeat_core::report::{self};
+use downbeat_core::task::{Status, Task};
+use downbeat_core::time::{Millis, Timestamp};
+use downbeat_store::EventQuery;
+use serde_json::{Value, json};
+
+use super::holds::hold_line;
+use super::show::change_summary;
+use super::{clip, ids_json, task_json};
+use crate::cli::*;
+use crate::output::{json as print_json, note, out, table};
+
+pub(super) async fn ready(p: &Project, a: LimitArgs, j: bool) -> Result<(), Error> {
+    let v = view(p).await?;
+    let ids: Vec<TaskId> = v
+        .planned
+        .ready
+        .iter()
+        .copied()
+        .take(a.limit.unwrap_or(usize::MAX))
+        .collect();
+    if j {
+        let list: Vec<Value> = ids
+            .iter()
+            .filter_map(|id| v.task(*id))
+            .map(|t| task_json(t, "ready"))
+            .collect();
+        print_json(&list);
+        return Ok(());
+    }
+    if ids.is_empty() {
+        let c = v.counts();
+        note(&if c.total == 0 {
+            "no tasks yet".to_owned()
+        } else if c.done() == c.total {
+            "everything is done".to_owned()
+        } else {
+            format!(
+                "nothing is ready: {} running, {} waiting, {} stuck (see `downbeat blocked`)",
+                c.running, c.waiting, c.stuck
+            )
+        });
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = ids
+        .iter()
+        .filter_map(|id| v.task(*id))
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                t.role.clone().unwrap_or_else(|| "-".into()),
+                t.priority.to_string(),
+                t.effort.to_string(),
+                clip(&t.title, 80),
+            ]
+        })
+        .collect();
+    out(&table(
+        &["ID", "ROLE", "PRIORITY", "EFFORT", "TITLE"],
+        &rows,
+    ));
+    Ok(())
+}
+
+pub(super) async fn blocked(p: &Project, j: bool) -> Result<(), Error> {
+    let v = view(p).await?;
+    let held: Vec<&Task> = v
+        .tasks
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.status,
+                Status::Failed | Status::Blocked | Status::Cancelled
+            )
+        })
+        .filter(|t| !v.rollup.get(&t.id).is_some_and(|r| r.is_container))
+        .collect();
+    if j {
+        let entry = |(id, on): &(TaskId, Vec<TaskId>)| json!({"task": id, "title": v.task(*id).map(|t| t.title.clone()), "waits_on": ids_json(on)});
+        print_json(&json!({
+            "waiting": v.planned.waiting.iter().map(entry).collect::<Vec<_>>(),
+            "stuck": v.planned.stuck.iter().map(entry).collect::<Vec<_>>(),
+            "held": held.iter().map(|t| json!({"task": t.id, "title": t.title, "status": t.status, "reason": t.result})).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    let title = |id: TaskId| v.task(id).map(|t| clip(&t.title, 60)).unwrap_or_default();
+    let state = |id: TaskId| {
+        v.task(id)
+            .map(|t| match v.rollup.get(&id) {
+                Some(r) if r.is_container => format!("{}, {}/{} done", r.status, r.done, r.total),
+                _ => t.status.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    let mut s = String::new();
+    if !held.is_empty() {
+        let _ = writeln!(s, "held ({}):", held.len());
+        for t in &held {
+            let why = t
+                .result
+                .as_deref()
+                .map(|r| format!(" — {}", clip(r, 60)))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  {} {} [{}]{why}", t.id, clip(&t.title, 60), t.status);
+        }
+    }
+    for (label, list) in [
+        ("stuck behind held tasks", &v.planned.stuck),
+        ("waiting", &v.planned.waiting),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "{label} ({}):", list.len());
+        for (id, on) in list {
+            let _ = writeln!(s, "  {} {}", id, title(*id));
+            for o in on {
+                let _ = writeln!(s, "      waits on {} {} [{}]", o, title(*o), state(*o));
+            }
+        }
+    }
+    if s.is_empty() {
+        note("nothing is blocked");
+    } else {
+        out(&s);
+    }
+    Ok(())
+}
+
+pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Error> {
+    let mut settings = p.plan_settings();
+    if !a.workers.is_empty() {
+        if a.workers.contains(&0) {
+            return Err(Error::invalid("--workers values must be at least 1"));
+        }
+        settings.workers = a.workers;
+    }
+    let snap = p.store.graph().await?;
+    let planned = downbeat_core::graph::plan(&snap, &settings)
+        .map_err(|c| Error::new(Kind::Conflict, c.to_string()))?;
+    let titles: HashMap<TaskId, (&str, Option<&str>)> = snap
+        .tasks
+        .iter()
+        .map(|t| (t.id, (t.title.as_str(), t.role.as_deref())))
+        .collect();
+    if j {
+        print_json(&json!({
+            "waves": planned.waves.iter().map(|w| ids_json(w)).collect::<Vec<_>>(),
+            "critical_path": ids_json(&planned.critical_path),
+            "critical_path_effort": planned.critical_path_effort,
+            "max_parallelism": planned.max_parallelism,
+            "parallel_rate": planned.parallel_rate,
+            "total_effort": planned.total_effort,
+            "makespans": planned.makespans.iter().map(|(k, m)| json!({"workers": k, "makespan": m, "speedup": if *m > 0 { planned.total_effort as f64 / *m as f64 } else { 1.0 }})).collect::<Vec<_>>(),
+            "role_caps": settings.role_caps,
+            "groups": settings.groups,
+        }));
+        return Ok(());
+    }
+    if planned.waves.is_empty() {
+        note("nothing left to schedule");
+        return Ok(());
+    }
+    let mut s = String::new();
+    let cp: HashSet<TaskId> = planned.critical_path.iter().copied().collect();
+    for (i, w) in planned.waves.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "wave {} ({} task{}):",
+            i + 1,
+            w.len(),
+            if w.len() == 1 { "" } else { "s" }
+        );
+        for id in w.iter().take(50) {
+            let (title, role) = titles.get(id).copied().unwrap_or(("", None));
+            let star = if cp.contains(id) { "*" } else { " " };
+            let _ = writeln!(
+                s,
+                "  {star} {id} {:<12} {}",
+                role.unwrap_or("-"),
+                clip(title, 70)
+            );
+        }
+        if w.len() > 50 {
+            let _ = writeln!(s, "    … and {} more", w.len() - 50);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n* critical path: {} task(s), {} effort unit(s)",
+        planned.critical_path.len(),
+        planned.critical_path_effort
+    );
+    let _ = writeln!(s, "max parallelism: {}", planned.max_parallelism);
+    let _ = writeln!(
+        s,
+        "parallel rate: {:.0}% of tasks share a wave",
+        planned.parallel_rate * 100.0
+    );
+    let _ = writeln!(s, "sequential: {} effort unit(s)", planned.total_effort);
+    for (k, m) in &planned.makespans {
+        let speed = if *m > 0 {
+            planned.total_effort as f64 / *m as f64
+        } else {
+            1.0
+        };
+        let _ = writeln!(
+            s,
+            "with {k} worker{}: {m} ({speed:.1}x)",
+            if *k == 1 { "" } else { "s" }
+        );
+    }
+    if !settings.role_caps.is_empty() {
+        let caps: Vec<String> = settings
+            .role_caps
+            .iter()
+            .map(|(r, c)| format!("{r} ≤ {c}"))
+            .collect();
+        let _ = writeln!(s, "role caps: {}", caps.join(", "));
+    }
+    for g in &settings.groups {
+        let _ = writeln!(
+            s,
+            "group {}: {} ≤ {}",
+            g.name,
+            g.roles.join(" + "),
+            g.max_parallel
+        );
+    }
+    out(&s);
+    Ok(())
+}
+
+pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
+    let v = view(p).await?;
+    let c = v.counts();
+    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    let per_role = per_role(&v);
+    let workers = p.store.workers(p.now()).await?;
+    let holds = p.store.holds().await?;
+    if j {
+        print_json(&json!({
+            "counts": c,
+            "done": c.done(),
+            "total": c.total,
+            "roles": per_role.iter().map(|(r, (d, t))| json!({"role": r, "done": d, "total": t})).collect::<Vec<_>>(),
+            "session": p.store.current_session().await?,
+            "objectives": v.objectives,
+            "workers": workers,
+            "holds": holds,
+        }));
+        return Ok(());
+    }
+    let mut s = String::new();
+    let pct = (c.done() * 100).checked_div(c.total).unwrap_or(0);
+    let _ = writeln!(s, "{} {pct}%", report::progress_bar(c.done(), c.total, 20));
+    let _ = writeln!(
+        s,
+        "{} completed · {} skipped · {} running · {} ready · {} waiting · {} failed · {} blocked · {} cancelled",
+        c.completed,
+        c.skipped,
+        c.running,
+        c.ready,
+        c.waiting + c.stuck,
+        c.failed,
+        c.blocked,
+        c.cancelled
+    );
+    if !workers.is_empty() {
+        let alive: Vec<_> = workers.iter().filter(|w| w.alive).collect();
+        let busy: usize = alive.iter().map(|w| w.holding.len()).sum();
+        let slots: u32 = alive.iter().map(|w| w.slots).sum();
+        let _ = writeln!(
+            s,
+            "workers: {} alive ({busy}/{slots} slots busy), {} silent — `downbeat workers` for details",
+            alive.len(),
+            workers.len() - alive.len()
+        );
+    }
+    for h in &holds {
+        let _ = writeln!(
+            s,
+            "{} (`downbeat unpause {}` releases it)",
+            hold_line(h),
+            h.id
+        );
+    }
+    if !per_role.is_empty() {
+        let _ = writeln!(s, "\nby role:");
+        for (r, (d, t)) in &per_role {
+            let _ = writeln!(s, "  {r:<14} {}", report::progress_bar(*d, *t, 10));
+        }
+    }
+    // The tree.
+    let mut kids: BTreeMap<Option<TaskId>, Vec<&Task>> = BTreeMap::new();
+    let live: HashSet<TaskId> = v.tasks.iter().map(|t| t.id).collect();
+    for t in &v.tasks {
+        let parent = t.parent.filter(|p| live.contains(p));
+        kids.entry(parent).or_default().push(t);
+    }
+    if !v.tasks.is_empty() {
+        let _ = writeln!(s, "\ntasks:");
+        let mut lines = 0usize;
+        let limit = 200;
+        let mut stack: Vec<(&Task, usize)> = kids
+            .get(&None)
+            .map(|r| r.iter().rev().map(|t| (*t, 0)).collect())
+            .unwrap_or_default();
+        while let Some((t, depth)) = stack.pop() {
+            if lines == limit {
+                let _ = writeln!(
+                    s,
+                    "  … ({} tasks in all; `downbeat list` shows every one)",
+                    v.tasks.len()
+                );
+                break;
+            }
+            lines += 1;
+            let shown = shown_status(t, &v.rollup, &ready);
+            let mark = match shown.as_str() {
+                "completed" => "✓",
+                "skipped" => "–",
+                "running" => "▶",
+                "failed" => "✗",
+                "blocked" | "cancelled" => "■",
+                "ready" => "○",
+                _ => "·",
+            };
+            let extra = match v.rollup.get(&t.id) {
+                Some(r) if r.is_container => format!(" {}/{}", r.done, r.total),
+                _ => t
+                    .role
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+            };
+            let _ = writeln!(
+                s,
+                "  {}{mark} {} {}{extra} [{shown}]",
+                "  ".repeat(depth),
+                t.id,
+                clip(&t.title, 70)
+            );
+            if let Some(ch) = kids.get(&Some(t.id)) {
+                for c in ch.iter().rev() {
+                    stack.push((c, depth + 1));
+                }
+            }
+        }
+    } else {
+        let _ = writeln!(
+            s,
+            "\nno tasks yet: `downbeat plan apply FILE` or `downbeat add TITLE`"
+        );
+    }
+    out(&s);
+    Ok(())
+}
+
+pub(super) async fn graph(p: &Project, a: GraphArgs, j: bool) -> Result<(), Error> {
+    let v = view(p).await?;
+    let format = if j { GraphFormat::Json } else { a.format };
+    if format == GraphFormat::Json {
+        let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+        print_json(&json!({
+            "tasks": v.tasks.iter().map(|t| json!({"id": t.id, "key": t.key, "title": t.title, "role": t.role, "parent": t.parent, "state": shown_status(t, &v.rollup, &ready)})).collect::<Vec<_>>(),
+            "edges": v.edges,
+        }));
+        return Ok(());
+    }
+    let format = match format {
+        GraphFormat::Mermaid => downbeat_app::views::GraphFormat::Mermaid,
+        GraphFormat::Dot => downbeat_app::views::GraphFormat::Dot,
+        GraphFormat::Json => downbeat_app::views::GraphFormat::Json,
+    };
+    out(&render_graph(&v, format));
+    Ok(())
+}
+
+pub(super) async fn log(p: &Project, a: LogArgs, j: bool) -> Result<(), Error> {
+    let since = match a.since.as_deref() {
+        None => None,
+        Some(s) => Some(match Timestamp::parse_rfc3339(s) {
+            Some(t) => t,
+            None => p.now().saturating_sub(Millis::parse(s).map_err(|e| {
+                Error::invalid(format!("--since: {e}"))
+                    .with_hint("or give an RFC 3339 time like 2026-03-01T09:00:00Z")
+            })?),
+        }),
+    };
+    let task = match &a.task {
+        Some(t) => Some(resolve(p, t).await?),
+        None => None,
+    };
+    let events = p
+        .store
+        .events(&EventQuery {
+            since,
+            task,
+            limit: a.limit,
+            ..Default::default()
+        })
+        .await?;
+    if j {
+        print_json(&events);
+        return Ok(());
+    }
+    let mut s = String::new();
+    for e in &events {
+        let _ = writeln!(
+            s,
+            "{:>5} {} {:<14} {:<16} {}{}",
+            e.seq,
+            e.at,
+            clip(&e.actor, 14),
+            e.action,
+            e.entity,
+            change_summary(&e.before, &e.after)
+        );
+    }
+    if s.is_empty() {
+        note("no events");
+    } else {
+        out(&s);
+    }
+    Ok(())
+}
