@@ -14,10 +14,10 @@ use downbeat_core::task::Status;
 use downbeat_store::{Store, TaskFilter, postgres::PostgresStore};
 use serde_json::{Value, json};
 
+use crate::bench::{Shape, bench_plan};
 use crate::cli::BenchWorkersArgs;
 use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, outln};
-use crate::run_cmd::{Shape, bench_plan};
 
 /// One line a worker printed, with the moment the benchmark read it.
 struct Seen {
@@ -96,7 +96,7 @@ pub async fn bench_workers(spec: &BenchWorkersArgs, j: bool) -> Result<(), Error
     );
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}schema={schema}");
-    let dir = crate::run_cmd::bench_dir()?;
+    let dir = crate::bench::bench_dir()?;
     let exe = std::env::current_exe().map_err(bench_error)?;
     let command = |args: &[&str]| {
         let mut c = Command::new(&exe);

@@ -596,7 +596,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100_000)]
         tasks: u32,
         #[arg(long, value_enum, default_value = "independent")]
-        shape: crate::run_cmd::Shape,
+        shape: crate::bench::Shape,
         #[arg(long, short = 'j', default_value_t = 64)]
         concurrency: usize,
         /// Keep the temporary project.
@@ -632,7 +632,7 @@ pub struct BenchWorkersArgs {
     #[arg(long, default_value_t = 20_000)]
     pub tasks: u32,
     #[arg(long, value_enum, default_value = "independent")]
-    pub shape: crate::run_cmd::Shape,
+    pub shape: crate::bench::Shape,
     /// Slots per worker.
     #[arg(long, default_value_t = 64)]
     pub slots: usize,

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod bench;
 mod bench_workers;
 pub mod cli;
 pub mod clients;
@@ -16,6 +17,7 @@ mod db_cmd;
 pub mod error;
 mod guard;
 mod output;
+mod progress;
 pub mod run_cmd;
 pub mod worker_cmd;
 

@@ -3,13 +3,10 @@
 //! `downbeat run` hands the work to them when live workers are registered (see
 //! [`watch_workers`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use downbeat_core::context::Actor;
-use downbeat_core::task::{Status, Task};
+use downbeat_core::task::Status;
 use downbeat_engine::config::parse_duration;
-use downbeat_engine::run::{AcceptFn, run, this_host};
 use downbeat_store::{EventQuery, TaskFilter, WorkerRecord};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -19,10 +16,8 @@ use crate::cli::WorkerArgs;
 use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, outln, table};
 use downbeat_app::project::Project;
-use downbeat_app::runs::{RunRequest, reports, run_error, run_options, split_events};
-
-/// Tags of the form `needs:LABEL` name labels a worker must have to take the task.
-pub const NEEDS_PREFIX: &str = "needs:";
+use downbeat_app::runs::worker::{Worker, WorkerRequest};
+use downbeat_app::runs::{reports, split_events};
 
 fn split_list(v: &[String]) -> Vec<String> {
     v.iter()
@@ -33,116 +28,32 @@ fn split_list(v: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Which tasks a worker with these capabilities takes.
-pub fn accepts(
-    roles: Vec<String>,
-    executors: Vec<String>,
-    labels: Vec<String>,
-    resolve: downbeat_engine::run::ResolveFn,
-) -> AcceptFn {
-    Arc::new(move |t: &Task| {
-        let role_ok = roles.is_empty()
-            || t.role
-                .as_ref()
-                .is_some_and(|r| roles.iter().any(|x| x == r));
-        let labels_ok = t
-            .tags
-            .iter()
-            .filter_map(|tag| tag.strip_prefix(NEEDS_PREFIX))
-            .all(|need| labels.iter().any(|l| l == need));
-        let exec_ok = executors.is_empty() || resolve(t).is_ok_and(|r| executors.contains(&r.name));
-        role_ok && labels_ok && exec_ok
-    })
-}
-
 /// `downbeat worker`: registers, takes ready tasks it can run until stopped, deregisters.
 pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
-    let roles = split_list(&a.roles);
-    let executors = split_list(&a.executors);
-    let labels = split_list(&a.labels);
-    for r in &roles {
-        if p.roles.get(r).is_none() {
-            return Err(Error::invalid(format!("unknown role `{r}`"))
-                .with_hint("`downbeat roles` lists them"));
-        }
-    }
-    let lease = parse_duration(&a.lease)
-        .map_err(|e| Error::invalid(format!("--lease: {e}")))?
-        .max(Duration::from_secs(1));
-    let request = RunRequest {
-        concurrency: Some(a.slots.unwrap_or_else(default_slots).max(1)),
+    let lease = parse_duration(&a.lease).map_err(|e| Error::invalid(format!("--lease: {e}")))?;
+    let request = WorkerRequest {
+        name: a.name.clone(),
+        roles: split_list(&a.roles),
+        executors: split_list(&a.executors),
+        labels: split_list(&a.labels),
+        slots: a.slots.unwrap_or_else(default_slots),
         executor: a.executor.clone(),
-        ..Default::default()
+        lease,
     };
-    let mut opts = run_options(p, &request).await?;
-    let name = a
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("worker:{}:{}", this_host(), std::process::id()));
-    opts.holder = name.clone();
-    opts.lease = lease;
-    opts.stay = true;
-    opts.accepts = Some(accepts(
-        roles.clone(),
-        executors.clone(),
-        labels.clone(),
-        opts.resolve.clone(),
-    ));
-    let record = WorkerRecord {
-        name: name.clone(),
-        host: this_host(),
-        pid: i64::from(std::process::id()),
-        roles,
-        executors,
-        labels,
-        slots: u32::try_from(opts.concurrency).unwrap_or(u32::MAX),
-        started_at: p.now(),
-        heartbeat_at: p.now(),
-        ttl_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
-        alive: true,
-        holding: vec![],
-    };
-    let store = p.store.clone();
-    let actor = Actor::new(name.clone(), p.now());
-    store.register_worker(&record, &actor).await?;
+    let w = Worker::register(p, request).await?;
+    let record = w.record().clone();
+    let name = record.name.clone();
     note(&format!(
         "worker {name} registered: {} slot(s), roles {}, lease {}",
         record.slots,
-        if record.roles.is_empty() {
-            "any".to_owned()
-        } else {
-            record.roles.join(",")
-        },
+        or_any(&record.roles),
         a.lease
     ));
-
     let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    let signals = tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-        eprintln!("\nstopping: running agents get SIGTERM, their tasks go back to pending");
-        stop.cancel();
-    });
-    // Heartbeats: the registry's liveness (the task leases renew in the engine's loop).
-    let beat_store = store.clone();
-    let beat_name = name.clone();
-    let beat_every = (lease / 3).max(Duration::from_millis(200));
-    let now = opts.now.clone();
-    let beats = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(beat_every).await;
-            let _ = beat_store.worker_heartbeat(&beat_name, now()).await;
-        }
-    });
-
+    let signals = tokio::spawn(stop_on_signal(cancel.clone()));
     let (tx, rx) = mpsc::unbounded_channel();
     let (show_rx, ended_rx) = split_events(rx);
-    let display = tokio::spawn(crate::run_cmd::show_events(show_rx, j));
+    let display = tokio::spawn(crate::progress::show_events(show_rx, j));
     // Integration reports of containers whose last leaf ends here, written as they happen.
     let announce = move |task: downbeat_core::ids::TaskId, path: &str| {
         if j {
@@ -152,57 +63,17 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
         }
     };
     let reports = reports::write_during_run(p, ended_rx, true, &announce);
-    // A lost database connection (a server restart, a network failure) does not end the
-    // worker: its attempts are stopped, and once the database answers again the tasks it
-    // held go back to pending (a commit whose answer was lost may or may not have landed;
-    // either way nothing is left running without a runner) and it takes work again.
     let work = async {
-        let mut total = downbeat_engine::run::RunSummary::default();
         // Stops this worker's agents at once if this process is killed.
         let guard = crate::guard::start(&name);
-        let result = loop {
-            let round = cancel.child_token();
-            let r = run(store.clone(), opts.clone(), tx.clone(), round.clone()).await;
-            match r {
-                Err(downbeat_engine::run::RunError::Store(downbeat_store::Error::Unavailable(
-                    m,
-                ))) if !cancel.is_cancelled() => {
-                    round.cancel();
-                    note(&format!(
-                        "worker {name}: database unavailable ({m}); stopping running attempts and reconnecting"
-                    ));
-                    if !reconnect(store.as_ref(), &record, &name, &cancel, &opts).await? {
-                        break Ok(total);
-                    }
-                }
-                Ok(s) => {
-                    total.completed += s.completed;
-                    total.failed += s.failed;
-                    total.retried += s.retried;
-                    total.interrupted = s.interrupted;
-                    break Ok(total);
-                }
-                Err(e) => break Err(e),
-            }
-        };
+        let r = w.serve(tx, cancel, &|m: &str| note(m)).await;
         drop(guard);
-        drop(tx);
-        Ok::<_, Error>(result)
+        r
     };
     let (result, _) = tokio::join!(work, reports);
-    let result = result?;
     let _ = display.await;
-    beats.abort();
     signals.abort();
-    let reason = match &result {
-        Ok(s) if s.interrupted => "stopped",
-        Ok(_) => "finished",
-        Err(_) => "error",
-    };
-    let _ = store
-        .deregister_worker(&name, reason, &Actor::new(name.clone(), p.now()))
-        .await;
-    let summary = result.map_err(run_error)?;
+    let summary = result?;
     note(&format!(
         "worker {name} deregistered: {} completed, {} failed, {} retried",
         summary.completed, summary.failed, summary.retried
@@ -210,42 +81,15 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Waits until the database answers again (or the worker is stopped: `false`), then returns
-/// the tasks this worker held to pending and registers it again.
-async fn reconnect(
-    store: &dyn downbeat_store::Store,
-    record: &WorkerRecord,
-    name: &str,
-    cancel: &CancellationToken,
-    opts: &downbeat_engine::run::RunOptions,
-) -> Result<bool, Error> {
-    let mut pause = Duration::from_millis(250);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return Ok(false),
-            _ = tokio::time::sleep(pause) => {}
-        }
-        let actor = Actor::new(name.to_owned(), (opts.now)());
-        match store
-            .requeue_running(None, &[name.to_owned()], &actor)
-            .await
-        {
-            Ok(back) => {
-                let mut again = record.clone();
-                again.heartbeat_at = actor.now;
-                store.register_worker(&again, &actor).await?;
-                note(&format!(
-                    "worker {name}: database reachable again; {} task(s) it held went back to pending",
-                    back.len()
-                ));
-                return Ok(true);
-            }
-            Err(downbeat_store::Error::Unavailable(_)) => {
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => return Err(e.into()),
-        }
+/// Cancels on Ctrl-C or SIGTERM.
+async fn stop_on_signal(stop: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
     }
+    eprintln!("\nstopping: running agents get SIGTERM, their tasks go back to pending");
+    stop.cancel();
 }
 
 fn default_slots() -> usize {

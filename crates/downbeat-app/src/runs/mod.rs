@@ -4,6 +4,7 @@
 
 pub mod background;
 pub mod reports;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -10,7 +10,7 @@ use downbeat_core::ids::RecordKind;
 use downbeat_core::report::{self};
 use serde_json::json;
 
-use super::ids_json;
+use super::render::ids_json;
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, outln, table};
 

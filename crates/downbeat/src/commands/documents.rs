@@ -9,7 +9,7 @@ use downbeat_app::project::Project;
 use downbeat_core::maintain::Finding;
 use serde_json::json;
 
-use super::ids_json;
+use super::render::ids_json;
 use crate::cli::*;
 use crate::output::{json as print_json, out, outln};
 

@@ -6,7 +6,7 @@ use downbeat_app::project::Project;
 use downbeat_core::plan::{self, PlanFormat};
 use serde_json::json;
 
-use super::clip;
+use super::render::clip;
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, outln, table};
 

@@ -13,7 +13,7 @@ use downbeat_core::task::{Edge, Task};
 use downbeat_store::EventQuery;
 use serde_json::{Value, json};
 
-use super::{clip, ids_json, task_json};
+use super::render::{clip, ids_json, task_json};
 use crate::output::{json as print_json, out};
 
 pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {

@@ -12,7 +12,7 @@ use downbeat_core::time::Millis;
 use downbeat_store::TaskFilter;
 use serde_json::json;
 
-use super::{clip, split_command, task_json, unreachable_args};
+use super::render::{clip, split_command, task_json, unreachable_args};
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, outln, table};
 

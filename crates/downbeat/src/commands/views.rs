@@ -15,8 +15,8 @@ use downbeat_store::EventQuery;
 use serde_json::{Value, json};
 
 use super::holds::hold_line;
+use super::render::{clip, ids_json, task_json};
 use super::show::change_summary;
-use super::{clip, ids_json, task_json};
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, table};
 
