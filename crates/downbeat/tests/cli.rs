@@ -1,23 +1,12 @@
 //! End-to-end behaviour of the `downbeat` binary, in temp directories with a fixed clock.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
 
-use assert_cmd::Command;
-
-const NOW: &str = "2026-03-01T09:00:00Z";
-
-struct Env {
-    dir: tempfile::TempDir,
-    now: String,
-}
+use common::{Env, NOW, example};
 
 impl Env {
     fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            now: NOW.into(),
-        }
+        Env::builder().fixed_clock().actor("tester").build()
     }
 
     fn initialised() -> Self {
@@ -35,67 +24,6 @@ impl Env {
         ]);
         e
     }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("downbeat").unwrap();
-        c.current_dir(self.path())
-            .env_clear()
-            .env("DOWNBEAT_NOW", &self.now)
-            .env("DOWNBEAT_ACTOR", "tester")
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// Runs, expects success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "downbeat {args:?} failed ({:?}):\n{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    /// Runs, expects exit `code`, returns stderr.
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let o = self.run(args);
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(code),
-            "downbeat {args:?}: stderr:\n{err}"
-        );
-        assert!(!err.contains("panicked"), "{err}");
-        err
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.push("--json");
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
 }
 
 #[test]
@@ -418,7 +346,7 @@ fn resume_brief_stays_compact_for_500_tasks() {
 fn maintenance_finds_stale_work_and_applies_only_when_asked() {
     let mut e = Env::with_example();
     e.ok(&["start", "design"]);
-    e.now = "2026-03-03T09:00:00Z".into(); // two days later
+    e.set_clock("2026-03-03T09:00:00Z"); // two days later
     let report = e.ok(&["maintain"]);
     assert!(
         report.contains("stale:") && report.contains("dry run"),
@@ -436,7 +364,7 @@ fn maintenance_finds_stale_work_and_applies_only_when_asked() {
     // Archive: finish everything, then look again 40 days later.
     e.ok(&["start", "design"]);
     e.ok(&["done", "design"]);
-    e.now = "2026-04-20T09:00:00Z".into();
+    e.set_clock("2026-04-20T09:00:00Z");
     let report = e.ok(&["maintain", "--json"]);
     assert!(
         !report.contains("\"archive\""),
@@ -454,7 +382,7 @@ fn old_finished_work_is_archived_on_apply() {
     e.ok(&["plan", "apply", plan.to_str().unwrap()]);
     e.ok(&["done", "a"]);
     e.ok(&["skip", "b"]);
-    e.now = "2026-04-20T09:00:00Z".into();
+    e.set_clock("2026-04-20T09:00:00Z");
     let report = e.ok(&["maintain"]);
     assert!(
         report.contains("archive:") && report.contains("(3 task(s))"),

@@ -1,93 +1,25 @@
 //! `downbeat mcp install` and `downbeat agents export`, end to end in temp directories with
 //! HOME pointing into them.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
 
-use assert_cmd::Command;
+use std::path::PathBuf;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
+use common::Env;
 
 impl Env {
-    /// A temp dir holding `proj/` (an initialised project) and `home/` (HOME).
+    /// A temp dir holding `proj/` (an initialised project) and `home/` (HOME); what `ok`
+    /// and `fails` return has the temp dir replaced by `[TMP]`.
     fn new() -> Self {
-        let e = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir_all(e.proj()).unwrap();
-        std::fs::create_dir_all(e.home()).unwrap();
-        e.ok(&["init"]);
-        e
+        Env::builder()
+            .home_inside()
+            .tmp_placeholder()
+            .init()
+            .build()
     }
 
-    fn tmp(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).unwrap()
-    }
     fn proj(&self) -> PathBuf {
-        self.tmp().join("proj")
-    }
-    fn home(&self) -> PathBuf {
-        self.tmp().join("home")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("downbeat").unwrap();
-        c.current_dir(self.proj())
-            .env_clear()
-            .env("HOME", self.home())
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// Runs, expects success, returns stdout with the temp dir replaced by `[TMP]`.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "downbeat {args:?} failed ({:?}):\n{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        self.norm(&String::from_utf8(o.stdout).unwrap())
-    }
-
-    /// Runs, expects exit `code`, returns stderr.
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let o = self.run(args);
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(code),
-            "downbeat {args:?}: stderr:\n{err}"
-        );
-        assert!(!err.contains("panicked"), "{err}");
-        self.norm(&err)
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.push("--json");
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-
-    fn norm(&self, s: &str) -> String {
-        s.replace(&self.tmp().display().to_string(), "[TMP]")
-    }
-
-    /// A file's text, normalised.
-    fn read(&self, p: &Path) -> String {
-        self.norm(&std::fs::read_to_string(p).unwrap())
-    }
-
-    fn write(&self, p: &Path, text: &str) {
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        self.path().to_path_buf()
     }
 }
 
@@ -541,7 +473,7 @@ fn export_updates_its_own_files_when_they_differ() {
 fn export_custom_roles_model_server_and_dir() {
     let e = Env::new();
     e.write(
-        &e.proj().join(".downbeat/roles/security.toml"),
+        e.proj().join(".downbeat/roles/security.toml"),
         r#"description = "Finds \"holes\": injection, auth; secrets — and #tags.\nSecond line."
 prompt = """You audit security.
 Check {{ task.title }} carefully."""

@@ -1,10 +1,13 @@
 //! The MCP server: every tool of both profiles through an in-process client, resources,
 //! prompts, concurrent claims, error cases, the real binary over stdio, and the HTTP transport.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use common::{Env, NOW};
 use downbeat_app::project::{self, Globals};
 use downbeat_core::time::Timestamp;
 use downbeat_mcp::{Ctx, DownbeatMcp, Profile};
@@ -16,12 +19,11 @@ use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
-const NOW: &str = "2026-03-01T09:00:00Z";
-
 type Client = RunningService<RoleClient, ClientConfig>;
 
+/// A project served in process; the binary runs in it with a cleared environment.
 struct Fixture {
-    dir: tempfile::TempDir,
+    env: Env,
     ctx: Arc<Ctx>,
 }
 
@@ -31,20 +33,20 @@ impl Fixture {
     }
 
     async fn with_clock(profile: Profile, now: Option<Timestamp>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let env = Env::builder().build();
         let g = Globals {
-            project: Some(dir.path().to_owned()),
+            project: Some(env.path().to_owned()),
             actor: "tester".into(),
             ..Default::default()
         };
         let (mut p, _) = project::init(&g).await.unwrap();
         p.fixed_now = now;
         let ctx = Arc::new(Ctx::new(Some(g.actor.clone()), p, profile));
-        Self { dir, ctx }
+        Self { env, ctx }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.env.path()
     }
 
     async fn client(&self, name: &str) -> Client {
@@ -792,10 +794,9 @@ async fn servers_sharing_a_database_see_each_others_changes() {
     assert!(ready_ids(&b).await.is_empty());
 
     // Another process: the CLI skips a task; both servers see it on their next call.
-    let out = std::process::Command::new(bin())
-        .args(["skip", "late"])
-        .current_dir(f.path())
-        .env_clear()
+    let out = f
+        .env
+        .command(&["skip", "late"])
         .env("DOWNBEAT_NOW", NOW)
         .output()
         .unwrap();
@@ -1016,14 +1017,7 @@ async fn claims_respect_named_groups_and_holds() {
         "{r}"
     );
     // A pause from the command line holds back every claim, named or not.
-    let cli = |args: &[&str]| {
-        std::process::Command::new(bin())
-            .args(args)
-            .current_dir(f.path())
-            .env_clear()
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| f.env.command(args).output().unwrap();
     assert!(cli(&["pause", "--reason", "breach"]).status.success());
     let r = call(&c, "claim", json!({"prompt": false})).await;
     assert!(r["task"].is_null(), "{r}");
@@ -1287,39 +1281,23 @@ async fn run_can_be_cancelled() {
 // ------------------------------------------------------------------------------------------
 // The real binary
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_downbeat"))
+/// An initialised project where the binary runs with a cleared environment and a fixed clock.
+fn init_dir() -> Env {
+    Env::builder().fixed_clock().init().build()
 }
 
-fn init_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new(bin())
-        .arg("init")
-        .current_dir(dir.path())
-        .env_clear()
-        .env("DOWNBEAT_NOW", NOW)
-        .output()
-        .unwrap();
-    assert!(st.status.success());
-    dir
-}
-
-fn server_cmd(dir: &Path, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.arg("mcp")
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("DOWNBEAT_NOW", NOW)
+fn server_cmd(dir: &Env, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = dir.command(&["mcp"]);
+    cmd.args(args)
         .env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd
+    cmd.into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_stdio() {
     use rmcp::transport::TokioChildProcess;
     let dir = init_dir();
-    let (transport, _stderr) = TokioChildProcess::builder(server_cmd(dir.path(), &[]))
+    let (transport, _stderr) = TokioChildProcess::builder(server_cmd(&dir, &[]))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -1350,11 +1328,8 @@ async fn the_binary_serves_stdio() {
     let _ = c.cancel().await;
 
     // Another process sees the same graph.
-    let out = std::process::Command::new(bin())
-        .args(["list", "--json", "--status", "completed"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("DOWNBEAT_NOW", NOW)
+    let out = dir
+        .command(&["list", "--json", "--status", "completed"])
         .output()
         .unwrap();
     let done: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1366,7 +1341,7 @@ async fn the_binary_serves_stdio() {
         "[mcp]\nprofile = \"full\"\n",
     )
     .unwrap();
-    let (transport, _) = TokioChildProcess::builder(server_cmd(dir.path(), &["serve"]))
+    let (transport, _) = TokioChildProcess::builder(server_cmd(&dir, &["serve"]))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -1379,7 +1354,7 @@ async fn the_binary_serves_stdio() {
 }
 
 /// Starts `downbeat mcp --http ADDR` and returns the child and the address it listens on.
-async fn http_server(dir: &Path, token: Option<&str>) -> (tokio::process::Child, String) {
+async fn http_server(dir: &Env, token: Option<&str>) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut cmd = server_cmd(dir, &["--http", "127.0.0.1:0"]);
     if let Some(t) = token {
@@ -1450,7 +1425,7 @@ async fn post_initialize(addr: &str, auth: Option<&str>) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_on_loopback_works() {
     let dir = init_dir();
-    let (mut child, addr) = http_server(dir.path(), None).await;
+    let (mut child, addr) = http_server(&dir, None).await;
     let (code, body) = post_initialize(&addr, None).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"downbeat\""), "{body}");
@@ -1460,7 +1435,7 @@ async fn http_on_loopback_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_bearer_token_is_required_when_set() {
     let dir = init_dir();
-    let (mut child, addr) = http_server(dir.path(), Some("s3cret-token")).await;
+    let (mut child, addr) = http_server(&dir, Some("s3cret-token")).await;
     let (code, body) = post_initialize(&addr, None).await;
     assert_eq!(code, 401, "{body}");
     let (code, _) = post_initialize(&addr, Some("Bearer wrong")).await;
@@ -1481,10 +1456,9 @@ async fn http_bearer_token_is_required_when_set() {
 #[test]
 fn http_refuses_a_public_address_without_a_token() {
     let dir = init_dir();
-    let out = std::process::Command::new(bin())
-        .args(["mcp", "--http", "0.0.0.0:0"])
-        .current_dir(dir.path())
-        .env_clear()
+    let out = dir
+        .command(&["mcp", "--http", "0.0.0.0:0"])
+        .env_remove("DOWNBEAT_NOW")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
@@ -1495,18 +1469,17 @@ fn http_refuses_a_public_address_without_a_token() {
     );
     assert!(err.contains("DOWNBEAT_MCP_TOKEN"), "{err}");
     assert!(out.stdout.is_empty());
-    let out = std::process::Command::new(bin())
-        .args(["mcp", "--http", "0.0.0.0:0", "--token-env", "MY_TOKEN"])
-        .current_dir(dir.path())
-        .env_clear()
+    let out = dir
+        .command(&["mcp", "--http", "0.0.0.0:0", "--token-env", "MY_TOKEN"])
+        .env_remove("DOWNBEAT_NOW")
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("set MY_TOKEN"));
     // Checked before the project is even looked for.
-    let out = std::process::Command::new(bin())
-        .args(["mcp", "--http", "no-port"])
+    let out = dir
+        .command(&["mcp", "--http", "no-port"])
         .current_dir(std::env::temp_dir())
-        .env_clear()
+        .env_remove("DOWNBEAT_NOW")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4));

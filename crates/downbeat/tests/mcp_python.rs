@@ -6,6 +6,8 @@
 //! SDK is not importable; `DOWNBEAT_SKIP_PYTHON=1` skips it on a machine without Python (CI
 //! never sets it).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -36,7 +38,7 @@ fn python_sdk_session_end_to_end() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/session_e2e.py");
     let out = Command::new(&python)
         .arg(&script)
-        .arg(env!("CARGO_BIN_EXE_downbeat"))
+        .arg(common::bin())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));

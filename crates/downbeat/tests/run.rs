@@ -1,53 +1,19 @@
 //! `downbeat run` end to end: real processes (`sh`), a real database, the real binary.
 
-use std::path::Path;
-use std::process::{Command as StdCommand, Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
-
-struct Env {
-    dir: tempfile::TempDir,
-}
+use common::Env;
 
 impl Env {
     fn new(config: &str) -> Self {
-        let e = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        e.ok(&["init"]);
+        let e = Env::builder().keep("PATH").init().build();
         std::fs::write(e.path().join(".downbeat/config.toml"), config).unwrap();
         e
     }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn cmd(&self, args: &[&str]) -> StdCommand {
-        let mut c = StdCommand::new(cargo_bin("downbeat"));
-        c.current_dir(self.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .args(args);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "downbeat {args:?} failed ({:?}):\n{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.push("--json");
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
+
     fn plan(&self, text: &str) {
         std::fs::write(self.path().join("plan.toml"), text).unwrap();
         self.ok(&["plan", "apply", "plan.toml"]);
@@ -252,7 +218,7 @@ fn a_pause_from_anywhere_holds_back_new_work_until_unpaused() {
     e.plan("[[tasks]]\nkey = \"a\"\ntitle = \"a\"\n[[tasks]]\nkey = \"b\"\ntitle = \"b\"\ndepends_on = [\"a\"]\n");
     let a = e.json(&["show", "a"])["id"].as_str().unwrap().to_owned();
     // Paused from another process while `a` runs: `a` finishes, `b` does not start.
-    let runner = e.cmd(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
+    let runner = e.command(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
     wait_for("a started", Duration::from_secs(20), || {
         e.path().join(format!("started-{a}")).exists()
     });
@@ -400,7 +366,7 @@ fn failed_runs_exit_7_and_retry_reopens() {
 fn cancelling_a_running_task_stops_its_agent() {
     let e = Env::new("[run]\nexecutor = \"noop\"\nlease = \"3s\"\n");
     e.ok(&["add", "long", "--key", "long", "--shell", "sleep 60"]);
-    let mut runner = e.cmd(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut runner = e.command(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while e.json(&["show", "long"])["status"] != "running" {
         assert!(Instant::now() < deadline, "the task never started");
@@ -439,7 +405,7 @@ fn a_killed_runner_loses_nothing_and_repeats_nothing() {
     // Kill the runner with SIGKILL three times mid-run, then let a run finish.
     for round in 0..3 {
         let mut runner = e
-            .cmd(&["run", "-j", "4"])
+            .command(&["run", "-j", "4"])
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -491,7 +457,7 @@ const LONG_AGENT: &str = "[executors.work]\ntype = \"process\"\nshell = \"if [ -
 /// child are running; returns the runner and the two pids.
 fn run_long_agent(e: &Env) -> (std::process::Child, String, String) {
     e.ok(&["add", "long", "--key", "long"]);
-    let runner = e.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
+    let runner = e.command(&["run"]).stderr(Stdio::null()).spawn().unwrap();
     let file = |name: &str| std::fs::read_to_string(e.path().join(name)).unwrap_or_default();
     wait_for("the agent started", Duration::from_secs(20), || {
         !file("leader.pid").is_empty() && !file("child.pid").is_empty()
@@ -574,7 +540,7 @@ fn ctrl_c_stops_agents_gracefully_and_a_new_run_picks_up() {
         "[executors.work]\ntype = \"process\"\nshell = \"if [ -f got-term ]; then exit 0; fi; trap 'echo term > got-term; exit 143' TERM; touch started; sleep 30 & wait\"\n[run]\nexecutor = \"work\"\n",
     );
     e.plan("[[tasks]]\nkey = \"a\"\ntitle = \"a\"\n[[tasks]]\nkey = \"b\"\ntitle = \"b\"\ndepends_on = [\"a\"]\n");
-    let runner = e.cmd(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
+    let runner = e.command(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
     wait_for("the agent started", Duration::from_secs(20), || {
         e.path().join("started").exists()
     });

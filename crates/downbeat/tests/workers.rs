@@ -6,53 +6,20 @@
 //!
 //! The server comes from `DOWNBEAT_TEST_POSTGRES_URL`, else `postgres://postgres@127.0.0.1:5432/test`.
 
-use std::hash::BuildHasher;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Env;
+use common::pg::server_url;
 use downbeat_store::{Batch, Finish, FinishStatus, Store, TaskFilter};
 use sqlx::Connection;
 
-fn server_url() -> String {
-    std::env::var("DOWNBEAT_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 /// A project in a temporary directory whose database is a fresh PostgreSQL schema; the
-/// schema is dropped and the workers killed when it goes out of scope.
-struct Env {
-    dir: tempfile::TempDir,
-    base: String,
-    url: String,
-    schema: String,
-    children: Vec<Child>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        let base = self.base.clone();
-        let _ = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(async move {
-                let mut c = sqlx::PgConnection::connect(&base).await?;
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut c)
-                    .await?;
-                c.close().await
-            });
-    }
-}
-
+/// schema is dropped and the workers killed when it goes out of scope. The binary runs in
+/// the test's own environment, without a fixed clock.
 impl Env {
     fn new(tag: &str) -> Self {
         Self::on(server_url(), tag)
@@ -60,63 +27,24 @@ impl Env {
 
     /// A project on the server at `base`.
     fn on(base: String, tag: &str) -> Self {
-        let r = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-        let schema = format!("dbt_{tag}_{:012x}", r & 0xffff_ffff_ffff);
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let e = Self {
-            dir: tempfile::tempdir().unwrap(),
-            url: format!("{base}{sep}schema={schema}"),
-            base,
-            schema,
-            children: Vec::new(),
-        };
-        e.ok(&["init"]);
-        e
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_downbeat"));
-        c.current_dir(self.dir.path())
-            .env("DOWNBEAT_DATABASE_URL", &self.url)
-            .env_remove("DOWNBEAT_NOW")
-            .args(args);
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args).output().unwrap();
-        assert!(
-            o.status.success(),
-            "downbeat {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.push("--json");
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.dir.path().join(rel);
-        let old = std::fs::read_to_string(&p).unwrap_or_default();
-        std::fs::write(p, old + text).unwrap();
+        Env::builder()
+            .inherit_env()
+            .unset("DOWNBEAT_NOW")
+            .postgres_on(base, tag)
+            .init()
+            .build()
     }
 
     fn spawn_worker(&mut self, args: &[&str]) -> u32 {
         let mut a = vec!["worker"];
         a.extend_from_slice(args);
         let child = self
-            .cmd(&a)
+            .command(&a)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let pid = child.id();
-        self.children.push(child);
-        pid
+        self.adopt(child)
     }
 
     /// Polls `cond` on `status --json` until it holds or the time is up.
@@ -136,7 +64,7 @@ impl Env {
     }
 
     fn completed(&self) -> Option<u64> {
-        let o = self.cmd(&["status", "--json"]).output().ok()?;
+        let o = self.command(&["status", "--json"]).output().ok()?;
         if !o.status.success() {
             return None;
         }
@@ -145,7 +73,8 @@ impl Env {
     }
 
     fn store(&self, rt: &tokio::runtime::Runtime) -> Box<dyn Store> {
-        rt.block_on(downbeat_store::open(&self.url, false)).unwrap()
+        rt.block_on(downbeat_store::open(self.url(), false))
+            .unwrap()
     }
 }
 
@@ -161,7 +90,7 @@ fn signal(pid: u32, sig: &str) {
 #[test]
 fn three_workers_do_every_task_exactly_once() {
     let mut e = Env::new("wk3");
-    e.write(
+    e.append(
         ".downbeat/config.toml",
         "\n[executors.nap]\ntype = \"process\"\nargv = [\"sleep\", \"0.05\"]\n",
     );
@@ -175,14 +104,14 @@ fn three_workers_do_every_task_exactly_once() {
             plan.push_str(&format!("depends_on = [\"t{}\"]\n", i - 3));
         }
     }
-    e.write("plan.toml", &plan);
+    e.append("plan.toml", &plan);
     e.ok(&["plan", "apply", "plan.toml"]);
     let pids: Vec<u32> = (0..3)
         .map(|_| e.spawn_worker(&["--executor", "nap", "--slots", "2", "--lease", "5s"]))
         .collect();
     e.wait_status("all tasks completed", |s| s["counts"]["completed"] == 30);
     // `run` with live workers hands the work to them and follows along: nothing left.
-    let o = e.cmd(&["run"]).output().unwrap();
+    let o = e.command(&["run"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("worker(s) alive"));
     let workers = e.json(&["workers"]);
@@ -238,7 +167,7 @@ fn three_workers_do_every_task_exactly_once() {
 #[test]
 fn workers_write_the_report_of_a_container_they_finish() {
     let mut e = Env::new("wkrep");
-    e.write(
+    e.append(
         ".downbeat/config.toml",
         "\n[executors.nap]\ntype = \"process\"\nargv = [\"sleep\", \"0.2\"]\n",
     );
@@ -248,7 +177,7 @@ fn workers_write_the_report_of_a_container_they_finish() {
             "[[tasks]]\nkey = \"leaf{i}\"\ntitle = \"Leaf {i}\"\nparent = \"feature\"\n"
         ));
     }
-    e.write("plan.toml", &plan);
+    e.append("plan.toml", &plan);
     // Both workers wait for work before there is any, so both take leaves.
     let pids: Vec<u32> = (0..2)
         .map(|_| e.spawn_worker(&["--executor", "nap", "--slots", "1", "--lease", "5s"]))
@@ -269,7 +198,7 @@ fn workers_write_the_report_of_a_container_they_finish() {
         .as_str()
         .expect("an id")
         .to_owned();
-    let reports = e.dir.path().join(".downbeat/reports");
+    let reports = e.path().join(".downbeat/reports");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let report = loop {
         let found = std::fs::read_dir(&reports).ok().and_then(|d| {
@@ -312,11 +241,11 @@ fn workers_write_the_report_of_a_container_they_finish() {
 #[test]
 fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
     let mut e = Env::new("wkkill");
-    e.write(
+    e.append(
         ".downbeat/config.toml",
         "\n[executors.slow]\ntype = \"process\"\nargv = [\"sleep\", \"3\"]\n",
     );
-    e.write(
+    e.append(
         "plan.toml",
         "[[tasks]]\nkey = \"only\"\ntitle = \"The task\"\n",
     );
@@ -387,7 +316,7 @@ fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
 fn a_pausing_flag_on_one_worker_holds_back_every_worker() {
     let mut e = Env::new("wkhold");
     std::fs::write(
-        e.dir.path().join(".downbeat/config.toml"),
+        e.path().join(".downbeat/config.toml"),
         r#"
 [executors.nap]
 type = "process"
@@ -414,7 +343,7 @@ pause = true
             "[[tasks]]\nkey = \"w{i}\"\ntitle = \"work {i}\"\n"
         ));
     }
-    e.write("plan.toml", &plan);
+    e.append("plan.toml", &plan);
     e.ok(&["plan", "apply", "plan.toml"]);
     let report = r#"echo '{"flags": ["SECURITY_BREACH"]}' > "$DOWNBEAT_RESULT_FILE""#;
     e.ok(&[
@@ -709,7 +638,7 @@ fn log_of(path: &Path) -> String {
 fn workers_survive_a_database_restart_and_nothing_is_lost() {
     let server = Server::start();
     let mut p = Env::on(server.url(), "restart");
-    p.write(
+    p.append(
         ".downbeat/config.toml",
         "\n[executors.nap]\ntype = \"process\"\nargv = [\"sleep\", \"0.1\"]\n",
     );
@@ -723,14 +652,14 @@ fn workers_survive_a_database_restart_and_nothing_is_lost() {
             plan.push_str(&format!("depends_on = [\"t{}\"]\n", i - 2));
         }
     }
-    p.write("plan.toml", &plan);
+    p.append("plan.toml", &plan);
     p.ok(&["plan", "apply", "plan.toml"]);
     let logs: Vec<PathBuf> = (0..2)
-        .map(|i| p.dir.path().join(format!("worker{i}.log")))
+        .map(|i| p.path().join(format!("worker{i}.log")))
         .collect();
     for (i, log) in logs.iter().enumerate() {
         let child = p
-            .cmd(&[
+            .command(&[
                 "worker",
                 "--executor",
                 "nap",
@@ -823,12 +752,10 @@ fn a_wrong_password_is_a_clear_error_without_the_password() {
             server.port
         )
     };
-    let dir = tempfile::tempdir().unwrap();
+    let e = Env::builder().inherit_env().build();
     let run = |pw: &str, args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_downbeat"))
-            .current_dir(dir.path())
+        e.command(args)
             .env("DOWNBEAT_DATABASE_URL", url(pw))
-            .args(args)
             .output()
             .unwrap()
     };
