@@ -572,3 +572,24 @@ fn role_caps_and_footprints_shape_the_waves() {
     let err = e.fails(&["waves"], 4);
     assert!(err.contains("unknown field `workerz`"), "{err}");
 }
+
+#[test]
+fn done_is_refused_while_dependencies_are_unfinished() {
+    let e = Env::with_example();
+    let err = e.fails(&["done", "middleware", "--result", "early"], 5);
+    assert!(err.contains("waits on unfinished work"), "{err}");
+    assert!(err.contains("Design the rate limiting model"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let t = e.json(&["show", "middleware"]);
+    assert_eq!(t["status"], "pending", "{t}");
+    // A task started early with --force still cannot complete early without it.
+    e.ok(&["start", "middleware", "--force"]);
+    e.fails(&["done", "middleware"], 5);
+    let done = e.json(&["done", "middleware", "--force", "--result", "forced"]);
+    assert_eq!(done["tasks"][0]["status"], "completed", "{done}");
+    // With its dependency done, no force is needed.
+    e.ok(&["start", "design"]);
+    e.ok(&["done", "design"]);
+    e.ok(&["start", "redis"]);
+    e.ok(&["done", "redis"]);
+}

@@ -1485,3 +1485,62 @@ fn http_refuses_a_public_address_without_a_token() {
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected an address"));
 }
+
+// ------------------------------------------------------------------------------------------
+// the admission gate on manual status changes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_status_changes_go_through_the_admission_gate() {
+    for profile in [Profile::Default, Profile::Full] {
+        let f = Fixture::new(profile).await;
+        let c = f.client("conductor").await;
+        let applied = call(&c, "plan", json!({"plan": small_plan()})).await;
+        let design = str_of(&applied["keys"], "design").to_owned();
+        let impl_ = str_of(&applied["keys"], "impl").to_owned();
+        // `impl` waits on `design`: neither starting nor completing it by hand is allowed.
+        for to in ["start", "done"] {
+            let text = fails(
+                &c,
+                "tasks",
+                json!({"action": "set", "id": impl_, "to": to}),
+                "waits on unfinished work",
+            )
+            .await;
+            assert!(text.contains(&design), "{text}");
+            assert!(text.contains("force"), "{text}");
+        }
+        if profile == Profile::Full {
+            fails(
+                &c,
+                "task_status",
+                json!({"id": impl_, "to": "done"}),
+                "waits on unfinished work",
+            )
+            .await;
+        }
+        let shown = call(&c, "tasks", json!({"action": "show", "id": impl_})).await;
+        assert_eq!(shown["state"], "waiting", "{shown}");
+        // Forced, the change goes through; once `design` is done, no force is needed.
+        let forced = call(
+            &c,
+            "tasks",
+            json!({"action": "set", "id": impl_, "to": "start", "force": true}),
+        )
+        .await;
+        assert_eq!(forced["changed"][0]["status"], "running", "{forced}");
+        call(
+            &c,
+            "tasks",
+            json!({"action": "set", "id": design, "to": "done"}),
+        )
+        .await;
+        let done = call(
+            &c,
+            "tasks",
+            json!({"action": "set", "id": impl_, "to": "done"}),
+        )
+        .await;
+        assert_eq!(done["changed"][0]["status"], "completed", "{done}");
+        let _ = c.cancel().await;
+    }
+}
