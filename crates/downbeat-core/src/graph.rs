@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::ids::TaskId;
 use crate::planner::{self, GraphBuilder, NodeIdx, NodeKind, NodeSpec, NodeState, PlanOptions};
-use crate::task::{Edge, Priority, Status};
+use crate::task::{Edge, Priority, Status, Task};
 
 /// What the planner needs of a task.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,22 @@ pub struct GraphTask {
     pub effort: u32,
     pub priority: Priority,
     pub footprint: Vec<String>,
+}
+
+impl From<&Task> for GraphTask {
+    fn from(t: &Task) -> Self {
+        Self {
+            id: t.id,
+            key: t.key.clone(),
+            parent: t.parent,
+            title: t.title.clone(),
+            status: t.status,
+            role: t.role.clone(),
+            effort: t.effort,
+            priority: t.priority,
+            footprint: t.footprint.clone(),
+        }
+    }
 }
 
 /// All live (non-archived) tasks and their edges.

@@ -45,14 +45,14 @@ pub(crate) async fn get(
         .and_then(|a| a.get("task"))
         .and_then(|v| v.as_str())
         .ok_or_else(|| ErrorData::invalid_params("argument `task` is required", None))?;
-    let bad = |e: downbeat_app::Error| ErrorData::invalid_params(super::message(&e), None);
+    let bad = |e: downbeat_app::Error| ErrorData::invalid_params(crate::errors::message(&e), None);
     let id = downbeat_app::tasks::resolve(p, task).await.map_err(bad)?;
     let t = p
         .store
         .task(id)
         .await
         .map_err(|e| bad(downbeat_app::Error::from(e)))?;
-    let text = super::ops::render_prompt(p, &t, Some(&role.name))
+    let text = crate::ops::render_prompt(p, &t, Some(&role.name))
         .await
         .map_err(bad)?;
     Ok(

@@ -37,9 +37,9 @@ pub(crate) async fn read(
 ) -> Result<ReadResourceResult, ErrorData> {
     let fail = |e: downbeat_app::Error| {
         if e.kind == downbeat_app::Kind::NotFound {
-            ErrorData::resource_not_found(super::message(&e), None)
+            ErrorData::resource_not_found(crate::errors::message(&e), None)
         } else {
-            ErrorData::internal_error(super::message(&e), None)
+            ErrorData::internal_error(crate::errors::message(&e), None)
         }
     };
     let (text, mime) = if uri == HANDOVER {
@@ -54,7 +54,7 @@ pub(crate) async fn read(
             "text/vnd.mermaid",
         )
     } else if let Some(id) = uri.strip_prefix(TASK_PREFIX) {
-        let v = super::ops::show(p, graph, id).await.map_err(fail)?;
+        let v = crate::ops::show(p, graph, id).await.map_err(fail)?;
         (v.to_string(), "application/json")
     } else {
         return Err(ErrorData::resource_not_found(

@@ -162,7 +162,7 @@ async fn full_profile_adds_finer_tools() {
     let c = f.client("lister").await;
     let tools = c.list_all_tools().await.unwrap();
     let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
-    assert_eq!(names, downbeat_mcp::tool_names(Profile::Full));
+    assert_eq!(names, downbeat_mcp::tools::tool_names(Profile::Full));
     insta::assert_snapshot!("full_tool_names", names.join("\n"));
     for t in &tools {
         let d = t.description.as_deref().unwrap_or_default();
@@ -1348,7 +1348,7 @@ async fn the_binary_serves_stdio() {
     let c: Client = ClientConfig::default().serve(transport).await.unwrap();
     assert_eq!(
         c.list_all_tools().await.unwrap().len(),
-        downbeat_mcp::tool_names(Profile::Full).len()
+        downbeat_mcp::tools::tool_names(Profile::Full).len()
     );
     let _ = c.cancel().await;
 }

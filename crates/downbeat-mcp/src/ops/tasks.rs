@@ -1,0 +1,461 @@
+//! Tasks: list, ready, show, add, update, manual status changes (through the admission gate),
+//! dependencies, what is blocked.
+
+use std::collections::HashSet;
+
+use downbeat_core::admission;
+use downbeat_core::graph::{GraphSnapshot, GraphTask};
+use downbeat_core::ids::TaskId;
+use downbeat_core::task::{Edge, EdgeKind, ExecSettings, NewTask, Status, Task, TaskPatch};
+use downbeat_store::TaskFilter;
+use serde_json::{Value, json};
+
+use downbeat_app::answer::compact;
+use downbeat_app::cache::{GraphCache, View};
+use downbeat_app::error::Error;
+use downbeat_app::project::Project;
+use downbeat_app::tasks;
+use downbeat_app::tasks::{check_role, parse_priority, resolve, resolve_all};
+
+use super::shape::{Out, ids, task_line};
+
+/// Filters of a task list.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub status: Vec<String>,
+    pub role: Option<String>,
+    pub tag: Option<String>,
+    pub parent: Option<String>,
+    pub search: Option<String>,
+    pub limit: Option<u32>,
+    pub all: bool,
+}
+
+pub async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
+    let mut statuses = Vec::new();
+    for s in &f.status {
+        // `ready` and `waiting` are derived: both are stored as pending.
+        let st = match s.as_str() {
+            "ready" | "waiting" => Status::Pending,
+            other => other
+                .parse::<Status>()
+                .map_err(|e| Error::invalid(e.to_string()))?,
+        };
+        if !statuses.contains(&st) {
+            statuses.push(st);
+        }
+    }
+    let derived: Vec<&str> = f
+        .status
+        .iter()
+        .map(String::as_str)
+        .filter(|s| matches!(*s, "ready" | "waiting"))
+        .collect();
+    let view = g.view(p).await?;
+    let parent = match &f.parent {
+        Some(x) => Some(resolve_in(p, &view, x).await?),
+        None => None,
+    };
+    let wants_pending = f.status.iter().any(|s| s == "pending");
+    // Whether a listed task with this stored status and shown state is left out by a derived
+    // status filter (`ready`, `waiting`).
+    let left_out = |status: Status, state: &str| {
+        !derived.is_empty()
+            && status == Status::Pending
+            && !wants_pending
+            && !derived.contains(&state)
+    };
+    let full = |n: usize| f.limit.is_some_and(|l| n >= l as usize);
+    let mut out = Vec::new();
+    if f.tag.is_none() && f.search.is_none() && !f.all {
+        // Everything the filter and the lines need is in the planner's snapshot (live tasks
+        // in `seq` order, as the store lists them): no second read of the tasks.
+        for t in view.snap.tasks.iter().filter(|t| {
+            (statuses.is_empty() || statuses.contains(&t.status))
+                && f.role.as_ref().is_none_or(|r| t.role.as_ref() == Some(r))
+                && parent.is_none_or(|pa| t.parent == Some(pa))
+        }) {
+            if full(out.len()) {
+                break;
+            }
+            let state = view.state(t.id, t.status);
+            if !left_out(t.status, &state) {
+                out.push(task_line(t.into(), &state));
+            }
+        }
+        return Ok(json!({"count": out.len(), "tasks": out}));
+    }
+    let filter = TaskFilter {
+        statuses,
+        role: f.role.clone(),
+        tag: f.tag.clone(),
+        parent,
+        text: f.search.clone(),
+        include_archived: f.all,
+        limit: if derived.is_empty() { f.limit } else { None },
+    };
+    for t in &p.store.tasks(&filter).await? {
+        if full(out.len()) {
+            break;
+        }
+        let state = view.state(t.id, t.status);
+        if !left_out(t.status, &state) {
+            out.push(task_line(t.into(), &state));
+        }
+    }
+    Ok(json!({"count": out.len(), "tasks": out}))
+}
+
+/// Ready tasks, best first (critical path first), optionally of one role.
+pub async fn ready(p: &Project, g: &GraphCache, role: Option<&str>, limit: Option<u32>) -> Out {
+    let view = g.view(p).await?;
+    let limit = limit.map(|l| l as usize).unwrap_or(usize::MAX);
+    let list: Vec<Value> = view
+        .planned
+        .ready
+        .iter()
+        .filter_map(|id| view.task(*id))
+        .filter(|t| role.is_none_or(|r| t.role.as_deref() == Some(r)))
+        .take(limit)
+        .map(|t| {
+            compact(json!({
+                "id": t.id, "title": t.title, "role": t.role,
+                "effort": (t.effort != 1).then_some(t.effort),
+                "priority": (t.priority != Default::default()).then_some(t.priority),
+            }))
+        })
+        .collect();
+    Ok(json!({"ready": list, "total_ready": view.planned.ready.len()}))
+}
+
+/// A task reference resolved by a live task's key in `view` without a query, else by the store.
+async fn resolve_in(p: &Project, view: &View, q: &str) -> Result<TaskId, Error> {
+    match view.by_key(q) {
+        Some(id) => Ok(id),
+        None => resolve(p, q).await,
+    }
+}
+
+/// Live (non-archived) children of a task.
+pub(crate) async fn children(p: &Project, id: TaskId) -> Result<Vec<Task>, Error> {
+    Ok(p.store
+        .tasks(&TaskFilter {
+            parent: Some(id),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// What a leaf waits on, by the core's admission rule ([`admission::waits_on`]) applied to
+/// the part of the graph that decides it, read with a few targeted queries instead of the whole
+/// graph: the task, its live ancestors and their `blocks` dependencies, and each dependency
+/// with its live subtree (archived tasks never hold anything back).
+pub(crate) async fn leaf_waits_on(
+    p: &Project,
+    t: &Task,
+    edges: &[Edge],
+) -> Result<Vec<TaskId>, Error> {
+    let blocking = |id: TaskId, edges: Vec<Edge>| {
+        edges
+            .into_iter()
+            .filter(move |e| e.to == id && e.kind == EdgeKind::Blocks)
+    };
+    let mut snap = GraphSnapshot::default();
+    snap.tasks.push(GraphTask::from(t));
+    snap.edges.extend(blocking(t.id, edges.to_vec()));
+    let mut parent = t.parent;
+    while let Some(up) = parent {
+        let pt = p.store.task(up).await?;
+        if pt.archived {
+            break;
+        }
+        parent = pt.parent;
+        snap.edges.extend(blocking(up, p.store.edges_of(up).await?));
+        snap.tasks.push(GraphTask::from(&pt));
+    }
+    let mut have: HashSet<TaskId> = snap.tasks.iter().map(|g| g.id).collect();
+    let deps: Vec<TaskId> = snap.edges.iter().map(|e| e.from).collect();
+    for d in deps {
+        if have.contains(&d) {
+            continue;
+        }
+        let dt = p.store.task(d).await?;
+        if dt.archived {
+            continue;
+        }
+        let mut stack = vec![dt];
+        while let Some(x) = stack.pop() {
+            if !have.insert(x.id) {
+                continue;
+            }
+            stack.extend(children(p, x.id).await?);
+            snap.tasks.push(GraphTask::from(&x));
+        }
+    }
+    Ok(admission::waits_on(&snap, t.id))
+}
+
+/// One task with its dependencies, dependents, children, what it waits on and its lease: the
+/// task row and its edges (those to archived tasks too) from the store, its state, children,
+/// progress and what it waits on from the kept view. A task the view does not hold (archived,
+/// or added since) is read with targeted queries.
+pub async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
+    let view = g.view(p).await?;
+    let id = resolve_in(p, &view, q).await?;
+    let t = p.store.task(id).await?;
+    let edges = p.store.edges_of(id).await?;
+    let in_view = !t.archived && view.task(id).is_some();
+    let kids = if in_view {
+        view.children(id).to_vec()
+    } else {
+        children(p, id).await?.iter().map(|c| c.id).collect()
+    };
+    let (state, waits_on) = if !in_view && kids.is_empty() && !t.archived {
+        let waits = if t.status == Status::Pending {
+            leaf_waits_on(p, &t, &edges).await?
+        } else {
+            Vec::new()
+        };
+        let state = match t.status {
+            Status::Pending if waits.is_empty() => "ready".to_owned(),
+            Status::Pending => "waiting".to_owned(),
+            other => other.to_string(),
+        };
+        (state, waits)
+    } else {
+        let waits = match t.status {
+            Status::Pending => view.waits_on(id).to_vec(),
+            _ => Vec::new(),
+        };
+        (view.state(id, t.status), waits)
+    };
+    let progress = view
+        .rollup()
+        .get(&id)
+        .filter(|r| r.is_container)
+        .map(|r| format!("{}/{}", r.done, r.total));
+    let edge_list = |f: &dyn Fn(&&Edge) -> bool, pick: &dyn Fn(&Edge) -> TaskId| -> Vec<String> {
+        edges
+            .iter()
+            .filter(f)
+            .map(|e| pick(e).to_string())
+            .collect()
+    };
+    let depends_on = edge_list(&|e| e.to == id && e.kind == EdgeKind::Blocks, &|e| e.from);
+    let dependents = edge_list(&|e| e.from == id && e.kind == EdgeKind::Blocks, &|e| e.to);
+    let related = edge_list(
+        &|e| (e.to == id || e.from == id) && e.kind == EdgeKind::Related,
+        &|e| if e.to == id { e.from } else { e.to },
+    );
+    let discovered_from = edge_list(
+        &|e| e.to == id && e.kind == EdgeKind::DiscoveredFrom,
+        &|e| e.from,
+    );
+    let lease = (t.status == Status::Running && t.lease_holder.is_some()).then(
+        || json!({"holder": t.lease_holder, "until": t.lease_expires, "token": t.lease_epoch}),
+    );
+    Ok(compact(json!({
+        "id": t.id,
+        "key": t.key,
+        "title": t.title,
+        "description": t.description,
+        "role": t.role,
+        "state": state,
+        "priority": t.priority,
+        "effort": t.effort,
+        "parent": t.parent,
+        "acceptance": t.acceptance,
+        "tags": t.tags,
+        "files": t.footprint,
+        "result": t.result,
+        "depends_on": depends_on,
+        "waits_on": ids(&waits_on),
+        "dependents": dependents,
+        "related": related,
+        "discovered_from": discovered_from,
+        "children": ids(&kids),
+        "progress": progress,
+        "attempts": (t.attempts > 0).then_some(t.attempts),
+        "lease": lease,
+        "archived": t.archived.then_some(true),
+    })))
+}
+
+/// Fields of a task to add or change.
+#[derive(Debug, Default, Clone)]
+pub struct Fields {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub role: Option<String>,
+    pub parent: Option<String>,
+    pub key: Option<String>,
+    pub effort: Option<u32>,
+    pub priority: Option<String>,
+    pub acceptance: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub files: Option<Vec<String>>,
+    pub after: Option<Vec<String>>,
+    pub executor: Option<String>,
+}
+
+pub async fn add(p: &Project, f: &Fields) -> Out {
+    let Some(title) = f.title.clone() else {
+        return Err(Error::invalid("`title` is required to add a task"));
+    };
+    if let Some(r) = &f.role {
+        check_role(p, r)?;
+    }
+    let parent = match &f.parent {
+        Some(s) => Some(resolve(p, s).await?),
+        None => None,
+    };
+    let deps = resolve_all(p, f.after.as_deref().unwrap_or_default()).await?;
+    let new = NewTask {
+        exec: ExecSettings {
+            executor: f.executor.clone(),
+            ..Default::default()
+        },
+        key: f.key.clone(),
+        parent,
+        title,
+        description: f.description.clone().unwrap_or_default(),
+        role: f.role.clone(),
+        priority: f
+            .priority
+            .as_deref()
+            .map(parse_priority)
+            .transpose()?
+            .unwrap_or_default(),
+        effort: f.effort.unwrap_or(1),
+        acceptance: f.acceptance.clone().unwrap_or_default(),
+        tags: f.tags.clone().unwrap_or_default(),
+        footprint: f.files.clone().unwrap_or_default(),
+    };
+    let t = p.store.create_task(&new, &deps, &p.actor().await?).await?;
+    Ok(compact(json!({"id": t.id, "key": t.key})))
+}
+
+pub async fn update(p: &Project, q: &str, f: &Fields) -> Out {
+    let id = resolve(p, q).await?;
+    let role = match f.role.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(r) => {
+            check_role(p, r)?;
+            Some(Some(r.to_owned()))
+        }
+    };
+    let parent = match f.parent.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(s) => Some(Some(resolve(p, s).await?)),
+    };
+    if f.key.is_some() || f.after.is_some() {
+        return Err(Error::invalid(
+            "`key` and `after` cannot be changed by an update (add dependencies with the dep action)",
+        ));
+    }
+    let patch = TaskPatch {
+        title: f.title.clone(),
+        description: f.description.clone(),
+        role,
+        priority: f.priority.as_deref().map(parse_priority).transpose()?,
+        effort: f.effort,
+        acceptance: f.acceptance.clone(),
+        tags: f.tags.clone(),
+        footprint: f.files.clone(),
+        parent,
+        exec: None,
+    };
+    if patch.is_empty() {
+        return Err(Error::invalid(
+            "nothing to change: pass at least one of title, description, role, parent, effort, priority, acceptance, tags, files",
+        ));
+    }
+    let t = p.store.update_task(id, &patch, &p.actor().await?).await?;
+    Ok(json!({"id": t.id, "updated": true}))
+}
+
+/// Moves a task through the state machine by hand (`start`, `skip`, `cancel`, `block`, …).
+/// Starting or completing a task that waits on unfinished work is refused unless `force`.
+pub async fn set_status(p: &Project, q: &str, to: &str, note: Option<&str>, force: bool) -> Out {
+    let id = resolve(p, q).await?;
+    let to = match to {
+        "start" => Status::Running,
+        "done" | "complete" => Status::Completed,
+        "fail" => Status::Failed,
+        "block" => Status::Blocked,
+        "unblock" | "reopen" | "retry" => Status::Pending,
+        "skip" => Status::Skipped,
+        "cancel" => Status::Cancelled,
+        other => other.parse::<Status>().map_err(|e| {
+            Error::invalid(format!(
+                "{e}; or one of start, done, fail, block, unblock, skip, cancel, reopen, retry"
+            ))
+        })?,
+    };
+    let changed = tasks::set_status(p, id, to, note, force).await?;
+    Ok(json!({
+        "changed": changed.iter().map(|t| json!({"id": t.id, "status": t.status})).collect::<Vec<_>>(),
+    }))
+}
+
+/// Adds (or with `remove`, removes) dependencies of task `q` on each of `on`.
+pub async fn dep(p: &Project, q: &str, on: &[String], kind: Option<&str>, remove: bool) -> Out {
+    if on.is_empty() {
+        return Err(Error::invalid("`on` needs at least one task"));
+    }
+    let kind = match kind.unwrap_or("blocks") {
+        "blocks" => EdgeKind::Blocks,
+        "related" => EdgeKind::Related,
+        "discovered-from" | "discovered_from" => EdgeKind::DiscoveredFrom,
+        other => {
+            return Err(Error::invalid(format!(
+                "unknown edge kind `{other}` (blocks, related, discovered-from)"
+            )));
+        }
+    };
+    let to = resolve(p, q).await?;
+    let froms = resolve_all(p, on).await?;
+    let actor = p.actor().await?;
+    let mut changed = Vec::new();
+    for from in froms {
+        let edge = Edge { from, to, kind };
+        let did = if remove {
+            p.store.remove_edge(edge, &actor).await?
+        } else {
+            p.store.add_edge(edge, &actor).await?
+        };
+        if did {
+            changed.push(from.to_string());
+        }
+    }
+    let mut out = json!({"task": to, "kind": kind});
+    out[if remove { "removed" } else { "added" }] = json!(changed);
+    Ok(out)
+}
+
+/// What waits, on what; what is held.
+pub async fn blocked(p: &Project, g: &GraphCache) -> Out {
+    let view = g.view(p).await?;
+    let planned = &view.planned;
+    // The held leaves' rows, for their reasons.
+    let held = p
+        .store
+        .tasks(&TaskFilter {
+            statuses: vec![Status::Failed, Status::Blocked, Status::Cancelled],
+            ..Default::default()
+        })
+        .await?;
+    let held: Vec<Value> = held
+        .iter()
+        .filter(|t| !view.rollup().get(&t.id).is_some_and(|r| r.is_container))
+        .map(|t| compact(json!({"id": t.id, "status": t.status, "reason": t.result})))
+        .collect();
+    let entry = |(id, on): &(TaskId, Vec<TaskId>)| json!({"id": id, "waits_on": ids(on)});
+    Ok(json!({
+        "held": held,
+        "stuck": planned.stuck.iter().map(entry).collect::<Vec<_>>(),
+        "waiting": planned.waiting.iter().map(entry).collect::<Vec<_>>(),
+    }))
+}
