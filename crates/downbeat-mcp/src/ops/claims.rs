@@ -20,7 +20,7 @@ use downbeat_app::project::Project;
 use downbeat_app::runs;
 use downbeat_app::tasks::{check_role, resolve};
 
-use super::shape::{Out, ids, unknown_action};
+use super::shape::{Out, ids};
 
 use super::tasks::{children, leaf_waits_on};
 
@@ -384,12 +384,23 @@ pub async fn heartbeat(p: &Project, e: &End) -> Out {
     Ok(json!({"task": t.id, "lease_until": until}))
 }
 
+/// How claimed work ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndAction {
+    /// Done: the summary, artifacts, flags and discovered tasks are recorded.
+    Complete,
+    /// Failed (or, with `retry`, back to pending for another attempt).
+    Fail,
+    /// Given back untouched: pending again, for anyone.
+    Release,
+}
+
 /// Completes, fails or releases claimed work under its fencing token.
-pub async fn end(p: &Project, e: &End, how: &str) -> Out {
+pub async fn end(p: &Project, e: &End, how: EndAction) -> Out {
     let (t, attempt, token) = claimed(p, e).await?;
     let mut artifacts = Vec::new();
     let (status, outcome, error, summary) = match how {
-        "complete" => {
+        EndAction::Complete => {
             for d in &e.discovered {
                 if d.title.trim().is_empty() {
                     return Err(Error::invalid("a discovered task needs a title"));
@@ -413,7 +424,7 @@ pub async fn end(p: &Project, e: &End, how: &str) -> Out {
                 e.summary.clone(),
             )
         }
-        "fail" => (
+        EndAction::Fail => (
             if e.retry {
                 FinishStatus::Retry {
                     not_before: p.now(),
@@ -425,8 +436,7 @@ pub async fn end(p: &Project, e: &End, how: &str) -> Out {
             Some(e.reason.clone().unwrap_or_else(|| "failed".into())),
             e.summary.clone(),
         ),
-        "release" => (FinishStatus::Requeue, "released", e.reason.clone(), None),
-        other => return Err(unknown_action(other, &["complete", "fail", "release"])),
+        EndAction::Release => (FinishStatus::Requeue, "released", e.reason.clone(), None),
     };
     let paths: Vec<String> = artifacts.iter().map(|a| a.path.clone()).collect();
     let batch = Batch {
@@ -460,7 +470,7 @@ pub async fn end(p: &Project, e: &End, how: &str) -> Out {
         FinishStatus::Cancelled => "cancelled",
     };
     let mut out = json!({"task": t.id, "status": shown, "artifacts": paths});
-    if how == "complete" && (!e.flags.is_empty() || !e.discovered.is_empty()) {
+    if how == EndAction::Complete && (!e.flags.is_empty() || !e.discovered.is_empty()) {
         let report = AgentReport {
             status: None,
             summary: e.summary.clone(),

@@ -458,9 +458,9 @@ impl DownbeatMcp {
             let e = a.end();
             match action {
                 WorkAction::Heartbeat => ops::heartbeat(&p, &e).await,
-                WorkAction::Complete => ops::end(&p, &e, "complete").await,
-                WorkAction::Fail => ops::end(&p, &e, "fail").await,
-                WorkAction::Release => ops::end(&p, &e, "release").await,
+                WorkAction::Complete => ops::end(&p, &e, ops::EndAction::Complete).await,
+                WorkAction::Fail => ops::end(&p, &e, ops::EndAction::Fail).await,
+                WorkAction::Release => ops::end(&p, &e, ops::EndAction::Release).await,
             }
         })
         .await

@@ -486,7 +486,7 @@ impl DownbeatMcp {
             e.artifacts = a.artifacts.unwrap_or_default();
             e.flags = a.flags.unwrap_or_default();
             e.discovered = discovered(a.discovered);
-            ops::end(&p, &e, "complete").await
+            ops::end(&p, &e, ops::EndAction::Complete).await
         })
         .await
     }
@@ -501,7 +501,7 @@ impl DownbeatMcp {
             let mut e = end_of(a.task, a.token);
             e.reason = a.reason;
             e.retry = a.retry.unwrap_or(false);
-            ops::end(&p, &e, "fail").await
+            ops::end(&p, &e, ops::EndAction::Fail).await
         })
         .await
     }
@@ -515,7 +515,7 @@ impl DownbeatMcp {
         self.call(&peer, move |p, _| async move {
             let mut e = end_of(a.task, a.token);
             e.reason = a.reason;
-            ops::end(&p, &e, "release").await
+            ops::end(&p, &e, ops::EndAction::Release).await
         })
         .await
     }
