@@ -1,9 +1,10 @@
 //! Claims by MCP clients: a lease and a fencing token on a ready task, its prompt, heartbeats,
 //! and the end of the work (complete, fail, release) with its report.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
+use downbeat_core::admission;
 use downbeat_core::graph;
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::{EdgeKind, Status, Task};
@@ -228,34 +229,28 @@ fn best_ready(
         .iter()
         .filter(|t| t.status == Status::Running && !view.has_children(t.id))
         .collect();
-    // Role caps and named groups: running tasks count against their role's group.
+    // Role caps, named groups and file footprints: what runs occupies, by the core's rule.
     let caps = p.plan_settings().caps();
-    let mut per_group: HashMap<u32, u32> = HashMap::new();
+    let mut occupied = admission::Occupancy::default();
     for t in &running {
-        if let Some(g) = t.role.as_deref().and_then(|r| caps.group_of(r)) {
-            *per_group.entry(g).or_default() += 1;
-        }
+        occupied.take(t.role.as_deref(), &t.footprint, &caps);
     }
     let list: Vec<(TaskId, Vec<TaskId>)> = planned
         .ready
         .iter()
         .filter_map(|id| view.task(*id))
         .filter(|t| c.role.is_none() || t.role == c.role)
-        .filter(|t| allowed.is_none_or(|a| a.contains(&t.id)))
         .filter(|t| {
-            t.role
-                .as_deref()
-                .and_then(|r| caps.group_of(r))
-                .is_none_or(|g| per_group.get(&g).copied().unwrap_or(0) < caps.cap(g))
-        })
-        .filter(|t| {
-            !t.footprint.iter().any(|a| {
-                running.iter().any(|r| {
-                    r.footprint
-                        .iter()
-                        .any(|b| downbeat_core::planner::footprints_overlap(a, b))
-                })
-            })
+            admission::check(
+                t.id,
+                t.role.as_deref(),
+                &t.footprint,
+                &[],
+                allowed,
+                &occupied,
+                &caps,
+            )
+            .is_ok()
         })
         .map(|t| {
             let after = view
