@@ -4,9 +4,9 @@
 //! the state never disagree. Status changes are checked against the core state machine and new
 //! `blocks` edges against cycles *inside* that transaction, so concurrent writers cannot race
 //! past a check. Backends: [`sqlite`] (embedded, the default) and [`postgres`] (shared by
-//! several processes on several machines). The [`contract`] suite states
-//! what every backend must do; each backend runs it. [`transfer`] moves a whole project from
-//! one database to another.
+//! several processes on several machines). The `contract` suite (behind the `contract-tests`
+//! feature, which this crate's own tests enable) states what every backend must do; each
+//! backend runs it. [`transfer`] moves a whole project from one database to another.
 //!
 //! Must never: read the environment or configuration files, print, or decide policy (which
 //! tasks are stale, what to archive): callers pass those decisions in.
@@ -25,6 +25,7 @@ use downbeat_core::task::{Edge, NewTask, Status, Task, TaskPatch, TransitionErro
 use downbeat_core::time::Timestamp;
 use serde::Serialize;
 
+#[cfg(feature = "contract-tests")]
 pub mod contract;
 pub mod holds;
 pub mod postgres;
@@ -424,6 +425,11 @@ pub trait Store: Send + Sync {
     /// Figures derived from the event log alone.
     async fn metrics(&self) -> Result<Metrics>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    /// Sets `key` to `value` and logs `meta.set` (entity: the key, after: `{"value": …}`) in
+    /// the same transaction. The call carries no actor or clock: the event is written by
+    /// `downbeat` at the time of the log's latest event (0 on an empty log), so a project run
+    /// on a fixed clock logs the same thing every time. Meta values are project bookkeeping
+    /// (counters, sequence numbers), never credentials.
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
     /// Sets `key` to `new` only if its value is still `expected` (`None`: not set), and appends
     /// the event `action` on `entity` in the same transaction. Returns whether it did.
@@ -578,10 +584,24 @@ pub fn redact_url(url: &str) -> String {
 /// An event is about a task when its entity is a task id, except for decision and session
 /// events: their record ids (`d12345`, `s10000`) can have the shape of a task id.
 pub(crate) fn event_task_seq(action: &str, entity: &str) -> Option<i64> {
-    if action.starts_with("decision.") || action.starts_with("session.") {
+    if action.starts_with("decision.")
+        || action.starts_with("session.")
+        || action.starts_with("meta.")
+    {
         return None;
     }
     TaskId::parse_short(entity).map(|t| i64::from(t.seq()))
+}
+
+/// The actor of the events [`Store::meta_set`] writes (the call names none).
+pub(crate) const META_ACTOR: &str = "downbeat";
+
+/// The event [`Store::meta_set`] appends: (action, entity, after).
+pub(crate) fn meta_set_event<'a>(
+    key: &'a str,
+    value: &str,
+) -> (&'static str, &'a str, serde_json::Value) {
+    ("meta.set", key, serde_json::json!({ "value": value }))
 }
 
 #[cfg(test)]

@@ -109,6 +109,11 @@ const ANALYZE_AFTER: usize = 500;
 /// in different schemas of one database do not contend).
 const LOCK_EVENTS: i32 = 0x4442_0001;
 const LOCK_GRAPH: i32 = 0x4442_0002;
+/// Serialises the installation of the batch function by concurrent opens.
+const LOCK_FUNCTION: i32 = 0x4442_0003;
+
+/// The batch function in force (`commit_batch.sql`), installed by [`install_batch_function`].
+const BATCH_FUNCTION: &str = include_str!("postgres/commit_batch.sql");
 
 /// Tries of a transaction that hit a deadlock or a serialisation failure.
 const MAX_TRIES: u32 = 6;
@@ -457,6 +462,12 @@ impl PostgresStore {
                 ))
             })?;
         }
+        install_batch_function(&pool).await.map_err(|e| {
+            fail(format!(
+                "cannot install the batch function in the schema `{current}`: {}",
+                e.to_string().trim_start_matches("database error: ")
+            ))
+        })?;
         Ok(Self {
             pool,
             location,
@@ -517,6 +528,38 @@ impl PostgresStore {
             wake: false,
         })
     }
+}
+
+/// Makes `downbeat_commit_batch` the function of [`BATCH_FUNCTION`]: replaced (`CREATE OR
+/// REPLACE`) where the schema's body differs from the file's, left alone where it is the same
+/// (an open then takes no lock on the function). Concurrent opens take turns under an advisory
+/// lock, so two of them never replace it at once.
+async fn install_batch_function(pool: &PgPool) -> Result<()> {
+    let q = |e: sqlx::Error| Error::from(db(e));
+    let body = BATCH_FUNCTION
+        .split("$fn$")
+        .nth(1)
+        .ok_or_else(|| Error::Database("the batch function's source has no $fn$ body".into()))?;
+    let mut tx = pool.begin().await.map_err(q)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+        .bind(LOCK_FUNCTION)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    let current: Option<String> = sqlx::query_scalar(
+        "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = current_schema() AND p.proname = 'downbeat_commit_batch'",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(q)?;
+    if current.as_deref() != Some(body) {
+        sqlx::raw_sql(BATCH_FUNCTION)
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?;
+    }
+    tx.commit().await.map_err(q)
 }
 
 /// Creates or checks the schema on the first connection; returns the schema in use and the
@@ -704,6 +747,74 @@ impl Tx {
         .unwrap_or(0);
         self.tx.commit().await.map_err(db)?;
         Ok(last)
+    }
+}
+
+/// The answer of `downbeat_commit_batch`, exactly as `commit_batch.sql` builds it: any other
+/// shape (a missing or unknown field, a wrong type) is an error, never an empty answer.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchAnswer {
+    rejected: Vec<i64>,
+    claimed: Vec<ClaimedRow>,
+    not_claimed: Vec<i64>,
+    held: bool,
+    /// The last event's sequence number (none when the batch wrote no event); checked for
+    /// its type, not used.
+    #[serde(rename = "last", deserialize_with = "present")]
+    _last: Option<i64>,
+}
+
+/// A field that must be there, null or not (serde lets a plain `Option` field be missing).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    serde::Deserialize::deserialize(d)
+}
+
+/// One claim the batch function took.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimedRow {
+    seq: i64,
+    epoch: i64,
+    attempt_id: i64,
+    number: u32,
+}
+
+impl BatchAnswer {
+    fn parse(text: &str) -> Result<Self> {
+        serde_json::from_str(text)
+            .map_err(|e| Error::Database(format!("the batch function answered {text:.200}: {e}")))
+    }
+
+    fn into_result(self) -> Result<BatchResult> {
+        let task = |s: i64| {
+            u32::try_from(s)
+                .ok()
+                .and_then(TaskId::from_seq)
+                .ok_or_else(|| {
+                    Error::Database(format!(
+                        "the batch function answered a task number out of range: {s}"
+                    ))
+                })
+        };
+        let tasks = |v: Vec<i64>| v.into_iter().map(task).collect::<Result<Vec<_>>>();
+        Ok(BatchResult {
+            claimed: self
+                .claimed
+                .into_iter()
+                .map(|c| {
+                    Ok(Claimed {
+                        task: task(c.seq)?,
+                        epoch: c.epoch,
+                        attempt_id: c.attempt_id,
+                        number: c.number,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            not_claimed: tasks(self.not_claimed)?,
+            rejected: tasks(self.rejected)?,
+            held: self.held,
+        })
     }
 }
 
@@ -1803,6 +1914,34 @@ impl PostgresStore {
         t.commit().await
     }
 
+    async fn tx_meta_set(&self, key: &str, value: &str) -> R<()> {
+        let mut t = self.write().await?;
+        sqlx::query(
+            "INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(t.c())
+        .await
+        .map_err(db)?;
+        let at: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT at FROM events ORDER BY seq DESC LIMIT 1), 0)::bigint",
+        )
+        .fetch_one(t.c())
+        .await
+        .map_err(db)?;
+        let (action, entity, after) = crate::meta_set_event(key, value);
+        t.event(
+            &Actor::new(crate::META_ACTOR, Timestamp(at)),
+            action,
+            entity,
+            None,
+            Some(after),
+        );
+        t.commit().await?;
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn tx_meta_swap(
         &self,
@@ -1913,35 +2052,7 @@ impl PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;
-        let out: Value = serde_json::from_str(&text).map_err(|e| {
-            Fail::Store(Error::Database(format!("the batch function answered {e}")))
-        })?;
-        let seqs = |k: &str| -> Vec<TaskId> {
-            out[k]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_i64)
-                .map(tid)
-                .collect()
-        };
-        let claimed = out["claimed"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| Claimed {
-                task: tid(c["seq"].as_i64().unwrap_or(0)),
-                epoch: c["epoch"].as_i64().unwrap_or(0),
-                attempt_id: c["attempt_id"].as_i64().unwrap_or(0),
-                number: u32::try_from(c["number"].as_i64().unwrap_or(0)).unwrap_or(0),
-            })
-            .collect();
-        Ok(BatchResult {
-            claimed,
-            not_claimed: seqs("not_claimed"),
-            rejected: seqs("rejected"),
-            held: out["held"].as_bool().unwrap_or(false),
-        })
+        Ok(BatchAnswer::parse(&text)?.into_result()?)
     }
 
     async fn tx_renew_leases(&self, holder: &str, until: Timestamp) -> R<Vec<(TaskId, i64)>> {
@@ -2633,15 +2744,7 @@ impl Store for PostgresStore {
     }
 
     async fn meta_set(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        retrying(|| self.tx_meta_set(key, value)).await
     }
 
     async fn meta_swap(
@@ -2896,6 +2999,54 @@ impl Store for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_answers_of_another_shape_are_errors() {
+        let ok = r#"{"rejected": [3], "claimed": [{"seq": 4, "epoch": 2, "attempt_id": 9, "number": 1}],
+                     "not_claimed": [5], "held": false, "last": 17}"#;
+        let r = BatchAnswer::parse(ok).unwrap().into_result().unwrap();
+        assert_eq!(r.rejected, [tid(3)]);
+        assert_eq!(r.not_claimed, [tid(5)]);
+        assert_eq!(
+            r.claimed,
+            [Claimed {
+                task: tid(4),
+                epoch: 2,
+                attempt_id: 9,
+                number: 1
+            }]
+        );
+        let empty =
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": true, "last": null}"#;
+        assert!(
+            BatchAnswer::parse(empty)
+                .unwrap()
+                .into_result()
+                .unwrap()
+                .held
+        );
+        for bad in [
+            "{}",
+            "null",
+            "[]",
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false}"#,
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false, "last": null, "extra": 1}"#,
+            r#"{"rejected": ["x"], "claimed": [], "not_claimed": [], "held": false, "last": null}"#,
+            r#"{"rejected": [], "claimed": [{"seq": 4, "epoch": 2, "attempt_id": 9}], "not_claimed": [], "held": false, "last": null}"#,
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": null, "last": null}"#,
+        ] {
+            assert!(
+                matches!(BatchAnswer::parse(bad), Err(Error::Database(_))),
+                "{bad}"
+            );
+        }
+        let out_of_range =
+            r#"{"rejected": [-1], "claimed": [], "not_claimed": [], "held": false, "last": null}"#;
+        assert!(matches!(
+            BatchAnswer::parse(out_of_range).unwrap().into_result(),
+            Err(Error::Database(_))
+        ));
+    }
 
     #[test]
     fn schema_parameter_is_split_off_and_checked() {

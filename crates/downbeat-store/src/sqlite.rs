@@ -1920,12 +1920,31 @@ impl Store for SqliteStore {
     }
 
     async fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
         sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(&self.writer)
+            .execute(&mut *c)
             .await
             .map_err(db)?;
+        let at: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT at FROM events ORDER BY seq DESC LIMIT 1), 0)",
+        )
+        .fetch_one(&mut *c)
+        .await
+        .map_err(db)?;
+        let (action, entity, after) = crate::meta_set_event(key, value);
+        event(
+            c,
+            &Actor::new(crate::META_ACTOR, Timestamp(at)),
+            action,
+            entity,
+            None,
+            Some(after),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
