@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use downbeat_store::contract::Fixture;
 use downbeat_store::postgres::PostgresStore;
-use downbeat_store::{Error, Store};
+use downbeat_store::{ContextStore, Error, ExecutionStore, MaintenanceStore, TaskStore};
 use sqlx::Connection;
 
 fn server_url() -> String {
