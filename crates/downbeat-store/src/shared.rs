@@ -13,6 +13,7 @@ use downbeat_core::context::{
     parallel_rate,
 };
 use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
+use downbeat_core::plan::{TaskRef, ValidatedPlan};
 use downbeat_core::task::{ExecSettings, Priority, Status, Task, TaskPatch, validate_fields};
 use downbeat_core::time::Timestamp;
 use serde_json::{Value, json};
@@ -44,10 +45,10 @@ pub(crate) mod prelude {
 
     pub(crate) use super::{
         bind_exec, bind_task_fields, by_prefix, json_list, new_parent, objectives_of, patched,
-        requeue_event, requeue_reason, resolve_rest, rid, row_attempt, row_decision, row_event,
-        row_insight, row_objective, row_session, row_task, row_worker, seq, status_event,
-        status_metrics, status_of, status_write, task_not_found, tid, tjson, to_json_list,
-        worker_json,
+        plan_events, requeue_event, requeue_reason, resolve_rest, rid, row_attempt, row_decision,
+        row_event, row_insight, row_objective, row_session, row_task, row_worker, seq,
+        status_event, status_metrics, status_of, status_write, task_not_found, tid, tjson,
+        to_json_list, worker_json,
     };
     pub(crate) use crate::{
         AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, Claimed, ContextStore, Error,
@@ -418,6 +419,43 @@ pub(crate) fn patched(before: &Task, patch: &TaskPatch) -> Result<Task> {
 /// The new parent a patch names that must be live (not the task itself: that is refused).
 pub(crate) fn new_parent(id: TaskId, patch: &TaskPatch) -> Option<TaskId> {
     patch.parent.flatten().filter(|&p| p != id)
+}
+
+/// The `task.created` events of a plan whose new tasks got the numbers from `base` on:
+/// (entity, after), in plan order; each carries its title, role, parent, key and the tasks
+/// linked to it by kind.
+pub(crate) fn plan_events(plan: &ValidatedPlan, base: i64) -> Vec<(String, Value)> {
+    let to_seq = |r: TaskRef| match r {
+        TaskRef::New(i) => base + i as i64,
+        TaskRef::Existing(id) => seq(id),
+    };
+    let mut deps: HashMap<i64, Vec<(String, &'static str)>> = HashMap::new();
+    for &(f, t, kind) in &plan.edges {
+        deps.entry(to_seq(t))
+            .or_default()
+            .push((tid(to_seq(f)).to_string(), kind.as_str()));
+    }
+    plan.tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let s = base + i as i64;
+            let mut after = json!({"title": t.new.title.trim(), "role": t.new.role,
+                                   "parent": t.parent.map(|p| tid(to_seq(p)).to_string())});
+            if let Some(k) = &t.new.key {
+                after["key"] = json!(k);
+            }
+            for (from, kind) in deps.remove(&s).unwrap_or_default() {
+                let list = after
+                    .as_object_mut()
+                    .map(|o| o.entry(kind).or_insert_with(|| json!([])));
+                if let Some(Value::Array(a)) = list {
+                    a.push(json!(from));
+                }
+            }
+            (tid(s).to_string(), after)
+        })
+        .collect()
 }
 
 /// Why a running task is requeued, for its result and its attempt's error.

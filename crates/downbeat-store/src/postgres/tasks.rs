@@ -97,33 +97,8 @@ impl PostgresStore {
             .rows_affected() as usize;
         }
         // One creation event per task, carrying its edges.
-        let mut deps: HashMap<i64, Vec<(String, &'static str)>> = HashMap::new();
-        for &(f, to, kind) in &plan.edges {
-            deps.entry(to_seq(to))
-                .or_default()
-                .push((tid(to_seq(f)).to_string(), kind.as_str()));
-        }
-        for (i, task) in plan.tasks.iter().enumerate() {
-            let s = base + i as i64;
-            let mut after = json!({"title": task.new.title.trim(), "role": task.new.role, "parent": task.parent.map(|p| tid(to_seq(p)).to_string())});
-            if let Some(k) = &task.new.key {
-                after["key"] = json!(k);
-            }
-            for (from, kind) in deps.remove(&s).unwrap_or_default() {
-                let list = after
-                    .as_object_mut()
-                    .map(|o| o.entry(kind).or_insert_with(|| json!([])));
-                if let Some(Value::Array(a)) = list {
-                    a.push(json!(from));
-                }
-            }
-            t.event(
-                actor,
-                "task.created",
-                &tid(s).to_string(),
-                None,
-                Some(after),
-            );
+        for (entity, after) in plan_events(plan, base) {
+            t.event(actor, "task.created", &entity, None, Some(after));
         }
         // A cycle may form together with what is already stored: check the whole graph.
         if plan.edges.iter().any(|e| e.2.orders_work())

@@ -92,30 +92,9 @@ impl TaskStore for SqliteStore {
                 .rows_affected() as usize;
         }
         // One creation event per task, carrying its edges.
-        let mut deps: HashMap<i64, Vec<(String, &'static str)>> = HashMap::new();
-        for &(f, t, kind) in &plan.edges {
-            deps.entry(to_seq(t))
-                .or_default()
-                .push((tid(to_seq(f)).to_string(), kind.as_str()));
-        }
-        let events: Vec<(String, String)> = plan
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let s = base + i as i64;
-                let mut after = json!({"title": t.new.title.trim(), "role": t.new.role, "parent": t.parent.map(|p| tid(to_seq(p)).to_string())});
-                if let Some(k) = &t.new.key {
-                    after["key"] = json!(k);
-                }
-                for (from, kind) in deps.remove(&s).unwrap_or_default() {
-                    let list = after.as_object_mut().map(|o| o.entry(kind).or_insert_with(|| json!([])));
-                    if let Some(Value::Array(a)) = list {
-                        a.push(json!(from));
-                    }
-                }
-                (tid(s).to_string(), after.to_string())
-            })
+        let events: Vec<(String, String)> = plan_events(plan, base)
+            .into_iter()
+            .map(|(entity, after)| (entity, after.to_string()))
             .collect();
         for chunk in events.chunks(ROWS_PER_INSERT * 2) {
             let mut qb = QueryBuilder::<Sqlite>::new(
