@@ -1,4 +1,5 @@
-//! Batches of finishes and claims, leases, requeues, the ready-set fast path and the attempt ledger: [`ExecutionStore`] for [`PostgresStore`].
+//! Batches of finishes and claims, leases, requeues, the ready-set fast path and the attempt
+//! ledger: [`ExecutionStore`] for [`PostgresStore`].
 //!
 //! Must never: open connections or run migrations (`mod.rs` does that), or decode a row or
 //! apply a rule that `crate::shared` already has a function for another way.

@@ -1,4 +1,5 @@
-//! Schema facts, integrity checks and repairs, archiving and compaction: [`MaintenanceStore`] for [`PostgresStore`].
+//! Schema facts, integrity checks and repairs, archiving and compaction: [`MaintenanceStore`] for
+//! [`PostgresStore`].
 //!
 //! Must never: open connections or run migrations (`mod.rs` does that), or decode a row or
 //! apply a rule that `crate::shared` already has a function for another way.

@@ -1,4 +1,5 @@
-//! Sessions, objectives, insights, decisions, artifacts, the event log and `meta`: [`ContextStore`] for [`SqliteStore`].
+//! Sessions, objectives, insights, decisions, artifacts, the event log and `meta`: [`ContextStore`]
+//! for [`SqliteStore`].
 //!
 //! Must never: open connections or run migrations (`mod.rs` does that), or decode a row or
 //! apply a rule that `crate::shared` already has a function for another way.
