@@ -1811,6 +1811,7 @@ mod tests {
     use super::*;
     use downbeat_core::plan::{self, PlanFormat};
     use downbeat_core::role::RoleSet;
+    use downbeat_store::TaskStore;
     use downbeat_store::sqlite::SqliteStore;
 
     const PLAN: &str = r#"

@@ -55,6 +55,7 @@ macro_rules! store_contract_tests {
             workers_register_beat_and_leave,
             holds_last_until_their_task_ends_or_release,
             claims_chosen_before_a_hold_are_refused,
+            meta_set_is_logged,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -349,6 +350,50 @@ pub async fn containers_roll_up_and_cascade(f: Fixture) {
     let roll = downbeat_core::graph::rollup(&snap);
     assert_eq!(roll[&epic].total, 2);
     assert_eq!(roll[&epic].done, 1);
+}
+
+/// `meta_set` writes the value and a `meta.set` event together; the event takes the time of
+/// the log's latest event and names no task, even for a key shaped like a task id.
+pub async fn meta_set_is_logged(f: Fixture) {
+    let s = &*f.store;
+    s.meta_set("handover.at_seq", "0").await.unwrap();
+    let first = s.events(&EventQuery::default()).await.unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].action, "meta.set");
+    assert_eq!(first[0].entity, "handover.at_seq");
+    assert_eq!(first[0].at, Timestamp(0), "an empty log starts at 0");
+    assert_eq!(first[0].after, Some(serde_json::json!({"value": "0"})));
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(5_000))
+        .await
+        .unwrap()
+        .id;
+    s.meta_set("handover.at_seq", "2").await.unwrap();
+    assert_eq!(
+        s.meta_get("handover.at_seq").await.unwrap().as_deref(),
+        Some("2")
+    );
+    let last = s.events(&EventQuery::default()).await.unwrap();
+    let e = last.last().unwrap();
+    assert_eq!((e.action.as_str(), e.at), ("meta.set", actor(5_000).now));
+    assert_eq!(e.after, Some(serde_json::json!({"value": "2"})));
+    // A key that reads like a task id is not that task's history.
+    s.meta_set(&a.to_string(), "x").await.unwrap();
+    let history = s
+        .events(&EventQuery {
+            task: Some(a),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        history.iter().all(|e| e.action != "meta.set"),
+        "{history:?}"
+    );
+    assert_eq!(
+        s.last_event_seq().await.unwrap(),
+        last.last().unwrap().seq + 1
+    );
 }
 
 pub async fn every_change_is_logged(f: Fixture) {

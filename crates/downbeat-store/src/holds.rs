@@ -6,7 +6,7 @@
 //! is released by hand. Holds live in one `meta` entry (`holds`: the list and the last number
 //! given out) changed with
 //! compare-and-swap, each change logged in the same transaction (`hold.added`,
-//! `hold.released`), so every backend gets them from [`Store::meta_swap`] alone. Holds of
+//! `hold.released`), so every backend gets them from [`ContextStore::meta_swap`] alone. Holds of
 //! tasks that ended are dropped from the list on the next change.
 
 use std::collections::HashSet;
@@ -18,7 +18,7 @@ use downbeat_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{Error, Result, Store};
+use crate::{ContextStore, Error, Result, TaskStore};
 
 const KEY: &str = "holds";
 
@@ -91,7 +91,7 @@ fn parse(raw: Option<&str>) -> Result<Book> {
     }
 }
 
-async fn load<S: Store + ?Sized>(store: &S) -> Result<(Option<String>, Book)> {
+async fn load<S: TaskStore + ContextStore + ?Sized>(store: &S) -> Result<(Option<String>, Book)> {
     let raw = store.meta_get(KEY).await?;
     let book = parse(raw.as_deref())?;
     Ok((raw, book))
@@ -104,7 +104,7 @@ pub(crate) fn later_than(raw: Option<&str>, seen: u32) -> Result<bool> {
 }
 
 /// Whether the hold is still in force: it holds back everything, or its task has not ended.
-async fn in_force<S: Store + ?Sized>(store: &S, h: &Stored) -> Result<bool> {
+async fn in_force<S: TaskStore + ContextStore + ?Sized>(store: &S, h: &Stored) -> Result<bool> {
     let Some(task) = h.task.and_then(TaskId::from_seq) else {
         return Ok(h.task.is_none());
     };
@@ -115,7 +115,10 @@ async fn in_force<S: Store + ?Sized>(store: &S, h: &Stored) -> Result<bool> {
     }
 }
 
-async fn live<S: Store + ?Sized>(store: &S, list: Vec<Stored>) -> Result<Vec<Stored>> {
+async fn live<S: TaskStore + ContextStore + ?Sized>(
+    store: &S,
+    list: Vec<Stored>,
+) -> Result<Vec<Stored>> {
     let mut out = Vec::with_capacity(list.len());
     for h in list {
         if in_force(store, &h).await? {
@@ -125,12 +128,14 @@ async fn live<S: Store + ?Sized>(store: &S, list: Vec<Stored>) -> Result<Vec<Sto
     Ok(out)
 }
 
-pub(crate) async fn active<S: Store + ?Sized>(store: &S) -> Result<Vec<Hold>> {
+pub(crate) async fn active<S: TaskStore + ContextStore + ?Sized>(store: &S) -> Result<Vec<Hold>> {
     Ok(active_and_last(store).await?.0)
 }
 
 /// The holds in force and the number of the last hold given out, from one read of the entry.
-pub(crate) async fn active_and_last<S: Store + ?Sized>(store: &S) -> Result<(Vec<Hold>, u32)> {
+pub(crate) async fn active_and_last<S: TaskStore + ContextStore + ?Sized>(
+    store: &S,
+) -> Result<(Vec<Hold>, u32)> {
     let (_, book) = load(store).await?;
     let last = book.last;
     let holds = live(store, book.holds)
@@ -148,7 +153,7 @@ fn encode(book: &Book) -> String {
 /// Tries a change until no other writer got in between.
 const ATTEMPTS: usize = 50;
 
-pub(crate) async fn add<S: Store + ?Sized>(
+pub(crate) async fn add<S: TaskStore + ContextStore + ?Sized>(
     store: &S,
     task: Option<TaskId>,
     reason: &str,
@@ -199,7 +204,7 @@ pub(crate) async fn add<S: Store + ?Sized>(
     ))
 }
 
-pub(crate) async fn release<S: Store + ?Sized>(
+pub(crate) async fn release<S: TaskStore + ContextStore + ?Sized>(
     store: &S,
     id: Option<u32>,
     actor: &Actor,

@@ -4,9 +4,9 @@
 //! the state never disagree. Status changes are checked against the core state machine and new
 //! `blocks` edges against cycles *inside* that transaction, so concurrent writers cannot race
 //! past a check. Backends: [`sqlite`] (embedded, the default) and [`postgres`] (shared by
-//! several processes on several machines). The [`contract`] suite states
-//! what every backend must do; each backend runs it. [`transfer`] moves a whole project from
-//! one database to another.
+//! several processes on several machines). The `contract` suite (behind the `contract-tests`
+//! feature, which this crate's own tests enable) states what every backend must do; each
+//! backend runs it. [`transfer`] moves a whole project from one database to another.
 //!
 //! Must never: read the environment or configuration files, print, or decide policy (which
 //! tasks are stale, what to archive): callers pass those decisions in.
@@ -25,9 +25,11 @@ use downbeat_core::task::{Edge, NewTask, Status, Task, TaskPatch, TransitionErro
 use downbeat_core::time::Timestamp;
 use serde::Serialize;
 
+#[cfg(feature = "contract-tests")]
 pub mod contract;
 pub mod holds;
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 pub mod transfer;
 pub mod view;
@@ -84,7 +86,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Filters for [`Store::tasks`]; empty means everything live.
+/// Filters for [`TaskStore::tasks`]; empty means everything live.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskFilter {
     pub statuses: Vec<Status>,
@@ -97,7 +99,7 @@ pub struct TaskFilter {
     pub limit: Option<u32>,
 }
 
-/// Filters for [`Store::events`].
+/// Filters for [`ContextStore::events`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventQuery {
     pub since: Option<Timestamp>,
@@ -109,7 +111,7 @@ pub struct EventQuery {
     pub limit: Option<u32>,
 }
 
-/// What [`Store::apply_plan`] created.
+/// What [`TaskStore::apply_plan`] created.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AppliedPlan {
     /// In plan order (parents first): (key, id).
@@ -233,7 +235,7 @@ pub struct Batch {
     /// next time they look.
     pub quiet: bool,
     /// The number of the last hold the claimer knew of when it chose `claims`
-    /// ([`Store::holds_and_last`]). When a later hold exists, no
+    /// ([`ExecutionStore::holds_and_last`]). When a later hold exists, no
     /// claim of the batch is taken ([`BatchResult::held`]): work chosen before a hold was seen
     /// does not start under it. `None`: no check (the claimer looked at holds otherwise).
     pub holds_seen: Option<u32>,
@@ -287,9 +289,9 @@ pub struct WorkerRecord {
     pub heartbeat_at: Timestamp,
     /// It counts as alive while its last heartbeat is younger than this.
     pub ttl_ms: i64,
-    /// Filled in by [`Store::workers`].
+    /// Filled in by [`WorkerStore::workers`].
     pub alive: bool,
-    /// Filled in by [`Store::workers`]: the tasks it holds leases on.
+    /// Filled in by [`WorkerStore::workers`]: the tasks it holds leases on.
     pub holding: Vec<TaskId>,
 }
 
@@ -322,12 +324,23 @@ pub struct Integrity {
     pub dangling_links: Vec<(String, i64)>,
 }
 
-/// The durable state of one project.
-#[async_trait]
-pub trait Store: Send + Sync {
-    fn info(&self) -> SchemaInfo;
+/// The durable state of one project: every part below, as one trait object
+/// (`&dyn Store`, `Box<dyn Store>`, `Arc<dyn Store>`). Implemented for every type that
+/// implements the parts; methods of the parts are callable on a `dyn Store` without importing
+/// them.
+pub trait Store:
+    TaskStore + ContextStore + ExecutionStore + WorkerStore + MaintenanceStore
+{
+}
 
-    // --- tasks -----------------------------------------------------------------------------
+impl<T> Store for T where
+    T: TaskStore + ContextStore + ExecutionStore + WorkerStore + MaintenanceStore + ?Sized
+{
+}
+
+/// Tasks, their edges and the graph the planner reads.
+#[async_trait]
+pub trait TaskStore: Send + Sync {
     /// Inserts a whole validated plan in one transaction; fails (writing nothing) on a cycle
     /// formed together with existing edges, or a key taken meanwhile.
     async fn apply_plan(&self, plan: &ValidatedPlan, actor: &Actor) -> Result<AppliedPlan>;
@@ -354,7 +367,7 @@ pub trait Store: Send + Sync {
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
     async fn task_count(&self) -> Result<u64>;
 
-    // --- edges and the graph ---------------------------------------------------------------
+    // --- edges and the graph ---
     /// Adds an edge; a `blocks` edge that would close a cycle is refused with the path.
     /// Returns false if it already existed.
     async fn add_edge(&self, edge: Edge, actor: &Actor) -> Result<bool>;
@@ -366,8 +379,12 @@ pub trait Store: Send + Sync {
     async fn graph(&self) -> Result<GraphSnapshot>;
     /// Every edge between live (non-archived) tasks, for callers that already hold the tasks.
     async fn edges(&self) -> Result<Vec<Edge>>;
+}
 
-    // --- session context -------------------------------------------------------------------
+/// The session context (sessions, objectives, insights, decisions, artifacts), the event log
+/// and the `meta` settings.
+#[async_trait]
+pub trait ContextStore: Send + Sync {
     /// Starts a session, ending any open one.
     async fn start_session(&self, label: &str, actor: &Actor) -> Result<Session>;
     async fn end_session(&self, id: RecordId, actor: &Actor) -> Result<Session>;
@@ -409,7 +426,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Artifact>;
     async fn artifacts(&self) -> Result<Vec<Artifact>>;
 
-    // --- log and meta ----------------------------------------------------------------------
+    // --- log and meta ---
     async fn events(&self, q: &EventQuery) -> Result<Vec<Event>>;
     /// Appends an event that is not a side effect of another call (e.g. `handover.written`).
     async fn record_event(
@@ -424,6 +441,11 @@ pub trait Store: Send + Sync {
     /// Figures derived from the event log alone.
     async fn metrics(&self) -> Result<Metrics>;
     async fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    /// Sets `key` to `value` and logs `meta.set` (entity: the key, after: `{"value": …}`) in
+    /// the same transaction. The call carries no actor or clock: the event is written by
+    /// `downbeat` at the time of the log's latest event (0 on an empty log), so a project run
+    /// on a fixed clock logs the same thing every time. Meta values are project bookkeeping
+    /// (counters, sequence numbers), never credentials.
     async fn meta_set(&self, key: &str, value: &str) -> Result<()>;
     /// Sets `key` to `new` only if its value is still `expected` (`None`: not set), and appends
     /// the event `action` on `entity` in the same transaction. Returns whether it did.
@@ -438,30 +460,12 @@ pub trait Store: Send + Sync {
         after: Option<serde_json::Value>,
         actor: &Actor,
     ) -> Result<bool>;
+}
 
-    // --- holds (see `holds.rs`) ------------------------------------------------------------
-    /// The holds in force: nothing but their tasks may start while there are any.
-    async fn holds(&self) -> Result<Vec<Hold>> {
-        holds::active(self).await
-    }
-    /// The holds in force and the number of the last hold given out (0: none yet), in force
-    /// or not, from one read: the number is what a claimer that chose by these holds passes
-    /// as [`Batch::holds_seen`].
-    async fn holds_and_last(&self) -> Result<(Vec<Hold>, u32)> {
-        holds::active_and_last(self).await
-    }
-    /// Holds back all work but `task` (`None`: all work) until `task` ends or the hold is
-    /// released. Logged as `hold.added`.
-    async fn add_hold(&self, task: Option<TaskId>, reason: &str, actor: &Actor) -> Result<Hold> {
-        holds::add(self, task, reason, actor).await
-    }
-    /// Releases the hold numbered `id`, or every hold (`None`); returns those released.
-    /// Logged as `hold.released`.
-    async fn release_holds(&self, id: Option<u32>, actor: &Actor) -> Result<Vec<Hold>> {
-        holds::release(self, id, actor).await
-    }
-
-    // --- execution -------------------------------------------------------------------------
+/// Running work: batches of finishes and claims, leases, the ready set's fast path, the
+/// attempt ledger, and holds (kept in `meta`, see `holds.rs`).
+#[async_trait]
+pub trait ExecutionStore: TaskStore + ContextStore {
     /// Finishes attempts (refusing those whose fencing token is stale) and claims ready tasks,
     /// all in one transaction. A claim succeeds only for a `pending`, live task whose retry
     /// time has come; it sets `running`, a lease, a new epoch and an attempt row.
@@ -482,6 +486,42 @@ pub trait Store: Send + Sync {
     /// quick start for a runner before it has loaded the whole graph. Conservative: a task
     /// blocked by a container (or by an unfinished task) is left out.
     async fn ready_tasks(&self, limit: u32, now: Timestamp) -> Result<Vec<Task>>;
+    /// A feed of committed changes, where the backend has one (PostgreSQL: LISTEN/NOTIFY);
+    /// `None` means callers poll.
+    async fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
+    /// Holders of running tasks with leases (to detect dead local runners).
+    async fn lease_holders(&self) -> Result<Vec<String>>;
+    /// The attempt ledger of a task, oldest first.
+    async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>>;
+
+    // --- holds (see `holds.rs`) ---
+    /// The holds in force: nothing but their tasks may start while there are any.
+    async fn holds(&self) -> Result<Vec<Hold>> {
+        holds::active(self).await
+    }
+    /// The holds in force and the number of the last hold given out (0: none yet), in force
+    /// or not, from one read: the number is what a claimer that chose by these holds passes
+    /// as [`Batch::holds_seen`].
+    async fn holds_and_last(&self) -> Result<(Vec<Hold>, u32)> {
+        holds::active_and_last(self).await
+    }
+    /// Holds back all work but `task` (`None`: all work) until `task` ends or the hold is
+    /// released. Logged as `hold.added`.
+    async fn add_hold(&self, task: Option<TaskId>, reason: &str, actor: &Actor) -> Result<Hold> {
+        holds::add(self, task, reason, actor).await
+    }
+    /// Releases the hold numbered `id`, or every hold (`None`); returns those released.
+    /// Logged as `hold.released`.
+    async fn release_holds(&self, id: Option<u32>, actor: &Actor) -> Result<Vec<Hold>> {
+        holds::release(self, id, actor).await
+    }
+}
+
+/// Worker processes that claim tasks from a shared database.
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
     /// Records a worker (replacing one of the same name) with a fresh heartbeat; logs
     /// `worker.registered`.
     async fn register_worker(&self, w: &WorkerRecord, actor: &Actor) -> Result<()>;
@@ -493,17 +533,12 @@ pub trait Store: Send + Sync {
     /// Registered workers, with whether each is alive at `now` (the database's clock where it
     /// has one) and what it holds.
     async fn workers(&self, now: Timestamp) -> Result<Vec<WorkerRecord>>;
-    /// A feed of committed changes, where the backend has one (PostgreSQL: LISTEN/NOTIFY);
-    /// `None` means callers poll.
-    async fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
-        Ok(None)
-    }
-    /// Holders of running tasks with leases (to detect dead local runners).
-    async fn lease_holders(&self) -> Result<Vec<String>>;
-    /// The attempt ledger of a task, oldest first.
-    async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>>;
+}
 
-    // --- maintenance -----------------------------------------------------------------------
+/// Schema facts, integrity checks and repairs, archiving, compaction.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    fn info(&self) -> SchemaInfo;
     async fn integrity(&self) -> Result<Integrity>;
     /// Deletes the given dangling edges and clears the given orphans' parents and the given
     /// dangling links; one event per fix.
@@ -578,10 +613,24 @@ pub fn redact_url(url: &str) -> String {
 /// An event is about a task when its entity is a task id, except for decision and session
 /// events: their record ids (`d12345`, `s10000`) can have the shape of a task id.
 pub(crate) fn event_task_seq(action: &str, entity: &str) -> Option<i64> {
-    if action.starts_with("decision.") || action.starts_with("session.") {
+    if action.starts_with("decision.")
+        || action.starts_with("session.")
+        || action.starts_with("meta.")
+    {
         return None;
     }
     TaskId::parse_short(entity).map(|t| i64::from(t.seq()))
+}
+
+/// The actor of the events [`ContextStore::meta_set`] writes (the call names none).
+pub(crate) const META_ACTOR: &str = "downbeat";
+
+/// The event [`ContextStore::meta_set`] appends: (action, entity, after).
+pub(crate) fn meta_set_event<'a>(
+    key: &'a str,
+    value: &str,
+) -> (&'static str, &'a str, serde_json::Value) {
+    ("meta.set", key, serde_json::json!({ "value": value }))
 }
 
 #[cfg(test)]

@@ -48,7 +48,8 @@ pub async fn load(store: &dyn Store, settings: &PlanSettings) -> Result<ProjectV
     })
 }
 
-/// The latest event that changed the project (handover bookkeeping excluded): (seq, time).
+/// The latest event that changed the project (handover and `meta.set` bookkeeping excluded):
+/// (seq, time).
 pub async fn last_change(
     store: &dyn Store,
 ) -> Result<Option<(i64, downbeat_core::time::Timestamp)>> {
@@ -61,6 +62,6 @@ pub async fn last_change(
     Ok(recent
         .iter()
         .rev()
-        .find(|e| !e.action.starts_with("handover."))
+        .find(|e| !e.action.starts_with("handover.") && !e.action.starts_with("meta."))
         .map(|e| (e.seq, e.at)))
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use downbeat_store::contract::Fixture;
 use downbeat_store::postgres::PostgresStore;
-use downbeat_store::{Error, Store};
+use downbeat_store::{ContextStore, Error, ExecutionStore, MaintenanceStore, TaskStore};
 use sqlx::Connection;
 
 fn server_url() -> String {
@@ -250,6 +250,52 @@ async fn a_newer_schema_is_refused() {
         }
         other => panic!("expected SchemaTooNew, got {:?}", other.err()),
     }
+}
+
+/// The batch function that runs is the one of `commit_batch.sql`: a schema whose function was
+/// changed gets it back when a store opens it, and an answer of another shape is an error,
+/// never an empty result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_function_comes_from_its_file() {
+    use downbeat_core::task::NewTask;
+    use downbeat_store::{Batch, ClaimRequest};
+    let (guard, url) = guard();
+    let s = PostgresStore::open(&url, true).await.expect("create");
+    let actor = downbeat_core::context::Actor::new("t", downbeat_core::time::Timestamp(1_000));
+    let new = NewTask {
+        title: "a".into(),
+        ..Default::default()
+    };
+    let a = s.create_task(&new, &[], &actor).await.unwrap().id;
+    let mut c = sqlx::PgConnection::connect(&server_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE OR REPLACE FUNCTION {}.downbeat_commit_batch(p jsonb) RETURNS jsonb \
+         LANGUAGE sql AS $$ SELECT '{{\"claimed\": [], \"unexpected\": 1}}'::jsonb $$",
+        guard.schema
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let batch = Batch {
+        claims: vec![ClaimRequest {
+            task: a,
+            executor: "shell".into(),
+            after: vec![],
+        }],
+        holder: "t".into(),
+        lease_until: downbeat_core::time::Timestamp(60_000),
+        ..Default::default()
+    };
+    match s.commit_batch(&batch, &actor).await {
+        Err(Error::Database(m)) => assert!(m.contains("batch function"), "{m}"),
+        other => panic!("expected a database error, got {other:?}"),
+    }
+    drop(s);
+    let s = PostgresStore::open(&url, false).await.expect("reopen");
+    let r = s.commit_batch(&batch, &actor).await.unwrap();
+    assert_eq!(r.claimed.len(), 1, "{r:?}");
+    assert_eq!(r.claimed[0].task, a);
 }
 
 /// Events written before they carried their task's number (schema 4) get it from migration 5.

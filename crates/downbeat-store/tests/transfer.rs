@@ -18,8 +18,8 @@ use downbeat_store::postgres::PostgresStore;
 use downbeat_store::sqlite::SqliteStore;
 use downbeat_store::transfer::{self, Dump, Kind, TABLES};
 use downbeat_store::{
-    ArtifactRecord, Batch, ClaimRequest, Error, EventQuery, Finish, FinishStatus, Store,
-    TaskFilter, Transfer,
+    ArtifactRecord, Batch, ClaimRequest, ContextStore, Error, EventQuery, Finish, FinishStatus,
+    Store, TaskFilter, TaskStore, Transfer,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Connection;

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use downbeat_core::task::Status;
-use downbeat_store::{Store, TaskFilter, postgres::PostgresStore};
+use downbeat_store::{TaskFilter, TaskStore, postgres::PostgresStore};
 use serde_json::{Value, json};
 
 use crate::bench::{Shape, bench_plan};

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{CHUNK_ROWS, Dump, Kind, TABLES, Table, TableDump, Transfer, occupied, quoted};
 use crate::sqlite::{SqliteStore, db};
-use crate::{Error, Result, Store};
+use crate::{Error, MaintenanceStore, Result};
 
 /// Reads one chunk: the JSON array, its row count and its largest key (for an integer key).
 fn select_chunk(t: &Table) -> String {

@@ -1,0 +1,569 @@
+//! What the SQLite and PostgreSQL backends do alike, written once: decoding rows into the
+//! domain types, the rules of a status write and of a task update, the payloads events carry,
+//! the metrics drawn from the event log, and the resolution of task references.
+//!
+//! Must never: run a statement or hold a connection (the backends do that, each in its own
+//! dialect and transaction discipline), nor differ in behaviour between the backends.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use downbeat_core::context::{
+    Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, RunInterval, Session,
+    parallel_rate,
+};
+use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
+use downbeat_core::plan::{TaskRef, ValidatedPlan};
+use downbeat_core::task::{ExecSettings, Priority, Status, Task, TaskPatch, validate_fields};
+use downbeat_core::time::Timestamp;
+use serde_json::{Value, json};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{AttemptRecord, Error, Result, TaskStore, WorkerRecord};
+
+/// What both backends' modules work with, imported by each with one glob.
+pub(crate) mod prelude {
+    pub(crate) use std::collections::{HashMap, HashSet};
+    pub(crate) use std::str::FromStr;
+    pub(crate) use std::time::Duration;
+
+    pub(crate) use async_trait::async_trait;
+    pub(crate) use downbeat_core::context::{
+        Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
+    };
+    pub(crate) use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
+    pub(crate) use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
+    pub(crate) use downbeat_core::plan::{TaskRef, ValidatedPlan};
+    pub(crate) use downbeat_core::task::{
+        Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch, validate_fields,
+    };
+    pub(crate) use downbeat_core::time::Timestamp;
+    pub(crate) use serde_json::{Value, json};
+    pub(crate) use sqlx::{AssertSqlSafe, QueryBuilder, Row, migrate::Migrator};
+
+    pub(crate) use super::{
+        bind_exec, bind_task_fields, by_prefix, json_list, new_parent, objectives_of, patched,
+        plan_events, requeue_event, requeue_reason, resolve_rest, rid, row_attempt, row_decision,
+        row_event, row_insight, row_objective, row_session, row_task, row_worker, seq,
+        status_event, status_metrics, status_of, status_write, task_not_found, tid, tjson,
+        to_json_list, worker_json,
+    };
+    pub(crate) use crate::{
+        AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, Claimed, ContextStore, Error,
+        EventQuery, ExecutionStore, Integrity, MaintenanceStore, Result, SchemaInfo, TaskFilter,
+        TaskStore, WorkerRecord, WorkerStore,
+    };
+}
+
+// ------------------------------------------------------------------------------------------
+// Values
+
+pub(crate) fn tid(seq: i64) -> TaskId {
+    // Sequence numbers are allocated by this store within range; clamp defensively.
+    TaskId::from_seq(u32::try_from(seq).unwrap_or(0).min(MAX_TASK_SEQ))
+        .unwrap_or(TaskId::from_seq(0).expect("0 is in range"))
+}
+
+pub(crate) fn seq(id: TaskId) -> i64 {
+    i64::from(id.seq())
+}
+
+pub(crate) fn json_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+pub(crate) fn to_json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn status_of(s: &str) -> Result<Status> {
+    Status::from_str(s).map_err(|e| Error::Database(format!("corrupt task row: {e}")))
+}
+
+pub(crate) fn rid(kind: RecordKind, n: i64) -> RecordId {
+    RecordId::new(kind, n)
+}
+
+pub(crate) fn tjson(t: &Task) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// A worker's registration as logged.
+pub(crate) fn worker_json(w: &WorkerRecord) -> Value {
+    json!({"host": w.host, "pid": w.pid, "roles": w.roles, "executors": w.executors,
+           "labels": w.labels, "slots": w.slots, "ttl_ms": w.ttl_ms})
+}
+
+// ------------------------------------------------------------------------------------------
+// Rows
+
+/// A result row read by column name, whichever the backend. JSON list columns are read as
+/// text (PostgreSQL selects them `::text`); a flag is an integer in SQLite, a boolean in
+/// PostgreSQL.
+pub(crate) trait Cols {
+    fn int(&self, c: &str) -> i64;
+    fn opt_int(&self, c: &str) -> Option<i64>;
+    fn text(&self, c: &str) -> String;
+    fn opt_text(&self, c: &str) -> Option<String>;
+    fn flag(&self, c: &str) -> bool;
+}
+
+macro_rules! cols_for {
+    ($row:ty, |$r:ident, $c:ident| $flag:expr) => {
+        impl Cols for $row {
+            fn int(&self, c: &str) -> i64 {
+                self.get(c)
+            }
+            fn opt_int(&self, c: &str) -> Option<i64> {
+                self.get(c)
+            }
+            fn text(&self, c: &str) -> String {
+                self.get(c)
+            }
+            fn opt_text(&self, c: &str) -> Option<String> {
+                self.get(c)
+            }
+            fn flag(&self, $c: &str) -> bool {
+                let $r = self;
+                $flag
+            }
+        }
+    };
+}
+
+cols_for!(SqliteRow, |r, c| r.get::<i64, _>(c) != 0);
+cols_for!(PgRow, |r, c| r.get::<bool, _>(c));
+
+pub(crate) fn row_task(r: &impl Cols) -> Result<Task> {
+    let ts = |c: &str| r.opt_int(c).map(Timestamp);
+    Ok(Task {
+        id: tid(r.int("seq")),
+        key: r.opt_text("key"),
+        parent: r.opt_int("parent_seq").map(tid),
+        title: r.text("title"),
+        description: r.text("description"),
+        role: r.opt_text("role"),
+        status: status_of(&r.text("status"))?,
+        priority: Priority::from_rank(r.int("priority")),
+        effort: u32::try_from(r.int("effort")).unwrap_or(0),
+        acceptance: json_list(&r.text("acceptance")),
+        tags: json_list(&r.text("tags")),
+        footprint: json_list(&r.text("footprint")),
+        result: r.opt_text("result"),
+        created_at: Timestamp(r.int("created_at")),
+        updated_at: Timestamp(r.int("updated_at")),
+        started_at: ts("started_at"),
+        finished_at: ts("finished_at"),
+        archived: r.flag("archived"),
+        exec: ExecSettings {
+            executor: r.opt_text("executor"),
+            timeout_ms: r.opt_int("timeout_ms"),
+            max_attempts: r
+                .opt_int("max_attempts")
+                .map(|n| u32::try_from(n).unwrap_or(1)),
+        },
+        attempts: u32::try_from(r.int("attempts")).unwrap_or(0),
+        not_before: ts("not_before"),
+        lease_holder: r.opt_text("lease_holder"),
+        lease_expires: ts("lease_expires"),
+        lease_epoch: r.int("lease_epoch"),
+    })
+}
+
+pub(crate) fn row_objective(r: &impl Cols, tasks: Vec<i64>) -> Result<Objective> {
+    Ok(Objective {
+        id: rid(RecordKind::Objective, r.int("id")),
+        title: r.text("title"),
+        status: ObjectiveStatus::from_str(&r.text("status"))
+            .map_err(|e| Error::Database(e.to_string()))?,
+        tasks: tasks.into_iter().map(tid).collect(),
+        created_at: Timestamp(r.int("created_at")),
+        updated_at: Timestamp(r.int("updated_at")),
+    })
+}
+
+pub(crate) fn row_decision(r: &impl Cols) -> Decision {
+    Decision {
+        id: rid(RecordKind::Decision, r.int("id")),
+        text: r.text("text"),
+        why: r.text("why"),
+        task: r.opt_int("task_seq").map(tid),
+        supersedes: r
+            .opt_int("supersedes")
+            .map(|n| rid(RecordKind::Decision, n)),
+        superseded_by: r
+            .opt_int("superseded_by")
+            .map(|n| rid(RecordKind::Decision, n)),
+        created_at: Timestamp(r.int("created_at")),
+    }
+}
+
+pub(crate) fn row_insight(r: &impl Cols) -> Insight {
+    Insight {
+        id: rid(RecordKind::Insight, r.int("id")),
+        text: r.text("text"),
+        task: r.opt_int("task_seq").map(tid),
+        created_at: Timestamp(r.int("created_at")),
+    }
+}
+
+pub(crate) fn row_session(r: &impl Cols) -> Session {
+    Session {
+        id: rid(RecordKind::Session, r.int("id")),
+        label: r.text("label"),
+        actor: r.text("actor"),
+        started_at: Timestamp(r.int("started_at")),
+        ended_at: r.opt_int("ended_at").map(Timestamp),
+    }
+}
+
+/// An event row (`before` and `after` read as JSON text).
+pub(crate) fn row_event(r: &impl Cols) -> Event {
+    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    Event {
+        seq: r.int("seq"),
+        at: Timestamp(r.int("at")),
+        actor: r.text("actor"),
+        session: r.opt_int("session_id").map(|n| rid(RecordKind::Session, n)),
+        action: r.text("action"),
+        entity: r.text("entity"),
+        before: parse(r.opt_text("before")),
+        after: parse(r.opt_text("after")),
+    }
+}
+
+pub(crate) fn row_attempt(r: &impl Cols) -> AttemptRecord {
+    AttemptRecord {
+        id: r.int("id"),
+        task: tid(r.int("task_seq")),
+        number: u32::try_from(r.int("number")).unwrap_or(0),
+        epoch: r.int("epoch"),
+        worker: r.text("worker"),
+        executor: r.text("executor"),
+        started_at: Timestamp(r.int("started_at")),
+        ended_at: r.opt_int("ended_at").map(Timestamp),
+        outcome: r.opt_text("outcome"),
+        exit_code: r.opt_int("exit_code").and_then(|c| i32::try_from(c).ok()),
+        error: r.opt_text("error"),
+        summary: r.opt_text("summary"),
+        tokens_prompt: r.opt_int("tokens_prompt"),
+        tokens_completion: r.opt_int("tokens_completion"),
+    }
+}
+
+/// A worker row; whether it is alive and what it holds each backend works out its own way.
+pub(crate) fn row_worker(r: &impl Cols, alive: bool, holding: Vec<i64>) -> WorkerRecord {
+    WorkerRecord {
+        name: r.text("name"),
+        host: r.text("host"),
+        pid: r.int("pid"),
+        roles: json_list(&r.text("roles")),
+        executors: json_list(&r.text("executors")),
+        labels: json_list(&r.text("labels")),
+        slots: u32::try_from(r.int("slots")).unwrap_or(0),
+        started_at: Timestamp(r.int("started_at")),
+        heartbeat_at: Timestamp(r.int("heartbeat_at")),
+        ttl_ms: r.int("ttl_ms"),
+        alive,
+        holding: holding.into_iter().map(tid).collect(),
+    }
+}
+
+/// Objectives with their tasks, from the objective rows and (objective, task) link rows.
+pub(crate) fn objectives_of<R: Cols>(
+    rows: &[R],
+    links: impl IntoIterator<Item = (i64, i64)>,
+) -> Result<Vec<Objective>> {
+    let mut by: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (o, t) in links {
+        by.entry(o).or_default().push(t);
+    }
+    rows.iter()
+        .map(|r| row_objective(r, by.remove(&r.int("id")).unwrap_or_default()))
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// Binding
+
+/// Binds a task's descriptive fields after its title, in the column order both backends'
+/// INSERT and UPDATE statements list them: description, role, priority, effort, acceptance,
+/// tags, footprint. Works on a `NewTask` and on a `Task`.
+macro_rules! bind_task_fields {
+    ($q:expr, $t:expr) => {
+        $q.bind(&$t.description)
+            .bind(&$t.role)
+            .bind(i64::from($t.priority.rank()))
+            .bind(i64::from($t.effort))
+            .bind($crate::shared::to_json_list(&$t.acceptance))
+            .bind($crate::shared::to_json_list(&$t.tags))
+            .bind($crate::shared::to_json_list(&$t.footprint))
+    };
+}
+
+/// Binds execution settings (`ExecSettings`): executor, timeout_ms, max_attempts.
+macro_rules! bind_exec {
+    ($q:expr, $e:expr) => {
+        $q.bind(&$e.executor)
+            .bind($e.timeout_ms)
+            .bind($e.max_attempts.map(i64::from))
+    };
+}
+
+pub(crate) use {bind_exec, bind_task_fields};
+
+// ------------------------------------------------------------------------------------------
+// Rules
+
+/// What a status write of one leaf stores besides the status.
+pub(crate) struct StatusWrite {
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    /// `note` when given; else cleared when the task goes back to work, kept otherwise.
+    pub result: Option<String>,
+    /// The actor holds a task it sets running.
+    pub holder: Option<String>,
+}
+
+/// Checks `before → to` against the state machine and works out the row's other fields.
+pub(crate) fn status_write(
+    before: &Task,
+    to: Status,
+    note: Option<&str>,
+    actor: &Actor,
+) -> Result<StatusWrite> {
+    before
+        .status
+        .check_transition(to)
+        .map_err(|source| Error::Transition {
+            id: before.id,
+            source,
+        })?;
+    let now = actor.now.0;
+    let started = if to == Status::Running {
+        Some(now)
+    } else {
+        before.started_at.map(|t| t.0)
+    };
+    let finished = match to {
+        Status::Completed | Status::Failed | Status::Cancelled | Status::Skipped => Some(now),
+        _ => None,
+    };
+    let result = match (note, to) {
+        (Some(n), _) => Some(n.to_owned()),
+        (None, Status::Pending | Status::Running) => None,
+        (None, _) => before.result.clone(),
+    };
+    Ok(StatusWrite {
+        started,
+        finished,
+        result,
+        holder: (to == Status::Running).then(|| actor.name.clone()),
+    })
+}
+
+/// The `task.status` event of a status write: (before, after).
+pub(crate) fn status_event(before: &Task, after: &Task) -> (Value, Value) {
+    (
+        json!({"status": before.status, "result": before.result}),
+        json!({"status": after.status, "result": after.result}),
+    )
+}
+
+/// `before` with `patch` applied and checked. A new parent must be checked live by the
+/// caller first (unless it is the task itself, refused here).
+pub(crate) fn patched(before: &Task, patch: &TaskPatch) -> Result<Task> {
+    let mut t = before.clone();
+    if let Some(v) = &patch.title {
+        t.title = v.trim().to_owned();
+    }
+    if let Some(v) = &patch.description {
+        t.description.clone_from(v);
+    }
+    if let Some(v) = &patch.role {
+        t.role.clone_from(v);
+    }
+    if let Some(v) = patch.priority {
+        t.priority = v;
+    }
+    if let Some(v) = patch.effort {
+        t.effort = v;
+    }
+    if let Some(v) = &patch.acceptance {
+        t.acceptance.clone_from(v);
+    }
+    if let Some(v) = &patch.tags {
+        t.tags.clone_from(v);
+    }
+    if let Some(v) = &patch.footprint {
+        t.footprint.clone_from(v);
+    }
+    if let Some(v) = &patch.exec {
+        t.exec.clone_from(v);
+    }
+    if let Some(p) = patch.parent {
+        if p == Some(before.id) {
+            return Err(Error::Invalid(format!(
+                "task {} cannot be its own parent",
+                before.id
+            )));
+        }
+        t.parent = p;
+    }
+    validate_fields(&t.title, t.key.as_deref()).map_err(Error::Invalid)?;
+    Ok(t)
+}
+
+/// The new parent a patch names that must be live (not the task itself: that is refused).
+pub(crate) fn new_parent(id: TaskId, patch: &TaskPatch) -> Option<TaskId> {
+    patch.parent.flatten().filter(|&p| p != id)
+}
+
+/// The `task.created` events of a plan whose new tasks got the numbers from `base` on:
+/// (entity, after), in plan order; each carries its title, role, parent, key and the tasks
+/// linked to it by kind.
+pub(crate) fn plan_events(plan: &ValidatedPlan, base: i64) -> Vec<(String, Value)> {
+    let to_seq = |r: TaskRef| match r {
+        TaskRef::New(i) => base + i as i64,
+        TaskRef::Existing(id) => seq(id),
+    };
+    let mut deps: HashMap<i64, Vec<(String, &'static str)>> = HashMap::new();
+    for &(f, t, kind) in &plan.edges {
+        deps.entry(to_seq(t))
+            .or_default()
+            .push((tid(to_seq(f)).to_string(), kind.as_str()));
+    }
+    plan.tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let s = base + i as i64;
+            let mut after = json!({"title": t.new.title.trim(), "role": t.new.role,
+                                   "parent": t.parent.map(|p| tid(to_seq(p)).to_string())});
+            if let Some(k) = &t.new.key {
+                after["key"] = json!(k);
+            }
+            for (from, kind) in deps.remove(&s).unwrap_or_default() {
+                let list = after
+                    .as_object_mut()
+                    .map(|o| o.entry(kind).or_insert_with(|| json!([])));
+                if let Some(Value::Array(a)) = list {
+                    a.push(json!(from));
+                }
+            }
+            (tid(s).to_string(), after)
+        })
+        .collect()
+}
+
+/// Why a running task is requeued, for its result and its attempt's error.
+pub(crate) fn requeue_reason(holder: Option<&str>, expired: bool) -> String {
+    let holder = holder.unwrap_or("?");
+    if expired {
+        format!("lease of {holder} expired")
+    } else {
+        format!("holder {holder} is gone")
+    }
+}
+
+/// The `task.status` event of a requeue: (before, after).
+pub(crate) fn requeue_event(holder: Option<&str>, reason: &str) -> (Value, Value) {
+    (
+        json!({"status": "running", "holder": holder}),
+        json!({"status": "pending", "result": format!("requeued: {reason}")}),
+    )
+}
+
+// ------------------------------------------------------------------------------------------
+// Reading
+
+/// Task metrics from the `task.status` events in log order, as (entity, at, status after).
+/// The counts of sessions, decisions, insights and events are the caller's to fill in.
+pub(crate) fn status_metrics(
+    rows: impl IntoIterator<Item = (String, i64, Option<String>)>,
+) -> Metrics {
+    let mut m = Metrics::default();
+    let mut started: HashMap<String, i64> = HashMap::new();
+    let mut intervals = Vec::new();
+    for (entity, at, st) in rows {
+        match st.as_deref() {
+            Some("running") => {
+                started.insert(entity, at);
+            }
+            Some(s @ ("completed" | "failed")) => {
+                if s == "completed" {
+                    m.tasks_completed += 1;
+                } else {
+                    m.tasks_failed += 1;
+                }
+                if let Some(st) = started.remove(&entity) {
+                    intervals.push(RunInterval {
+                        start: Timestamp(st),
+                        end: Timestamp(at),
+                    });
+                }
+            }
+            _ => {
+                started.remove(&entity);
+            }
+        }
+    }
+    let finished = m.tasks_completed + m.tasks_failed;
+    m.success_rate = (finished > 0).then(|| m.tasks_completed as f64 / finished as f64);
+    m.parallel_execution_rate = parallel_rate(&intervals);
+    m
+}
+
+/// The task an id prefix names, from up to six matching (seq, title) rows in id order: none,
+/// the one, or an ambiguity listing five.
+pub(crate) fn by_prefix(q: &str, rows: &[(i64, String)]) -> Result<Option<TaskId>> {
+    match rows {
+        [] => Ok(None),
+        [(s, _)] => Ok(Some(tid(*s))),
+        _ => {
+            let mut candidates: Vec<String> = rows
+                .iter()
+                .take(5)
+                .map(|(s, title)| format!("{} ({title})", tid(*s)))
+                .collect();
+            if rows.len() > 5 {
+                candidates.push("…".into());
+            }
+            Err(Error::Ambiguous {
+                prefix: q.to_owned(),
+                candidates,
+            })
+        }
+    }
+}
+
+pub(crate) fn task_not_found(q: &str) -> Error {
+    Error::NotFound {
+        what: "task",
+        query: q.to_owned(),
+    }
+}
+
+/// Resolves the references `out` (the keys found) lacks as ids or prefixes; unknown and
+/// ambiguous ones stay out.
+pub(crate) async fn resolve_rest<S: TaskStore + ?Sized>(
+    store: &S,
+    refs: &[String],
+    out: &mut HashMap<String, TaskId>,
+) -> Result<()> {
+    for r in refs {
+        if out.contains_key(r) {
+            continue;
+        }
+        match store.resolve_task(r).await {
+            Ok(id) => {
+                out.insert(r.clone(), id);
+            }
+            Err(Error::NotFound { .. } | Error::Ambiguous { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,526 @@
+//! Tasks, edges and the graph: [`TaskStore`] for [`SqliteStore`].
+//!
+//! Must never: open connections or run migrations (`mod.rs` does that), or decode a row or
+//! apply a rule that `crate::shared` already has a function for another way.
+
+use super::*;
+
+#[async_trait]
+impl TaskStore for SqliteStore {
+    async fn apply_plan(&self, plan: &ValidatedPlan, actor: &Actor) -> Result<AppliedPlan> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let base = alloc_seqs(c, plan.tasks.len()).await?;
+        let to_seq = |r: TaskRef| match r {
+            TaskRef::New(i) => base + i as i64,
+            TaskRef::Existing(id) => seq(id),
+        };
+        // Existing references must still be live (another process may have archived them).
+        let mut existing: Vec<TaskId> = plan
+            .edges
+            .iter()
+            .flat_map(|e| [e.0, e.1])
+            .chain(plan.tasks.iter().filter_map(|t| t.parent))
+            .filter_map(|r| match r {
+                TaskRef::Existing(id) => Some(id),
+                TaskRef::New(_) => None,
+            })
+            .collect();
+        existing.sort();
+        existing.dedup();
+        for id in &existing {
+            require_live(c, *id).await?;
+        }
+        let mut out = AppliedPlan::default();
+        for t in &plan.tasks {
+            validate_fields(&t.new.title, t.new.key.as_deref()).map_err(Error::Invalid)?;
+        }
+        // Tasks, many rows per statement.
+        let now = actor.now.0;
+        for (c0, chunk) in plan.tasks.chunks(ROWS_PER_INSERT).enumerate() {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
+                 acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) ",
+            );
+            qb.push_values(chunk.iter().enumerate(), |mut b, (j, t)| {
+                let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
+                b.push_bind(s)
+                    .push_bind(tid(s).short())
+                    .push_bind(t.new.key.clone())
+                    .push_bind(t.parent.map(to_seq))
+                    .push_bind(t.new.title.trim().to_owned())
+                    .push_bind(t.new.description.clone())
+                    .push_bind(t.new.role.clone())
+                    .push_bind("pending")
+                    .push_bind(i64::from(t.new.priority.rank()))
+                    .push_bind(i64::from(t.new.effort))
+                    .push_bind(to_json_list(&t.new.acceptance))
+                    .push_bind(to_json_list(&t.new.tags))
+                    .push_bind(to_json_list(&t.new.footprint))
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(t.new.exec.executor.clone())
+                    .push_bind(t.new.exec.timeout_ms)
+                    .push_bind(t.new.exec.max_attempts.map(i64::from));
+            });
+            qb.build().execute(&mut *c).await.map_err(|e| match e {
+                sqlx::Error::Database(d) if d.message().contains("UNIQUE") => {
+                    Error::Invalid("a task key of the plan was taken meanwhile by another writer; apply the plan again".into())
+                }
+                e => db(e),
+            })?;
+        }
+        for (i, t) in plan.tasks.iter().enumerate() {
+            out.tasks.push((t.new.key.clone(), tid(base + i as i64)));
+        }
+        // Edges: every plan edge ends at a new task, so none can exist yet.
+        for chunk in plan.edges.chunks(ROWS_PER_INSERT * 4) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) ",
+            );
+            qb.push_values(chunk, |mut b, &(f, t, kind)| {
+                b.push_bind(to_seq(f))
+                    .push_bind(to_seq(t))
+                    .push_bind(kind.as_str())
+                    .push_bind(now);
+            });
+            out.edges += qb
+                .build()
+                .execute(&mut *c)
+                .await
+                .map_err(db)?
+                .rows_affected() as usize;
+        }
+        // One creation event per task, carrying its edges.
+        let events: Vec<(String, String)> = plan_events(plan, base)
+            .into_iter()
+            .map(|(entity, after)| (entity, after.to_string()))
+            .collect();
+        for chunk in events.chunks(ROWS_PER_INSERT * 2) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events(at, actor, session_id, action, entity, task_seq, before, after) ",
+            );
+            qb.push_values(chunk, |mut b, (entity, after)| {
+                b.push_bind(now)
+                    .push_bind(actor.name.clone())
+                    .push_bind(actor.session.map(|s| s.num))
+                    .push_bind("task.created")
+                    .push_bind(entity.clone())
+                    .push_bind(crate::event_task_seq("task.created", entity))
+                    .push_bind(Option::<String>::None)
+                    .push_bind(after.clone());
+            });
+            qb.build().execute(&mut *c).await.map_err(db)?;
+        }
+        // A cycle may form together with what is already stored: check the whole graph.
+        if plan.edges.iter().any(|e| e.2.orders_work())
+            || plan.tasks.iter().any(|t| t.parent.is_some())
+        {
+            check_acyclic(c).await?;
+        }
+        for (title, refs) in &plan.objectives {
+            let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
+            out.objectives.push(rid(
+                RecordKind::Objective,
+                insert_objective(c, title, &seqs, actor).await?,
+            ));
+        }
+        for (text, why, task) in &plan.decisions {
+            out.decisions.push(rid(
+                RecordKind::Decision,
+                insert_decision(c, text, why, task.map(to_seq), None, actor).await?,
+            ));
+        }
+        for (text, task) in &plan.insights {
+            out.insights.push(rid(
+                RecordKind::Insight,
+                insert_insight(c, text, task.map(to_seq), actor).await?,
+            ));
+        }
+        event(
+            c,
+            actor,
+            "plan.applied",
+            plan.name.as_deref().unwrap_or("plan"),
+            None,
+            Some(json!({"tasks": out.tasks.len(), "edges": out.edges})),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn create_task(&self, new: &NewTask, deps: &[TaskId], actor: &Actor) -> Result<Task> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        if let Some(p) = new.parent {
+            require_live(c, p).await?;
+        }
+        for d in deps {
+            require_live(c, *d).await?;
+        }
+        let s = alloc_seqs(c, 1).await?;
+        insert_task(c, s, new, new.parent.map(seq), actor.now).await?;
+        let task = get_task(c, tid(s)).await?;
+        event(
+            c,
+            actor,
+            "task.created",
+            &task.id.to_string(),
+            None,
+            Some(tjson(&task)),
+        )
+        .await?;
+        for d in deps {
+            sqlx::query("INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, 'blocks', ?)")
+                .bind(seq(*d))
+                .bind(s)
+                .bind(actor.now.0)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            event(
+                c,
+                actor,
+                "edge.added",
+                &task.id.to_string(),
+                None,
+                Some(json!({"from": d.to_string(), "kind": "blocks"})),
+            )
+            .await?;
+        }
+        if new.parent.is_some() {
+            // A new leaf under a parent cannot close a cycle unless the parent's subtree blocks
+            // one of `deps`; the check is cheap enough to always run when the graph grew.
+            check_acyclic(c).await?;
+        } else if !deps.is_empty() {
+            check_acyclic(c).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(task)
+    }
+
+    async fn update_task(&self, id: TaskId, patch: &TaskPatch, actor: &Actor) -> Result<Task> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let before = get_task(c, id).await?;
+        if let Some(p) = new_parent(id, patch) {
+            require_live(c, p).await?;
+        }
+        let t = patched(&before, patch)?;
+        let q = sqlx::query(
+            "UPDATE tasks SET title = ?, description = ?, role = ?, priority = ?, effort = ?, acceptance = ?, \
+             tags = ?, footprint = ?, parent_seq = ?, updated_at = ?, executor = ?, timeout_ms = ?, max_attempts = ? WHERE seq = ?",
+        )
+        .bind(&t.title);
+        let q = bind_task_fields!(q, t)
+            .bind(t.parent.map(seq))
+            .bind(actor.now.0);
+        bind_exec!(q, t.exec)
+            .bind(seq(id))
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        if patch.parent.is_some() {
+            check_acyclic(c).await?;
+        }
+        let after = get_task(c, id).await?;
+        event(
+            c,
+            actor,
+            "task.updated",
+            &id.to_string(),
+            Some(tjson(&before)),
+            Some(tjson(&after)),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(after)
+    }
+
+    async fn set_status(
+        &self,
+        id: TaskId,
+        to: Status,
+        note: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Vec<Task>> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let task = get_task(c, id).await?;
+        if task.archived {
+            return Err(Error::Invalid(format!("task {id} is archived")));
+        }
+        let kids = children(c, id).await?;
+        let mut changed = Vec::new();
+        if kids.is_empty() {
+            changed.push(write_status(c, &task, to, note, actor).await?);
+        } else {
+            if !matches!(to, Status::Cancelled | Status::Skipped) {
+                return Err(Error::Invalid(format!(
+                    "task {id} has {} child task(s); its status rolls up from them (a whole subtree can only be cancelled or skipped)",
+                    kids.len()
+                )));
+            }
+            // Every open leaf of the subtree.
+            let mut stack = kids;
+            while let Some(s) = stack.pop() {
+                let sub = children(c, tid(s)).await?;
+                if sub.is_empty() {
+                    let leaf = get_task(c, tid(s)).await?;
+                    if leaf.status.check_transition(to).is_ok() && !leaf.status.is_terminal() {
+                        changed.push(write_status(c, &leaf, to, note, actor).await?);
+                    }
+                } else {
+                    stack.extend(sub);
+                }
+            }
+            changed.sort_by_key(|t| t.id);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Task> {
+        let mut c = self.conn().await?;
+        get_task(&mut c, id).await
+    }
+
+    async fn resolve_task(&self, query: &str) -> Result<TaskId> {
+        let q = query.trim();
+        let mut c = self.conn().await?;
+        let by_key: Option<i64> = sqlx::query_scalar("SELECT seq FROM tasks WHERE key = ?")
+            .bind(q)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        if let Some(s) = by_key {
+            return Ok(tid(s));
+        }
+        if TaskId::is_prefix_syntax(q) {
+            let lower = q.to_ascii_lowercase();
+            let rows = sqlx::query(
+                "SELECT seq, title FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            )
+            .bind(&lower)
+            .bind(format!("{lower}\u{7f}"))
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+            let rows: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            if let Some(id) = by_prefix(q, &rows)? {
+                return Ok(id);
+            }
+        }
+        Err(task_not_found(q))
+    }
+
+    async fn lookup_tasks(&self, refs: &[String]) -> Result<HashMap<String, TaskId>> {
+        let mut out = HashMap::new();
+        // Keys first, all in one query; only what is left is resolved as ids or prefixes.
+        let list = serde_json::to_string(refs).map_err(|e| Error::Invalid(e.to_string()))?;
+        let rows =
+            sqlx::query("SELECT key, seq FROM tasks WHERE key IN (SELECT value FROM json_each(?))")
+                .bind(list)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        for r in &rows {
+            out.insert(r.get::<String, _>(0), tid(r.get(1)));
+        }
+        resolve_rest(self, refs, &mut out).await?;
+        Ok(out)
+    }
+
+    async fn keys_in_use(&self, keys: &[String]) -> Result<HashSet<String>> {
+        let list = serde_json::to_string(keys).map_err(|e| Error::Invalid(e.to_string()))?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM tasks WHERE key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>> {
+        let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1=1");
+        if !f.include_archived {
+            sql.push_str(" AND archived = 0");
+        }
+        if !f.statuses.is_empty() {
+            let list: Vec<String> = f
+                .statuses
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            sql.push_str(&format!(" AND status IN ({})", list.join(",")));
+        }
+        if f.role.is_some() {
+            sql.push_str(" AND role = ?");
+        }
+        if f.tag.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE json_each.value = ?)",
+            );
+        }
+        if f.parent.is_some() {
+            sql.push_str(" AND parent_seq = ?");
+        }
+        if f.text.is_some() {
+            sql.push_str(" AND (instr(lower(title), lower(?)) > 0 OR instr(lower(description), lower(?)) > 0)");
+        }
+        // Chunks in `seq` order (keyset pagination), each read as one JSON text in the order of
+        // its subquery.
+        sql.push_str(" AND seq > ? ORDER BY seq LIMIT ?");
+        let sql = format!(
+            "SELECT '[' || coalesce(group_concat(j, ','), '') || ']', max(seq), count(*) \
+             FROM (SELECT seq, {TASK_JSON} AS j FROM tasks{})",
+            sql.trim_start_matches(&format!("SELECT {TASK_COLS} FROM tasks") as &str)
+        );
+        let mut out: Vec<Task> = Vec::new();
+        let mut after = 0i64;
+        let mut left = f.limit.unwrap_or(u32::MAX);
+        // One read transaction, so every chunk sees the same moment.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        while left > 0 {
+            let chunk = left.min(TASK_CHUNK);
+            // Only fixed fragments and enum names are spliced in; values are bound.
+            let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
+            if let Some(r) = &f.role {
+                q = q.bind(r);
+            }
+            if let Some(t) = &f.tag {
+                q = q.bind(t);
+            }
+            if let Some(p) = f.parent {
+                q = q.bind(seq(p));
+            }
+            if let Some(t) = &f.text {
+                q = q.bind(t).bind(t);
+            }
+            let row = q
+                .bind(after)
+                .bind(i64::from(chunk))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            let n: i64 = row.get(2);
+            if n == 0 {
+                break;
+            }
+            out.extend(parse_task_chunk(row.get(0))?);
+            after = row.try_get::<i64, _>(1).map_err(db)?;
+            left = left.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+            if n < i64::from(chunk) {
+                break;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn task_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE archived = 0")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(n as u64)
+    }
+
+    async fn add_edge(&self, edge: Edge, actor: &Actor) -> Result<bool> {
+        if edge.from == edge.to {
+            return Err(Error::Invalid(format!(
+                "task {} cannot depend on itself",
+                edge.from
+            )));
+        }
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        require_live(c, edge.from).await?;
+        require_live(c, edge.to).await?;
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(seq(edge.from))
+        .bind(seq(edge.to))
+        .bind(edge.kind.as_str())
+        .bind(actor.now.0)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if edge.kind.orders_work() {
+            check_acyclic(c).await?;
+        }
+        event(
+            c,
+            actor,
+            "edge.added",
+            &edge.to.to_string(),
+            None,
+            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn remove_edge(&self, edge: Edge, actor: &Actor) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let r = sqlx::query("DELETE FROM edges WHERE from_seq = ? AND to_seq = ? AND kind = ?")
+            .bind(seq(edge.from))
+            .bind(seq(edge.to))
+            .bind(edge.kind.as_str())
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        event(
+            c,
+            actor,
+            "edge.removed",
+            &edge.to.to_string(),
+            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+            None,
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn edges_of(&self, id: TaskId) -> Result<Vec<Edge>> {
+        let rows = sqlx::query("SELECT from_seq, to_seq, kind FROM edges WHERE from_seq = ? OR to_seq = ? ORDER BY from_seq, to_seq, kind")
+            .bind(seq(id))
+            .bind(seq(id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Edge {
+                    from: tid(r.get(0)),
+                    to: tid(r.get(1)),
+                    kind: EdgeKind::from_str(r.get(2))
+                        .map_err(|e| Error::Database(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn edges(&self) -> Result<Vec<Edge>> {
+        let mut c = self.conn().await?;
+        live_edges(&mut c).await
+    }
+
+    async fn graph(&self) -> Result<GraphSnapshot> {
+        let mut c = self.conn().await?;
+        snapshot(&mut c).await
+    }
+}
