@@ -238,7 +238,19 @@ pub(super) fn analyze_with(dag: &Dag, opts: &PlanOptions, strategy: Strategy) ->
         remaining: None,
         groups: Groups::default(),
     };
-    prepare(&mut plan, opts, strategy);
+    if constrained || strategy.always_layered {
+        plan.groups = Groups::new(&plan);
+    }
+    if constrained
+        || strategy.always_layered
+        || (strategy.always_simulate && !opts.workers.is_empty())
+        || opts
+            .workers
+            .iter()
+            .any(|&k| makespan::needs_simulation(&plan, k))
+    {
+        plan.remaining = Some(Remaining::new(dag, &plan.order));
+    }
 
     let waves = if plan.constrained || strategy.always_layered {
         waves::layered(&plan)
@@ -395,47 +407,53 @@ struct Remainder {
 
 impl Remainder {
     fn new(dag: &Dag) -> Self {
-        let mut r = Self {
-            tasks: Vec::new(),
-            running_count: 0,
-            total_effort: 0,
-            ready_count: 0,
-            waiting: Vec::new(),
-            stuck: Vec::new(),
-        };
+        let mut tasks = Vec::new();
+        let mut running_count = 0;
+        let mut total_effort = 0u64;
+        let mut ready_count = 0;
+        let mut waiting = Vec::new();
+        let mut stuck = Vec::new();
         for (v, &c) in dag.class.iter().enumerate() {
             match c {
                 C_OPEN => {
-                    r.tasks.push(v as NodeIdx);
-                    r.total_effort += u64::from(dag.effort[v]);
+                    tasks.push(v as NodeIdx);
+                    total_effort += u64::from(dag.effort[v]);
                     if dag.pred_status[v] == SAT {
-                        r.ready_count += 1;
+                        ready_count += 1;
                     } else {
-                        r.waiting.push(v as NodeIdx);
+                        waiting.push(v as NodeIdx);
                     }
                 }
                 C_RUN => {
-                    r.tasks.push(v as NodeIdx);
-                    r.total_effort += u64::from(dag.effort[v]);
-                    r.running_count += 1;
+                    tasks.push(v as NodeIdx);
+                    total_effort += u64::from(dag.effort[v]);
+                    running_count += 1;
                 }
                 _ => {
                     if dag.kind[v] == NodeKind::Task && dag.state[v] == NodeState::Open {
-                        r.stuck.push(v as NodeIdx);
+                        stuck.push(v as NodeIdx);
                     }
                 }
             }
         }
-        r
+        Self {
+            tasks,
+            running_count,
+            total_effort,
+            ready_count,
+            waiting,
+            stuck,
+        }
     }
 }
 
 /// Ranks of the `Running` tasks in `order`, ascending.
 fn running_ranks(dag: &Dag, order: &[NodeIdx], running_count: usize) -> Vec<u32> {
+    let class = &dag.class;
     let mut running = Vec::with_capacity(running_count);
     if running_count > 0 {
         running.extend(
-            (0..order.len() as u32).filter(|&r| dag.class[order[r as usize] as usize] == C_RUN),
+            (0..order.len() as u32).filter(|&r| class[order[r as usize] as usize] == C_RUN),
         );
     }
     running
@@ -443,12 +461,13 @@ fn running_ranks(dag: &Dag, order: &[NodeIdx], running_count: usize) -> Vec<u32>
 
 /// The ready tasks (`Open`, every predecessor satisfied) in priority order.
 fn ready_tasks(dag: &Dag, order: &[NodeIdx], ready_count: usize) -> Vec<NodeIdx> {
+    let (class, pred_status) = (&dag.class, &dag.pred_status);
     let mut ready = Vec::with_capacity(ready_count);
     ready.extend(
         order
             .iter()
             .copied()
-            .filter(|&v| dag.class[v as usize] == C_OPEN && dag.pred_status[v as usize] == SAT),
+            .filter(|&v| class[v as usize] == C_OPEN && pred_status[v as usize] == SAT),
     );
     ready
 }
@@ -460,25 +479,6 @@ fn is_constrained(dag: &Dag, order: &[NodeIdx], caps: &[Option<u32>]) -> bool {
         g.is_some_and(|g| caps.get(g).is_some_and(Option::is_some))
             || !dag.footprints.of(v as usize).is_empty()
     })
-}
-
-/// Builds the group members and the remaining graph when the wave or makespan computations
-/// will need them.
-fn prepare(plan: &mut Plan<'_>, opts: &PlanOptions, strategy: Strategy) {
-    let constrained = plan.constrained;
-    if constrained || strategy.always_layered {
-        plan.groups = Groups::new(plan);
-    }
-    if constrained
-        || strategy.always_layered
-        || (strategy.always_simulate && !opts.workers.is_empty())
-        || opts
-            .workers
-            .iter()
-            .any(|&k| makespan::needs_simulation(plan, k))
-    {
-        plan.remaining = Some(Remaining::new(plan.dag, &plan.order));
-    }
 }
 
 /// The tasks sorted by priority: `bl` descending, then `priority` descending, then index
