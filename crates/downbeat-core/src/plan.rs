@@ -193,191 +193,268 @@ pub fn validate(
     existing: &dyn Fn(&str) -> Option<TaskId>,
     key_taken: &dyn Fn(&str) -> bool,
 ) -> Result<ValidatedPlan, PlanErrors> {
-    let mut problems = Vec::new();
+    let mut v = Validation {
+        plan,
+        existing,
+        keys: HashMap::new(),
+        problems: Vec::new(),
+    };
     let mut out = ValidatedPlan {
         name: plan.plan.name.clone(),
         ..Default::default()
     };
-
-    // Roles declared by the plan count as known.
-    let mut roles = roles.clone();
-    for r in &plan.roles {
-        if let Err(e) = check_role_name(&r.name) {
-            problems.push(e.to_string());
-            continue;
-        }
-        let file = RoleFile {
-            description: r.description.clone(),
-            prompt: r.prompt.clone(),
-            max_parallel: r.max_parallel,
-            stale_after: r.stale_after.clone(),
-        };
-        match roles.merge(&r.name, "plan", file.clone()) {
-            Ok(()) => out.roles.push((r.name.clone(), file)),
-            Err(e) => problems.push(e.to_string()),
-        }
+    let roles = v.check_roles(roles, &mut out.roles);
+    v.check_tasks(&roles, key_taken);
+    let parents = v.check_references(&mut out.edges);
+    v.check_self_references(&parents);
+    let order = v.parent_order(&parents);
+    v.check_records(&mut out);
+    if !v.problems.is_empty() {
+        return Err(PlanErrors {
+            problems: v.problems,
+        });
     }
+    renumber(plan, &order, &parents, &mut out);
+    Ok(out)
+}
 
-    let label = |i: usize, t: &PlanTask| match &t.key {
+/// How problems name a task of the plan: by key, else by position and title.
+fn task_label(i: usize, t: &PlanTask) -> String {
+    match &t.key {
         Some(k) => format!("task `{k}`"),
         None => format!("task #{} (\"{}\")", i + 1, t.title),
-    };
+    }
+}
 
-    // Keys.
-    let mut keys: HashMap<&str, usize> = HashMap::new();
-    for (i, t) in plan.tasks.iter().enumerate() {
-        if let Err(e) = validate_fields(&t.title, t.key.as_deref()) {
-            problems.push(format!("{}: {e}", label(i, t)));
+/// The state shared by the steps of [`validate`]: the plan, how to find stored tasks, the
+/// plan's own keys, and the problems found so far (in the order they are reported).
+struct Validation<'a> {
+    plan: &'a PlanFile,
+    existing: &'a dyn Fn(&str) -> Option<TaskId>,
+    keys: HashMap<&'a str, usize>,
+    problems: Vec<String>,
+}
+
+impl<'a> Validation<'a> {
+    /// Checks the roles the plan declares and merges them into a copy of `roles`, which is
+    /// returned: roles declared by the plan count as known.
+    fn check_roles(&mut self, roles: &RoleSet, accepted: &mut Vec<(String, RoleFile)>) -> RoleSet {
+        let mut roles = roles.clone();
+        for r in &self.plan.roles {
+            if let Err(e) = check_role_name(&r.name) {
+                self.problems.push(e.to_string());
+                continue;
+            }
+            let file = RoleFile {
+                description: r.description.clone(),
+                prompt: r.prompt.clone(),
+                max_parallel: r.max_parallel,
+                stale_after: r.stale_after.clone(),
+            };
+            match roles.merge(&r.name, "plan", file.clone()) {
+                Ok(()) => accepted.push((r.name.clone(), file)),
+                Err(e) => self.problems.push(e.to_string()),
+            }
         }
-        if let Some(k) = t.key.as_deref() {
-            if keys.contains_key(k) {
-                problems.push(format!("task key `{k}` is used twice in the plan"));
-            } else if key_taken(k) {
-                problems.push(format!(
-                    "task key `{k}` is already used by a task in the project"
+        roles
+    }
+
+    /// Checks each task's own fields and key, recording the keys for [`Self::resolve`].
+    fn check_tasks(&mut self, roles: &RoleSet, key_taken: &dyn Fn(&str) -> bool) {
+        let plan = self.plan;
+        for (i, t) in plan.tasks.iter().enumerate() {
+            if let Err(e) = validate_fields(&t.title, t.key.as_deref()) {
+                self.problems.push(format!("{}: {e}", task_label(i, t)));
+            }
+            if let Some(k) = t.key.as_deref() {
+                if self.keys.contains_key(k) {
+                    self.problems
+                        .push(format!("task key `{k}` is used twice in the plan"));
+                } else if key_taken(k) {
+                    self.problems.push(format!(
+                        "task key `{k}` is already used by a task in the project"
+                    ));
+                }
+                self.keys.entry(k).or_insert(i);
+            }
+            if let Some(r) = &t.role
+                && !roles.contains(r)
+            {
+                self.problems.push(format!(
+                    "{}: unknown role `{r}` (known: {})",
+                    task_label(i, t),
+                    roles.names().join(", ")
                 ));
             }
-            keys.entry(k).or_insert(i);
-        }
-        if let Some(r) = &t.role
-            && !roles.contains(r)
-        {
-            problems.push(format!(
-                "{}: unknown role `{r}` (known: {})",
-                label(i, t),
-                roles.names().join(", ")
-            ));
-        }
-        if let Some(p) = &t.priority
-            && let Err(e) = p.parse::<Priority>()
-        {
-            problems.push(format!("{}: {e}", label(i, t)));
-        }
-        if let Some(d) = &t.timeout
-            && let Err(e) = Millis::parse(d)
-        {
-            problems.push(format!("{}: timeout: {e}", label(i, t)));
-        }
-        if t.max_attempts == Some(0) {
-            problems.push(format!("{}: max_attempts must be at least 1", label(i, t)));
+            if let Some(p) = &t.priority
+                && let Err(e) = p.parse::<Priority>()
+            {
+                self.problems.push(format!("{}: {e}", task_label(i, t)));
+            }
+            if let Some(d) = &t.timeout
+                && let Err(e) = Millis::parse(d)
+            {
+                self.problems
+                    .push(format!("{}: timeout: {e}", task_label(i, t)));
+            }
+            if t.max_attempts == Some(0) {
+                self.problems.push(format!(
+                    "{}: max_attempts must be at least 1",
+                    task_label(i, t)
+                ));
+            }
         }
     }
 
-    let resolve = |r: &str| -> Option<TaskRef> {
-        if let Some(&i) = keys.get(r) {
+    /// A plan key first, then a stored task.
+    fn resolve(&self, r: &str) -> Option<TaskRef> {
+        if let Some(&i) = self.keys.get(r) {
             return Some(TaskRef::New(i));
         }
-        existing(r).map(TaskRef::Existing)
-    };
-    let resolve_or_report =
-        |problems: &mut Vec<String>, who: String, what: &str, r: &str| -> Option<TaskRef> {
-            let got = resolve(r);
-            if got.is_none() {
-                problems.push(format!(
-                    "{who}: {what} `{r}` is neither a task key in this plan nor an existing task"
-                ));
-            }
-            got
-        };
+        (self.existing)(r).map(TaskRef::Existing)
+    }
 
-    // References.
-    let mut parents: Vec<Option<TaskRef>> = Vec::with_capacity(plan.tasks.len());
-    let mut edge_set = HashSet::new();
-    for (i, t) in plan.tasks.iter().enumerate() {
-        let parent = t
-            .parent
-            .as_deref()
-            .and_then(|p| resolve_or_report(&mut problems, label(i, t), "parent", p));
-        parents.push(parent);
-        for (list, kind, what) in [
-            (&t.depends_on, EdgeKind::Blocks, "dependency"),
-            (&t.related, EdgeKind::Related, "related task"),
-            (
-                &t.discovered_from,
-                EdgeKind::DiscoveredFrom,
-                "discovered-from task",
-            ),
-        ] {
-            for r in list {
-                if let Some(from) = resolve_or_report(&mut problems, label(i, t), what, r) {
-                    if from == TaskRef::New(i) {
-                        continue; // reported below
-                    }
-                    if edge_set.insert((from, TaskRef::New(i), kind)) {
-                        out.edges.push((from, TaskRef::New(i), kind));
+    /// [`Self::resolve`], reporting a reference that resolves to nothing.
+    fn resolve_or_report(&mut self, who: String, what: &str, r: &str) -> Option<TaskRef> {
+        let got = self.resolve(r);
+        if got.is_none() {
+            self.problems.push(format!(
+                "{who}: {what} `{r}` is neither a task key in this plan nor an existing task"
+            ));
+        }
+        got
+    }
+
+    /// Resolves each task's parent (returned, one per task) and its edges (into `edges`, once
+    /// each, leaving out edges from a task to itself).
+    fn check_references(
+        &mut self,
+        edges: &mut Vec<(TaskRef, TaskRef, EdgeKind)>,
+    ) -> Vec<Option<TaskRef>> {
+        let plan = self.plan;
+        let mut parents: Vec<Option<TaskRef>> = Vec::with_capacity(plan.tasks.len());
+        let mut edge_set = HashSet::new();
+        for (i, t) in plan.tasks.iter().enumerate() {
+            let parent = t
+                .parent
+                .as_deref()
+                .and_then(|p| self.resolve_or_report(task_label(i, t), "parent", p));
+            parents.push(parent);
+            for (list, kind, what) in [
+                (&t.depends_on, EdgeKind::Blocks, "dependency"),
+                (&t.related, EdgeKind::Related, "related task"),
+                (
+                    &t.discovered_from,
+                    EdgeKind::DiscoveredFrom,
+                    "discovered-from task",
+                ),
+            ] {
+                for r in list {
+                    if let Some(from) = self.resolve_or_report(task_label(i, t), what, r) {
+                        if from == TaskRef::New(i) {
+                            continue; // reported by check_self_references
+                        }
+                        if edge_set.insert((from, TaskRef::New(i), kind)) {
+                            edges.push((from, TaskRef::New(i), kind));
+                        }
                     }
                 }
             }
         }
+        parents
     }
-    for (i, t) in plan.tasks.iter().enumerate() {
-        if parents[i] == Some(TaskRef::New(i)) {
-            problems.push(format!("{}: a task cannot be its own parent", label(i, t)));
-        }
-        for list in [&t.depends_on, &t.related, &t.discovered_from] {
-            if list.iter().any(|r| resolve(r) == Some(TaskRef::New(i))) {
-                problems.push(format!("{}: a task cannot depend on itself", label(i, t)));
+
+    /// Reports tasks that are their own parent or name themselves in an edge list.
+    fn check_self_references(&mut self, parents: &[Option<TaskRef>]) {
+        let plan = self.plan;
+        for (i, t) in plan.tasks.iter().enumerate() {
+            if parents[i] == Some(TaskRef::New(i)) {
+                self.problems.push(format!(
+                    "{}: a task cannot be its own parent",
+                    task_label(i, t)
+                ));
+            }
+            for list in [&t.depends_on, &t.related, &t.discovered_from] {
+                if list
+                    .iter()
+                    .any(|r| self.resolve(r) == Some(TaskRef::New(i)))
+                {
+                    self.problems.push(format!(
+                        "{}: a task cannot depend on itself",
+                        task_label(i, t)
+                    ));
+                }
             }
         }
     }
 
-    // Parent order (parents before children) and parent loops among new tasks.
-    let order = match parent_order(&parents) {
-        Ok(o) => o,
-        Err(cycle) => {
-            let names: Vec<String> = cycle.iter().map(|&i| label(i, &plan.tasks[i])).collect();
-            problems.push(format!("parent loop: {}", names.join(" → ")));
-            (0..plan.tasks.len()).collect()
+    /// Parent order (parents before children); a parent loop among new tasks is reported and
+    /// the plan's own order returned in its place.
+    fn parent_order(&mut self, parents: &[Option<TaskRef>]) -> Vec<usize> {
+        match parent_order(parents) {
+            Ok(o) => o,
+            Err(cycle) => {
+                let plan = self.plan;
+                let names: Vec<String> = cycle
+                    .iter()
+                    .map(|&i| task_label(i, &plan.tasks[i]))
+                    .collect();
+                self.problems
+                    .push(format!("parent loop: {}", names.join(" → ")));
+                (0..plan.tasks.len()).collect()
+            }
         }
-    };
-
-    for o in &plan.objectives {
-        if o.title.trim().is_empty() {
-            problems.push("an objective needs a non-empty title".into());
-        }
-        let refs = o
-            .tasks
-            .iter()
-            .filter_map(|r| {
-                resolve_or_report(
-                    &mut problems,
-                    format!("objective \"{}\"", o.title),
-                    "task",
-                    r,
-                )
-            })
-            .collect();
-        out.objectives.push((o.title.clone(), refs));
-    }
-    for d in &plan.decisions {
-        if d.text.trim().is_empty() {
-            problems.push("a decision needs a non-empty text".into());
-        }
-        let task = d.task.as_deref().and_then(|r| {
-            resolve_or_report(&mut problems, format!("decision \"{}\"", d.text), "task", r)
-        });
-        out.decisions.push((d.text.clone(), d.why.clone(), task));
-    }
-    for ins in &plan.insights {
-        if ins.text.trim().is_empty() {
-            problems.push("an insight needs a non-empty text".into());
-        }
-        let task = ins.task.as_deref().and_then(|r| {
-            resolve_or_report(
-                &mut problems,
-                format!("insight \"{}\"", ins.text),
-                "task",
-                r,
-            )
-        });
-        out.insights.push((ins.text.clone(), task));
     }
 
-    if !problems.is_empty() {
-        return Err(PlanErrors { problems });
+    /// Checks the objectives, decisions and insights and resolves their task references into
+    /// `out`.
+    fn check_records(&mut self, out: &mut ValidatedPlan) {
+        let plan = self.plan;
+        for o in &plan.objectives {
+            if o.title.trim().is_empty() {
+                self.problems
+                    .push("an objective needs a non-empty title".into());
+            }
+            let refs = o
+                .tasks
+                .iter()
+                .filter_map(|r| {
+                    self.resolve_or_report(format!("objective \"{}\"", o.title), "task", r)
+                })
+                .collect();
+            out.objectives.push((o.title.clone(), refs));
+        }
+        for d in &plan.decisions {
+            if d.text.trim().is_empty() {
+                self.problems
+                    .push("a decision needs a non-empty text".into());
+            }
+            let task = d.task.as_deref().and_then(|r| {
+                self.resolve_or_report(format!("decision \"{}\"", d.text), "task", r)
+            });
+            out.decisions.push((d.text.clone(), d.why.clone(), task));
+        }
+        for ins in &plan.insights {
+            if ins.text.trim().is_empty() {
+                self.problems
+                    .push("an insight needs a non-empty text".into());
+            }
+            let task = ins.task.as_deref().and_then(|r| {
+                self.resolve_or_report(format!("insight \"{}\"", ins.text), "task", r)
+            });
+            out.insights.push((ins.text.clone(), task));
+        }
     }
+}
 
-    // Renumber tasks so parents come first.
+/// Fills `out.tasks` in `order` (parents first) and renumbers every [`TaskRef::New`] in `out`
+/// to match.
+fn renumber(
+    plan: &PlanFile,
+    order: &[usize],
+    parents: &[Option<TaskRef>],
+    out: &mut ValidatedPlan,
+) {
     let mut new_index = vec![0usize; plan.tasks.len()];
     for (pos, &i) in order.iter().enumerate() {
         new_index[i] = pos;
@@ -386,34 +463,9 @@ pub fn validate(
         TaskRef::New(i) => TaskRef::New(new_index[i]),
         e => e,
     };
-    for &i in &order {
-        let t = &plan.tasks[i];
+    for &i in order {
         out.tasks.push(ValidatedTask {
-            new: NewTask {
-                exec: ExecSettings {
-                    executor: t.executor.clone(),
-                    timeout_ms: t
-                        .timeout
-                        .as_deref()
-                        .and_then(|d| Millis::parse(d).ok())
-                        .map(|m| m.0),
-                    max_attempts: t.max_attempts,
-                },
-                key: t.key.clone(),
-                parent: None,
-                title: t.title.trim().to_owned(),
-                description: t.description.clone(),
-                role: t.role.clone(),
-                priority: t
-                    .priority
-                    .as_deref()
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or_default(),
-                effort: t.effort.unwrap_or(1),
-                acceptance: t.acceptance.clone(),
-                tags: t.tags.clone(),
-                footprint: t.files.clone(),
-            },
+            new: new_task(&plan.tasks[i]),
             parent: parents[i].map(remap),
         });
     }
@@ -432,7 +484,35 @@ pub fn validate(
     for ins in &mut out.insights {
         ins.1 = ins.1.map(remap);
     }
-    Ok(out)
+}
+
+/// The task to insert for a plan task that passed validation (its parent is set apart).
+fn new_task(t: &PlanTask) -> NewTask {
+    NewTask {
+        exec: ExecSettings {
+            executor: t.executor.clone(),
+            timeout_ms: t
+                .timeout
+                .as_deref()
+                .and_then(|d| Millis::parse(d).ok())
+                .map(|m| m.0),
+            max_attempts: t.max_attempts,
+        },
+        key: t.key.clone(),
+        parent: None,
+        title: t.title.trim().to_owned(),
+        description: t.description.clone(),
+        role: t.role.clone(),
+        priority: t
+            .priority
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default(),
+        effort: t.effort.unwrap_or(1),
+        acceptance: t.acceptance.clone(),
+        tags: t.tags.clone(),
+        footprint: t.files.clone(),
+    }
 }
 
 /// Orders new tasks so every parent precedes its children; on a loop, returns it.

@@ -288,13 +288,26 @@ fn is_container(v: &ProjectView, id: TaskId) -> bool {
 /// sequence number of the event that recorded them.
 pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> String {
     let mut s = String::new();
-    let c = v.counts();
     let as_of = v
         .as_of
         .map(|t| t.to_string())
         .unwrap_or_else(|| "(no activity yet)".into());
     let _ = writeln!(s, "# Handover\n\nState as of {as_of}.\n");
+    handover_progress(&mut s, v);
+    handover_objectives(&mut s, v);
+    handover_in_flight(&mut s, v);
+    handover_decisions(&mut s, v, new_decisions);
+    handover_insights(&mut s, v);
+    handover_blockers(&mut s, v);
+    handover_next_wave(&mut s, v);
+    handover_artifacts(&mut s, v);
+    handover_metrics(&mut s, v);
+    s
+}
 
+/// The handover's "Progress" section: a bar and the task count per status.
+fn handover_progress(s: &mut String, v: &ProjectView) {
+    let c = v.counts();
     let _ = writeln!(s, "## Progress\n");
     let _ = writeln!(s, "{}", progress_bar(c.done(), c.total, 20));
     let _ = writeln!(
@@ -309,25 +322,31 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
         c.blocked,
         c.cancelled
     );
+}
 
+/// The handover's "Objectives" section: one checkbox line per objective.
+fn handover_objectives(s: &mut String, v: &ProjectView) {
     let _ = writeln!(s, "## Objectives\n");
     if v.objectives.is_empty() {
         let _ = writeln!(s, "None recorded.\n");
-    } else {
-        for o in &v.objectives {
-            let mark = match o.status {
-                ObjectiveStatus::Achieved => "x",
-                ObjectiveStatus::Active => " ",
-                ObjectiveStatus::Dropped => "-",
-            };
-            let prog = objective_progress(v, o)
-                .map(|(d, t)| format!(" — {d}/{t} tasks done"))
-                .unwrap_or_default();
-            let _ = writeln!(s, "- [{mark}] {} {} ({}){prog}", o.id, o.title, o.status);
-        }
-        s.push('\n');
+        return;
     }
+    for o in &v.objectives {
+        let mark = match o.status {
+            ObjectiveStatus::Achieved => "x",
+            ObjectiveStatus::Active => " ",
+            ObjectiveStatus::Dropped => "-",
+        };
+        let prog = objective_progress(v, o)
+            .map(|(d, t)| format!(" — {d}/{t} tasks done"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "- [{mark}] {} {} ({}){prog}", o.id, o.title, o.status);
+    }
+    s.push('\n');
+}
 
+/// The handover's "In flight" section: running tasks (not containers) with their holders.
+fn handover_in_flight(s: &mut String, v: &ProjectView) {
     let _ = writeln!(s, "## In flight\n");
     let running: Vec<&Task> = v
         .tasks
@@ -336,23 +355,26 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
         .collect();
     if running.is_empty() {
         let _ = writeln!(s, "Nothing is running.\n");
-    } else {
-        for t in running {
-            let who = v
-                .holders
-                .get(&t.id)
-                .map(String::as_str)
-                .unwrap_or("unknown");
-            let since = t.started_at.map(|t| t.to_string()).unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "- {} — held by {who} since {since}",
-                task_line(v, t.id, 200)
-            );
-        }
-        s.push('\n');
+        return;
     }
+    for t in running {
+        let who = v
+            .holders
+            .get(&t.id)
+            .map(String::as_str)
+            .unwrap_or("unknown");
+        let since = t.started_at.map(|t| t.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "- {} — held by {who} since {since}",
+            task_line(v, t.id, 200)
+        );
+    }
+    s.push('\n');
+}
 
+/// The handover's decisions section: the new ones, then the older ones still in force.
+fn handover_decisions(s: &mut String, v: &ProjectView, new_decisions: &[crate::ids::RecordId]) {
     let _ = writeln!(s, "## Decisions since the last handover\n");
     let new: Vec<&Decision> = v
         .decisions
@@ -363,7 +385,7 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
         let _ = writeln!(s, "None.\n");
     } else {
         for d in new {
-            decision_line(&mut s, d);
+            decision_line(s, d);
         }
         s.push('\n');
     }
@@ -375,22 +397,28 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
     if !older.is_empty() {
         let _ = writeln!(s, "Earlier decisions still in force:\n");
         for d in older {
-            decision_line(&mut s, d);
+            decision_line(s, d);
         }
         s.push('\n');
     }
+}
 
+/// The handover's "Insights" section.
+fn handover_insights(s: &mut String, v: &ProjectView) {
     let _ = writeln!(s, "## Insights\n");
     if v.insights.is_empty() {
         let _ = writeln!(s, "None recorded.\n");
-    } else {
-        for i in &v.insights {
-            let task = i.task.map(|t| format!(" (task {t})")).unwrap_or_default();
-            let _ = writeln!(s, "- {} {}{task}", i.id, i.text);
-        }
-        s.push('\n');
+        return;
     }
+    for i in &v.insights {
+        let task = i.task.map(|t| format!(" (task {t})")).unwrap_or_default();
+        let _ = writeln!(s, "- {} {}{task}", i.id, i.text);
+    }
+    s.push('\n');
+}
 
+/// The handover's "Blockers" section: failed or blocked tasks, then tasks that cannot start.
+fn handover_blockers(s: &mut String, v: &ProjectView) {
     let _ = writeln!(s, "## Blockers\n");
     let held: Vec<&Task> = v
         .tasks
@@ -399,27 +427,30 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
         .collect();
     if held.is_empty() && v.planned.stuck.is_empty() {
         let _ = writeln!(s, "None.\n");
-    } else {
-        for t in held {
-            let why = t
-                .result
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
-            let _ = writeln!(s, "- {} is {}{why}", task_line(v, t.id, 200), t.status);
-        }
-        for (id, on) in &v.planned.stuck {
-            let on: Vec<String> = on.iter().map(ToString::to_string).collect();
-            let _ = writeln!(
-                s,
-                "- {} cannot start until {} is dealt with",
-                task_line(v, *id, 200),
-                on.join(", ")
-            );
-        }
-        s.push('\n');
+        return;
     }
+    for t in held {
+        let why = t
+            .result
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "- {} is {}{why}", task_line(v, t.id, 200), t.status);
+    }
+    for (id, on) in &v.planned.stuck {
+        let on: Vec<String> = on.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            s,
+            "- {} cannot start until {} is dealt with",
+            task_line(v, *id, 200),
+            on.join(", ")
+        );
+    }
+    s.push('\n');
+}
 
+/// The handover's "Next wave" section: the first planned wave and what remains after it.
+fn handover_next_wave(s: &mut String, v: &ProjectView) {
     let _ = writeln!(s, "## Next wave\n");
     match v.planned.waves.first() {
         None => {
@@ -438,18 +469,24 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
             );
         }
     }
+}
 
+/// The handover's "Artifacts" section.
+fn handover_artifacts(s: &mut String, v: &ProjectView) {
     let _ = writeln!(s, "## Artifacts\n");
     if v.artifacts.is_empty() {
         let _ = writeln!(s, "None recorded.\n");
-    } else {
-        for a in &v.artifacts {
-            let size = a.size.map(|n| format!(" ({n} bytes)")).unwrap_or_default();
-            let _ = writeln!(s, "- {} — {}{size}", a.task, a.path);
-        }
-        s.push('\n');
+        return;
     }
+    for a in &v.artifacts {
+        let size = a.size.map(|n| format!(" ({n} bytes)")).unwrap_or_default();
+        let _ = writeln!(s, "- {} — {}{size}", a.task, a.path);
+    }
+    s.push('\n');
+}
 
+/// The handover's closing "Metrics" section (no trailing blank line).
+fn handover_metrics(s: &mut String, v: &ProjectView) {
     let m = &v.metrics;
     let pct = |x: Option<f64>| {
         x.map(|x| format!("{:.0}%", x * 100.0))
@@ -464,7 +501,6 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
         m.sessions,
         m.decisions
     );
-    s
 }
 
 fn decision_line(s: &mut String, d: &Decision) {

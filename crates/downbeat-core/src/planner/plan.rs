@@ -207,142 +207,25 @@ pub(super) fn analyze(dag: &Dag, opts: &PlanOptions) -> Analysis {
 }
 
 pub(super) fn analyze_with(dag: &Dag, opts: &PlanOptions, strategy: Strategy) -> Analysis {
-    let n = dag.len();
-    let class = &dag.class;
-
-    // Backward pass: `bl[v]` = effort of the heaviest remaining path starting at `v`, for pending
-    // virtual nodes and `Open` tasks; 0 for the others, so that the max over successors needs no
-    // test. (`Running` tasks are not successors in the remaining graph: their values go to
-    // `running_bl`.) Also finds where the critical path starts: the first node in topological
-    // order with the largest value, which has no remaining predecessor.
-    let mut bl = vec![0u64; n];
-    let mut running_bl: Vec<(NodeIdx, u64)> = Vec::new();
-    let mut critical: Option<(NodeIdx, u64)> = None;
-    for &v in dag.topo.iter().rev() {
-        let vu = v as usize;
-        let c = class[vu];
-        if c < C_VIRT {
-            continue;
-        }
-        let mut m = 0;
-        for &s in dag.succs(v) {
-            m = m.max(bl[s as usize]);
-        }
-        let own = if c == C_VIRT {
-            0
-        } else {
-            u64::from(dag.effort[vu])
-        };
-        let b = m + own;
-        if c == C_RUN {
-            running_bl.push((v, b));
-        } else {
-            bl[vu] = b;
-        }
-        if critical.is_none_or(|(_, best)| b >= best) {
-            critical = Some((v, b));
-        }
-    }
-    running_bl.sort_unstable();
-
+    let back = Backward::new(dag);
     let caps: Vec<Option<u32>> = opts
         .group_caps
         .iter()
         .map(|c| c.map(|c| c.max(1)))
         .collect();
-
-    // Remaining tasks, index order.
-    let mut tasks = Vec::new();
-    let mut running_count = 0;
-    let mut total_effort = 0u64;
-    let mut ready_count = 0;
-    let mut waiting = Vec::new();
-    let mut stuck = Vec::new();
-    for (v, &c) in class.iter().enumerate() {
-        match c {
-            C_OPEN => {
-                tasks.push(v as NodeIdx);
-                total_effort += u64::from(dag.effort[v]);
-                if dag.pred_status[v] == SAT {
-                    ready_count += 1;
-                } else {
-                    waiting.push(v as NodeIdx);
-                }
-            }
-            C_RUN => {
-                tasks.push(v as NodeIdx);
-                total_effort += u64::from(dag.effort[v]);
-                running_count += 1;
-            }
-            _ => {
-                if dag.kind[v] == NodeKind::Task && dag.state[v] == NodeState::Open {
-                    stuck.push(v as NodeIdx);
-                }
-            }
-        }
-    }
-
-    let order = priority_order(
-        &tasks,
-        |v| {
-            if class[v as usize] == C_RUN {
-                running_bl
-                    .binary_search_by_key(&v, |&(r, _)| r)
-                    .map_or(0, |i| running_bl[i].1)
-            } else {
-                bl[v as usize]
-            }
-        },
-        &dag.priority,
-    );
-    drop(tasks);
-    let mut running = Vec::with_capacity(running_count);
-    if running_count > 0 {
-        running.extend(
-            (0..order.len() as u32).filter(|&r| class[order[r as usize] as usize] == C_RUN),
-        );
-    }
-    let mut ready = Vec::with_capacity(ready_count);
-    ready.extend(
-        order
-            .iter()
-            .copied()
-            .filter(|&v| class[v as usize] == C_OPEN && dag.pred_status[v as usize] == SAT),
-    );
-
-    // Critical path: from its start, follow successors whose `bl` accounts for the rest.
-    let mut critical_path = Vec::new();
-    let mut critical_path_effort = 0;
-    if let Some((mut v, effort)) = critical {
-        critical_path_effort = effort;
-        let mut rest = effort;
-        loop {
-            let vu = v as usize;
-            if class[vu] != C_VIRT {
-                critical_path.push(v);
-                rest -= u64::from(dag.effort[vu]);
-            }
-            if rest == 0 {
-                break;
-            }
-            // Only pending virtual nodes and `Open` tasks have a non-zero `bl`.
-            match dag
-                .succs(v)
-                .iter()
-                .copied()
-                .find(|&s| bl[s as usize] == rest)
-            {
-                Some(s) => v = s,
-                None => break,
-            }
-        }
-    }
-
-    let constrained = order.iter().any(|&v| {
-        let g = dag.group[v as usize].map(|g| g as usize);
-        g.is_some_and(|g| caps.get(g).is_some_and(Option::is_some))
-            || !dag.footprints.of(v as usize).is_empty()
-    });
+    let Remainder {
+        tasks,
+        running_count,
+        total_effort,
+        ready_count,
+        waiting,
+        stuck,
+    } = Remainder::new(dag);
+    let order = back.order(dag, tasks);
+    let running = running_ranks(dag, &order, running_count);
+    let ready = ready_tasks(dag, &order, ready_count);
+    let (critical_path, critical_path_effort) = back.critical_path(dag);
+    let constrained = is_constrained(dag, &order, &caps);
 
     let mut plan = Plan {
         dag,
@@ -403,6 +286,199 @@ pub(super) fn analyze_with(dag: &Dag, opts: &PlanOptions, strategy: Strategy) ->
         total_effort,
         makespans,
     }
+}
+
+/// The result of the backward pass over the topological order.
+struct Backward {
+    /// `bl[v]` = effort of the heaviest remaining path starting at `v`, for pending virtual
+    /// nodes and `Open` tasks; 0 for the others, so that the max over successors needs no test.
+    bl: Vec<u64>,
+    /// The same for `Running` tasks (which are not successors in the remaining graph), sorted
+    /// by node.
+    running_bl: Vec<(NodeIdx, u64)>,
+    /// Where the critical path starts and its effort: the first node in topological order
+    /// with the largest value, which has no remaining predecessor.
+    critical: Option<(NodeIdx, u64)>,
+}
+
+impl Backward {
+    fn new(dag: &Dag) -> Self {
+        let class = &dag.class;
+        let mut bl = vec![0u64; dag.len()];
+        let mut running_bl: Vec<(NodeIdx, u64)> = Vec::new();
+        let mut critical: Option<(NodeIdx, u64)> = None;
+        for &v in dag.topo.iter().rev() {
+            let vu = v as usize;
+            let c = class[vu];
+            if c < C_VIRT {
+                continue;
+            }
+            let mut m = 0;
+            for &s in dag.succs(v) {
+                m = m.max(bl[s as usize]);
+            }
+            let own = if c == C_VIRT {
+                0
+            } else {
+                u64::from(dag.effort[vu])
+            };
+            let b = m + own;
+            if c == C_RUN {
+                running_bl.push((v, b));
+            } else {
+                bl[vu] = b;
+            }
+            if critical.is_none_or(|(_, best)| b >= best) {
+                critical = Some((v, b));
+            }
+        }
+        running_bl.sort_unstable();
+        Self {
+            bl,
+            running_bl,
+            critical,
+        }
+    }
+
+    /// The remaining `tasks` (index order, consumed) in priority order.
+    fn order(&self, dag: &Dag, tasks: Vec<NodeIdx>) -> Vec<NodeIdx> {
+        let class = &dag.class;
+        priority_order(
+            &tasks,
+            |v| {
+                if class[v as usize] == C_RUN {
+                    self.running_bl
+                        .binary_search_by_key(&v, |&(r, _)| r)
+                        .map_or(0, |i| self.running_bl[i].1)
+                } else {
+                    self.bl[v as usize]
+                }
+            },
+            &dag.priority,
+        )
+    }
+
+    /// The critical path and its effort: from its start, follow successors whose `bl` accounts
+    /// for the rest.
+    fn critical_path(&self, dag: &Dag) -> (Vec<NodeIdx>, u64) {
+        let mut critical_path = Vec::new();
+        let mut critical_path_effort = 0;
+        if let Some((mut v, effort)) = self.critical {
+            critical_path_effort = effort;
+            let mut rest = effort;
+            loop {
+                let vu = v as usize;
+                if dag.class[vu] != C_VIRT {
+                    critical_path.push(v);
+                    rest -= u64::from(dag.effort[vu]);
+                }
+                if rest == 0 {
+                    break;
+                }
+                // Only pending virtual nodes and `Open` tasks have a non-zero `bl`.
+                match dag
+                    .succs(v)
+                    .iter()
+                    .copied()
+                    .find(|&s| self.bl[s as usize] == rest)
+                {
+                    Some(s) => v = s,
+                    None => break,
+                }
+            }
+        }
+        (critical_path, critical_path_effort)
+    }
+}
+
+/// The remaining tasks in index order, with their counts and the tasks that cannot be
+/// scheduled.
+struct Remainder {
+    /// `Open` and `Running` tasks, index order.
+    tasks: Vec<NodeIdx>,
+    running_count: usize,
+    total_effort: u64,
+    ready_count: usize,
+    /// `Open` tasks with an unsatisfied predecessor.
+    waiting: Vec<NodeIdx>,
+    /// `Open` tasks outside the remaining graph: some predecessor is blocked.
+    stuck: Vec<NodeIdx>,
+}
+
+impl Remainder {
+    fn new(dag: &Dag) -> Self {
+        let mut tasks = Vec::new();
+        let mut running_count = 0;
+        let mut total_effort = 0u64;
+        let mut ready_count = 0;
+        let mut waiting = Vec::new();
+        let mut stuck = Vec::new();
+        for (v, &c) in dag.class.iter().enumerate() {
+            match c {
+                C_OPEN => {
+                    tasks.push(v as NodeIdx);
+                    total_effort += u64::from(dag.effort[v]);
+                    if dag.pred_status[v] == SAT {
+                        ready_count += 1;
+                    } else {
+                        waiting.push(v as NodeIdx);
+                    }
+                }
+                C_RUN => {
+                    tasks.push(v as NodeIdx);
+                    total_effort += u64::from(dag.effort[v]);
+                    running_count += 1;
+                }
+                _ => {
+                    if dag.kind[v] == NodeKind::Task && dag.state[v] == NodeState::Open {
+                        stuck.push(v as NodeIdx);
+                    }
+                }
+            }
+        }
+        Self {
+            tasks,
+            running_count,
+            total_effort,
+            ready_count,
+            waiting,
+            stuck,
+        }
+    }
+}
+
+/// Ranks of the `Running` tasks in `order`, ascending.
+fn running_ranks(dag: &Dag, order: &[NodeIdx], running_count: usize) -> Vec<u32> {
+    let class = &dag.class;
+    let mut running = Vec::with_capacity(running_count);
+    if running_count > 0 {
+        running.extend(
+            (0..order.len() as u32).filter(|&r| class[order[r as usize] as usize] == C_RUN),
+        );
+    }
+    running
+}
+
+/// The ready tasks (`Open`, every predecessor satisfied) in priority order.
+fn ready_tasks(dag: &Dag, order: &[NodeIdx], ready_count: usize) -> Vec<NodeIdx> {
+    let (class, pred_status) = (&dag.class, &dag.pred_status);
+    let mut ready = Vec::with_capacity(ready_count);
+    ready.extend(
+        order
+            .iter()
+            .copied()
+            .filter(|&v| class[v as usize] == C_OPEN && pred_status[v as usize] == SAT),
+    );
+    ready
+}
+
+/// Whether some remaining task is in a capped group or has a footprint.
+fn is_constrained(dag: &Dag, order: &[NodeIdx], caps: &[Option<u32>]) -> bool {
+    order.iter().any(|&v| {
+        let g = dag.group[v as usize].map(|g| g as usize);
+        g.is_some_and(|g| caps.get(g).is_some_and(Option::is_some))
+            || !dag.footprints.of(v as usize).is_empty()
+    })
 }
 
 /// The tasks sorted by priority: `bl` descending, then `priority` descending, then index
