@@ -4,6 +4,7 @@
 //! ids come in as values from the caller.
 
 pub mod context;
+pub mod flags;
 pub mod graph;
 pub mod ids;
 pub mod maintain;
