@@ -89,7 +89,10 @@ pub fn resolver(
                                 .map_err(|e| format!("executor `{name}`: {e}"))?,
                         ),
                         ExecutorSpec::Http(hs) => Arc::new(
-                            downbeat_engine::executor::http::Http::new(hs.clone())
+                            hs.api_key(|var| std::env::var_os(var))
+                                .and_then(|key| {
+                                    downbeat_engine::executor::http::Http::new(hs.clone(), key)
+                                })
                                 .map_err(|e| format!("executor `{name}`: {e}"))?,
                         ),
                     };
