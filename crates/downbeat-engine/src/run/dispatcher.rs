@@ -51,7 +51,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(3600);
 /// What woke the loop.
 enum Wake {
     /// An attempt ended (`None`: no attempt can ever report again).
-    Done(Option<Done>),
+    Done(Option<Box<Done>>),
     /// Time to renew leases and look at others' changes.
     Tick,
     /// The change feed signalled a commit (or broke).
@@ -187,7 +187,7 @@ impl Dispatcher {
             }
             match self.wait(next_retry).await {
                 Wake::Done(None) => break,
-                Wake::Done(Some(done)) => self.on_done(done).await,
+                Wake::Done(Some(done)) => self.on_done(*done).await,
                 Wake::Tick => self.on_tick().await?,
                 Wake::Feed(result) => self.on_feed(result).await?,
                 Wake::Timer => {}
@@ -504,7 +504,7 @@ impl Dispatcher {
         let cancel = &self.cancel;
         let interrupted = self.summary.interrupted;
         tokio::select! {
-            got = rx.recv() => Wake::Done(got),
+            got = rx.recv() => Wake::Done(got.map(Box::new)),
             _ = tokio::time::sleep(until_tick) => Wake::Tick,
             changed = async { feed.expect("guarded").changed().await }, if has_feed => {
                 Wake::Feed(changed)
