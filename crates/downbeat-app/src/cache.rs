@@ -560,6 +560,7 @@ mod tests {
             actor: "tester".into(),
             fixed_now: None,
             cwd: dir.path().to_owned(),
+            secrets: Default::default(),
         };
         project::init(&g).await.unwrap();
         follows_other_writers(&g).await;
@@ -581,6 +582,7 @@ mod tests {
             actor: "tester".into(),
             fixed_now: None,
             cwd: dir.path().to_owned(),
+            secrets: Default::default(),
         };
         project::init(&g).await.unwrap();
         let outcome = tokio::spawn({

@@ -200,6 +200,39 @@ pub struct Globals {
     pub fixed_now: Option<Timestamp>,
     /// The directory the project is looked for from (upwards).
     pub cwd: PathBuf,
+    /// Where secrets named by the configuration (an HTTP executor's `api_key_env`) are read.
+    pub secrets: Secrets,
+}
+
+/// A lookup of secrets by name.
+type Lookup = dyn Fn(&str) -> Option<std::ffi::OsString> + Send + Sync;
+
+/// Reads a secret by the name the configuration gives it (an environment variable, for the
+/// CLI). Never printed: its `Debug` says only whether it is set.
+#[derive(Clone, Default)]
+pub struct Secrets(Option<std::sync::Arc<Lookup>>);
+
+impl Secrets {
+    pub fn new(
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Some(std::sync::Arc::new(lookup)))
+    }
+
+    /// The secret named `name`, if it is set.
+    pub fn get(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.0.as_ref().and_then(|f| f(name))
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Secrets(..)"
+        } else {
+            "Secrets(none)"
+        })
+    }
 }
 
 /// An opened project: where it is, its settings and its store.
@@ -210,6 +243,8 @@ pub struct Project {
     pub store: std::sync::Arc<dyn Store>,
     pub actor_name: String,
     pub fixed_now: Option<Timestamp>,
+    /// Where secrets named by the configuration are read.
+    pub secrets: Secrets,
 }
 
 impl Project {
@@ -394,6 +429,7 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
         store,
         actor_name: g.actor.clone(),
         fixed_now: g.fixed_now,
+        secrets: g.secrets.clone(),
     };
     check_groups(&p)?;
     Ok(p)

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod context;
 pub mod events;
+pub mod flags;
 pub mod graph;
 pub mod ids;
 pub mod maintain;

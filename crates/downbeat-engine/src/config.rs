@@ -98,38 +98,7 @@ pub enum FailurePolicy {
     Stop,
 }
 
-/// What a flag raised by an agent triggers.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlagRule {
-    /// The flag, e.g. `DATABASE_INVESTIGATION`.
-    pub flag: String,
-    pub action: FlagAction,
-    /// For `add-task`: the follow-up's role.
-    pub role: Option<String>,
-    /// For `add-task`: a template of the follow-up's title; may use `task.title`, `task.id`,
-    /// `flag`.
-    pub title: Option<String>,
-    /// For `add-task`: start nothing else until the follow-up is done.
-    #[serde(default)]
-    pub pause: bool,
-    /// For `raise-priority`: the new priority of the flagging task's dependents (default high).
-    pub priority: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FlagAction {
-    /// Add a follow-up task (optionally pausing everything else until it is done).
-    AddTask,
-    /// Raise the priority of the flagging task's dependents.
-    RaisePriority,
-    /// Start nothing else until the flagging task's follow-ups are done (`add-task` with
-    /// `pause = true` is the usual way); alone, pauses the run.
-    Pause,
-    /// End the run after the running attempts finish.
-    Stop,
-}
+pub use downbeat_core::flags::{FlagAction, FlagRule};
 
 /// `[run]` in the project configuration.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

@@ -6,5 +6,8 @@
 pub mod artifacts;
 pub mod config;
 pub mod executor;
+pub mod host;
 pub mod prompt;
+pub mod prompt_context;
+pub mod rules;
 pub mod run;

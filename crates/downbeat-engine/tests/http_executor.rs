@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use downbeat_engine::executor::http::{Http, HttpError, HttpSpec, RESPONSE_FILE};
+use downbeat_engine::executor::http::{ApiKey, Http, HttpError, HttpSpec, RESPONSE_FILE};
 use downbeat_engine::executor::{
     AgentReport, AttemptSpec, DiscoveredTask, Executor, Outcome, OutcomeKind, TokenUsage, files,
 };
@@ -117,7 +117,7 @@ fn http_spec(base_url: &str) -> HttpSpec {
 
 /// An executor with the test key and a short backoff.
 fn executor(spec: HttpSpec) -> Http {
-    Http::with_key(spec, Some(KEY.into()))
+    Http::new(spec, Some(ApiKey::new(KEY)))
         .expect("valid spec")
         .with_backoff_base(Duration::from_millis(10))
 }
@@ -229,7 +229,7 @@ async fn success_writes_the_reply_and_reports_tokens_and_summary() {
 #[tokio::test]
 async fn optional_fields_are_omitted_and_no_key_means_no_header() {
     let (url, seen) = serve(|_, _| async { completion("done") }).await;
-    let http = Http::with_key(http_spec(&url), None).expect("valid spec");
+    let http = Http::new(http_spec(&url), None).expect("valid spec");
     assert!(!http.has_api_key());
     let fx = Fixture::new();
 
@@ -660,24 +660,47 @@ async fn an_already_cancelled_attempt_sends_nothing() {
 }
 
 #[test]
-fn a_missing_key_variable_is_an_error_in_new() {
-    let name = "DOWNBEAT_TEST_SURELY_UNSET_KEY_3F9A1C";
-    assert!(std::env::var_os(name).is_none());
+fn the_key_is_looked_up_by_the_name_the_spec_gives() {
+    let name = "DOWNBEAT_TEST_KEY";
     let mut spec = http_spec("https://api.openai.com/v1");
+    assert_eq!(spec.api_key(|_| panic!("no variable named")), Ok(None));
     spec.api_key_env = Some(name.into());
 
-    let err = Http::new(spec).expect_err("missing variable");
-
+    let err = spec.api_key(|_| None).expect_err("missing variable");
     assert_eq!(err, HttpError::ApiKeyNotSet(name.into()));
     assert_eq!(
         err.to_string(),
         format!("environment variable {name} (api_key_env) is not set")
     );
+    assert_eq!(
+        spec.api_key(|_| Some(" \n".into())),
+        Err(HttpError::ApiKeyEmpty(name.into()))
+    );
+    let key = spec
+        .api_key(|n| (n == name).then(|| KEY.into()))
+        .expect("set")
+        .expect("named");
+    assert_eq!(key, ApiKey::new(KEY));
+    let http = Http::new(spec, Some(key)).expect("valid");
+    assert!(http.has_api_key());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_that_is_not_unicode_is_refused_without_showing_it() {
+    use std::os::unix::ffi::OsStringExt;
+    let mut spec = http_spec("https://api.openai.com/v1");
+    spec.api_key_env = Some("K".into());
+    let err = spec
+        .api_key(|_| Some(std::ffi::OsString::from_vec(b"sk-\xff-SECRET".to_vec())))
+        .expect_err("not unicode");
+    assert_eq!(err, HttpError::ApiKeyNotUnicode("K".into()));
+    assert!(!err.to_string().contains("SECRET"), "{err}");
 }
 
 #[test]
-fn new_without_api_key_env_needs_no_key() {
-    let http = Http::new(http_spec("https://api.openai.com/v1")).expect("valid");
+fn new_without_a_key_sends_none() {
+    let http = Http::new(http_spec("https://api.openai.com/v1"), None).expect("valid");
     assert!(!http.has_api_key());
     assert_eq!(
         http.endpoint(),
@@ -694,11 +717,20 @@ fn the_key_is_not_in_debug_output() {
     assert!(debug.contains("***"), "{debug}");
     let pretty = format!("{http:#?}");
     assert!(!pretty.contains(KEY), "{pretty}");
+    let key = ApiKey::new(KEY);
+    for shown in [
+        format!("{key:?}"),
+        format!("{key:#?}"),
+        format!("{:?}", Some(&key)),
+    ] {
+        assert!(!shown.contains(KEY), "{shown}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
 }
 
 #[test]
 fn invalid_specs_are_rejected() {
-    let check = |spec: HttpSpec| Http::with_key(spec, None).expect_err("invalid spec");
+    let check = |spec: HttpSpec| Http::new(spec, None).expect_err("invalid spec");
 
     let err = check(http_spec("not a url"));
     assert!(matches!(err, HttpError::InvalidBaseUrl { .. }), "{err:?}");
@@ -729,16 +761,17 @@ fn invalid_specs_are_rejected() {
     let mut spec = http_spec("https://example.com/v1");
     spec.api_key_env = Some(String::new());
     assert_eq!(
-        Http::new(spec).expect_err("empty name"),
+        spec.api_key(|_| panic!("an empty name is not looked up"))
+            .expect_err("empty name"),
         HttpError::EmptyApiKeyEnv
     );
 
     let spec = http_spec("https://example.com/v1");
-    let err = Http::with_key(spec.clone(), Some("bad\nkey".into())).expect_err("bad key");
+    let err = Http::new(spec.clone(), Some(ApiKey::new("bad\nkey"))).expect_err("bad key");
     assert_eq!(err, HttpError::InvalidApiKey);
     assert!(!err.to_string().contains("bad"));
     assert_eq!(
-        Http::with_key(spec, Some(String::new())).expect_err("empty key"),
+        Http::new(spec, Some(ApiKey::new(""))).expect_err("empty key"),
         HttpError::EmptyApiKey
     );
 }

@@ -90,6 +90,7 @@ impl Ctx {
                     store: old.store.clone(),
                     actor_name: old.actor_name.clone(),
                     fixed_now: old.fixed_now,
+                    secrets: old.secrets.clone(),
                 };
                 *guard = (now, Arc::new(fresh));
             }
@@ -105,6 +106,7 @@ impl Ctx {
                 .clone()
                 .unwrap_or_else(|| format!("mcp:{}", sanitize(client))),
             fixed_now: base.fixed_now,
+            secrets: base.secrets.clone(),
         })
     }
 }

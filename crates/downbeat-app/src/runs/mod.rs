@@ -28,6 +28,7 @@ pub fn resolver(
     override_name: Option<String>,
 ) -> Result<downbeat_engine::run::ResolveFn, Error> {
     let cfg = p.config.clone();
+    let secrets = p.secrets.clone();
     let cache: Arc<Mutex<HashMap<String, Arc<dyn Executor>>>> = Arc::default();
     let default_timeout = cfg
         .run
@@ -89,7 +90,10 @@ pub fn resolver(
                                 .map_err(|e| format!("executor `{name}`: {e}"))?,
                         ),
                         ExecutorSpec::Http(hs) => Arc::new(
-                            downbeat_engine::executor::http::Http::new(hs.clone())
+                            hs.api_key(|var| secrets.get(var))
+                                .and_then(|key| {
+                                    downbeat_engine::executor::http::Http::new(hs.clone(), key)
+                                })
                                 .map_err(|e| format!("executor `{name}`: {e}"))?,
                         ),
                     };

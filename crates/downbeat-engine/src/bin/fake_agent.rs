@@ -1,8 +1,9 @@
 //! `downbeat-fake-agent`: a deterministic, scripted stand-in for a real agent CLI.
 //!
-//! Tests of the process executor, the engine and the CLI run this program instead of a real
-//! agent: every behaviour they need (output, exit codes, result reports, hanging, crashing,
-//! leaving children behind, failing a given number of times) is selected with arguments.
+//! Built only with the `fake-agent` feature, which the engine's own tests turn on: the tests of
+//! the process executor run this program instead of a real agent. Every behaviour they need
+//! (output, exit codes, result reports, hanging, crashing, leaving children behind, failing a
+//! given number of times) is selected with arguments.
 //! It must never do anything that is not asked for on its command line, never talk to the
 //! network, and never panic: bad arguments are reported on stderr with exit code 2.
 //!

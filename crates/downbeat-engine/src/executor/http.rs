@@ -10,14 +10,17 @@
 //! backoff; other client errors and unreachable endpoints fail the attempt at once. The
 //! attempt's timeout and the cancellation token abort the request in flight.
 //!
-//! The API key is read once, from the environment variable named by
-//! [`HttpSpec::api_key_env`], when the executor is built. It must never be logged, stored in
-//! a file, put in an error message or printed by `Debug`: it only ever goes into the
+//! The API key comes in as a value ([`ApiKey`]): the caller reads it from wherever the
+//! configuration says (the environment variable named by [`HttpSpec::api_key_env`], looked up
+//! through [`HttpSpec::api_key`]); this module never reads the environment itself. The key must
+//! never be logged, stored in a file, put in an error message or printed by `Debug`: it only
+//! ever goes into the
 //! `Authorization` header (marked sensitive), and any echo of it in a response is replaced by
 //! `***` before that response is written or quoted. Redirects are not followed, so the key is
 //! never sent anywhere but the configured endpoint. This module must also never panic on
 //! network data or touch the store.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -136,47 +139,64 @@ pub enum HttpError {
 pub struct Http {
     spec: HttpSpec,
     endpoint: Url,
-    api_key: Option<ApiKey>,
+    api_key: Option<Credentials>,
     client: reqwest::Client,
     backoff_base: Duration,
 }
 
+/// An API key, resolved by the caller. `Debug` shows `ApiKey(***)`, never the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+impl HttpSpec {
+    /// The API key named by [`HttpSpec::api_key_env`], given a way to look a variable up
+    /// (the caller's environment, usually `std::env::var_os`); `None` when the spec names no
+    /// variable.
+    ///
+    /// Fails if the name is empty or the variable is missing, empty or not unicode, so a
+    /// missing key is found before any attempt starts.
+    pub fn api_key(
+        &self,
+        lookup: impl FnOnce(&str) -> Option<OsString>,
+    ) -> Result<Option<ApiKey>, HttpError> {
+        let Some(name) = self.api_key_env.as_deref() else {
+            return Ok(None);
+        };
+        if name.is_empty() {
+            return Err(HttpError::EmptyApiKeyEnv);
+        }
+        match lookup(name).map(OsString::into_string) {
+            None => Err(HttpError::ApiKeyNotSet(name.into())),
+            Some(Err(_)) => Err(HttpError::ApiKeyNotUnicode(name.into())),
+            Some(Ok(value)) if value.trim().is_empty() => Err(HttpError::ApiKeyEmpty(name.into())),
+            Some(Ok(value)) => Ok(Some(ApiKey(value))),
+        }
+    }
+}
+
 /// The API key, kept only as a sensitive header value plus the text needed to redact echoes.
 #[derive(Clone)]
-struct ApiKey {
+struct Credentials {
     header: HeaderValue,
     secret: String,
 }
 
 impl Http {
-    /// Checks the spec and reads the API key from the environment variable named by
-    /// [`HttpSpec::api_key_env`] (once, now), then calls [`Http::with_key`].
-    ///
-    /// Fails if that variable is missing or empty, so a missing key is found before any
-    /// attempt starts.
-    pub fn new(spec: HttpSpec) -> Result<Self, HttpError> {
-        let key = match spec.api_key_env.as_deref() {
-            None => None,
-            Some("") => return Err(HttpError::EmptyApiKeyEnv),
-            Some(name) => match std::env::var(name) {
-                Ok(value) if value.trim().is_empty() => {
-                    return Err(HttpError::ApiKeyEmpty(name.into()));
-                }
-                Ok(value) => Some(value),
-                Err(std::env::VarError::NotPresent) => {
-                    return Err(HttpError::ApiKeyNotSet(name.into()));
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(HttpError::ApiKeyNotUnicode(name.into()));
-                }
-            },
-        };
-        Self::with_key(spec, key)
-    }
-
-    /// Checks the spec and uses `api_key` (sent as `Authorization: Bearer …` when `Some`)
-    /// instead of reading [`HttpSpec::api_key_env`].
-    pub fn with_key(spec: HttpSpec, api_key: Option<String>) -> Result<Self, HttpError> {
+    /// Checks the spec and uses `api_key` (sent as `Authorization: Bearer …` when `Some`;
+    /// [`HttpSpec::api_key`] resolves the one the spec names).
+    pub fn new(spec: HttpSpec, api_key: Option<ApiKey>) -> Result<Self, HttpError> {
         let endpoint = endpoint(&spec.base_url)?;
         if spec.model.trim().is_empty() {
             return Err(HttpError::EmptyModel);
@@ -189,7 +209,7 @@ impl Http {
         if spec.request_timeout_ms == Some(0) {
             return Err(HttpError::ZeroRequestTimeout);
         }
-        let api_key = api_key.map(ApiKey::new).transpose()?;
+        let api_key = api_key.map(Credentials::new).transpose()?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
@@ -486,10 +506,10 @@ impl fmt::Debug for Http {
     }
 }
 
-impl ApiKey {
+impl Credentials {
     /// Surrounding whitespace (a stray newline in the variable) is dropped.
-    fn new(secret: String) -> Result<Self, HttpError> {
-        let secret = secret.trim().to_owned();
+    fn new(key: ApiKey) -> Result<Self, HttpError> {
+        let secret = key.0.trim().to_owned();
         if secret.is_empty() {
             return Err(HttpError::EmptyApiKey);
         }
@@ -832,7 +852,7 @@ mod tests {
             request_timeout_ms: None,
         };
         let key = "sk-0123456789abcdef";
-        let http = Http::with_key(spec, Some(key.into())).expect("valid");
+        let http = Http::new(spec, Some(ApiKey::new(key))).expect("valid");
         let body = format!("{}{key}", "x".repeat(EXCERPT_CHARS - 5));
         let excerpt = http.excerpt(body.as_bytes(), EXCERPT_CHARS);
         assert!(!excerpt.contains("sk-01"), "{excerpt}");

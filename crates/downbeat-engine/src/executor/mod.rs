@@ -18,6 +18,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use downbeat_core::flags::DiscoveredTask;
+
 pub mod http;
 pub mod noop;
 pub mod process;
@@ -139,19 +141,6 @@ pub struct AgentReport {
     /// Work discovered along the way, added to the graph.
     #[serde(default)]
     pub discovered: Vec<DiscoveredTask>,
-}
-
-/// A task an agent asks to add.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiscoveredTask {
-    pub title: String,
-    pub role: Option<String>,
-    #[serde(default)]
-    pub description: String,
-    /// Whether the discovering task's dependents must also wait for it.
-    #[serde(default)]
-    pub blocks_dependents: bool,
 }
 
 /// Runs attempts.

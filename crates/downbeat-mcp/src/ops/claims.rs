@@ -487,13 +487,17 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Out {
                 v.push(ev);
             }
         };
-        let fx = downbeat_engine::run::apply_report(
+        let completion = downbeat_core::flags::Completion {
+            task: t.id,
+            title: &t.title,
+            flags: &report.flags,
+            discovered: &report.discovered,
+            dependents: &dependents,
+        };
+        let fx = downbeat_engine::rules::apply_completion(
             p.store.as_ref(),
             &p.config.rules,
-            t.id,
-            &t.title,
-            &dependents,
-            &report,
+            &completion,
             &actor,
             &emit,
         )

@@ -55,6 +55,7 @@ pub fn globals(cli: &Cli) -> Result<Globals, Error> {
             .unwrap_or_else(|| "cli".into()),
         fixed_now,
         cwd: std::env::current_dir()?,
+        secrets: project::Secrets::new(|name: &str| std::env::var_os(name)),
     })
 }
 

@@ -1,0 +1,189 @@
+//! One attempt's life outside the loop: its prompt rendered, its executor run, its artifacts
+//! stored, its end sent back to the loop as a [`Done`]. Also which executor runs a task
+//! ([`Resolver`]) and what the loop keeps of a running attempt ([`Running`]).
+//!
+//! Must never: write to the store (the loop records what an attempt returns) or block the loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use downbeat_core::ids::TaskId;
+use downbeat_core::task::Task;
+use downbeat_store::{ArtifactRecord, Claimed, Store};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Emitter, ResolveFn, Resolved, RunError, RunEvent, RunOptions};
+use crate::artifacts;
+use crate::config::RetryPolicy;
+use crate::executor::{AttemptSpec, Outcome, OutcomeKind};
+use crate::prompt_context::render_prompt;
+
+/// An attempt's report back to the loop.
+pub(super) struct Done {
+    pub(super) claim: Claimed,
+    pub(super) outcome: Outcome,
+    pub(super) artifacts: Vec<ArtifactRecord>,
+}
+
+/// What the loop keeps of a running attempt.
+pub(super) struct Running {
+    pub(super) claim: Claimed,
+    pub(super) cancel: CancellationToken,
+    pub(super) retry: RetryPolicy,
+    pub(super) role: Option<String>,
+    pub(super) footprint: Vec<String>,
+}
+
+/// Executors resolved once per distinct (executor setting, role) pair.
+#[derive(Default)]
+pub(super) struct Resolver {
+    cache: HashMap<(Option<String>, Option<String>), Resolved>,
+}
+
+impl Resolver {
+    pub(super) fn get(&mut self, f: &ResolveFn, task: &Task) -> Result<&Resolved, RunError> {
+        let key = (task.exec.executor.clone(), task.role.clone());
+        if !self.cache.contains_key(&key) {
+            let r = f(task)
+                .map_err(|e| RunError::Config(format!("task {} ({}): {e}", task.id, task.title)))?;
+            self.cache.insert(key.clone(), r);
+        }
+        Ok(&self.cache[&key])
+    }
+}
+
+/// The attempts in flight, and what starting one needs.
+pub(super) struct Attempts {
+    store: Arc<dyn Store>,
+    opts: Arc<RunOptions>,
+    /// The run's token: each attempt gets a child of it.
+    cancel: CancellationToken,
+    tx: mpsc::UnboundedSender<Done>,
+    pub(super) running: HashMap<TaskId, Running>,
+}
+
+impl Attempts {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        opts: Arc<RunOptions>,
+        cancel: CancellationToken,
+        tx: mpsc::UnboundedSender<Done>,
+    ) -> Self {
+        Self {
+            store,
+            opts,
+            cancel,
+            tx,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Records a claimed attempt as running and starts it.
+    pub(super) fn start(&mut self, task: Task, r: Resolved, claim: Claimed, events: &Emitter) {
+        let token = self.cancel.child_token();
+        self.running.insert(
+            claim.task,
+            Running {
+                claim,
+                cancel: token.clone(),
+                retry: r.retry.clone(),
+                role: task.role.clone(),
+                footprint: task.footprint.clone(),
+            },
+        );
+        events.emit(RunEvent::AttemptStarted {
+            task: claim.task.to_string(),
+            title: task.title.clone(),
+            attempt: claim.number,
+            executor: r.name.clone(),
+        });
+        let store = self.store.clone();
+        let opts = self.opts.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let (outcome, artifacts) =
+                attempt(store.as_ref(), &opts, &task, &r, claim, token).await;
+            let _ = tx.send(Done {
+                claim,
+                outcome,
+                artifacts,
+            });
+        });
+    }
+}
+
+/// Runs one attempt: renders its prompt (if the executor needs one), runs the executor and
+/// stores the artifacts a successful attempt reports (one that cannot be stored fails it).
+async fn attempt(
+    store: &dyn Store,
+    opts: &RunOptions,
+    task: &Task,
+    r: &Resolved,
+    claim: Claimed,
+    cancel: CancellationToken,
+) -> (Outcome, Vec<ArtifactRecord>) {
+    let prompt = if r.needs_prompt {
+        match render_prompt(store, opts, task).await {
+            Ok(p) => p,
+            Err(e) => {
+                let mut o = Outcome::new(OutcomeKind::Error, Duration::ZERO);
+                o.error = Some(e);
+                return (o, Vec::new());
+            }
+        }
+    } else {
+        String::new()
+    };
+    let spec = AttemptSpec {
+        task_id: task.id.to_string(),
+        title: task.title.clone(),
+        role: task.role.clone(),
+        attempt: claim.number,
+        prompt,
+        workspace: opts.workspace.clone(),
+        attempt_dir: opts
+            .runs_dir
+            .join(task.id.to_string())
+            .join(claim.number.to_string()),
+        timeout: task_timeout(task).or(r.timeout),
+        env: [(crate::executor::env::RUNNER.to_owned(), opts.holder.clone())].into(),
+    };
+    let mut outcome = r.executor.run(&spec, cancel).await;
+    let mut records = Vec::new();
+    if outcome.kind == OutcomeKind::Succeeded
+        && let Some(report) = &outcome.report
+    {
+        for a in &report.artifacts {
+            match artifacts::store(&opts.workspace, &opts.artifacts_dir, a) {
+                Ok(rec) => records.push(rec),
+                Err(e) => {
+                    outcome.kind = OutcomeKind::Failed;
+                    outcome.error = Some(e.to_string());
+                    records.clear();
+                    break;
+                }
+            }
+        }
+    }
+    (outcome, records)
+}
+
+/// The task's own timeout, if it sets one.
+fn task_timeout(task: &Task) -> Option<Duration> {
+    task.exec
+        .timeout_ms
+        .map(|ms| Duration::from_millis(ms.max(0) as u64))
+}
+
+/// The ledger's name of an outcome.
+pub(super) fn outcome_name(k: OutcomeKind) -> &'static str {
+    match k {
+        OutcomeKind::Succeeded => "succeeded",
+        OutcomeKind::Failed => "failed",
+        OutcomeKind::TimedOut => "timed-out",
+        OutcomeKind::Cancelled => "cancelled",
+        OutcomeKind::Error => "error",
+    }
+}
