@@ -10,7 +10,7 @@ use downbeat_core::task::{EdgeKind, Task};
 use downbeat_store::{Store, TaskFilter};
 
 use crate::prompt::{self, DependencyResult, PromptContext, PromptTask};
-use crate::run::RunOptions;
+use crate::run::types::RunOptions;
 
 /// How long an attempt keeps trying to read its prompt's context while the database is
 /// unavailable.

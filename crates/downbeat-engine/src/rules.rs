@@ -20,7 +20,9 @@ pub use downbeat_core::flags::Dependent;
 
 use crate::config::FlagRule;
 use crate::prompt;
-use crate::run::{RunError, RunEvent, dependent_nodes, paused};
+use crate::run::admission::paused;
+use crate::run::graph::dependent_nodes;
+use crate::run::types::{RunError, RunEvent};
 
 /// What applying an agent's report did besides recording the completion.
 #[derive(Debug, Clone, Default, PartialEq)]

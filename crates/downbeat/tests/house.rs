@@ -41,7 +41,6 @@ const KNOWN_EXCEPTIONS: &[&str] = &[
     "file crates/downbeat-store/src/sqlite.rs",
     "fn crates/downbeat-store/src/sqlite.rs::apply_plan",
     "fn crates/downbeat-store/src/sqlite.rs::commit_batch",
-    "cycle crates/downbeat-engine: executor, executor::http",
     "cycle crates/downbeat-store: crate, holds, postgres, sqlite, transfer",
 ];
 

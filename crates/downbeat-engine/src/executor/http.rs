@@ -31,7 +31,7 @@ use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, TokenUsage, files};
+use super::types::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, TokenUsage, files};
 
 /// File in the attempt directory that receives the reply text (besides `stdout.log`).
 pub const RESPONSE_FILE: &str = "response.md";

@@ -10,19 +10,18 @@
 //! An agent may report back by writing JSON to the file named by `DOWNBEAT_RESULT_FILE`
 //! (see [`AgentReport`]). Without a report, the exit code decides success.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
-
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 pub use downbeat_core::flags::DiscoveredTask;
 
 pub mod http;
 pub mod noop;
 pub mod process;
+mod types;
+
+pub use types::{
+    AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, TokenUsage, env, files,
+};
 
 /// How a task is executed, as configured per task, per role or as the default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,158 +33,4 @@ pub enum ExecutorSpec {
     Process(ProcessSpec),
     /// Calls an OpenAI-compatible chat-completions endpoint.
     Http(http::HttpSpec),
-}
-
-/// A program to run for each attempt.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessSpec {
-    /// Program and arguments (no shell). Exactly one of `argv` and `shell` must be set.
-    #[serde(default)]
-    pub argv: Vec<String>,
-    /// A shell command line, run with `sh -c`.
-    pub shell: Option<String>,
-    /// Extra environment variables.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Grace period between SIGTERM and SIGKILL on cancellation or timeout (default 5 s).
-    #[serde(default, with = "opt_millis")]
-    pub grace: Option<Duration>,
-}
-
-/// Everything about one attempt, ready to run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttemptSpec {
-    /// Short id of the task.
-    pub task_id: String,
-    pub title: String,
-    pub role: Option<String>,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    /// The rendered prompt: written to `prompt.md` in the attempt directory and to stdin.
-    pub prompt: String,
-    /// Working directory of the agent (the project root).
-    pub workspace: PathBuf,
-    /// A fresh directory for this attempt: prompt, captured output, result file, artifacts.
-    pub attempt_dir: PathBuf,
-    /// Kill the attempt after this long.
-    pub timeout: Option<Duration>,
-    /// Extra facts for the environment (`DOWNBEAT_*` are added by the executor).
-    pub env: BTreeMap<String, String>,
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutcomeKind {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-    /// The executor could not start the attempt (missing program, bad configuration).
-    Error,
-}
-
-/// What an executor returns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub kind: OutcomeKind,
-    pub exit_code: Option<i32>,
-    /// Why it did not succeed, in a sentence.
-    pub error: Option<String>,
-    /// What the agent reported through the result protocol, if anything.
-    pub report: Option<AgentReport>,
-    /// Files holding the captured stdout and stderr, if any.
-    pub stdout: Option<PathBuf>,
-    pub stderr: Option<PathBuf>,
-    pub tokens: Option<TokenUsage>,
-    pub duration: Duration,
-}
-
-impl Outcome {
-    pub fn new(kind: OutcomeKind, duration: Duration) -> Self {
-        Self {
-            kind,
-            exit_code: None,
-            error: None,
-            report: None,
-            stdout: None,
-            stderr: None,
-            tokens: None,
-            duration,
-        }
-    }
-}
-
-/// Token counts of an LLM call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct TokenUsage {
-    pub prompt: u64,
-    pub completion: u64,
-}
-
-/// The JSON an agent writes to `DOWNBEAT_RESULT_FILE`. Every field is optional.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentReport {
-    /// `completed` (default when the process exits 0) or `failed`.
-    pub status: Option<String>,
-    /// What was done, in a few sentences.
-    pub summary: Option<String>,
-    /// Files produced, relative to the workspace.
-    #[serde(default)]
-    pub artifacts: Vec<String>,
-    /// Cross-domain flags, e.g. `DATABASE_INVESTIGATION`, `SECURITY_BREACH`.
-    #[serde(default)]
-    pub flags: Vec<String>,
-    /// Work discovered along the way, added to the graph.
-    #[serde(default)]
-    pub discovered: Vec<DiscoveredTask>,
-}
-
-/// Runs attempts.
-#[async_trait]
-pub trait Executor: Send + Sync {
-    /// Runs one attempt to its end. Never panics; every failure is an [`Outcome`].
-    async fn run(&self, spec: &AttemptSpec, cancel: CancellationToken) -> Outcome;
-}
-
-/// Names of the environment variables every process attempt gets.
-pub mod env {
-    pub const TASK_ID: &str = "DOWNBEAT_TASK_ID";
-    pub const TASK_TITLE: &str = "DOWNBEAT_TASK_TITLE";
-    pub const ROLE: &str = "DOWNBEAT_ROLE";
-    pub const ATTEMPT: &str = "DOWNBEAT_ATTEMPT";
-    pub const WORKSPACE: &str = "DOWNBEAT_WORKSPACE";
-    pub const ATTEMPT_DIR: &str = "DOWNBEAT_ATTEMPT_DIR";
-    pub const PROMPT_FILE: &str = "DOWNBEAT_PROMPT_FILE";
-    pub const RESULT_FILE: &str = "DOWNBEAT_RESULT_FILE";
-    /// The lease holder (runner or worker) that started the program. Inherited by everything
-    /// the program starts, so a later runner can find and stop what a dead one left behind.
-    pub const RUNNER: &str = "DOWNBEAT_RUNNER";
-}
-
-/// File names inside the attempt directory.
-pub mod files {
-    pub const PROMPT: &str = "prompt.md";
-    pub const STDOUT: &str = "stdout.log";
-    pub const STDERR: &str = "stderr.log";
-    pub const RESULT: &str = "result.json";
-}
-
-mod opt_millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
-    }
 }

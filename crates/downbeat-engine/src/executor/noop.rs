@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::{AttemptSpec, Executor, Outcome, OutcomeKind};
+use super::types::{AttemptSpec, Executor, Outcome, OutcomeKind};
 
 /// Succeeds immediately (cancelled if the token is already cancelled).
 #[derive(Debug, Clone, Copy, Default)]

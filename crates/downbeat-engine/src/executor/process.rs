@@ -31,7 +31,9 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, env, files};
+use super::types::{
+    AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, env, files,
+};
 
 /// Time between SIGTERM and SIGKILL when [`ProcessSpec::grace`] is not set.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);

@@ -5,15 +5,15 @@
 //! Must never: choose between ready tasks (the ready heap's order does) or write anything but
 //! the events announcing holds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use downbeat_core::graph::{Caps, TaskDag};
 use downbeat_core::ids::TaskId;
-use downbeat_core::planner::footprints_overlap;
 use downbeat_core::task::Task;
 use downbeat_store::{Hold, Store};
 
-use super::{Emitter, RunError, RunEvent};
+use super::types::{Emitter, RunError, RunEvent};
+use downbeat_core::admission;
 
 /// The holds this runner knows of.
 pub(super) struct Holds {
@@ -114,33 +114,19 @@ pub(super) fn held_back(allowed: &Option<HashSet<TaskId>>, task: TaskId) -> bool
     allowed.as_ref().is_some_and(|a| !a.contains(&task))
 }
 
-/// What running and just-claimed attempts occupy: places in capped groups, declared files.
+/// What running and just-claimed attempts occupy: places in capped groups, declared files —
+/// the core's admission rule ([`admission::Occupancy`]), asked about whole tasks.
 #[derive(Default)]
-pub(super) struct Occupied {
-    groups: HashMap<u32, u32>,
-    footprints: Vec<String>,
-}
+pub(super) struct Occupied(admission::Occupancy);
 
 impl Occupied {
     /// Whether `task` may start next to them: its group (if capped) has room and its files do
     /// not overlap theirs.
     pub(super) fn admits(&self, task: &Task, caps: &Caps) -> bool {
-        let full = task
-            .role
-            .as_deref()
-            .and_then(|r| caps.group_of(r))
-            .is_some_and(|g| self.groups.get(&g).copied().unwrap_or(0) >= caps.cap(g));
-        !full
-            && !task
-                .footprint
-                .iter()
-                .any(|a| self.footprints.iter().any(|b| footprints_overlap(a, b)))
+        self.0.admits(task.role.as_deref(), &task.footprint, caps)
     }
 
     pub(super) fn take(&mut self, role: Option<&str>, footprint: &[String], caps: &Caps) {
-        if let Some(g) = role.and_then(|r| caps.group_of(r)) {
-            *self.groups.entry(g).or_default() += 1;
-        }
-        self.footprints.extend(footprint.iter().cloned());
+        self.0.take(role, footprint, caps);
     }
 }

@@ -14,7 +14,7 @@ use downbeat_store::{ArtifactRecord, Claimed, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Emitter, ResolveFn, Resolved, RunError, RunEvent, RunOptions};
+use super::types::{Emitter, ResolveFn, Resolved, RunError, RunEvent, RunOptions};
 use crate::artifacts;
 use crate::config::RetryPolicy;
 use crate::executor::{AttemptSpec, Outcome, OutcomeKind};

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::admission::{Holds, Occupied, held_back};
 use super::attempt::{Attempts, Done, Resolver, outcome_name};
 use super::graph::Graph;
-use super::{Emitter, RunError, RunEvent, RunOptions, RunSummary};
+use super::types::{Emitter, RunError, RunEvent, RunOptions, RunSummary};
 use crate::config::{FailurePolicy, RetryPolicy};
 use crate::executor::{AgentReport, Outcome, OutcomeKind};
 use crate::host::holder_is_dead;

@@ -16,7 +16,9 @@ use downbeat_core::time::Timestamp;
 use downbeat_store::{Finish, FinishStatus, Store, TaskFilter};
 
 use super::attempt::Running;
-use super::{AcceptFn, Dependent, RunError, RunOptions};
+use super::types::{AcceptFn, RunError, RunOptions};
+use downbeat_core::events::{EventKind, GraphEffect};
+use downbeat_core::flags::Dependent;
 
 /// An entry of the ready heap: (remaining critical path, priority, tie-break, node), best
 /// first.
@@ -123,14 +125,10 @@ impl Graph {
         now: Timestamp,
     ) -> bool {
         for e in events {
-            if e.action != "task.status" {
-                if e.action.starts_with("task.")
-                    || e.action.starts_with("edge.")
-                    || e.action == "plan.applied"
-                {
-                    return false;
-                }
-                continue;
+            match EventKind::parse(&e.action).effect() {
+                GraphEffect::None => continue,
+                GraphEffect::Structure => return false,
+                GraphEffect::Status => {}
             }
             let Some(id) = TaskId::parse_short(&e.entity) else {
                 return false;
