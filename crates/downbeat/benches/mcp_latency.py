@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mcp_workloads import plan  # noqa: E402
@@ -73,6 +73,20 @@ class BenchError(Exception):
     """Stops the benchmark; the message says why."""
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the argument is the exit status."""
+
+
+# Set by the signal handlers. The SDK's stdio client can absorb a task cancellation while it
+# shuts a server down, so the benchmark also checks this before and after every call.
+STOP: list[int] = []
+
+
+def check_stop() -> None:
+    if STOP:
+        raise Interrupted(STOP[0])
+
+
 @dataclass
 class Binary:
     name: str
@@ -80,6 +94,7 @@ class Binary:
 
 
 Samples = dict[str, list[float]]  # label -> seconds
+E = TypeVar("E", bound=BaseException)
 
 
 def field(obj: object, *names: str) -> Any:
@@ -136,10 +151,12 @@ def server(binary: str, project: Path) -> StdioServerParameters:
 async def call(session: ClientSession, label: str, tool: str, args: dict[str, Any]
                ) -> tuple[float, Any]:
     """One timed `tools/call`: the seconds from sending it to its parsed result, and that result."""
+    check_stop()
     t0 = time.perf_counter()
     try:
         r = await session.call_tool(tool, args)
     except Exception as e:  # a protocol-level error or a broken connection
+        check_stop()
         raise BenchError(f"{label}: {tool} {json.dumps(args)} failed: {e!r}") from e
     texts = [c.text for c in r.content if getattr(c, "type", None) == "text"]
     text = texts[0] if texts else ""
@@ -158,6 +175,7 @@ async def call(session: ClientSession, label: str, tool: str, args: dict[str, An
 
 async def cold_start(binary: str, project: Path, errlog: IO[str]) -> float:
     """Seconds from spawning the server until its `initialize` answer."""
+    check_stop()
     t0 = time.perf_counter()
     async with stdio_client(server(binary, project), errlog=errlog) as (read, write):
         async with ClientSession(read, write) as session:
@@ -205,10 +223,15 @@ async def measure(b: Binary, workdir: Path, n: int, tag: str) -> Samples:
                 for _ in range(COLD_SPAWNS):
                     samples[COLD].append(await cold_start(b.path, project, errlog))
                 await session_calls(b.path, project, errlog, n, tag, samples)
-            except BenchError as e:
+                check_stop()
+            except Exception as e:  # the SDK's task groups wrap it in an exception group
+                found = find(e, BenchError)
+                if found is None:
+                    raise
                 errlog.flush()
                 err = tail(log)
-                raise BenchError(f"[{b.name}] {e}" + (f"\nserver stderr:\n{err}" if err else "")) from None
+                raise BenchError(f"[{b.name}] {found}"
+                                 + (f"\nserver stderr:\n{err}" if err else "")) from None
     finally:
         shutil.rmtree(project, ignore_errors=True)
         log.unlink(missing_ok=True)
@@ -229,8 +252,15 @@ async def bench(bins: list[Binary], n: int, rounds: int, workdir: Path, quiet: b
     """label -> binary name -> per-round (p50, p95) in milliseconds."""
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def stop(status: int) -> None:
+        STOP.append(status)
+        if task is not None:
+            task.cancel()
+
+    for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            loop.add_signal_handler(sig, stop, status)
     figures: dict[str, dict[str, list[tuple[float, float]]]] = {
         label: {b.name: [] for b in bins} for label in LABELS}
     for r in range(rounds):
@@ -253,15 +283,15 @@ def summarize(bins: list[Binary], figures: dict[str, dict[str, list[tuple[float,
         for b in bins:
             rs = figures[label][b.name]
             row[b.name] = {
-                "p50_ms": statistics.median(p50 for p50, _ in rs),
-                "p95_ms": statistics.median(p95 for _, p95 in rs),
+                "p50_ms": round(statistics.median(p50 for p50, _ in rs), 4),
+                "p95_ms": round(statistics.median(p95 for _, p95 in rs), 4),
                 "p50_ms_rounds": [round(p50, 4) for p50, _ in rs],
                 "p95_ms_rounds": [round(p95, 4) for _, p95 in rs],
             }
         for b in bins[1:]:
             row[f"{b.name}/{base}"] = {
-                "p50": row[b.name]["p50_ms"] / row[base]["p50_ms"],
-                "p95": row[b.name]["p95_ms"] / row[base]["p95_ms"],
+                "p50": round(row[b.name]["p50_ms"] / row[base]["p50_ms"], 4),
+                "p95": round(row[b.name]["p95_ms"] / row[base]["p95_ms"], 4),
             }
         out[label] = row
     return out
@@ -312,13 +342,13 @@ def parse_bins(specs: list[str]) -> list[Binary]:
     return bins
 
 
-def bench_error(e: BaseException) -> BenchError | None:
-    """The BenchError in an exception, looking inside exception groups."""
-    if isinstance(e, BenchError):
+def find(e: BaseException, kind: type[E]) -> E | None:
+    """The exception of this kind in an exception, looking inside exception groups."""
+    if isinstance(e, kind):
         return e
     if isinstance(e, BaseExceptionGroup):
         for inner in e.exceptions:
-            found = bench_error(inner)
+            found = find(inner, kind)
             if found is not None:
                 return found
     return None
@@ -345,14 +375,13 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="downbeat-mcp-latency-"))
     try:
         figures = asyncio.run(bench(bins, a.n, a.rounds, workdir, a.json))
-    except KeyboardInterrupt:
-        print("mcp_latency: interrupted", file=sys.stderr)
-        return 130
-    except asyncio.CancelledError:
-        print("mcp_latency: terminated", file=sys.stderr)
-        return 143
     except BaseException as e:
-        found = bench_error(e)
+        stopped = find(e, Interrupted)
+        if STOP or stopped is not None or isinstance(e, KeyboardInterrupt):
+            print("mcp_latency: interrupted; temporary projects and servers removed",
+                  file=sys.stderr)
+            return STOP[0] if STOP else 130
+        found = find(e, BenchError)
         if found is None:
             raise
         print(f"mcp_latency: {found}", file=sys.stderr)
