@@ -346,8 +346,9 @@ def find(e: BaseException, kind: type[E]) -> E | None:
     """The exception of this kind in an exception, looking inside exception groups."""
     if isinstance(e, kind):
         return e
-    if isinstance(e, BaseExceptionGroup):
-        for inner in e.exceptions:
+    group = getattr(e, "exceptions", None)  # an exception group (the backport's too)
+    if isinstance(group, (list, tuple)):
+        for inner in group:
             found = find(inner, kind)
             if found is not None:
                 return found
