@@ -39,7 +39,6 @@ const KNOWN_EXCEPTIONS: &[&str] = &[
     "file crates/downbeat-engine/src/run.rs",
     "fn crates/downbeat-engine/src/run.rs::run",
     "fn crates/downbeat-engine/src/run.rs::apply_report",
-    "file crates/downbeat-store/src/contract.rs",
     "file crates/downbeat-store/src/postgres.rs",
     "file crates/downbeat-store/src/sqlite.rs",
     "fn crates/downbeat-store/src/sqlite.rs::apply_plan",
