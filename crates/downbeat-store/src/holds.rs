@@ -6,11 +6,13 @@
 //! is released by hand. Holds live in one `meta` entry (`holds`: the list and the last number
 //! given out) changed with
 //! compare-and-swap, each change logged in the same transaction (`hold.added`,
-//! `hold.released`), so every backend gets them from [`ContextStore::meta_swap`] alone. Holds of
-//! tasks that ended are dropped from the list on the next change.
+//! `hold.released`), so every backend gets them from [`ContextStore::meta_swap`] alone, through
+//! [`Holds`], which every [`ExecutionStore`] has. Holds of tasks that ended are dropped from the
+//! list on the next change.
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use downbeat_core::context::Actor;
 use downbeat_core::graph::TaskDag;
 use downbeat_core::ids::TaskId;
@@ -18,9 +20,38 @@ use downbeat_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{ContextStore, Error, Result, TaskStore};
+use crate::error::{Error, Result};
+use crate::traits::{ContextStore, ExecutionStore, TaskStore};
 
 const KEY: &str = "holds";
+
+/// The holds of a store, on every [`ExecutionStore`] (and so on every
+/// [`Store`](crate::Store), where they are callable without importing this trait).
+#[async_trait]
+pub trait Holds: ExecutionStore {
+    /// The holds in force: nothing but their tasks may start while there are any.
+    async fn holds(&self) -> Result<Vec<Hold>> {
+        active(self).await
+    }
+    /// The holds in force and the number of the last hold given out (0: none yet), in force
+    /// or not, from one read: the number is what a claimer that chose by these holds passes
+    /// as [`Batch::holds_seen`](crate::Batch::holds_seen).
+    async fn holds_and_last(&self) -> Result<(Vec<Hold>, u32)> {
+        active_and_last(self).await
+    }
+    /// Holds back all work but `task` (`None`: all work) until `task` ends or the hold is
+    /// released. Logged as `hold.added`.
+    async fn add_hold(&self, task: Option<TaskId>, reason: &str, actor: &Actor) -> Result<Hold> {
+        add(self, task, reason, actor).await
+    }
+    /// Releases the hold numbered `id`, or every hold (`None`); returns those released.
+    /// Logged as `hold.released`.
+    async fn release_holds(&self, id: Option<u32>, actor: &Actor) -> Result<Vec<Hold>> {
+        release(self, id, actor).await
+    }
+}
+
+impl<T: ExecutionStore + ?Sized> Holds for T {}
 
 /// What the holds in force let start (`None`: there is no hold, anything may). A hold
 /// without a task lets nothing start; holds on tasks let those tasks start, and the tasks

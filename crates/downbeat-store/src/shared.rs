@@ -21,7 +21,9 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use crate::{AttemptRecord, Error, Result, TaskStore, WorkerRecord};
+use crate::error::{Error, Result};
+use crate::traits::TaskStore;
+use crate::types::{AttemptRecord, WorkerRecord};
 
 /// What both backends' modules work with, imported by each with one glob.
 pub(crate) mod prelude {
@@ -31,7 +33,7 @@ pub(crate) mod prelude {
 
     pub(crate) use async_trait::async_trait;
     pub(crate) use downbeat_core::context::{
-        Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
+        Actor, Artifact, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
     };
     pub(crate) use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
     pub(crate) use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
@@ -43,17 +45,20 @@ pub(crate) mod prelude {
     pub(crate) use serde_json::{Value, json};
     pub(crate) use sqlx::{AssertSqlSafe, QueryBuilder, Row, migrate::Migrator};
 
-    pub(crate) use super::{
-        bind_exec, bind_task_fields, by_prefix, json_list, new_parent, objectives_of, patched,
-        plan_events, requeue_event, requeue_reason, resolve_rest, rid, row_attempt, row_decision,
-        row_event, row_insight, row_objective, row_session, row_task, row_worker, seq,
-        status_event, status_metrics, status_of, status_write, task_not_found, tid, tjson,
-        to_json_list, worker_json,
+    pub(crate) use crate::error::{Error, Result};
+    pub(crate) use crate::shared::{
+        META_ACTOR, bind_exec, bind_task_fields, by_prefix, event_task_seq, json_list,
+        meta_set_event, new_parent, objectives_of, patched, plan_events, requeue_event,
+        requeue_reason, resolve_rest, rid, row_attempt, row_decision, row_event, row_insight,
+        row_objective, row_session, row_task, row_worker, seq, status_event, status_metrics,
+        status_of, status_write, task_not_found, tid, tjson, to_json_list, worker_json,
     };
-    pub(crate) use crate::{
-        AppliedPlan, Artifact, AttemptRecord, Batch, BatchResult, Claimed, ContextStore, Error,
-        EventQuery, ExecutionStore, Integrity, MaintenanceStore, Result, SchemaInfo, TaskFilter,
-        TaskStore, WorkerRecord, WorkerStore,
+    pub(crate) use crate::traits::{
+        ContextStore, ExecutionStore, MaintenanceStore, TaskStore, WorkerStore,
+    };
+    pub(crate) use crate::types::{
+        AppliedPlan, AttemptRecord, Batch, BatchResult, Claimed, EventQuery, Integrity, Landing,
+        SchemaInfo, TaskFilter, WorkerRecord,
     };
 }
 
@@ -477,6 +482,36 @@ pub(crate) fn requeue_event(holder: Option<&str>, reason: &str) -> (Value, Value
 }
 
 // ------------------------------------------------------------------------------------------
+// Events
+
+/// The sequence number of the task an event is about, stored with the event so that a task's
+/// history is found through an index of numbers in creation order (task ids look random).
+/// An event is about a task when its entity is a task id, except for decision and session
+/// events: their record ids (`d12345`, `s10000`) can have the shape of a task id.
+pub(crate) fn event_task_seq(action: &str, entity: &str) -> Option<i64> {
+    if action.starts_with("decision.")
+        || action.starts_with("session.")
+        || action.starts_with("meta.")
+    {
+        return None;
+    }
+    TaskId::parse_short(entity).map(|t| i64::from(t.seq()))
+}
+
+/// The actor of the events [`ContextStore::meta_set`](crate::ContextStore::meta_set) writes
+/// (the call names none).
+pub(crate) const META_ACTOR: &str = "downbeat";
+
+/// The event [`ContextStore::meta_set`](crate::ContextStore::meta_set) appends: (action,
+/// entity, after).
+pub(crate) fn meta_set_event<'a>(
+    key: &'a str,
+    value: &str,
+) -> (&'static str, &'a str, serde_json::Value) {
+    ("meta.set", key, serde_json::json!({ "value": value }))
+}
+
+// ------------------------------------------------------------------------------------------
 // Reading
 
 /// Task metrics from the `task.status` events in log order, as (entity, at, status after).
@@ -566,4 +601,31 @@ pub(crate) async fn resolve_rest<S: TaskStore + ?Sized>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn events_name_tasks_by_number_and_nothing_else() {
+        use downbeat_core::ids::TaskId;
+        for n in [1, 2, 77, 100_000, downbeat_core::ids::MAX_TASK_SEQ] {
+            let id = TaskId::from_seq(n).unwrap().to_string();
+            assert_eq!(
+                super::event_task_seq("task.status", &id),
+                Some(i64::from(n))
+            );
+            assert_eq!(
+                super::event_task_seq("flag.raised", &id),
+                Some(i64::from(n))
+            );
+        }
+        // A decision or session record id may look like a task id.
+        let d = "d12345";
+        assert!(TaskId::parse_short(d).is_some());
+        assert_eq!(super::event_task_seq("decision.added", d), None);
+        assert_eq!(super::event_task_seq("session.started", "s10000"), None);
+        for other in ["o3", "project", "", "abc", "a->b"] {
+            assert_eq!(super::event_task_seq("hold.added", other), None, "{other}");
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! Moving a whole project from one database to another (`downbeat db migrate`), between
-//! any two backends: SQLite to PostgreSQL, back, or SQLite to SQLite as a copy.
+//! any two backends: SQLite to PostgreSQL, back, or SQLite to SQLite as a copy. Both ends are
+//! opened by URL with [`open_transfer`], which gives a store together with its [`Transfer`]
+//! half.
 //!
 //! # The neutral form
 //!
@@ -48,7 +50,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{Error, Result, Store};
+use crate::error::{Error, Result};
+use crate::store::Store;
 
 mod postgres;
 mod sqlite;
@@ -372,6 +375,23 @@ pub trait Transfer: Store {
     async fn row_counts(&self) -> Result<Vec<(&'static str, u64)>>;
 }
 
+/// [`open`](crate::open), with the [`Transfer`] half of the store (export and import of whole
+/// projects).
+pub async fn open_transfer(url: &str, create: bool) -> Result<Box<dyn Transfer>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(
+            crate::postgres::PostgresStore::open(url, create).await?,
+        ));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    Ok(Box::new(
+        crate::sqlite::SqliteStore::open(std::path::Path::new(path), create).await?,
+    ))
+}
+
 /// What [`migrate`] did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Migrated {
@@ -384,8 +404,8 @@ pub struct Migrated {
 /// checks that every table holds as many rows on both sides.
 pub async fn migrate(from: &str, to: &str) -> Result<Migrated> {
     let started = Instant::now();
-    let source = crate::open_transfer(from, false).await?;
-    let target = crate::open_transfer(to, true).await?;
+    let source = open_transfer(from, false).await?;
+    let target = open_transfer(to, true).await?;
     let tables = copy(source.as_ref(), target.as_ref()).await?;
     Ok(Migrated {
         tables,

@@ -6,7 +6,9 @@ use downbeat_core::graph::{self, PlanSettings};
 use downbeat_core::report::{ProjectView, snapshot_of};
 use downbeat_core::task::Status;
 
-use crate::{EventQuery, Result, Store, TaskFilter};
+use crate::error::Result;
+use crate::store::Store;
+use crate::types::{EventQuery, TaskFilter};
 
 /// Reads tasks, context, metrics and the plan. Fails only on storage errors or a cycle in a
 /// damaged database.

@@ -232,9 +232,9 @@ impl PostgresStore {
         .fetch_one(t.c())
         .await
         .map_err(db)?;
-        let (action, entity, after) = crate::meta_set_event(key, value);
+        let (action, entity, after) = meta_set_event(key, value);
         t.event(
-            &Actor::new(crate::META_ACTOR, Timestamp(at)),
+            &Actor::new(META_ACTOR, Timestamp(at)),
             action,
             entity,
             None,

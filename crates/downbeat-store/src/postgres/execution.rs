@@ -85,7 +85,7 @@ impl PostgresStore {
             .finishes
             .iter()
             .map(|f| {
-                let crate::Landing {
+                let Landing {
                     status,
                     not_before,
                     finished,

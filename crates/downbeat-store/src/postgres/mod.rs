@@ -59,8 +59,8 @@ use sqlx::postgres::{
     PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow, Postgres,
 };
 
-use crate::ChangeFeed;
 use crate::shared::prelude::*;
+use crate::traits::ChangeFeed;
 
 mod context;
 mod execution;
@@ -382,7 +382,7 @@ impl PostgresStore {
     /// With `create`, a missing `schema=` schema is created and an empty one initialised;
     /// without, a schema holding no downbeat tables is refused.
     pub async fn open(url: &str, create: bool) -> Result<Self> {
-        let location = crate::redact_url(url);
+        let location = crate::url::redact_url(url);
         let secrets = secrets_of(url);
         let fail = |message: String| Error::Open {
             location: location.clone(),
@@ -705,7 +705,7 @@ impl Tx {
             .enumerate()
             .map(|(i, e)| {
                 json!({"ord": i, "at": e.at, "actor": e.actor, "session_id": e.session, "action": e.action,
-                       "entity": e.entity, "task_seq": crate::event_task_seq(&e.action, &e.entity),
+                       "entity": e.entity, "task_seq": event_task_seq(&e.action, &e.entity),
                        "before": e.before.as_ref().map(Value::to_string),
                        "after": e.after.as_ref().map(Value::to_string)})
             })

@@ -397,10 +397,10 @@ impl ContextStore for SqliteStore {
         .fetch_one(&mut *c)
         .await
         .map_err(db)?;
-        let (action, entity, after) = crate::meta_set_event(key, value);
+        let (action, entity, after) = meta_set_event(key, value);
         event(
             c,
-            &Actor::new(crate::META_ACTOR, Timestamp(at)),
+            &Actor::new(META_ACTOR, Timestamp(at)),
             action,
             entity,
             None,

@@ -252,7 +252,7 @@ impl ExecutionStore for SqliteStore {
                     .push_bind(actor.session.map(|s| s.num))
                     .push_bind("task.status")
                     .push_bind(entity.clone())
-                    .push_bind(crate::event_task_seq("task.status", entity))
+                    .push_bind(event_task_seq("task.status", entity))
                     .push_bind(before.to_string())
                     .push_bind(after.to_string());
             });

@@ -299,7 +299,7 @@ async fn event(
     .bind(actor.session.map(|s| s.num))
     .bind(action)
     .bind(entity)
-    .bind(crate::event_task_seq(action, entity))
+    .bind(event_task_seq(action, entity))
     .bind(before.map(|v| v.to_string()))
     .bind(after.map(|v| v.to_string()))
     .execute(&mut *c)

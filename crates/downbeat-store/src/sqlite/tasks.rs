@@ -106,7 +106,7 @@ impl TaskStore for SqliteStore {
                     .push_bind(actor.session.map(|s| s.num))
                     .push_bind("task.created")
                     .push_bind(entity.clone())
-                    .push_bind(crate::event_task_seq("task.created", entity))
+                    .push_bind(event_task_seq("task.created", entity))
                     .push_bind(Option::<String>::None)
                     .push_bind(after.clone());
             });

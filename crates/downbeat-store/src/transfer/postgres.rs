@@ -6,8 +6,9 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{CHUNK_ROWS, Dump, Kind, TABLES, Table, TableDump, Transfer, occupied, quoted};
+use crate::error::{Error, Result};
 use crate::postgres::{PostgresStore, db_error as db};
-use crate::{Error, MaintenanceStore, Result};
+use crate::traits::MaintenanceStore;
 
 /// Reads one chunk: the JSON array, its row count and its largest key (for an integer key).
 fn select_chunk(t: &Table) -> String {

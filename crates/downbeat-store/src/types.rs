@@ -1,0 +1,240 @@
+//! The values store calls take and give: filters and queries, the batches of finishes and
+//! claims the engine commits and what they did, attempt and worker records, schema facts and
+//! integrity findings.
+
+use downbeat_core::ids::{RecordId, TaskId};
+use downbeat_core::task::Status;
+use downbeat_core::time::Timestamp;
+use serde::Serialize;
+
+/// Filters for [`TaskStore::tasks`](crate::TaskStore::tasks); empty means everything live.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskFilter {
+    pub statuses: Vec<Status>,
+    pub role: Option<String>,
+    pub tag: Option<String>,
+    pub parent: Option<TaskId>,
+    /// Case-insensitive substring of title or description.
+    pub text: Option<String>,
+    pub include_archived: bool,
+    pub limit: Option<u32>,
+}
+
+/// Filters for [`ContextStore::events`](crate::ContextStore::events).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventQuery {
+    pub since: Option<Timestamp>,
+    pub after_seq: Option<i64>,
+    /// Only the events about this task (those whose entity is its id).
+    pub task: Option<TaskId>,
+    /// Leave out events by this actor.
+    pub exclude_actor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// What [`TaskStore::apply_plan`](crate::TaskStore::apply_plan) created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AppliedPlan {
+    /// In plan order (parents first): (key, id).
+    pub tasks: Vec<(Option<String>, TaskId)>,
+    pub edges: usize,
+    pub objectives: Vec<RecordId>,
+    pub decisions: Vec<RecordId>,
+    pub insights: Vec<RecordId>,
+}
+
+/// A request to claim a ready task for one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub task: TaskId,
+    /// Name of the executor, for the attempt ledger.
+    pub executor: String,
+    /// Claim only if all these tasks are completed or skipped at commit time (lets a runner
+    /// claim a dependent in the same transaction that completes its dependency).
+    pub after: Vec<TaskId>,
+}
+
+/// A successful claim: the task is `running` under this lease epoch (the fencing token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Claimed {
+    pub task: TaskId,
+    pub epoch: i64,
+    pub attempt_id: i64,
+    /// 1 for the first attempt.
+    pub number: u32,
+}
+
+/// Where a finished attempt leaves its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishStatus {
+    Completed,
+    Failed,
+    /// Back to `pending`, eligible again at `not_before` (a retry after a failure).
+    Retry {
+        not_before: Timestamp,
+    },
+    /// Back to `pending` at once (the run was interrupted; the attempt does not count as failed).
+    Requeue,
+    Cancelled,
+}
+
+/// A file recorded with an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRecord {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// The end of one attempt, to record under the fencing token it was claimed with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub task: TaskId,
+    pub epoch: i64,
+    pub attempt_id: i64,
+    pub status: FinishStatus,
+    /// `succeeded`, `failed`, `timed-out`, `cancelled`, `error`, `lost`.
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub summary: Option<String>,
+    pub tokens: Option<(i64, i64)>,
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+/// What an accepted [`Finish`] writes to its task row, the same on every backend.
+pub(crate) struct Landing {
+    pub status: Status,
+    /// Set for a retry.
+    pub not_before: Option<i64>,
+    /// `now` when the task ends for good (completed, failed, cancelled).
+    pub finished: Option<i64>,
+    /// The summary, else the error where the task did not succeed.
+    pub result: Option<String>,
+}
+
+impl Finish {
+    pub(crate) fn landing(&self, now: i64) -> Landing {
+        let (status, not_before) = match self.status {
+            FinishStatus::Completed => (Status::Completed, None),
+            FinishStatus::Failed => (Status::Failed, None),
+            FinishStatus::Retry { not_before } => (Status::Pending, Some(not_before.0)),
+            FinishStatus::Requeue => (Status::Pending, None),
+            FinishStatus::Cancelled => (Status::Cancelled, None),
+        };
+        let finished = matches!(
+            status,
+            Status::Completed | Status::Failed | Status::Cancelled
+        )
+        .then_some(now);
+        let result = match (&self.summary, &self.error, status) {
+            (Some(s), _, _) => Some(s.clone()),
+            (None, Some(e), Status::Failed | Status::Pending | Status::Cancelled) => {
+                Some(e.clone())
+            }
+            _ => None,
+        };
+        Landing {
+            status,
+            not_before,
+            finished,
+            result,
+        }
+    }
+}
+
+/// State changes of the engine, committed together in one transaction (group commit).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub finishes: Vec<Finish>,
+    pub claims: Vec<ClaimRequest>,
+    /// Holder and expiry of the leases taken by `claims`.
+    pub holder: String,
+    pub lease_until: Timestamp,
+    /// Nothing in this batch is work another runner could take (its completions' dependents
+    /// are claimed in it or still blocked): listeners are not woken, and see the changes the
+    /// next time they look.
+    pub quiet: bool,
+    /// The number of the last hold the claimer knew of when it chose `claims`
+    /// ([`Holds::holds_and_last`](crate::Holds::holds_and_last)). When a later hold exists,
+    /// no claim of the batch is taken ([`BatchResult::held`]): work chosen before a hold was
+    /// seen does not start under it. `None`: no check (the claimer looked at holds otherwise).
+    pub holds_seen: Option<u32>,
+}
+
+/// What a [`Batch`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchResult {
+    pub claimed: Vec<Claimed>,
+    /// Claims refused because the task was no longer claimable (taken, changed, not yet due).
+    pub not_claimed: Vec<TaskId>,
+    /// Finishes refused because the lease was lost (the fencing token no longer matches).
+    pub rejected: Vec<TaskId>,
+    /// A hold later than [`Batch::holds_seen`] exists: every claim is in `not_claimed`. The
+    /// claimer reads the holds again and chooses anew.
+    pub held: bool,
+}
+
+/// One row of the attempt ledger.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub task: TaskId,
+    pub number: u32,
+    pub epoch: i64,
+    pub worker: String,
+    pub executor: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub outcome: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub summary: Option<String>,
+    pub tokens_prompt: Option<i64>,
+    pub tokens_completion: Option<i64>,
+}
+
+/// A worker process that claims tasks from the database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerRecord {
+    /// Unique; also the lease holder of the tasks it claims.
+    pub name: String,
+    pub host: String,
+    pub pid: i64,
+    /// What it takes: empty lists mean anything.
+    pub roles: Vec<String>,
+    pub executors: Vec<String>,
+    pub labels: Vec<String>,
+    pub slots: u32,
+    pub started_at: Timestamp,
+    pub heartbeat_at: Timestamp,
+    /// It counts as alive while its last heartbeat is younger than this.
+    pub ttl_ms: i64,
+    /// Filled in by [`WorkerStore::workers`](crate::WorkerStore::workers).
+    pub alive: bool,
+    /// Filled in by [`WorkerStore::workers`](crate::WorkerStore::workers): the tasks it holds
+    /// leases on.
+    pub holding: Vec<TaskId>,
+}
+
+/// Schema facts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaInfo {
+    pub backend: &'static str,
+    pub version: i64,
+    /// Where the database lives, without credentials.
+    pub location: String,
+    /// Backup written before the last migration on this open, if any.
+    pub backup: Option<String>,
+}
+
+/// Rows the integrity check found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Integrity {
+    /// Edges whose endpoint task does not exist.
+    pub dangling_edges: Vec<(i64, i64, String)>,
+    /// Tasks whose parent does not exist: (task, missing parent seq).
+    pub orphans: Vec<(TaskId, i64)>,
+    /// Context rows pointing at missing tasks: (record, missing task seq).
+    pub dangling_links: Vec<(String, i64)>,
+}
