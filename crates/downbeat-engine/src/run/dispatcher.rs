@@ -110,7 +110,7 @@ impl Dispatcher {
     /// resolves every executor (bad configuration fails before anything else runs).
     pub(super) async fn start(
         store: Arc<dyn Store>,
-        opts: super::RunOptions,
+        opts: RunOptions,
         events: mpsc::UnboundedSender<RunEvent>,
         cancel: CancellationToken,
     ) -> Result<Self, RunError> {
