@@ -27,6 +27,7 @@ use serde::Serialize;
 
 #[cfg(feature = "contract-tests")]
 pub mod contract;
+pub mod effects;
 pub mod holds;
 pub mod postgres;
 mod shared;
@@ -34,6 +35,7 @@ pub mod sqlite;
 pub mod transfer;
 pub mod view;
 
+pub use effects::EffectsDone;
 pub use holds::Hold;
 pub use transfer::Transfer;
 
@@ -179,6 +181,10 @@ pub struct Finish {
     pub summary: Option<String>,
     pub tokens: Option<(i64, i64)>,
     pub artifacts: Vec<ArtifactRecord>,
+    /// What the task's report asks of the graph (flag rules, discovered work), applied in the
+    /// same transaction when, and only when, this finish is accepted. Dropped with a rejected
+    /// finish; one that fails (a task that does not exist, a cycle) fails the whole batch.
+    pub effects: Vec<downbeat_core::flags::Effect>,
 }
 
 /// What an accepted [`Finish`] writes to its task row, the same on every backend.
@@ -252,6 +258,9 @@ pub struct BatchResult {
     /// A hold later than [`Batch::holds_seen`] exists: every claim is in `not_claimed`. The
     /// claimer reads the holds again and chooses anew.
     pub held: bool,
+    /// What the effects of the accepted finishes did: one entry per accepted finish with
+    /// effects, in batch order.
+    pub effects: Vec<EffectsDone>,
 }
 
 /// One row of the attempt ledger.

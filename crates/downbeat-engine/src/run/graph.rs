@@ -503,6 +503,7 @@ role = "implementer"
             summary: None,
             tokens: None,
             artifacts: vec![],
+            effects: vec![],
         }
     }
 

@@ -49,7 +49,7 @@ pub(crate) use graph::dependent_nodes;
 
 pub use crate::host::{default_holder, holder_is_dead, this_host};
 pub use crate::prompt_context::prompt_context;
-pub use crate::rules::{Dependent, ReportEffects, apply_completion, load_dependents};
+pub use crate::rules::{Dependent, ReportEffects, announce, completion_effects, load_dependents};
 
 /// How one task will be executed, resolved before the run starts.
 #[derive(Clone)]

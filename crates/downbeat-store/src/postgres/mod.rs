@@ -63,6 +63,7 @@ use crate::ChangeFeed;
 use crate::shared::prelude::*;
 
 mod context;
+mod effects;
 mod execution;
 mod maintenance;
 mod tasks;
