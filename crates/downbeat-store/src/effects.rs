@@ -61,6 +61,8 @@ pub(crate) trait EffectTx: Send {
     async fn holds_entry(&mut self) -> Result<Option<String>>;
     /// Replaces the holds entry read by [`EffectTx::holds_entry`] (`existed`: it was there).
     async fn write_holds(&mut self, existed: bool, new: &str) -> Result<()>;
+    /// A task as the payload of its `task.created` and `task.updated` events.
+    fn task_json(&self, task: &Task) -> Value;
     /// Fails if the live `blocks` graph has a cycle or a parent loop.
     async fn check_acyclic(&mut self) -> Result<()>;
 }
@@ -134,7 +136,7 @@ async fn apply_one(
                 let before = tx.task_for_update(t).await?;
                 tx.write_priority(t, *priority, actor).await?;
                 let after = tx.task(t).await?;
-                let (b, a) = (crate::shared::tjson(&before), crate::shared::tjson(&after));
+                let (b, a) = (tx.task_json(&before), tx.task_json(&after));
                 tx.event("task.updated", &t.to_string(), Some(b), Some(a), actor)
                     .await?;
             }
@@ -174,7 +176,7 @@ async fn discovered(
     }
     let id = tx.insert_task(new, actor).await?;
     let task = tx.task(id).await?;
-    let after = crate::shared::tjson(&task);
+    let after = tx.task_json(&task);
     tx.event("task.created", &id.to_string(), None, Some(after), actor)
         .await?;
     let edge = Edge {

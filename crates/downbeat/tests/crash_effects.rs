@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::Env;
 use downbeat_core::task::{EdgeKind, Status};
 use downbeat_store::sqlite::SqliteStore;
-use downbeat_store::{Store, TaskFilter};
+use downbeat_store::{TaskFilter, TaskStore};
 
 const FLAGGERS: usize = 12;
 
@@ -57,9 +57,12 @@ fn check(e: &Env, rt: &tokio::runtime::Runtime) -> usize {
 
 #[test]
 fn a_killed_run_never_splits_a_completion_from_its_follow_up() {
-    let e = Env::new(
+    let e = Env::builder().keep("PATH").init().build();
+    std::fs::write(
+        e.path().join(".downbeat/config.toml"),
         "[run]\nexecutor = \"noop\"\n[[rules]]\nflag = \"FOLLOW\"\naction = \"add-task\"\ntitle = \"Follow up {{ task.title }}\"\n",
-    );
+    )
+    .unwrap();
     let script = r#"sleep 0.05; echo '{"flags": ["FOLLOW"]}' > "$DOWNBEAT_RESULT_FILE""#;
     for i in 0..FLAGGERS {
         e.ok(&["add", &format!("flagger {i}"), "--shell", script]);

@@ -120,6 +120,10 @@ impl EffectTx for InBatch<'_> {
         }
     }
 
+    fn task_json(&self, task: &Task) -> Value {
+        tjson(task)
+    }
+
     async fn check_acyclic(&mut self) -> Result<()> {
         let r = check_acyclic(self.t.c()).await;
         r.map_err(|f| self.fail(f))

@@ -82,6 +82,10 @@ impl EffectTx for InBatch<'_> {
         Ok(())
     }
 
+    fn task_json(&self, task: &Task) -> Value {
+        tjson(task)
+    }
+
     async fn check_acyclic(&mut self) -> Result<()> {
         check_acyclic(self.0).await
     }
