@@ -449,6 +449,7 @@ mod tests {
                 summary: None,
                 tokens: None,
                 artifacts: vec![],
+                effects: vec![],
             }],
             holder: holder.clone(),
             lease_until: until,

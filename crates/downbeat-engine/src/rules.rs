@@ -1,20 +1,21 @@
-//! Flag rules and discovered work, applied: a completed task's report turned into
-//! [`downbeat_core::flags::Effect`]s by the pure rule function of the core, then carried out
-//! against the store (events recorded, tasks and edges added, priorities raised, holds added)
-//! and announced as [`RunEvent`]s.
+//! Flag rules and discovered work: a completed task's report turned into
+//! [`downbeat_core::flags::Effect`]s by the pure rule function of the core before the
+//! completion commits; the store carries them out in the completion's own transaction
+//! (events recorded, tasks and edges added, priorities raised, holds added), and what it did
+//! is announced here as [`RunEvent`]s.
 //!
-//! Must never: decide what a report means (the core's [`flags::effects`] does), or act on a
-//! `stop` effect beyond reporting it (only a run stops).
+//! Must never: decide what a report means (the core's [`flags::effects`] does), write to the
+//! store outside the completion's transaction, or act on a `stop` effect beyond reporting it
+//! (only a run stops).
 
 use std::collections::HashMap;
 
-use downbeat_core::context::Actor;
 use downbeat_core::flags::{self, Completion, Effect};
 use downbeat_core::graph::TaskDag;
 use downbeat_core::ids::TaskId;
 use downbeat_core::planner::{NodeIdx, NodeKind};
-use downbeat_core::task::{Edge, EdgeKind, NewTask, Task, TaskPatch};
-use downbeat_store::{Hold, Store, TaskFilter};
+use downbeat_core::task::Task;
+use downbeat_store::{EffectsDone, Hold, Store, TaskFilter};
 
 pub use downbeat_core::flags::Dependent;
 
@@ -38,54 +39,66 @@ pub struct ReportEffects {
     pub created: Vec<TaskId>,
 }
 
-/// Applies a completed task's flags (through the project's flag rules) and discovered tasks:
-/// computes their effects with [`flags::effects`] (rendering follow-up titles with
-/// [`prompt::render_title`]) and carries them out in order. A title that does not render fails
-/// before anything is written. Every action is also reported through `emit`.
-pub async fn apply_completion(
-    store: &dyn Store,
+/// The effects of a completed task's report (its flags through the project's flag rules, and
+/// its discovered tasks), computed with [`flags::effects`] before the completion commits:
+/// they travel with its [`downbeat_store::Finish`] and the store applies them in the same
+/// transaction. A follow-up title that does not render ([`prompt::render_title`]) is a
+/// configuration error, and no effect is returned with it.
+pub fn completion_effects(
     rules: &[FlagRule],
     completion: &Completion<'_>,
-    actor: &Actor,
-    emit: &(dyn Fn(RunEvent) + Sync),
-) -> Result<ReportEffects, RunError> {
+) -> Result<Vec<Effect>, RunError> {
     let id = completion.task.to_string();
-    let effects = flags::effects(completion, rules, |template, flag| {
+    flags::effects(completion, rules, |template, flag| {
         prompt::render_title(template, &id, completion.title, flag)
     })
-    .map_err(|e| RunError::Config(e.to_string()))?;
-    let mut fx = ReportEffects::default();
-    for effect in effects {
-        fx.changed |= effect.changes_graph();
-        apply_effect(store, effect, actor, emit, &mut fx).await?;
-    }
-    Ok(fx)
+    .map_err(|e| {
+        RunError::Config(format!(
+            "the flag rules of task {id} cannot be applied: {e}"
+        ))
+    })
 }
 
-/// Carries out one effect, announces it and notes what it did in `fx`.
-async fn apply_effect(
-    store: &dyn Store,
-    effect: Effect,
-    actor: &Actor,
+/// Announces through `emit` what a completion's effects did, as the store reports them
+/// ([`EffectsDone`]: the tasks created and the holds added, in the order of the effects), and
+/// gathers it.
+pub fn announce(
+    effects: &[Effect],
+    done: &EffectsDone,
     emit: &(dyn Fn(RunEvent) + Sync),
-    fx: &mut ReportEffects,
-) -> Result<(), RunError> {
-    let flag_event = |task: TaskId, flag: String, action: &str, detail: String| RunEvent::Flag {
+) -> ReportEffects {
+    let fx = ReportEffects {
+        changed: done.changed,
+        stop: done.stops.last().cloned(),
+        holds: done.holds.clone(),
+        created: done.created.clone(),
+    };
+    let mut created = done.created.iter();
+    let mut holds = done.holds.iter();
+    for effect in effects {
+        announce_one(effect, &mut created, &mut holds, emit);
+    }
+    fx
+}
+
+/// Announces one effect; `created` and `holds` yield what the store made for it.
+fn announce_one<'a>(
+    effect: &Effect,
+    created: &mut impl Iterator<Item = &'a TaskId>,
+    holds: &mut impl Iterator<Item = &'a Hold>,
+    emit: &(dyn Fn(RunEvent) + Sync),
+) {
+    let flag_event = |task: TaskId, flag: &str, action: &str, detail: String| RunEvent::Flag {
         task: task.to_string(),
-        flag,
+        flag: flag.to_owned(),
         action: action.into(),
         detail,
     };
     match effect {
-        Effect::RecordFlag { task, flag } => {
-            let payload = serde_json::json!({ "flag": flag });
-            store
-                .record_event("flag.raised", &task.to_string(), Some(payload), actor)
-                .await?;
-        }
+        Effect::RecordFlag { .. } => {}
         Effect::Unhandled { task, flag } => {
             emit(flag_event(
-                task,
+                *task,
                 flag,
                 "none",
                 "no rule for this flag".into(),
@@ -97,16 +110,15 @@ async fn apply_effect(
             task,
             hold,
         } => {
-            let created = add_discovered(store, from, &task, actor).await?;
-            fx.created.push(created.id);
-            let mut detail = format!("added {} \"{}\"", created.id, task.title);
-            if let Some(reason) = hold {
-                let h = store.add_hold(Some(created.id), &reason, actor).await?;
+            let id = created.next().map(ToString::to_string).unwrap_or_default();
+            let mut detail = format!("added {id} \"{}\"", task.title);
+            if hold.is_some()
+                && let Some(h) = holds.next()
+            {
                 detail.push_str("; everything else waits until it is done");
-                emit(paused(&h));
-                fx.holds.push(h);
+                emit(paused(h));
             }
-            emit(flag_event(from, flag, "add-task", detail));
+            emit(flag_event(*from, flag, "add-task", detail));
         }
         Effect::RaisePriority {
             from,
@@ -114,73 +126,34 @@ async fn apply_effect(
             priority,
             tasks,
         } => {
-            let patch = TaskPatch {
-                priority: Some(priority),
-                ..Default::default()
-            };
-            for &t in &tasks {
-                store.update_task(t, &patch, actor).await?;
-            }
             let detail = format!("{} dependent task(s) now {priority}", tasks.len());
-            emit(flag_event(from, flag, "raise-priority", detail));
+            emit(flag_event(*from, flag, "raise-priority", detail));
         }
-        Effect::Pause { from, flag, reason } => {
-            let h = store.add_hold(None, &reason, actor).await?;
-            let detail = format!(
-                "nothing new starts until hold {} is released (`downbeat unpause`)",
-                h.id
-            );
-            emit(flag_event(from, flag, "pause", detail));
-            emit(paused(&h));
-            fx.holds.push(h);
+        Effect::Pause { from, flag, .. } => {
+            if let Some(h) = holds.next() {
+                let detail = format!(
+                    "nothing new starts until hold {} is released (`downbeat unpause`)",
+                    h.id
+                );
+                emit(flag_event(*from, flag, "pause", detail));
+                emit(paused(h));
+            }
         }
         Effect::Stop { from, flag, reason } => {
-            emit(flag_event(from, flag, "stop", reason.clone()));
+            emit(flag_event(*from, flag, "stop", reason.clone()));
             emit(RunEvent::Stopping {
                 reason: reason.clone(),
             });
-            fx.stop = Some(reason);
         }
-        Effect::Discover { from, task, blocks } => {
-            let created = add_discovered(store, from, &task, actor).await?;
-            fx.created.push(created.id);
-            for to in blocks {
-                let edge = Edge {
-                    from: created.id,
-                    to,
-                    kind: EdgeKind::Blocks,
-                };
-                store.add_edge(edge, actor).await?;
-            }
+        Effect::Discover { from, task, .. } => {
+            let id = created.next().map(ToString::to_string).unwrap_or_default();
             emit(RunEvent::Discovered {
                 task: from.to_string(),
-                new_task: created.id.to_string(),
-                title: task.title,
+                new_task: id,
+                title: task.title.clone(),
             });
         }
     }
-    Ok(())
-}
-
-/// Creates a task found while working on `from`, linked to it by a `discovered-from` edge.
-async fn add_discovered(
-    store: &dyn Store,
-    from: TaskId,
-    new: &NewTask,
-    actor: &Actor,
-) -> Result<Task, RunError> {
-    let created = store.create_task(new, &[], actor).await?;
-    store
-        .add_edge(
-            Edge {
-                from,
-                to: created.id,
-                kind: EdgeKind::DiscoveredFrom,
-            },
-            actor,
-        )
-        .await?;
-    Ok(created)
 }
 
 /// The transitive dependents of task `id` read from the store (for callers outside a run, such

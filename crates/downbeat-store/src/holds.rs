@@ -20,8 +20,10 @@ use downbeat_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::effect_tx::EffectTx;
 use crate::error::{Error, Result};
 use crate::traits::{ContextStore, ExecutionStore, TaskStore};
+pub use crate::types::Hold;
 
 const KEY: &str = "holds";
 
@@ -66,18 +68,6 @@ pub fn allowed(holds: &[Hold], dag: Option<&TaskDag>) -> Option<HashSet<TaskId>>
         Some(d) => d.with_prerequisites(&tasks),
         None => tasks,
     })
-}
-
-/// One hold in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Hold {
-    /// Numbered from 1 within the project.
-    pub id: u32,
-    /// The only task that may start while the hold is in force; `None`: none may.
-    pub task: Option<TaskId>,
-    pub reason: String,
-    pub by: String,
-    pub at: Timestamp,
 }
 
 /// The stored form (task as its sequence number).
@@ -233,6 +223,59 @@ pub(crate) async fn add<S: TaskStore + ContextStore + ?Sized>(
     Err(Error::Database(
         "the holds kept changing under this change; try again".into(),
     ))
+}
+
+/// Adds a hold inside a transaction that is writing already (a completion's effects): the
+/// entry is read locked and written back directly (no compare-and-swap needed under the lock),
+/// with the same `hold.added` event as [`add`].
+pub(crate) async fn add_within(
+    tx: &mut dyn EffectTx,
+    task: Option<TaskId>,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Hold> {
+    if reason.trim().is_empty() {
+        return Err(Error::Invalid("a hold needs a reason".into()));
+    }
+    if let Some(t) = task {
+        tx.task(t).await?;
+    }
+    let raw = tx.holds_entry().await?;
+    let book = parse(raw.as_deref())?;
+    let id = book.last + 1;
+    let mut kept = Vec::with_capacity(book.holds.len() + 1);
+    for h in book.holds {
+        let live = match h.task.and_then(TaskId::from_seq) {
+            None => h.task.is_none(),
+            Some(t) => match tx.task(t).await {
+                Ok(t) => !t.archived && !t.status.is_terminal(),
+                Err(Error::NotFound { .. }) => false,
+                Err(e) => return Err(e),
+            },
+        };
+        if live {
+            kept.push(h);
+        }
+    }
+    let new = Stored {
+        id,
+        task: task.map(TaskId::seq),
+        reason: reason.trim().to_owned(),
+        by: actor.name.clone(),
+        at: actor.now.0,
+    };
+    kept.push(new.clone());
+    let entity = task.map_or_else(|| "project".to_owned(), |t| t.to_string());
+    let after = json!({"hold": id, "task": task.map(|t| t.to_string()), "reason": new.reason});
+    let text = encode(&Book {
+        last: id,
+        holds: kept,
+    });
+    tx.write_holds(raw.is_some(), &text).await?;
+    tx.event("hold.added", &entity, None, Some(after), actor)
+        .await?;
+    new.hold()
+        .ok_or_else(|| Error::Invalid("hold task out of range".into()))
 }
 
 pub(crate) async fn release<S: TaskStore + ContextStore + ?Sized>(

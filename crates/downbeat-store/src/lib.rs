@@ -13,6 +13,8 @@
 
 #[cfg(feature = "contract-tests")]
 pub mod contract;
+mod effect_tx;
+pub mod effects;
 mod error;
 pub mod holds;
 pub mod postgres;
@@ -26,6 +28,7 @@ mod url;
 pub mod view;
 
 pub use downbeat_core::context::Artifact;
+pub use effects::EffectsDone;
 pub use error::{Error, Result};
 pub use holds::{Hold, Holds};
 pub use store::Store;

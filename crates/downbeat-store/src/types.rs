@@ -100,6 +100,10 @@ pub struct Finish {
     pub summary: Option<String>,
     pub tokens: Option<(i64, i64)>,
     pub artifacts: Vec<ArtifactRecord>,
+    /// What the task's report asks of the graph (flag rules, discovered work), applied in the
+    /// same transaction when, and only when, this finish is accepted. Dropped with a rejected
+    /// finish; one that fails (a task that does not exist, a cycle) fails the whole batch.
+    pub effects: Vec<downbeat_core::flags::Effect>,
 }
 
 /// What an accepted [`Finish`] writes to its task row, the same on every backend.
@@ -173,6 +177,9 @@ pub struct BatchResult {
     /// A hold later than [`Batch::holds_seen`] exists: every claim is in `not_claimed`. The
     /// claimer reads the holds again and chooses anew.
     pub held: bool,
+    /// What the effects of the accepted finishes did: one entry per accepted finish with
+    /// effects, in batch order.
+    pub effects: Vec<EffectsDone>,
 }
 
 /// One row of the attempt ledger.
@@ -237,4 +244,31 @@ pub struct Integrity {
     pub orphans: Vec<(TaskId, i64)>,
     /// Context rows pointing at missing tasks: (record, missing task seq).
     pub dangling_links: Vec<(String, i64)>,
+}
+
+/// One hold in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    /// Numbered from 1 within the project.
+    pub id: u32,
+    /// The only task that may start while the hold is in force; `None`: none may.
+    pub task: Option<TaskId>,
+    pub reason: String,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// What the effects of one accepted finish did, for its caller to announce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectsDone {
+    /// The finished task.
+    pub task: TaskId,
+    /// Tasks created (follow-ups and discovered work), in the order of their effects.
+    pub created: Vec<TaskId>,
+    /// Holds added (a follow-up's hold, a pause), in the order of their effects.
+    pub holds: Vec<Hold>,
+    /// The reasons of the `stop` effects, in order.
+    pub stops: Vec<String>,
+    /// Whether the graph changed (tasks, edges or priorities).
+    pub changed: bool,
 }

@@ -297,6 +297,7 @@ async fn build(s: &dyn Store) {
             size: 42,
             sha256: "ab".repeat(32),
         }],
+        effects: vec![],
     };
     let r = s
         .commit_batch(

@@ -289,6 +289,7 @@ fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
         summary: Some("late".into()),
         tokens: None,
         artifacts: vec![],
+        effects: vec![],
     };
     let res = rt
         .block_on(store.commit_batch(

@@ -22,7 +22,7 @@ use downbeat_core::planner::{NodeIdx, NodeKind};
 use downbeat_core::task::{Status, Task};
 use downbeat_core::time::Timestamp;
 use downbeat_store::{
-    Batch, ChangeFeed, ClaimRequest, Claimed, EventQuery, Finish, FinishStatus, Store,
+    Batch, ChangeFeed, ClaimRequest, Claimed, EffectsDone, EventQuery, Finish, FinishStatus, Store,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,7 @@ use super::types::{Emitter, RunError, RunEvent, RunOptions, RunSummary};
 use crate::config::{FailurePolicy, RetryPolicy};
 use crate::executor::{AgentReport, Outcome, OutcomeKind};
 use crate::host::holder_is_dead;
-use crate::rules::apply_completion;
+use crate::rules::{announce, completion_effects};
 
 /// How long the loop keeps gathering attempt ends for one transaction while other attempts are
 /// still in flight. A lone attempt (a chain) is committed at once.
@@ -70,6 +70,9 @@ struct Turn {
     completed: Vec<TaskId>,
     /// Ends whose reports and failure policy are applied once the commit accepted them.
     post: Vec<(Claimed, Outcome)>,
+    /// A completion whose flag rules could not be applied (a follow-up title that does not
+    /// render): it commits without effects, then the run fails with this error.
+    broken: Option<RunError>,
 }
 
 /// Claims chosen for the next commit, with their nodes.
@@ -288,11 +291,21 @@ impl Dispatcher {
             holds_seen: Some(self.holds.seen),
         };
         let res = self.store.commit_batch(&batch, &self.actor()).await?;
+        if let Some(e) = self.turn.broken.take() {
+            return Err(e);
+        }
         let rejected: HashSet<TaskId> = res.rejected.iter().copied().collect();
         self.summary.rejected += rejected.len() as u64;
         let mut reload = !rejected.is_empty();
+        let done: HashMap<TaskId, &EffectsDone> = res.effects.iter().map(|d| (d.task, d)).collect();
         for (claim, outcome) in std::mem::take(&mut self.turn.post) {
-            reload |= self.settle_end(claim, outcome, &rejected).await?;
+            let fx = batch
+                .finishes
+                .iter()
+                .find(|f| f.task == claim.task)
+                .zip(done.get(&claim.task))
+                .map(|(f, d)| (f.effects.as_slice(), *d));
+            reload |= self.settle_end(claim, outcome, &rejected, fx).await?;
         }
         self.turn.completed.clear();
         self.g.fresh.clear();
@@ -340,13 +353,15 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// After the commit: applies an accepted end's report, or the failure policy to a task
-    /// that failed for good. Returns whether the graph must be loaded again.
+    /// After the commit: announces what an accepted end's effects did (committed with it), or
+    /// applies the failure policy to a task that failed for good. Returns whether the graph
+    /// must be loaded again.
     async fn settle_end(
         &mut self,
         claim: Claimed,
         outcome: Outcome,
         rejected: &HashSet<TaskId>,
+        effects: Option<(&[flags::Effect], &EffectsDone)>,
     ) -> Result<bool, RunError> {
         let Some(&v) = self.g.node_of.get(&claim.task) else {
             return Ok(false);
@@ -358,8 +373,8 @@ impl Dispatcher {
             return Ok(false);
         }
         if outcome.kind == OutcomeKind::Succeeded {
-            return match &outcome.report {
-                Some(report) => self.apply_report(claim.task, v, report).await,
+            return match effects {
+                Some((effects, done)) => self.apply_report(effects, done).await,
                 None => Ok(false),
             };
         }
@@ -374,19 +389,14 @@ impl Dispatcher {
         Ok(false)
     }
 
-    /// Applies a completed task's flags and discovered work. Returns whether the graph changed.
-    async fn apply_report(
-        &mut self,
-        task: TaskId,
-        v: NodeIdx,
-        report: &AgentReport,
-    ) -> Result<bool, RunError> {
+    /// The effects of a report, computed before its completion commits (with the dependents
+    /// of the in-memory graph). `None` when they cannot be (the run fails after the commit).
+    fn report_effects(&mut self, task: TaskId, report: &AgentReport) -> Option<Vec<flags::Effect>> {
         let needs_dependents =
             !report.flags.is_empty() || report.discovered.iter().any(|d| d.blocks_dependents);
-        let dependents = if needs_dependents {
-            self.g.dependent_tasks(v)
-        } else {
-            Vec::new()
+        let dependents = match self.g.node_of.get(&task) {
+            Some(&v) if needs_dependents => self.g.dependent_tasks(v),
+            _ => Vec::new(),
         };
         let title = self
             .g
@@ -401,29 +411,37 @@ impl Dispatcher {
             discovered: &report.discovered,
             dependents: &dependents,
         };
-        let actor = self.actor();
+        match completion_effects(&self.opts.rules, &completion) {
+            Ok(fx) => Some(fx),
+            Err(e) => {
+                self.turn.broken.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// Announces what a completed task's effects did and takes in their stop and holds.
+    /// Returns whether the graph changed.
+    async fn apply_report(
+        &mut self,
+        effects: &[flags::Effect],
+        done: &EffectsDone,
+    ) -> Result<bool, RunError> {
         let events = &self.events;
         let emit = |e: RunEvent| events.emit(e);
-        let effects = apply_completion(
-            self.store.as_ref(),
-            &self.opts.rules,
-            &completion,
-            &actor,
-            &emit,
-        )
-        .await?;
-        if let Some(reason) = effects.stop {
+        let fx = announce(effects, done, &emit);
+        if let Some(reason) = fx.stop {
             self.stopping = Some(reason);
         }
-        if !effects.holds.is_empty() {
+        if !fx.holds.is_empty() {
             // Read back with the others' and the last number, so the next claims are not
             // refused for this runner's own hold.
-            self.holds.list.extend(effects.holds);
+            self.holds.list.extend(fx.holds);
             self.holds
                 .refresh(self.store.as_ref(), &self.events)
                 .await?;
         }
-        Ok(effects.changed)
+        Ok(fx.changed)
     }
 
     /// What a task that failed for good does to the rest of the run. Returns whether the
@@ -568,6 +586,12 @@ impl Dispatcher {
             }
             _ => (FinishStatus::Failed, "failed"),
         };
+        let effects = match (&outcome.report, status) {
+            (Some(r), FinishStatus::Completed) => {
+                self.report_effects(claim.task, r).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
         self.turn.finishes.push(Finish {
             task: claim.task,
             epoch: claim.epoch,
@@ -581,6 +605,7 @@ impl Dispatcher {
                 .tokens
                 .map(|t| (t.prompt as i64, t.completion as i64)),
             artifacts,
+            effects,
         });
         self.events.emit(RunEvent::AttemptFinished {
             task: claim.task.to_string(),

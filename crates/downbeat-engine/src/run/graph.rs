@@ -501,6 +501,7 @@ role = "implementer"
             summary: None,
             tokens: None,
             artifacts: vec![],
+            effects: vec![],
         }
     }
 

@@ -36,7 +36,7 @@ pub(crate) mod types;
 
 pub use crate::host::{default_holder, holder_is_dead, this_host};
 pub use crate::prompt_context::prompt_context;
-pub use crate::rules::{Dependent, ReportEffects, apply_completion, load_dependents};
+pub use crate::rules::{Dependent, ReportEffects, announce, completion_effects, load_dependents};
 pub use types::{AcceptFn, ResolveFn, Resolved, RunError, RunEvent, RunOptions, RunSummary};
 
 /// Runs the graph until nothing more can run, the token is cancelled, or a rule stops it.

@@ -9,7 +9,7 @@ use downbeat_core::graph;
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::{EdgeKind, Status, Task};
 use downbeat_core::time::{Millis, Timestamp};
-use downbeat_engine::executor::{AgentReport, DiscoveredTask};
+use downbeat_engine::executor::DiscoveredTask;
 use downbeat_engine::run::RunEvent;
 use downbeat_store::{Batch, ClaimRequest, Finish, FinishStatus, Hold};
 use serde_json::{Value, json};
@@ -434,6 +434,29 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Out {
         EndAction::Release => (FinishStatus::Requeue, "released", e.reason.clone(), None),
     };
     let paths: Vec<String> = artifacts.iter().map(|a| a.path.clone()).collect();
+    let reported = how == EndAction::Complete && (!e.flags.is_empty() || !e.discovered.is_empty());
+    // The report's effects are computed first and commit with the completion, or not at all.
+    let effects = if reported {
+        let needs = !e.flags.is_empty() || e.discovered.iter().any(|d| d.blocks_dependents);
+        let dependents = if needs {
+            downbeat_engine::run::load_dependents(p.store.as_ref(), t.id)
+                .await
+                .map_err(runs::run_error)?
+        } else {
+            Vec::new()
+        };
+        let completion = downbeat_core::flags::Completion {
+            task: t.id,
+            title: &t.title,
+            flags: &e.flags,
+            discovered: &e.discovered,
+            dependents: &dependents,
+        };
+        downbeat_engine::run::completion_effects(&p.config.rules, &completion)
+            .map_err(runs::run_error)?
+    } else {
+        Vec::new()
+    };
     let batch = Batch {
         finishes: vec![Finish {
             task: t.id,
@@ -446,6 +469,7 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Out {
             summary,
             tokens: None,
             artifacts,
+            effects,
         }],
         claims: vec![],
         holder: t.lease_holder.clone().unwrap_or_default(),
@@ -465,44 +489,14 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Out {
         FinishStatus::Cancelled => "cancelled",
     };
     let mut out = json!({"task": t.id, "status": shown, "artifacts": paths});
-    if how == EndAction::Complete && (!e.flags.is_empty() || !e.discovered.is_empty()) {
-        let report = AgentReport {
-            status: None,
-            summary: e.summary.clone(),
-            artifacts: vec![],
-            flags: e.flags.clone(),
-            discovered: e.discovered.clone(),
-        };
-        let needs = !e.flags.is_empty() || e.discovered.iter().any(|d| d.blocks_dependents);
-        let dependents = if needs {
-            downbeat_engine::run::load_dependents(p.store.as_ref(), t.id)
-                .await
-                .map_err(runs::run_error)?
-        } else {
-            Vec::new()
-        };
+    if let Some(done) = res.effects.first() {
         let events: Mutex<Vec<RunEvent>> = Mutex::new(Vec::new());
         let emit = |ev: RunEvent| {
             if let Ok(mut v) = events.lock() {
                 v.push(ev);
             }
         };
-        let completion = downbeat_core::flags::Completion {
-            task: t.id,
-            title: &t.title,
-            flags: &report.flags,
-            discovered: &report.discovered,
-            dependents: &dependents,
-        };
-        let fx = downbeat_engine::rules::apply_completion(
-            p.store.as_ref(),
-            &p.config.rules,
-            &completion,
-            &actor,
-            &emit,
-        )
-        .await
-        .map_err(runs::run_error)?;
+        let fx = downbeat_engine::run::announce(&batch.finishes[0].effects, done, &emit);
         let flags: Vec<Value> = events
             .into_inner()
             .unwrap_or_default()

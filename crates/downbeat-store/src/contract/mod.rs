@@ -6,6 +6,7 @@
 
 mod claims;
 mod edges;
+mod effects;
 mod leases;
 mod maintenance;
 mod records;
@@ -15,6 +16,7 @@ mod workers;
 
 pub use claims::*;
 pub use edges::*;
+pub use effects::*;
 pub use leases::*;
 pub use maintenance::*;
 pub use records::*;
@@ -43,6 +45,8 @@ macro_rules! store_contract_tests {
             retries_wait_for_their_time,
             concurrent_claims_never_overlap,
             stale_epoch_finishes_are_rejected,
+            completion_effects_commit_with_the_completion,
+            failing_effects_roll_back_the_completion,
             concurrent_edges_cannot_close_a_cycle,
             event_readers_miss_nothing,
             ready_tasks_look_at_blockers_and_ancestors,

@@ -97,5 +97,6 @@ pub(super) fn finish(task: TaskId, epoch: i64, attempt_id: i64, status: FinishSt
             size: 3,
             sha256: "abc".into(),
         }],
+        effects: vec![],
     }
 }

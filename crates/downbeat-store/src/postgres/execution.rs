@@ -70,6 +70,7 @@ impl BatchAnswer {
             not_claimed: tasks(self.not_claimed)?,
             rejected: tasks(self.rejected)?,
             held: self.held,
+            effects: Vec::new(),
         })
     }
 }
@@ -134,12 +135,50 @@ impl PostgresStore {
             "finishes": finishes, "claims": claims, "afters": afters,
             "holds_seen": batch.holds_seen,
         });
+        if crate::effects::any(batch) {
+            return self.with_effects(batch, &input, actor).await;
+        }
         let text: String = sqlx::query_scalar("SELECT downbeat_commit_batch($1::jsonb)::text")
             .bind(input.to_string())
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;
         Ok(BatchAnswer::parse(&text)?.into_result()?)
+    }
+
+    /// A batch whose finishes carry effects: the batch function and the accepted finishes'
+    /// effects in one explicit transaction on one connection, committed or rolled back
+    /// together. The graph lock, when an effect adds a `blocks` edge, is taken first.
+    async fn with_effects(&self, batch: &Batch, input: &Value, actor: &Actor) -> R<BatchResult> {
+        let mut t = self.write().await?;
+        let blocks = batch.finishes.iter().flat_map(|f| &f.effects).any(
+            |e| matches!(e, downbeat_core::flags::Effect::Discover { blocks, .. } if !blocks.is_empty()),
+        );
+        if blocks {
+            lock_graph(&mut t).await?;
+        }
+        let text: String = sqlx::query_scalar("SELECT downbeat_commit_batch($1::jsonb)::text")
+            .bind(input.to_string())
+            .fetch_one(t.c())
+            .await
+            .map_err(db)?;
+        let mut out = BatchAnswer::parse(&text)?.into_result()?;
+        let mut on = super::effects::InBatch {
+            t: &mut t,
+            retry: None,
+        };
+        match crate::effects::apply(&mut on, batch, &out.rejected, actor).await {
+            Ok(done) => out.effects = done,
+            Err(e) => {
+                return Err(match on.retry {
+                    Some(m) => Fail::Retry(m),
+                    None => e.into(),
+                });
+            }
+        }
+        t.wake = true;
+        t.commit().await?;
+        Ok(out)
     }
 
     async fn tx_renew_leases(&self, holder: &str, until: Timestamp) -> R<Vec<(TaskId, i64)>> {

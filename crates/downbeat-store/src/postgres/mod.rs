@@ -63,6 +63,7 @@ use crate::shared::prelude::*;
 use crate::traits::ChangeFeed;
 
 mod context;
+mod effects;
 mod execution;
 mod maintenance;
 mod tasks;

@@ -258,6 +258,12 @@ impl ExecutionStore for SqliteStore {
             });
             qb.build().execute(&mut *c).await.map_err(db)?;
         }
+        // The accepted finishes' effects, after their status events; any failure rolls the
+        // whole batch back (the transaction is dropped uncommitted).
+        if crate::effects::any(batch) {
+            let mut on = super::effects::InBatch(c);
+            out.effects = crate::effects::apply(&mut on, batch, &out.rejected, actor).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(out)
     }

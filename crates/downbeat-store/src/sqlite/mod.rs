@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 use crate::shared::prelude::*;
 
 mod context;
+mod effects;
 mod execution;
 mod maintenance;
 mod tasks;
