@@ -3,7 +3,7 @@
 
 use downbeat_app::project::{self, Globals, Project};
 use downbeat_app::{Kind, tasks};
-use downbeat_core::task::{NewTask, Status};
+use downbeat_core::task::{NewTask, Status, Task};
 use downbeat_core::time::Timestamp;
 
 async fn project() -> (tempfile::TempDir, Project) {
@@ -19,16 +19,9 @@ async fn project() -> (tempfile::TempDir, Project) {
     (dir, p)
 }
 
-fn new(title: &str) -> NewTask {
-    NewTask {
-        title: title.into(),
-        ..Default::default()
-    }
-}
-
-#[tokio::test]
-async fn starting_or_completing_a_waiting_task_is_refused_with_what_it_waits_on() {
-    let (_dir, p) = project().await;
+/// A project with `design` and `build`, which waits on it.
+async fn design_then_build() -> (tempfile::TempDir, Project, Task, Task) {
+    let (dir, p) = project().await;
     let actor = p.actor().await.unwrap();
     let design = p
         .store
@@ -40,6 +33,19 @@ async fn starting_or_completing_a_waiting_task_is_refused_with_what_it_waits_on(
         .create_task(&new("build"), &[design.id], &actor)
         .await
         .unwrap();
+    (dir, p, design, build)
+}
+
+fn new(title: &str) -> NewTask {
+    NewTask {
+        title: title.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn starting_or_completing_a_waiting_task_is_refused_with_what_it_waits_on() {
+    let (_dir, p, design, build) = design_then_build().await;
     for to in [Status::Running, Status::Completed] {
         let e = tasks::set_status(&p, build.id, to, None, false)
             .await
@@ -70,18 +76,7 @@ async fn starting_or_completing_a_waiting_task_is_refused_with_what_it_waits_on(
 
 #[tokio::test]
 async fn a_task_whose_dependencies_are_done_passes_the_gate() {
-    let (_dir, p) = project().await;
-    let actor = p.actor().await.unwrap();
-    let design = p
-        .store
-        .create_task(&new("design"), &[], &actor)
-        .await
-        .unwrap();
-    let build = p
-        .store
-        .create_task(&new("build"), &[design.id], &actor)
-        .await
-        .unwrap();
+    let (_dir, p, design, build) = design_then_build().await;
     tasks::set_status(&p, design.id, Status::Running, None, false)
         .await
         .unwrap();
@@ -96,18 +91,7 @@ async fn a_task_whose_dependencies_are_done_passes_the_gate() {
 
 #[tokio::test]
 async fn a_running_task_that_was_forced_still_cannot_complete_early() {
-    let (_dir, p) = project().await;
-    let actor = p.actor().await.unwrap();
-    let design = p
-        .store
-        .create_task(&new("design"), &[], &actor)
-        .await
-        .unwrap();
-    let build = p
-        .store
-        .create_task(&new("build"), &[design.id], &actor)
-        .await
-        .unwrap();
+    let (_dir, p, _design, build) = design_then_build().await;
     tasks::set_status(&p, build.id, Status::Running, None, true)
         .await
         .unwrap();
