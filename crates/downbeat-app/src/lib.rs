@@ -8,6 +8,7 @@
 
 pub mod answer;
 pub mod cache;
+pub mod claims;
 pub mod context;
 pub mod documents;
 pub mod error;

@@ -6,9 +6,13 @@
 use std::collections::{HashMap, HashSet};
 
 use downbeat_core::admission;
-use downbeat_core::graph::Progress;
+use downbeat_core::graph::{GraphSnapshot, GraphTask, Progress};
 use downbeat_core::ids::{RecordId, RecordKind, TaskId};
-use downbeat_core::task::{Priority, Status, Task};
+use downbeat_core::task::{
+    Edge, EdgeKind, ExecSettings, NewTask, Priority, Status, Task, TaskPatch,
+};
+use downbeat_core::time::Millis;
+use downbeat_store::TaskFilter;
 
 use crate::error::Error;
 use crate::project::Project;
@@ -90,20 +94,14 @@ pub async fn set_status(
     force: bool,
 ) -> Result<Vec<Task>, Error> {
     if matches!(to, Status::Running | Status::Completed) && !force {
-        let snap = p.store.graph().await?;
-        let waits = admission::waits_on(&snap, id);
+        let t = p.store.task(id).await?;
+        let edges = p.store.edges_of(id).await?;
+        let waits = waits_on(p, &t, &edges).await?;
         if !waits.is_empty() {
-            let list: Vec<String> = waits
-                .iter()
-                .map(|o| {
-                    let title = snap
-                        .tasks
-                        .iter()
-                        .find(|t| t.id == *o)
-                        .map_or("?", |t| t.title.as_str());
-                    format!("{o} ({title})")
-                })
-                .collect();
+            let mut list = Vec::with_capacity(waits.len());
+            for o in &waits {
+                list.push(format!("{o} ({})", p.store.task(*o).await?.title));
+            }
             let verb = if to == Status::Running {
                 "start"
             } else {
@@ -119,4 +117,353 @@ pub async fn set_status(
         }
     }
     Ok(p.store.set_status(id, to, note, &p.actor().await?).await?)
+}
+
+/// The live (non-archived) children of `id`.
+pub async fn children(p: &Project, id: TaskId) -> Result<Vec<Task>, Error> {
+    Ok(p.store
+        .tasks(&TaskFilter {
+            parent: Some(id),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// What a leaf waits on, by the core's admission rule ([`admission::waits_on`]) applied to
+/// the part of the graph that decides it, read with a few targeted queries instead of the whole
+/// graph: the task, its live ancestors and their `blocks` dependencies, and each dependency
+/// with its live subtree (archived tasks never hold anything back).
+pub async fn waits_on(p: &Project, t: &Task, edges: &[Edge]) -> Result<Vec<TaskId>, Error> {
+    let blocking = |id: TaskId, edges: Vec<Edge>| {
+        edges
+            .into_iter()
+            .filter(move |e| e.to == id && e.kind == EdgeKind::Blocks)
+    };
+    let mut snap = GraphSnapshot::default();
+    snap.tasks.push(GraphTask::from(t));
+    snap.edges.extend(blocking(t.id, edges.to_vec()));
+    let mut parent = t.parent;
+    while let Some(up) = parent {
+        let pt = p.store.task(up).await?;
+        if pt.archived {
+            break;
+        }
+        parent = pt.parent;
+        snap.edges.extend(blocking(up, p.store.edges_of(up).await?));
+        snap.tasks.push(GraphTask::from(&pt));
+    }
+    let mut have: HashSet<TaskId> = snap.tasks.iter().map(|g| g.id).collect();
+    let deps: Vec<TaskId> = snap.edges.iter().map(|e| e.from).collect();
+    for d in deps {
+        if have.contains(&d) {
+            continue;
+        }
+        let dt = p.store.task(d).await?;
+        if dt.archived {
+            continue;
+        }
+        let mut stack = vec![dt];
+        while let Some(x) = stack.pop() {
+            if !have.insert(x.id) {
+                continue;
+            }
+            stack.extend(children(p, x.id).await?);
+            snap.tasks.push(GraphTask::from(&x));
+        }
+    }
+    Ok(admission::waits_on(&snap, t.id))
+}
+
+/// A task to add, as a front end received it: references, names and durations not yet checked.
+#[derive(Debug, Default, Clone)]
+pub struct AddTask {
+    pub title: String,
+    pub key: Option<String>,
+    /// The container it goes under.
+    pub parent: Option<String>,
+    /// Tasks it waits on.
+    pub after: Vec<String>,
+    pub description: Option<String>,
+    pub role: Option<String>,
+    pub priority: Option<String>,
+    pub effort: Option<u32>,
+    pub acceptance: Vec<String>,
+    pub tags: Vec<String>,
+    /// Its footprint: the files it touches.
+    pub files: Vec<String>,
+    /// A named executor, or `process` with `command` or `shell`.
+    pub executor: Option<String>,
+    /// A program and its arguments, split like a shell would (no expansion).
+    pub command: Option<String>,
+    /// A command line for `sh -c`.
+    pub shell: Option<String>,
+    /// Per attempt (`30m`).
+    pub timeout: Option<String>,
+    pub max_attempts: Option<u32>,
+}
+
+/// The executor setting of a new task: a name, or an inline process spec.
+fn executor_of(a: &AddTask) -> Result<Option<String>, Error> {
+    use serde_json::json;
+    match (a.executor.as_deref(), &a.command, &a.shell) {
+        (None | Some("process"), Some(_), Some(_)) => Err(Error::invalid(
+            "a task takes either a command or a shell line, not both",
+        )),
+        (None | Some("process"), Some(cmd), None) => {
+            let argv = split_command(cmd).map_err(Error::invalid)?;
+            Ok(Some(json!({"type": "process", "argv": argv}).to_string()))
+        }
+        (None | Some("process"), None, Some(sh)) => {
+            Ok(Some(json!({"type": "process", "shell": sh}).to_string()))
+        }
+        (Some("process"), None, None) => Err(Error::invalid(
+            "the process executor needs a command or a shell line",
+        )),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(Error::invalid(
+            "a command or a shell line goes with the process executor (or no executor)",
+        )),
+        (name, None, None) => Ok(name.map(str::to_owned)),
+    }
+}
+
+/// Adds a task; every reference, role, priority and duration is checked first.
+pub async fn add(p: &Project, a: &AddTask) -> Result<Task, Error> {
+    if a.title.trim().is_empty() {
+        return Err(Error::invalid("a task needs a title"));
+    }
+    if let Some(r) = &a.role {
+        check_role(p, r)?;
+    }
+    let parent = match &a.parent {
+        Some(s) => Some(resolve(p, s).await?),
+        None => None,
+    };
+    let deps = resolve_all(p, &a.after).await?;
+    let timeout = a
+        .timeout
+        .as_deref()
+        .map(|t| Millis::parse(t).map(Millis::duration))
+        .transpose()
+        .map_err(|e| Error::invalid(format!("timeout: {e}")))?;
+    if a.max_attempts == Some(0) {
+        return Err(Error::invalid("max attempts must be at least 1"));
+    }
+    let new = NewTask {
+        exec: ExecSettings {
+            executor: executor_of(a)?,
+            timeout,
+            max_attempts: a.max_attempts,
+        },
+        key: a.key.clone(),
+        parent,
+        title: a.title.clone(),
+        description: a.description.clone().unwrap_or_default(),
+        role: a.role.clone(),
+        priority: a
+            .priority
+            .as_deref()
+            .map(parse_priority)
+            .transpose()?
+            .unwrap_or_default(),
+        effort: a.effort.unwrap_or(1),
+        acceptance: a.acceptance.clone(),
+        tags: a.tags.clone(),
+        footprint: a.files.clone(),
+    };
+    Ok(p.store.create_task(&new, &deps, &p.actor().await?).await?)
+}
+
+/// Changes to a task's fields; `None` leaves a field as it is, and `role`/`parent` `"none"`
+/// clear it.
+#[derive(Debug, Default, Clone)]
+pub struct EditTask {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub role: Option<String>,
+    pub parent: Option<String>,
+    pub priority: Option<String>,
+    pub effort: Option<u32>,
+    pub acceptance: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub files: Option<Vec<String>>,
+}
+
+/// Edits task `q`; refused when nothing would change.
+pub async fn edit(p: &Project, q: &str, e: &EditTask) -> Result<Task, Error> {
+    let id = resolve(p, q).await?;
+    let role = match e.role.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(r) => {
+            check_role(p, r)?;
+            Some(Some(r.to_owned()))
+        }
+    };
+    let parent = match e.parent.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(s) => Some(Some(resolve(p, s).await?)),
+    };
+    let patch = TaskPatch {
+        title: e.title.clone(),
+        description: e.description.clone(),
+        role,
+        priority: e.priority.as_deref().map(parse_priority).transpose()?,
+        effort: e.effort,
+        acceptance: e.acceptance.clone(),
+        tags: e.tags.clone(),
+        footprint: e.files.clone(),
+        parent,
+        exec: None,
+    };
+    if patch.is_empty() {
+        return Err(Error::invalid("nothing to change").with_hint(
+            "pass at least one of title, description, role, parent, effort, priority, acceptance, tags, files",
+        ));
+    }
+    Ok(p.store.update_task(id, &patch, &p.actor().await?).await?)
+}
+
+/// An edge kind by its name (`blocks`, `related`, `discovered-from`).
+pub fn parse_edge_kind(s: &str) -> Result<EdgeKind, Error> {
+    match s {
+        "blocks" => Ok(EdgeKind::Blocks),
+        "related" => Ok(EdgeKind::Related),
+        "discovered-from" | "discovered_from" => Ok(EdgeKind::DiscoveredFrom),
+        other => Err(Error::invalid(format!(
+            "unknown edge kind `{other}` (blocks, related, discovered-from)"
+        ))),
+    }
+}
+
+/// One dependency a [`set_deps`] call added or removed, or found as asked already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DepChange {
+    pub task: TaskId,
+    pub on: TaskId,
+    pub kind: EdgeKind,
+    /// False when the edge already was (or was not) there.
+    pub changed: bool,
+}
+
+/// Makes task `q` depend (or, with `remove`, no longer depend) on each of `on`.
+pub async fn set_deps(
+    p: &Project,
+    q: &str,
+    on: &[String],
+    kind: EdgeKind,
+    remove: bool,
+) -> Result<Vec<DepChange>, Error> {
+    if on.is_empty() {
+        return Err(Error::invalid(
+            "a dependency needs at least one task to depend on",
+        ));
+    }
+    let to = resolve(p, q).await?;
+    let froms = resolve_all(p, on).await?;
+    let actor = p.actor().await?;
+    let mut out = Vec::with_capacity(froms.len());
+    for from in froms {
+        let edge = Edge { from, to, kind };
+        let changed = if remove {
+            p.store.remove_edge(edge, &actor).await?
+        } else {
+            p.store.add_edge(edge, &actor).await?
+        };
+        out.push(DepChange {
+            task: to,
+            on: from,
+            kind,
+            changed,
+        });
+    }
+    Ok(out)
+}
+
+/// Splits a command line into arguments: whitespace separates, single and double quotes group,
+/// a backslash escapes the next character. No expansion of any kind.
+pub fn split_command(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => match chars.next() {
+                Some(n) => cur.push(n),
+                None => return Err(format!("command `{s}` ends with a lone backslash")),
+            },
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("command `{s}` has an unclosed quote"));
+    }
+    if in_word {
+        out.push(cur);
+    }
+    if out.is_empty() {
+        return Err("the command is empty".into());
+    }
+    Ok(out)
+}
+
+/// A file recorded with a completion by hand, relative to the project root.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeptFile {
+    pub path: String,
+    pub size: i64,
+}
+
+/// Completes task `id` by hand through the admission gate, recording `files` (absolute paths
+/// inside the project) as its artifacts. Every file is checked before anything changes.
+pub async fn complete(
+    p: &Project,
+    id: TaskId,
+    result: Option<&str>,
+    files: &[std::path::PathBuf],
+    force: bool,
+) -> Result<(Vec<Task>, Vec<KeptFile>), Error> {
+    let root = p.root.canonicalize()?;
+    let mut kept = Vec::with_capacity(files.len());
+    for path in files {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::not_found(format!("artifact {}: {e}", path.display())))?;
+        let canon = path.canonicalize()?;
+        let rel = canon.strip_prefix(&root).map_err(|_| {
+            Error::invalid(format!(
+                "artifact {} is outside the project ({})",
+                path.display(),
+                root.display()
+            ))
+        })?;
+        kept.push(KeptFile {
+            path: rel.display().to_string(),
+            size: i64::try_from(meta.len()).unwrap_or(i64::MAX),
+        });
+    }
+    let changed = set_status(p, id, Status::Completed, result, force).await?;
+    let actor = p.actor().await?;
+    for f in &kept {
+        p.store
+            .add_artifact(id, &f.path, Some(f.size), None, &actor)
+            .await?;
+    }
+    Ok((changed, kept))
 }

@@ -12,7 +12,8 @@ use downbeat_store::view;
 
 use crate::error::{Error, Kind};
 use crate::project::Project;
-use crate::tasks::shown_status;
+use crate::tasks::{resolve, shown_status};
+use downbeat_store::TaskFilter;
 
 /// A text format of the task graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,4 +177,58 @@ pub fn render_graph(v: &ProjectView, format: GraphFormat) -> String {
         }
     }
     s
+}
+
+/// What a task list asks for; the statuses and references are checked here.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub statuses: Vec<String>,
+    pub role: Option<String>,
+    pub tag: Option<String>,
+    pub parent: Option<String>,
+    pub text: Option<String>,
+    pub include_archived: bool,
+    pub limit: Option<u32>,
+}
+
+/// A listed task with the status a person sees ([`shown_status`]).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub task: Task,
+    pub shown: String,
+}
+
+/// The tasks matching `q`, each with its shown status.
+pub async fn list(p: &Project, q: &ListQuery) -> Result<Vec<Listed>, Error> {
+    let statuses = q
+        .statuses
+        .iter()
+        .map(|s| {
+            s.parse::<Status>()
+                .map_err(|e| Error::invalid(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let parent = match &q.parent {
+        Some(x) => Some(resolve(p, x).await?),
+        None => None,
+    };
+    let filter = TaskFilter {
+        statuses,
+        role: q.role.clone(),
+        tag: q.tag.clone(),
+        parent,
+        text: q.text.clone(),
+        include_archived: q.include_archived,
+        limit: q.limit,
+    };
+    let tasks = p.store.tasks(&filter).await?;
+    let v = view(p).await?;
+    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    Ok(tasks
+        .into_iter()
+        .map(|t| Listed {
+            shown: shown_status(&t, &v.rollup, &ready),
+            task: t,
+        })
+        .collect())
 }

@@ -208,3 +208,101 @@ mod tests {
         assert_eq!(RecordId::parse(RecordKind::Decision, "0"), None);
     }
 }
+
+/// The fencing token of a claim: a task's lease epoch grows by one with every claim, and the end
+/// of an attempt is accepted only under the epoch it was claimed with.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct LeaseEpoch(pub i64);
+
+impl fmt::Display for LeaseEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One row of the attempt ledger (allocated by the store, never reused).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct AttemptId(pub i64);
+
+impl fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What the end of claimed work presents: the epoch it was claimed under and its attempt.
+/// Written `EPOCH.ATTEMPT` (`7.123`) where it leaves the process (MCP's `token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fence {
+    pub epoch: LeaseEpoch,
+    pub attempt: AttemptId,
+}
+
+impl fmt::Display for Fence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.attempt)
+    }
+}
+
+impl FromStr for Fence {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{s}` is not a fencing token (EPOCH.ATTEMPT, as the claim returned it)");
+        let (e, a) = s.trim().split_once('.').ok_or_else(bad)?;
+        let epoch = e.parse::<i64>().map_err(|_| bad())?;
+        let attempt = a.parse::<i64>().map_err(|_| bad())?;
+        if epoch < 1 || attempt < 1 {
+            return Err(bad());
+        }
+        Ok(Self {
+            epoch: LeaseEpoch(epoch),
+            attempt: AttemptId(attempt),
+        })
+    }
+}
+
+#[cfg(test)]
+mod fence_tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_reads_back_what_it_writes_and_refuses_anything_else() {
+        let f = Fence {
+            epoch: LeaseEpoch(7),
+            attempt: AttemptId(123),
+        };
+        assert_eq!(f.to_string(), "7.123");
+        assert_eq!("7.123".parse::<Fence>(), Ok(f));
+        for bad in ["7", "7.", ".3", "a.b", "0.1", "1.0", "-1.2", "1.2.3", ""] {
+            assert!(bad.parse::<Fence>().is_err(), "{bad} parsed");
+        }
+    }
+}

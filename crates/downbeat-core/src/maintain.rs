@@ -172,7 +172,7 @@ mod tests {
             not_before: None,
             lease_holder: None,
             lease_expires: None,
-            lease_epoch: 0,
+            lease_epoch: crate::ids::LeaseEpoch(0),
         }
     }
 

@@ -491,11 +491,11 @@ fn new_task(t: &PlanTask) -> NewTask {
     NewTask {
         exec: ExecSettings {
             executor: t.executor.clone(),
-            timeout_ms: t
+            timeout: t
                 .timeout
                 .as_deref()
                 .and_then(|d| Millis::parse(d).ok())
-                .map(|m| m.0),
+                .map(Millis::duration),
             max_attempts: t.max_attempts,
         },
         key: t.key.clone(),

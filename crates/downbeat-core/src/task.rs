@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ids::TaskId;
+use crate::ids::{LeaseEpoch, TaskId};
 use crate::time::Timestamp;
 
 /// The stored status of a task. `ready` is not stored: it is derived (a `pending` task whose
@@ -269,7 +270,7 @@ pub struct Task {
     pub lease_holder: Option<String>,
     pub lease_expires: Option<Timestamp>,
     /// Fencing token: grows by one with every claim.
-    pub lease_epoch: i64,
+    pub lease_epoch: LeaseEpoch,
 }
 
 /// How a task is to be executed; unset fields fall back to the role's and the project's.
@@ -277,9 +278,18 @@ pub struct Task {
 pub struct ExecSettings {
     /// A named executor from the configuration, or an inline JSON spec.
     pub executor: Option<String>,
-    pub timeout_ms: Option<i64>,
+    /// Per attempt; shown as `timeout_ms`.
+    #[serde(rename = "timeout_ms", serialize_with = "crate::time::millis::option")]
+    pub timeout: Option<Duration>,
     /// Attempts allowed in all (1 = no retry).
     pub max_attempts: Option<u32>,
+}
+
+impl ExecSettings {
+    /// The timeout in whole milliseconds, as stored.
+    pub fn timeout_millis(&self) -> Option<i64> {
+        self.timeout.map(|d| crate::time::Millis::of(d).0)
+    }
 }
 
 /// Fields of a task to be created.

@@ -92,6 +92,16 @@ impl Millis {
         Ok(Millis(total))
     }
 
+    /// As a [`std::time::Duration`] (a negative span is zero).
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.0).unwrap_or(0))
+    }
+
+    /// A [`std::time::Duration`] in whole milliseconds (saturating).
+    pub fn of(d: std::time::Duration) -> Millis {
+        Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
     /// Short human form: `3d`, `5h`, `12m`, `40s`.
     pub fn human(self) -> String {
         let ms = self.0.max(0);
@@ -132,5 +142,25 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2026-03-01T09:30:00Z").unwrap();
         assert_eq!(t.rfc3339(), "2026-03-01T09:30:00Z");
         assert_eq!(Millis(3 * 3_600_000 + 5).human(), "3h");
+    }
+}
+
+/// Serializes durations as whole milliseconds (`serialize_with = "millis::one"`), the shape
+/// every `*_ms` field of the JSON output has.
+pub mod millis {
+    use std::time::Duration;
+
+    use serde::Serialize;
+
+    fn ms(d: &Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn one<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        ms(d).serialize(s)
+    }
+
+    pub fn option<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        d.as_ref().map(ms).serialize(s)
     }
 }

@@ -12,10 +12,10 @@ use downbeat_core::context::{
     Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, RunInterval, Session,
     parallel_rate,
 };
-use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
+use downbeat_core::ids::{AttemptId, LeaseEpoch, MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
 use downbeat_core::plan::{TaskRef, ValidatedPlan};
 use downbeat_core::task::{ExecSettings, Priority, Status, Task, TaskPatch, validate_fields};
-use downbeat_core::time::Timestamp;
+use downbeat_core::time::{Millis, Timestamp};
 use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -36,12 +36,14 @@ pub(crate) mod prelude {
         Actor, Artifact, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
     };
     pub(crate) use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
-    pub(crate) use downbeat_core::ids::{MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
+    pub(crate) use downbeat_core::ids::{
+        AttemptId, LeaseEpoch, MAX_TASK_SEQ, RecordId, RecordKind, TaskId,
+    };
     pub(crate) use downbeat_core::plan::{TaskRef, ValidatedPlan};
     pub(crate) use downbeat_core::task::{
         Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch, validate_fields,
     };
-    pub(crate) use downbeat_core::time::Timestamp;
+    pub(crate) use downbeat_core::time::{Millis, Timestamp};
     pub(crate) use serde_json::{Value, json};
     pub(crate) use sqlx::{AssertSqlSafe, QueryBuilder, Row, migrate::Migrator};
 
@@ -98,7 +100,7 @@ pub(crate) fn tjson(t: &Task) -> Value {
 /// A worker's registration as logged.
 pub(crate) fn worker_json(w: &WorkerRecord) -> Value {
     json!({"host": w.host, "pid": w.pid, "roles": w.roles, "executors": w.executors,
-           "labels": w.labels, "slots": w.slots, "ttl_ms": w.ttl_ms})
+           "labels": w.labels, "slots": w.slots, "ttl_ms": Millis::of(w.ttl).0})
 }
 
 // ------------------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ pub(crate) fn row_task(r: &impl Cols) -> Result<Task> {
         archived: r.flag("archived"),
         exec: ExecSettings {
             executor: r.opt_text("executor"),
-            timeout_ms: r.opt_int("timeout_ms"),
+            timeout: r.opt_int("timeout_ms").map(|m| Millis(m).duration()),
             max_attempts: r
                 .opt_int("max_attempts")
                 .map(|n| u32::try_from(n).unwrap_or(1)),
@@ -173,7 +175,7 @@ pub(crate) fn row_task(r: &impl Cols) -> Result<Task> {
         not_before: ts("not_before"),
         lease_holder: r.opt_text("lease_holder"),
         lease_expires: ts("lease_expires"),
-        lease_epoch: r.int("lease_epoch"),
+        lease_epoch: LeaseEpoch(r.int("lease_epoch")),
     })
 }
 
@@ -241,10 +243,10 @@ pub(crate) fn row_event(r: &impl Cols) -> Event {
 
 pub(crate) fn row_attempt(r: &impl Cols) -> AttemptRecord {
     AttemptRecord {
-        id: r.int("id"),
+        id: AttemptId(r.int("id")),
         task: tid(r.int("task_seq")),
         number: u32::try_from(r.int("number")).unwrap_or(0),
-        epoch: r.int("epoch"),
+        epoch: LeaseEpoch(r.int("epoch")),
         worker: r.text("worker"),
         executor: r.text("executor"),
         started_at: Timestamp(r.int("started_at")),
@@ -270,7 +272,7 @@ pub(crate) fn row_worker(r: &impl Cols, alive: bool, holding: Vec<i64>) -> Worke
         slots: u32::try_from(r.int("slots")).unwrap_or(0),
         started_at: Timestamp(r.int("started_at")),
         heartbeat_at: Timestamp(r.int("heartbeat_at")),
-        ttl_ms: r.int("ttl_ms"),
+        ttl: Millis(r.int("ttl_ms")).duration(),
         alive,
         holding: holding.into_iter().map(tid).collect(),
     }
@@ -312,7 +314,7 @@ macro_rules! bind_task_fields {
 macro_rules! bind_exec {
     ($q:expr, $e:expr) => {
         $q.bind(&$e.executor)
-            .bind($e.timeout_ms)
+            .bind($e.timeout_millis())
             .bind($e.max_attempts.map(i64::from))
     };
 }

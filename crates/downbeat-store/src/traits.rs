@@ -9,7 +9,7 @@ use downbeat_core::context::{
     Actor, Artifact, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
 };
 use downbeat_core::graph::GraphSnapshot;
-use downbeat_core::ids::{RecordId, TaskId};
+use downbeat_core::ids::{LeaseEpoch, RecordId, TaskId};
 use downbeat_core::plan::ValidatedPlan;
 use downbeat_core::task::{Edge, NewTask, Status, Task, TaskPatch};
 use downbeat_core::time::Timestamp;
@@ -162,7 +162,11 @@ pub trait ExecutionStore: TaskStore + ContextStore {
     async fn commit_batch(&self, batch: &Batch, actor: &Actor) -> Result<BatchResult>;
     /// Extends every lease `holder` has to `until`; returns the tasks it still holds (a task
     /// missing from the answer was taken away: cancelled, reopened or re-leased).
-    async fn renew_leases(&self, holder: &str, until: Timestamp) -> Result<Vec<(TaskId, i64)>>;
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<Vec<(TaskId, LeaseEpoch)>>;
     /// Puts running tasks back to `pending` whose lease expired before `expired_before`, or
     /// whose holder is one of `holders`; their open attempts end as `lost`. One event each.
     async fn requeue_running(

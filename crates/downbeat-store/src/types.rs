@@ -2,7 +2,9 @@
 //! claims the engine commits and what they did, attempt and worker records, schema facts and
 //! integrity findings.
 
-use downbeat_core::ids::{RecordId, TaskId};
+use std::time::Duration;
+
+use downbeat_core::ids::{AttemptId, LeaseEpoch, RecordId, TaskId};
 use downbeat_core::task::Status;
 use downbeat_core::time::Timestamp;
 use serde::Serialize;
@@ -58,8 +60,8 @@ pub struct ClaimRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Claimed {
     pub task: TaskId,
-    pub epoch: i64,
-    pub attempt_id: i64,
+    pub epoch: LeaseEpoch,
+    pub attempt_id: AttemptId,
     /// 1 for the first attempt.
     pub number: u32,
 }
@@ -90,8 +92,8 @@ pub struct ArtifactRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finish {
     pub task: TaskId,
-    pub epoch: i64,
-    pub attempt_id: i64,
+    pub epoch: LeaseEpoch,
+    pub attempt_id: AttemptId,
     pub status: FinishStatus,
     /// `succeeded`, `failed`, `timed-out`, `cancelled`, `error`, `lost`.
     pub outcome: String,
@@ -185,10 +187,10 @@ pub struct BatchResult {
 /// One row of the attempt ledger.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {
-    pub id: i64,
+    pub id: AttemptId,
     pub task: TaskId,
     pub number: u32,
-    pub epoch: i64,
+    pub epoch: LeaseEpoch,
     pub worker: String,
     pub executor: String,
     pub started_at: Timestamp,
@@ -216,7 +218,8 @@ pub struct WorkerRecord {
     pub started_at: Timestamp,
     pub heartbeat_at: Timestamp,
     /// It counts as alive while its last heartbeat is younger than this.
-    pub ttl_ms: i64,
+    #[serde(rename = "ttl_ms", serialize_with = "downbeat_core::time::millis::one")]
+    pub ttl: Duration,
     /// Filled in by [`WorkerStore::workers`](crate::WorkerStore::workers).
     pub alive: bool,
     /// Filled in by [`WorkerStore::workers`](crate::WorkerStore::workers): the tasks it holds

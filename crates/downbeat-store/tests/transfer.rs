@@ -189,7 +189,7 @@ async fn build(s: &dyn Store) {
                 acceptance: vec![],
                 exec: ExecSettings {
                     executor: Some(r#"{"type":"process","argv":["true"]}"#.into()),
-                    timeout_ms: Some(90_000),
+                    timeout: Some(std::time::Duration::from_secs(90)),
                     max_attempts: Some(3),
                 },
                 ..Default::default()
@@ -528,7 +528,7 @@ async fn assert_counters_moved_on(source: &dyn Store, target: &dyn Store) {
     let i = target.add_insight("after", None, &at(104)).await.unwrap();
     assert!(is.iter().all(|x| x.id.num < i.id.num));
     // A claim's attempt id lies past the copied ones.
-    let before: Vec<i64> = {
+    let before: Vec<downbeat_core::ids::AttemptId> = {
         let mut ids = Vec::new();
         for id in &existing {
             ids.extend(

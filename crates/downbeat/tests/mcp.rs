@@ -313,7 +313,7 @@ async fn every_default_tool_and_action() {
     // claim, heartbeat, complete with artifact, flag and discovered task
     let cl = call(&c, "claim", json!({"role": "architect"})).await;
     assert_eq!(cl["task"], design);
-    let token = cl["token"].as_i64().unwrap();
+    let token = cl["token"].as_str().unwrap().to_owned();
     assert!(
         str_of(&cl, "prompt").contains("You are the architect"),
         "{cl}"
@@ -1052,7 +1052,7 @@ async fn bad_calls_are_tool_errors() {
     fails(
         &c,
         "work",
-        json!({"task": "design", "token": "seven"}),
+        json!({"task": "design", "token": 7}),
         "failed to deserialize",
     )
     .await;
@@ -1150,7 +1150,7 @@ async fn bad_calls_are_tool_errors() {
     fails(&c, "claim", json!({"task": "feature"}), "has children").await;
     // Stale fencing tokens.
     let cl = call(&c, "claim", json!({"task": "design", "prompt": false})).await;
-    let token = cl["token"].as_i64().unwrap();
+    let token = cl["token"].as_str().unwrap().to_owned();
     fails(
         &c,
         "claim",
@@ -1161,8 +1161,15 @@ async fn bad_calls_are_tool_errors() {
     fails(
         &c,
         "work",
-        json!({"task": "design", "token": token + 1, "summary": "x"}),
+        json!({"task": "design", "token": later_epoch(&token), "summary": "x"}),
         "stale fencing token",
+    )
+    .await;
+    fails(
+        &c,
+        "work",
+        json!({"task": "design", "token": "seven", "summary": "x"}),
+        "is not a fencing token",
     )
     .await;
     // Someone reopens the task by hand: the old token is stale now.
@@ -1236,7 +1243,11 @@ async fn an_expired_lease_goes_back_to_the_pool_and_its_token_goes_stale() {
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     let second = call(&quick, "claim", json!({"prompt": false})).await;
     assert_eq!(second["task"], first["task"]);
-    assert!(second["token"].as_i64() > first["token"].as_i64());
+    let epoch = |v: &Value| -> i64 {
+        let t = v["token"].as_str().expect("a token");
+        t.split_once('.').expect("EPOCH.ATTEMPT").0.parse().unwrap()
+    };
+    assert!(epoch(&second) > epoch(&first), "{first} then {second}");
     fails(
         &slow,
         "work",
@@ -1543,4 +1554,10 @@ async fn manual_status_changes_go_through_the_admission_gate() {
         assert_eq!(done["changed"][0]["status"], "completed", "{done}");
         let _ = c.cancel().await;
     }
+}
+
+/// The token of a later claim of the same attempt: the epoch one higher.
+fn later_epoch(token: &str) -> String {
+    let (epoch, attempt) = token.split_once('.').expect("EPOCH.ATTEMPT");
+    format!("{}.{attempt}", epoch.parse::<i64>().unwrap() + 1)
 }

@@ -110,7 +110,7 @@ impl Worker {
             slots: u32::try_from(opts.concurrency).unwrap_or(u32::MAX),
             started_at: p.now(),
             heartbeat_at: p.now(),
-            ttl_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+            ttl: lease,
             alive: true,
             holding: vec![],
         };

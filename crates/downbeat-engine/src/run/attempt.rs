@@ -172,9 +172,7 @@ async fn attempt(
 
 /// The task's own timeout, if it sets one.
 fn task_timeout(task: &Task) -> Option<Duration> {
-    task.exec
-        .timeout_ms
-        .map(|ms| Duration::from_millis(ms.max(0) as u64))
+    task.exec.timeout
 }
 
 /// The ledger's name of an outcome.

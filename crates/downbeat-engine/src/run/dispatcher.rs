@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use downbeat_core::context::Actor;
 use downbeat_core::flags;
-use downbeat_core::ids::TaskId;
+use downbeat_core::ids::{LeaseEpoch, TaskId};
 use downbeat_core::planner::{NodeIdx, NodeKind};
 use downbeat_core::task::{Status, Task};
 use downbeat_core::time::Timestamp;
@@ -671,7 +671,7 @@ impl Dispatcher {
     async fn on_tick(&mut self) -> Result<(), RunError> {
         self.next_tick = Instant::now() + self.tick;
         let until = later(self.now(), self.opts.lease);
-        let held: HashMap<TaskId, i64> = self
+        let held: HashMap<TaskId, LeaseEpoch> = self
             .store
             .renew_leases(&self.opts.holder, until)
             .await?
@@ -914,7 +914,7 @@ fn retry_delay(policy: &RetryPolicy, claim: &Claimed) -> Duration {
     policy
         .delay_for(
             claim.number,
-            u64::from(claim.task.seq()) ^ claim.attempt_id as u64,
+            u64::from(claim.task.seq()) ^ claim.attempt_id.0 as u64,
         )
         .unwrap_or(Duration::from_secs(1))
 }

@@ -492,8 +492,8 @@ role = "implementer"
     fn done(task: TaskId, status: FinishStatus) -> Finish {
         Finish {
             task,
-            epoch: 1,
-            attempt_id: 1,
+            epoch: downbeat_core::ids::LeaseEpoch(1),
+            attempt_id: downbeat_core::ids::AttemptId(1),
             status,
             outcome: "succeeded".into(),
             exit_code: Some(0),

@@ -107,18 +107,4 @@ pub(crate) fn required<'a>(v: Option<&'a str>, what: &str) -> Result<&'a str, Er
 // ------------------------------------------------------------------------------------------
 // reports
 
-/// A client name fit for lease holders and the event log: no `:` or whitespace.
-pub fn sanitize(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c == ':' || c.is_whitespace() {
-                '-'
-            } else {
-                c
-            }
-        })
-        .take(64)
-        .collect();
-    if s.is_empty() { "client".into() } else { s }
-}
+pub use downbeat_app::claims::sanitize;

@@ -1,12 +1,8 @@
 //! Tasks: list, ready, show, add, update, manual status changes (through the admission gate),
 //! dependencies, what is blocked.
 
-use std::collections::HashSet;
-
-use downbeat_core::admission;
-use downbeat_core::graph::{GraphSnapshot, GraphTask};
 use downbeat_core::ids::TaskId;
-use downbeat_core::task::{Edge, EdgeKind, ExecSettings, NewTask, Status, Task, TaskPatch};
+use downbeat_core::task::{Edge, EdgeKind, Status};
 use downbeat_store::TaskFilter;
 use serde_json::{Value, json};
 
@@ -15,7 +11,7 @@ use downbeat_app::cache::{GraphCache, View};
 use downbeat_app::error::Error;
 use downbeat_app::project::Project;
 use downbeat_app::tasks;
-use downbeat_app::tasks::{check_role, parse_priority, resolve, resolve_all};
+use downbeat_app::tasks::resolve;
 
 use super::shape::{Out, ids, task_line};
 
@@ -136,65 +132,6 @@ async fn resolve_in(p: &Project, view: &View, q: &str) -> Result<TaskId, Error> 
     }
 }
 
-/// Live (non-archived) children of a task.
-pub(crate) async fn children(p: &Project, id: TaskId) -> Result<Vec<Task>, Error> {
-    Ok(p.store
-        .tasks(&TaskFilter {
-            parent: Some(id),
-            ..Default::default()
-        })
-        .await?)
-}
-
-/// What a leaf waits on, by the core's admission rule ([`admission::waits_on`]) applied to
-/// the part of the graph that decides it, read with a few targeted queries instead of the whole
-/// graph: the task, its live ancestors and their `blocks` dependencies, and each dependency
-/// with its live subtree (archived tasks never hold anything back).
-pub(crate) async fn leaf_waits_on(
-    p: &Project,
-    t: &Task,
-    edges: &[Edge],
-) -> Result<Vec<TaskId>, Error> {
-    let blocking = |id: TaskId, edges: Vec<Edge>| {
-        edges
-            .into_iter()
-            .filter(move |e| e.to == id && e.kind == EdgeKind::Blocks)
-    };
-    let mut snap = GraphSnapshot::default();
-    snap.tasks.push(GraphTask::from(t));
-    snap.edges.extend(blocking(t.id, edges.to_vec()));
-    let mut parent = t.parent;
-    while let Some(up) = parent {
-        let pt = p.store.task(up).await?;
-        if pt.archived {
-            break;
-        }
-        parent = pt.parent;
-        snap.edges.extend(blocking(up, p.store.edges_of(up).await?));
-        snap.tasks.push(GraphTask::from(&pt));
-    }
-    let mut have: HashSet<TaskId> = snap.tasks.iter().map(|g| g.id).collect();
-    let deps: Vec<TaskId> = snap.edges.iter().map(|e| e.from).collect();
-    for d in deps {
-        if have.contains(&d) {
-            continue;
-        }
-        let dt = p.store.task(d).await?;
-        if dt.archived {
-            continue;
-        }
-        let mut stack = vec![dt];
-        while let Some(x) = stack.pop() {
-            if !have.insert(x.id) {
-                continue;
-            }
-            stack.extend(children(p, x.id).await?);
-            snap.tasks.push(GraphTask::from(&x));
-        }
-    }
-    Ok(admission::waits_on(&snap, t.id))
-}
-
 /// One task with its dependencies, dependents, children, what it waits on and its lease: the
 /// task row and its edges (those to archived tasks too) from the store, its state, children,
 /// progress and what it waits on from the kept view. A task the view does not hold (archived,
@@ -208,11 +145,11 @@ pub async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
     let kids = if in_view {
         view.children(id).to_vec()
     } else {
-        children(p, id).await?.iter().map(|c| c.id).collect()
+        tasks::children(p, id).await?.iter().map(|c| c.id).collect()
     };
     let (state, waits_on) = if !in_view && kids.is_empty() && !t.archived {
         let waits = if t.status == Status::Pending {
-            leaf_waits_on(p, &t, &edges).await?
+            tasks::waits_on(p, &t, &edges).await?
         } else {
             Vec::new()
         };
@@ -302,77 +239,46 @@ pub async fn add(p: &Project, f: &Fields) -> Out {
     let Some(title) = f.title.clone() else {
         return Err(Error::invalid("`title` is required to add a task"));
     };
-    if let Some(r) = &f.role {
-        check_role(p, r)?;
-    }
-    let parent = match &f.parent {
-        Some(s) => Some(resolve(p, s).await?),
-        None => None,
-    };
-    let deps = resolve_all(p, f.after.as_deref().unwrap_or_default()).await?;
-    let new = NewTask {
-        exec: ExecSettings {
+    let t = tasks::add(
+        p,
+        &tasks::AddTask {
+            title,
+            key: f.key.clone(),
+            parent: f.parent.clone(),
+            after: f.after.clone().unwrap_or_default(),
+            description: f.description.clone(),
+            role: f.role.clone(),
+            priority: f.priority.clone(),
+            effort: f.effort,
+            acceptance: f.acceptance.clone().unwrap_or_default(),
+            tags: f.tags.clone().unwrap_or_default(),
+            files: f.files.clone().unwrap_or_default(),
             executor: f.executor.clone(),
             ..Default::default()
         },
-        key: f.key.clone(),
-        parent,
-        title,
-        description: f.description.clone().unwrap_or_default(),
-        role: f.role.clone(),
-        priority: f
-            .priority
-            .as_deref()
-            .map(parse_priority)
-            .transpose()?
-            .unwrap_or_default(),
-        effort: f.effort.unwrap_or(1),
-        acceptance: f.acceptance.clone().unwrap_or_default(),
-        tags: f.tags.clone().unwrap_or_default(),
-        footprint: f.files.clone().unwrap_or_default(),
-    };
-    let t = p.store.create_task(&new, &deps, &p.actor().await?).await?;
+    )
+    .await?;
     Ok(compact(json!({"id": t.id, "key": t.key})))
 }
 
 pub async fn update(p: &Project, q: &str, f: &Fields) -> Out {
-    let id = resolve(p, q).await?;
-    let role = match f.role.as_deref() {
-        None => None,
-        Some("none") => Some(None),
-        Some(r) => {
-            check_role(p, r)?;
-            Some(Some(r.to_owned()))
-        }
-    };
-    let parent = match f.parent.as_deref() {
-        None => None,
-        Some("none") => Some(None),
-        Some(s) => Some(Some(resolve(p, s).await?)),
-    };
-    if f.key.is_some() || f.after.is_some() {
+    if f.key.is_some() || f.after.is_some() || f.executor.is_some() {
         return Err(Error::invalid(
-            "`key` and `after` cannot be changed by an update (add dependencies with the dep action)",
+            "`key`, `after` and `executor` cannot be changed by an update (add dependencies with the dep action)",
         ));
     }
-    let patch = TaskPatch {
+    let changes = tasks::EditTask {
         title: f.title.clone(),
         description: f.description.clone(),
-        role,
-        priority: f.priority.as_deref().map(parse_priority).transpose()?,
+        role: f.role.clone(),
+        parent: f.parent.clone(),
+        priority: f.priority.clone(),
         effort: f.effort,
         acceptance: f.acceptance.clone(),
         tags: f.tags.clone(),
-        footprint: f.files.clone(),
-        parent,
-        exec: None,
+        files: f.files.clone(),
     };
-    if patch.is_empty() {
-        return Err(Error::invalid(
-            "nothing to change: pass at least one of title, description, role, parent, effort, priority, acceptance, tags, files",
-        ));
-    }
-    let t = p.store.update_task(id, &patch, &p.actor().await?).await?;
+    let t = tasks::edit(p, q, &changes).await?;
     Ok(json!({"id": t.id, "updated": true}))
 }
 
@@ -405,32 +311,17 @@ pub async fn dep(p: &Project, q: &str, on: &[String], kind: Option<&str>, remove
     if on.is_empty() {
         return Err(Error::invalid("`on` needs at least one task"));
     }
-    let kind = match kind.unwrap_or("blocks") {
-        "blocks" => EdgeKind::Blocks,
-        "related" => EdgeKind::Related,
-        "discovered-from" | "discovered_from" => EdgeKind::DiscoveredFrom,
-        other => {
-            return Err(Error::invalid(format!(
-                "unknown edge kind `{other}` (blocks, related, discovered-from)"
-            )));
-        }
+    let kind = tasks::parse_edge_kind(kind.unwrap_or("blocks"))?;
+    let changes = tasks::set_deps(p, q, on, kind, remove).await?;
+    let Some(first) = changes.first() else {
+        return Err(Error::invalid("`on` needs at least one task"));
     };
-    let to = resolve(p, q).await?;
-    let froms = resolve_all(p, on).await?;
-    let actor = p.actor().await?;
-    let mut changed = Vec::new();
-    for from in froms {
-        let edge = Edge { from, to, kind };
-        let did = if remove {
-            p.store.remove_edge(edge, &actor).await?
-        } else {
-            p.store.add_edge(edge, &actor).await?
-        };
-        if did {
-            changed.push(from.to_string());
-        }
-    }
-    let mut out = json!({"task": to, "kind": kind});
+    let changed: Vec<String> = changes
+        .iter()
+        .filter(|c| c.changed)
+        .map(|c| c.on.to_string())
+        .collect();
+    let mut out = json!({"task": first.task, "kind": kind});
     out[if remove { "removed" } else { "added" }] = json!(changed);
     Ok(out)
 }

@@ -221,8 +221,8 @@ pub struct WorkArgs {
     pub action: WorkAction,
     /// The claimed task
     pub task: Option<String>,
-    /// Fencing token from claim
-    pub token: Option<i64>,
+    /// Fencing token from claim (`EPOCH.ATTEMPT`)
+    pub token: Option<String>,
     /// complete: what was done
     pub summary: Option<String>,
     /// complete: files produced, inside the project

@@ -145,8 +145,8 @@ pub struct DecisionArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct HeartbeatArgs {
     pub task: String,
-    /// Fencing token from claim
-    pub token: i64,
+    /// Fencing token from claim (`EPOCH.ATTEMPT`)
+    pub token: String,
     /// New lease length, e.g. 10m
     pub lease: Option<String>,
 }
@@ -154,8 +154,8 @@ pub struct HeartbeatArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct CompleteArgs {
     pub task: String,
-    /// Fencing token from claim
-    pub token: i64,
+    /// Fencing token from claim (`EPOCH.ATTEMPT`)
+    pub token: String,
     /// What was done
     pub summary: Option<String>,
     /// Files produced, inside the project
@@ -169,8 +169,8 @@ pub struct CompleteArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct FailArgs {
     pub task: String,
-    /// Fencing token from claim
-    pub token: i64,
+    /// Fencing token from claim (`EPOCH.ATTEMPT`)
+    pub token: String,
     pub reason: Option<String>,
     /// Back to pending for another attempt
     pub retry: Option<bool>,
@@ -179,8 +179,8 @@ pub struct FailArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ReleaseArgs {
     pub task: String,
-    /// Fencing token from claim
-    pub token: i64,
+    /// Fencing token from claim (`EPOCH.ATTEMPT`)
+    pub token: String,
     pub reason: Option<String>,
 }
 
@@ -226,7 +226,7 @@ pub struct GraphArgs {
     pub format: Option<String>,
 }
 
-fn end_of(task: String, token: i64) -> End {
+fn end_of(task: String, token: String) -> End {
     End {
         task: Some(task),
         token: Some(token),

@@ -1,13 +1,18 @@
 //! Contract cases: a completion and its flag effects commit together or not at all.
 
-use downbeat_core::ids::TaskId;
+use downbeat_core::ids::{AttemptId, LeaseEpoch, TaskId};
 use downbeat_core::task::{Edge, EdgeKind, NewTask, Status};
 
 use super::support::*;
 use crate::{Batch, EventQuery, Finish, FinishStatus, Store};
 
 /// A completed task's flag effects, as the engine attaches them to its finish.
-fn flagged(task: TaskId, epoch: i64, attempt_id: i64, dependents: Vec<TaskId>) -> Finish {
+fn flagged(
+    task: TaskId,
+    epoch: LeaseEpoch,
+    attempt_id: AttemptId,
+    dependents: Vec<TaskId>,
+) -> Finish {
     use downbeat_core::flags::Effect;
     use downbeat_core::task::Priority;
     let mut f = finish(task, epoch, attempt_id, FinishStatus::Completed);

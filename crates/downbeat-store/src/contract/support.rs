@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use downbeat_core::context::Actor;
-use downbeat_core::ids::TaskId;
+use downbeat_core::ids::{AttemptId, LeaseEpoch, TaskId};
 use downbeat_core::plan::{self, PlanFormat};
 use downbeat_core::role::RoleSet;
 use downbeat_core::task::{Edge, EdgeKind, NewTask};
@@ -81,7 +81,12 @@ pub(super) fn claim_batch(tasks: &[TaskId], holder: &str, until: i64) -> Batch {
     }
 }
 
-pub(super) fn finish(task: TaskId, epoch: i64, attempt_id: i64, status: FinishStatus) -> Finish {
+pub(super) fn finish(
+    task: TaskId,
+    epoch: LeaseEpoch,
+    attempt_id: AttemptId,
+    status: FinishStatus,
+) -> Finish {
     Finish {
         task,
         epoch,

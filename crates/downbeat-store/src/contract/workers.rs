@@ -10,7 +10,7 @@ use super::support::{Fixture, actor, claim_batch, new_task};
 /// and each worker's leases are listed with it.
 pub async fn workers_register_beat_and_leave(f: Fixture) {
     let s = &*f.store;
-    let w = |name: &str, ttl_ms: i64| crate::WorkerRecord {
+    let w = |name: &str, ttl: std::time::Duration| crate::WorkerRecord {
         name: name.into(),
         host: "h1".into(),
         pid: 42,
@@ -20,14 +20,17 @@ pub async fn workers_register_beat_and_leave(f: Fixture) {
         slots: 2,
         started_at: actor(0).now,
         heartbeat_at: actor(0).now,
-        ttl_ms,
+        ttl,
         alive: false,
         holding: vec![],
     };
-    s.register_worker(&w("worker:a", 600_000), &actor(0))
-        .await
-        .unwrap();
-    s.register_worker(&w("worker:b", -1), &actor(0))
+    s.register_worker(
+        &w("worker:a", std::time::Duration::from_secs(600)),
+        &actor(0),
+    )
+    .await
+    .unwrap();
+    s.register_worker(&w("worker:b", std::time::Duration::ZERO), &actor(0))
         .await
         .unwrap();
     let t = s

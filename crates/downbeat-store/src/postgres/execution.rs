@@ -31,8 +31,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
 #[serde(deny_unknown_fields)]
 struct ClaimedRow {
     seq: i64,
-    epoch: i64,
-    attempt_id: i64,
+    epoch: LeaseEpoch,
+    attempt_id: AttemptId,
     number: u32,
 }
 
@@ -181,7 +181,11 @@ impl PostgresStore {
         Ok(out)
     }
 
-    async fn tx_renew_leases(&self, holder: &str, until: Timestamp) -> R<Vec<(TaskId, i64)>> {
+    async fn tx_renew_leases(
+        &self,
+        holder: &str,
+        until: Timestamp,
+    ) -> R<Vec<(TaskId, LeaseEpoch)>> {
         let mut t = self.write().await?;
         // `until` is on the holder's clock; `lease_skew` (taken at the claim) moves it to the
         // database's clock.
@@ -202,7 +206,10 @@ impl PostgresStore {
         .await
         .map_err(db)?;
         t.commit().await?;
-        Ok(rows.iter().map(|r| (tid(r.get(0)), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (tid(r.get(0)), LeaseEpoch(r.get(1))))
+            .collect())
     }
 
     async fn tx_requeue_running(
@@ -282,7 +289,11 @@ impl ExecutionStore for PostgresStore {
         retrying(move || self.tx_commit_batch(batch, actor)).await
     }
 
-    async fn renew_leases(&self, holder: &str, until: Timestamp) -> Result<Vec<(TaskId, i64)>> {
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<Vec<(TaskId, LeaseEpoch)>> {
         retrying(move || self.tx_renew_leases(holder, until)).await
     }
 
@@ -355,8 +366,8 @@ mod tests {
             r.claimed,
             [Claimed {
                 task: tid(4),
-                epoch: 2,
-                attempt_id: 9,
+                epoch: LeaseEpoch(2),
+                attempt_id: AttemptId(9),
                 number: 1
             }]
         );

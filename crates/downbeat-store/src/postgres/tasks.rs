@@ -47,7 +47,7 @@ impl PostgresStore {
                            "title": n.title.trim(), "description": n.description, "role": n.role,
                            "priority": i64::from(n.priority.rank()), "effort": i64::from(n.effort),
                            "acceptance": n.acceptance, "tags": n.tags, "footprint": n.footprint,
-                           "executor": n.exec.executor, "timeout_ms": n.exec.timeout_ms,
+                           "executor": n.exec.executor, "timeout_ms": n.exec.timeout_millis(),
                            "max_attempts": n.exec.max_attempts.map(i64::from)})
                 })
                 .collect();

@@ -24,7 +24,7 @@ impl WorkerStore for PostgresStore {
             .bind(to_json_list(&w.executors))
             .bind(to_json_list(&w.labels))
             .bind(i64::from(w.slots))
-            .bind(w.ttl_ms)
+            .bind(Millis::of(w.ttl).0)
             .execute(t.c())
             .await
             .map_err(db)?;

@@ -78,7 +78,7 @@ async fn land_finishes(
             .bind(a.size)
             .bind(&a.sha256)
             .bind(now)
-            .bind(f.attempt_id)
+            .bind(f.attempt_id.0)
             .execute(&mut *c)
             .await
             .map_err(db)?;
@@ -200,8 +200,8 @@ async fn take_claims(
         ));
         out.claimed.push(Claimed {
             task: tid(s),
-            epoch,
-            attempt_id,
+            epoch: LeaseEpoch(epoch),
+            attempt_id: AttemptId(attempt_id),
             number: u32::try_from(number).unwrap_or(0),
         });
     }
@@ -285,7 +285,11 @@ impl ExecutionStore for SqliteStore {
         parse_task_chunk(&text)
     }
 
-    async fn renew_leases(&self, holder: &str, until: Timestamp) -> Result<Vec<(TaskId, i64)>> {
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<Vec<(TaskId, LeaseEpoch)>> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
         sqlx::query("UPDATE tasks SET lease_expires = ? WHERE lease_holder = ? AND status = 'running' AND lease_expires IS NOT NULL")
@@ -300,7 +304,10 @@ impl ExecutionStore for SqliteStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(rows.iter().map(|r| (tid(r.get(0)), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (tid(r.get(0)), LeaseEpoch(r.get(1))))
+            .collect())
     }
 
     async fn requeue_running(

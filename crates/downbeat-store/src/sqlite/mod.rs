@@ -262,14 +262,14 @@ impl TaskRow {
             archived: self.17 != 0,
             exec: ExecSettings {
                 executor: self.18,
-                timeout_ms: self.19,
+                timeout: self.19.map(|m| downbeat_core::time::Millis(m).duration()),
                 max_attempts: self.20.map(|n| u32::try_from(n).unwrap_or(1)),
             },
             attempts: u32::try_from(self.21).unwrap_or(0),
             not_before: ts(self.22),
             lease_holder: self.23,
             lease_expires: ts(self.24),
-            lease_epoch: self.25,
+            lease_epoch: downbeat_core::ids::LeaseEpoch(self.25),
         })
     }
 }

@@ -60,7 +60,7 @@ impl TaskStore for SqliteStore {
                     .push_bind(now)
                     .push_bind(now)
                     .push_bind(t.new.exec.executor.clone())
-                    .push_bind(t.new.exec.timeout_ms)
+                    .push_bind(t.new.exec.timeout_millis())
                     .push_bind(t.new.exec.max_attempts.map(i64::from));
             });
             qb.build().execute(&mut *c).await.map_err(|e| match e {

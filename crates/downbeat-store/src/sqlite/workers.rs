@@ -23,7 +23,7 @@ impl WorkerStore for SqliteStore {
         .bind(i64::from(w.slots))
         .bind(actor.now.0)
         .bind(actor.now.0)
-        .bind(w.ttl_ms)
+        .bind(Millis::of(w.ttl).0)
         .execute(&mut *c)
         .await
         .map_err(db)?;

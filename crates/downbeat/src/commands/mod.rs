@@ -23,11 +23,11 @@ use crate::output::note;
 
 use context::{decision, insight, objective, session};
 use documents::{handover, maintain_cmd, synthesize};
+use downbeat_app::tasks::split_command;
 use holds::{holds, pause, unpause};
 use info::{bench, metrics, roles};
 use init::init;
 use plan::plan_cmd;
-use render::split_command;
 use show::show;
 use tasks::{add, dep, done, edit, list, start, transition};
 use views::{blocked, graph, log, ready, status, waves};

@@ -205,7 +205,7 @@ async def session(binary: str, project: Path, errlog) -> None:
         check("Protect the API from bursts" in cl["prompt"], "prompt carries the objective", cl)
         check(cl.get("holder") == "mcp:e2e-conductor/w1", "lease holder", cl)
         old_token = cl["token"]
-        check(isinstance(old_token, int), "fencing token is an integer", cl)
+        check(isinstance(old_token, str) and old_token.count(".") == 1, "fencing token is EPOCH.ATTEMPT", cl)
         none = await c.call("claim", {})
         check(none.get("task") is None and none.get("reason"), "nothing else is ready", none)
 
