@@ -1,9 +1,12 @@
-//! The context around the graph that use cases share: sessions.
+//! The context around the graph that use cases share: sessions, insights, decisions and the
+//! project's counters.
 
-use downbeat_core::context::Session;
+use downbeat_core::context::{Decision, Insight, Metrics, Session};
+use downbeat_core::ids::RecordKind;
 
 use crate::error::Error;
 use crate::project::Project;
+use crate::tasks::{record, resolve};
 
 /// The open session, or a new one continuing the last.
 pub async fn resume_session(p: &Project) -> Result<Session, Error> {
@@ -17,4 +20,82 @@ pub async fn resume_session(p: &Project) -> Result<Session, Error> {
             p.store.start_session(&label, &p.actor().await?).await?
         }
     })
+}
+
+/// Opens a session (`label` defaults to `session`).
+pub async fn start_session(p: &Project, label: Option<&str>) -> Result<Session, Error> {
+    let label = label.unwrap_or("session");
+    Ok(p.store.start_session(label, &p.actor().await?).await?)
+}
+
+/// Ends the open session.
+pub async fn end_session(p: &Project) -> Result<Session, Error> {
+    let Some(s) = p.store.current_session().await? else {
+        return Err(
+            Error::not_found("no open session").with_hint("`downbeat session start` opens one")
+        );
+    };
+    Ok(p.store.end_session(s.id, &p.actor().await?).await?)
+}
+
+/// The open session, if any, and the project's counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionStatus {
+    pub session: Option<Session>,
+    pub metrics: Metrics,
+}
+
+pub async fn session_status(p: &Project) -> Result<SessionStatus, Error> {
+    Ok(SessionStatus {
+        session: p.store.current_session().await?,
+        metrics: p.store.metrics().await?,
+    })
+}
+
+/// The project's counters (tasks, attempts, tokens, sessions, …).
+pub async fn metrics(p: &Project) -> Result<Metrics, Error> {
+    Ok(p.store.metrics().await?)
+}
+
+/// Records an insight, about task `task` if given.
+pub async fn add_insight(p: &Project, text: &str, task: Option<&str>) -> Result<Insight, Error> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid("an insight needs text"));
+    }
+    let task = match task {
+        Some(t) => Some(resolve(p, t).await?),
+        None => None,
+    };
+    Ok(p.store.add_insight(text, task, &p.actor().await?).await?)
+}
+
+pub async fn insights(p: &Project) -> Result<Vec<Insight>, Error> {
+    Ok(p.store.insights().await?)
+}
+
+/// Records a decision with its reason, about `task` and replacing `supersedes` if given.
+pub async fn add_decision(
+    p: &Project,
+    text: &str,
+    why: &str,
+    task: Option<&str>,
+    supersedes: Option<&str>,
+) -> Result<Decision, Error> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid("a decision needs text"));
+    }
+    let supersedes = supersedes
+        .map(|s| record(RecordKind::Decision, s))
+        .transpose()?;
+    let task = match task {
+        Some(t) => Some(resolve(p, t).await?),
+        None => None,
+    };
+    Ok(p.store
+        .add_decision(text, why, task, supersedes, &p.actor().await?)
+        .await?)
+}
+
+pub async fn decisions(p: &Project) -> Result<Vec<Decision>, Error> {
+    Ok(p.store.decisions().await?)
 }

@@ -12,6 +12,7 @@ pub mod claims;
 pub mod context;
 pub mod documents;
 pub mod error;
+pub mod holds;
 pub mod maintenance;
 pub mod plans;
 pub mod project;

@@ -23,6 +23,23 @@ pub enum GraphFormat {
     Json,
 }
 
+/// The graph and its plan under `settings` (worker counts for the makespan, caps).
+pub async fn planned_with(
+    p: &Project,
+    settings: &downbeat_core::graph::PlanSettings,
+) -> Result<
+    (
+        downbeat_core::graph::GraphSnapshot,
+        downbeat_core::graph::Planned,
+    ),
+    Error,
+> {
+    let snap = p.store.graph().await?;
+    let planned = downbeat_core::graph::plan(&snap, settings)
+        .map_err(|c| Error::new(Kind::Conflict, c.to_string()))?;
+    Ok((snap, planned))
+}
+
 pub async fn view(p: &Project) -> Result<ProjectView, Error> {
     view::load(p.store.as_ref(), &p.plan_settings())
         .await
@@ -231,4 +248,33 @@ pub async fn list(p: &Project, q: &ListQuery) -> Result<Vec<Listed>, Error> {
             task: t,
         })
         .collect())
+}
+
+/// One task's row, its edges (those to archived tasks too) and its latest events.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub task: Task,
+    pub edges: Vec<downbeat_core::task::Edge>,
+    /// At most the number asked for.
+    pub events: Vec<downbeat_core::context::Event>,
+}
+
+/// [`Detail`] of task `q` with its last `events` events.
+pub async fn detail(p: &Project, q: &str, events: u32) -> Result<Detail, Error> {
+    let id = resolve(p, q).await?;
+    let task = p.store.task(id).await?;
+    let edges = p.store.edges_of(id).await?;
+    let events = p
+        .store
+        .events(&downbeat_store::EventQuery {
+            task: Some(id),
+            limit: Some(events),
+            ..Default::default()
+        })
+        .await?;
+    Ok(Detail {
+        task,
+        edges,
+        events,
+    })
 }

@@ -19,6 +19,7 @@ mod guard;
 mod output;
 mod progress;
 pub mod run_cmd;
+mod signals;
 pub mod worker_cmd;
 
 use error::{Error, code, exit_code};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use downbeat_engine::run::{RunOptions, run};
+use downbeat_engine::run::RunOptions;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,7 @@ use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, outln, table};
 use downbeat_app::documents::write_synthesis;
 use downbeat_app::project::Project;
-use downbeat_app::runs::{RunRequest, outcome, reports, run_error, run_options, split_events};
+use downbeat_app::runs::{RunRequest, outcome, run_here, run_options};
 
 /// The application layer's request for these arguments.
 pub fn request(a: &RunArgs) -> RunRequest {
@@ -39,25 +39,11 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     }
     // Stops this run's agents at once if this process is killed.
     let guard = crate::guard::start(&opts.holder);
-    let store = p.store.clone();
     let cancel = CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping running agents (Ctrl-C again to exit at once)");
-            c2.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (show_rx, ended_rx) = split_events(rx);
+    crate::signals::stop_on_signals(cancel.clone());
+    let (tx, show_rx) = mpsc::unbounded_channel();
     let display = tokio::spawn(crate::progress::show_events(show_rx, j));
-    let (result, reports) = tokio::join!(
-        run(store, opts, tx, cancel),
-        reports::write_during_run(p, ended_rx, false, &|_, _| {})
-    );
+    let (result, reports) = run_here(p, opts, tx, cancel).await;
     let _ = display.await;
     drop(guard);
     for (task, path) in &reports {
@@ -74,7 +60,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
             note(&format!("integration report: {path}"));
         }
     }
-    let summary = result.map_err(run_error)?;
+    let summary = result?;
     outcome(&summary)
 }
 
@@ -144,8 +130,7 @@ async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), Error> {
 /// otherwise.
 /// Shows a run's events: bars on a terminal, a line per event otherwise, JSON with `--json`.
 pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), Error> {
-    let id = p.store.resolve_task(id).await?;
-    let list = p.store.attempts(id).await?;
+    let (id, list) = downbeat_app::runs::attempts(p, id).await?;
     if j {
         print_json(&list);
         return Ok(());

@@ -3,21 +3,20 @@
 //! `downbeat run` hands the work to them when live workers are registered (see
 //! [`watch_workers`]).
 
-use std::time::Duration;
+use std::io::Write as _;
 
-use downbeat_core::task::Status;
 use downbeat_engine::config::parse_duration;
-use downbeat_store::{EventQuery, TaskFilter, WorkerRecord};
+use downbeat_store::WorkerRecord;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::WorkerArgs;
-use crate::error::{Error, Kind};
+use crate::error::Error;
 use crate::output::{json as print_json, note, outln, table};
 use downbeat_app::project::Project;
 use downbeat_app::runs::worker::{Worker, WorkerRequest};
-use downbeat_app::runs::{reports, split_events};
+use downbeat_app::runs::{follow, reports, split_events};
 
 fn split_list(v: &[String]) -> Vec<String> {
     v.iter()
@@ -81,15 +80,14 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Cancels on Ctrl-C or SIGTERM.
+/// Cancels on Ctrl-C or SIGTERM (before saying so: a broken stderr must not keep work going).
 async fn stop_on_signal(stop: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-    }
-    eprintln!("\nstopping: running agents get SIGTERM, their tasks go back to pending");
+    crate::signals::stopped().await;
     stop.cancel();
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nstopping: running agents get SIGTERM, their tasks go back to pending"
+    );
 }
 
 fn default_slots() -> usize {
@@ -101,7 +99,7 @@ fn default_slots() -> usize {
 /// `downbeat workers`: who is registered, alive or not, what each holds.
 pub async fn workers(p: &Project, j: bool) -> Result<(), Error> {
     let now = p.now();
-    let list = p.store.workers(now).await?;
+    let list = downbeat_app::runs::workers(p).await?;
     if j {
         print_json(&json!({ "workers": list }));
         return Ok(());
@@ -162,15 +160,7 @@ fn ago(ms: i64) -> String {
     }
 }
 
-/// Live workers registered in the project's database.
-pub async fn live_workers(p: &Project) -> Result<Vec<WorkerRecord>, Error> {
-    Ok(p.store
-        .workers(p.now())
-        .await?
-        .into_iter()
-        .filter(|w| w.alive)
-        .collect())
-}
+pub use downbeat_app::runs::follow::live_workers;
 
 /// `downbeat run` while workers are alive: the workers take the tasks; this process follows
 /// the event log until nothing is ready or running, and exits like a run (0, or 7 when work
@@ -184,85 +174,30 @@ pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Resul
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    let store = p.store.clone();
-    let mut last = store.last_event_seq().await?;
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c2.cancel();
-        }
+        crate::signals::stopped().await;
+        c2.cancel();
     });
-    let mut quiet_rounds = 0;
-    loop {
-        if cancel.is_cancelled() {
-            return Err(Error::new(Kind::Interrupted, "interrupted"));
+    let mut show = |e: &downbeat_core::context::Event| {
+        if !follow::shown(e) {
+            return;
         }
-        let events = store
-            .events(&EventQuery {
-                after_seq: Some(last),
-                limit: Some(10_000),
-                ..Default::default()
-            })
-            .await?;
-        for e in &events {
-            last = last.max(e.seq);
-            if e.action != "task.status" && !e.action.starts_with("worker.") {
-                continue;
-            }
-            if j {
-                print_json(
-                    &json!({"event": e.action, "task": e.entity, "by": e.actor, "after": e.after}),
-                );
-            } else {
-                let st = e
-                    .after
-                    .as_ref()
-                    .and_then(|a| a.get("status").and_then(|s| s.as_str()))
-                    .unwrap_or("");
-                note(&format!("{:<10} {} by {}", st, e.entity, e.actor).replace("  by", " by"));
-            }
-        }
-        let running = store
-            .tasks(&TaskFilter {
-                statuses: vec![Status::Running],
-                limit: Some(1),
-                ..Default::default()
-            })
-            .await?;
-        let ready = store.ready_tasks(1, p.now()).await?;
-        if running.is_empty() && ready.is_empty() {
-            quiet_rounds += 1;
-            // Twice in a row, so a completion and its dependent's claim are not missed.
-            if quiet_rounds >= 2 {
-                break;
-            }
+        if j {
+            print_json(
+                &json!({"event": e.action, "task": e.entity, "by": e.actor, "after": e.after}),
+            );
         } else {
-            quiet_rounds = 0;
+            let st = e
+                .after
+                .as_ref()
+                .and_then(|a| a.get("status").and_then(|s| s.as_str()))
+                .unwrap_or("");
+            note(&format!("{:<10} {} by {}", st, e.entity, e.actor).replace("  by", " by"));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    // Leaves only: containers roll up from their children.
-    let snap = store.graph().await?;
-    let parents: std::collections::HashSet<_> =
-        snap.tasks.iter().filter_map(|t| t.parent).collect();
-    let left: Vec<_> = snap
-        .tasks
-        .iter()
-        .filter(|t| !parents.contains(&t.id))
-        .filter(|t| matches!(t.status, Status::Pending | Status::Failed | Status::Blocked))
-        .collect();
-    if left.is_empty() {
-        note("all tasks are done");
-        Ok(())
-    } else {
-        Err(Error::new(
-            Kind::RunIncomplete,
-            format!(
-                "{} task(s) are left that no worker can start now (failed, blocked, waiting on failures, or needing a role no live worker takes)",
-                left.len()
-            ),
-        )
-        .with_hint("`downbeat blocked` shows what waits on what; `downbeat workers` who takes what"))
-    }
+    };
+    follow::follow_workers(p, &cancel, &mut show).await?;
+    note("all tasks are done");
+    Ok(())
 }

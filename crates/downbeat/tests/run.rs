@@ -574,6 +574,34 @@ fn ctrl_c_stops_agents_gracefully_and_a_new_run_picks_up() {
 }
 
 #[test]
+fn sigterm_stops_a_run_whose_stderr_is_gone() {
+    // The runner's stderr is a pipe nobody reads any more: saying "interrupted" fails, and
+    // stopping must not depend on it.
+    let e = Env::new(
+        "[executors.work]\ntype = \"process\"\nshell = \"touch started; sleep 30 & wait\"\n[run]\nexecutor = \"work\"\n",
+    );
+    e.ok(&["add", "long", "--key", "long"]);
+    let mut runner = e.command(&["run"]).stderr(Stdio::piped()).spawn().unwrap();
+    drop(runner.stderr.take());
+    wait_for("the agent started", Duration::from_secs(20), || {
+        e.path().join("started").exists()
+    });
+    let pid = nix::unistd::Pid::from_raw(runner.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let start = Instant::now();
+    let status = runner.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(e.json(&["show", "long"])["status"], "pending");
+    let a = e.json(&["attempts", "long"]);
+    assert!(!a[0]["ended_at"].is_null(), "the attempt is closed: {a}");
+}
+
+#[test]
 fn http_executor_configuration_errors_are_clear() {
     let e = Env::new(
         "[executors.llm]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\napi_key_env = \"DOWNBEAT_TEST_SURELY_UNSET_KEY\"\n[run]\nexecutor = \"llm\"\n",

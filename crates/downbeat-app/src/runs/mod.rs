@@ -3,6 +3,7 @@
 //! integration reports written while a run goes.
 
 pub mod background;
+pub mod follow;
 pub mod reports;
 pub mod worker;
 
@@ -212,6 +213,20 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
 }
 
 /// A run's error as the front ends report it.
+/// Task `q` and its attempt ledger, oldest first.
+pub async fn attempts(
+    p: &Project,
+    q: &str,
+) -> Result<(TaskId, Vec<downbeat_store::AttemptRecord>), Error> {
+    let id = crate::tasks::resolve(p, q).await?;
+    Ok((id, p.store.attempts(id).await?))
+}
+
+/// The registered workers, alive or not, with what each holds.
+pub async fn workers(p: &Project) -> Result<Vec<downbeat_store::WorkerRecord>, Error> {
+    Ok(p.store.workers(p.now()).await?)
+}
+
 pub fn run_error(e: downbeat_engine::run::RunError) -> Error {
     match e {
         downbeat_engine::run::RunError::Store(s) => Error::from(s),
@@ -220,6 +235,30 @@ pub fn run_error(e: downbeat_engine::run::RunError) -> Error {
         }
         downbeat_engine::run::RunError::Cycle(c) => Error::new(Kind::Conflict, c.to_string()),
     }
+}
+
+/// Runs `opts` in this process until it ends or `cancel`: the engine's events go to `show`,
+/// and each container's integration report is written as soon as its subtree has ended.
+/// Returns the run's summary and the reports written (task, path).
+pub async fn run_here(
+    p: &Project,
+    opts: RunOptions,
+    show: mpsc::UnboundedSender<RunEvent>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> (Result<RunSummary, Error>, Vec<(TaskId, String)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (mut show_rx, ended_rx) = split_events(rx);
+    let forward = tokio::spawn(async move {
+        while let Some(e) = show_rx.recv().await {
+            let _ = show.send(e);
+        }
+    });
+    let (result, reports) = tokio::join!(
+        downbeat_engine::run::run(p.store.clone(), opts, tx, cancel),
+        reports::write_during_run(p, ended_rx, false, &|_, _| {})
+    );
+    let _ = forward.await;
+    (result.map_err(run_error), reports)
 }
 
 /// Passes the engine's events on for display, and the ends of attempts to the container

@@ -1,6 +1,6 @@
 //! The context around the graph: `session`, `objective`, `insight`, `decision`.
 
-use downbeat_app::context::resume_session;
+use downbeat_app::context::{self, resume_session};
 use downbeat_app::error::Error;
 use downbeat_app::project::Project;
 use downbeat_app::tasks::{record, resolve};
@@ -17,8 +17,7 @@ use crate::output::{json as print_json, note, out, outln, table};
 pub(super) async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), Error> {
     match c {
         SessionCmd::Start { label } => {
-            let label = label.unwrap_or_else(|| "session".into());
-            let s = p.store.start_session(&label, &p.actor().await?).await?;
+            let s = context::start_session(p, label.as_deref()).await?;
             if j {
                 print_json(&s);
             } else {
@@ -39,12 +38,12 @@ pub(super) async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), E
             }
         }
         SessionCmd::Status => {
-            let current = p.store.current_session().await?;
-            let m = p.store.metrics().await?;
+            let st = context::session_status(p).await?;
+            let (current, m) = (&st.session, &st.metrics);
             if j {
-                print_json(&json!({"session": current, "metrics": m}));
+                print_json(&st);
             } else {
-                match &current {
+                match current {
                     Some(s) => outln(&format!(
                         "session {} \"{}\" open since {} ({})",
                         s.id, s.label, s.started_at, s.actor
@@ -58,10 +57,7 @@ pub(super) async fn session(p: &Project, c: SessionCmd, j: bool) -> Result<(), E
             }
         }
         SessionCmd::End => {
-            let Some(s) = p.store.current_session().await? else {
-                return Err(Error::not_found("no open session"));
-            };
-            let s = p.store.end_session(s.id, &p.actor().await?).await?;
+            let s = context::end_session(p).await?;
             if j {
                 print_json(&s);
             } else {
@@ -146,11 +142,7 @@ pub(super) async fn objective(p: &Project, c: ObjectiveCmd, j: bool) -> Result<(
 pub(super) async fn insight(p: &Project, c: InsightCmd, j: bool) -> Result<(), Error> {
     match c {
         InsightCmd::Add { text, task } => {
-            let task = match task {
-                Some(t) => Some(resolve(p, &t).await?),
-                None => None,
-            };
-            let i = p.store.add_insight(&text, task, &p.actor().await?).await?;
+            let i = context::add_insight(p, &text, task.as_deref()).await?;
             if j {
                 print_json(&i);
             } else {
@@ -158,7 +150,7 @@ pub(super) async fn insight(p: &Project, c: InsightCmd, j: bool) -> Result<(), E
             }
         }
         InsightCmd::List => {
-            let list = p.store.insights().await?;
+            let list = context::insights(p).await?;
             if j {
                 print_json(&list);
             } else if list.is_empty() {
@@ -182,16 +174,7 @@ pub(super) async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(),
             supersedes,
             task,
         } => {
-            let supersedes = supersedes
-                .map(|s| record(RecordKind::Decision, &s))
-                .transpose()?;
-            let task = match task {
-                Some(t) => Some(resolve(p, &t).await?),
-                None => None,
-            };
-            let d = p
-                .store
-                .add_decision(&text, &why, task, supersedes, &p.actor().await?)
+            let d = context::add_decision(p, &text, &why, task.as_deref(), supersedes.as_deref())
                 .await?;
             if j {
                 print_json(&d);
@@ -200,7 +183,7 @@ pub(super) async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(),
             }
         }
         DecisionCmd::List => {
-            let list = p.store.decisions().await?;
+            let list = context::decisions(p).await?;
             if j {
                 print_json(&list);
             } else if list.is_empty() {

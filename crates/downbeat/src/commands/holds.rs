@@ -1,12 +1,13 @@
 //! `downbeat pause`, `unpause`, `holds`.
 
 use downbeat_app::error::Error;
+use downbeat_app::holds;
 use downbeat_app::project::Project;
 
 use crate::output::{json as print_json, note, outln};
 
 pub(super) async fn pause(p: &Project, reason: &str, j: bool) -> Result<(), Error> {
-    let h = p.store.add_hold(None, reason, &p.actor().await?).await?;
+    let h = holds::pause(p, reason).await?;
     if j {
         print_json(&h);
     } else {
@@ -20,7 +21,7 @@ pub(super) async fn pause(p: &Project, reason: &str, j: bool) -> Result<(), Erro
 }
 
 pub(super) async fn unpause(p: &Project, hold: Option<u32>, j: bool) -> Result<(), Error> {
-    let released = p.store.release_holds(hold, &p.actor().await?).await?;
+    let released = holds::release(p, hold).await?;
     if j {
         print_json(&released);
     } else if released.is_empty() {
@@ -44,7 +45,7 @@ pub(super) fn hold_line(h: &downbeat_store::Hold) -> String {
 }
 
 pub(super) async fn holds(p: &Project, j: bool) -> Result<(), Error> {
-    let list = p.store.holds().await?;
+    let list = holds::list(p).await?;
     if j {
         print_json(&list);
     } else if list.is_empty() {

@@ -56,7 +56,7 @@ pub(super) fn roles(p: &Project, a: RolesArgs, j: bool) -> Result<(), Error> {
 }
 
 pub(super) async fn metrics(p: &Project, j: bool) -> Result<(), Error> {
-    let m = p.store.metrics().await?;
+    let m = downbeat_app::context::metrics(p).await?;
     if j {
         print_json(&m);
         return Ok(());

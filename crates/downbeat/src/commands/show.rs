@@ -5,33 +5,27 @@ use std::fmt::Write as _;
 
 use downbeat_app::error::Error;
 use downbeat_app::project::Project;
-use downbeat_app::tasks::{resolve, shown_status};
+use downbeat_app::tasks::shown_status;
 use downbeat_app::views::view;
 use downbeat_core::ids::TaskId;
 use downbeat_core::report::{self};
 use downbeat_core::task::{Edge, Task};
-use downbeat_store::EventQuery;
 use serde_json::{Value, json};
 
 use super::render::{clip, ids_json, task_json};
 use crate::output::{json as print_json, out};
 
 pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
-    let id = resolve(p, q).await?;
-    let t = p.store.task(id).await?;
+    let downbeat_app::views::Detail {
+        task: t,
+        edges,
+        events,
+    } = downbeat_app::views::detail(p, q, 10).await?;
+    let id = t.id;
     let v = view(p).await?;
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     let shown = shown_status(&t, &v.rollup, &ready);
-    let edges = p.store.edges_of(id).await?;
     let children: Vec<&Task> = v.tasks.iter().filter(|c| c.parent == Some(id)).collect();
-    let events = p
-        .store
-        .events(&EventQuery {
-            task: Some(id),
-            limit: Some(10),
-            ..Default::default()
-        })
-        .await?;
     let blockers: Vec<TaskId> = v
         .planned
         .waiting

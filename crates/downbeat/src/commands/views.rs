@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use downbeat_app::error::{Error, Kind};
+use downbeat_app::error::Error;
 use downbeat_app::project::Project;
 use downbeat_app::tasks::{resolve, shown_status};
 use downbeat_app::views::{per_role, render_graph, view};
@@ -146,9 +146,7 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
         }
         settings.workers = a.workers;
     }
-    let snap = p.store.graph().await?;
-    let planned = downbeat_core::graph::plan(&snap, &settings)
-        .map_err(|c| Error::new(Kind::Conflict, c.to_string()))?;
+    let (snap, planned) = downbeat_app::views::planned_with(p, &settings).await?;
     let titles: HashMap<TaskId, (&str, Option<&str>)> = snap
         .tasks
         .iter()
@@ -247,15 +245,15 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
     let c = v.counts();
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
     let per_role = per_role(&v);
-    let workers = p.store.workers(p.now()).await?;
-    let holds = p.store.holds().await?;
+    let workers = downbeat_app::runs::workers(p).await?;
+    let holds = downbeat_app::holds::list(p).await?;
     if j {
         print_json(&json!({
             "counts": c,
             "done": c.done(),
             "total": c.total,
             "roles": per_role.iter().map(|(r, (d, t))| json!({"role": r, "done": d, "total": t})).collect::<Vec<_>>(),
-            "session": p.store.current_session().await?,
+            "session": downbeat_app::context::session_status(p).await?.session,
             "objectives": v.objectives,
             "workers": workers,
             "holds": holds,
