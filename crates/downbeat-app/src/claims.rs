@@ -372,6 +372,17 @@ pub async fn render_prompt(p: &Project, task: &Task, role: Option<&str>) -> Resu
         .map_err(|e| Error::invalid(e.to_string()))
 }
 
+/// Task `q` and its specialist prompt (see [`render_prompt`]).
+pub async fn prompt_for(
+    p: &Project,
+    q: &str,
+    role: Option<&str>,
+) -> Result<(TaskId, String), Error> {
+    let id = resolve(p, q).await?;
+    let t = p.store.task(id).await?;
+    Ok((id, render_prompt(p, &t, role).await?))
+}
+
 /// The end of a claimed piece of work.
 #[derive(Debug, Default, Clone)]
 pub struct End {

@@ -96,6 +96,11 @@ pub async fn add_decision(
         .await?)
 }
 
+/// Every objective with its tasks, oldest first.
+pub async fn objectives(p: &Project) -> Result<Vec<downbeat_core::context::Objective>, Error> {
+    Ok(p.store.objectives().await?)
+}
+
 pub async fn decisions(p: &Project) -> Result<Vec<Decision>, Error> {
     Ok(p.store.decisions().await?)
 }

@@ -9,7 +9,6 @@ use downbeat_app::cache::GraphCache;
 use downbeat_app::claims;
 use downbeat_app::error::Error;
 use downbeat_app::project::Project;
-use downbeat_app::tasks::resolve;
 
 pub use downbeat_app::claims::{ClaimSpec, End, EndAction, render_prompt};
 
@@ -33,9 +32,8 @@ pub async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSpec) -> 
 }
 
 pub async fn prompt(p: &Project, q: &str, role: Option<&str>) -> Out {
-    let id = resolve(p, q).await?;
-    let t = p.store.task(id).await?;
-    Ok(json!({"task": id, "prompt": render_prompt(p, &t, role).await?}))
+    let (id, prompt) = claims::prompt_for(p, q, role).await?;
+    Ok(json!({"task": id, "prompt": prompt}))
 }
 
 pub async fn heartbeat(p: &Project, e: &End) -> Out {

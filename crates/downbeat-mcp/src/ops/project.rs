@@ -28,23 +28,16 @@ pub async fn session(p: &Project, action: &str, label: Option<&str>) -> Out {
             Ok(json!({"session": s.id, "brief": brief}))
         }
         "start" => {
-            let s = p
-                .store
-                .start_session(label.unwrap_or("session"), &p.actor().await?)
-                .await?;
+            let s = context::start_session(p, label).await?;
             Ok(json!({"session": s.id, "started": true}))
         }
         "end" => {
-            let Some(s) = p.store.current_session().await? else {
-                return Err(Error::not_found("no open session"));
-            };
-            let s = p.store.end_session(s.id, &p.actor().await?).await?;
+            let s = context::end_session(p).await?;
             Ok(json!({"session": s.id, "ended": true}))
         }
         "status" => {
-            let current = p.store.current_session().await?;
-            let m = p.store.metrics().await?;
-            Ok(json!({"session": current, "metrics": m}))
+            let st = context::session_status(p).await?;
+            Ok(json!({"session": st.session, "metrics": st.metrics}))
         }
         other => Err(unknown_action(other, &["resume", "start", "end", "status"])),
     }
@@ -123,9 +116,9 @@ pub async fn waves(p: &Project, g: &GraphCache, workers: &[u32]) -> Out {
 }
 
 pub async fn context_list(p: &Project) -> Out {
-    let objectives = p.store.objectives().await?;
-    let decisions = p.store.decisions().await?;
-    let insights = p.store.insights().await?;
+    let objectives = context::objectives(p).await?;
+    let decisions = context::decisions(p).await?;
+    let insights = context::insights(p).await?;
     Ok(json!({
         "objectives": objectives.iter().map(|o| compact(json!({"id": o.id, "title": o.title, "status": o.status, "tasks": ids(&o.tasks)}))).collect::<Vec<_>>(),
         "decisions": decisions.iter().map(|d| compact(json!({"id": d.id, "text": d.text, "why": d.why, "task": d.task, "supersedes": d.supersedes, "superseded_by": d.superseded_by}))).collect::<Vec<_>>(),
@@ -162,11 +155,7 @@ pub async fn objective_status(p: &Project, id: Option<&str>, status: Option<&str
 
 pub async fn insight_add(p: &Project, text: Option<&str>, task: Option<&str>) -> Out {
     let text = required(text, "text")?;
-    let task = match task {
-        Some(t) => Some(resolve(p, t).await?),
-        None => None,
-    };
-    let i = p.store.add_insight(text, task, &p.actor().await?).await?;
+    let i = context::add_insight(p, text, task).await?;
     Ok(json!({"id": i.id}))
 }
 
@@ -206,7 +195,7 @@ pub async fn status(p: &Project, g: &GraphCache) -> Out {
 }
 
 async fn status_of(p: &Project, view: &View) -> Out {
-    let objectives = p.store.objectives().await?;
+    let objectives = context::objectives(p).await?;
     let c = Counts::of(
         view.snap.tasks.iter().map(|t| (t.id, t.status)),
         view.rollup(),
@@ -286,8 +275,7 @@ pub async fn maintain(
 }
 
 pub async fn attempts(p: &Project, q: &str) -> Out {
-    let id = resolve(p, q).await?;
-    let list = p.store.attempts(id).await?;
+    let (id, list) = downbeat_app::runs::attempts(p, q).await?;
     Ok(json!({
         "task": id,
         "attempts": list.iter().map(|a| compact(json!({
@@ -327,7 +315,7 @@ pub async fn log(p: &Project, since: Option<&str>, task: Option<&str>, limit: Op
 }
 
 pub async fn metrics(p: &Project) -> Out {
-    Ok(serde_json::to_value(p.store.metrics().await?).unwrap_or(Value::Null))
+    Ok(serde_json::to_value(context::metrics(p).await?).unwrap_or(Value::Null))
 }
 
 pub fn roles(p: &Project, name: Option<&str>) -> Out {
