@@ -562,6 +562,7 @@ mod tests {
             fixed_now: None,
             cwd: dir.path().to_owned(),
             secrets: Default::default(),
+            host: Default::default(),
         };
         project::init(&g).await.unwrap();
         follows_other_writers(&g).await;
@@ -584,6 +585,7 @@ mod tests {
             fixed_now: None,
             cwd: dir.path().to_owned(),
             secrets: Default::default(),
+            host: Default::default(),
         };
         project::init(&g).await.unwrap();
         let outcome = tokio::spawn({

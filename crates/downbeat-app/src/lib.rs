@@ -6,6 +6,7 @@
 //! exit codes or speak a wire protocol: front ends pass in what they resolved ([`Globals`]) and
 //! render the typed answers they get back.
 
+pub mod agents;
 pub mod answer;
 pub mod cache;
 pub mod claims;
@@ -13,6 +14,7 @@ pub mod context;
 pub mod documents;
 pub mod error;
 pub mod holds;
+pub mod logs;
 pub mod maintenance;
 pub mod plans;
 pub mod project;

@@ -45,6 +45,9 @@ pub struct Config {
     /// The MCP server (`downbeat mcp`).
     #[serde(default)]
     pub mcp: McpConfig,
+    /// MCP servers handed to every agent CLI that takes them (besides Downbeat's own).
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, downbeat_engine::executor::agent::McpServer>,
 }
 
 /// `[mcp]`: defaults of `downbeat mcp`.
@@ -88,6 +91,9 @@ pub struct RoleConfig {
     pub timeout: Option<String>,
     /// Attempts in all for tasks of this role.
     pub max_attempts: Option<u32>,
+    /// What agent CLIs may do for tasks of this role (`read`, `edit`, `full`); by default
+    /// reviewers and researchers read, everyone else edits.
+    pub permission: Option<downbeat_engine::executor::agent::Permission>,
 }
 
 /// `[groups.NAME]`: at most `max_parallel` tasks of these roles at once, together.
@@ -202,6 +208,17 @@ pub struct Globals {
     pub cwd: PathBuf,
     /// Where secrets named by the configuration (an HTTP executor's `api_key_env`) are read.
     pub secrets: Secrets,
+    /// Facts about this machine that runs need.
+    pub host: HostFacts,
+}
+
+/// What the front end knows of the machine it runs on.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// This program, for the MCP server handed to agents (`None`: agents get none of ours).
+    pub exe: Option<PathBuf>,
+    /// The program search path (`PATH`), to find a process executor's program before a run.
+    pub search_path: Option<std::ffi::OsString>,
 }
 
 /// A lookup of secrets by name.
@@ -245,6 +262,7 @@ pub struct Project {
     pub fixed_now: Option<Timestamp>,
     /// Where secrets named by the configuration are read.
     pub secrets: Secrets,
+    pub host: HostFacts,
 }
 
 impl Project {
@@ -430,6 +448,7 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
         actor_name: g.actor.clone(),
         fixed_now: g.fixed_now,
         secrets: g.secrets.clone(),
+        host: g.host.clone(),
     };
     check_groups(&p)?;
     Ok(p)

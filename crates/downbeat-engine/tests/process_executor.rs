@@ -711,3 +711,42 @@ fn spec_validation() {
         .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_failure_quotes_the_last_lines_of_stderr_without_colours() {
+    let fx = Fixture::new();
+    let p = Process::new(ProcessSpec {
+        shell: Some(
+            "for i in 1 2 3 4 5 6 7; do echo \"line $i\" >&2; done; printf '\\033[91mError: \\033[0mno such model\\n' >&2; exit 3"
+                .into(),
+        ),
+        ..ProcessSpec::default()
+    })
+    .unwrap();
+    let out = run(&p, &fx.spec()).await;
+    assert_eq!(out.kind, OutcomeKind::Failed);
+    let err = out.error.unwrap();
+    assert!(
+        err.starts_with("exited with code 3; stderr ends: "),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("line 4 | line 5 | line 6 | line 7 | Error: no such model"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_program_that_takes_no_prompt_on_stdin_reads_nothing_there() {
+    let fx = Fixture::new();
+    let p = Process::new(ProcessSpec {
+        shell: Some("wc -c".into()),
+        stdin: downbeat_engine::executor::Stdin::Empty,
+        ..ProcessSpec::default()
+    })
+    .unwrap();
+    let out = run(&p, &fx.spec()).await;
+    assert_eq!(out.kind, OutcomeKind::Succeeded, "{:?}", out.error);
+    assert_eq!(stdout_of(&out).trim(), "0");
+}

@@ -91,6 +91,7 @@ impl Ctx {
                     actor_name: old.actor_name.clone(),
                     fixed_now: old.fixed_now,
                     secrets: old.secrets.clone(),
+                    host: old.host.clone(),
                 };
                 *guard = (now, Arc::new(fresh));
             }
@@ -107,6 +108,7 @@ impl Ctx {
                 .unwrap_or_else(|| format!("mcp:{}", sanitize(client))),
             fixed_now: base.fixed_now,
             secrets: base.secrets.clone(),
+            host: base.host.clone(),
         })
     }
 }

@@ -80,6 +80,11 @@ pub enum Command {
     Retry(IdArg),
     /// The attempt ledger of a task.
     Attempts(IdArg),
+    /// What an attempt's agent did, readable (`--follow` while it runs).
+    Logs(LogsArgs),
+    /// The agent CLIs with built-in profiles: installed?, version, what each may do; `check`
+    /// them for a run; `export` Claude Code subagents for the project's roles.
+    Agents(AgentsArgs),
     /// Add or remove dependencies.
     #[command(subcommand)]
     Dep(DepCmd),
@@ -124,9 +129,6 @@ pub enum Command {
     /// The MCP server (stdio, or Streamable HTTP with --http); `downbeat mcp install` adds it
     /// to a client's configuration.
     Mcp(McpArgs),
-    /// Claude Code subagents for the project's roles.
-    #[command(subcommand)]
-    Agents(AgentsCmd),
     /// Database operations: move a project to another database.
     #[command(subcommand)]
     Db(DbCmd),
@@ -333,11 +335,47 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Use this executor for every task (e.g. `noop` to try a plan out).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "agent")]
     pub executor: Option<String>,
+    /// Run every task with this agent CLI's built-in profile (or the executor of that name).
+    #[arg(long, value_parser = ["claude", "codex", "gemini", "aider", "opencode"])]
+    pub agent: Option<String>,
     /// Run the tasks in this process even when workers are alive (by default they take them).
     #[arg(long)]
     pub local: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task (id, prefix or key).
+    pub id: String,
+    /// Which attempt (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// Go on as the attempt writes, until it ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// The output as the program wrote it, not rendered.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    #[command(subcommand)]
+    pub cmd: Option<AgentsCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCmd {
+    /// Check every executor a run of what is pending would use; exit 4 listing the problems.
+    Check {
+        /// Check as if every task ran with this executor (like `run --executor`).
+        #[arg(long)]
+        executor: Option<String>,
+    },
+    /// Write one Claude Code subagent file per role (.claude/agents/ROLE.md).
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -682,12 +720,6 @@ pub struct InstallArgs {
     /// An environment variable for the server; repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AgentsCmd {
-    /// Write one Claude Code subagent file per role (.claude/agents/ROLE.md).
-    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::{AgentsCmd, Client, ExportArgs, InstallArgs, Scope};
+use crate::cli::{Client, ExportArgs, InstallArgs, Scope};
 use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, out, outln};
 use downbeat_app::project::{self, Globals};
@@ -627,12 +627,6 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
 // ------------------------------------------------------------------------------------------
 // downbeat agents export
 
-pub fn agents(g: &Globals, c: AgentsCmd, j: bool) -> Result<(), Error> {
-    match c {
-        AgentsCmd::Export(a) => export(g, a, j),
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct Exported {
     role: String,
@@ -642,7 +636,7 @@ struct Exported {
     reason: Option<String>,
 }
 
-fn export(g: &Globals, a: ExportArgs, j: bool) -> Result<(), Error> {
+pub fn export(g: &Globals, a: ExportArgs, j: bool) -> Result<(), Error> {
     check_server_name(&a.server)?;
     if let Some(m) = &a.model
         && (m.trim().is_empty() || m.contains(['\n', '\r']))

@@ -13,7 +13,7 @@ use crate::error::{Error, Kind};
 use crate::output::{json as print_json, note, outln, table};
 use downbeat_app::documents::write_synthesis;
 use downbeat_app::project::Project;
-use downbeat_app::runs::{RunRequest, outcome, run_here, run_options};
+use downbeat_app::runs::{RunRequest, outcome, preflight, run_here, run_options};
 
 /// The application layer's request for these arguments.
 pub fn request(a: &RunArgs) -> RunRequest {
@@ -21,7 +21,7 @@ pub fn request(a: &RunArgs) -> RunRequest {
         concurrency: a.concurrency,
         only: a.only.clone(),
         until: a.until.clone(),
-        executor: a.executor.clone(),
+        executor: a.executor.clone().or_else(|| a.agent.clone()),
     }
 }
 
@@ -35,6 +35,11 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
         let live = crate::worker_cmd::live_workers(p).await?;
         if !live.is_empty() {
             return crate::worker_cmd::watch_workers(p, &live, j).await;
+        }
+    }
+    for c in preflight::require(p, &opts).await? {
+        if let Some(w) = &c.warning {
+            note(&format!("warning: {w}"));
         }
     }
     // Stops this run's agents at once if this process is killed.
@@ -91,10 +96,17 @@ async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), Error> {
             ));
         }
     }
+    // What the executors need is checked once each of them resolves.
+    let checks = if problems.is_empty() {
+        preflight::checks(p, opts).await?
+    } else {
+        Vec::new()
+    };
     if j {
         print_json(&json!({
             "waves": rows.iter().map(|(w, id, role, exec, title)| json!({"wave": w, "task": id, "role": role, "executor": exec, "title": title})).collect::<Vec<_>>(),
             "problems": problems,
+            "checks": checks,
             "concurrency": opts.concurrency,
         }));
     } else {
@@ -123,7 +135,26 @@ async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), Error> {
             problems.len()
         )));
     }
-    Ok(())
+    if !j {
+        for c in &checks {
+            note(&check_line(c));
+        }
+    }
+    preflight::refuse_problems(&checks)
+}
+
+/// One line of a preflight: what was checked and what was found.
+pub fn check_line(c: &downbeat_engine::executor::agent::Check) -> String {
+    let what = match c.agent {
+        Some(k) => format!("{} ({})", c.program, k.about().title),
+        None => c.program.clone(),
+    };
+    match (&c.problem, &c.warning, &c.version) {
+        (Some(p), _, _) => format!("✗ {what}: {p}"),
+        (None, Some(w), _) => format!("! {what}: {w}"),
+        (None, None, Some(v)) => format!("✓ {what} {v}"),
+        (None, None, None) => format!("✓ {what}"),
+    }
 }
 
 /// Renders the event stream: JSON lines on stdout with `--json`, bars on a terminal, plain lines

@@ -1561,3 +1561,48 @@ fn later_epoch(token: &str) -> String {
     let (epoch, attempt) = token.split_once('.').expect("EPOCH.ATTEMPT");
     format!("{}.{attempt}", epoch.parse::<i64>().unwrap() + 1)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_over_mcp_drives_an_agent_cli_through_its_profile() {
+    let f = Fixture::new(Profile::Default).await;
+    let fakes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/bin");
+    let dir = f.path().to_owned();
+    std::fs::write(
+        dir.join("script.json"),
+        json!({"steps": [{"write": {"notes.md": "# Notes\n"}, "message": "Wrote the notes",
+                          "usage": {"input_tokens": 50, "output_tokens": 5}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let config = format!(
+        "\n[executors.cl]\ntype = \"agent\"\nagent = \"claude\"\nprogram = \"{}\"\nenv = {{ FAKE_AGENT_SCRIPT = \"{}\", FAKE_AGENT_LOG = \"{}\", FAKE_AGENT_STATE = \"{}\" }}\n",
+        fakes.join("claude").display(),
+        dir.join("script.json").display(),
+        dir.join("agent.log").display(),
+        dir.join("state").display(),
+    );
+    let cfg = dir.join(".downbeat/config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&config);
+    std::fs::write(&cfg, text).unwrap();
+    let c = f.client("conductor").await;
+    call(
+        &c,
+        "plan",
+        json!({"plan": {"tasks": [{"key": "notes", "title": "Write the notes", "role": "documenter"}]}}),
+    )
+    .await;
+    call(&c, "run", json!({"action": "start", "executor": "cl"})).await;
+    let w = watch_until_done(&c).await;
+    assert_eq!(w["summary"]["completed"], 1, "{w}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.md")).unwrap(),
+        "# Notes\n"
+    );
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap();
+    let call0: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(call0["permission"], "edit");
+    let t = call(&c, "tasks", json!({"action": "show", "id": "notes"})).await;
+    assert!(t.to_string().contains("Wrote the notes"), "{t}");
+    let _ = c.cancel().await;
+}

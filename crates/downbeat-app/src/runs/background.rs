@@ -94,6 +94,7 @@ impl Runs {
             ));
         }
         let opts = super::run_options(&p, spec).await?;
+        super::preflight::require(&p, &opts).await?;
         let scope = spec.scope();
         let id = self
             .next_id

@@ -4,16 +4,20 @@
 
 pub mod background;
 pub mod follow;
+pub mod preflight;
 pub mod reports;
 pub mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::Task;
 use downbeat_engine::config::{RetryPolicy, parse_duration};
+use downbeat_engine::executor::agent::{
+    Agent, AgentKind, AgentSpec, McpServer, OWN_SERVER, Permission,
+};
 use downbeat_engine::executor::noop::Noop;
 use downbeat_engine::executor::process::Process;
 use downbeat_engine::executor::{Executor, ExecutorSpec};
@@ -30,6 +34,12 @@ pub fn resolver(
 ) -> Result<downbeat_engine::run::ResolveFn, Error> {
     let cfg = p.config.clone();
     let secrets = p.secrets.clone();
+    let permissions: BTreeMap<String, Permission> = cfg
+        .roles
+        .iter()
+        .filter_map(|(r, c)| c.permission.map(|x| (r.clone(), x)))
+        .collect();
+    let servers = agent_servers(p);
     let cache: Arc<Mutex<HashMap<String, Arc<dyn Executor>>>> = Arc::default();
     let default_timeout = cfg
         .run
@@ -63,11 +73,18 @@ pub fn resolver(
                 .map_err(|e| format!("invalid inline executor {name}: {e}"))?
         } else if name == "noop" {
             ExecutorSpec::Noop
+        } else if let Some(spec) = cfg.executors.get(&name) {
+            spec.clone()
+        } else if AgentKind::parse(&name).is_some() {
+            ExecutorSpec::Agent(AgentSpec {
+                agent: name.clone(),
+                ..Default::default()
+            })
         } else {
             cfg.executors.get(&name).cloned().ok_or_else(|| {
                 let known: Vec<&str> = cfg.executors.keys().map(String::as_str).collect();
                 format!(
-                    "unknown executor `{name}` (configured: {}; built in: noop)",
+                    "unknown executor `{name}` (configured: {}; built in: noop, claude, codex, gemini, aider, opencode)",
                     if known.is_empty() {
                         "none".to_owned()
                     } else {
@@ -88,6 +105,10 @@ pub fn resolver(
                         ExecutorSpec::Noop => Arc::new(Noop),
                         ExecutorSpec::Process(ps) => Arc::new(
                             Process::new(ps.clone())
+                                .map_err(|e| format!("executor `{name}`: {e}"))?,
+                        ),
+                        ExecutorSpec::Agent(a) => Arc::new(
+                            Agent::new(a.clone(), permissions.clone(), servers.clone())
                                 .map_err(|e| format!("executor `{name}`: {e}"))?,
                         ),
                         ExecutorSpec::Http(hs) => Arc::new(
@@ -124,6 +145,26 @@ pub fn resolver(
             retry,
         })
     }))
+}
+
+/// The MCP servers handed to agent CLIs: the project's `[mcp_servers]`, and Downbeat's own
+/// (this program's `mcp` for this project) unless the configuration names another by that name.
+pub fn agent_servers(p: &Project) -> BTreeMap<String, McpServer> {
+    let mut servers = p.config.mcp_servers.clone();
+    if let Some(exe) = &p.host.exe {
+        servers
+            .entry(OWN_SERVER.to_owned())
+            .or_insert_with(|| McpServer {
+                command: exe.display().to_string(),
+                args: vec![
+                    "mcp".into(),
+                    "--project".into(),
+                    p.root.display().to_string(),
+                ],
+                env: BTreeMap::new(),
+            });
+    }
+    servers
 }
 
 /// The template for tasks whose role has none.

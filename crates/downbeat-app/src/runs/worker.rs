@@ -100,6 +100,8 @@ impl Worker {
             req.labels.clone(),
             opts.resolve.clone(),
         ));
+        // A worker that cannot run what it would take says so before it registers.
+        super::preflight::require(p, &opts).await?;
         let record = WorkerRecord {
             name: name.clone(),
             host,

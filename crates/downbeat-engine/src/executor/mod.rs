@@ -14,13 +14,15 @@ use serde::{Deserialize, Serialize};
 
 pub use downbeat_core::flags::DiscoveredTask;
 
+pub mod agent;
 pub mod http;
 pub mod noop;
 pub mod process;
 mod types;
 
 pub use types::{
-    AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, TokenUsage, env, files,
+    AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, Requirement, Stdin,
+    TokenUsage, env, files,
 };
 
 /// How a task is executed, as configured per task, per role or as the default.
@@ -33,4 +35,6 @@ pub enum ExecutorSpec {
     Process(ProcessSpec),
     /// Calls an OpenAI-compatible chat-completions endpoint.
     Http(http::HttpSpec),
+    /// Runs a coding-agent CLI through its built-in profile.
+    Agent(agent::AgentSpec),
 }

@@ -32,7 +32,8 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::types::{
-    AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, env, files,
+    AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, Requirement, Stdin, env,
+    files,
 };
 
 /// Time between SIGTERM and SIGKILL when [`ProcessSpec::grace`] is not set.
@@ -136,7 +137,10 @@ impl Process {
             .env(env::ATTEMPT_DIR, &paths.attempt_dir)
             .env(env::PROMPT_FILE, &paths.prompt)
             .env(env::RESULT_FILE, &paths.result)
-            .stdin(Stdio::from(files.prompt))
+            .stdin(match self.spec.stdin {
+                Stdin::Prompt => Stdio::from(files.prompt),
+                Stdin::Empty => Stdio::null(),
+            })
             .stdout(Stdio::from(files.stdout))
             .stderr(Stdio::from(files.stderr))
             .process_group(0)
@@ -190,7 +194,7 @@ impl Process {
 
         let mut outcome = Outcome::new(OutcomeKind::Failed, Duration::ZERO);
         outcome.stdout = Some(paths.stdout);
-        outcome.stderr = Some(paths.stderr);
+        outcome.stderr = Some(paths.stderr.clone());
         let status = match status {
             Ok(status) => status,
             Err(e) => {
@@ -224,7 +228,7 @@ impl Process {
 
         let (kind, message) = judge(status, &report, &paths.result);
         outcome.kind = kind;
-        outcome.error = message;
+        outcome.error = message.map(|m| with_stderr_tail(m, &paths.stderr));
         outcome.report = report.ok().flatten();
         outcome
     }
@@ -237,6 +241,15 @@ impl Executor for Process {
         let mut outcome = self.attempt(spec, cancel).await;
         outcome.duration = start.elapsed();
         outcome
+    }
+
+    fn requirement(&self) -> Option<Requirement> {
+        // A shell line needs only `sh`; what it runs shows when it runs.
+        self.spec
+            .argv
+            .first()
+            .filter(|_| self.spec.shell.is_none())
+            .map(|p| Requirement::Program(p.clone()))
     }
 }
 
@@ -479,6 +492,68 @@ fn judge(
             )),
         ),
     }
+}
+
+/// How many lines of stderr a failure message quotes.
+const STDERR_TAIL_LINES: usize = 5;
+/// Reading more than this much of stderr's end is pointless for a message.
+const STDERR_TAIL_BYTES: u64 = 4096;
+
+/// A failure message with the last lines the program wrote to stderr, if any: `exited with
+/// code 127` says little, `sh: 1: claud: not found` says what is wrong.
+fn with_stderr_tail(message: String, stderr: &Path) -> String {
+    let tail = stderr_tail(stderr);
+    if tail.is_empty() {
+        message
+    } else {
+        format!("{message}; stderr ends: {}", tail.join(" | "))
+    }
+}
+
+fn stderr_tail(path: &Path) -> Vec<String> {
+    use std::io::Read as _;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > STDERR_TAIL_BYTES {
+        let _ = f.seek(io::SeekFrom::Start(len - STDERR_TAIL_BYTES));
+    }
+    let mut buf = Vec::new();
+    let _ = f.take(STDERR_TAIL_BYTES).read_to_end(&mut buf);
+    let text = strip_ansi(&String::from_utf8_lossy(&buf));
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    let skip = lines.len().saturating_sub(STDERR_TAIL_LINES);
+    lines.into_iter().skip(skip).collect()
+}
+
+/// Text without terminal escape sequences (colours, cursor movement).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, up to the final byte (`@` to `~`).
+            for f in chars.by_ref() {
+                if ('@'..='~').contains(&f) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
 }
 
 /// An outcome without output, for failures before the program ran.

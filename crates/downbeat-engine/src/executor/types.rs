@@ -26,6 +26,21 @@ pub struct ProcessSpec {
     /// Grace period between SIGTERM and SIGKILL on cancellation or timeout (default 5 s).
     #[serde(default, with = "opt_millis")]
     pub grace: Option<Duration>,
+    /// What the program reads on stdin: the prompt (default), or nothing.
+    #[serde(default)]
+    pub stdin: Stdin,
+}
+
+/// What a program reads on stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stdin {
+    /// The rendered prompt.
+    #[default]
+    Prompt,
+    /// Nothing (`/dev/null`): for programs that take the prompt otherwise and would read
+    /// stdin as more of it.
+    Empty,
 }
 
 /// Everything about one attempt, ready to run.
@@ -123,6 +138,23 @@ pub struct AgentReport {
 pub trait Executor: Send + Sync {
     /// Runs one attempt to its end. Never panics; every failure is an [`Outcome`].
     async fn run(&self, spec: &AttemptSpec, cancel: CancellationToken) -> Outcome;
+
+    /// What must be installed for it to run, checked before a run starts.
+    fn requirement(&self) -> Option<Requirement> {
+        None
+    }
+}
+
+/// What an executor needs on the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Requirement {
+    /// A program, looked up on `PATH` (never run: it could do anything).
+    Program(String),
+    /// An agent CLI: found, and its `--version` compared with what its profile was written for.
+    Agent {
+        program: String,
+        kind: super::agent::profile::AgentKind,
+    },
 }
 
 /// Names of the environment variables every process attempt gets.

@@ -52,6 +52,11 @@ impl Resolver {
         }
         Ok(&self.cache[&key])
     }
+
+    /// Everything resolved so far.
+    pub(super) fn into_resolved(self) -> Vec<Resolved> {
+        self.cache.into_values().collect()
+    }
 }
 
 /// The attempts in flight, and what starting one needs.

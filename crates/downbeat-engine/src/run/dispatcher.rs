@@ -849,7 +849,7 @@ impl QuickStart<'_> {
 
 /// Resolves the executor of every pending task in scope this runner takes (bad configuration
 /// fails the run before anything more starts); returns how many there are.
-fn resolve_pending(
+pub(super) fn resolve_pending(
     g: &Graph,
     opts: &RunOptions,
     resolver: &mut Resolver,

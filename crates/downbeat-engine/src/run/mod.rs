@@ -39,6 +39,19 @@ pub use crate::prompt_context::prompt_context;
 pub use crate::rules::{Dependent, ReportEffects, announce, completion_effects, load_dependents};
 pub use types::{AcceptFn, ResolveFn, Resolved, RunError, RunEvent, RunOptions, RunSummary};
 
+/// The executors the pending tasks in scope would run with, resolved as a run resolves them
+/// (one per distinct executor setting and role): what a preflight checks before anything
+/// starts. A task whose executor cannot be resolved fails it, as it fails a run.
+pub async fn executors_in_scope(
+    store: &dyn Store,
+    opts: &RunOptions,
+) -> Result<Vec<Resolved>, RunError> {
+    let g = graph::Graph::load(store, opts, (opts.now)()).await?;
+    let mut resolver = attempt::Resolver::default();
+    dispatcher::resolve_pending(&g, opts, &mut resolver)?;
+    Ok(resolver.into_resolved())
+}
+
 /// Runs the graph until nothing more can run, the token is cancelled, or a rule stops it.
 pub async fn run(
     store: Arc<dyn Store>,

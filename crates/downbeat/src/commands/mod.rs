@@ -2,6 +2,7 @@
 //! application layer (`downbeat-app`) and rendering the answer as text or `--json`. This module
 //! dispatches and resolves what only the CLI knows: the environment and the working directory.
 
+mod agents;
 mod context;
 mod documents;
 mod holds;
@@ -56,6 +57,10 @@ pub fn globals(cli: &Cli) -> Result<Globals, Error> {
         fixed_now,
         cwd: std::env::current_dir()?,
         secrets: project::Secrets::new(|name: &str| std::env::var_os(name)),
+        host: project::HostFacts {
+            exe: std::env::current_exe().ok(),
+            search_path: std::env::var_os("PATH"),
+        },
     })
 }
 
@@ -114,8 +119,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
             None => serve_mcp(&g, &cli_actor, a.serve).await,
         };
     }
-    if let Command::Agents(c) = cli.command {
-        return crate::clients::agents(&g, c, j);
+    if let Command::Agents(crate::cli::AgentsArgs {
+        cmd: Some(crate::cli::AgentsCmd::Export(e)),
+    }) = cli.command
+    {
+        return crate::clients::export(&g, e, j);
     }
     if let Command::Db(c) = cli.command {
         return crate::db_cmd::command(c, j).await;
@@ -125,7 +133,6 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Init
         | Command::Bench(_)
         | Command::Mcp(_)
-        | Command::Agents(_)
         | Command::Db(_)
         | Command::GuardAgents { .. } => unreachable_command(),
         Command::Plan(c) => plan_cmd(&p, c, j).await,
@@ -149,6 +156,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Holds => holds(&p, j).await,
         Command::Retry(a) => transition(&p, &a.id, Status::Pending, None, false, j).await,
         Command::Attempts(a) => crate::run_cmd::attempts(&p, &a.id, j).await,
+        Command::Logs(a) => agents::logs(&p, a, j).await,
+        Command::Agents(a) => agents::agents(&p, a, j).await,
         Command::Dep(c) => dep(&p, c, j).await,
         Command::Ready(a) => ready(&p, a, j).await,
         Command::Blocked => blocked(&p, j).await,
