@@ -24,7 +24,16 @@ pub async fn render_synthesis(
     };
     let v = view(p).await?;
     let flags = raised_flags(p, &v).await?;
-    let doc = report::synthesis(&v, root, &flags);
+    let mut doc = report::synthesis(&v, root, &flags);
+    let spent = crate::views::spend(
+        p,
+        &crate::views::SpendFilter {
+            scope: root,
+            holder: None,
+        },
+    )
+    .await?;
+    doc.push_str(&report::spend_section(&spent));
     let name = root
         .map(|r| format!("{r}.md"))
         .unwrap_or_else(|| "project.md".into());

@@ -157,9 +157,11 @@ archive_after = "30d"
 # executor = "tests"    # a named executor (below)
 # timeout = "10m"
 # max_attempts = 3
+# permission = "edit"   # what agent CLIs may do: read | edit | full (reviewers, researchers: read)
 
 [run]
-# executor = "claude"   # default executor for tasks and roles that name none
+# executor = "claude"   # default executor: an agent CLI (claude, codex, gemini, aider,
+#                       # opencode; `downbeat agents` lists them), noop, or a name below
 # concurrency = 4
 # lease = "30s"
 # failure = "continue"  # continue | skip-dependents | stop
@@ -170,13 +172,20 @@ archive_after = "30d"
 # max_delay = "1m"
 # jitter = true
 
-# Named executors (see docs/executors.md for agent CLI presets):
+# Named executors (docs/executors.md; agent CLIs: docs/agents.md):
 # [executors.claude]
-# type = "process"
-# argv = ["claude", "-p"]
+# type = "agent"
+# agent = "claude"      # claude | codex | gemini | aider | opencode
+# model = "sonnet"
+# args = ["--max-turns", "30"]
 # [executors.tests]
 # type = "process"
 # shell = "cargo test"
+
+# MCP servers every agent CLI gets, besides Downbeat's own:
+# [mcp_servers.docs]
+# command = "docs-mcp"
+# args = ["--root", "docs"]
 
 # The MCP server (`downbeat mcp`, see docs/mcp.md):
 # [mcp]

@@ -278,3 +278,71 @@ pub async fn detail(p: &Project, q: &str, events: u32) -> Result<Detail, Error> 
         events,
     })
 }
+
+/// Whose attempts [`spend`] counts.
+#[derive(Debug, Clone, Default)]
+pub struct SpendFilter {
+    /// Only tasks under this one (itself included).
+    pub scope: Option<TaskId>,
+    /// Only attempts of this runner (a run's lease holder).
+    pub holder: Option<String>,
+}
+
+/// Tokens and cost per role, from the attempt ledger and what agent CLIs reported (their cost
+/// is kept in each attempt's directory, so attempts run on other machines count tokens only).
+pub async fn spend(
+    p: &Project,
+    f: &SpendFilter,
+) -> Result<Vec<downbeat_core::report::RoleSpend>, Error> {
+    use downbeat_core::report::RoleSpend;
+    let tasks = p
+        .store
+        .tasks(&TaskFilter {
+            include_archived: true,
+            ..Default::default()
+        })
+        .await?;
+    let parent: HashMap<TaskId, Option<TaskId>> = tasks.iter().map(|t| (t.id, t.parent)).collect();
+    let under = |mut id: TaskId, root: TaskId| loop {
+        if id == root {
+            return true;
+        }
+        match parent.get(&id).copied().flatten() {
+            Some(up) => id = up,
+            None => return false,
+        }
+    };
+    let mut per_role: BTreeMap<String, RoleSpend> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.attempts > 0) {
+        if f.scope.is_some_and(|root| !under(t.id, root)) {
+            continue;
+        }
+        let role = t.role.clone().unwrap_or_else(|| "-".into());
+        for a in p.store.attempts(t.id).await? {
+            if f.holder.as_ref().is_some_and(|h| *h != a.worker) {
+                continue;
+            }
+            let dir = p
+                .dir()
+                .join("runs")
+                .join(t.id.to_string())
+                .join(a.number.to_string());
+            let cost =
+                downbeat_engine::executor::agent::read_record(&dir).and_then(|r| r.output.cost_usd);
+            per_role
+                .entry(role.clone())
+                .or_insert_with(|| RoleSpend {
+                    role: role.clone(),
+                    ..RoleSpend::default()
+                })
+                .add(&RoleSpend {
+                    role: role.clone(),
+                    attempts: 1,
+                    tokens_in: u64::try_from(a.tokens_prompt.unwrap_or(0)).unwrap_or(0),
+                    tokens_out: u64::try_from(a.tokens_completion.unwrap_or(0)).unwrap_or(0),
+                    cost_usd: cost,
+                });
+        }
+    }
+    Ok(per_role.into_values().collect())
+}

@@ -693,3 +693,98 @@ fn scope_of(v: &ProjectView, root: Option<TaskId>) -> std::collections::HashSet<
     }
     out
 }
+
+/// What the attempts of one role cost: tokens from the ledger, money where the agent reported it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RoleSpend {
+    /// `-` for tasks without a role.
+    pub role: String,
+    pub attempts: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// Summed over the attempts that reported a cost; `None` when none did.
+    pub cost_usd: Option<f64>,
+}
+
+impl RoleSpend {
+    /// Adds another row's figures to this one.
+    pub fn add(&mut self, other: &RoleSpend) {
+        self.attempts += other.attempts;
+        self.tokens_in += other.tokens_in;
+        self.tokens_out += other.tokens_out;
+        self.cost_usd = match (self.cost_usd, other.cost_usd) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+    }
+}
+
+/// A markdown section of tokens and cost per role, with the total; empty without attempts.
+pub fn spend_section(rows: &[RoleSpend]) -> String {
+    use std::fmt::Write as _;
+    if rows.iter().all(|r| r.attempts == 0) {
+        return String::new();
+    }
+    let cost = |c: Option<f64>| c.map_or_else(|| "-".to_owned(), |c| format!("${c:.4}"));
+    let mut s = String::from(
+        "\n## Spend\n\n| role | attempts | tokens in | tokens out | cost |\n|---|---|---|---|---|\n",
+    );
+    let mut total = RoleSpend {
+        role: "total".into(),
+        ..RoleSpend::default()
+    };
+    for r in rows {
+        total.add(r);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.role,
+            r.attempts,
+            r.tokens_in,
+            r.tokens_out,
+            cost(r.cost_usd)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **total** | {} | {} | {} | {} |",
+        total.attempts,
+        total.tokens_in,
+        total.tokens_out,
+        cost(total.cost_usd)
+    );
+    s
+}
+
+#[cfg(test)]
+mod spend_tests {
+    use super::*;
+
+    #[test]
+    fn spend_adds_up_per_role_and_in_total() {
+        let rows = vec![
+            RoleSpend {
+                role: "implementer".into(),
+                attempts: 2,
+                tokens_in: 100,
+                tokens_out: 20,
+                cost_usd: Some(0.5),
+            },
+            RoleSpend {
+                role: "tester".into(),
+                attempts: 1,
+                tokens_in: 10,
+                tokens_out: 2,
+                cost_usd: None,
+            },
+        ];
+        let s = spend_section(&rows);
+        assert!(
+            s.contains("| implementer | 2 | 100 | 20 | $0.5000 |"),
+            "{s}"
+        );
+        assert!(s.contains("| tester | 1 | 10 | 2 | - |"), "{s}");
+        assert!(s.contains("| **total** | 3 | 110 | 22 | $0.5000 |"), "{s}");
+        assert_eq!(spend_section(&[]), "");
+    }
+}

@@ -48,6 +48,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     crate::signals::stop_on_signals(cancel.clone());
     let (tx, show_rx) = mpsc::unbounded_channel();
     let display = tokio::spawn(crate::progress::show_events(show_rx, j));
+    let holder = opts.holder.clone();
     let (result, reports) = run_here(p, opts, tx, cancel).await;
     let _ = display.await;
     drop(guard);
@@ -58,6 +59,9 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
             note(&format!("integration report for {task}: {path}"));
         }
     }
+    if !j {
+        spend_note(p, holder).await;
+    }
     if result.is_ok() && !j {
         // The run's integration report, next to the others.
         let scope = req.scope();
@@ -67,6 +71,32 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     }
     let summary = result?;
     outcome(&summary)
+}
+
+/// What this run's attempts spent, when an agent reported tokens.
+async fn spend_note(p: &Project, holder: String) {
+    let filter = downbeat_app::views::SpendFilter {
+        scope: None,
+        holder: Some(holder),
+    };
+    let Ok(rows) = downbeat_app::views::spend(p, &filter).await else {
+        return;
+    };
+    let mut total = downbeat_core::report::RoleSpend::default();
+    for r in &rows {
+        total.add(r);
+    }
+    if total.tokens_in + total.tokens_out == 0 && total.cost_usd.is_none() {
+        return;
+    }
+    let cost = total
+        .cost_usd
+        .map(|c| format!(", ${c:.4}"))
+        .unwrap_or_default();
+    note(&format!(
+        "spent: {} in / {} out tokens over {} attempt(s){cost} (`downbeat metrics` per role)",
+        total.tokens_in, total.tokens_out, total.attempts
+    ));
 }
 
 async fn dry_run(p: &Project, opts: &RunOptions, j: bool) -> Result<(), Error> {

@@ -110,12 +110,11 @@ fn every_profile_edits_for_implementers_and_only_reads_for_reviewers() {
         assert_eq!(log[1]["permission"], "read", "{agent}");
         assert_eq!(log[1]["denied"], json!(["review.txt"]), "{agent}");
         // The prompt arrived once (a stand-in fails otherwise) and is the rendered one.
+        let prompt = log[0]["prompt"].as_str().unwrap();
+        assert!(prompt.contains("Write the greeting"), "{agent}");
         assert!(
-            log[0]["prompt"]
-                .as_str()
-                .unwrap()
-                .contains("Write the greeting"),
-            "{agent}"
+            prompt.contains("## How to report back") && prompt.contains("DOWNBEAT_RESULT_FILE"),
+            "{agent}: {prompt}"
         );
         let a = &attempts(&e, "write")[0];
         assert_eq!(
@@ -349,4 +348,75 @@ fn the_stand_ins_hold_their_documented_interface() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("OK"), "{err}");
+}
+
+#[test]
+fn the_result_protocol_works_through_every_profile() {
+    let script = json!({"steps": [{"when": "Investigate", "message": "found more work",
+        "result_file": {"summary": "Investigated", "flags": ["PERFORMANCE_ISSUE"],
+                        "discovered": [{"title": "Add an index", "role": "implementer"}]}}]});
+    for agent in AGENTS {
+        let e = project(
+            "[executors.aider]\ntype = \"agent\"\nagent = \"aider\"\nmodel = \"sonnet\"\n",
+            script.clone(),
+        );
+        e.ok(&[
+            "add",
+            "Investigate the slow page",
+            "--role",
+            "debugger",
+            "--key",
+            "inv",
+        ]);
+        e.ok(&["run", "--agent", agent]);
+        assert_eq!(
+            e.json(&["show", "inv"])["result"],
+            "Investigated",
+            "{agent}: the report's summary wins"
+        );
+        let titles: Vec<String> = e
+            .json(&["list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            titles.contains(&"Add an index".to_owned()),
+            "{agent}: {titles:?}"
+        );
+    }
+}
+
+#[test]
+fn tokens_and_cost_add_up_per_role_in_metrics_the_run_and_the_report() {
+    let script = json!({"steps": [{"message": "ok", "usage": {"input_tokens": 1000, "output_tokens": 200}, "cost_usd": 0.05}]});
+    let e = project("", script);
+    e.ok(&["add", "Build it", "--role", "implementer"]);
+    e.ok(&["add", "Test it", "--role", "tester"]);
+    e.ok(&["add", "Build more", "--role", "implementer"]);
+    let o = e.run(&["run", "--agent", "claude"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("spent: 3000 in / 600 out tokens over 3 attempt(s), $0.1500"),
+        "{err}"
+    );
+    let m = e.json(&["metrics"]);
+    let spend = m["spend"].as_array().unwrap();
+    assert_eq!(spend[0]["role"], "implementer");
+    assert_eq!(
+        (
+            spend[0]["attempts"].as_u64(),
+            spend[0]["tokens_in"].as_u64()
+        ),
+        (Some(2), Some(2000))
+    );
+    assert!((spend[0]["cost_usd"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+    assert_eq!(spend[1]["role"], "tester");
+    let report = e.read(&e.path().join(".downbeat/reports/project.md"));
+    assert!(
+        report.contains("| **total** | 3 | 3000 | 600 | $0.1500 |"),
+        "{report}"
+    );
 }

@@ -57,8 +57,11 @@ pub(super) fn roles(p: &Project, a: RolesArgs, j: bool) -> Result<(), Error> {
 
 pub(super) async fn metrics(p: &Project, j: bool) -> Result<(), Error> {
     let m = downbeat_app::context::metrics(p).await?;
+    let spent = downbeat_app::views::spend(p, &Default::default()).await?;
     if j {
-        print_json(&m);
+        let mut v = serde_json::to_value(&m).unwrap_or_default();
+        v["spend"] = serde_json::to_value(&spent).unwrap_or_default();
+        print_json(&v);
         return Ok(());
     }
     let pct = |x: Option<f64>| {
@@ -76,6 +79,26 @@ pub(super) async fn metrics(p: &Project, j: bool) -> Result<(), Error> {
         m.insights,
         m.events
     ));
+    if !spent.is_empty() {
+        let rows: Vec<Vec<String>> = spent
+            .iter()
+            .map(|r| {
+                vec![
+                    r.role.clone(),
+                    r.attempts.to_string(),
+                    r.tokens_in.to_string(),
+                    r.tokens_out.to_string(),
+                    r.cost_usd
+                        .map_or_else(|| "-".into(), |c| format!("${c:.4}")),
+                ]
+            })
+            .collect();
+        out("\n");
+        out(&crate::output::table(
+            &["ROLE", "ATTEMPTS", "TOKENS IN", "TOKENS OUT", "COST"],
+            &rows,
+        ));
+    }
     Ok(())
 }
 

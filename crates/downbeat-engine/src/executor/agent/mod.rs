@@ -255,6 +255,10 @@ impl Executor for Agent {
         };
         // Written first, so `downbeat logs` knows how to render the stream while it runs.
         write_record(&spec.attempt_dir, &record);
+        // The agent learns how to report back, and what it may use to.
+        let mut spec = spec.clone();
+        spec.prompt = with_reporting(&spec.prompt, &spec.attempt_dir, permission, !mcp.is_empty());
+        let spec = &spec;
         let process = match Process::new(ps) {
             Ok(p) => p,
             Err(e) => {
@@ -314,6 +318,37 @@ fn apply(outcome: &mut Outcome, out: &AgentOutput) {
             None => e.clone(),
         });
     }
+}
+
+/// The prompt with how to report back: the result file (summary, flags, discovered work,
+/// artifacts), and Downbeat's MCP tools when the agent has them.
+fn with_reporting(prompt: &str, attempt_dir: &Path, permission: Permission, mcp: bool) -> String {
+    let result = attempt_dir.join(super::types::files::RESULT);
+    let mut s = String::with_capacity(prompt.len() + 1200);
+    s.push_str(prompt.trim_end());
+    s.push_str("\n\n## How to report back\n\n");
+    s.push_str(&format!(
+        "Your permission level is `{}`{}. When you are done, end with a short summary of what \
+         you did. You may also write JSON to `{}` (also named by $DOWNBEAT_RESULT_FILE), every \
+         field optional: `{{\"status\": \"completed\" | \"failed\", \"summary\": \"…\", \
+         \"artifacts\": [\"path/in/the/project\"], \"flags\": [\"SECURITY_BREACH\"], \
+         \"discovered\": [{{\"title\": \"…\", \"role\": \"…\", \"description\": \"…\"}}]}}`. \
+         Flags alert the rest of the team; discovered tasks are added to the plan.\n",
+        permission.name(),
+        match permission {
+            Permission::Read => " (read and report; do not change files)",
+            Permission::Edit => " (edit files and run commands in the project)",
+            Permission::Full => "",
+        },
+        result.display()
+    ));
+    if mcp {
+        s.push_str(
+            "\nThe `downbeat` MCP server is connected: read the project's objectives, decisions \
+             and insights with its `context` tool, and record what you learn there too.\n",
+        );
+    }
+    s
 }
 
 fn read_text(path: Option<&Path>) -> String {
