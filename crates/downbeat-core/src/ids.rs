@@ -209,52 +209,35 @@ mod tests {
     }
 }
 
-/// The fencing token of a claim: a task's lease epoch grows by one with every claim, and the end
-/// of an attempt is accepted only under the epoch it was claimed with.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct LeaseEpoch(pub i64);
+/// A number with a meaning of its own, shown as the number.
+macro_rules! number_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
 
-impl fmt::Display for LeaseEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
 }
 
-/// One row of the attempt ledger (allocated by the store, never reused).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct AttemptId(pub i64);
+number_type!(
+    /// The fencing token of a claim: a task's lease epoch grows by one with every claim, and
+    /// the end of an attempt is accepted only under the epoch it was claimed with.
+    LeaseEpoch
+);
 
-impl fmt::Display for AttemptId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+number_type!(
+    /// One row of the attempt ledger (allocated by the store, never reused).
+    AttemptId
+);
 
 /// What the end of claimed work presents: the epoch it was claimed under and its attempt.
 /// Written `EPOCH.ATTEMPT` (`7.123`) where it leaves the process (MCP's `token`).

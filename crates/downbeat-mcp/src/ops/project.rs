@@ -167,23 +167,7 @@ pub async fn decision_add(
     supersedes: Option<&str>,
 ) -> Out {
     let text = required(text, "text")?;
-    let supersedes = supersedes
-        .map(|s| record(RecordKind::Decision, s))
-        .transpose()?;
-    let task = match task {
-        Some(t) => Some(resolve(p, t).await?),
-        None => None,
-    };
-    let d = p
-        .store
-        .add_decision(
-            text,
-            why.unwrap_or_default(),
-            task,
-            supersedes,
-            &p.actor().await?,
-        )
-        .await?;
+    let d = context::add_decision(p, text, why.unwrap_or_default(), task, supersedes).await?;
     Ok(compact(json!({"id": d.id, "supersedes": d.supersedes})))
 }
 
