@@ -90,6 +90,7 @@ impl Profile for Aider {
         }
         Command {
             args,
+            tail: Vec::new(),
             stdin_prompt: false,
             env: Default::default(),
         }

@@ -70,6 +70,7 @@ impl Profile for Claude {
         }
         Command {
             args,
+            tail: Vec::new(),
             stdin_prompt: true,
             env: Default::default(),
         }

@@ -62,13 +62,15 @@ impl Profile for Codex {
                 args.push(format!("{key}.env={{ {} }}", env.join(", ")));
             }
         }
-        match inv.resume {
-            // `resume ID` without a prompt reads it from stdin.
-            Some(id) => args.extend(["resume".into(), id.to_owned()]),
-            None => args.push("-".into()),
-        }
+        // Last, after any extra options: `resume ID` (then the prompt from stdin), or `-` (the
+        // prompt is stdin).
+        let tail = match inv.resume {
+            Some(id) => vec!["resume".into(), id.to_owned()],
+            None => vec!["-".into()],
+        };
         Command {
             args,
+            tail,
             stdin_prompt: true,
             env: Default::default(),
         }

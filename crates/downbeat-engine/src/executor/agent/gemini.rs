@@ -6,6 +6,8 @@
 //! trusted for the run (`GEMINI_CLI_TRUST_WORKSPACE`), else a headless run refuses to start;
 //! MCP servers come in a settings file of the attempt's own.
 
+use std::path::Path;
+
 use serde_json::{Value, json};
 
 use super::profile::{
@@ -76,9 +78,19 @@ impl Profile for Gemini {
         }
         Command {
             args,
+            tail: Vec::new(),
             stdin_prompt: true,
             env,
         }
+    }
+
+    /// Gemini skips a system settings file when it, or any directory above it, is writable by
+    /// group or others (under `/tmp`, say): its MCP servers would not arrive.
+    fn takes_mcp_in(&self, attempt_dir: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt as _;
+        attempt_dir
+            .ancestors()
+            .all(|d| std::fs::metadata(d).map_or(true, |m| m.permissions().mode() & 0o022 == 0))
     }
 
     fn parse(&self, stdout: &str, _stderr: &str) -> AgentOutput {

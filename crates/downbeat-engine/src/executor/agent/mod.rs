@@ -186,7 +186,10 @@ impl Agent {
 
     /// The MCP servers of one attempt: Downbeat's own acts as this attempt's agent.
     fn servers_for(&self, spec: &AttemptSpec) -> BTreeMap<String, McpServer> {
-        if self.spec.mcp == Some(false) || !self.kind.about().takes_mcp {
+        if self.spec.mcp == Some(false)
+            || !self.kind.about().takes_mcp
+            || !self.kind.profile().takes_mcp_in(&spec.attempt_dir)
+        {
             return BTreeMap::new();
         }
         let mut servers = self.mcp.clone();
@@ -204,6 +207,7 @@ impl Agent {
         let mut argv = vec![self.program().to_owned()];
         argv.extend(cmd.args);
         argv.extend(self.spec.args.iter().cloned());
+        argv.extend(cmd.tail);
         let mut env = cmd.env;
         env.extend(self.spec.env.clone());
         ProcessSpec {

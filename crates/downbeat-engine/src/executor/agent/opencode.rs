@@ -65,6 +65,7 @@ impl Profile for Opencode {
         env.insert("OPENCODE_CONFIG_CONTENT".to_owned(), config.to_string());
         Command {
             args,
+            tail: Vec::new(),
             stdin_prompt: true,
             env,
         }

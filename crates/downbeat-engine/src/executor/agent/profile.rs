@@ -117,8 +117,10 @@ pub(crate) struct Invocation<'a> {
 /// What a profile wants run.
 #[derive(Debug, Default)]
 pub(crate) struct Command {
-    /// Arguments after the program.
+    /// Options after the program; the executor's extra `args` follow them.
     pub args: Vec<String>,
+    /// Positional arguments that must come last, after the extra `args` (a subcommand's).
+    pub tail: Vec<String>,
     /// Whether the prompt goes to stdin (else stdin is empty).
     pub stdin_prompt: bool,
     pub env: BTreeMap<String, String>,
@@ -149,6 +151,10 @@ pub(crate) trait Profile: Send + Sync {
     fn parse(&self, stdout: &str, stderr: &str) -> AgentOutput;
     /// One raw output line for people.
     fn render(&self, line: &str) -> Option<String>;
+    /// Whether the CLI will take the MCP servers this attempt would hand it.
+    fn takes_mcp_in(&self, _attempt_dir: &Path) -> bool {
+        true
+    }
     /// The version in what `--version` printed.
     fn version(&self, printed: &str) -> Option<String> {
         printed

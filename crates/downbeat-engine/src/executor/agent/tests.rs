@@ -242,9 +242,10 @@ fn a_retry_resumes_the_session_the_last_attempt_left() {
     let dir = tempfile::tempdir().unwrap();
     let mcp = no_mcp();
     let resumed = |k: AgentKind| {
-        k.profile()
-            .command(&inv(dir.path(), Permission::Edit, Some("S1"), &mcp))
-            .args
+        let c = k
+            .profile()
+            .command(&inv(dir.path(), Permission::Edit, Some("S1"), &mcp));
+        [c.args, c.tail].concat()
     };
     assert!(resumed(AgentKind::Claude).contains(&"--resume=S1".to_owned()));
     assert!(
@@ -261,5 +262,40 @@ fn a_retry_resumes_the_session_the_last_attempt_left() {
         resumed(AgentKind::Opencode)
             .windows(2)
             .any(|w| w == ["--session", "S1"])
+    );
+}
+
+#[test]
+fn extra_arguments_go_before_a_subcommands_positionals() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::new(
+        AgentSpec {
+            agent: "codex".into(),
+            args: vec!["-c".into(), "model_reasoning_effort=\"high\"".into()],
+            ..Default::default()
+        },
+        BTreeMap::new(),
+        no_mcp(),
+    )
+    .unwrap();
+    let mcp = no_mcp();
+    let ps = a.process_for(&inv(dir.path(), Permission::Edit, Some("S1"), &mcp));
+    let n = ps.argv.len();
+    assert_eq!(
+        &ps.argv[n - 4..],
+        ["-c", "model_reasoning_effort=\"high\"", "resume", "S1"]
+    );
+    let ps = a.process_for(&inv(dir.path(), Permission::Edit, None, &mcp));
+    assert_eq!(ps.argv.last().map(String::as_str), Some("-"));
+}
+
+#[test]
+fn gemini_gets_no_mcp_servers_where_it_would_skip_their_settings_file() {
+    let p = AgentKind::Gemini.profile();
+    assert!(!p.takes_mcp_in(Path::new("/tmp/project/.downbeat/runs/t/1")));
+    assert!(
+        AgentKind::Claude
+            .profile()
+            .takes_mcp_in(Path::new("/tmp/x"))
     );
 }
