@@ -202,7 +202,8 @@ pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), Error> {
     }
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|a| {
+        .map(|at| {
+            let a = &at.record;
             let took = a
                 .ended_at
                 .map(|e| format!("{:.1}s", (e.0 - a.started_at.0) as f64 / 1000.0))
@@ -211,6 +212,11 @@ pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), Error> {
                 (Some(p), Some(c)) => format!("{p}+{c}"),
                 _ => "-".into(),
             };
+            let cost = at
+                .agent
+                .as_ref()
+                .and_then(|r| r.output.cost_usd)
+                .map_or_else(|| "-".into(), |c| format!("${c:.4}"));
             vec![
                 a.number.to_string(),
                 a.outcome.clone().unwrap_or_else(|| "running".into()),
@@ -221,6 +227,7 @@ pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), Error> {
                 a.executor.clone(),
                 a.worker.clone(),
                 tokens,
+                cost,
                 a.error
                     .clone()
                     .or_else(|| a.summary.clone())
@@ -230,7 +237,7 @@ pub async fn attempts(p: &Project, id: &str, j: bool) -> Result<(), Error> {
         .collect();
     crate::output::out(&table(
         &[
-            "#", "OUTCOME", "EXIT", "TIME", "EXECUTOR", "WORKER", "TOKENS", "DETAIL",
+            "#", "OUTCOME", "EXIT", "TIME", "EXECUTOR", "WORKER", "TOKENS", "COST", "DETAIL",
         ],
         &rows,
     ));

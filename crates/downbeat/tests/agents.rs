@@ -117,6 +117,14 @@ fn every_profile_edits_for_implementers_and_only_reads_for_reviewers() {
             "{agent}: {prompt}"
         );
         let a = &attempts(&e, "write")[0];
+        let record = &a["agent"];
+        assert_eq!(record["agent"], agent, "{a}");
+        assert_eq!(record["session"].is_null(), agent == "aider", "{agent}: {record}");
+        assert_eq!(
+            record["cost_usd"].as_f64().is_some(),
+            matches!(agent, "claude" | "aider" | "opencode"),
+            "{agent}: {record}"
+        );
         assert_eq!(
             (a["tokens_prompt"].as_i64(), a["tokens_completion"].as_i64()),
             (Some(120), Some(30)),

@@ -16,7 +16,7 @@ use downbeat_core::ids::TaskId;
 use downbeat_core::task::Task;
 use downbeat_engine::config::{RetryPolicy, parse_duration};
 use downbeat_engine::executor::agent::{
-    Agent, AgentKind, AgentSpec, McpServer, OWN_SERVER, Permission,
+    Agent, AgentKind, AgentRecord, AgentSpec, McpServer, OWN_SERVER, Permission, read_record,
 };
 use downbeat_engine::executor::noop::Noop;
 use downbeat_engine::executor::process::Process;
@@ -254,13 +254,31 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
 }
 
 /// A run's error as the front ends report it.
+/// One row of the ledger with what an agent CLI reported of it (cost, session, refusals),
+/// kept beside its output in the attempt directory.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attempt {
+    #[serde(flatten)]
+    pub record: downbeat_store::AttemptRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRecord>,
+}
+
 /// Task `q` and its attempt ledger, oldest first.
-pub async fn attempts(
-    p: &Project,
-    q: &str,
-) -> Result<(TaskId, Vec<downbeat_store::AttemptRecord>), Error> {
+pub async fn attempts(p: &Project, q: &str) -> Result<(TaskId, Vec<Attempt>), Error> {
     let id = crate::tasks::resolve(p, q).await?;
-    Ok((id, p.store.attempts(id).await?))
+    let runs = p.dir().join("runs").join(id.to_string());
+    let list = p
+        .store
+        .attempts(id)
+        .await?
+        .into_iter()
+        .map(|record| Attempt {
+            agent: read_record(&runs.join(record.number.to_string())),
+            record,
+        })
+        .collect();
+    Ok((id, list))
 }
 
 /// The registered workers, alive or not, with what each holds.

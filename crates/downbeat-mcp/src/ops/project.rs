@@ -262,11 +262,17 @@ pub async fn attempts(p: &Project, q: &str) -> Out {
     let (id, list) = downbeat_app::runs::attempts(p, q).await?;
     Ok(json!({
         "task": id,
-        "attempts": list.iter().map(|a| compact(json!({
-            "number": a.number, "token": a.epoch, "worker": a.worker, "executor": a.executor,
-            "started_at": a.started_at, "ended_at": a.ended_at, "outcome": a.outcome,
-            "error": a.error, "summary": a.summary,
-        }))).collect::<Vec<_>>(),
+        "attempts": list.iter().map(|at| {
+            let a = &at.record;
+            compact(json!({
+                "number": a.number, "token": format!("{}.{}", a.epoch, a.id), "worker": a.worker,
+                "executor": a.executor, "started_at": a.started_at, "ended_at": a.ended_at,
+                "outcome": a.outcome, "error": a.error, "summary": a.summary,
+                "tokens": a.tokens_prompt.map(|i| json!({"in": i, "out": a.tokens_completion})),
+                "cost_usd": at.agent.as_ref().and_then(|r| r.output.cost_usd),
+                "session": at.agent.as_ref().and_then(|r| r.output.session.clone()),
+            }))
+        }).collect::<Vec<_>>(),
     }))
 }
 
