@@ -119,7 +119,11 @@ fn every_profile_edits_for_implementers_and_only_reads_for_reviewers() {
         let a = &attempts(&e, "write")[0];
         let record = &a["agent"];
         assert_eq!(record["agent"], agent, "{a}");
-        assert_eq!(record["session"].is_null(), agent == "aider", "{agent}: {record}");
+        assert_eq!(
+            record["session"].is_null(),
+            agent == "aider",
+            "{agent}: {record}"
+        );
         assert_eq!(
             record["cost_usd"].as_f64().is_some(),
             matches!(agent, "claude" | "aider" | "opencode"),

@@ -574,7 +574,16 @@ fn ctrl_c_stops_agents_gracefully_and_a_new_run_picks_up() {
 }
 
 #[test]
-fn sigterm_stops_a_run_whose_stderr_is_gone() {
+fn sigterm_and_sighup_stop_a_run_whose_stderr_is_gone() {
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        stopped_by(signal);
+    }
+}
+
+fn stopped_by(signal: nix::sys::signal::Signal) {
     // The runner's stderr is a pipe nobody reads any more: saying "interrupted" fails, and
     // stopping must not depend on it.
     let e = Env::new(
@@ -587,7 +596,7 @@ fn sigterm_stops_a_run_whose_stderr_is_gone() {
         e.path().join("started").exists()
     });
     let pid = nix::unistd::Pid::from_raw(runner.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(pid, signal).unwrap();
     let start = Instant::now();
     let status = runner.wait().unwrap();
     assert!(
