@@ -1606,3 +1606,38 @@ async fn a_run_started_over_mcp_drives_an_agent_cli_through_its_profile() {
     assert!(t.to_string().contains("Wrote the notes"), "{t}");
     let _ = c.cancel().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_argument_names_are_refused_naming_the_allowed_ones() {
+    let f = Fixture::new(Profile::Default).await;
+    let c = f.client("typo").await;
+    call(&c, "plan", json!({"plan": small_plan()})).await;
+    fails(
+        &c,
+        "claim",
+        json!({"tsak": "design"}),
+        "unknown field `tsak`, expected one of",
+    )
+    .await;
+    // Nothing was claimed by the misspelt call.
+    let st = call(&c, "report", json!({"action": "status"})).await;
+    assert!(!st.to_string().contains("\"running\":1"), "{st}");
+    fails(
+        &c,
+        "tasks",
+        json!({"action": "list", "stauts": "pending"}),
+        "unknown field `stauts`",
+    )
+    .await;
+    let _ = c.cancel().await;
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("typo").await;
+    fails(
+        &c,
+        "task_add",
+        json!({"title": "x", "rol": "tester"}),
+        "unknown field `rol`",
+    )
+    .await;
+    let _ = c.cancel().await;
+}

@@ -27,6 +27,7 @@ pub enum SessionAction {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SessionArgs {
     /// resume (default: open or continue a session, get the brief), start, end, status
     #[serde(default)]
@@ -46,6 +47,7 @@ pub enum PlanAction {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PlanArgs {
     /// apply (default), check (validate only), waves (ready set, waves, critical path)
     #[serde(default)]
@@ -71,6 +73,7 @@ pub enum TasksAction {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TasksArgs {
     /// list (default), ready, show, add, update, set (status), dep
     #[serde(default)]
@@ -154,6 +157,7 @@ pub(super) fn need_id(id: &Option<String>) -> Result<&str, Error> {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClaimArgs {
     /// This task (default: the best ready one)
     pub task: Option<String>,
@@ -181,6 +185,7 @@ impl ClaimArgs {
 
 /// A task found while working, added to the graph.
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Discovered {
     pub title: String,
     pub role: Option<String>,
@@ -215,6 +220,7 @@ pub enum WorkAction {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkArgs {
     /// complete (default), fail, heartbeat (renew lease), release (back to pending)
     #[serde(default)]
@@ -268,6 +274,7 @@ pub enum ContextAction {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContextArgs {
     /// list (default), objective, objective_status, insight, decision
     #[serde(default)]
@@ -300,6 +307,7 @@ pub enum ReportAction {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReportArgs {
     /// status (default: progress), synthesize (results report), handover (write it), maintain
     #[serde(default)]
@@ -325,6 +333,7 @@ pub enum RunAction {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunToolArgs {
     /// start (in the background), watch (default: progress), cancel
     #[serde(default)]

@@ -15,15 +15,18 @@ use super::default::{Discovered, discovered};
 // Arguments of the full profile's finer tools
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IdArgs {
     /// Task id, prefix or key
     pub id: String,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ListArgs {
     /// Statuses, incl. ready, waiting
     pub status: Option<Vec<String>>,
@@ -39,12 +42,14 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReadyArgs {
     pub role: Option<String>,
     pub limit: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AddArgs {
     pub title: String,
     pub description: Option<String>,
@@ -67,6 +72,7 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateArgs {
     /// Task id, prefix or key
     pub id: String,
@@ -84,6 +90,7 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StatusArgs {
     /// Task id, prefix or key
     pub id: String,
@@ -96,6 +103,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DepArgs {
     /// The waiting task
     pub id: String,
@@ -106,12 +114,14 @@ pub struct DepArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WavesArgs {
     /// Worker counts for makespans
     pub workers: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectiveArgs {
     pub title: String,
     /// Tasks achieving it
@@ -119,6 +129,7 @@ pub struct ObjectiveArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectiveStatusArgs {
     /// Objective id (o1)
     pub id: String,
@@ -127,12 +138,14 @@ pub struct ObjectiveStatusArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InsightArgs {
     pub text: String,
     pub task: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DecisionArgs {
     pub text: String,
     /// Rationale
@@ -143,6 +156,7 @@ pub struct DecisionArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HeartbeatArgs {
     pub task: String,
     /// Fencing token from claim (`EPOCH.ATTEMPT`)
@@ -152,6 +166,7 @@ pub struct HeartbeatArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CompleteArgs {
     pub task: String,
     /// Fencing token from claim (`EPOCH.ATTEMPT`)
@@ -167,6 +182,7 @@ pub struct CompleteArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FailArgs {
     pub task: String,
     /// Fencing token from claim (`EPOCH.ATTEMPT`)
@@ -177,6 +193,7 @@ pub struct FailArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseArgs {
     pub task: String,
     /// Fencing token from claim (`EPOCH.ATTEMPT`)
@@ -185,6 +202,7 @@ pub struct ReleaseArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PromptArgs {
     pub task: String,
     /// Role whose template to use (default: the task's)
@@ -192,6 +210,7 @@ pub struct PromptArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LogArgs {
     /// Duration (1h) or RFC 3339 time
     pub since: Option<String>,
@@ -201,18 +220,21 @@ pub struct LogArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RolesArgs {
     /// One role with its prompt template
     pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SynthesizeArgs {
     /// Parent task (default: whole project)
     pub id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MaintainArgs {
     /// Act on the findings (default: dry run)
     pub apply: Option<bool>,
@@ -221,6 +243,7 @@ pub struct MaintainArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GraphArgs {
     /// mermaid (default) or dot
     pub format: Option<String>,
