@@ -188,9 +188,26 @@ pub async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
         &|e| e.to == id && e.kind == EdgeKind::DiscoveredFrom,
         &|e| e.from,
     );
-    let lease = (t.status == Status::Running && t.lease_holder.is_some()).then(
-        || json!({"holder": t.lease_holder, "until": t.lease_expires, "token": t.lease_epoch}),
-    );
+    // A running task's token as its claim gave it: the epoch and the open attempt.
+    let lease = if t.status == Status::Running && t.lease_holder.is_some() {
+        let open = p
+            .store
+            .attempts(id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|a| a.epoch == t.lease_epoch && a.ended_at.is_none());
+        let token = open.map(|a| {
+            downbeat_core::ids::Fence {
+                epoch: a.epoch,
+                attempt: a.id,
+            }
+            .to_string()
+        });
+        Some(json!({"holder": t.lease_holder, "until": t.lease_expires, "token": token}))
+    } else {
+        None
+    };
     Ok(compact(json!({
         "id": t.id,
         "key": t.key,
