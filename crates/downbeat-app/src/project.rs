@@ -487,6 +487,7 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), Error> {
     };
     let dir = root.join(DIR);
     let url = db_url(g, &root);
+    downbeat_store::check_supported(&url)?;
     let is_file = !(url.starts_with("postgres://") || url.starts_with("postgresql://"));
     let fresh = !dir.join(DB_FILE).exists();
     std::fs::create_dir_all(dir.join("roles")).map_err(|e| {

@@ -40,7 +40,7 @@ pub use types::{
     AppliedPlan, ArtifactRecord, AttemptRecord, Batch, BatchResult, ClaimRequest, Claimed,
     EventQuery, Finish, FinishStatus, Integrity, SchemaInfo, TaskFilter, WorkerRecord,
 };
-pub use url::redact_url;
+pub use url::{check_supported, redact_url};
 
 /// Opens the store a URL names: `sqlite:PATH` (or a bare path ending in `.db`), or
 /// `postgres://…` / `postgresql://…` (see [`postgres`] for the parameters, `schema=NAME` among

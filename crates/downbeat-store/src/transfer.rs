@@ -383,6 +383,7 @@ pub async fn open_transfer(url: &str, create: bool) -> Result<Box<dyn Transfer>>
             crate::postgres::PostgresStore::open(url, create).await?,
         ));
     }
+    crate::url::check_supported(url)?;
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

@@ -35,8 +35,44 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// Refuses a URL of a database kind downbeat cannot use (`mysql://…`), before anything is
+/// created: SQLite (`sqlite:PATH`, or a plain path) and PostgreSQL are supported.
+pub fn check_supported(url: &str) -> crate::Result<()> {
+    match url.split_once("://") {
+        Some((scheme, _)) if !matches!(scheme, "sqlite" | "postgres" | "postgresql") => {
+            Err(crate::Error::Open {
+                location: redact_url(url),
+                message: format!(
+                    "`{scheme}` databases are not supported (use sqlite:PATH or postgres://USER@HOST/DB)"
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_sqlite_and_postgres_urls_are_taken() {
+        for ok in [
+            "sqlite:a.db",
+            "a.db",
+            "sqlite:///x/a.db",
+            "postgres://h/d",
+            "postgresql://h/d",
+        ] {
+            assert!(super::check_supported(ok).is_ok(), "{ok}");
+        }
+        let e = super::check_supported("mysql://u:pw@h/d")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`mysql` databases are not supported") && !e.contains("pw"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn passwords_never_show() {
         assert_eq!(

@@ -593,3 +593,14 @@ fn done_is_refused_while_dependencies_are_unfinished() {
     e.ok(&["start", "redis"]);
     e.ok(&["done", "redis"]);
 }
+
+#[test]
+fn a_database_url_of_an_unsupported_kind_is_refused_before_anything_is_created() {
+    let e = Env::builder().build();
+    let err = e.fails(&["--db", "mysql://u:secret@localhost/x", "init"], 6);
+    assert!(err.contains("`mysql` databases are not supported"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+    assert!(!e.path().join(".downbeat").exists(), "nothing was created");
+    let err = e.fails(&["--db", "mysql://localhost/x", "status"], 6);
+    assert!(err.contains("sqlite:PATH or postgres://"), "{err}");
+}
