@@ -530,8 +530,11 @@ fn landing(p: &Project, e: &End, how: EndAction) -> Landing {
     }
 }
 
-/// Checks a completion's report and keeps its artifacts.
-fn checked_report(p: &Project, e: &End) -> Result<Vec<downbeat_store::ArtifactRecord>, Error> {
+/// Checks a completion's report and keeps its artifacts (copied off the async threads).
+async fn checked_report(
+    p: &Project,
+    e: &End,
+) -> Result<Vec<downbeat_store::ArtifactRecord>, Error> {
     for d in &e.discovered {
         if d.title.trim().is_empty() {
             return Err(Error::invalid("a discovered task needs a title"));
@@ -543,13 +546,27 @@ fn checked_report(p: &Project, e: &End) -> Result<Vec<downbeat_store::ArtifactRe
     if let Some(f) = e.flags.iter().find(|f| f.trim().is_empty()) {
         return Err(Error::invalid(format!("empty flag `{f}`")));
     }
-    e.artifacts
-        .iter()
-        .map(|a| {
-            downbeat_engine::artifacts::store(&p.root, &p.dir().join("artifacts"), a)
-                .map_err(|err| Error::invalid(err.to_string()))
-        })
-        .collect()
+    let limit = p
+        .config
+        .run
+        .artifact_limit()
+        .map_err(|e| Error::invalid(format!("[run] artifact_limit: {e}")))?;
+    let (root, dir, paths) = (
+        p.root.clone(),
+        p.dir().join("artifacts"),
+        e.artifacts.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .map(|a| {
+                downbeat_engine::artifacts::store(&root, &dir, a, limit)
+                    .map_err(|err| Error::invalid(err.to_string()))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| Error::internal(format!("could not store the artifacts: {e}")))?
 }
 
 /// What the report of a completion asks of the graph, computed before anything commits.
@@ -583,7 +600,7 @@ async fn report_effects(
 pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
     let (t, fence) = claimed(p, e).await?;
     let artifacts = if how == EndAction::Complete {
-        checked_report(p, e)?
+        checked_report(p, e).await?
     } else {
         Vec::new()
     };

@@ -116,6 +116,40 @@ pub struct RunConfig {
     pub failure: FailurePolicy,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// The largest artifact stored (`100MB`, `1GiB`, `500KB`, or bytes; default 100 MiB).
+    pub artifact_limit: Option<String>,
+}
+
+impl RunConfig {
+    /// `artifact_limit` in bytes.
+    pub fn artifact_limit(&self) -> Result<u64, String> {
+        match &self.artifact_limit {
+            Some(s) => parse_size(s),
+            None => Ok(crate::artifacts::DEFAULT_LIMIT),
+        }
+    }
+}
+
+/// Parses `500KB`, `100MB`, `1GB` (powers of 1000), `512KiB`, `100MiB`, `1GiB` (of 1024), or
+/// a number of bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad =
+        || format!("invalid size `{s}` (use forms like 500KB, 100MB, 1GiB or a number of bytes)");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
 }
 
 /// Named executors: `[executors.NAME]`.
@@ -131,6 +165,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .map_err(|_| format!("invalid duration `{s}`"));
     }
     downbeat_core::time::Millis::parse(s).map(|m| Duration::from_millis(m.0.max(0) as u64))
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes_read_in_decimal_and_binary_units() {
+        assert_eq!(super::parse_size("100MB"), Ok(100_000_000));
+        assert_eq!(super::parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(super::parse_size("512"), Ok(512));
+        assert!(super::parse_size("12 parsecs").is_err());
+        assert!(super::parse_size("MB").is_err());
+    }
 }
 
 #[cfg(test)]

@@ -87,6 +87,7 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         workspace: p.root.clone(),
         runs_dir: p.root.join(".downbeat/runs"),
         artifacts_dir: p.root.join(".downbeat/artifacts"),
+        artifact_limit: downbeat_engine::artifacts::DEFAULT_LIMIT,
         now: Arc::new(now),
         accepts: None,
         stay: false,

@@ -91,6 +91,7 @@ fn bench_options(
         workspace: dir.to_path_buf(),
         runs_dir: dir.join("runs"),
         artifacts_dir: dir.join("artifacts"),
+        artifact_limit: downbeat_engine::artifacts::DEFAULT_LIMIT,
         now: Arc::new(downbeat_app::project::now),
         accepts: None,
         stay: false,

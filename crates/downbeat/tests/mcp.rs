@@ -1641,3 +1641,26 @@ async fn unknown_argument_names_are_refused_naming_the_allowed_ones() {
     .await;
     let _ = c.cancel().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_with_a_named_pipe_as_artifact_is_refused_at_once() {
+    let f = Fixture::new(Profile::Default).await;
+    let c = f.client("piper").await;
+    call(&c, "plan", json!({"plan": small_plan()})).await;
+    let cl = call(&c, "claim", json!({"task": "design", "prompt": false})).await;
+    nix::unistd::mkfifo(&f.path().join("out.pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        fails(
+            &c,
+            "work",
+            json!({"task": "design", "token": cl["token"], "artifacts": ["out.pipe"]}),
+            "is a named pipe, not a regular file",
+        ),
+    )
+    .await;
+    assert!(refused.is_ok(), "work complete hung on a named pipe");
+    // Still claimed: the refused completion recorded nothing.
+    call(&c, "work", json!({"task": "design", "token": cl["token"]})).await;
+    let _ = c.cancel().await;
+}

@@ -648,3 +648,37 @@ fn http_executor_configuration_errors_are_clear() {
         "{a}"
     );
 }
+
+#[test]
+fn an_artifact_that_is_a_named_pipe_fails_the_attempt_instead_of_hanging_the_run() {
+    let e = Env::new(
+        "[executors.work]\ntype = \"process\"\nshell = \"mkfifo out.pipe; echo '{\\\"artifacts\\\": [\\\"out.pipe\\\"]}' > \\\"$DOWNBEAT_RESULT_FILE\\\"\"\n[run]\nexecutor = \"work\"\n[run.retry]\nmax_attempts = 1\n",
+    );
+    e.ok(&["add", "makes a pipe", "--key", "pipe"]);
+    let mut runner = e
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = runner.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = runner.kill();
+            panic!("the run hung on a named pipe");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(7));
+    let a = e.json(&["attempts", "pipe"]);
+    assert!(
+        a[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a named pipe, not a regular file"),
+        "{a}"
+    );
+}

@@ -246,6 +246,11 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
         workspace: p.root.clone(),
         runs_dir: p.dir().join("runs"),
         artifacts_dir: p.dir().join("artifacts"),
+        artifact_limit: p
+            .config
+            .run
+            .artifact_limit()
+            .map_err(|e| Error::invalid(format!("[run] artifact_limit: {e}")))?,
         now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
         accepts: None,
         stay: false,

@@ -159,16 +159,29 @@ async fn attempt(
     let mut records = Vec::new();
     if outcome.kind == OutcomeKind::Succeeded
         && let Some(report) = &outcome.report
+        && !report.artifacts.is_empty()
     {
-        for a in &report.artifacts {
-            match artifacts::store(&opts.workspace, &opts.artifacts_dir, a) {
-                Ok(rec) => records.push(rec),
-                Err(e) => {
-                    outcome.kind = OutcomeKind::Failed;
-                    outcome.error = Some(e.to_string());
-                    records.clear();
-                    break;
-                }
+        // Off the async threads: a large file must not hold up the runner.
+        let (workspace, dir, limit) = (
+            opts.workspace.clone(),
+            opts.artifacts_dir.clone(),
+            opts.artifact_limit,
+        );
+        let paths = report.artifacts.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .map(|a| artifacts::store(&workspace, &dir, a, limit))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("could not store the artifacts: {e}")));
+        match stored {
+            Ok(recs) => records = recs,
+            Err(e) => {
+                outcome.kind = OutcomeKind::Failed;
+                outcome.error = Some(e);
             }
         }
     }

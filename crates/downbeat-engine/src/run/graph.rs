@@ -479,6 +479,7 @@ role = "implementer"
             workspace: dir.path().to_owned(),
             runs_dir: dir.path().join("runs"),
             artifacts_dir: dir.path().join("artifacts"),
+            artifact_limit: crate::artifacts::DEFAULT_LIMIT,
             now: Arc::new(|| Timestamp(1)),
             accepts: Some(Arc::new(move |t: &Task| {
                 t.role.as_deref().is_some_and(|r| roles.contains(&r))

@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub runs_dir: PathBuf,
     /// Content-addressed artifact store.
     pub artifacts_dir: PathBuf,
+    /// The largest artifact stored, in bytes.
+    pub artifact_limit: u64,
     /// The clock (injected so tests control it).
     pub now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     /// Which tasks this runner takes (a worker's roles, executors, labels); `None` = all.
