@@ -32,6 +32,20 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+
+/// This machine's name, for lease holders.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The holder name of this process: `runner:HOST:PID`.
+pub fn default_holder() -> String {
+    format!("runner:{}:{}", this_host(), std::process::id())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -50,17 +64,4 @@ mod tests {
         assert!(!super::process_alive(pid));
         assert!(super::process_alive(std::process::id()));
     }
-}
-
-/// This machine's name, for lease holders.
-pub fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-/// The holder name of this process: `runner:HOST:PID`.
-pub fn default_holder() -> String {
-    format!("runner:{}:{}", this_host(), std::process::id())
 }
