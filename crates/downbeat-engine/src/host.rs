@@ -32,7 +32,6 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-
 /// This machine's name, for lease holders.
 pub fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -58,8 +57,14 @@ mod tests {
             assert!(start.elapsed().as_secs() < 10, "never became a zombie");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "still listed");
-        assert!(super::holder_is_dead(&format!("worker:{}:{pid}", super::this_host())));
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "still listed"
+        );
+        assert!(super::holder_is_dead(&format!(
+            "worker:{}:{pid}",
+            super::this_host()
+        )));
         child.wait().unwrap();
         assert!(!super::process_alive(pid));
         assert!(super::process_alive(std::process::id()));

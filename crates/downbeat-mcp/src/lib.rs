@@ -132,6 +132,12 @@ async fn serve_http(ctx: Arc<Ctx>, addr: SocketAddr, token: Option<String>) -> R
             config,
         );
     let mut router = axum::Router::new().nest_service("/mcp", service);
+    // Browsers send `Origin`: only pages of this machine (or of the address served) may talk
+    // to the server, against DNS rebinding. Clients that send none are not browsers.
+    router = router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(addr.ip()),
+        check_origin,
+    ));
     if let Some(t) = token {
         router = router.layer(axum::middleware::from_fn_with_state(
             Arc::new(t),
@@ -153,6 +159,47 @@ async fn serve_http(ctx: Arc<Ctx>, addr: SocketAddr, token: Option<String>) -> R
         .with_graceful_shutdown(async move { cancel.cancelled_owned().await })
         .await
         .map_err(|e| Error::new(Kind::Internal, format!("mcp http: {e}")))
+}
+
+/// 403 for a request whose `Origin` is neither this machine (`localhost`, a loopback
+/// address) nor the address served.
+async fn check_origin(
+    axum::extract::State(served): axum::extract::State<Arc<std::net::IpAddr>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(origin) = req.headers().get(axum::http::header::ORIGIN) else {
+        return next.run(req).await;
+    };
+    if origin_allowed(origin.to_str().unwrap_or(""), *served) {
+        return next.run(req).await;
+    }
+    (
+        axum::http::StatusCode::FORBIDDEN,
+        "origin not allowed: only pages of this machine may use this server\n",
+    )
+        .into_response()
+}
+
+/// Whether a browser page at `origin` may use a server listening on `served`.
+fn origin_allowed(origin: &str, served: std::net::IpAddr) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false; // `null`, `file://`, anything else
+    };
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.split(':').next().unwrap_or("")
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback() || ip == served)
 }
 
 /// 401 unless the request carries `Authorization: Bearer <token>`.
@@ -185,4 +232,32 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn only_pages_of_this_machine_or_the_served_address_pass() {
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        for ok in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "https://[::1]:8443",
+        ] {
+            assert!(origin_allowed(ok, lo), "{ok}");
+        }
+        for bad in [
+            "null",
+            "http://evil.example",
+            "file://",
+            "http://10.0.0.5",
+            "",
+        ] {
+            assert!(!origin_allowed(bad, lo), "{bad}");
+        }
+        let lan: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        assert!(origin_allowed("http://10.0.0.5:8765", lan));
+    }
 }

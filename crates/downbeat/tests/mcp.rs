@@ -1394,11 +1394,16 @@ async fn http_server(dir: &Env, token: Option<&str>) -> (tokio::process::Child, 
 
 /// POSTs an initialize request; returns the status code and the body.
 async fn post_initialize(addr: &str, auth: Option<&str>) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"http-test","version":"1"}}}"#;
     let auth = auth
         .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
+    post_initialize_with(addr, &auth).await
+}
+
+/// [`post_initialize`] with extra header lines (each ending in `\r\n`).
+async fn post_initialize_with(addr: &str, auth: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"http-test","version":"1"}}}"#;
     let req = format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -1440,6 +1445,19 @@ async fn http_on_loopback_works() {
     let (code, body) = post_initialize(&addr, None).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"downbeat\""), "{body}");
+    let _ = child.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_refuses_pages_of_other_origins() {
+    let dir = init_dir();
+    let (mut child, addr) = http_server(&dir, None).await;
+    for bad in ["http://evil.example", "null"] {
+        let (code, body) = post_initialize_with(&addr, &format!("Origin: {bad}\r\n")).await;
+        assert_eq!(code, 403, "{bad}: {body}");
+    }
+    let (code, body) = post_initialize_with(&addr, "Origin: http://localhost:5173\r\n").await;
+    assert_eq!(code, 200, "{body}");
     let _ = child.kill().await;
 }
 
