@@ -4,13 +4,34 @@ use std::io::Write;
 
 use serde::Serialize;
 
-/// Writes data to stdout; a closed pipe (`downbeat list | head`) ends the process quietly.
+/// Set while work runs that a closed stdout must stop gracefully rather than by exiting.
+static ON_CLOSED: std::sync::OnceLock<tokio_util::sync::CancellationToken> =
+    std::sync::OnceLock::new();
+/// Whether stdout was found closed: nothing more is written to it.
+static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on a closed stdout cancels `token` (a run stops its agents and puts their tasks
+/// back) instead of ending the process at once.
+pub fn cancel_on_closed_stdout(token: tokio_util::sync::CancellationToken) {
+    let _ = ON_CLOSED.set(token);
+}
+
+/// Writes data to stdout; a closed pipe (`downbeat list | head`) ends the process quietly, or
+/// cancels the work registered with [`cancel_on_closed_stdout`].
 pub fn out(s: &str) {
+    use std::sync::atomic::Ordering;
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut o = std::io::stdout().lock();
     if let Err(e) = o.write_all(s.as_bytes()).and_then(|()| o.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
-        std::process::exit(0);
+        CLOSED.store(true, Ordering::Relaxed);
+        match ON_CLOSED.get() {
+            Some(token) => token.cancel(),
+            None => std::process::exit(0),
+        }
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     let guard = crate::guard::start(&opts.holder);
     let cancel = CancellationToken::new();
     crate::signals::stop_on_signals(cancel.clone());
+    crate::output::cancel_on_closed_stdout(cancel.clone());
     let (tx, show_rx) = mpsc::unbounded_channel();
     let display = tokio::spawn(crate::progress::show_events(show_rx, j));
     let holder = opts.holder.clone();

@@ -682,3 +682,54 @@ fn an_artifact_that_is_a_named_pipe_fails_the_attempt_instead_of_hanging_the_run
         "{a}"
     );
 }
+
+#[test]
+fn a_run_whose_stdout_reader_goes_away_stops_its_agents_and_says_interrupted() {
+    use std::io::BufRead as _;
+    let e = Env::new(
+        "[executors.work]\ntype = \"process\"\nshell = \"touch started-$DOWNBEAT_TASK_ID; sleep 30 & wait\"\n[run]\nexecutor = \"work\"\nconcurrency = 1\n",
+    );
+    e.ok(&["add", "first", "--key", "first"]);
+    e.ok(&["add", "second", "--key", "second"]);
+    let mut runner = e
+        .command(&["run", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(runner.stdout.take().unwrap()).lines();
+    // Read until an attempt has started, then go away like `| head -2` does.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("attempt-started") {
+            break;
+        }
+    }
+    drop(lines);
+    // The next event finds the pipe closed: the run is cancelled, its agent stopped.
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = runner.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = runner.kill();
+            panic!("the run went on with nobody reading it");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "it waited for the agent: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(e.json(&["show", "first"])["status"], "pending");
+    let a = e.json(&["attempts", "first"]);
+    assert!(
+        a.as_array()
+            .unwrap()
+            .iter()
+            .all(|x| !x["ended_at"].is_null()),
+        "{a}"
+    );
+}
