@@ -37,10 +37,10 @@ pub fn redact_url(url: &str) -> String {
 
 /// Refuses a URL of a database kind downbeat cannot use (`mysql://…`), before anything is
 /// created: SQLite (`sqlite:PATH`, or a plain path) and PostgreSQL are supported.
-pub fn check_supported(url: &str) -> crate::Result<()> {
+pub fn check_supported(url: &str) -> crate::error::Result<()> {
     match url.split_once("://") {
         Some((scheme, _)) if !matches!(scheme, "sqlite" | "postgres" | "postgresql") => {
-            Err(crate::Error::Open {
+            Err(crate::error::Error::Open {
                 location: redact_url(url),
                 message: format!(
                     "`{scheme}` databases are not supported (use sqlite:PATH or postgres://USER@HOST/DB)"
