@@ -272,6 +272,8 @@ pub struct Project {
     /// Where secrets named by the configuration are read.
     pub secrets: Secrets,
     pub host: HostFacts,
+    /// The database URL given explicitly (`--db`, `DOWNBEAT_DATABASE_URL`), if any.
+    pub db_url: Option<String>,
 }
 
 impl Project {
@@ -458,6 +460,7 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
         fixed_now: g.fixed_now,
         secrets: g.secrets.clone(),
         host: g.host.clone(),
+        db_url: g.db.clone(),
     };
     check_groups(&p)?;
     Ok(p)

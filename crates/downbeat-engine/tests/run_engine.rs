@@ -88,6 +88,7 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         runs_dir: p.root.join(".downbeat/runs"),
         artifacts_dir: p.root.join(".downbeat/artifacts"),
         artifact_limit: downbeat_engine::artifacts::DEFAULT_LIMIT,
+        agent_env: Vec::new(),
         now: Arc::new(now),
         accepts: None,
         stay: false,

@@ -92,6 +92,7 @@ impl Ctx {
                     fixed_now: old.fixed_now,
                     secrets: old.secrets.clone(),
                     host: old.host.clone(),
+                    db_url: old.db_url.clone(),
                 };
                 *guard = (now, Arc::new(fresh));
             }
@@ -109,6 +110,7 @@ impl Ctx {
             fixed_now: base.fixed_now,
             secrets: base.secrets.clone(),
             host: base.host.clone(),
+            db_url: base.db_url.clone(),
         })
     }
 }

@@ -92,6 +92,7 @@ fn bench_options(
         runs_dir: dir.join("runs"),
         artifacts_dir: dir.join("artifacts"),
         artifact_limit: downbeat_engine::artifacts::DEFAULT_LIMIT,
+        agent_env: Vec::new(),
         now: Arc::new(downbeat_app::project::now),
         accepts: None,
         stay: false,

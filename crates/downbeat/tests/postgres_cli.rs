@@ -50,3 +50,43 @@ fn init_plan_run_and_status_against_postgres() {
     // `init` again leaves the project alone.
     assert_eq!(e.json(&["init"])["created"], false);
 }
+
+/// Downbeat's credentials never reach an agent: the database URL loses its password, the MCP
+/// token is gone, and Downbeat's own MCP server (which would need the password) is not handed
+/// over. The runner itself still reaches the database.
+#[test]
+fn agents_never_see_downbeats_credentials() {
+    let e = Env::builder().postgres("agent_env").init().build();
+    let with_password =
+        e.url()
+            .replacen("postgres://postgres@", "postgres://postgres:sekret-pw@", 1);
+    assert_ne!(with_password, e.url(), "the test URL names the user");
+    e.append(
+        ".downbeat/config.toml",
+        "[executors.look]\ntype = \"process\"\nshell = \"env > seen-env.txt\"\n",
+    );
+    let run = |args: &[&str]| {
+        let o = e
+            .command(args)
+            .env("DOWNBEAT_DATABASE_URL", &with_password)
+            .env("DOWNBEAT_MCP_TOKEN", "mcp-bearer-secret")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["add", "look around", "--key", "look", "--executor", "look"]);
+    run(&["run"]);
+    let seen = std::fs::read_to_string(e.path().join("seen-env.txt")).unwrap();
+    assert!(
+        !seen.contains("sekret-pw"),
+        "the password reached the agent"
+    );
+    assert!(
+        !seen.contains("mcp-bearer-secret"),
+        "the MCP token reached the agent"
+    );
+    assert!(
+        seen.contains("DOWNBEAT_DATABASE_URL=postgres://postgres:***@"),
+        "{seen}"
+    );
+}

@@ -151,20 +151,41 @@ pub fn resolver(
 /// (this program's `mcp` for this project) unless the configuration names another by that name.
 pub fn agent_servers(p: &Project) -> BTreeMap<String, McpServer> {
     let mut servers = p.config.mcp_servers.clone();
-    if let Some(exe) = &p.host.exe {
+    // A database reached with a password is not handed to agents: the server would need it.
+    let url = p.db_url.as_deref();
+    let secret = url.is_some_and(|u| downbeat_store::redact_url(u) != u);
+    if let (Some(exe), false) = (&p.host.exe, secret) {
+        let mut args = vec![
+            "mcp".to_owned(),
+            "--project".to_owned(),
+            p.root.display().to_string(),
+        ];
+        if let Some(u) = url {
+            args.extend(["--db".to_owned(), u.to_owned()]);
+        }
         servers
             .entry(OWN_SERVER.to_owned())
             .or_insert_with(|| McpServer {
                 command: exe.display().to_string(),
-                args: vec![
-                    "mcp".into(),
-                    "--project".into(),
-                    p.root.display().to_string(),
-                ],
+                args,
                 env: BTreeMap::new(),
             });
     }
     servers
+}
+
+/// What agents get instead of Downbeat's own credentials: no MCP bearer token, and the
+/// database URL without its password (a `downbeat` an agent starts then fails to log in,
+/// rather than reaching the database with the runner's secret or opening another one).
+pub fn agent_env(p: &Project) -> Vec<(String, Option<String>)> {
+    let mut env = vec![("DOWNBEAT_MCP_TOKEN".to_owned(), None)];
+    if let Some(url) = &p.db_url {
+        let shown = downbeat_store::redact_url(url);
+        if shown != *url {
+            env.push(("DOWNBEAT_DATABASE_URL".to_owned(), Some(shown)));
+        }
+    }
+    env
 }
 
 /// The template for tasks whose role has none.
@@ -251,6 +272,7 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
             .run
             .artifact_limit()
             .map_err(|e| Error::invalid(format!("[run] artifact_limit: {e}")))?,
+        agent_env: agent_env(p),
         now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
         accepts: None,
         stay: false,

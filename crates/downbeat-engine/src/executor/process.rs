@@ -125,6 +125,9 @@ impl Process {
         let (program, args) = self.command();
 
         let mut cmd = Command::new(program);
+        for name in &spec.env_remove {
+            cmd.env_remove(name);
+        }
         cmd.args(&args)
             .current_dir(&paths.workspace)
             .envs(&spec.env)

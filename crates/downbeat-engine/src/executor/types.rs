@@ -62,6 +62,8 @@ pub struct AttemptSpec {
     pub timeout: Option<Duration>,
     /// Extra facts for the environment (`DOWNBEAT_*` are added by the executor).
     pub env: BTreeMap<String, String>,
+    /// Variables of the runner's environment the program must not see.
+    pub env_remove: Vec<String>,
 }
 
 /// How an attempt ended.

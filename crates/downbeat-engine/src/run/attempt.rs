@@ -153,7 +153,19 @@ async fn attempt(
             .join(task.id.to_string())
             .join(claim.number.to_string()),
         timeout: task_timeout(task).or(r.timeout),
-        env: [(crate::executor::env::RUNNER.to_owned(), opts.holder.clone())].into(),
+        env: std::iter::once((crate::executor::env::RUNNER.to_owned(), opts.holder.clone()))
+            .chain(
+                opts.agent_env
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.clone()?))),
+            )
+            .collect(),
+        env_remove: opts
+            .agent_env
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect(),
     };
     let mut outcome = r.executor.run(&spec, cancel).await;
     let mut records = Vec::new();

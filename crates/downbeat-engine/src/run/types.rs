@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub artifacts_dir: PathBuf,
     /// The largest artifact stored, in bytes.
     pub artifact_limit: u64,
+    /// Environment every attempt gets instead of the runner's own for these names: Downbeat's
+    /// credentials never reach an agent (`None` removes the variable, `Some` replaces it).
+    pub agent_env: Vec<(String, Option<String>)>,
     /// The clock (injected so tests control it).
     pub now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     /// Which tasks this runner takes (a worker's roles, executors, labels); `None` = all.

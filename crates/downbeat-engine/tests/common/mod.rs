@@ -40,6 +40,7 @@ impl Fixture {
             attempt_dir: self.attempt_dir.clone(),
             timeout: Some(Duration::from_secs(60)),
             env: BTreeMap::new(),
+            env_remove: Vec::new(),
         }
     }
     pub fn file(&self, name: &str) -> PathBuf {
