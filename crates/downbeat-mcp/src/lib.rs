@@ -70,7 +70,7 @@ pub async fn serve(g: &Globals, a: ServeOptions) -> Result<(), Error> {
 async fn serve_stdio(ctx: Arc<Ctx>) -> Result<(), Error> {
     let server = DownbeatMcp::new(ctx);
     let running = server
-        .serve(rmcp::transport::stdio())
+        .serve(checked_stdio())
         .await
         .map_err(|e| Error::new(Kind::Internal, format!("mcp: {e}")))?;
     running
@@ -78,6 +78,80 @@ async fn serve_stdio(ctx: Arc<Ctx>) -> Result<(), Error> {
         .await
         .map_err(|e| Error::new(Kind::Internal, format!("mcp: {e}")))?;
     Ok(())
+}
+
+/// Stdio for the MCP service, with every line checked first: one that is not JSON (cut
+/// short, or nested deeper than the parser goes) is answered with a JSON-RPC parse error
+/// (-32700, `id` null) instead of being dropped, so a client never waits for an answer that
+/// cannot come. One task writes stdout, so answers and errors never interleave.
+fn checked_stdio() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    const BUF: usize = 1 << 16;
+    let (mut to_service, service_in) = tokio::io::duplex(BUF);
+    let (service_out, from_service) = tokio::io::duplex(BUF);
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    // stdout: the service's lines and parse errors, one at a time.
+    tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(line) = lines_rx.recv().await {
+            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let service_lines = lines_tx.clone();
+    tokio::spawn(async move {
+        let mut r = tokio::io::BufReader::new(from_service);
+        loop {
+            let mut line = Vec::new();
+            match r.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if service_lines.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut r = tokio::io::BufReader::new(tokio::io::stdin());
+        loop {
+            let mut line = Vec::new();
+            match r.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<serde_json::Value>(text) {
+                Ok(_) => {
+                    if to_service.write_all(&line).await.is_err() {
+                        break;
+                    }
+                    if !line.ends_with(b"\n") && to_service.write_all(b"\n").await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let mut answer = serde_json::json!({
+                        "jsonrpc": "2.0",
+                        "id": null,
+                        "error": {"code": -32700, "message": format!("parse error: {e}")},
+                    })
+                    .to_string()
+                    .into_bytes();
+                    answer.push(b'\n');
+                    let _ = lines_tx.send(answer);
+                }
+            }
+        }
+        // The client went away: the service sees the end of its input.
+        let _ = to_service.shutdown().await;
+    });
+    (service_in, service_out)
 }
 
 /// `127.0.0.1:8765`, `[::1]:8765` or `localhost:8765`.

@@ -1682,3 +1682,44 @@ async fn completing_with_a_named_pipe_as_artifact_is_refused_at_once() {
     call(&c, "work", json!({"task": "design", "token": cl["token"]})).await;
     let _ = c.cancel().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_that_are_not_json_get_a_parse_error_and_the_session_goes_on() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let dir = init_dir();
+    let mut child = server_cmd(&dir, &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let deep = format!("{}{}\n", "[".repeat(200), "]".repeat(200));
+    let init = r#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let input = format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ini\n{deep}{init}\n");
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("an answer")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).unwrap()
+    };
+    for what in ["cut short", "nested too deep"] {
+        let v = next().await;
+        assert_eq!(v["error"]["code"], -32700, "{what}: {v}");
+        assert!(v["id"].is_null(), "{what}: {v}");
+    }
+    let v = next().await;
+    assert_eq!(v["id"], 7, "{v}");
+    assert_eq!(v["result"]["serverInfo"]["name"], "downbeat", "{v}");
+    drop(stdin);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the server ends when its input does")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
