@@ -58,6 +58,10 @@ pub struct McpConfig {
     pub profile: Option<String>,
     /// How long a claim made through MCP holds its task without a heartbeat (default `5m`).
     pub lease: Option<String>,
+    /// Streamable HTTP: sessions open at once, at most (default 256); more are refused.
+    pub max_sessions: Option<usize>,
+    /// Streamable HTTP: a session idle this long is closed (default `5m`).
+    pub session_idle: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

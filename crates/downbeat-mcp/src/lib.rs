@@ -57,10 +57,19 @@ pub async fn serve(g: &Globals, a: ServeOptions) -> Result<(), Error> {
         (None, Some(s)) => Profile::parse(s)?,
         (None, None) => Profile::Default,
     };
+    let limits = SessionLimits {
+        max: p.config.mcp.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+        idle: match p.config.mcp.session_idle.as_deref() {
+            Some(s) => downbeat_core::time::Millis::parse(s)
+                .map(downbeat_core::time::Millis::duration)
+                .map_err(|e| Error::invalid(format!("[mcp] session_idle: {e}")))?,
+            None => DEFAULT_SESSION_IDLE,
+        },
+    };
     let ctx = Arc::new(Ctx::new(a.actor, p, profile));
     let result = match http {
         None => serve_stdio(ctx.clone()).await,
-        Some((addr, token)) => serve_http(ctx.clone(), addr, token).await,
+        Some((addr, token)) => serve_http(ctx.clone(), addr, token, limits).await,
     };
     // A run started through this server stops with it (its running tasks go back to pending).
     ctx.runs.shutdown().await;
@@ -190,7 +199,24 @@ pub fn http_token(
     Ok(token)
 }
 
-async fn serve_http(ctx: Arc<Ctx>, addr: SocketAddr, token: Option<String>) -> Result<(), Error> {
+/// Sessions a Streamable HTTP server keeps at once, unless `[mcp] max_sessions` says otherwise.
+const DEFAULT_MAX_SESSIONS: usize = 256;
+/// How long an idle session lives, unless `[mcp] session_idle` says otherwise.
+const DEFAULT_SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How many Streamable HTTP sessions may be open, and for how long without a request.
+#[derive(Debug, Clone, Copy)]
+struct SessionLimits {
+    max: usize,
+    idle: std::time::Duration,
+}
+
+async fn serve_http(
+    ctx: Arc<Ctx>,
+    addr: SocketAddr,
+    token: Option<String>,
+    limits: SessionLimits,
+) -> Result<(), Error> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -199,13 +225,20 @@ async fn serve_http(ctx: Arc<Ctx>, addr: SocketAddr, token: Option<String>) -> R
         // Clients name this machine however they reach it; the bearer token guards access.
         config = config.disable_allowed_hosts();
     }
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(limits.idle);
+    let manager = Arc::new(manager);
     let service: StreamableHttpService<DownbeatMcp, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(DownbeatMcp::new(ctx.clone())),
-            Default::default(),
+            manager.clone(),
             config,
         );
     let mut router = axum::Router::new().nest_service("/mcp", service);
+    router = router.layer(axum::middleware::from_fn_with_state(
+        (manager, limits.max),
+        limit_sessions,
+    ));
     // Browsers send `Origin`: only pages of this machine (or of the address served) may talk
     // to the server, against DNS rebinding. Clients that send none are not browsers.
     router = router.layer(axum::middleware::from_fn_with_state(
@@ -233,6 +266,32 @@ async fn serve_http(ctx: Arc<Ctx>, addr: SocketAddr, token: Option<String>) -> R
         .with_graceful_shutdown(async move { cancel.cancelled_owned().await })
         .await
         .map_err(|e| Error::new(Kind::Internal, format!("mcp http: {e}")))
+}
+
+/// 503 for a request that would open a session (one without `Mcp-Session-Id`) while the
+/// server already keeps as many as it may.
+async fn limit_sessions(
+    axum::extract::State((manager, max)): axum::extract::State<(
+        Arc<rmcp::transport::streamable_http_server::session::local::LocalSessionManager>,
+        usize,
+    )>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let opens =
+        req.method() == axum::http::Method::POST && !req.headers().contains_key("mcp-session-id");
+    if opens && manager.sessions.read().await.len() >= max {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "30")],
+            format!(
+                "too many open sessions ({max}, `[mcp] max_sessions`): close one (DELETE /mcp) or retry when idle ones have expired\n"
+            ),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// 403 for a request whose `Origin` is neither this machine (`localhost`, a loopback

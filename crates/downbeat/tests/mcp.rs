@@ -1723,3 +1723,48 @@ async fn lines_that_are_not_json_get_a_parse_error_and_the_session_goes_on() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sessions_are_capped() {
+    let dir = init_dir();
+    dir.append(
+        ".downbeat/config.toml",
+        "\n[mcp]\nmax_sessions = 2\nsession_idle = \"1m\"\n",
+    );
+    let (mut child, addr) = http_server(&dir, None).await;
+    for _ in 0..2 {
+        let (code, body) = post_initialize(&addr, None).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, body) = post_initialize(&addr, None).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("too many open sessions (2"), "{body}");
+    let _ = child.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http_sessions_expire_and_make_room() {
+    let dir = init_dir();
+    dir.append(
+        ".downbeat/config.toml",
+        "\n[mcp]\nmax_sessions = 1\nsession_idle = \"1s\"\n",
+    );
+    let (mut child, addr) = http_server(&dir, None).await;
+    let (code, body) = post_initialize(&addr, None).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = post_initialize(&addr, None).await;
+    assert_eq!(code, 503);
+    let start = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let (code, body) = post_initialize(&addr, None).await;
+        if code == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the idle session never expired: {body}"
+        );
+    }
+    let _ = child.kill().await;
+}
