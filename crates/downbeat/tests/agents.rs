@@ -386,13 +386,7 @@ fn the_result_protocol_works_through_every_profile() {
             "Investigated",
             "{agent}: the report's summary wins"
         );
-        let titles: Vec<String> = e
-            .json(&["list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["title"].as_str().unwrap().to_owned())
-            .collect();
+        let titles = e.titles();
         assert!(
             titles.contains(&"Add an index".to_owned()),
             "{agent}: {titles:?}"

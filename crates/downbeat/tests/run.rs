@@ -5,7 +5,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{Env, exit_within};
 
 impl Env {
     fn new(config: &str) -> Self {
@@ -100,13 +100,7 @@ JSON"#;
     assert!(stderr.contains("flag     SECURITY_BREACH"), "{stderr}");
     let show = e.json(&["show", "audit"]);
     assert_eq!(show["result"], "found a hard-coded token");
-    let titles: Vec<String> = e
-        .json(&["list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["title"].as_str().unwrap().to_owned())
-        .collect();
+    let titles = e.titles();
     assert!(
         titles.contains(&"Respond to the security issue found in Audit the login code".to_owned()),
         "{titles:?}"
@@ -661,17 +655,11 @@ fn an_artifact_that_is_a_named_pipe_fails_the_attempt_instead_of_hanging_the_run
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = runner.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = runner.kill();
-            panic!("the run hung on a named pipe");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(
+        &mut runner,
+        Duration::from_secs(30),
+        "the run hung on a named pipe",
+    );
     assert_eq!(status.code(), Some(7));
     let a = e.json(&["attempts", "pipe"]);
     assert!(
@@ -707,16 +695,11 @@ fn a_run_whose_stdout_reader_goes_away_stops_its_agents_and_says_interrupted() {
     drop(lines);
     // The next event finds the pipe closed: the run is cancelled, its agent stopped.
     let start = Instant::now();
-    let status = loop {
-        if let Some(s) = runner.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = runner.kill();
-            panic!("the run went on with nobody reading it");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(
+        &mut runner,
+        Duration::from_secs(60),
+        "the run went on with nobody reading it",
+    );
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(
         start.elapsed() < Duration::from_secs(20),

@@ -349,3 +349,35 @@ impl Env {
         pid
     }
 }
+
+impl Env {
+    /// The titles `downbeat list` shows.
+    pub fn titles(&self) -> Vec<String> {
+        self.json(&["list"])
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|t| t["title"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Waits for `child` to end, failing the test with `what` if it takes longer than `limit`
+/// (the child is killed first).
+pub fn exit_within(
+    child: &mut Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for the child") {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} (still running after {limit:?})");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
