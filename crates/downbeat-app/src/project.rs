@@ -515,7 +515,8 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), Error> {
     }
     let gi = dir.join(".gitignore");
     if !gi.exists() {
-        let _ = std::fs::write(&gi, "downbeat.db*\n");
+        // What runs leave behind stays out of the repository; config and roles stay in.
+        let _ = std::fs::write(&gi, "downbeat.db*\nruns/\nreports/\nartifacts/\n");
     }
     let store = downbeat_store::open(&url, true).await?;
     // A server database has no file to look for: it is new if nothing was ever logged.

@@ -129,6 +129,13 @@ pub enum Command {
     /// The MCP server (stdio, or Streamable HTTP with --http); `downbeat mcp install` adds it
     /// to a client's configuration.
     Mcp(McpArgs),
+    /// Shell completions on stdout: `downbeat completions bash > ~/.local/share/bash-completion/completions/downbeat`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on stdout: `downbeat man | man -l -`.
+    Man,
     /// Database operations: move a project to another database.
     #[command(subcommand)]
     Db(DbCmd),

@@ -41,6 +41,25 @@ pub fn run() -> ExitCode {
     if let cli::Command::GuardAgents { holder } = &cli.command {
         return guard::serve(holder);
     }
+    match &cli.command {
+        cli::Command::Completions { shell } => {
+            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "downbeat", &mut out);
+            output::out(&String::from_utf8_lossy(&out));
+            return ExitCode::SUCCESS;
+        }
+        cli::Command::Man => {
+            let cmd = <cli::Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+                return report(Error::internal(format!("cannot render the manual: {e}")));
+            }
+            output::out(&String::from_utf8_lossy(&out));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -604,3 +604,45 @@ fn a_database_url_of_an_unsupported_kind_is_refused_before_anything_is_created()
     let err = e.fails(&["--db", "mysql://localhost/x", "status"], 6);
     assert!(err.contains("sqlite:PATH or postgres://"), "{err}");
 }
+
+#[test]
+fn completions_and_the_manual_come_from_the_command_definitions() {
+    let e = Env::builder().build();
+    let bash = e.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("downbeat") && bash.contains("agents"),
+        "{bash}"
+    );
+    let script = e.write("downbeat.bash", &bash);
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        assert!(
+            e.ok(&["completions", shell]).contains("downbeat"),
+            "{shell}"
+        );
+    }
+    let man = e.ok(&["man"]);
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH downbeat 1"),
+        "{man}"
+    );
+    e.fails(&["completions", "tcsh"], 2);
+}
+
+#[test]
+fn init_keeps_what_runs_leave_behind_out_of_git() {
+    let e = Env::builder().init().build();
+    let gi = e.read(&e.path().join(".downbeat/.gitignore"));
+    for entry in ["downbeat.db*", "runs/", "reports/", "artifacts/"] {
+        assert!(gi.lines().any(|l| l == entry), "{entry}: {gi}");
+    }
+}

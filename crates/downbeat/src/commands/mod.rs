@@ -134,7 +134,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         | Command::Bench(_)
         | Command::Mcp(_)
         | Command::Db(_)
-        | Command::GuardAgents { .. } => unreachable_command(),
+        | Command::GuardAgents { .. }
+        | Command::Completions { .. }
+        | Command::Man => unreachable_command(),
         Command::Plan(c) => plan_cmd(&p, c, j).await,
         Command::Add(a) => add(&p, a, j).await,
         Command::Edit(a) => edit(&p, a, j).await,
