@@ -278,6 +278,9 @@ pub struct Project {
     pub host: HostFacts,
     /// The database URL given explicitly (`--db`, `DOWNBEAT_DATABASE_URL`), if any.
     pub db_url: Option<String>,
+    /// The task this front end acts for (an agent's own MCP server): what it records is about
+    /// that task, and it claims no other work.
+    pub acting_for: Option<downbeat_core::ids::TaskId>,
 }
 
 impl Project {
@@ -465,6 +468,7 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
         secrets: g.secrets.clone(),
         host: g.host.clone(),
         db_url: g.db.clone(),
+        acting_for: None,
     };
     check_groups(&p)?;
     Ok(p)

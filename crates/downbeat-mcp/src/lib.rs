@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub profile: Option<Profile>,
     /// Who acts in the event log, when given explicitly; otherwise `mcp:<client>`.
     pub actor: Option<String>,
+    /// The task this server acts for (an agent's own server), if any.
+    pub task: Option<String>,
 }
 
 /// Serves the project until the client goes away (stdio) or the process is stopped (HTTP).
@@ -51,7 +53,10 @@ pub async fn serve(g: &Globals, a: ServeOptions) -> Result<(), Error> {
         }
         None => None,
     };
-    let p = project::open(g).await?;
+    let mut p = project::open(g).await?;
+    if let Some(t) = &a.task {
+        p.acting_for = Some(downbeat_app::tasks::resolve(&p, t).await?);
+    }
     let profile = match (a.profile, p.config.mcp.profile.as_deref()) {
         (Some(p), _) => p,
         (None, Some(s)) => Profile::parse(s)?,

@@ -93,6 +93,7 @@ impl Ctx {
                     secrets: old.secrets.clone(),
                     host: old.host.clone(),
                     db_url: old.db_url.clone(),
+                    acting_for: old.acting_for,
                 };
                 *guard = (now, Arc::new(fresh));
             }
@@ -111,6 +112,7 @@ impl Ctx {
             secrets: base.secrets.clone(),
             host: base.host.clone(),
             db_url: base.db_url.clone(),
+            acting_for: base.acting_for,
         })
     }
 }

@@ -196,6 +196,10 @@ pub struct McpServeArgs {
     /// Environment variable holding the bearer token HTTP clients must send.
     #[arg(long, value_name = "VAR", default_value = "DOWNBEAT_MCP_TOKEN")]
     pub token_env: String,
+    /// Act for this task (an agent's own server; default `DOWNBEAT_MCP_TASK`): insights and
+    /// decisions are about it, added tasks are discovered from it, claims are refused.
+    #[arg(long, value_name = "TASK")]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

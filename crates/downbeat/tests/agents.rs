@@ -160,9 +160,13 @@ fn every_profile_edits_for_implementers_and_only_reads_for_reviewers() {
 }
 
 #[test]
-fn agents_reach_the_project_through_downbeats_mcp_server() {
+fn agents_reach_the_project_through_downbeats_mcp_server_acting_for_their_task() {
     let script = json!({"steps": [{"when": "Learn", "message": "noted",
-        "mcp": [{"server": "downbeat", "tool": "context", "arguments": {"action": "insight", "text": "the cache needs a TTL"}}]}]});
+    "mcp": [
+        {"server": "downbeat", "tool": "context", "arguments": {"action": "insight", "text": "the cache needs a TTL"}},
+        {"server": "downbeat", "tool": "tasks", "arguments": {"action": "add", "title": "Expire cache entries"}},
+        {"server": "downbeat", "tool": "claim", "arguments": {}},
+    ]}]});
     for agent in ["claude", "codex", "opencode"] {
         let e = project("", script.clone());
         e.ok(&[
@@ -173,12 +177,40 @@ fn agents_reach_the_project_through_downbeats_mcp_server() {
             "--key",
             "learn",
         ]);
-        e.ok(&["run", "--agent", agent]);
+        e.ok(&["run", "--agent", agent, "--only", "learn"]);
+        let own = e.json(&["show", "learn"])["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let log = calls(&e);
         assert_eq!(log[0]["mcp_servers"], json!(["downbeat"]), "{agent}");
-        assert_eq!(log[0]["mcp_results"][0]["ok"], true, "{agent}: {log:?}");
+        let results = log[0]["mcp_results"].as_array().unwrap();
+        assert_eq!(results[0]["ok"], true, "{agent}: {results:?}");
+        assert_eq!(results[1]["ok"], true, "{agent}: {results:?}");
+        // It acts for its own task: no claiming of other work.
+        assert_eq!(results[2]["ok"], false, "{agent}: {results:?}");
+        assert!(
+            results[2].to_string().contains("claims no other work"),
+            "{agent}: {results:?}"
+        );
+        // What it records is about its task, and under its name.
         let insights = e.json(&["insight", "list"]);
         assert_eq!(insights[0]["text"], "the cache needs a TTL", "{agent}");
+        assert_eq!(insights[0]["task"], own, "{agent}: {insights}");
+        let list = e.json(&["list"]);
+        let added_id = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["title"] == "Expire cache entries")
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{agent}: not added: {list}"));
+        let added = e.json(&["show", &added_id]);
+        let edges = added["edges"].to_string();
+        assert!(
+            edges.contains("discovered-from") && edges.contains(&own),
+            "{agent}: {edges}"
+        );
         let events = e.json(&["log"]);
         let by = events
             .as_array()
@@ -186,13 +218,7 @@ fn agents_reach_the_project_through_downbeats_mcp_server() {
             .iter()
             .find(|ev| ev["action"] == "insight.added")
             .map(|ev| ev["actor"].as_str().unwrap().to_owned());
-        assert_eq!(
-            by.as_deref(),
-            Some(&*format!(
-                "agent:{agent}:{}",
-                e.json(&["show", "learn"])["id"].as_str().unwrap()
-            ))
-        );
+        assert_eq!(by, Some(format!("agent:{agent}:{own}")));
     }
 }
 

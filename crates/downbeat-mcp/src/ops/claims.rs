@@ -22,6 +22,12 @@ fn answer(v: impl Serialize) -> Out {
 
 /// Claims a ready task (the given one, else the best one); see [`claims::claim`].
 pub async fn claim(p: &Project, g: &GraphCache, client: &str, c: &ClaimSpec) -> Out {
+    if let Some(own) = p.acting_for {
+        return Err(Error::conflict(format!(
+            "this server acts for task {own}, which its runner holds: it claims no other work"
+        ))
+        .with_hint("report other work as discovered tasks (tasks add) or in the result file"));
+    }
     match claims::claim(p, g, client, c).await? {
         // A claim without work keeps its `"task": null`.
         none @ claims::Claim::None { .. } => {

@@ -154,6 +154,8 @@ pub async fn objective_status(p: &Project, id: Option<&str>, status: Option<&str
 }
 
 pub async fn insight_add(p: &Project, text: Option<&str>, task: Option<&str>) -> Out {
+    let own = p.acting_for.map(|t| t.to_string());
+    let task = task.or(own.as_deref());
     let text = required(text, "text")?;
     let i = context::add_insight(p, text, task).await?;
     Ok(json!({"id": i.id}))
@@ -166,6 +168,8 @@ pub async fn decision_add(
     task: Option<&str>,
     supersedes: Option<&str>,
 ) -> Out {
+    let own = p.acting_for.map(|t| t.to_string());
+    let task = task.or(own.as_deref());
     let text = required(text, "text")?;
     let d = context::add_decision(p, text, why.unwrap_or_default(), task, supersedes).await?;
     Ok(compact(json!({"id": d.id, "supersedes": d.supersedes})))

@@ -275,6 +275,17 @@ pub async fn add(p: &Project, f: &Fields) -> Out {
         },
     )
     .await?;
+    // An agent's own server: what it adds was discovered while working on its task.
+    if let Some(own) = p.acting_for {
+        tasks::set_deps(
+            p,
+            &t.id.to_string(),
+            &[own.to_string()],
+            EdgeKind::DiscoveredFrom,
+            false,
+        )
+        .await?;
+    }
     Ok(compact(json!({"id": t.id, "key": t.key})))
 }
 

@@ -215,6 +215,7 @@ async fn serve_mcp(g: &Globals, actor: &Option<String>, a: McpServeArgs) -> Resu
         token_env: a.token_env,
         profile,
         actor: actor.clone(),
+        task: a.task.or_else(|| env("DOWNBEAT_MCP_TASK")),
     };
     downbeat_mcp::serve(g, options).await
 }

@@ -198,6 +198,8 @@ impl Agent {
                 "DOWNBEAT_ACTOR".into(),
                 format!("agent:{}:{}", self.kind.name(), spec.task_id),
             );
+            own.env
+                .insert("DOWNBEAT_MCP_TASK".into(), spec.task_id.clone());
         }
         servers
     }
