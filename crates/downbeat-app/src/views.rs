@@ -312,37 +312,40 @@ pub async fn spend(
             None => return false,
         }
     };
+    let role_of: HashMap<TaskId, Option<&str>> =
+        tasks.iter().map(|t| (t.id, t.role.as_deref())).collect();
     let mut per_role: BTreeMap<String, RoleSpend> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| t.attempts > 0) {
-        if f.scope.is_some_and(|root| !under(t.id, root)) {
+    // One read of the whole ledger, not one per task.
+    for a in p.store.all_attempts().await? {
+        let Some(role) = role_of.get(&a.task) else {
+            continue;
+        };
+        if f.scope.is_some_and(|root| !under(a.task, root))
+            || f.holder.as_ref().is_some_and(|h| *h != a.worker)
+        {
             continue;
         }
-        let role = t.role.clone().unwrap_or_else(|| "-".into());
-        for a in p.store.attempts(t.id).await? {
-            if f.holder.as_ref().is_some_and(|h| *h != a.worker) {
-                continue;
-            }
-            let dir = p
-                .dir()
-                .join("runs")
-                .join(t.id.to_string())
-                .join(a.number.to_string());
-            let cost =
-                downbeat_engine::executor::agent::read_record(&dir).and_then(|r| r.output.cost_usd);
-            per_role
-                .entry(role.clone())
-                .or_insert_with(|| RoleSpend {
-                    role: role.clone(),
-                    ..RoleSpend::default()
-                })
-                .add(&RoleSpend {
-                    role: role.clone(),
-                    attempts: 1,
-                    tokens_in: u64::try_from(a.tokens_prompt.unwrap_or(0)).unwrap_or(0),
-                    tokens_out: u64::try_from(a.tokens_completion.unwrap_or(0)).unwrap_or(0),
-                    cost_usd: cost,
-                });
-        }
+        let role = role.unwrap_or("-").to_owned();
+        let dir = p
+            .dir()
+            .join("runs")
+            .join(a.task.to_string())
+            .join(a.number.to_string());
+        let cost =
+            downbeat_engine::executor::agent::read_record(&dir).and_then(|r| r.output.cost_usd);
+        per_role
+            .entry(role.clone())
+            .or_insert_with(|| RoleSpend {
+                role: role.clone(),
+                ..RoleSpend::default()
+            })
+            .add(&RoleSpend {
+                role,
+                attempts: 1,
+                tokens_in: u64::try_from(a.tokens_prompt.unwrap_or(0)).unwrap_or(0),
+                tokens_out: u64::try_from(a.tokens_completion.unwrap_or(0)).unwrap_or(0),
+                cost_usd: cost,
+            });
     }
     Ok(per_role.into_values().collect())
 }

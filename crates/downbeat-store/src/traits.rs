@@ -189,6 +189,8 @@ pub trait ExecutionStore: TaskStore + ContextStore {
     async fn lease_holders(&self) -> Result<Vec<String>>;
     /// The attempt ledger of a task, oldest first.
     async fn attempts(&self, task: TaskId) -> Result<Vec<AttemptRecord>>;
+    /// The whole attempt ledger, oldest first (one read, for totals over many tasks).
+    async fn all_attempts(&self) -> Result<Vec<AttemptRecord>>;
 }
 
 /// Worker processes that claim tasks from a shared database.

@@ -104,6 +104,12 @@ pub async fn claims_are_exclusive_and_fenced(f: Fixture) {
         (ledger[0].outcome.as_deref(), ledger[0].exit_code),
         (Some("succeeded"), Some(0))
     );
+    // The whole ledger in one read: both tasks' attempts, oldest first.
+    let all = s.all_attempts().await.unwrap();
+    let mut both = s.attempts(a).await.unwrap();
+    both.extend(ledger);
+    both.sort_by_key(|x| x.id);
+    assert_eq!(all, both);
     // A claim conditional on unfinished work is refused; on finished work it succeeds.
     let c = s
         .create_task(&new_task("c"), &[], &actor(5))

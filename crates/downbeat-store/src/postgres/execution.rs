@@ -349,6 +349,14 @@ impl ExecutionStore for PostgresStore {
             .map_err(db)?;
         Ok(rows.iter().map(row_attempt).collect())
     }
+
+    async fn all_attempts(&self) -> Result<Vec<AttemptRecord>> {
+        let rows = sqlx::query("SELECT * FROM attempts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row_attempt).collect())
+    }
 }
 
 #[cfg(test)]

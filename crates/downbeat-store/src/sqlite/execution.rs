@@ -399,4 +399,12 @@ impl ExecutionStore for SqliteStore {
             .map_err(db)?;
         Ok(rows.iter().map(row_attempt).collect())
     }
+
+    async fn all_attempts(&self) -> Result<Vec<AttemptRecord>> {
+        let rows = sqlx::query("SELECT * FROM attempts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row_attempt).collect())
+    }
 }
