@@ -448,6 +448,7 @@ mod tests {
                 error: None,
                 summary: None,
                 tokens: None,
+                detail: Default::default(),
                 artifacts: vec![],
                 effects: vec![],
             }],

@@ -623,6 +623,7 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
             error: l.error,
             summary: l.summary,
             tokens: None,
+            detail: Default::default(),
             artifacts,
             effects,
         }],

@@ -326,13 +326,16 @@ pub async fn spend(
             continue;
         }
         let role = role.unwrap_or("-").to_owned();
-        let dir = p
-            .dir()
-            .join("runs")
-            .join(a.task.to_string())
-            .join(a.number.to_string());
-        let cost =
-            downbeat_engine::executor::agent::read_record(&dir).and_then(|r| r.output.cost_usd);
+        // The ledger's cost (whoever ran it); attempts recorded before the ledger kept it
+        // have it only in their directory on the machine that ran them.
+        let cost = a.detail.cost_usd.or_else(|| {
+            let dir = p
+                .dir()
+                .join("runs")
+                .join(a.task.to_string())
+                .join(a.number.to_string());
+            downbeat_engine::executor::agent::read_record(&dir).and_then(|r| r.output.cost_usd)
+        });
         per_role
             .entry(role.clone())
             .or_insert_with(|| RoleSpend {

@@ -4,6 +4,7 @@
 //! ids come in as values from the caller.
 
 pub mod admission;
+pub mod attempt;
 pub mod context;
 pub mod events;
 pub mod flags;

@@ -257,6 +257,10 @@ pub(crate) fn row_attempt(r: &impl Cols) -> AttemptRecord {
         summary: r.opt_text("summary"),
         tokens_prompt: r.opt_int("tokens_prompt"),
         tokens_completion: r.opt_int("tokens_completion"),
+        detail: r
+            .opt_text("detail")
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -630,4 +634,9 @@ mod tests {
             assert_eq!(super::event_task_seq("hold.added", other), None, "{other}");
         }
     }
+}
+
+/// An attempt's detail as the ledger column holds it: `NULL` when there is none.
+pub(crate) fn detail_json(d: &downbeat_core::attempt::AttemptDetail) -> Option<String> {
+    (!d.is_empty()).then(|| serde_json::to_string(d).unwrap_or_default())
 }

@@ -303,6 +303,7 @@ pub static TABLES: &[Table] = &[
             text("summary"),
             int("tokens_prompt"),
             int("tokens_completion"),
+            text("detail"),
         ],
         key: &["id"],
         counter: Some("id"),

@@ -101,6 +101,8 @@ pub struct Finish {
     pub error: Option<String>,
     pub summary: Option<String>,
     pub tokens: Option<(i64, i64)>,
+    /// Agent, session, cost and git work of the attempt, kept in the ledger.
+    pub detail: downbeat_core::attempt::AttemptDetail,
     pub artifacts: Vec<ArtifactRecord>,
     /// What the task's report asks of the graph (flag rules, discovered work), applied in the
     /// same transaction when, and only when, this finish is accepted. Dropped with a rejected
@@ -201,6 +203,8 @@ pub struct AttemptRecord {
     pub summary: Option<String>,
     pub tokens_prompt: Option<i64>,
     pub tokens_completion: Option<i64>,
+    /// Agent, session, cost and git work (empty for attempts that recorded none).
+    pub detail: downbeat_core::attempt::AttemptDetail,
 }
 
 /// A worker process that claims tasks from the database.

@@ -331,6 +331,7 @@ async fn old_events_get_their_task_numbers() {
         format!("CREATE INDEX events_entity ON {n}.events(entity)"),
         format!("CREATE INDEX events_action ON {n}.events(action)"),
         format!("DROP FUNCTION {n}.downbeat_commit_batch(jsonb)"),
+        format!("ALTER TABLE {n}.attempts DROP COLUMN detail"),
         format!("DELETE FROM {n}._sqlx_migrations WHERE version >= 5"),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(stmt))

@@ -292,6 +292,12 @@ async fn build(s: &dyn Store) {
         error: (outcome != "succeeded").then(|| "exit status 2".into()),
         summary: Some(format!("{outcome} ✓")),
         tokens: Some((1_200, 340)),
+        detail: downbeat_core::attempt::AttemptDetail {
+            agent: Some("claude".into()),
+            session: Some(format!("session-{t}")),
+            cost_usd: Some(0.125),
+            git: None,
+        },
         artifacts: vec![ArtifactRecord {
             path: format!("out/{t}.txt"),
             size: 42,

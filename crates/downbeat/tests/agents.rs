@@ -129,6 +129,11 @@ fn every_profile_edits_for_implementers_and_only_reads_for_reviewers() {
             matches!(agent, "claude" | "aider" | "opencode"),
             "{agent}: {record}"
         );
+        // The ledger keeps the same, for attempts run on any machine.
+        let detail = &a["detail"];
+        assert_eq!(detail["agent"], agent, "{a}");
+        assert_eq!(detail["session"], record["session"], "{agent}: {a}");
+        assert_eq!(detail["cost_usd"], record["cost_usd"], "{agent}: {a}");
         assert_eq!(
             (a["tokens_prompt"].as_i64(), a["tokens_completion"].as_i64()),
             (Some(120), Some(30)),
@@ -260,6 +265,38 @@ fn a_retry_resumes_the_session_the_failed_attempt_left() {
         assert!(log[0]["resumed"].is_null(), "{agent}");
         assert_eq!(log[1]["resumed"], log[0]["session_id"], "{agent}: {log:?}");
     }
+}
+
+#[test]
+fn a_retry_resumes_the_session_from_the_ledger_when_the_attempt_directory_is_elsewhere() {
+    // The first attempt ran "on another machine": its directory is not here, the ledger is.
+    let script = json!({"steps": [
+        {"attempt": 1, "error": "the model is overloaded"},
+        {"message": "done on the second try"},
+    ]});
+    let e = project("", script);
+    e.ok(&[
+        "add",
+        "Flaky work",
+        "--role",
+        "implementer",
+        "--key",
+        "flaky",
+    ]);
+    assert_eq!(e.run(&["run", "--agent", "claude"]).status.code(), Some(7));
+    std::fs::remove_dir_all(e.path().join(".downbeat/runs")).unwrap();
+    e.ok(&["retry", "flaky"]);
+    let o = e.run(&["run", "--agent", "claude"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let log = calls(&e);
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[1]["resumed"].is_string(), "{log:?}");
+    assert_eq!(log[1]["resumed"], log[0]["session_id"], "{log:?}");
 }
 
 #[test]

@@ -288,6 +288,7 @@ fn a_killed_workers_task_goes_to_another_and_its_late_completion_is_refused() {
         error: None,
         summary: Some("late".into()),
         tokens: None,
+        detail: Default::default(),
         artifacts: vec![],
         effects: vec![],
     };

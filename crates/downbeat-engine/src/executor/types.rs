@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use downbeat_core::attempt::AttemptDetail;
 use downbeat_core::flags::DiscoveredTask;
 
 /// A program to run for each attempt.
@@ -64,6 +65,9 @@ pub struct AttemptSpec {
     pub env: BTreeMap<String, String>,
     /// Variables of the runner's environment the program must not see.
     pub env_remove: Vec<String>,
+    /// What the ledger kept of the task's previous attempt (its agent and session), when
+    /// there was one.
+    pub previous: Option<AttemptDetail>,
 }
 
 /// How an attempt ended.
@@ -91,6 +95,8 @@ pub struct Outcome {
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
     pub tokens: Option<TokenUsage>,
+    /// Agent, session, cost and git work, for the attempt ledger.
+    pub detail: AttemptDetail,
     pub duration: Duration,
 }
 
@@ -104,6 +110,7 @@ impl Outcome {
             stdout: None,
             stderr: None,
             tokens: None,
+            detail: AttemptDetail::default(),
             duration,
         }
     }

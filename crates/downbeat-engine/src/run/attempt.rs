@@ -141,6 +141,16 @@ async fn attempt(
     } else {
         String::new()
     };
+    // What the ledger kept of the last attempt: a retry resumes its session, on any machine.
+    let previous = if claim.number > 1 {
+        store.attempts(task.id).await.ok().and_then(|l| {
+            l.into_iter()
+                .rfind(|a| a.number < claim.number)
+                .map(|a| a.detail)
+        })
+    } else {
+        None
+    };
     let spec = AttemptSpec {
         task_id: task.id.to_string(),
         title: task.title.clone(),
@@ -166,6 +176,7 @@ async fn attempt(
             .filter(|(_, v)| v.is_none())
             .map(|(k, _)| k.clone())
             .collect(),
+        previous,
     };
     let mut outcome = r.executor.run(&spec, cancel).await;
     let mut records = Vec::new();

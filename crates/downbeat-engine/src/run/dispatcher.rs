@@ -604,6 +604,7 @@ impl Dispatcher {
             tokens: outcome
                 .tokens
                 .map(|t| (t.prompt as i64, t.completion as i64)),
+            detail: outcome.detail.clone(),
             artifacts,
             effects,
         });

@@ -502,6 +502,7 @@ role = "implementer"
             error: None,
             summary: None,
             tokens: None,
+            detail: Default::default(),
             artifacts: vec![],
             effects: vec![],
         }

@@ -41,6 +41,7 @@ impl Fixture {
             timeout: Some(Duration::from_secs(60)),
             env: BTreeMap::new(),
             env_remove: Vec::new(),
+            previous: None,
         }
     }
     pub fn file(&self, name: &str) -> PathBuf {

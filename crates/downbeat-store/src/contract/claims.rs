@@ -82,13 +82,32 @@ pub async fn claims_are_exclusive_and_fenced(f: Fixture) {
         .find(|c| c.task == b)
         .copied()
         .unwrap();
+    // The ledger keeps the attempt's detail (agent, session, cost, git work) as given.
+    let detail = downbeat_core::attempt::AttemptDetail {
+        agent: Some("codex".into()),
+        session: Some("0199a213-81c0".into()),
+        cost_usd: Some(0.0375),
+        git: Some(downbeat_core::attempt::GitWork {
+            branch: "downbeat/t/b/1".into(),
+            base: "aaaa".into(),
+            head: Some("bbbb".into()),
+            merge: Some("cccc".into()),
+            state: downbeat_core::attempt::MergeState::Merged,
+            files: 2,
+            insertions: 10,
+            deletions: 1,
+            ..Default::default()
+        }),
+    };
+    let mut fin = finish(
+        b,
+        claim_b.epoch,
+        claim_b.attempt_id,
+        FinishStatus::Completed,
+    );
+    fin.detail = detail.clone();
     let ok = Batch {
-        finishes: vec![finish(
-            b,
-            claim_b.epoch,
-            claim_b.attempt_id,
-            FinishStatus::Completed,
-        )],
+        finishes: vec![fin],
         ..Default::default()
     };
     let r = s.commit_batch(&ok, &actor(4)).await.unwrap();
@@ -104,6 +123,8 @@ pub async fn claims_are_exclusive_and_fenced(f: Fixture) {
         (ledger[0].outcome.as_deref(), ledger[0].exit_code),
         (Some("succeeded"), Some(0))
     );
+    assert_eq!(ledger[0].detail, detail);
+    assert!(s.attempts(a).await.unwrap()[0].detail.is_empty());
     // The whole ledger in one read: both tasks' attempts, oldest first.
     let all = s.all_attempts().await.unwrap();
     let mut both = s.attempts(a).await.unwrap();

@@ -97,6 +97,7 @@ pub(super) fn finish(
         error: None,
         summary: Some("done".into()),
         tokens: None,
+        detail: Default::default(),
         artifacts: vec![crate::ArtifactRecord {
             path: "out.txt".into(),
             size: 3,

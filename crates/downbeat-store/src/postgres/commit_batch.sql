@@ -13,7 +13,7 @@
 --
 -- Input: {"now", "holder", "lease_until", "actor", "session", "lock", "channel", "wake",
 --   "finishes": [{"seq", "id", "epoch", "status", "result", "finished", "not_before",
---                 "attempt_id", "outcome", "exit_code", "error", "summary", "tp", "tc",
+--                 "attempt_id", "outcome", "exit_code", "error", "summary", "tp", "tc", "detail",
 --                 "after", "artifacts": [{"path", "size", "sha256"}]}],
 --   "claims": [{"seq", "id", "executor", "after": position in "afters"}],
 --   "afters": [[seq]]: the distinct lists of prerequisites of the claims,
@@ -67,9 +67,9 @@ BEGIN
             outcome = CASE WHEN v.seq = ANY(v_accepted) THEN v.outcome
                            ELSE v.outcome || ' (lease lost)' END,
             exit_code = v.exit_code, error = v.error, summary = v.summary,
-            tokens_prompt = v.tp, tokens_completion = v.tc
+            tokens_prompt = v.tp, tokens_completion = v.tc, detail = v.detail
         FROM jsonb_to_recordset(v_fin) AS v(attempt_id bigint, seq bigint, outcome text,
-             exit_code bigint, error text, summary text, tp bigint, tc bigint)
+             exit_code bigint, error text, summary text, tp bigint, tc bigint, detail text)
         WHERE attempts.id = ANY(v_ids) AND attempts.id = v.attempt_id
           AND attempts.ended_at IS NULL;
 

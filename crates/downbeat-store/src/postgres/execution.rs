@@ -104,7 +104,8 @@ impl PostgresStore {
                        "result": result, "finished": finished, "not_before": not_before,
                        "attempt_id": f.attempt_id, "outcome": f.outcome, "exit_code": f.exit_code,
                        "error": f.error, "summary": f.summary, "tp": f.tokens.map(|t| t.0),
-                       "tc": f.tokens.map(|t| t.1), "after": after,
+                       "tc": f.tokens.map(|t| t.1), "detail": crate::shared::detail_json(&f.detail),
+                       "after": after,
                        "artifacts": f.artifacts.iter()
                            .map(|a| json!({"path": a.path, "size": a.size, "sha256": a.sha256}))
                            .collect::<Vec<_>>()})

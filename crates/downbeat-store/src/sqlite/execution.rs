@@ -48,14 +48,16 @@ async fn land_finishes(
             let ok = accepted.contains(&seq(f.task));
             let outcome = if ok { f.outcome.clone() } else { format!("{} (lease lost)", f.outcome) };
             json!({"id": f.attempt_id, "outcome": outcome, "exit_code": f.exit_code, "error": f.error,
-                   "summary": f.summary, "tp": f.tokens.map(|t| t.0), "tc": f.tokens.map(|t| t.1)})
+                   "summary": f.summary, "tp": f.tokens.map(|t| t.0), "tc": f.tokens.map(|t| t.1),
+                   "detail": crate::shared::detail_json(&f.detail)})
         })
         .collect();
     sqlx::query(
         "UPDATE attempts SET ended_at = ?1, outcome = v.outcome, exit_code = v.exit_code, error = v.error, \
-         summary = v.summary, tokens_prompt = v.tp, tokens_completion = v.tc \
+         summary = v.summary, tokens_prompt = v.tp, tokens_completion = v.tc, detail = v.detail \
          FROM (SELECT value ->> '$.id' AS id, value ->> '$.outcome' AS outcome, value ->> '$.exit_code' AS exit_code, \
-               value ->> '$.error' AS error, value ->> '$.summary' AS summary, value ->> '$.tp' AS tp, value ->> '$.tc' AS tc \
+               value ->> '$.error' AS error, value ->> '$.summary' AS summary, value ->> '$.tp' AS tp, value ->> '$.tc' AS tc, \
+               value ->> '$.detail' AS detail \
                FROM json_each(?2)) AS v \
          WHERE attempts.id = v.id AND attempts.ended_at IS NULL",
     )

@@ -6,9 +6,10 @@
 //! delivered exactly once, the permission level mapped to the CLI's own flags, the model and
 //! extra flags, machine-readable output, the MCP servers handed over, and a resumed session on
 //! a retry. The program then runs like any [`Process`]; afterwards the profile reads its
-//! output into the attempt (final message → summary, tokens, cost, session id), which is kept
-//! in `agent.json` in the attempt directory, where the next attempt finds the session to resume
-//! and `downbeat logs` finds how to render the stream.
+//! output into the attempt (final message → summary, tokens, cost, session id). The ledger
+//! keeps the agent, session and cost (`AttemptDetail`), so the next attempt resumes the session
+//! on any machine and spending is counted whoever ran it; `agent.json` in the attempt directory
+//! keeps the same for `downbeat logs`, which reads it to render the stream.
 //!
 //! Must never: deliver the prompt twice, let a read-only role edit, or pass a secret of the
 //! runner's in arguments.
@@ -173,6 +174,12 @@ impl Agent {
         if spec.attempt < 2 || self.spec.resume == Some(false) || !self.kind.about().resumes {
             return None;
         }
+        // The ledger's record (any machine), else the attempt directory on this one.
+        if let Some(prev) = &spec.previous {
+            return (prev.agent.as_deref() == Some(self.kind.name()))
+                .then(|| prev.session.clone())
+                .flatten();
+        }
         let prev = spec
             .attempt_dir
             .parent()?
@@ -279,6 +286,9 @@ impl Executor for Agent {
         record.output = self.kind.profile().parse(&stdout, &stderr);
         write_record(&spec.attempt_dir, &record);
         apply(&mut outcome, &record.output);
+        outcome.detail.agent = Some(self.kind.name().to_owned());
+        outcome.detail.session = record.output.session.clone();
+        outcome.detail.cost_usd = record.output.cost_usd;
         outcome.duration = start.elapsed();
         outcome
     }
