@@ -11,3 +11,4 @@ pub mod prompt;
 pub mod prompt_context;
 pub mod rules;
 pub mod run;
+pub mod worktree;

@@ -1,0 +1,520 @@
+//! Worktree isolation: each attempt of a coding agent works in its own git worktree, on its
+//! own branch, created from the integration branch once everything the task depends on has
+//! been merged there; a successful attempt's work is committed and merged into the integration
+//! branch, one merge at a time, before the task counts as completed.
+//!
+//! Merges never touch a working tree: `git merge-tree --write-tree` computes the merge,
+//! `commit-tree` records it, and the integration branch moves by a compare-and-swap of its ref
+//! (`update-ref NEW OLD`, or a push that is refused unless it fast-forwards the remote's
+//! branch). A runner killed at any point leaves the branch at one merge or the next, never in
+//! between. Every merge commit carries a `Downbeat-Task:` trailer: an attempt about to start
+//! for a task whose merge is already there (its runner died before recording it) is not run
+//! again.
+//!
+//! All calls block (they run git): callers run them off the async threads.
+//!
+//! Must never: rewrite or force-push a branch the user has, touch the user's working tree
+//! (except `land`, which refuses a dirty one), or merge a task's work twice.
+
+mod git;
+mod land;
+mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use downbeat_core::attempt::{GitWork, MergeState};
+
+pub use git::{Git, GitError, Identity, parse_shortstat};
+pub use land::{LandError, Landed};
+pub use types::{
+    ConflictPolicy, Prepared, Start, WorktreeConfig, WorktreeError, WorktreeMode, tags,
+};
+
+/// The all-zero object id: `update-ref` creates a ref only if it does not exist yet.
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+/// How often a merge is tried again when another runner moved the branch meanwhile.
+const MAX_TRIES: u32 = 20;
+
+/// What a task's commit and merge say about it.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskInfo<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub attempt: u32,
+    pub role: Option<&'a str>,
+    pub summary: Option<&'a str>,
+}
+
+impl TaskInfo<'_> {
+    fn trailers(&self, branch: &str) -> String {
+        format!(
+            "Downbeat-Task: {}\nDownbeat-Attempt: {}\nDownbeat-Branch: {branch}",
+            self.id, self.attempt
+        )
+    }
+
+    fn commit_message(&self, branch: &str) -> String {
+        let mut m = self.title.trim().to_owned();
+        if let Some(s) = self.summary.map(str::trim).filter(|s| !s.is_empty()) {
+            m.push_str("\n\n");
+            m.push_str(s);
+        }
+        m.push_str("\n\n");
+        m.push_str(&self.trailers(branch));
+        m
+    }
+
+    fn merge_message(&self, branch: &str) -> String {
+        format!(
+            "Merge task {}: {}\n\n{}",
+            self.id,
+            self.title.trim(),
+            self.trailers(branch)
+        )
+    }
+}
+
+/// The worktrees of one project's repository.
+#[derive(Debug)]
+pub struct Worktrees {
+    /// At the top of the user's working tree.
+    git: Git,
+    /// Where attempts' worktrees go.
+    dir: PathBuf,
+    config: WorktreeConfig,
+    /// One merge at a time from this process (other processes: the ref's compare-and-swap).
+    merging: Mutex<()>,
+}
+
+impl Worktrees {
+    /// Isolation for `workspace`: `None` when it is off or the workspace is not in a git work
+    /// tree. Worktrees go under `dir`.
+    pub fn open(
+        workspace: &Path,
+        dir: PathBuf,
+        config: WorktreeConfig,
+    ) -> Result<Option<Self>, WorktreeError> {
+        if config.mode == WorktreeMode::Off {
+            return Ok(None);
+        }
+        let out = Git::new(workspace).output(&["rev-parse", "--show-toplevel"], None)?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let top = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let git = Git::new(top);
+        if !git.check(&["check-ref-format", "--branch", &config.branch])? {
+            return Err(WorktreeError::BadBranch(config.branch.clone()));
+        }
+        Ok(Some(Self {
+            git,
+            dir,
+            config,
+            merging: Mutex::new(()),
+        }))
+    }
+
+    pub fn config(&self) -> &WorktreeConfig {
+        &self.config
+    }
+
+    /// The repository's top directory.
+    pub fn root(&self) -> &Path {
+        self.git.dir()
+    }
+
+    fn int_ref(&self) -> String {
+        format!("refs/heads/{}", self.config.branch)
+    }
+
+    /// Where the integration branch's tip is read: the local branch, or the remote's as last
+    /// fetched.
+    fn tip_ref(&self) -> String {
+        match &self.config.remote {
+            Some(r) => format!("refs/remotes/{r}/{}", self.config.branch),
+            None => self.int_ref(),
+        }
+    }
+
+    /// Fetches the remote's integration branch; its tip, or `None` when it has none.
+    fn fetch(&self, remote: &str) -> Result<Option<String>, WorktreeError> {
+        let spec = format!("+{}:{}", self.int_ref(), self.tip_ref());
+        let out = self
+            .git
+            .output(&["fetch", "--quiet", "--no-tags", remote, &spec], None)?;
+        if !out.status.success() {
+            let msg = String::from_utf8_lossy(&out.stderr);
+            if msg.contains("couldn't find remote ref") {
+                return Ok(None);
+            }
+            return Err(self.git.failed(&["fetch", remote, &spec], &out).into());
+        }
+        Ok(self.git.commit_of(&self.tip_ref())?)
+    }
+
+    /// The integration branch's tip now (fetched first with a remote).
+    pub fn tip(&self) -> Result<String, WorktreeError> {
+        let tip = match &self.config.remote {
+            Some(r) => self.fetch(r)?,
+            None => self.git.commit_of(&self.int_ref())?,
+        };
+        tip.ok_or(WorktreeError::NoCommit)
+    }
+
+    /// Makes sure the integration branch exists (created from `HEAD`) and that no working
+    /// tree has it checked out; returns its tip.
+    pub fn ensure_branch(&self) -> Result<String, WorktreeError> {
+        if let Some(remote) = self.config.remote.clone() {
+            if let Some(t) = self.fetch(&remote)? {
+                return Ok(t);
+            }
+            let head = self.git.commit_of("HEAD")?.ok_or(WorktreeError::NoCommit)?;
+            let spec = format!("{head}:{}", self.int_ref());
+            // Refused if another worker created it meanwhile: then theirs is fetched.
+            let _ = self
+                .git
+                .output(&["push", "--quiet", &remote, &spec], None)?;
+            return self.fetch(&remote)?.ok_or(WorktreeError::NoCommit);
+        }
+        self.check_not_checked_out()?;
+        if let Some(t) = self.git.commit_of(&self.int_ref())? {
+            return Ok(t);
+        }
+        let head = self.git.commit_of("HEAD")?.ok_or(WorktreeError::NoCommit)?;
+        let r = self.int_ref();
+        let _ = self.git.output(
+            &[
+                "update-ref",
+                "-m",
+                "downbeat: integration branch",
+                &r,
+                &head,
+                ZERO,
+            ],
+            None,
+        )?;
+        self.git.commit_of(&r)?.ok_or(WorktreeError::NoCommit)
+    }
+
+    fn check_not_checked_out(&self) -> Result<(), WorktreeError> {
+        let list = self.git.run(&["worktree", "list", "--porcelain"])?;
+        let want = format!("branch {}", self.int_ref());
+        let mut path = "";
+        for line in list.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = p;
+            } else if line == want {
+                return Err(WorktreeError::CheckedOut {
+                    branch: self.config.branch.clone(),
+                    path: path.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The merge commit of the integration branch that brought `task`'s work in, if any.
+    pub fn landed(&self, task: &str, tip: &str) -> Result<Option<String>, WorktreeError> {
+        let grep = format!("--grep=^Downbeat-Task: {task}$");
+        let found = self.git.run(&[
+            "log",
+            "--first-parent",
+            "--merges",
+            "--format=%H",
+            "-n1",
+            &grep,
+            tip,
+        ])?;
+        Ok((!found.is_empty()).then_some(found))
+    }
+
+    fn path_for(&self, task: &str, attempt: u32) -> PathBuf {
+        self.dir.join(format!("{task}-{attempt}"))
+    }
+
+    /// The branch of one attempt.
+    pub fn branch_for(task: &str, attempt: u32) -> String {
+        format!("downbeat/tasks/{task}-{attempt}")
+    }
+
+    /// A fresh worktree for one attempt, from the integration branch's tip; with `merge`
+    /// (a resolver), that branch merged into it, conflicts left for the agent.
+    pub fn prepare(
+        &self,
+        task: &str,
+        attempt: u32,
+        merge: Option<&str>,
+    ) -> Result<Start, WorktreeError> {
+        let tip = self.tip()?;
+        if let Some(m) = self.landed(task, &tip)? {
+            return Ok(Start::Landed(m));
+        }
+        self.remove_task(task)?;
+        let path = self.path_for(task, attempt);
+        let branch = Self::branch_for(task, attempt);
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            WorktreeError::Git(GitError::Missing(format!(
+                "could not create {}: {e}",
+                self.dir.display()
+            )))
+        })?;
+        let p = path.to_string_lossy().into_owned();
+        self.git.run(&[
+            "worktree", "add", "--quiet", "--force", "-B", &branch, &p, &tip,
+        ])?;
+        let mut conflicts = Vec::new();
+        if let Some(from) = merge {
+            let wt = Git::new(&path);
+            let args = ["merge", "--no-ff", "--no-commit", "--quiet", from];
+            let out = wt.output(&args, Some(&Identity::downbeat()))?;
+            conflicts = lines(&wt.run(&["diff", "--name-only", "--diff-filter=U"])?);
+            if !out.status.success() && conflicts.is_empty() {
+                return Err(wt.failed(&args, &out).into());
+            }
+        }
+        Ok(Start::Ready(Prepared {
+            path,
+            branch,
+            base: tip,
+            conflicts,
+        }))
+    }
+
+    /// Commits what the attempt left uncommitted and merges its branch into the integration
+    /// branch. A conflict is an answer ([`MergeState::Conflict`], files named), not an error;
+    /// the worktree is removed unless the work is not merged.
+    pub fn integrate(&self, p: &Prepared, t: &TaskInfo<'_>) -> Result<GitWork, WorktreeError> {
+        let wt = Git::new(&p.path);
+        let who = Identity::role(t.role);
+        for f in &p.conflicts {
+            if has_markers(&p.path.join(f)) {
+                return Err(WorktreeError::MarkersLeft(f.clone()));
+            }
+        }
+        wt.run(&["add", "--all"])?;
+        let staged = !wt.check(&["diff", "--cached", "--quiet"])?;
+        let merging = wt.commit_of("MERGE_HEAD")?.is_some();
+        if staged || merging {
+            let msg = t.commit_message(&p.branch);
+            wt.run_as(
+                &["commit", "--quiet", "--no-verify", "-m", &msg],
+                Some(&who),
+            )?;
+        }
+        let head = wt.commit_of("HEAD")?.ok_or(WorktreeError::NoCommit)?;
+        let mut work = GitWork {
+            branch: p.branch.clone(),
+            base: p.base.clone(),
+            ..GitWork::default()
+        };
+        if head == p.base {
+            work.state = MergeState::Unchanged;
+            self.remove(&p.path);
+            return Ok(work);
+        }
+        let stat = wt.run(&["diff", "--shortstat", &p.base, &head])?;
+        (work.files, work.insertions, work.deletions) = parse_shortstat(&stat);
+        work.head = Some(head.clone());
+        if let Some(remote) = &self.config.remote {
+            let spec = format!("{head}:refs/heads/{}", p.branch);
+            self.git.run(&["push", "--quiet", remote, &spec])?;
+        }
+        self.merge(&head, t, &p.branch, &mut work)?;
+        if work.state == MergeState::Merged {
+            self.remove(&p.path);
+        }
+        Ok(work)
+    }
+
+    /// Merges `head` into the integration branch, trying again while others move it.
+    fn merge(
+        &self,
+        head: &str,
+        t: &TaskInfo<'_>,
+        branch: &str,
+        work: &mut GitWork,
+    ) -> Result<(), WorktreeError> {
+        let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let who = Identity::role(t.role);
+        for _ in 0..MAX_TRIES {
+            let tip = self.tip()?;
+            if self
+                .git
+                .check(&["merge-base", "--is-ancestor", head, &tip])?
+            {
+                work.state = MergeState::Merged;
+                work.merge = Some(tip);
+                return Ok(());
+            }
+            let args = [
+                "merge-tree",
+                "--write-tree",
+                "--name-only",
+                "--no-messages",
+                &tip,
+                head,
+            ];
+            let out = self.git.output(&args, None)?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            match out.status.code() {
+                Some(0) => {}
+                Some(1) => {
+                    work.state = MergeState::Conflict;
+                    work.conflicts = lines(&text).into_iter().skip(1).collect();
+                    return Ok(());
+                }
+                _ => return Err(self.git.failed(&args, &out).into()),
+            }
+            let tree = text.lines().next().unwrap_or_default().trim().to_owned();
+            let msg = t.merge_message(branch);
+            let commit = self.git.run_as(
+                &["commit-tree", &tree, "-p", &tip, "-p", head, "-m", &msg],
+                Some(&who),
+            )?;
+            let moved = match &self.config.remote {
+                Some(remote) => {
+                    let spec = format!("{commit}:{}", self.int_ref());
+                    self.git
+                        .output(&["push", "--quiet", remote, &spec], None)?
+                        .status
+                        .success()
+                }
+                None => {
+                    let r = self.int_ref();
+                    let m = format!("downbeat: merge task {}", t.id);
+                    self.git
+                        .output(&["update-ref", "-m", &m, &r, &commit, &tip], None)?
+                        .status
+                        .success()
+                }
+            };
+            if moved {
+                work.state = MergeState::Merged;
+                work.merge = Some(commit);
+                return Ok(());
+            }
+        }
+        Err(WorktreeError::Contended(MAX_TRIES))
+    }
+
+    /// Removes one worktree (its branch stays).
+    pub fn remove(&self, path: &Path) {
+        let p = path.to_string_lossy().into_owned();
+        let removed = self
+            .git
+            .check(&["worktree", "remove", "--force", "--force", &p])
+            .unwrap_or(false);
+        if !removed {
+            let _ = std::fs::remove_dir_all(path);
+            let _ = self.git.check(&["worktree", "prune"]);
+        }
+    }
+
+    /// The worktrees Downbeat made, as (task id, attempt, path).
+    pub fn list(&self) -> Result<Vec<(String, u32, PathBuf)>, WorktreeError> {
+        let mut out = Vec::new();
+        let list = self.git.run(&["worktree", "list", "--porcelain"])?;
+        for line in list.lines() {
+            let Some(p) = line.strip_prefix("worktree ") else {
+                continue;
+            };
+            let path = PathBuf::from(p);
+            if path.parent() != Some(self.dir.as_path()) {
+                continue;
+            }
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some((task, n)) = name.rsplit_once('-')
+                && let Ok(n) = n.parse()
+            {
+                out.push((task.to_owned(), n, path.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every worktree of `task` (earlier attempts' kept for inspection).
+    pub fn remove_task(&self, task: &str) -> Result<usize, WorktreeError> {
+        let mut n = 0;
+        for (t, _, path) in self.list()? {
+            if t == task {
+                self.remove(&path);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// `git diff` of an attempt's work: from what it started from to its last commit.
+    pub fn diff(&self, base: &str, head: &str, stat: bool) -> Result<String, WorktreeError> {
+        let mut args = vec!["diff", "--no-color"];
+        if stat {
+            args.push("--stat");
+        }
+        args.extend([base, head]);
+        Ok(self.git.run(&args)?)
+    }
+
+    /// Brings the integration branch into `into` (default: the checked-out branch).
+    pub fn land(&self, into: Option<&str>) -> Result<Landed, LandError> {
+        if let Some(r) = &self.config.remote {
+            self.fetch(r).map_err(|e| match e {
+                WorktreeError::Git(g) => LandError::Git(g),
+                other => LandError::Git(GitError::Missing(other.to_string())),
+            })?;
+        }
+        land::land(&self.git, &self.tip_ref(), &self.config.branch, into)
+    }
+
+    /// The merge commits on the integration branch since `since` (oldest first), as
+    /// (commit, subject).
+    pub fn merges_since(
+        &self,
+        since: Option<&str>,
+    ) -> Result<Vec<(String, String)>, WorktreeError> {
+        let tip = self.tip()?;
+        let range = match since {
+            Some(s) => format!("{s}..{tip}"),
+            None => tip,
+        };
+        let text = self.git.run(&[
+            "log",
+            "--first-parent",
+            "--merges",
+            "--reverse",
+            "--format=%H %s",
+            &range,
+        ])?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(h, s)| (h.to_owned(), s.to_owned()))
+            .collect())
+    }
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether a file still holds merge conflict markers.
+fn has_markers(path: &Path) -> bool {
+    std::fs::read(path)
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .any(|l| l.starts_with("<<<<<<< ") || l.starts_with(">>>>>>> "))
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests;
