@@ -21,6 +21,7 @@ pub mod project;
 pub mod runs;
 pub mod tasks;
 pub mod views;
+pub mod worktrees;
 
 pub use error::{Error, Kind, Result};
 pub use project::{Globals, Project};

@@ -48,6 +48,9 @@ pub struct Config {
     /// MCP servers handed to every agent CLI that takes them (besides Downbeat's own).
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, downbeat_engine::executor::agent::McpServer>,
+    /// Each coding agent in its own git worktree, their work merged in dependency order.
+    #[serde(default)]
+    pub worktrees: downbeat_engine::worktree::WorktreeConfig,
 }
 
 /// `[mcp]`: defaults of `downbeat mcp`.
@@ -98,6 +101,9 @@ pub struct RoleConfig {
     /// What agent CLIs may do for tasks of this role (`read`, `edit`, `full`); by default
     /// reviewers and researchers read, everyone else edits.
     pub permission: Option<downbeat_engine::executor::agent::Permission>,
+    /// Whether tasks of this role work in their own git worktree (default: coding agents do,
+    /// plain commands do not; see `[worktrees] mode`).
+    pub worktree: Option<bool>,
 }
 
 /// `[groups.NAME]`: at most `max_parallel` tasks of these roles at once, together.
@@ -520,7 +526,10 @@ pub async fn init(g: &Globals) -> Result<(Project, bool), Error> {
     let gi = dir.join(".gitignore");
     if !gi.exists() {
         // What runs leave behind stays out of the repository; config and roles stay in.
-        let _ = std::fs::write(&gi, "downbeat.db*\nruns/\nreports/\nartifacts/\n");
+        let _ = std::fs::write(
+            &gi,
+            "downbeat.db*\nruns/\nreports/\nartifacts/\nworktrees/\n",
+        );
     }
     let store = downbeat_store::open(&url, true).await?;
     // A server database has no file to look for: it is new if nothing was ever logged.

@@ -257,6 +257,9 @@ pub struct Detail {
     pub edges: Vec<downbeat_core::task::Edge>,
     /// At most the number asked for.
     pub events: Vec<downbeat_core::context::Event>,
+    /// The git work of its last attempt that worked in a worktree: branch, diff size, merge
+    /// state.
+    pub git: Option<downbeat_core::attempt::GitWork>,
 }
 
 /// [`Detail`] of task `q` with its last `events` events.
@@ -272,10 +275,18 @@ pub async fn detail(p: &Project, q: &str, events: u32) -> Result<Detail, Error> 
             ..Default::default()
         })
         .await?;
+    let git = p
+        .store
+        .attempts(id)
+        .await?
+        .into_iter()
+        .rev()
+        .find_map(|a| a.detail.git);
     Ok(Detail {
         task,
         edges,
         events,
+        git,
     })
 }
 

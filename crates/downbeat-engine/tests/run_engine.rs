@@ -72,6 +72,7 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         until: None,
         resolve: Arc::new(move |_t| {
             Ok(Resolved {
+                worktree: false,
                 name: "scripted".into(),
                 executor: exec.clone(),
                 needs_prompt: false,
@@ -92,6 +93,7 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         now: Arc::new(now),
         accepts: None,
         stay: false,
+        worktrees: None,
     }
 }
 

@@ -609,6 +609,11 @@ pub(crate) async fn resolve_rest<S: TaskStore + ?Sized>(
     Ok(())
 }
 
+/// An attempt's detail as the ledger column holds it: `NULL` when there is none.
+pub(crate) fn detail_json(d: &downbeat_core::attempt::AttemptDetail) -> Option<String> {
+    (!d.is_empty()).then(|| serde_json::to_string(d).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -634,9 +639,4 @@ mod tests {
             assert_eq!(super::event_task_seq("hold.added", other), None, "{other}");
         }
     }
-}
-
-/// An attempt's detail as the ledger column holds it: `NULL` when there is none.
-pub(crate) fn detail_json(d: &downbeat_core::attempt::AttemptDetail) -> Option<String> {
-    (!d.is_empty()).then(|| serde_json::to_string(d).unwrap_or_default())
 }

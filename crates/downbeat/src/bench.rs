@@ -76,6 +76,7 @@ fn bench_options(
         until: None,
         resolve: Arc::new(move |_| {
             Ok(Resolved {
+                worktree: false,
                 name: "bench".into(),
                 executor: exec.clone(),
                 needs_prompt,
@@ -96,6 +97,7 @@ fn bench_options(
         now: Arc::new(downbeat_app::project::now),
         accepts: None,
         stay: false,
+        worktrees: None,
     }
 }
 

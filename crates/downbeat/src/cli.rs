@@ -82,6 +82,13 @@ pub enum Command {
     Attempts(IdArg),
     /// What an attempt's agent did, readable (`--follow` while it runs).
     Logs(LogsArgs),
+    /// The change a task made in its worktree, against what it started from.
+    Diff(DiffArgs),
+    /// Bring the integration branch (every task's merged work) into your branch.
+    Land(LandArgs),
+    /// Worktrees left on disk (failed attempts, kept to look at); `--clean` removes those of
+    /// tasks not running.
+    Worktrees(WorktreesArgs),
     /// The agent CLIs with built-in profiles: installed?, version, what each may do; `check`
     /// them for a run; `export` Claude Code subagents for the project's roles.
     Agents(AgentsArgs),
@@ -369,6 +376,33 @@ pub struct LogsArgs {
     /// The output as the program wrote it, not rendered.
     #[arg(long)]
     pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The task (id, prefix or key).
+    pub id: String,
+    /// Which attempt (default: the last one that changed something).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// Files changed and lines added and removed, not the patch.
+    #[arg(long)]
+    pub stat: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LandArgs {
+    /// The branch to land into (default: the checked-out branch). A branch that is not
+    /// checked out can only be fast-forwarded.
+    #[arg(long)]
+    pub into: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorktreesArgs {
+    /// Remove the worktrees of tasks that are not running.
+    #[arg(long)]
+    pub clean: bool,
 }
 
 #[derive(Debug, Args)]

@@ -144,6 +144,27 @@ fn describe(e: &RunEvent) -> String {
             title,
         } => format!("added    {new_task} {title} (discovered by {task})"),
         RunEvent::Cancelled { task, reason } => format!("cancelled {task}: {reason}"),
+        RunEvent::Integrated {
+            task,
+            state,
+            commit,
+            files,
+            conflicts,
+        } => match state.as_str() {
+            "merged" => format!(
+                "merged   {task} into the integration branch ({files} file(s)){}",
+                commit
+                    .as_deref()
+                    .map(|c| format!(" as {}", &c[..c.len().min(10)]))
+                    .unwrap_or_default()
+            ),
+            "unchanged" => format!("merged   {task}: it changed nothing"),
+            "resolving" => format!(
+                "conflict {task} in {}: a resolver task integrates it",
+                conflicts.join(", ")
+            ),
+            _ => format!("conflict {task} in {}", conflicts.join(", ")),
+        },
         RunEvent::Paused {
             hold,
             until: Some(until),

@@ -62,7 +62,7 @@ fn every_profile_edits_for_implementers_and_only_reads_for_reviewers() {
     ]});
     for agent in AGENTS {
         let e = project(
-            "[executors.aider]\ntype = \"agent\"\nagent = \"aider\"\nmodel = \"sonnet\"\n",
+            "[worktrees]\nmode = \"off\"\n\n[executors.aider]\ntype = \"agent\"\nagent = \"aider\"\nmodel = \"sonnet\"\n",
             script.clone(),
         );
         assert!(

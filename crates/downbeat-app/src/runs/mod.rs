@@ -22,6 +22,7 @@ use downbeat_engine::executor::noop::Noop;
 use downbeat_engine::executor::process::Process;
 use downbeat_engine::executor::{Executor, ExecutorSpec};
 use downbeat_engine::run::{Resolved, RunEvent, RunOptions, RunSummary, default_holder};
+use downbeat_engine::worktree::{WorktreeError, WorktreeMode, Worktrees};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Kind};
@@ -137,7 +138,15 @@ pub fn resolver(
         } else {
             name
         };
+        let worktree = role_cfg
+            .and_then(|r| r.worktree)
+            .unwrap_or(match cfg.worktrees.mode {
+                WorktreeMode::Always => true,
+                WorktreeMode::Auto => matches!(spec, ExecutorSpec::Agent(_)),
+                WorktreeMode::Off => false,
+            });
         Ok(Resolved {
+            worktree,
             name: display,
             needs_prompt: !matches!(spec, ExecutorSpec::Noop),
             executor,
@@ -276,8 +285,31 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
         now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
         accepts: None,
         stay: false,
+        worktrees: worktrees(p)?,
     };
     Ok(opts)
+}
+
+/// The project's worktrees: `None` when isolation is off or the project is not in a git
+/// repository. Opening runs no command that changes anything.
+pub fn worktrees(p: &Project) -> Result<Option<Arc<Worktrees>>, Error> {
+    Worktrees::open(
+        &p.root,
+        p.dir().join("worktrees"),
+        p.config.worktrees.clone(),
+    )
+    .map(|w| w.map(Arc::new))
+    .map_err(worktree_error)
+}
+
+/// A worktree failure as the front ends report it.
+pub fn worktree_error(e: WorktreeError) -> Error {
+    match e {
+        WorktreeError::Git(g) => Error::new(Kind::Internal, g.to_string()).with_hint(
+            "worktree isolation needs git 2.38 or later; [worktrees] mode = \"off\" turns it off",
+        ),
+        other => Error::invalid(other.to_string()),
+    }
 }
 
 /// A run's error as the front ends report it.

@@ -48,9 +48,17 @@ pub fn refuse_problems(checks: &[Check]) -> Result<(), Error> {
 }
 
 /// Runs the checks and refuses when any failed; returns the checks (warnings included).
+/// With worktree isolation, the integration branch is created here (from `HEAD`) if absent,
+/// and refused if a working tree has it checked out.
 pub async fn require(p: &Project, opts: &RunOptions) -> Result<Vec<Check>, Error> {
     let c = checks(p, opts).await?;
     refuse_problems(&c)?;
+    if let Some(w) = opts.worktrees.clone() {
+        tokio::task::spawn_blocking(move || w.ensure_branch())
+            .await
+            .map_err(|e| Error::new(crate::error::Kind::Internal, e.to_string()))?
+            .map_err(crate::runs::worktree_error)?;
+    }
     Ok(c)
 }
 

@@ -17,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::types::{Emitter, ResolveFn, Resolved, RunError, RunEvent, RunOptions};
 use crate::artifacts;
 use crate::config::RetryPolicy;
-use crate::executor::{AttemptSpec, Outcome, OutcomeKind};
+use crate::executor::{AgentReport, AttemptSpec, Outcome, OutcomeKind};
 use crate::prompt_context::render_prompt;
+use crate::worktree::{Prepared, Start, TaskInfo, Worktrees, tags};
+use downbeat_core::attempt::{GitWork, MergeState};
 
 /// An attempt's report back to the loop.
 pub(super) struct Done {
@@ -119,8 +121,9 @@ impl Attempts {
     }
 }
 
-/// Runs one attempt: renders its prompt (if the executor needs one), runs the executor and
-/// stores the artifacts a successful attempt reports (one that cannot be stored fails it).
+/// Runs one attempt: renders its prompt (if the executor needs one), prepares its worktree
+/// (if it works in one), runs the executor, stores the artifacts a successful attempt reports
+/// (one that cannot be stored fails it) and integrates its work.
 async fn attempt(
     store: &dyn Store,
     opts: &RunOptions,
@@ -132,15 +135,23 @@ async fn attempt(
     let prompt = if r.needs_prompt {
         match render_prompt(store, opts, task).await {
             Ok(p) => p,
-            Err(e) => {
-                let mut o = Outcome::new(OutcomeKind::Error, Duration::ZERO);
-                o.error = Some(e);
-                return (o, Vec::new());
-            }
+            Err(e) => return (failure(OutcomeKind::Error, e), Vec::new()),
         }
     } else {
         String::new()
     };
+    let isolation = isolation(opts, task, r);
+    let prepared = match &isolation {
+        Some((w, merge)) => match prepare(w, task, claim.number, merge.clone()).await {
+            Ok(Start::Ready(p)) => Some(p),
+            Ok(Start::Landed(commit)) => return (landed_already(commit), Vec::new()),
+            Err(e) => return (failure(OutcomeKind::Error, e), Vec::new()),
+        },
+        None => None,
+    };
+    let workspace = prepared
+        .as_ref()
+        .map_or_else(|| opts.workspace.clone(), |p| p.path.clone());
     // What the ledger kept of the last attempt: a retry resumes its session, on any machine.
     let previous = if claim.number > 1 {
         store.attempts(task.id).await.ok().and_then(|l| {
@@ -157,7 +168,7 @@ async fn attempt(
         role: task.role.clone(),
         attempt: claim.number,
         prompt,
-        workspace: opts.workspace.clone(),
+        workspace: workspace.clone(),
         attempt_dir: opts
             .runs_dir
             .join(task.id.to_string())
@@ -185,11 +196,7 @@ async fn attempt(
         && !report.artifacts.is_empty()
     {
         // Off the async threads: a large file must not hold up the runner.
-        let (workspace, dir, limit) = (
-            opts.workspace.clone(),
-            opts.artifacts_dir.clone(),
-            opts.artifact_limit,
-        );
+        let (dir, limit) = (opts.artifacts_dir.clone(), opts.artifact_limit);
         let paths = report.artifacts.clone();
         let stored = tokio::task::spawn_blocking(move || {
             paths
@@ -208,7 +215,112 @@ async fn attempt(
             }
         }
     }
+    if let (Some((w, _)), Some(p)) = (isolation, prepared) {
+        integrate(w, p, task, claim.number, &mut outcome).await;
+    }
     (outcome, records)
+}
+
+/// The worktrees an attempt of `task` works in, and the branch a resolver starts with merged:
+/// a `worktree` / `no-worktree` tag decides, else the executor's default.
+fn isolation(
+    opts: &RunOptions,
+    task: &Task,
+    r: &Resolved,
+) -> Option<(Arc<Worktrees>, Option<String>)> {
+    let w = opts.worktrees.clone()?;
+    let merge = task
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix(tags::MERGE))
+        .map(str::to_owned);
+    let has = |tag: &str| task.tags.iter().any(|t| t == tag);
+    let on = if has(tags::OFF) {
+        false
+    } else {
+        has(tags::ON) || merge.is_some() || r.worktree
+    };
+    on.then_some((w, merge))
+}
+
+async fn prepare(
+    w: &Arc<Worktrees>,
+    task: &Task,
+    attempt: u32,
+    merge: Option<String>,
+) -> Result<Start, String> {
+    let (w, id) = (w.clone(), task.id.to_string());
+    tokio::task::spawn_blocking(move || w.prepare(&id, attempt, merge.as_deref()))
+        .await
+        .map_err(|e| format!("worktree: {e}"))?
+        .map_err(|e| format!("worktree: {e}"))
+}
+
+/// Commits and merges a finished attempt's work; a successful attempt whose work cannot be
+/// merged fails (the conflict policy decides what follows). A failed one keeps its worktree.
+async fn integrate(w: Arc<Worktrees>, p: Prepared, task: &Task, n: u32, outcome: &mut Outcome) {
+    if outcome.kind != OutcomeKind::Succeeded {
+        outcome.detail.git = Some(GitWork {
+            branch: p.branch,
+            base: p.base,
+            ..GitWork::default()
+        });
+        return;
+    }
+    let (id, title, role) = (task.id.to_string(), task.title.clone(), task.role.clone());
+    let summary = outcome.report.as_ref().and_then(|r| r.summary.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        let info = TaskInfo {
+            id: &id,
+            title: &title,
+            attempt: n,
+            role: role.as_deref(),
+            summary: summary.as_deref(),
+        };
+        w.integrate(&p, &info).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match done {
+        Ok(work) => {
+            if work.state == MergeState::Conflict {
+                outcome.kind = OutcomeKind::Failed;
+                outcome.error = Some(format!(
+                    "merge conflict with the integration branch in {}",
+                    work.conflicts.join(", ")
+                ));
+            }
+            outcome.detail.git = Some(work);
+        }
+        Err(e) => {
+            outcome.kind = OutcomeKind::Failed;
+            outcome.error = Some(format!("could not integrate the work: {e}"));
+        }
+    }
+}
+
+/// An attempt not run: an earlier one's merge is on the integration branch already.
+fn landed_already(commit: String) -> Outcome {
+    let mut o = Outcome::new(OutcomeKind::Succeeded, Duration::ZERO);
+    o.report = Some(AgentReport {
+        summary: Some(format!(
+            "merged already in {} by an earlier attempt whose end was not recorded",
+            &commit[..commit.len().min(12)]
+        )),
+        ..AgentReport::default()
+    });
+    o.detail.git = Some(GitWork {
+        merge: Some(commit),
+        state: MergeState::Merged,
+        ..GitWork::default()
+    });
+    o
+}
+
+fn failure(kind: OutcomeKind, e: String) -> Outcome {
+    let mut o = Outcome::new(kind, Duration::ZERO);
+    o.error = Some(e);
+    o
 }
 
 /// The task's own timeout, if it sets one.

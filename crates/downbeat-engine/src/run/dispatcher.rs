@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::admission::{Holds, Occupied, held_back};
 use super::attempt::{Attempts, Done, Resolver, outcome_name};
 use super::graph::Graph;
+use super::integration;
 use super::types::{Emitter, RunError, RunEvent, RunOptions, RunSummary};
 use crate::config::{FailurePolicy, RetryPolicy};
 use crate::executor::{AgentReport, Outcome, OutcomeKind};
@@ -225,10 +226,12 @@ impl Dispatcher {
         // A completion whose report changes the plan (a pausing or stopping flag, discovered
         // work that blocks dependents) is committed and applied before anything new starts.
         let rules = &self.opts.rules;
+        // So is a merge conflict that adds a resolver the dependents must wait for.
         let hold = self.turn.post.iter().any(|(_, o)| {
             o.report
                 .as_ref()
                 .is_some_and(|r| flags::changes_plan(&r.flags, &r.discovered, rules))
+                || integration::adds_resolver(o)
         });
         if self.stopping_or_cancelled() || hold {
             return choice;
@@ -576,7 +579,23 @@ impl Dispatcher {
             .unwrap_or(policy.max_attempts)
             .max(1);
         let interrupted = self.cancel.is_cancelled();
+        let mut outcome = outcome;
+        let policy_fx = match &self.opts.worktrees {
+            Some(w) => {
+                let g = &self.g;
+                integration::on_conflict(w.config(), claim.task, &title, &mut outcome, || {
+                    g.node_of.get(&claim.task).map_or_else(Vec::new, |&v| {
+                        g.dependent_tasks(v).into_iter().map(|d| d.id).collect()
+                    })
+                })
+            }
+            None => integration::PolicyFx::default(),
+        };
+        if let Some(e) = integration::integrated(claim.task, &outcome) {
+            self.events.emit(e);
+        }
         let (status, label) = match outcome.kind {
+            OutcomeKind::Failed if policy_fx.final_failure => (FinishStatus::Failed, "failed"),
             OutcomeKind::Succeeded => (FinishStatus::Completed, "completed"),
             OutcomeKind::Cancelled if interrupted => (FinishStatus::Requeue, "pending"),
             OutcomeKind::Cancelled => (FinishStatus::Cancelled, "cancelled"),
@@ -586,12 +605,13 @@ impl Dispatcher {
             }
             _ => (FinishStatus::Failed, "failed"),
         };
-        let effects = match (&outcome.report, status) {
+        let mut effects = match (&outcome.report, status) {
             (Some(r), FinishStatus::Completed) => {
                 self.report_effects(claim.task, r).unwrap_or_default()
             }
             _ => Vec::new(),
         };
+        effects.extend(policy_fx.effects);
         self.turn.finishes.push(Finish {
             task: claim.task,
             epoch: claim.epoch,

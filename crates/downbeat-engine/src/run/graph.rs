@@ -486,6 +486,7 @@ role = "implementer"
                 t.role.as_deref().is_some_and(|r| roles.contains(&r))
             })),
             stay: true,
+            worktrees: None,
         };
         let g = Graph::load(&store, &opts, Timestamp(1)).await.unwrap();
         (dir, g, ids)

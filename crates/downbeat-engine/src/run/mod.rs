@@ -32,6 +32,7 @@ pub(crate) mod admission;
 mod attempt;
 mod dispatcher;
 pub(crate) mod graph;
+mod integration;
 pub(crate) mod types;
 
 pub use crate::host::{default_holder, holder_is_dead, this_host};

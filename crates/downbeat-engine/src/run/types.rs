@@ -26,6 +26,9 @@ pub struct Resolved {
     pub needs_prompt: bool,
     pub timeout: Option<Duration>,
     pub retry: RetryPolicy,
+    /// Whether its attempts work in their own git worktree (when the run has worktrees; a
+    /// task's `worktree` / `no-worktree` tag overrides it).
+    pub worktree: bool,
 }
 
 /// Resolves a task's executor from its settings, its role and the defaults; an error names
@@ -71,6 +74,8 @@ pub struct RunOptions {
     /// Keep running when nothing is left to do, waiting for new work (a worker), until
     /// cancelled.
     pub stay: bool,
+    /// Worktree isolation, when the project is a git repository and it is not off.
+    pub worktrees: Option<Arc<crate::worktree::Worktrees>>,
 }
 
 /// Whether a runner takes a task.
@@ -130,6 +135,15 @@ pub enum RunEvent {
     Cancelled {
         task: String,
         reason: String,
+    },
+    /// A task's work and the integration branch: `merged`, `unchanged`, `conflict` (with the
+    /// files and what the conflict policy does), `resolving`.
+    Integrated {
+        task: String,
+        state: String,
+        commit: Option<String>,
+        files: u32,
+        conflicts: Vec<String>,
     },
     /// A hold is in force: nothing but `until` (or, without it, nothing at all) starts.
     Paused {

@@ -34,6 +34,9 @@ pub use types::{
 /// The all-zero object id: `update-ref` creates a ref only if it does not exist yet.
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
+/// Where attempts' branches go: `downbeat/tasks/<task>-<attempt>`.
+const BRANCH_PREFIX: &str = "downbeat/tasks/";
+
 /// How often a merge is tried again when another runner moved the branch meanwhile.
 const MAX_TRIES: u32 = 20;
 
@@ -86,6 +89,9 @@ pub struct Worktrees {
     config: WorktreeConfig,
     /// One merge at a time from this process (other processes: the ref's compare-and-swap).
     merging: Mutex<()>,
+    /// One change to the repository's list of worktrees at a time: git reads every other
+    /// worktree's administrative files while it adds one, and fails on one half made.
+    admin: Mutex<()>,
 }
 
 impl Worktrees {
@@ -113,6 +119,7 @@ impl Worktrees {
             dir,
             config,
             merging: Mutex::new(()),
+            admin: Mutex::new(()),
         }))
     }
 
@@ -230,13 +237,15 @@ impl Worktrees {
         Ok((!found.is_empty()).then_some(found))
     }
 
-    fn path_for(&self, task: &str, attempt: u32) -> PathBuf {
-        self.dir.join(format!("{task}-{attempt}"))
+    /// One path per task, whatever the attempt: agent CLIs keep sessions per directory, and
+    /// a retry resumes the last attempt's session only from the same one.
+    fn path_for(&self, task: &str) -> PathBuf {
+        self.dir.join(task)
     }
 
     /// The branch of one attempt.
     pub fn branch_for(task: &str, attempt: u32) -> String {
-        format!("downbeat/tasks/{task}-{attempt}")
+        format!("{BRANCH_PREFIX}{task}-{attempt}")
     }
 
     /// A fresh worktree for one attempt, from the integration branch's tip; with `merge`
@@ -251,8 +260,13 @@ impl Worktrees {
         if let Some(m) = self.landed(task, &tip)? {
             return Ok(Start::Landed(m));
         }
-        self.remove_task(task)?;
-        let path = self.path_for(task, attempt);
+        let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_task_unlocked(task)?;
+        let path = self.path_for(task);
+        if path.exists() {
+            // Left by a runner killed while it was being made or removed.
+            self.remove_unlocked(&path);
+        }
         let branch = Self::branch_for(task, attempt);
         std::fs::create_dir_all(&self.dir).map_err(|e| {
             WorktreeError::Git(GitError::Missing(format!(
@@ -264,6 +278,7 @@ impl Worktrees {
         self.git.run(&[
             "worktree", "add", "--quiet", "--force", "-B", &branch, &p, &tip,
         ])?;
+        drop(admin);
         let mut conflicts = Vec::new();
         if let Some(from) = merge {
             let wt = Git::new(&path);
@@ -401,6 +416,11 @@ impl Worktrees {
 
     /// Removes one worktree (its branch stays).
     pub fn remove(&self, path: &Path) {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_unlocked(path);
+    }
+
+    fn remove_unlocked(&self, path: &Path) {
         let p = path.to_string_lossy().into_owned();
         let removed = self
             .git
@@ -414,24 +434,24 @@ impl Worktrees {
 
     /// The worktrees Downbeat made, as (task id, attempt, path).
     pub fn list(&self) -> Result<Vec<(String, u32, PathBuf)>, WorktreeError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        self.list_unlocked()
+    }
+
+    fn list_unlocked(&self) -> Result<Vec<(String, u32, PathBuf)>, WorktreeError> {
         let mut out = Vec::new();
         let list = self.git.run(&["worktree", "list", "--porcelain"])?;
+        let mut path: Option<PathBuf> = None;
         for line in list.lines() {
-            let Some(p) = line.strip_prefix("worktree ") else {
-                continue;
-            };
-            let path = PathBuf::from(p);
-            if path.parent() != Some(self.dir.as_path()) {
-                continue;
-            }
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if let Some((task, n)) = name.rsplit_once('-')
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = Some(PathBuf::from(p)).filter(|p| p.parent() == Some(self.dir.as_path()));
+            } else if let (Some(p), Some(b)) = (&path, line.strip_prefix("branch refs/heads/"))
+                && let Some((task, n)) = b
+                    .strip_prefix(BRANCH_PREFIX)
+                    .and_then(|r| r.rsplit_once('-'))
                 && let Ok(n) = n.parse()
             {
-                out.push((task.to_owned(), n, path.clone()));
+                out.push((task.to_owned(), n, p.clone()));
             }
         }
         Ok(out)
@@ -439,10 +459,15 @@ impl Worktrees {
 
     /// Removes every worktree of `task` (earlier attempts' kept for inspection).
     pub fn remove_task(&self, task: &str) -> Result<usize, WorktreeError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_task_unlocked(task)
+    }
+
+    fn remove_task_unlocked(&self, task: &str) -> Result<usize, WorktreeError> {
         let mut n = 0;
-        for (t, _, path) in self.list()? {
+        for (t, _, path) in self.list_unlocked()? {
             if t == task {
-                self.remove(&path);
+                self.remove_unlocked(&path);
                 n += 1;
             }
         }

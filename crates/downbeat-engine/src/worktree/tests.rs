@@ -225,3 +225,73 @@ fn a_repository_without_a_commit_and_a_bad_branch_name_are_explained() {
         .is_none()
     );
 }
+
+#[test]
+fn workers_in_their_own_clones_merge_through_the_remote_one_at_a_time() {
+    // A bare repository stands in for the remote; two clones stand in for two machines.
+    let (seed, _) = repo();
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("remote.git");
+    sh(
+        tmp.path(),
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &seed.path().display().to_string(),
+            "remote.git",
+        ],
+    );
+    let cfg = WorktreeConfig {
+        remote: Some("origin".into()),
+        ..Default::default()
+    };
+    let clone = |name: &str| {
+        sh(
+            tmp.path(),
+            &["clone", "--quiet", &bare.display().to_string(), name],
+        );
+        let root = tmp.path().join(name);
+        Worktrees::open(&root, root.join(".downbeat/worktrees"), cfg.clone())
+            .unwrap()
+            .unwrap()
+    };
+    let (w1, w2) = (clone("one"), clone("two"));
+    // The first to ask creates the integration branch on the remote; the other fetches it.
+    let tip = w1.ensure_branch().unwrap();
+    assert_eq!(w2.ensure_branch().unwrap(), tip);
+    let a = ready(&w1, "aaa", 1);
+    let b = ready(&w2, "bbb", 1);
+    std::fs::write(a.path.join("x.txt"), "x\n").unwrap();
+    std::fs::write(b.path.join("y.txt"), "y\n").unwrap();
+    assert_eq!(
+        w1.integrate(&a, &info("aaa")).unwrap().state,
+        MergeState::Merged
+    );
+    // The second worker fetches the remote's new tip before merging on it.
+    let wb = w2.integrate(&b, &info("bbb")).unwrap();
+    assert_eq!(wb.state, MergeState::Merged);
+    let tree = sh(&bare, &["ls-tree", "--name-only", "downbeat/integration"]);
+    assert_eq!(
+        tree.lines().collect::<Vec<_>>(),
+        ["a.txt", "x.txt", "y.txt"]
+    );
+    // Task branches are on the remote; both merges are on its first-parent line, once each.
+    assert!(!sh(&bare, &["branch", "--list", "downbeat/tasks/*"]).is_empty());
+    let merges = sh(
+        &bare,
+        &[
+            "log",
+            "--first-parent",
+            "--merges",
+            "--format=%s",
+            "downbeat/integration",
+        ],
+    );
+    assert_eq!(merges.lines().count(), 2, "{merges}");
+    // A worker sees the other's merge: its task is not run again there.
+    assert!(matches!(
+        w2.prepare("aaa", 2, None).unwrap(),
+        Start::Landed(_)
+    ));
+}

@@ -273,8 +273,9 @@ pub async fn attempts(p: &Project, q: &str) -> Out {
                 "executor": a.executor, "started_at": a.started_at, "ended_at": a.ended_at,
                 "outcome": a.outcome, "error": a.error, "summary": a.summary,
                 "tokens": a.tokens_prompt.map(|i| json!({"in": i, "out": a.tokens_completion})),
-                "cost_usd": at.agent.as_ref().and_then(|r| r.output.cost_usd),
-                "session": at.agent.as_ref().and_then(|r| r.output.session.clone()),
+                "cost_usd": a.detail.cost_usd.or_else(|| at.agent.as_ref().and_then(|r| r.output.cost_usd)),
+                "session": a.detail.session.clone().or_else(|| at.agent.as_ref().and_then(|r| r.output.session.clone())),
+                "git": a.detail.git,
             }))
         }).collect::<Vec<_>>(),
     }))

@@ -83,22 +83,7 @@ pub async fn claims_are_exclusive_and_fenced(f: Fixture) {
         .copied()
         .unwrap();
     // The ledger keeps the attempt's detail (agent, session, cost, git work) as given.
-    let detail = downbeat_core::attempt::AttemptDetail {
-        agent: Some("codex".into()),
-        session: Some("0199a213-81c0".into()),
-        cost_usd: Some(0.0375),
-        git: Some(downbeat_core::attempt::GitWork {
-            branch: "downbeat/t/b/1".into(),
-            base: "aaaa".into(),
-            head: Some("bbbb".into()),
-            merge: Some("cccc".into()),
-            state: downbeat_core::attempt::MergeState::Merged,
-            files: 2,
-            insertions: 10,
-            deletions: 1,
-            ..Default::default()
-        }),
-    };
+    let detail = sample_detail();
     let mut fin = finish(
         b,
         claim_b.epoch,
@@ -366,4 +351,24 @@ pub async fn retries_wait_for_their_time(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(due.claimed[0].number, 2);
+}
+
+/// An attempt's detail with every field set, as a run of a coding agent in a worktree leaves.
+fn sample_detail() -> downbeat_core::attempt::AttemptDetail {
+    downbeat_core::attempt::AttemptDetail {
+        agent: Some("codex".into()),
+        session: Some("0199a213-81c0".into()),
+        cost_usd: Some(0.0375),
+        git: Some(downbeat_core::attempt::GitWork {
+            branch: "downbeat/t/b/1".into(),
+            base: "aaaa".into(),
+            head: Some("bbbb".into()),
+            merge: Some("cccc".into()),
+            state: downbeat_core::attempt::MergeState::Merged,
+            files: 2,
+            insertions: 10,
+            deletions: 1,
+            ..Default::default()
+        }),
+    }
 }

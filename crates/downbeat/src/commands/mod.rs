@@ -13,6 +13,7 @@ mod render;
 mod show;
 mod tasks;
 mod views;
+mod worktrees;
 
 use downbeat_app::project::{self, Globals};
 use downbeat_core::task::Status;
@@ -160,6 +161,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Attempts(a) => crate::run_cmd::attempts(&p, &a.id, j).await,
         Command::Logs(a) => agents::logs(&p, a, j).await,
         Command::Agents(a) => agents::agents(&p, a, j).await,
+        Command::Diff(a) => worktrees::diff(&p, a, j).await,
+        Command::Land(a) => worktrees::land(&p, a, j).await,
+        Command::Worktrees(a) => worktrees::worktrees(&p, a, j).await,
         Command::Dep(c) => dep(&p, c, j).await,
         Command::Ready(a) => ready(&p, a, j).await,
         Command::Blocked => blocked(&p, j).await,

@@ -20,6 +20,7 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
         task: t,
         edges,
         events,
+        git,
     } = downbeat_app::views::detail(p, q, 10).await?;
     let id = t.id;
     let v = view(p).await?;
@@ -51,6 +52,9 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
         o["waits_on"] = json!(ids_json(&blockers));
         o["progress"] = serde_json::to_value(v.rollup.get(&id)).unwrap_or(Value::Null);
         o["events"] = serde_json::to_value(&events).unwrap_or(Value::Null);
+        if let Some(g) = &git {
+            o["git"] = serde_json::to_value(g).unwrap_or(Value::Null);
+        }
         print_json(&o);
         return Ok(());
     }
@@ -90,6 +94,9 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
         t.finished_at.map(|x| x.to_string()).unwrap_or_default(),
     );
     field("result", t.result.clone().unwrap_or_default());
+    if let Some(g) = &git {
+        field("work", work_line(g));
+    }
     if !t.description.is_empty() {
         let _ = writeln!(s, "\n{}", t.description.trim_end());
     }
@@ -168,4 +175,26 @@ pub(super) fn change_summary(before: &Option<Value>, after: &Option<Value>) -> S
         (Some(b), None) => format!(" (was {})", clip(&b.to_string(), 100)),
         (None, None) => String::new(),
     }
+}
+
+/// A task's git work in one line: state, branch, diff size, merge commit, conflicts.
+fn work_line(g: &downbeat_core::attempt::GitWork) -> String {
+    let merge = g
+        .merge
+        .as_deref()
+        .map(|c| format!(" as {}", &c[..c.len().min(10)]))
+        .unwrap_or_default();
+    let conflicts = if g.conflicts.is_empty() {
+        String::new()
+    } else {
+        format!(" (conflicts: {})", g.conflicts.join(", "))
+    };
+    format!(
+        "{} on {}: {} file(s), +{} -{}{merge}{conflicts}",
+        g.state.name(),
+        g.branch,
+        g.files,
+        g.insertions,
+        g.deletions
+    )
 }

@@ -1,0 +1,139 @@
+//! The integration of agents' work: the change a task made (`diff`), bringing the integration
+//! branch into the user's branch (`land`), and the worktrees left on disk.
+
+use std::sync::Arc;
+
+use downbeat_core::attempt::GitWork;
+use downbeat_core::ids::TaskId;
+use downbeat_engine::worktree::{LandError, Landed, Worktrees};
+use serde::Serialize;
+
+use crate::error::{Error, Kind};
+use crate::project::Project;
+use crate::runs::worktree_error;
+
+/// The project's worktrees, or an error saying why there are none.
+fn required(p: &Project) -> Result<Arc<Worktrees>, Error> {
+    crate::runs::worktrees(p)?.ok_or_else(|| {
+        Error::invalid(format!(
+            "{} is not in a git repository, or worktree isolation is off",
+            p.root.display()
+        ))
+        .with_hint("see docs/worktrees.md: [worktrees] mode, and `git init` with a first commit")
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(Kind::Internal, e.to_string()))?
+}
+
+/// A task's change: the git work of its last attempt that made one, and the diff.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskDiff {
+    pub task: String,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub git: GitWork,
+    /// `git diff` (or `--stat`) from `base` to `head`.
+    pub diff: String,
+}
+
+/// The change task `q` made, against what it started from (its last attempt with one, or
+/// attempt `attempt`).
+pub async fn diff(
+    p: &Project,
+    q: &str,
+    attempt: Option<u32>,
+    stat: bool,
+) -> Result<TaskDiff, Error> {
+    let id: TaskId = crate::tasks::resolve(p, q).await?;
+    let ledger = p.store.attempts(id).await?;
+    let found = ledger
+        .into_iter()
+        .rev()
+        .filter(|a| attempt.is_none_or(|n| a.number == n))
+        .find_map(|a| {
+            let git = a.detail.git?;
+            git.head.is_some().then_some((a.number, git))
+        });
+    let Some((number, git)) = found else {
+        return Err(Error::not_found(match attempt {
+            Some(n) => format!("attempt {n} of task {id} made no change in a worktree"),
+            None => {
+                format!("task {id} has no change: no attempt of it changed files in a worktree")
+            }
+        })
+        .with_hint("`downbeat attempts TASK` lists its attempts"));
+    };
+    let w = required(p)?;
+    let (base, head) = (git.base.clone(), git.head.clone().unwrap_or_default());
+    let text = blocking(move || w.diff(&base, &head, stat).map_err(worktree_error)).await?;
+    Ok(TaskDiff {
+        task: id.to_string(),
+        attempt: number,
+        git,
+        diff: text,
+    })
+}
+
+/// Brings the integration branch into `into` (default: the checked-out branch).
+pub async fn land(p: &Project, into: Option<String>) -> Result<Landed, Error> {
+    let w = required(p)?;
+    blocking(move || {
+        w.land(into.as_deref()).map_err(|e| match e {
+            LandError::Dirty | LandError::Diverged { .. } | LandError::Conflict { .. } => {
+                Error::new(Kind::Conflict, e.to_string())
+            }
+            LandError::NoBranch(_) | LandError::NoIntegration(_) => Error::not_found(e.to_string()),
+            LandError::Detached => Error::invalid(e.to_string()),
+            LandError::Git(g) => Error::new(Kind::Internal, g.to_string()),
+        })
+    })
+    .await
+}
+
+/// The worktrees left on disk (failed attempts kept for inspection), as (task, attempt, path).
+pub async fn list(p: &Project) -> Result<Vec<(String, u32, String)>, Error> {
+    let Some(w) = crate::runs::worktrees(p)? else {
+        return Ok(Vec::new());
+    };
+    blocking(move || {
+        Ok(w.list()
+            .map_err(worktree_error)?
+            .into_iter()
+            .map(|(t, n, path)| (t, n, path.display().to_string()))
+            .collect())
+    })
+    .await
+}
+
+/// Removes the worktrees of tasks that are not running: completed, cancelled, failed or
+/// pending ones (a failed attempt's is kept until this or its retry). Returns how many.
+pub async fn clean(p: &Project) -> Result<usize, Error> {
+    let Some(w) = crate::runs::worktrees(p)? else {
+        return Ok(0);
+    };
+    let mut running = std::collections::HashSet::new();
+    for (t, _, _) in list(p).await? {
+        if let Ok(id) = p.store.resolve_task(&t).await
+            && p.store.task(id).await?.status == downbeat_core::task::Status::Running
+        {
+            running.insert(t);
+        }
+    }
+    blocking(move || {
+        let mut n = 0;
+        for (t, _, path) in w.list().map_err(worktree_error)? {
+            if !running.contains(&t) {
+                w.remove(&path);
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+    .await
+}
