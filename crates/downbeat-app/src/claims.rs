@@ -86,6 +86,10 @@ pub struct ClaimedWork {
     pub holder: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// Where to do the work, when the task works in its own git worktree: completing the
+    /// claim commits what is left there and merges it into the integration branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::worktrees::ClaimWorktree>,
 }
 
 fn as_text<S: serde::Serializer>(f: &Fence, s: S) -> Result<S::Ok, S::Error> {
@@ -198,6 +202,18 @@ pub async fn claim(
             continue;
         };
         let task = p.store.task(got.task).await?;
+        let worktree = match crate::worktrees::prepare_claim(p, &task, got.number).await {
+            Ok(w) => w,
+            Err(err) => {
+                // The claim is given back: nobody can do the work without its worktree.
+                let fence = Fence {
+                    epoch: got.epoch,
+                    attempt: got.attempt_id,
+                };
+                let _ = give_back(p, &task, fence, &err.message).await;
+                return Err(err);
+            }
+        };
         let prompt = if c.prompt {
             Some(render_prompt(p, &task, None).await?)
         } else {
@@ -216,11 +232,39 @@ pub async fn claim(
             lease_until,
             holder,
             prompt,
+            worktree,
         }));
     }
     Ok(Claim::none(
         "every candidate was claimed by someone else meanwhile; claim again",
     ))
+}
+
+/// Gives a claim back (pending again) when it cannot be worked on.
+async fn give_back(p: &Project, t: &Task, fence: Fence, why: &str) -> Result<(), Error> {
+    let batch = Batch {
+        finishes: vec![Finish {
+            task: t.id,
+            epoch: fence.epoch,
+            attempt_id: fence.attempt,
+            status: FinishStatus::Requeue,
+            outcome: "error".into(),
+            exit_code: None,
+            error: Some(why.to_owned()),
+            summary: None,
+            tokens: None,
+            detail: Default::default(),
+            artifacts: Vec::new(),
+            effects: Vec::new(),
+        }],
+        claims: vec![],
+        holder: t.lease_holder.clone().unwrap_or_default(),
+        lease_until: p.now(),
+        quiet: false,
+        holds_seen: None,
+    };
+    p.store.commit_batch(&batch, &p.actor().await?).await?;
+    Ok(())
 }
 
 /// A task named by the claimant, checked with targeted queries: a pending live leaf whose
@@ -530,10 +574,12 @@ fn landing(p: &Project, e: &End, how: EndAction) -> Landing {
     }
 }
 
-/// Checks a completion's report and keeps its artifacts (copied off the async threads).
+/// Checks a completion's report and keeps its artifacts (copied off the async threads), read
+/// from `root` (the project, or the task's worktree).
 async fn checked_report(
     p: &Project,
     e: &End,
+    root: std::path::PathBuf,
 ) -> Result<Vec<downbeat_store::ArtifactRecord>, Error> {
     for d in &e.discovered {
         if d.title.trim().is_empty() {
@@ -551,11 +597,7 @@ async fn checked_report(
         .run
         .artifact_limit()
         .map_err(|e| Error::invalid(format!("[run] artifact_limit: {e}")))?;
-    let (root, dir, paths) = (
-        p.root.clone(),
-        p.dir().join("artifacts"),
-        e.artifacts.clone(),
-    );
+    let (dir, paths) = (p.dir().join("artifacts"), e.artifacts.clone());
     tokio::task::spawn_blocking(move || {
         paths
             .iter()
@@ -599,19 +641,30 @@ async fn report_effects(
 /// Completes, fails or releases claimed work under its fencing token.
 pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
     let (t, fence) = claimed(p, e).await?;
+    let tree = p.dir().join("worktrees").join(t.id.to_string());
     let artifacts = if how == EndAction::Complete {
-        checked_report(p, e).await?
+        let root = if tree.is_dir() { tree } else { p.root.clone() };
+        checked_report(p, e, root).await?
     } else {
         Vec::new()
     };
     // The report's effects are computed first and commit with the completion, or not at all.
-    let effects = if how == EndAction::Complete {
+    let mut effects = if how == EndAction::Complete {
         report_effects(p, &t, e).await?
     } else {
         Vec::new()
     };
     let paths: Vec<String> = artifacts.iter().map(|a| a.path.clone()).collect();
-    let l = landing(p, e, how);
+    let mut l = landing(p, e, how);
+    // Work done in a worktree is committed and merged before the completion is recorded.
+    let git = match how {
+        EndAction::Complete => integrated(p, &t, e, &mut l, &mut effects).await?,
+        EndAction::Release => {
+            crate::worktrees::release_claim(p, &t).await?;
+            None
+        }
+        EndAction::Fail => None,
+    };
     let batch = Batch {
         finishes: vec![Finish {
             task: t.id,
@@ -623,7 +676,10 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
             error: l.error,
             summary: l.summary,
             tokens: None,
-            detail: Default::default(),
+            detail: downbeat_core::attempt::AttemptDetail {
+                git,
+                ..Default::default()
+            },
             artifacts,
             effects,
         }],
@@ -682,6 +738,62 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
         out.holds = fx.holds;
     }
     Ok(out)
+}
+
+/// Integrates the work of a completing claim done in a worktree; a merge conflict turns the
+/// completion into what the conflict policy says (a failure, a retry, or a completion with a
+/// resolver task).
+async fn integrated(
+    p: &Project,
+    t: &Task,
+    e: &End,
+    l: &mut Landing,
+    effects: &mut Vec<downbeat_core::flags::Effect>,
+) -> Result<Option<downbeat_core::attempt::GitWork>, Error> {
+    use downbeat_core::attempt::MergeState;
+    use downbeat_engine::executor::{AgentReport, Outcome, OutcomeKind};
+    let Some(work) =
+        crate::worktrees::integrate_claim(p, t, t.attempts, e.summary.as_deref()).await?
+    else {
+        return Ok(None);
+    };
+    if work.state != MergeState::Conflict {
+        return Ok(Some(work));
+    }
+    let dependents: Vec<TaskId> = downbeat_engine::run::load_dependents(p.store.as_ref(), t.id)
+        .await
+        .map_err(runs::run_error)?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let mut o = Outcome::new(OutcomeKind::Failed, std::time::Duration::ZERO);
+    o.report = Some(AgentReport {
+        summary: e.summary.clone(),
+        ..AgentReport::default()
+    });
+    let error = format!(
+        "merge conflict with the integration branch in {}",
+        work.conflicts.join(", ")
+    );
+    o.detail.git = Some(work);
+    let fx = downbeat_engine::run::on_conflict(&p.config.worktrees, t.id, &t.title, &mut o, || {
+        dependents
+    });
+    if o.kind == OutcomeKind::Succeeded {
+        effects.extend(fx.effects);
+    } else {
+        effects.clear();
+        l.status = if fx.final_failure {
+            FinishStatus::Failed
+        } else {
+            FinishStatus::Retry {
+                not_before: p.now(),
+            }
+        };
+        l.outcome = "failed";
+        l.error = Some(error);
+    }
+    Ok(o.detail.git)
 }
 
 /// The fence a token names (`EPOCH.ATTEMPT`), or why it names none.

@@ -137,3 +137,121 @@ pub async fn clean(p: &Project) -> Result<usize, Error> {
     })
     .await
 }
+
+/// The worktrees a task works in, and the branch a resolver starts with merged.
+type Isolation = (Arc<Worktrees>, Option<String>);
+
+/// Where claimed work is to be done, when its task works in a worktree.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimWorktree {
+    /// Work here, not in the project.
+    pub path: String,
+    pub branch: String,
+    /// An earlier attempt's merge of this task is on the integration branch already (its end
+    /// was never recorded): complete the task without doing the work again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_already: Option<String>,
+}
+
+/// The worktrees task `t` works in when claimed from outside a runner, and the branch a
+/// resolver starts with merged: its tags, else its role's `worktree`, else the mode (`auto`:
+/// when its executor is a coding agent).
+fn isolation_for(
+    p: &Project,
+    t: &downbeat_core::task::Task,
+) -> Result<Option<Isolation>, Error> {
+    use downbeat_engine::worktree::{WorktreeMode, tags};
+    let Some(w) = crate::runs::worktrees(p)? else {
+        return Ok(None);
+    };
+    let role = t.role.as_ref().and_then(|r| p.config.roles.get(r));
+    let default = match (role.and_then(|r| r.worktree), p.config.worktrees.mode) {
+        (Some(on), _) => on,
+        (None, WorktreeMode::Always) => true,
+        (None, WorktreeMode::Off) => false,
+        (None, WorktreeMode::Auto) => crate::runs::resolver(p, None)
+            .ok()
+            .and_then(|f| f(t).ok())
+            .is_some_and(|r| r.worktree),
+    };
+    Ok(tags::isolation(&t.tags, default).map(|merge| (w, merge)))
+}
+
+/// Prepares the worktree of a claimed attempt, when its task works in one.
+pub async fn prepare_claim(
+    p: &Project,
+    t: &downbeat_core::task::Task,
+    attempt: u32,
+) -> Result<Option<ClaimWorktree>, Error> {
+    use downbeat_engine::worktree::Start;
+    let Some((w, merge)) = isolation_for(p, t)? else {
+        return Ok(None);
+    };
+    let id = t.id.to_string();
+    let path = w
+        .root()
+        .join(crate::project::DIR)
+        .join("worktrees")
+        .join(&id);
+    let start = blocking(move || {
+        w.ensure_branch().map_err(worktree_error)?;
+        w.prepare(&id, attempt, merge.as_deref())
+            .map_err(worktree_error)
+    })
+    .await?;
+    Ok(Some(match start {
+        Start::Ready(prep) => ClaimWorktree {
+            path: prep.path.display().to_string(),
+            branch: prep.branch,
+            merged_already: None,
+        },
+        Start::Landed(commit) => ClaimWorktree {
+            path: path.display().to_string(),
+            branch: String::new(),
+            merged_already: Some(commit),
+        },
+    }))
+}
+
+/// Commits and merges the work of a claimed attempt that completes, when it was done in a
+/// worktree: the git record for the ledger (a conflict is an answer, not an error).
+pub async fn integrate_claim(
+    p: &Project,
+    t: &downbeat_core::task::Task,
+    attempt: u32,
+    summary: Option<&str>,
+) -> Result<Option<GitWork>, Error> {
+    let Some((w, _)) = isolation_for(p, t)? else {
+        return Ok(None);
+    };
+    let (id, title, role) = (t.id.to_string(), t.title.clone(), t.role.clone());
+    let summary = summary.map(str::to_owned);
+    blocking(move || {
+        let Some(prep) = w.resume(&id, attempt).map_err(worktree_error)? else {
+            return Ok(None);
+        };
+        let info = downbeat_engine::worktree::TaskInfo {
+            id: &id,
+            title: &title,
+            attempt,
+            role: role.as_deref(),
+            summary: summary.as_deref(),
+        };
+        w.integrate(&prep, &info).map(Some).map_err(|e| {
+            Error::conflict(format!(
+                "the work in {} cannot be integrated: {e}",
+                prep.path.display()
+            ))
+        })
+    })
+    .await
+}
+
+/// Removes the worktree of work given back untouched.
+pub async fn release_claim(p: &Project, t: &downbeat_core::task::Task) -> Result<(), Error> {
+    let Some((w, _)) = isolation_for(p, t)? else {
+        return Ok(());
+    };
+    let id = t.id.to_string();
+    blocking(move || w.remove_task(&id).map(|_| ()).map_err(worktree_error)).await
+}

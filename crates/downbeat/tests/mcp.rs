@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::{Env, NOW};
@@ -42,6 +42,36 @@ impl Fixture {
         let (mut p, _) = project::init(&g).await.unwrap();
         p.fixed_now = now;
         let ctx = Arc::new(Ctx::new(Some(g.actor.clone()), p, profile));
+        Self { env, ctx }
+    }
+
+    /// A project in a git repository with one commit, its configuration `config`.
+    async fn in_repo(config: &str) -> Self {
+        let env = Env::builder().build();
+        env.write(".downbeat/config.toml", config);
+        env.write("README.md", "# demo\n");
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "-A"],
+            &["commit", "-q", "-m", "start"],
+        ] {
+            let ok = std::process::Command::new("git")
+                .current_dir(env.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        }
+        let g = Globals {
+            project: Some(env.path().to_owned()),
+            actor: "tester".into(),
+            ..Default::default()
+        };
+        let (mut p, _) = project::init(&g).await.unwrap();
+        p.fixed_now = Timestamp::parse_rfc3339(NOW);
+        let ctx = Arc::new(Ctx::new(Some(g.actor.clone()), p, Profile::Full));
         Self { env, ctx }
     }
 
@@ -1767,4 +1797,65 @@ async fn idle_http_sessions_expire_and_make_room() {
         );
     }
     let _ = child.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimed_work_is_done_in_a_worktree_and_merged_when_it_completes() {
+    let f = Fixture::in_repo("[worktrees]\nmode = \"always\"\nconflict = \"retry\"\n").await;
+    let c = f.client("agent").await;
+    call(
+        &c,
+        "plan",
+        json!({"plan": {"tasks": [
+            {"key": "a", "title": "Write A", "role": "implementer"},
+            {"key": "b", "title": "Write B", "role": "implementer"},
+        ]}}),
+    )
+    .await;
+    let claim = |task: &'static str| {
+        let c = &c;
+        async move { call(c, "claim", json!({"task": task, "prompt": false})).await }
+    };
+    let (a, b) = (claim("a").await, claim("b").await);
+    let tree = |v: &Value| PathBuf::from(v["worktree"]["path"].as_str().unwrap());
+    assert!(
+        tree(&a).is_dir() && tree(&b).is_dir() && tree(&a) != tree(&b),
+        "{a} {b}"
+    );
+    assert!(
+        a["worktree"]["branch"]
+            .as_str()
+            .unwrap()
+            .starts_with("downbeat/tasks/")
+    );
+    // Both write the same file: the first completion merges, the second conflicts and, under
+    // `retry`, goes back to pending.
+    std::fs::write(tree(&a).join("s.txt"), "from A\n").unwrap();
+    std::fs::write(tree(&b).join("s.txt"), "from B\n").unwrap();
+    let done = |v: &Value| json!({"action": "complete", "task": v["task"], "token": v["token"], "summary": "wrote s.txt"});
+    let ea = call(&c, "work", done(&a)).await;
+    assert_eq!(ea["status"], "completed", "{ea}");
+    assert!(!tree(&a).exists(), "a merged attempt's worktree is removed");
+    let eb = call(&c, "work", done(&b)).await;
+    assert_eq!(eb["status"], "pending", "{eb}");
+    let at = call(&c, "attempts", json!({"id": "b"})).await;
+    assert_eq!(at["attempts"][0]["git"]["state"], "conflict", "{at}");
+    assert_eq!(at["attempts"][0]["git"]["conflicts"], json!(["s.txt"]));
+    // Claimed again, B starts from the tip that holds A's change.
+    let b2 = claim("b").await;
+    assert_eq!(
+        std::fs::read_to_string(tree(&b2).join("s.txt")).unwrap(),
+        "from A\n"
+    );
+    std::fs::write(tree(&b2).join("s.txt"), "from A and B\n").unwrap();
+    assert_eq!(call(&c, "work", done(&b2)).await["status"], "completed");
+    let show = std::process::Command::new("git")
+        .current_dir(f.path())
+        .args(["show", "downbeat/integration:s.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&show.stdout), "from A and B\n");
+    let at = call(&c, "attempts", json!({"id": "b"})).await;
+    assert_eq!(at["attempts"][1]["git"]["state"], "merged", "{at}");
+    let _ = c.cancel().await;
 }

@@ -229,18 +229,7 @@ fn isolation(
     r: &Resolved,
 ) -> Option<(Arc<Worktrees>, Option<String>)> {
     let w = opts.worktrees.clone()?;
-    let merge = task
-        .tags
-        .iter()
-        .find_map(|t| t.strip_prefix(tags::MERGE))
-        .map(str::to_owned);
-    let has = |tag: &str| task.tags.iter().any(|t| t == tag);
-    let on = if has(tags::OFF) {
-        false
-    } else {
-        has(tags::ON) || merge.is_some() || r.worktree
-    };
-    on.then_some((w, merge))
+    tags::isolation(&task.tags, r.worktree).map(|merge| (w, merge))
 }
 
 async fn prepare(

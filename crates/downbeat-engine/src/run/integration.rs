@@ -12,15 +12,15 @@ use crate::worktree::{ConflictPolicy, WorktreeConfig, tags};
 
 /// What the policy adds to an attempt's end.
 #[derive(Debug, Default)]
-pub(super) struct PolicyFx {
+pub struct PolicyFx {
     /// The task fails for good, whatever attempts it has left.
-    pub(super) final_failure: bool,
+    pub final_failure: bool,
     /// The resolver task, with its blocking edges to the task's dependents.
-    pub(super) effects: Vec<Effect>,
+    pub effects: Vec<Effect>,
 }
 
 /// Applies the conflict policy to an attempt whose merge conflicted; any other is left alone.
-pub(super) fn on_conflict(
+pub fn on_conflict(
     cfg: &WorktreeConfig,
     task: TaskId,
     title: &str,

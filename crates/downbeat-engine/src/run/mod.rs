@@ -38,6 +38,7 @@ pub(crate) mod types;
 pub use crate::host::{default_holder, holder_is_dead, this_host};
 pub use crate::prompt_context::prompt_context;
 pub use crate::rules::{Dependent, ReportEffects, announce, completion_effects, load_dependents};
+pub use integration::{PolicyFx, on_conflict};
 pub use types::{AcceptFn, ResolveFn, Resolved, RunError, RunEvent, RunOptions, RunSummary};
 
 /// The executors the pending tasks in scope would run with, resolved as a run resolves them

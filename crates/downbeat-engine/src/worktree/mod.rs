@@ -297,6 +297,41 @@ impl Worktrees {
         }))
     }
 
+    /// The worktree `prepare` made for attempt `attempt` of `task`, if it is still there
+    /// (work claimed by an MCP client ends in another call than the one that prepared it).
+    pub fn resume(&self, task: &str, attempt: u32) -> Result<Option<Prepared>, WorktreeError> {
+        let path = self.path_for(task);
+        let branch = Self::branch_for(task, attempt);
+        let found = {
+            let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+            self.list_unlocked()?
+                .into_iter()
+                .any(|(t, n, p)| t == task && n == attempt && p == path)
+        };
+        if !found {
+            return Ok(None);
+        }
+        // Where the branch was created: the oldest entry of its log.
+        let r = format!("refs/heads/{branch}");
+        let log = self.git.run(&["reflog", "show", "--format=%H", &r])?;
+        let Some(base) = log.lines().last().map(str::to_owned) else {
+            return Ok(None);
+        };
+        let wt = Git::new(&path);
+        // A resolver's merge: every file it changed is checked for markers left behind.
+        let conflicts = if wt.commit_of("MERGE_HEAD")?.is_some() {
+            lines(&wt.run(&["diff", "--name-only", "HEAD"])?)
+        } else {
+            Vec::new()
+        };
+        Ok(Some(Prepared {
+            path,
+            branch,
+            base,
+            conflicts,
+        }))
+    }
+
     /// Commits what the attempt left uncommitted and merges its branch into the integration
     /// branch. A conflict is an answer ([`MergeState::Conflict`], files named), not an error;
     /// the worktree is removed unless the work is not merged.

@@ -95,6 +95,18 @@ pub mod tags {
     /// `merge:BRANCH` on a resolver task: its worktree starts with BRANCH merged, conflicts
     /// and all.
     pub const MERGE: &str = "merge:";
+
+    /// Whether a task with `tags` works in a worktree when its executor's default is
+    /// `default`, and the branch a resolver starts with merged: `None` for no worktree.
+    pub fn isolation(tags: &[String], default: bool) -> Option<Option<String>> {
+        let merge = tags
+            .iter()
+            .find_map(|t| t.strip_prefix(MERGE))
+            .map(str::to_owned);
+        let has = |tag: &str| tags.iter().any(|t| t == tag);
+        let on = !has(OFF) && (has(ON) || merge.is_some() || default);
+        on.then_some(merge)
+    }
 }
 
 /// An attempt's worktree, ready for the agent.
