@@ -96,6 +96,8 @@ impl From<StoreError> for Error {
             StoreError::Transition { id, .. } => Self::conflict(message).with_hint(format!(
                 "`downbeat show {id}` shows the task's current status"
             )),
+            StoreError::Conflict(_) => Self::conflict(message)
+                .with_hint("work moved on meanwhile; run the command again to see the new state"),
             StoreError::Cycle(_) => Self::conflict(message).with_hint(
                 "remove one of these dependencies (`downbeat dep rm`) or drop the new one",
             ),

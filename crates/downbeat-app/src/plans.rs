@@ -1,11 +1,13 @@
 //! Plans: validating a parsed plan file against the project, and applying it (its role files,
-//! then every task, edge and record in one transaction).
+//! then every task, edge and record in one transaction). A plan applied again is compared with
+//! what it created before ([`diff_plan`]) and only the difference is written ([`apply_diff`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use downbeat_core::ids::TaskId;
-use downbeat_core::plan;
+use downbeat_core::plan::{self, TaskRef};
+use downbeat_core::plan_diff::{self, PlanChanges, PlanDiff, Record, Stored, record_key};
 use downbeat_core::task::{Edge, Priority, Status};
 
 use crate::error::{Error, Kind};
@@ -18,6 +20,21 @@ pub async fn validate_plan(
     p: &Project,
     parsed: &plan::PlanFile,
     shown: &str,
+) -> Result<plan::ValidatedPlan, Error> {
+    let validated = validate_refs(p, parsed, shown, true).await?;
+    if let Some(cycle) = dry_cycle_check(p, &validated).await? {
+        return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
+    }
+    Ok(validated)
+}
+
+/// [`validate_plan`] without the cycle check; keys already in the project are problems only
+/// when `keys_must_be_new`.
+async fn validate_refs(
+    p: &Project,
+    parsed: &plan::PlanFile,
+    shown: &str,
+    keys_must_be_new: bool,
 ) -> Result<plan::ValidatedPlan, Error> {
     // References to tasks outside the plan: look them all up once.
     let refs: Vec<String> = parsed
@@ -45,15 +62,15 @@ pub async fn validate_plan(
     outside.sort();
     outside.dedup();
     let known = p.store.lookup_tasks(&outside).await?;
-    let taken = p.store.keys_in_use(&keys).await?;
-    let validated = plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|k| {
+    let taken = if keys_must_be_new {
+        p.store.keys_in_use(&keys).await?
+    } else {
+        HashSet::new()
+    };
+    plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|k| {
         taken.contains(k)
     })
-    .map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
-    if let Some(cycle) = dry_cycle_check(p, &validated).await? {
-        return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
-    }
-    Ok(validated)
+    .map_err(|e| Error::invalid(format!("{shown}: {e}")))
 }
 
 /// Writes the plan's role files, then inserts the plan in one transaction.
@@ -80,8 +97,17 @@ pub async fn dry_cycle_check(
     p: &Project,
     v: &plan::ValidatedPlan,
 ) -> Result<Option<String>, Error> {
+    let changes = PlanChanges {
+        plan: v.clone(),
+        ..PlanChanges::default()
+    };
+    cycle_after(p, &changes).await
+}
+
+/// The dependency cycle the stored graph would have after `ch`, described with the plan's keys.
+async fn cycle_after(p: &Project, ch: &PlanChanges) -> Result<Option<String>, Error> {
     use downbeat_core::graph::{GraphSnapshot, GraphTask, find_cycle};
-    use downbeat_core::plan::TaskRef;
+    let v = &ch.plan;
     let mut snap: GraphSnapshot = p.store.graph().await?;
     let base = snap.tasks.iter().map(|t| t.id.seq()).max().unwrap_or(0) + 1_000_000;
     let id_of = |r: TaskRef| match r {
@@ -90,7 +116,7 @@ pub async fn dry_cycle_check(
         }
         TaskRef::Existing(id) => id,
     };
-    let names: HashMap<TaskId, String> = v
+    let mut names: HashMap<TaskId, String> = v
         .tasks
         .iter()
         .enumerate()
@@ -104,6 +130,17 @@ pub async fn dry_cycle_check(
             )
         })
         .collect();
+    for t in &snap.tasks {
+        if let Some(k) = &t.key {
+            names.insert(t.id, k.clone());
+        }
+    }
+    snap.edges.retain(|e| !ch.edges_removed.contains(e));
+    for &(id, parent) in &ch.parents {
+        if let Some(t) = snap.tasks.iter_mut().find(|t| t.id == id) {
+            t.parent = parent.map(id_of);
+        }
+    }
     for (i, t) in v.tasks.iter().enumerate() {
         snap.tasks.push(GraphTask {
             id: id_of(TaskRef::New(i)),
@@ -117,7 +154,11 @@ pub async fn dry_cycle_check(
             footprint: vec![],
         });
     }
-    for &(f, t, kind) in &v.edges {
+    let added = ch
+        .edges_added
+        .iter()
+        .map(|&(f, t, k)| (f, TaskRef::Existing(t), k));
+    for (f, t, kind) in v.edges.iter().copied().chain(added) {
         snap.edges.push(Edge {
             from: id_of(f),
             to: id_of(t),
@@ -135,6 +176,194 @@ pub async fn dry_cycle_check(
         }
         format!("dependency cycle: {}", parts.join(" → "))
     }))
+}
+
+/// A plan compared with the project: what applying it would do.
+pub struct Prepared {
+    /// The plan as validated, every task counted as new.
+    pub validated: plan::ValidatedPlan,
+    pub diff: PlanDiff,
+    /// Under which name the plan's application is recorded (none: nothing is recorded, so
+    /// tasks that leave the plan are not noticed).
+    pub name: Option<String>,
+    /// The record of the last application under that name.
+    pub previous: Option<Record>,
+    /// True when nothing of the plan is in the project yet.
+    pub first: bool,
+}
+
+/// Validates a plan and compares it with the project: tasks are matched by key; `name`
+/// identifies the plan's earlier applications (its `[plan] name`, else its file name).
+pub async fn diff_plan(
+    p: &Project,
+    parsed: &plan::PlanFile,
+    shown: &str,
+    name: Option<String>,
+) -> Result<Prepared, Error> {
+    let validated = validate_refs(p, parsed, shown, false).await?;
+    let previous = match &name {
+        Some(n) => p
+            .store
+            .meta_get(&record_key(n))
+            .await?
+            .and_then(|t| Record::from_json(&t)),
+        None => None,
+    };
+    if previous.is_some()
+        && let Some((i, t)) = parsed
+            .tasks
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.key.is_none())
+    {
+        return Err(Error::invalid(format!(
+            "{shown}: task #{} (\"{}\") has no key; this plan was applied before, and a task without a key would be created again",
+            i + 1,
+            t.title
+        ))
+        .with_hint("give every task a `key`: it is how a plan applied again finds its tasks"));
+    }
+    // The stored tasks under the plan's keys and the keys the last application had.
+    let mut keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
+    if let Some(prev) = &previous {
+        keys.extend(prev.keys.iter().cloned());
+    }
+    keys.sort();
+    keys.dedup();
+    let used: Vec<String> = p.store.keys_in_use(&keys).await?.into_iter().collect();
+    let ids = p.store.lookup_tasks(&used).await?;
+    let mut tasks = Vec::with_capacity(ids.len());
+    let mut incoming = Vec::new();
+    for (k, id) in &ids {
+        tasks.push((k.clone(), p.store.task(*id).await?));
+        incoming.extend(
+            p.store
+                .edges_of(*id)
+                .await?
+                .into_iter()
+                .filter(|e| e.to == *id),
+        );
+    }
+    let previous_ids = match &previous {
+        Some(prev) => p.store.lookup_tasks(&prev.names()).await?,
+        None => HashMap::new(),
+    };
+    let first = tasks.is_empty() && previous.is_none();
+    let busy = if previous.is_some() {
+        busy_containers(p).await?
+    } else {
+        HashSet::new()
+    };
+    let stored = Stored {
+        by_key: tasks.iter().map(|(k, t)| (k.clone(), t)).collect(),
+        incoming,
+        previous: previous.as_ref(),
+        previous_ids,
+        busy,
+        objectives: p
+            .store
+            .objectives()
+            .await?
+            .into_iter()
+            .map(|o| o.title)
+            .collect(),
+        decisions: p
+            .store
+            .decisions()
+            .await?
+            .into_iter()
+            .map(|d| d.text)
+            .collect(),
+        insights: p
+            .store
+            .insights()
+            .await?
+            .into_iter()
+            .map(|i| i.text)
+            .collect(),
+    };
+    let diff = plan_diff::diff(&validated, &stored);
+    if let Some(cycle) = cycle_after(p, &diff.changes(None)).await? {
+        return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
+    }
+    Ok(Prepared {
+        validated,
+        diff,
+        name,
+        previous,
+        first,
+    })
+}
+
+/// Containers with running work below them.
+async fn busy_containers(p: &Project) -> Result<HashSet<TaskId>, Error> {
+    let snap = p.store.graph().await?;
+    let parent: HashMap<TaskId, TaskId> = snap
+        .tasks
+        .iter()
+        .filter_map(|t| Some((t.id, t.parent?)))
+        .collect();
+    let mut busy = HashSet::new();
+    for t in snap.tasks.iter().filter(|t| t.status == Status::Running) {
+        let mut cur = t.id;
+        while let Some(&up) = parent.get(&cur) {
+            if !busy.insert(up) {
+                break;
+            }
+            cur = up;
+        }
+    }
+    Ok(busy)
+}
+
+/// Applies a compared plan: its role files, then the difference in one transaction. Conflicts
+/// refuse the whole plan unless `skip_conflicts`, which leaves those tasks as they are.
+pub async fn apply_diff(
+    p: &Project,
+    prepared: &Prepared,
+    skip_conflicts: bool,
+) -> Result<Applied, Error> {
+    let d = &prepared.diff;
+    if !d.conflicts.is_empty() && !skip_conflicts {
+        let list: Vec<String> = d
+            .conflicts
+            .iter()
+            .map(|c| format!("  - {} ({}): {}", c.key, c.id, c.reason))
+            .collect();
+        return Err(Error::new(
+            Kind::Conflict,
+            format!(
+                "the plan would change {} task(s) that are running or finished; nothing was written:\n{}",
+                d.conflicts.len(),
+                list.join("\n")
+            ),
+        )
+        .with_hint("undo those edits in the plan, reopen the tasks (`downbeat reopen ID`), or apply with --skip-conflicts to leave them as they are"));
+    }
+    let record = prepared.name.as_ref().map(|n| {
+        (
+            record_key(n),
+            d.record(&prepared.validated, prepared.previous.as_ref()),
+        )
+    });
+    let record_changed = record
+        .as_ref()
+        .is_some_and(|(_, r)| Some(r) != prepared.previous.as_ref());
+    let notes = if d.new.roles.is_empty() {
+        Vec::new()
+    } else {
+        write_plan_roles(p, &d.new.roles)?
+    };
+    if d.is_empty() && !record_changed {
+        return Ok(Applied {
+            applied: downbeat_store::AppliedPlan::default(),
+            notes,
+        });
+    }
+    let changes = d.changes(record.map(|(k, r)| (k, r.to_json())));
+    let actor = p.actor().await?;
+    let applied = p.store.apply_plan_changes(&changes, &actor).await?;
+    Ok(Applied { applied, notes })
 }
 
 fn write_plan_roles(

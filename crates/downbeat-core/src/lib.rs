@@ -12,6 +12,7 @@ pub mod graph;
 pub mod ids;
 pub mod maintain;
 pub mod plan;
+pub mod plan_diff;
 pub mod planner;
 pub mod report;
 pub mod role;

@@ -147,7 +147,7 @@ pub fn parse(text: &str, format: PlanFormat) -> Result<PlanFile, ParseError> {
 }
 
 /// A reference from the plan, resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TaskRef {
     /// The n-th task of [`ValidatedPlan::tasks`].
     New(usize),

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{LeaseEpoch, TaskId};
 use crate::time::Timestamp;
@@ -183,7 +183,7 @@ impl FromStr for Priority {
 }
 
 /// The type of a dependency edge. Only `blocks` orders work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EdgeKind {
     /// `from` must be satisfied before `to` may start.

@@ -23,6 +23,9 @@ pub enum Error {
         #[source]
         source: TransitionError,
     },
+    /// The state changed under a write that depended on it (a living plan's diff).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Cycle(#[from] TaskCycle),
     #[error(transparent)]

@@ -14,6 +14,7 @@ use downbeat_core::context::{
 };
 use downbeat_core::ids::{AttemptId, LeaseEpoch, MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
 use downbeat_core::plan::{TaskRef, ValidatedPlan};
+use downbeat_core::plan_diff::PlanChanges;
 use downbeat_core::task::{ExecSettings, Priority, Status, Task, TaskPatch, validate_fields};
 use downbeat_core::time::{Millis, Timestamp};
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::error::{Error, Result};
 use crate::traits::TaskStore;
-use crate::types::{AttemptRecord, WorkerRecord};
+use crate::types::{AppliedPlan, AttemptRecord, WorkerRecord};
 
 /// What both backends' modules work with, imported by each with one glob.
 pub(crate) mod prelude {
@@ -40,6 +41,7 @@ pub(crate) mod prelude {
         AttemptId, LeaseEpoch, MAX_TASK_SEQ, RecordId, RecordKind, TaskId,
     };
     pub(crate) use downbeat_core::plan::{TaskRef, ValidatedPlan};
+    pub(crate) use downbeat_core::plan_diff::PlanChanges;
     pub(crate) use downbeat_core::task::{
         Edge, EdgeKind, NewTask, Priority, Status, Task, TaskPatch, validate_fields,
     };
@@ -49,11 +51,12 @@ pub(crate) mod prelude {
 
     pub(crate) use crate::error::{Error, Result};
     pub(crate) use crate::shared::{
-        META_ACTOR, bind_exec, bind_task_fields, by_prefix, event_task_seq, json_list,
-        meta_set_event, new_parent, objectives_of, patched, plan_events, requeue_event,
-        requeue_reason, resolve_rest, rid, row_attempt, row_decision, row_event, row_insight,
-        row_objective, row_session, row_task, row_worker, seq, status_event, status_metrics,
-        status_of, status_write, task_not_found, tid, tjson, to_json_list, worker_json,
+        META_ACTOR, REMOVED_NOTE, bind_exec, bind_task_fields, by_prefix, changes_event,
+        event_task_seq, json_list, meta_set_event, moved_on, new_parent, objectives_of, patched,
+        plan_events, requeue_event, requeue_reason, resolve_rest, rid, row_attempt, row_decision,
+        row_event, row_insight, row_objective, row_session, row_task, row_worker, seq,
+        status_event, status_metrics, status_of, status_write, task_not_found, tid, tjson,
+        to_json_list, worker_json,
     };
     pub(crate) use crate::traits::{
         ContextStore, ExecutionStore, MaintenanceStore, TaskStore, WorkerStore,
@@ -467,6 +470,23 @@ pub(crate) fn plan_events(plan: &ValidatedPlan, base: i64) -> Vec<(String, Value
             (tid(s).to_string(), after)
         })
         .collect()
+}
+
+/// The note on a task cancelled because it left its plan.
+pub(crate) const REMOVED_NOTE: &str = "removed from the plan";
+
+/// A task that a living plan's diff saw in one status and finds in another.
+pub(crate) fn moved_on(id: TaskId, seen: Status, now: Status) -> Error {
+    Error::Conflict(format!(
+        "task {id} was {seen} when the plan's changes were computed and is {now} now; nothing was written"
+    ))
+}
+
+/// The `plan.applied` payload of a living plan's changes.
+pub(crate) fn changes_event(ch: &PlanChanges, out: &AppliedPlan, cancelled: usize) -> Value {
+    json!({"tasks": out.tasks.len(), "edges": out.edges, "updated": ch.updates.len(),
+           "moved": ch.parents.len(), "edges_removed": ch.edges_removed.len(),
+           "cancelled": cancelled, "record": ch.record.as_ref().map(|r| &r.1)})
 }
 
 /// Why a running task is requeued, for its result and its attempt's error.

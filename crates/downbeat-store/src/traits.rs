@@ -11,6 +11,7 @@ use downbeat_core::context::{
 use downbeat_core::graph::GraphSnapshot;
 use downbeat_core::ids::{LeaseEpoch, RecordId, TaskId};
 use downbeat_core::plan::ValidatedPlan;
+use downbeat_core::plan_diff::PlanChanges;
 use downbeat_core::task::{Edge, NewTask, Status, Task, TaskPatch};
 use downbeat_core::time::Timestamp;
 
@@ -33,6 +34,13 @@ pub trait TaskStore: Send + Sync {
     /// Inserts a whole validated plan in one transaction; fails (writing nothing) on a cycle
     /// formed together with existing edges, or a key taken meanwhile.
     async fn apply_plan(&self, plan: &ValidatedPlan, actor: &Actor) -> Result<AppliedPlan>;
+    /// Carries out a living plan's changes in one transaction: edges removed, tasks updated,
+    /// new tasks inserted (with their edges and records), tasks moved, edges added, tasks
+    /// cancelled, the plan's record kept in `meta`, then one cycle check and a `plan.applied`
+    /// event. Fails with [`Error::Conflict`](crate::Error::Conflict), writing nothing, when a
+    /// task of `changes.expect` is no longer in the status it was seen in.
+    async fn apply_plan_changes(&self, changes: &PlanChanges, actor: &Actor)
+    -> Result<AppliedPlan>;
     /// Creates one task, blocked by `deps`.
     async fn create_task(&self, new: &NewTask, deps: &[TaskId], actor: &Actor) -> Result<Task>;
     async fn update_task(&self, id: TaskId, patch: &TaskPatch, actor: &Actor) -> Result<Task>;

@@ -219,12 +219,17 @@ pub enum McpProfile {
 
 #[derive(Debug, Subcommand)]
 pub enum PlanCmd {
-    /// Validate and insert a whole plan in one transaction.
+    /// Validate a plan and write it in one transaction; applied again after editing, only the
+    /// difference is written (tasks matched by key; removed tasks are cancelled).
     Apply {
         file: PathBuf,
-        /// Validate only; write nothing.
+        /// Show what applying would add, change and cancel; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Leave running or finished tasks that the plan would change as they are, and apply
+        /// the rest (without it, such a plan is refused).
+        #[arg(long)]
+        skip_conflicts: bool,
     },
     /// Validate a plan without writing anything (same as `apply --dry-run`).
     Check { file: PathBuf },

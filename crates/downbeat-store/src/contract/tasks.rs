@@ -284,3 +284,99 @@ pub async fn updates_and_filters(f: Fixture) {
         .unwrap();
     assert!(none.is_empty());
 }
+
+/// A living plan's changes (updates, moves, edges out and in, new tasks, cancellations and the
+/// plan's record) commit together; a task seen in another status refuses them all.
+pub async fn plan_changes_apply_in_one_transaction(f: Fixture) {
+    use downbeat_core::plan::{TaskRef, ValidatedPlan, ValidatedTask};
+    use downbeat_core::plan_diff::PlanChanges;
+    use downbeat_core::task::{EdgeKind, NewTask};
+
+    let s = &*f.store;
+    let first = apply(
+        s,
+        "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\n[[tasks]]\nkey = \"b\"\ntitle = \"B\"\ndepends_on = [\"a\"]\n[[tasks]]\nkey = \"c\"\ntitle = \"C\"\n",
+    )
+    .await
+    .unwrap();
+    let (a, b, c) = (first.tasks[0].1, first.tasks[1].1, first.tasks[2].1);
+    let new = ValidatedTask {
+        new: NewTask {
+            key: Some("d".into()),
+            title: "D".into(),
+            effort: 1,
+            ..NewTask::default()
+        },
+        parent: None,
+    };
+    let changes = PlanChanges {
+        plan: ValidatedPlan {
+            name: Some("demo".into()),
+            tasks: vec![new],
+            edges: vec![(TaskRef::Existing(a), TaskRef::New(0), EdgeKind::Blocks)],
+            ..ValidatedPlan::default()
+        },
+        updates: vec![(
+            b,
+            TaskPatch {
+                title: Some("B2".into()),
+                ..TaskPatch::default()
+            },
+        )],
+        parents: vec![(b, Some(TaskRef::New(0)))],
+        edges_added: vec![(TaskRef::New(0), a, EdgeKind::Related)],
+        edges_removed: vec![blocks(a, b)],
+        cancel: vec![c],
+        expect: vec![(b, Status::Pending), (c, Status::Pending)],
+        record: Some(("plan:demo".into(), "{\"keys\":[]}".into())),
+    };
+    // A task that moved on since the diff: nothing is written.
+    let mut stale = changes.clone();
+    stale.expect.push((a, Status::Running));
+    let err = s.apply_plan_changes(&stale, &actor(2)).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert_eq!(s.task_count().await.unwrap(), 3);
+    assert_eq!(s.task(b).await.unwrap().title, "B");
+    assert_eq!(s.meta_get("plan:demo").await.unwrap(), None);
+    // Applied: every part at once.
+    let out = s.apply_plan_changes(&changes, &actor(3)).await.unwrap();
+    assert_eq!(out.tasks.len(), 1);
+    let d = out.tasks[0].1;
+    let b_now = s.task(b).await.unwrap();
+    assert_eq!(b_now.title, "B2");
+    assert_eq!(b_now.parent, Some(d));
+    assert_eq!(s.task(c).await.unwrap().status, Status::Cancelled);
+    let mut edges = s.edges_of(a).await.unwrap();
+    edges.sort_by_key(|e| (e.to, e.kind));
+    let mut want = vec![
+        blocks(a, d),
+        downbeat_core::task::Edge {
+            from: d,
+            to: a,
+            kind: EdgeKind::Related,
+        },
+    ];
+    want.sort_by_key(|e| (e.to, e.kind));
+    assert_eq!(edges, want);
+    assert_eq!(
+        s.meta_get("plan:demo").await.unwrap().as_deref(),
+        Some("{\"keys\":[]}")
+    );
+    // A change that closes a cycle is refused whole.
+    let cyc = PlanChanges {
+        edges_added: vec![(TaskRef::Existing(b), a, EdgeKind::Blocks)],
+        updates: vec![(
+            a,
+            TaskPatch {
+                title: Some("A2".into()),
+                ..TaskPatch::default()
+            },
+        )],
+        ..PlanChanges::default()
+    };
+    assert!(matches!(
+        s.apply_plan_changes(&cyc, &actor(4)).await,
+        Err(Error::Cycle(_))
+    ));
+    assert_eq!(s.task(a).await.unwrap().title, "A");
+}

@@ -9,115 +9,12 @@ impl PostgresStore {
     async fn tx_apply_plan(&self, plan: &ValidatedPlan, actor: &Actor) -> R<AppliedPlan> {
         let mut t = self.write().await?;
         lock_graph(&mut t).await?;
-        let base = alloc_seqs(t.c(), plan.tasks.len()).await?;
-        let to_seq = |r: TaskRef| match r {
-            TaskRef::New(i) => base + i as i64,
-            TaskRef::Existing(id) => seq(id),
-        };
-        // Existing references must still be live (another process may have archived them;
-        // archiving takes the graph lock, which this transaction holds).
-        let mut existing: Vec<TaskId> = plan
-            .edges
-            .iter()
-            .flat_map(|e| [e.0, e.1])
-            .chain(plan.tasks.iter().filter_map(|t| t.parent))
-            .filter_map(|r| match r {
-                TaskRef::Existing(id) => Some(id),
-                TaskRef::New(_) => None,
-            })
-            .collect();
-        existing.sort();
-        existing.dedup();
-        require_live(t.c(), &existing).await?;
-        let mut out = AppliedPlan::default();
-        for task in &plan.tasks {
-            validate_fields(&task.new.title, task.new.key.as_deref()).map_err(Error::Invalid)?;
-        }
-        let now = actor.now.0;
-        // Tasks, all in one statement.
-        if !plan.tasks.is_empty() {
-            let rows: Vec<Value> = plan
-                .tasks
-                .iter()
-                .enumerate()
-                .map(|(i, task)| {
-                    let s = base + i as i64;
-                    let n = &task.new;
-                    json!({"seq": s, "id": tid(s).short(), "key": n.key, "parent_seq": task.parent.map(to_seq),
-                           "title": n.title.trim(), "description": n.description, "role": n.role,
-                           "priority": i64::from(n.priority.rank()), "effort": i64::from(n.effort),
-                           "acceptance": n.acceptance, "tags": n.tags, "footprint": n.footprint,
-                           "executor": n.exec.executor, "timeout_ms": n.exec.timeout_millis(),
-                           "max_attempts": n.exec.max_attempts.map(i64::from)})
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
-                 acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) \
-                 SELECT seq, id, key, parent_seq, title, coalesce(description, ''), role, 'pending', priority, effort, \
-                        coalesce(acceptance, '[]'), coalesce(tags, '[]'), coalesce(footprint, '[]'), $2, $2, \
-                        executor, timeout_ms, max_attempts \
-                 FROM jsonb_to_recordset($1::jsonb) AS v(seq bigint, id text, key text, parent_seq bigint, title text, \
-                      description text, role text, priority bigint, effort bigint, acceptance jsonb, tags jsonb, \
-                      footprint jsonb, executor text, timeout_ms bigint, max_attempts bigint) \
-                 ORDER BY seq",
-            )
-            .bind(Value::Array(rows).to_string())
-            .bind(now)
-            .execute(t.c())
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
-                    Fail::from(Error::Invalid("a task key of the plan was taken meanwhile by another writer; apply the plan again".into()))
-                }
-                e => db(e),
-            })?;
-        }
-        for (i, task) in plan.tasks.iter().enumerate() {
-            out.tasks.push((task.new.key.clone(), tid(base + i as i64)));
-        }
-        // Edges: every plan edge ends at a new task, so none can exist yet.
-        if !plan.edges.is_empty() {
-            let rows: Vec<Value> = plan
-                .edges
-                .iter()
-                .enumerate()
-                .map(|(i, &(f, to, kind))| json!({"ord": i, "f": to_seq(f), "t": to_seq(to), "k": kind.as_str()}))
-                .collect();
-            out.edges += sqlx::query(
-                "INSERT INTO edges(from_seq, to_seq, kind, created_at) \
-                 SELECT f, t, k, $2 FROM jsonb_to_recordset($1::jsonb) AS v(ord bigint, f bigint, t bigint, k text) \
-                 ORDER BY ord ON CONFLICT DO NOTHING",
-            )
-            .bind(Value::Array(rows).to_string())
-            .bind(now)
-            .execute(t.c())
-            .await
-            .map_err(db)?
-            .rows_affected() as usize;
-        }
-        // One creation event per task, carrying its edges.
-        for (entity, after) in plan_events(plan, base) {
-            t.event(actor, "task.created", &entity, None, Some(after));
-        }
+        let (out, _) = insert_plan(&mut t, plan, actor).await?;
         // A cycle may form together with what is already stored: check the whole graph.
         if plan.edges.iter().any(|e| e.2.orders_work())
             || plan.tasks.iter().any(|t| t.parent.is_some())
         {
             check_acyclic(t.c()).await?;
-        }
-        for (title, refs) in &plan.objectives {
-            let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
-            let id = insert_objective(&mut t, title, &seqs, actor).await?;
-            out.objectives.push(rid(RecordKind::Objective, id));
-        }
-        for (text, why, task) in &plan.decisions {
-            let id = insert_decision(&mut t, text, why, task.map(to_seq), None, actor).await?;
-            out.decisions.push(rid(RecordKind::Decision, id));
-        }
-        for (text, task) in &plan.insights {
-            let id = insert_insight(&mut t, text, task.map(to_seq), actor).await?;
-            out.insights.push(rid(RecordKind::Insight, id));
         }
         t.event(
             actor,
@@ -125,6 +22,72 @@ impl PostgresStore {
             plan.name.as_deref().unwrap_or("plan"),
             None,
             Some(json!({"tasks": out.tasks.len(), "edges": out.edges})),
+        );
+        t.wake = true;
+        t.commit().await?;
+        Ok(out)
+    }
+
+    async fn tx_apply_plan_changes(&self, ch: &PlanChanges, actor: &Actor) -> R<AppliedPlan> {
+        let mut t = self.write().await?;
+        lock_graph(&mut t).await?;
+        for &(id, status) in &ch.expect {
+            let now = get_task(t.c(), id, true).await?.status;
+            if now != status {
+                return Err(moved_on(id, status, now).into());
+            }
+        }
+        for e in &ch.edges_removed {
+            remove_edge_in(&mut t, *e, actor).await?;
+        }
+        for (id, patch) in &ch.updates {
+            update_in(&mut t, *id, patch, actor).await?;
+        }
+        let (mut out, base) = insert_plan(&mut t, &ch.plan, actor).await?;
+        let to_id = |r: TaskRef| match r {
+            TaskRef::New(i) => tid(base + i as i64),
+            TaskRef::Existing(id) => id,
+        };
+        for &(id, parent) in &ch.parents {
+            let patch = TaskPatch {
+                parent: Some(parent.map(to_id)),
+                ..TaskPatch::default()
+            };
+            update_in(&mut t, id, &patch, actor).await?;
+        }
+        for &(from, to, kind) in &ch.edges_added {
+            let edge = Edge {
+                from: to_id(from),
+                to,
+                kind,
+            };
+            if add_edge_in(&mut t, edge, actor).await? {
+                out.edges += 1;
+            }
+        }
+        let mut cancelled = 0;
+        for &id in &ch.cancel {
+            cancelled += status_in(&mut t, id, Status::Cancelled, Some(REMOVED_NOTE), actor)
+                .await?
+                .len();
+        }
+        if let Some((key, value)) = &ch.record {
+            sqlx::query(
+                "INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(t.c())
+            .await
+            .map_err(db)?;
+        }
+        check_acyclic(t.c()).await?;
+        t.event(
+            actor,
+            "plan.applied",
+            ch.plan.name.as_deref().unwrap_or("plan"),
+            None,
+            Some(changes_event(ch, &out, cancelled)),
         );
         t.wake = true;
         t.commit().await?;
@@ -184,37 +147,10 @@ impl PostgresStore {
         if patch.parent.is_some() {
             lock_graph(&mut tx).await?;
         }
-        let before = get_task(tx.c(), id, true).await?;
-        if let Some(p) = new_parent(id, patch) {
-            require_live(tx.c(), &[p]).await?;
-        }
-        let t = patched(&before, patch)?;
-        let q = sqlx::query(
-            "UPDATE tasks SET title = $1, description = $2, role = $3, priority = $4, effort = $5, acceptance = $6::jsonb, \
-             tags = $7::jsonb, footprint = $8::jsonb, parent_seq = $9, updated_at = $10, executor = $11, timeout_ms = $12, \
-             max_attempts = $13 WHERE seq = $14",
-        )
-        .bind(&t.title);
-        let q = bind_task_fields!(q, t)
-            .bind(t.parent.map(seq))
-            .bind(actor.now.0);
-        bind_exec!(q, t.exec)
-            .bind(seq(id))
-            .execute(tx.c())
-            .await
-            .map_err(db)?;
+        let after = update_in(&mut tx, id, patch, actor).await?;
         if patch.parent.is_some() {
             check_acyclic(tx.c()).await?;
         }
-        let after = get_task(tx.c(), id, false).await?;
-        tx.event(
-            actor,
-            "task.updated",
-            &id.to_string(),
-            Some(tjson(&before)),
-            Some(tjson(&after)),
-        );
-        tx.wake = true;
         tx.commit().await?;
         Ok(after)
     }
@@ -227,38 +163,7 @@ impl PostgresStore {
         actor: &Actor,
     ) -> R<Vec<Task>> {
         let mut t = self.write().await?;
-        let task = get_task(t.c(), id, true).await?;
-        if task.archived {
-            return Err(Error::Invalid(format!("task {id} is archived")).into());
-        }
-        let kids = children(t.c(), id).await?;
-        let mut changed = Vec::new();
-        if kids.is_empty() {
-            changed.push(write_status(&mut t, &task, to, note, actor).await?);
-        } else {
-            if !matches!(to, Status::Cancelled | Status::Skipped) {
-                return Err(Error::Invalid(format!(
-                    "task {id} has {} child task(s); its status rolls up from them (a whole subtree can only be cancelled or skipped)",
-                    kids.len()
-                ))
-                .into());
-            }
-            // Every open leaf of the subtree.
-            let mut stack = kids;
-            while let Some(s) = stack.pop() {
-                let sub = children(t.c(), tid(s)).await?;
-                if sub.is_empty() {
-                    let leaf = get_task(t.c(), tid(s), true).await?;
-                    if leaf.status.check_transition(to).is_ok() && !leaf.status.is_terminal() {
-                        changed.push(write_status(&mut t, &leaf, to, note, actor).await?);
-                    }
-                } else {
-                    stack.extend(sub);
-                }
-            }
-            changed.sort_by_key(|t| t.id);
-        }
-        t.wake = true;
+        let changed = status_in(&mut t, id, to, note, actor).await?;
         t.commit().await?;
         Ok(changed)
     }
@@ -268,57 +173,21 @@ impl PostgresStore {
         if edge.kind.orders_work() {
             lock_graph(&mut t).await?;
         }
-        require_live(t.c(), &[edge.from, edge.to]).await?;
-        let r = sqlx::query(
-            "INSERT INTO edges(from_seq, to_seq, kind, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(seq(edge.from))
-        .bind(seq(edge.to))
-        .bind(edge.kind.as_str())
-        .bind(actor.now.0)
-        .execute(t.c())
-        .await
-        .map_err(db)?;
-        if r.rows_affected() == 0 {
+        if !add_edge_in(&mut t, edge, actor).await? {
             return Ok(false);
         }
         if edge.kind.orders_work() {
             check_acyclic(t.c()).await?;
         }
-        t.event(
-            actor,
-            "edge.added",
-            &edge.to.to_string(),
-            None,
-            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
-        );
-        t.wake = true;
         t.commit().await?;
         Ok(true)
     }
 
     async fn tx_remove_edge(&self, edge: Edge, actor: &Actor) -> R<bool> {
         let mut t = self.write().await?;
-        let r = sqlx::query("DELETE FROM edges WHERE from_seq = $1 AND to_seq = $2 AND kind = $3")
-            .bind(seq(edge.from))
-            .bind(seq(edge.to))
-            .bind(edge.kind.as_str())
-            .execute(t.c())
-            .await
-            .map_err(db)?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
-        t.event(
-            actor,
-            "edge.removed",
-            &edge.to.to_string(),
-            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
-            None,
-        );
-        t.wake = true;
+        let removed = remove_edge_in(&mut t, edge, actor).await?;
         t.commit().await?;
-        Ok(true)
+        Ok(removed)
     }
 }
 
@@ -330,6 +199,10 @@ impl TaskStore for PostgresStore {
             self.analyze().await;
         }
         Ok(applied)
+    }
+
+    async fn apply_plan_changes(&self, ch: &PlanChanges, actor: &Actor) -> Result<AppliedPlan> {
+        retrying(move || self.tx_apply_plan_changes(ch, actor)).await
     }
 
     async fn create_task(&self, new: &NewTask, deps: &[TaskId], actor: &Actor) -> Result<Task> {
@@ -492,4 +365,242 @@ impl TaskStore for PostgresStore {
         tx.commit().await.map_err(db)?;
         Ok(snap)
     }
+}
+
+/// The body of `apply_plan` inside a transaction that holds the graph lock: new tasks, their
+/// edges and creation events, and the records; returns what was created and the first new
+/// sequence number (the caller checks for cycles and logs `plan.applied`).
+async fn insert_plan(t: &mut Tx, plan: &ValidatedPlan, actor: &Actor) -> R<(AppliedPlan, i64)> {
+    let base = alloc_seqs(t.c(), plan.tasks.len()).await?;
+    let to_seq = |r: TaskRef| match r {
+        TaskRef::New(i) => base + i as i64,
+        TaskRef::Existing(id) => seq(id),
+    };
+    // Existing references must still be live (another process may have archived them;
+    // archiving takes the graph lock, which this transaction holds).
+    let mut existing: Vec<TaskId> = plan
+        .edges
+        .iter()
+        .flat_map(|e| [e.0, e.1])
+        .chain(plan.tasks.iter().filter_map(|t| t.parent))
+        .filter_map(|r| match r {
+            TaskRef::Existing(id) => Some(id),
+            TaskRef::New(_) => None,
+        })
+        .collect();
+    existing.sort();
+    existing.dedup();
+    require_live(t.c(), &existing).await?;
+    let mut out = AppliedPlan::default();
+    for task in &plan.tasks {
+        validate_fields(&task.new.title, task.new.key.as_deref()).map_err(Error::Invalid)?;
+    }
+    let now = actor.now.0;
+    // Tasks, all in one statement.
+    if !plan.tasks.is_empty() {
+        let rows: Vec<Value> = plan
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, task)| {
+                    let s = base + i as i64;
+                    let n = &task.new;
+                    json!({"seq": s, "id": tid(s).short(), "key": n.key, "parent_seq": task.parent.map(to_seq),
+                           "title": n.title.trim(), "description": n.description, "role": n.role,
+                           "priority": i64::from(n.priority.rank()), "effort": i64::from(n.effort),
+                           "acceptance": n.acceptance, "tags": n.tags, "footprint": n.footprint,
+                           "executor": n.exec.executor, "timeout_ms": n.exec.timeout_millis(),
+                           "max_attempts": n.exec.max_attempts.map(i64::from)})
+                })
+                .collect();
+        sqlx::query(
+                "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
+                 acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) \
+                 SELECT seq, id, key, parent_seq, title, coalesce(description, ''), role, 'pending', priority, effort, \
+                        coalesce(acceptance, '[]'), coalesce(tags, '[]'), coalesce(footprint, '[]'), $2, $2, \
+                        executor, timeout_ms, max_attempts \
+                 FROM jsonb_to_recordset($1::jsonb) AS v(seq bigint, id text, key text, parent_seq bigint, title text, \
+                      description text, role text, priority bigint, effort bigint, acceptance jsonb, tags jsonb, \
+                      footprint jsonb, executor text, timeout_ms bigint, max_attempts bigint) \
+                 ORDER BY seq",
+            )
+            .bind(Value::Array(rows).to_string())
+            .bind(now)
+            .execute(t.c())
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => {
+                    Fail::from(Error::Invalid("a task key of the plan was taken meanwhile by another writer; apply the plan again".into()))
+                }
+                e => db(e),
+            })?;
+    }
+    for (i, task) in plan.tasks.iter().enumerate() {
+        out.tasks.push((task.new.key.clone(), tid(base + i as i64)));
+    }
+    // Edges: every plan edge ends at a new task, so none can exist yet.
+    if !plan.edges.is_empty() {
+        let rows: Vec<Value> = plan
+                .edges
+                .iter()
+                .enumerate()
+                .map(|(i, &(f, to, kind))| json!({"ord": i, "f": to_seq(f), "t": to_seq(to), "k": kind.as_str()}))
+                .collect();
+        out.edges += sqlx::query(
+                "INSERT INTO edges(from_seq, to_seq, kind, created_at) \
+                 SELECT f, t, k, $2 FROM jsonb_to_recordset($1::jsonb) AS v(ord bigint, f bigint, t bigint, k text) \
+                 ORDER BY ord ON CONFLICT DO NOTHING",
+            )
+            .bind(Value::Array(rows).to_string())
+            .bind(now)
+            .execute(t.c())
+            .await
+            .map_err(db)?
+            .rows_affected() as usize;
+    }
+    // One creation event per task, carrying its edges.
+    for (entity, after) in plan_events(plan, base) {
+        t.event(actor, "task.created", &entity, None, Some(after));
+    }
+    for (title, refs) in &plan.objectives {
+        let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
+        let id = insert_objective(t, title, &seqs, actor).await?;
+        out.objectives.push(rid(RecordKind::Objective, id));
+    }
+    for (text, why, task) in &plan.decisions {
+        let id = insert_decision(t, text, why, task.map(to_seq), None, actor).await?;
+        out.decisions.push(rid(RecordKind::Decision, id));
+    }
+    for (text, task) in &plan.insights {
+        let id = insert_insight(t, text, task.map(to_seq), actor).await?;
+        out.insights.push(rid(RecordKind::Insight, id));
+    }
+    Ok((out, base))
+}
+
+/// The body of `update_task` inside a transaction (the caller takes the graph lock for a
+/// new parent and checks for cycles).
+async fn update_in(tx: &mut Tx, id: TaskId, patch: &TaskPatch, actor: &Actor) -> R<Task> {
+    let before = get_task(tx.c(), id, true).await?;
+    if let Some(p) = new_parent(id, patch) {
+        require_live(tx.c(), &[p]).await?;
+    }
+    let t = patched(&before, patch)?;
+    let q = sqlx::query(
+            "UPDATE tasks SET title = $1, description = $2, role = $3, priority = $4, effort = $5, acceptance = $6::jsonb, \
+             tags = $7::jsonb, footprint = $8::jsonb, parent_seq = $9, updated_at = $10, executor = $11, timeout_ms = $12, \
+             max_attempts = $13 WHERE seq = $14",
+        )
+        .bind(&t.title);
+    let q = bind_task_fields!(q, t)
+        .bind(t.parent.map(seq))
+        .bind(actor.now.0);
+    bind_exec!(q, t.exec)
+        .bind(seq(id))
+        .execute(tx.c())
+        .await
+        .map_err(db)?;
+    let after = get_task(tx.c(), id, false).await?;
+    tx.event(
+        actor,
+        "task.updated",
+        &id.to_string(),
+        Some(tjson(&before)),
+        Some(tjson(&after)),
+    );
+    tx.wake = true;
+    Ok(after)
+}
+
+/// The body of `set_status` inside a transaction.
+async fn status_in(
+    t: &mut Tx,
+    id: TaskId,
+    to: Status,
+    note: Option<&str>,
+    actor: &Actor,
+) -> R<Vec<Task>> {
+    let task = get_task(t.c(), id, true).await?;
+    if task.archived {
+        return Err(Error::Invalid(format!("task {id} is archived")).into());
+    }
+    let kids = children(t.c(), id).await?;
+    let mut changed = Vec::new();
+    if kids.is_empty() {
+        changed.push(write_status(t, &task, to, note, actor).await?);
+    } else {
+        if !matches!(to, Status::Cancelled | Status::Skipped) {
+            return Err(Error::Invalid(format!(
+                    "task {id} has {} child task(s); its status rolls up from them (a whole subtree can only be cancelled or skipped)",
+                    kids.len()
+                ))
+                .into());
+        }
+        // Every open leaf of the subtree.
+        let mut stack = kids;
+        while let Some(s) = stack.pop() {
+            let sub = children(t.c(), tid(s)).await?;
+            if sub.is_empty() {
+                let leaf = get_task(t.c(), tid(s), true).await?;
+                if leaf.status.check_transition(to).is_ok() && !leaf.status.is_terminal() {
+                    changed.push(write_status(t, &leaf, to, note, actor).await?);
+                }
+            } else {
+                stack.extend(sub);
+            }
+        }
+        changed.sort_by_key(|t| t.id);
+    }
+    t.wake = true;
+    Ok(changed)
+}
+
+/// The bodies of `add_edge` (without lock and cycle check) and `remove_edge` inside a
+/// transaction.
+async fn add_edge_in(t: &mut Tx, edge: Edge, actor: &Actor) -> R<bool> {
+    require_live(t.c(), &[edge.from, edge.to]).await?;
+    let r = sqlx::query(
+            "INSERT INTO edges(from_seq, to_seq, kind, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(seq(edge.from))
+        .bind(seq(edge.to))
+        .bind(edge.kind.as_str())
+        .bind(actor.now.0)
+        .execute(t.c())
+        .await
+        .map_err(db)?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    t.event(
+        actor,
+        "edge.added",
+        &edge.to.to_string(),
+        None,
+        Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+    );
+    t.wake = true;
+    Ok(true)
+}
+
+async fn remove_edge_in(t: &mut Tx, edge: Edge, actor: &Actor) -> R<bool> {
+    let r = sqlx::query("DELETE FROM edges WHERE from_seq = $1 AND to_seq = $2 AND kind = $3")
+        .bind(seq(edge.from))
+        .bind(seq(edge.to))
+        .bind(edge.kind.as_str())
+        .execute(t.c())
+        .await
+        .map_err(db)?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    t.event(
+        actor,
+        "edge.removed",
+        &edge.to.to_string(),
+        Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+        None,
+    );
+    t.wake = true;
+    Ok(true)
 }

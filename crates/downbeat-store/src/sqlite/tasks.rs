@@ -10,132 +10,12 @@ impl TaskStore for SqliteStore {
     async fn apply_plan(&self, plan: &ValidatedPlan, actor: &Actor) -> Result<AppliedPlan> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
-        let base = alloc_seqs(c, plan.tasks.len()).await?;
-        let to_seq = |r: TaskRef| match r {
-            TaskRef::New(i) => base + i as i64,
-            TaskRef::Existing(id) => seq(id),
-        };
-        // Existing references must still be live (another process may have archived them).
-        let mut existing: Vec<TaskId> = plan
-            .edges
-            .iter()
-            .flat_map(|e| [e.0, e.1])
-            .chain(plan.tasks.iter().filter_map(|t| t.parent))
-            .filter_map(|r| match r {
-                TaskRef::Existing(id) => Some(id),
-                TaskRef::New(_) => None,
-            })
-            .collect();
-        existing.sort();
-        existing.dedup();
-        for id in &existing {
-            require_live(c, *id).await?;
-        }
-        let mut out = AppliedPlan::default();
-        for t in &plan.tasks {
-            validate_fields(&t.new.title, t.new.key.as_deref()).map_err(Error::Invalid)?;
-        }
-        // Tasks, many rows per statement.
-        let now = actor.now.0;
-        for (c0, chunk) in plan.tasks.chunks(ROWS_PER_INSERT).enumerate() {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
-                 acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) ",
-            );
-            qb.push_values(chunk.iter().enumerate(), |mut b, (j, t)| {
-                let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
-                b.push_bind(s)
-                    .push_bind(tid(s).short())
-                    .push_bind(t.new.key.clone())
-                    .push_bind(t.parent.map(to_seq))
-                    .push_bind(t.new.title.trim().to_owned())
-                    .push_bind(t.new.description.clone())
-                    .push_bind(t.new.role.clone())
-                    .push_bind("pending")
-                    .push_bind(i64::from(t.new.priority.rank()))
-                    .push_bind(i64::from(t.new.effort))
-                    .push_bind(to_json_list(&t.new.acceptance))
-                    .push_bind(to_json_list(&t.new.tags))
-                    .push_bind(to_json_list(&t.new.footprint))
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(t.new.exec.executor.clone())
-                    .push_bind(t.new.exec.timeout_millis())
-                    .push_bind(t.new.exec.max_attempts.map(i64::from));
-            });
-            qb.build().execute(&mut *c).await.map_err(|e| match e {
-                sqlx::Error::Database(d) if d.message().contains("UNIQUE") => {
-                    Error::Invalid("a task key of the plan was taken meanwhile by another writer; apply the plan again".into())
-                }
-                e => db(e),
-            })?;
-        }
-        for (i, t) in plan.tasks.iter().enumerate() {
-            out.tasks.push((t.new.key.clone(), tid(base + i as i64)));
-        }
-        // Edges: every plan edge ends at a new task, so none can exist yet.
-        for chunk in plan.edges.chunks(ROWS_PER_INSERT * 4) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) ",
-            );
-            qb.push_values(chunk, |mut b, &(f, t, kind)| {
-                b.push_bind(to_seq(f))
-                    .push_bind(to_seq(t))
-                    .push_bind(kind.as_str())
-                    .push_bind(now);
-            });
-            out.edges += qb
-                .build()
-                .execute(&mut *c)
-                .await
-                .map_err(db)?
-                .rows_affected() as usize;
-        }
-        // One creation event per task, carrying its edges.
-        let events: Vec<(String, String)> = plan_events(plan, base)
-            .into_iter()
-            .map(|(entity, after)| (entity, after.to_string()))
-            .collect();
-        for chunk in events.chunks(ROWS_PER_INSERT * 2) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events(at, actor, session_id, action, entity, task_seq, before, after) ",
-            );
-            qb.push_values(chunk, |mut b, (entity, after)| {
-                b.push_bind(now)
-                    .push_bind(actor.name.clone())
-                    .push_bind(actor.session.map(|s| s.num))
-                    .push_bind("task.created")
-                    .push_bind(entity.clone())
-                    .push_bind(event_task_seq("task.created", entity))
-                    .push_bind(Option::<String>::None)
-                    .push_bind(after.clone());
-            });
-            qb.build().execute(&mut *c).await.map_err(db)?;
-        }
+        let (out, _) = insert_plan(c, plan, actor).await?;
         // A cycle may form together with what is already stored: check the whole graph.
         if plan.edges.iter().any(|e| e.2.orders_work())
             || plan.tasks.iter().any(|t| t.parent.is_some())
         {
             check_acyclic(c).await?;
-        }
-        for (title, refs) in &plan.objectives {
-            let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
-            out.objectives.push(rid(
-                RecordKind::Objective,
-                insert_objective(c, title, &seqs, actor).await?,
-            ));
-        }
-        for (text, why, task) in &plan.decisions {
-            out.decisions.push(rid(
-                RecordKind::Decision,
-                insert_decision(c, text, why, task.map(to_seq), None, actor).await?,
-            ));
-        }
-        for (text, task) in &plan.insights {
-            out.insights.push(rid(
-                RecordKind::Insight,
-                insert_insight(c, text, task.map(to_seq), actor).await?,
-            ));
         }
         event(
             c,
@@ -144,6 +24,71 @@ impl TaskStore for SqliteStore {
             plan.name.as_deref().unwrap_or("plan"),
             None,
             Some(json!({"tasks": out.tasks.len(), "edges": out.edges})),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn apply_plan_changes(&self, ch: &PlanChanges, actor: &Actor) -> Result<AppliedPlan> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        for &(id, status) in &ch.expect {
+            let now = get_task(c, id).await?.status;
+            if now != status {
+                return Err(moved_on(id, status, now));
+            }
+        }
+        for e in &ch.edges_removed {
+            remove_edge_in(c, *e, actor).await?;
+        }
+        for (id, patch) in &ch.updates {
+            update_in(c, *id, patch, actor).await?;
+        }
+        let (mut out, base) = insert_plan(c, &ch.plan, actor).await?;
+        let to_id = |r: TaskRef| match r {
+            TaskRef::New(i) => tid(base + i as i64),
+            TaskRef::Existing(id) => id,
+        };
+        for &(id, parent) in &ch.parents {
+            let patch = TaskPatch {
+                parent: Some(parent.map(to_id)),
+                ..TaskPatch::default()
+            };
+            update_in(c, id, &patch, actor).await?;
+        }
+        for &(from, to, kind) in &ch.edges_added {
+            let edge = Edge {
+                from: to_id(from),
+                to,
+                kind,
+            };
+            if add_edge_in(c, edge, actor).await? {
+                out.edges += 1;
+            }
+        }
+        let mut cancelled = 0;
+        for &id in &ch.cancel {
+            cancelled += status_in(c, id, Status::Cancelled, Some(REMOVED_NOTE), actor)
+                .await?
+                .len();
+        }
+        if let Some((key, value)) = &ch.record {
+            sqlx::query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                .bind(key)
+                .bind(value)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+        }
+        check_acyclic(c).await?;
+        event(
+            c,
+            actor,
+            "plan.applied",
+            ch.plan.name.as_deref().unwrap_or("plan"),
+            None,
+            Some(changes_event(ch, &out, cancelled)),
         )
         .await?;
         tx.commit().await.map_err(db)?;
@@ -203,37 +148,10 @@ impl TaskStore for SqliteStore {
     async fn update_task(&self, id: TaskId, patch: &TaskPatch, actor: &Actor) -> Result<Task> {
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
-        let before = get_task(c, id).await?;
-        if let Some(p) = new_parent(id, patch) {
-            require_live(c, p).await?;
-        }
-        let t = patched(&before, patch)?;
-        let q = sqlx::query(
-            "UPDATE tasks SET title = ?, description = ?, role = ?, priority = ?, effort = ?, acceptance = ?, \
-             tags = ?, footprint = ?, parent_seq = ?, updated_at = ?, executor = ?, timeout_ms = ?, max_attempts = ? WHERE seq = ?",
-        )
-        .bind(&t.title);
-        let q = bind_task_fields!(q, t)
-            .bind(t.parent.map(seq))
-            .bind(actor.now.0);
-        bind_exec!(q, t.exec)
-            .bind(seq(id))
-            .execute(&mut *c)
-            .await
-            .map_err(db)?;
+        let after = update_in(c, id, patch, actor).await?;
         if patch.parent.is_some() {
             check_acyclic(c).await?;
         }
-        let after = get_task(c, id).await?;
-        event(
-            c,
-            actor,
-            "task.updated",
-            &id.to_string(),
-            Some(tjson(&before)),
-            Some(tjson(&after)),
-        )
-        .await?;
         tx.commit().await.map_err(db)?;
         Ok(after)
     }
@@ -246,37 +164,7 @@ impl TaskStore for SqliteStore {
         actor: &Actor,
     ) -> Result<Vec<Task>> {
         let mut tx = self.write().await?;
-        let c: &mut SqliteConnection = &mut tx;
-        let task = get_task(c, id).await?;
-        if task.archived {
-            return Err(Error::Invalid(format!("task {id} is archived")));
-        }
-        let kids = children(c, id).await?;
-        let mut changed = Vec::new();
-        if kids.is_empty() {
-            changed.push(write_status(c, &task, to, note, actor).await?);
-        } else {
-            if !matches!(to, Status::Cancelled | Status::Skipped) {
-                return Err(Error::Invalid(format!(
-                    "task {id} has {} child task(s); its status rolls up from them (a whole subtree can only be cancelled or skipped)",
-                    kids.len()
-                )));
-            }
-            // Every open leaf of the subtree.
-            let mut stack = kids;
-            while let Some(s) = stack.pop() {
-                let sub = children(c, tid(s)).await?;
-                if sub.is_empty() {
-                    let leaf = get_task(c, tid(s)).await?;
-                    if leaf.status.check_transition(to).is_ok() && !leaf.status.is_terminal() {
-                        changed.push(write_status(c, &leaf, to, note, actor).await?);
-                    }
-                } else {
-                    stack.extend(sub);
-                }
-            }
-            changed.sort_by_key(|t| t.id);
-        }
+        let changed = status_in(&mut tx, id, to, note, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(changed)
     }
@@ -430,69 +318,23 @@ impl TaskStore for SqliteStore {
     }
 
     async fn add_edge(&self, edge: Edge, actor: &Actor) -> Result<bool> {
-        if edge.from == edge.to {
-            return Err(Error::Invalid(format!(
-                "task {} cannot depend on itself",
-                edge.from
-            )));
-        }
         let mut tx = self.write().await?;
         let c: &mut SqliteConnection = &mut tx;
-        require_live(c, edge.from).await?;
-        require_live(c, edge.to).await?;
-        let r = sqlx::query(
-            "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(seq(edge.from))
-        .bind(seq(edge.to))
-        .bind(edge.kind.as_str())
-        .bind(actor.now.0)
-        .execute(&mut *c)
-        .await
-        .map_err(db)?;
-        if r.rows_affected() == 0 {
+        if !add_edge_in(c, edge, actor).await? {
             return Ok(false);
         }
         if edge.kind.orders_work() {
             check_acyclic(c).await?;
         }
-        event(
-            c,
-            actor,
-            "edge.added",
-            &edge.to.to_string(),
-            None,
-            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
-        )
-        .await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
 
     async fn remove_edge(&self, edge: Edge, actor: &Actor) -> Result<bool> {
         let mut tx = self.write().await?;
-        let c: &mut SqliteConnection = &mut tx;
-        let r = sqlx::query("DELETE FROM edges WHERE from_seq = ? AND to_seq = ? AND kind = ?")
-            .bind(seq(edge.from))
-            .bind(seq(edge.to))
-            .bind(edge.kind.as_str())
-            .execute(&mut *c)
-            .await
-            .map_err(db)?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
-        event(
-            c,
-            actor,
-            "edge.removed",
-            &edge.to.to_string(),
-            Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
-            None,
-        )
-        .await?;
+        let removed = remove_edge_in(&mut tx, edge, actor).await?;
         tx.commit().await.map_err(db)?;
-        Ok(true)
+        Ok(removed)
     }
 
     async fn edges_of(&self, id: TaskId) -> Result<Vec<Edge>> {
@@ -523,4 +365,273 @@ impl TaskStore for SqliteStore {
         let mut c = self.conn().await?;
         snapshot(&mut c).await
     }
+}
+
+/// The body of `apply_plan` inside a transaction: new tasks, their edges and creation
+/// events, and the records; returns what was created and the first new sequence number (the
+/// caller checks for cycles and logs `plan.applied`).
+async fn insert_plan(
+    c: &mut SqliteConnection,
+    plan: &ValidatedPlan,
+    actor: &Actor,
+) -> Result<(AppliedPlan, i64)> {
+    let base = alloc_seqs(c, plan.tasks.len()).await?;
+    let to_seq = |r: TaskRef| match r {
+        TaskRef::New(i) => base + i as i64,
+        TaskRef::Existing(id) => seq(id),
+    };
+    // Existing references must still be live (another process may have archived them).
+    let mut existing: Vec<TaskId> = plan
+        .edges
+        .iter()
+        .flat_map(|e| [e.0, e.1])
+        .chain(plan.tasks.iter().filter_map(|t| t.parent))
+        .filter_map(|r| match r {
+            TaskRef::Existing(id) => Some(id),
+            TaskRef::New(_) => None,
+        })
+        .collect();
+    existing.sort();
+    existing.dedup();
+    for id in &existing {
+        require_live(c, *id).await?;
+    }
+    let mut out = AppliedPlan::default();
+    for t in &plan.tasks {
+        validate_fields(&t.new.title, t.new.key.as_deref()).map_err(Error::Invalid)?;
+    }
+    // Tasks, many rows per statement.
+    let now = actor.now.0;
+    for (c0, chunk) in plan.tasks.chunks(ROWS_PER_INSERT).enumerate() {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
+                 acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) ",
+        );
+        qb.push_values(chunk.iter().enumerate(), |mut b, (j, t)| {
+            let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
+            b.push_bind(s)
+                .push_bind(tid(s).short())
+                .push_bind(t.new.key.clone())
+                .push_bind(t.parent.map(to_seq))
+                .push_bind(t.new.title.trim().to_owned())
+                .push_bind(t.new.description.clone())
+                .push_bind(t.new.role.clone())
+                .push_bind("pending")
+                .push_bind(i64::from(t.new.priority.rank()))
+                .push_bind(i64::from(t.new.effort))
+                .push_bind(to_json_list(&t.new.acceptance))
+                .push_bind(to_json_list(&t.new.tags))
+                .push_bind(to_json_list(&t.new.footprint))
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(t.new.exec.executor.clone())
+                .push_bind(t.new.exec.timeout_millis())
+                .push_bind(t.new.exec.max_attempts.map(i64::from));
+        });
+        qb.build().execute(&mut *c).await.map_err(|e| match e {
+                sqlx::Error::Database(d) if d.message().contains("UNIQUE") => {
+                    Error::Invalid("a task key of the plan was taken meanwhile by another writer; apply the plan again".into())
+                }
+                e => db(e),
+            })?;
+    }
+    for (i, t) in plan.tasks.iter().enumerate() {
+        out.tasks.push((t.new.key.clone(), tid(base + i as i64)));
+    }
+    // Edges: every plan edge ends at a new task, so none can exist yet.
+    for chunk in plan.edges.chunks(ROWS_PER_INSERT * 4) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) ",
+        );
+        qb.push_values(chunk, |mut b, &(f, t, kind)| {
+            b.push_bind(to_seq(f))
+                .push_bind(to_seq(t))
+                .push_bind(kind.as_str())
+                .push_bind(now);
+        });
+        out.edges += qb
+            .build()
+            .execute(&mut *c)
+            .await
+            .map_err(db)?
+            .rows_affected() as usize;
+    }
+    // One creation event per task, carrying its edges.
+    let events: Vec<(String, String)> = plan_events(plan, base)
+        .into_iter()
+        .map(|(entity, after)| (entity, after.to_string()))
+        .collect();
+    for chunk in events.chunks(ROWS_PER_INSERT * 2) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events(at, actor, session_id, action, entity, task_seq, before, after) ",
+        );
+        qb.push_values(chunk, |mut b, (entity, after)| {
+            b.push_bind(now)
+                .push_bind(actor.name.clone())
+                .push_bind(actor.session.map(|s| s.num))
+                .push_bind("task.created")
+                .push_bind(entity.clone())
+                .push_bind(event_task_seq("task.created", entity))
+                .push_bind(Option::<String>::None)
+                .push_bind(after.clone());
+        });
+        qb.build().execute(&mut *c).await.map_err(db)?;
+    }
+    for (title, refs) in &plan.objectives {
+        let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
+        out.objectives.push(rid(
+            RecordKind::Objective,
+            insert_objective(c, title, &seqs, actor).await?,
+        ));
+    }
+    for (text, why, task) in &plan.decisions {
+        out.decisions.push(rid(
+            RecordKind::Decision,
+            insert_decision(c, text, why, task.map(to_seq), None, actor).await?,
+        ));
+    }
+    for (text, task) in &plan.insights {
+        out.insights.push(rid(
+            RecordKind::Insight,
+            insert_insight(c, text, task.map(to_seq), actor).await?,
+        ));
+    }
+    Ok((out, base))
+}
+
+/// The body of `update_task` inside a transaction (the caller checks for cycles).
+async fn update_in(
+    c: &mut SqliteConnection,
+    id: TaskId,
+    patch: &TaskPatch,
+    actor: &Actor,
+) -> Result<Task> {
+    let before = get_task(c, id).await?;
+    if let Some(p) = new_parent(id, patch) {
+        require_live(c, p).await?;
+    }
+    let t = patched(&before, patch)?;
+    let q = sqlx::query(
+            "UPDATE tasks SET title = ?, description = ?, role = ?, priority = ?, effort = ?, acceptance = ?, \
+             tags = ?, footprint = ?, parent_seq = ?, updated_at = ?, executor = ?, timeout_ms = ?, max_attempts = ? WHERE seq = ?",
+        )
+        .bind(&t.title);
+    let q = bind_task_fields!(q, t)
+        .bind(t.parent.map(seq))
+        .bind(actor.now.0);
+    bind_exec!(q, t.exec)
+        .bind(seq(id))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    let after = get_task(c, id).await?;
+    event(
+        c,
+        actor,
+        "task.updated",
+        &id.to_string(),
+        Some(tjson(&before)),
+        Some(tjson(&after)),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// The body of `set_status` inside a transaction.
+async fn status_in(
+    c: &mut SqliteConnection,
+    id: TaskId,
+    to: Status,
+    note: Option<&str>,
+    actor: &Actor,
+) -> Result<Vec<Task>> {
+    let task = get_task(c, id).await?;
+    if task.archived {
+        return Err(Error::Invalid(format!("task {id} is archived")));
+    }
+    let kids = children(c, id).await?;
+    let mut changed = Vec::new();
+    if kids.is_empty() {
+        changed.push(write_status(c, &task, to, note, actor).await?);
+    } else {
+        if !matches!(to, Status::Cancelled | Status::Skipped) {
+            return Err(Error::Invalid(format!(
+                "task {id} has {} child task(s); its status rolls up from them (a whole subtree can only be cancelled or skipped)",
+                kids.len()
+            )));
+        }
+        // Every open leaf of the subtree.
+        let mut stack = kids;
+        while let Some(s) = stack.pop() {
+            let sub = children(c, tid(s)).await?;
+            if sub.is_empty() {
+                let leaf = get_task(c, tid(s)).await?;
+                if leaf.status.check_transition(to).is_ok() && !leaf.status.is_terminal() {
+                    changed.push(write_status(c, &leaf, to, note, actor).await?);
+                }
+            } else {
+                stack.extend(sub);
+            }
+        }
+        changed.sort_by_key(|t| t.id);
+    }
+    Ok(changed)
+}
+
+/// The bodies of `add_edge` (without the cycle check) and `remove_edge` inside a transaction.
+async fn add_edge_in(c: &mut SqliteConnection, edge: Edge, actor: &Actor) -> Result<bool> {
+    if edge.from == edge.to {
+        return Err(Error::Invalid(format!(
+            "task {} cannot depend on itself",
+            edge.from
+        )));
+    }
+    require_live(c, edge.from).await?;
+    require_live(c, edge.to).await?;
+    let r = sqlx::query(
+        "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(seq(edge.from))
+    .bind(seq(edge.to))
+    .bind(edge.kind.as_str())
+    .bind(actor.now.0)
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    event(
+        c,
+        actor,
+        "edge.added",
+        &edge.to.to_string(),
+        None,
+        Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn remove_edge_in(c: &mut SqliteConnection, edge: Edge, actor: &Actor) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM edges WHERE from_seq = ? AND to_seq = ? AND kind = ?")
+        .bind(seq(edge.from))
+        .bind(seq(edge.to))
+        .bind(edge.kind.as_str())
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    event(
+        c,
+        actor,
+        "edge.removed",
+        &edge.to.to_string(),
+        Some(json!({"from": edge.from.to_string(), "kind": edge.kind})),
+        None,
+    )
+    .await?;
+    Ok(true)
 }

@@ -1,26 +1,118 @@
 //! `downbeat plan check|apply`.
 
 use downbeat_app::error::{Error, Kind};
-use downbeat_app::plans::{Applied, apply_plan, validate_plan};
+use downbeat_app::plans::{Applied, Prepared, apply_diff, diff_plan, validate_plan};
 use downbeat_app::project::Project;
+use downbeat_core::ids::TaskId;
 use downbeat_core::plan::{self, PlanFormat};
-use serde_json::json;
+use downbeat_core::plan_diff::{FieldChange, PlanDiff};
+use serde_json::{Value, json};
 
 use super::render::clip;
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, outln, table};
 
 pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Error> {
-    let (file, dry) = match c {
-        PlanCmd::Apply { file, dry_run } => (file, dry_run),
-        PlanCmd::Check { file } => (file, true),
+    let (file, dry, skip) = match c {
+        PlanCmd::Apply {
+            file,
+            dry_run,
+            skip_conflicts,
+        } => (file, dry_run, skip_conflicts),
+        PlanCmd::Check { file } => return check(p, &file, j).await,
     };
+    let shown = file.display().to_string();
+    let parsed = read_plan(&file)?;
+    let name = parsed
+        .plan
+        .name
+        .clone()
+        .or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let prepared = diff_plan(p, &parsed, &shown, name).await?;
+    let shown_name = prepared
+        .validated
+        .name
+        .clone()
+        .unwrap_or_else(|| shown.clone());
+    let d = &prepared.diff;
+    if dry {
+        if j {
+            print_json(&diff_json(&shown_name, d, None, true));
+        } else {
+            out(&diff_table(d, None));
+            note(&format!(
+                "{shown_name}: {}; nothing written",
+                summary(d, true)
+            ));
+        }
+        return Ok(());
+    }
+    let Applied { applied, notes } = apply_diff(p, &prepared, skip).await?;
+    for n in &notes {
+        note(n);
+    }
+    if j {
+        let mut v = diff_json(&shown_name, d, Some(&applied.tasks), false);
+        v["edges"] = json!(applied.edges);
+        v["objectives"] = json!(applied.objectives);
+        v["decisions"] = json!(applied.decisions);
+        v["insights"] = json!(applied.insights);
+        print_json(&v);
+    } else if prepared.first {
+        first_application(&shown_name, &prepared, &applied);
+    } else {
+        out(&diff_table(d, Some(&applied.tasks)));
+        note(&format!("applied {shown_name}: {}", summary(d, false)));
+        for c in d.conflicts.iter().filter(|_| skip) {
+            note(&format!("skipped {} ({}): {}", c.key, c.id, c.reason));
+        }
+    }
+    Ok(())
+}
+
+/// `plan check`: validity only.
+async fn check(p: &Project, file: &std::path::Path, j: bool) -> Result<(), Error> {
+    let shown = file.display().to_string();
+    let parsed = read_plan(file)?;
+    let validated = validate_plan_loosely(p, &parsed, &shown).await?;
+    if j {
+        print_json(
+            &json!({"valid": true, "tasks": validated.tasks.len(), "edges": validated.edges.len(), "objectives": validated.objectives.len()}),
+        );
+    } else {
+        outln(&format!(
+            "{shown} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
+            validated.tasks.len(),
+            validated.edges.len(),
+            validated.objectives.len(),
+            validated.decisions.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Validation for `plan check`: keys already in the project are fine (applying matches them).
+async fn validate_plan_loosely(
+    p: &Project,
+    parsed: &plan::PlanFile,
+    shown: &str,
+) -> Result<plan::ValidatedPlan, Error> {
+    let keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
+    if p.store.keys_in_use(&keys).await?.is_empty() {
+        validate_plan(p, parsed, shown).await
+    } else {
+        Ok(diff_plan(p, parsed, shown, None).await?.validated)
+    }
+}
+
+/// Reads and parses a plan file, its format from its extension.
+fn read_plan(file: &std::path::Path) -> Result<plan::PlanFile, Error> {
     let shown = file.display().to_string();
     let format = PlanFormat::from_path(&shown).ok_or_else(|| {
         Error::invalid(format!("{shown}: unknown plan format"))
             .with_hint("plan files end in .toml, .yaml, .yml or .json")
     })?;
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+    let text = std::fs::read_to_string(file).map_err(|e| {
         let c = if e.kind() == std::io::ErrorKind::NotFound {
             Kind::NotFound
         } else {
@@ -28,61 +120,170 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
         };
         Error::new(c, format!("cannot read {shown}: {e}"))
     })?;
-    let parsed = plan::parse(&text, format)
-        .map_err(|e| Error::invalid(format!("{shown}: {}", e.message)))?;
-    let validated = validate_plan(p, &parsed, &shown).await?;
-    let name = validated.name.clone().unwrap_or_else(|| shown.clone());
-    if dry {
-        if j {
-            print_json(
-                &json!({"valid": true, "tasks": validated.tasks.len(), "edges": validated.edges.len(), "objectives": validated.objectives.len()}),
-            );
-        } else {
-            outln(&format!(
-                "{shown} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
-                validated.tasks.len(),
-                validated.edges.len(),
-                validated.objectives.len(),
-                validated.decisions.len()
-            ));
+    plan::parse(&text, format).map_err(|e| Error::invalid(format!("{shown}: {}", e.message)))
+}
+
+/// The output of a plan's first application: what was created.
+fn first_application(name: &str, prepared: &Prepared, applied: &downbeat_store::AppliedPlan) {
+    note(&format!(
+        "applied {name}: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s), {} insight(s)",
+        applied.tasks.len(),
+        applied.edges,
+        applied.objectives.len(),
+        applied.decisions.len(),
+        applied.insights.len()
+    ));
+    let rows: Vec<Vec<String>> = applied
+        .tasks
+        .iter()
+        .zip(&prepared.diff.new.tasks)
+        .map(|((k, id), t)| {
+            vec![
+                id.to_string(),
+                k.clone().unwrap_or_default(),
+                clip(&t.new.title, 70),
+            ]
+        })
+        .collect();
+    out(&table(&["ID", "KEY", "TITLE"], &rows));
+}
+
+/// "2 added, 1 changed, …" (`dry`: "2 to add, …").
+fn summary(d: &PlanDiff, dry: bool) -> String {
+    let cancelled = d.removed.iter().filter(|r| r.cancel).count();
+    let kept = d.removed.len() - cancelled;
+    let mut parts = vec![
+        format!(
+            "{} {}",
+            d.new.tasks.len(),
+            if dry { "to add" } else { "added" }
+        ),
+        format!(
+            "{} {}",
+            d.changed.len(),
+            if dry { "to change" } else { "changed" }
+        ),
+        format!(
+            "{cancelled} {}",
+            if dry { "to cancel" } else { "cancelled" }
+        ),
+    ];
+    if kept > 0 {
+        parts.push(format!("{kept} removed but already finished"));
+    }
+    if !d.conflicts.is_empty() {
+        parts.push(format!("{} conflict(s)", d.conflicts.len()));
+    }
+    parts.push(format!("{} unchanged", d.unchanged));
+    parts.join(", ")
+}
+
+fn field_text(f: &FieldChange) -> String {
+    match f.field {
+        "description" => "description changed".into(),
+        "dependencies" => {
+            let mut parts = Vec::new();
+            if !f.after.is_empty() {
+                parts.push(format!("+{}", f.after));
+            }
+            if !f.before.is_empty() {
+                parts.push(format!("-{}", f.before));
+            }
+            format!("dependencies: {}", parts.join(" "))
         }
-        return Ok(());
+        _ => format!(
+            "{}: {} → {}",
+            f.field,
+            clip(&f.before, 30),
+            clip(&f.after, 30)
+        ),
     }
-    let Applied { applied, notes } = apply_plan(p, &validated).await?;
-    for n in &notes {
-        note(n);
+}
+
+/// One line per task the plan adds, changes, removes or cannot change (`+ ~ - = !`).
+fn diff_table(d: &PlanDiff, created: Option<&[(Option<String>, TaskId)]>) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (i, t) in d.new.tasks.iter().enumerate() {
+        let id = created
+            .and_then(|c| c.get(i))
+            .map_or("new".into(), |(_, id)| id.to_string());
+        rows.push(vec![
+            "+".into(),
+            id,
+            t.new.key.clone().unwrap_or_default(),
+            clip(&t.new.title, 50),
+            "added".into(),
+        ]);
     }
-    if j {
-        print_json(&json!({
-            "plan": name,
-            "tasks": applied.tasks.iter().map(|(k, id)| json!({"key": k, "id": id})).collect::<Vec<_>>(),
-            "edges": applied.edges,
-            "objectives": applied.objectives,
-            "decisions": applied.decisions,
-            "insights": applied.insights,
-        }));
-    } else {
-        note(&format!(
-            "applied {name}: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s), {} insight(s)",
-            applied.tasks.len(),
-            applied.edges,
-            applied.objectives.len(),
-            applied.decisions.len(),
-            applied.insights.len()
-        ));
-        let rows: Vec<Vec<String>> = applied
-            .tasks
-            .iter()
-            .zip(&validated.tasks)
-            .map(|((k, id), t)| {
-                vec![
-                    id.to_string(),
-                    k.clone().unwrap_or_default(),
-                    clip(&t.new.title, 70),
-                ]
-            })
-            .collect();
-        out(&table(&["ID", "KEY", "TITLE"], &rows));
+    for c in &d.changed {
+        let what: Vec<String> = c.fields.iter().map(field_text).collect();
+        rows.push(vec![
+            "~".into(),
+            c.id.to_string(),
+            c.key.clone(),
+            clip(&c.title, 50),
+            what.join("; "),
+        ]);
     }
-    Ok(())
+    for r in &d.removed {
+        let (mark, what) = if r.cancel {
+            ("-", "removed: cancelled".to_owned())
+        } else {
+            (
+                "=",
+                format!("removed, already {}: stays as it is", r.status),
+            )
+        };
+        rows.push(vec![
+            mark.into(),
+            r.id.to_string(),
+            r.key.clone(),
+            clip(&r.title, 50),
+            what,
+        ]);
+    }
+    for c in &d.conflicts {
+        rows.push(vec![
+            "!".into(),
+            c.id.to_string(),
+            c.key.clone(),
+            clip(&c.title, 50),
+            format!("conflict: {}", c.reason),
+        ]);
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    table(&["", "ID", "KEY", "TITLE", "CHANGE"], &rows)
+}
+
+/// The JSON answer of `plan apply` (documented in docs/plan-format.md).
+fn diff_json(
+    name: &str,
+    d: &PlanDiff,
+    created: Option<&[(Option<String>, TaskId)]>,
+    dry: bool,
+) -> Value {
+    let tasks: Vec<Value> = d
+        .new
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut v = json!({"key": t.new.key, "title": t.new.title});
+            if let Some((_, id)) = created.and_then(|c| c.get(i)) {
+                v["id"] = json!(id);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "plan": name,
+        "dry_run": dry,
+        "tasks": tasks,
+        "changed": d.changed,
+        "removed": d.removed,
+        "conflicts": d.conflicts,
+        "unchanged": d.unchanged,
+    })
 }
