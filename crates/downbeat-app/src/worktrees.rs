@@ -156,10 +156,7 @@ pub struct ClaimWorktree {
 /// The worktrees task `t` works in when claimed from outside a runner, and the branch a
 /// resolver starts with merged: its tags, else its role's `worktree`, else the mode (`auto`:
 /// when its executor is a coding agent).
-fn isolation_for(
-    p: &Project,
-    t: &downbeat_core::task::Task,
-) -> Result<Option<Isolation>, Error> {
+fn isolation_for(p: &Project, t: &downbeat_core::task::Task) -> Result<Option<Isolation>, Error> {
     use downbeat_engine::worktree::{WorktreeMode, tags};
     let Some(w) = crate::runs::worktrees(p)? else {
         return Ok(None);

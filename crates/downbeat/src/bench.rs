@@ -61,7 +61,7 @@ pub(crate) fn bench_plan(n: usize, shape: Shape) -> downbeat_core::plan::Validat
 }
 
 /// Options for benchmark runs: every task through `exec`, nothing else configured.
-fn bench_options(
+pub(crate) fn bench_options(
     dir: &std::path::Path,
     concurrency: usize,
     holder: String,

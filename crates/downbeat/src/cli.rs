@@ -699,6 +699,24 @@ pub enum BenchCmd {
     /// and time them through noop tasks: throughput and, for chains, dependency → dependent
     /// latency across processes.
     Workers(BenchWorkersArgs),
+    /// Worktree isolation on a generated repository: per-task overhead (worktree, commit,
+    /// merge) and a run of tasks editing disjoint files, against a run without worktrees.
+    Worktrees {
+        /// Files in the repository.
+        #[arg(long, default_value_t = 5_000)]
+        files: u32,
+        /// Tasks of the engine run.
+        #[arg(long, default_value_t = 200)]
+        tasks: u32,
+        /// Tasks timed one after the other for the overhead figures.
+        #[arg(long, default_value_t = 50)]
+        samples: u32,
+        #[arg(long, short = 'j', default_value_t = 8)]
+        concurrency: usize,
+        /// Keep the temporary directory.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Leave tasks running under a dead runner's lease in a large project, then time a new
     /// runner from opening the database to its first started attempt.
     Recover {

@@ -10,6 +10,7 @@ use clap::Parser;
 
 mod bench;
 mod bench_workers;
+mod bench_worktrees;
 pub mod cli;
 pub mod clients;
 mod commands;

@@ -110,6 +110,23 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
                 concurrency,
             } => crate::bench::bench_recover(tasks, database, concurrency.max(1), j).await,
             BenchCmd::Workers(a) => crate::bench_workers::bench_workers(&a, j).await,
+            BenchCmd::Worktrees {
+                files,
+                tasks,
+                samples,
+                concurrency,
+                keep,
+            } => {
+                crate::bench_worktrees::bench_worktrees(
+                    files,
+                    tasks,
+                    samples.max(1),
+                    concurrency.max(1),
+                    keep,
+                    j,
+                )
+                .await
+            }
             plan => bench(plan, j),
         };
     }
