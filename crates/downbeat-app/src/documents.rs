@@ -33,6 +33,14 @@ pub async fn render_synthesis(
         },
     )
     .await?;
+    let work: Vec<_> = p
+        .store
+        .all_attempts()
+        .await?
+        .into_iter()
+        .filter_map(|a| a.detail.git.map(|g| (a.task, g)))
+        .collect();
+    doc.push_str(&report::landed_section(&v, root, &work));
     doc.push_str(&report::spend_section(&spent));
     let name = root
         .map(|r| format!("{r}.md"))

@@ -720,6 +720,60 @@ impl RoleSpend {
 }
 
 /// A markdown section of tokens and cost per role, with the total; empty without attempts.
+/// The "Landed" section of an integration report: the merges of the tasks in scope into the
+/// integration branch, in the order of `work` (the ledger's), with their change's size; and
+/// the conflicts still waiting for a resolver. Empty when no task in scope worked in a
+/// worktree.
+pub fn landed_section(
+    v: &ProjectView,
+    root: Option<TaskId>,
+    work: &[(TaskId, crate::attempt::GitWork)],
+) -> String {
+    use crate::attempt::MergeState;
+    use std::fmt::Write as _;
+    let scope = scope_of(v, root);
+    let title = |id: TaskId| v.task(id).map(|t| t.title.as_str()).unwrap_or("(archived)");
+    let mut merged = String::new();
+    let mut open = String::new();
+    for (id, g) in work.iter().filter(|(id, _)| scope.contains(id)) {
+        match (g.state, &g.merge) {
+            (MergeState::Merged, Some(m)) if g.head.is_some() => {
+                let _ = writeln!(
+                    merged,
+                    "| `{}` | {id} {} | {} file(s), +{} -{} |",
+                    &m[..m.len().min(10)],
+                    title(*id),
+                    g.files,
+                    g.insertions,
+                    g.deletions
+                );
+            }
+            (MergeState::Resolving, _) => {
+                let _ = writeln!(
+                    open,
+                    "- {id} {}: conflicted in {}; a resolver task integrates it",
+                    title(*id),
+                    g.conflicts.join(", ")
+                );
+            }
+            _ => {}
+        }
+    }
+    if merged.is_empty() && open.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n## Landed\n\n");
+    if !merged.is_empty() {
+        s.push_str("Merged into the integration branch, in order:\n\n| commit | task | change |\n|---|---|---|\n");
+        s.push_str(&merged);
+    }
+    if !open.is_empty() {
+        s.push_str("\nConflicts:\n\n");
+        s.push_str(&open);
+    }
+    s
+}
+
 pub fn spend_section(rows: &[RoleSpend]) -> String {
     use std::fmt::Write as _;
     if rows.iter().all(|r| r.attempts == 0) {

@@ -196,6 +196,10 @@ fn six_agents_work_in_parallel_in_their_own_worktrees_and_a_dependent_sees_all_t
     assert_eq!(e.json(&["show", "w3"])["git"]["state"], "merged");
     assert!(e.ok(&["show", "w3"]).contains("merged on downbeat/tasks/"));
     assert_eq!(e.json(&["worktrees"]), json!([]));
+    // The integration report lists the merges.
+    let report = std::fs::read_to_string(e.path().join(".downbeat/reports/project.md")).unwrap();
+    let landed = report.split("## Landed").nth(1).expect("a Landed section");
+    assert_eq!(landed.matches("file(s), +1 -0").count(), 6, "{report}");
     // `land` brings it all into the user's branch.
     let l = e.json(&["land"]);
     assert_eq!(
@@ -472,4 +476,171 @@ fn without_a_repository_or_a_commit_the_user_is_told_what_to_do() {
     // `diff` of a task that changed nothing says so.
     let err = e.fails(&["diff", "something"], 3);
     assert!(err.contains("no change"), "{err}");
+}
+
+#[test]
+fn a_runner_killed_mid_merge_leaves_the_branch_whole_and_the_work_merged_once() {
+    let e = repo(
+        json!({"steps": [{"when": "Merge me", "write": {"m.txt": "1\n"}, "message": "wrote m.txt"}]}),
+        "",
+    );
+    e.ok(&["add", "Merge me", "--role", "implementer", "--key", "m"]);
+    let id = id_of(&e, "m");
+    // git's reference-transaction hook holds the integration branch's update for 3 s once it
+    // is prepared (and marks the moment): the runner is killed right then.
+    let mark = e.tmp().join("merging");
+    let hook = e.path().join(".git/hooks/reference-transaction");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = prepared ] || exit 0\nwhile read old new ref; do\n  if [ \"$ref\" = refs/heads/downbeat/integration ] && [ \"$old\" != 0000000000000000000000000000000000000000 ]; then touch '{}'; sleep 3; fi\ndone\nexit 0\n",
+            mark.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = git(e.path(), &["rev-parse", "HEAD"]);
+    let mut runner = e
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !mark.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the merge never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert_eq!(
+        e.json(&["show", "m"])["status"],
+        "running",
+        "killed before recording"
+    );
+    // The orphaned git finishes its one ref update or not at all: never half a merge.
+    std::thread::sleep(Duration::from_millis(3500));
+    let tip = git(e.path(), &["rev-parse", "downbeat/integration"]);
+    assert!(
+        tip == before || merges_of(&e, &id) == 1,
+        "the branch is at one merge or none"
+    );
+    std::fs::remove_file(&hook).unwrap();
+    run_ok(&e, &["run"]);
+    assert_eq!(e.json(&["show", "m"])["status"], "completed");
+    assert_eq!(merges_of(&e, &id), 1, "merged exactly once");
+    assert_eq!(show(&e, "downbeat/integration:m.txt"), "1");
+    // Merged while the runner was dead: the next run recognised it and did not redo it.
+    let expected = if tip == before { 2 } else { 1 };
+    assert_eq!(
+        calls(&e).len(),
+        expected,
+        "the agent's work was not done twice"
+    );
+}
+
+/// Workers on two machines, each in its own clone, sharing one PostgreSQL database and one
+/// remote (a bare repository): every task's work lands on the remote's integration branch,
+/// once.
+#[test]
+fn workers_in_their_own_clones_land_everything_on_the_remote_once() {
+    let path = format!("{}:/usr/bin:/bin", fakes().display());
+    let mut e = Env::builder()
+        .home_inside()
+        .var("PATH", &path)
+        .postgres("wtremote")
+        .init()
+        .build();
+    let steps: Vec<Value> = (1..=6)
+        .map(|i| json!({"when": format!("Write file number {i}."), "write": {format!("f{i}.txt"): format!("{i}\n")},
+                        "message": format!("wrote f{i}.txt"), "sleep_ms": 200}))
+        .collect();
+    let script_file = e.tmp().join("script.json");
+    std::fs::write(&script_file, json!({ "steps": steps }).to_string()).unwrap();
+    e.write(
+        ".downbeat/config.toml",
+        &format!(
+            "[run]\nexecutor = \"claude\"\n\n[executors.claude]\ntype = \"agent\"\nagent = \"claude\"\nenv = {{ FAKE_AGENT_SCRIPT = \"{}\", FAKE_AGENT_LOG = \"{}\" }}\n\n[worktrees]\nremote = \"origin\"\n",
+            script_file.display(),
+            log_file(&e).display()
+        ),
+    );
+    e.write("README.md", "# demo\n");
+    git(e.path(), &["init", "-q", "-b", "main"]);
+    git(e.path(), &["add", "-A"]);
+    git(e.path(), &["commit", "-q", "-m", "start"]);
+    let bare = e.tmp().join("remote.git");
+    let seed = e.path().display().to_string();
+    git(e.tmp(), &["clone", "-q", "--bare", &seed, "remote.git"]);
+    let remote = bare.display().to_string();
+    let clones: Vec<PathBuf> = ["one", "two"]
+        .iter()
+        .map(|n| {
+            git(e.tmp(), &["clone", "-q", &remote, n]);
+            e.tmp().join(n)
+        })
+        .collect();
+    for i in 1..=6 {
+        e.ok(&[
+            "add",
+            &format!("Write file number {i}."),
+            "--role",
+            "implementer",
+        ]);
+    }
+    for c in &clones {
+        let child = e
+            .command(&["worker", "--slots", "3", "--lease", "10s"])
+            .current_dir(c)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        e.adopt(child);
+    }
+    let t0 = Instant::now();
+    while e.json(&["status"])["counts"]["completed"] != 6 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{}",
+            e.ok(&["status"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for c in &mut e.children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    // Each agent worked in a worktree of one of the clones.
+    let log = calls(&e);
+    assert_eq!(log.len(), 6, "{log:?}");
+    for c in &log {
+        let cwd = c["cwd"].as_str().unwrap();
+        assert!(
+            clones
+                .iter()
+                .any(|k| cwd.starts_with(&k.display().to_string())),
+            "{cwd}"
+        );
+    }
+    // The remote's integration branch holds every file, one merge per task.
+    let tree = git(&bare, &["ls-tree", "--name-only", "downbeat/integration"]);
+    for i in 1..=6 {
+        assert!(tree.lines().any(|l| l == format!("f{i}.txt")), "{tree}");
+    }
+    let merges = git(
+        &bare,
+        &[
+            "log",
+            "--first-parent",
+            "--merges",
+            "--format=%s",
+            "downbeat/integration",
+        ],
+    );
+    assert_eq!(merges.lines().count(), 6, "{merges}");
 }
