@@ -72,6 +72,11 @@ pub async fn maintenance(
             let n = p.store.repair(&integrity, &actor).await?;
             actions.push(format!("repaired {n} dangling reference(s)"));
         }
+        // Worktrees kept by failed attempts of tasks that are not running any more.
+        let removed = crate::worktrees::clean(p).await?;
+        if removed > 0 {
+            actions.push(format!("removed {removed} worktree(s) of tasks not running"));
+        }
         p.store.optimize().await?;
         p.store
             .record_event("maintain.optimized", "database", None, &actor)

@@ -291,9 +291,11 @@ fn a_conflict_under_the_fail_policy_fails_the_task_and_keeps_its_worktree() {
         show(&e, "downbeat/integration:shared.txt"),
         format!("from {winner}")
     );
-    // `worktrees --clean` removes what a failed attempt kept.
-    assert_eq!(e.json(&["worktrees", "--clean"])["removed"], 1);
+    // `maintain --apply` (or `worktrees --clean`) removes what a failed attempt kept.
+    let m = e.json(&["maintain", "--apply"]);
+    assert!(m["actions"].to_string().contains("removed 1 worktree(s)"), "{m}");
     assert_eq!(e.json(&["worktrees"]), json!([]));
+    assert_eq!(e.json(&["worktrees", "--clean"])["removed"], 0);
 }
 
 #[test]
