@@ -75,7 +75,9 @@ pub async fn maintenance(
         // Worktrees kept by failed attempts of tasks that are not running any more.
         let removed = crate::worktrees::clean(p).await?;
         if removed > 0 {
-            actions.push(format!("removed {removed} worktree(s) of tasks not running"));
+            actions.push(format!(
+                "removed {removed} worktree(s) of tasks not running"
+            ));
         }
         p.store.optimize().await?;
         p.store

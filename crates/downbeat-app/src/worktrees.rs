@@ -252,3 +252,49 @@ pub async fn release_claim(p: &Project, t: &downbeat_core::task::Task) -> Result
     let id = t.id.to_string();
     blocking(move || w.remove_task(&id).map(|_| ()).map_err(worktree_error)).await
 }
+
+/// Where the agents' work stands with respect to the integration branch, for `status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkSummary {
+    /// The integration branch.
+    pub branch: String,
+    /// Tasks whose last attempt's work was merged.
+    pub merged: usize,
+    /// Tasks whose last attempt conflicted (waiting for a retry, failed, or resolving), with
+    /// the files.
+    pub conflicts: Vec<(String, Vec<String>)>,
+    /// Worktrees left on disk.
+    pub kept: usize,
+}
+
+/// The [`WorkSummary`], when the project works in worktrees (`None` otherwise: nothing is
+/// read then).
+pub async fn summary(p: &Project) -> Result<Option<WorkSummary>, Error> {
+    use downbeat_core::attempt::MergeState;
+    let Some(w) = crate::runs::worktrees(p)? else {
+        return Ok(None);
+    };
+    let mut last: std::collections::HashMap<TaskId, GitWork> = Default::default();
+    for a in p.store.all_attempts().await? {
+        if let Some(g) = a.detail.git {
+            last.insert(a.task, g);
+        }
+    }
+    let mut s = WorkSummary {
+        branch: w.config().branch.clone(),
+        kept: list(p).await?.len(),
+        ..WorkSummary::default()
+    };
+    let mut conflicts: Vec<_> = last
+        .iter()
+        .filter(|(_, g)| matches!(g.state, MergeState::Conflict | MergeState::Resolving))
+        .map(|(t, g)| (t.to_string(), g.conflicts.clone()))
+        .collect();
+    conflicts.sort();
+    s.conflicts = conflicts;
+    s.merged = last
+        .values()
+        .filter(|g| g.state == MergeState::Merged)
+        .count();
+    Ok(Some(s))
+}

@@ -196,6 +196,11 @@ fn six_agents_work_in_parallel_in_their_own_worktrees_and_a_dependent_sees_all_t
     assert_eq!(e.json(&["show", "w3"])["git"]["state"], "merged");
     assert!(e.ok(&["show", "w3"]).contains("merged on downbeat/tasks/"));
     assert_eq!(e.json(&["worktrees"]), json!([]));
+    assert_eq!(e.json(&["status"])["work"]["merged"], 7);
+    assert!(
+        e.ok(&["status"])
+            .contains("work: 7 task(s) merged into downbeat/integration")
+    );
     // The integration report lists the merges.
     let report = std::fs::read_to_string(e.path().join(".downbeat/reports/project.md")).unwrap();
     let landed = report.split("## Landed").nth(1).expect("a Landed section");
@@ -293,7 +298,10 @@ fn a_conflict_under_the_fail_policy_fails_the_task_and_keeps_its_worktree() {
     );
     // `maintain --apply` (or `worktrees --clean`) removes what a failed attempt kept.
     let m = e.json(&["maintain", "--apply"]);
-    assert!(m["actions"].to_string().contains("removed 1 worktree(s)"), "{m}");
+    assert!(
+        m["actions"].to_string().contains("removed 1 worktree(s)"),
+        "{m}"
+    );
     assert_eq!(e.json(&["worktrees"]), json!([]));
     assert_eq!(e.json(&["worktrees", "--clean"])["removed"], 0);
 }

@@ -247,6 +247,7 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
     let per_role = per_role(&v);
     let workers = downbeat_app::runs::workers(p).await?;
     let holds = downbeat_app::holds::list(p).await?;
+    let work = downbeat_app::worktrees::summary(p).await?;
     if j {
         print_json(&json!({
             "counts": c,
@@ -257,6 +258,7 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             "objectives": v.objectives,
             "workers": workers,
             "holds": holds,
+            "work": work,
         }));
         return Ok(());
     }
@@ -285,6 +287,12 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             alive.len(),
             workers.len() - alive.len()
         );
+    }
+    if let Some(w) = work
+        .as_ref()
+        .filter(|w| w.merged + w.conflicts.len() + w.kept > 0)
+    {
+        let _ = writeln!(s, "{}", work_line(w));
     }
     for h in &holds {
         let _ = writeln!(
@@ -433,4 +441,27 @@ pub(super) async fn log(p: &Project, a: LogArgs, j: bool) -> Result<(), Error> {
         out(&s);
     }
     Ok(())
+}
+
+/// The agents' work in one line: merged, conflicts, worktrees kept.
+fn work_line(w: &downbeat_app::worktrees::WorkSummary) -> String {
+    let mut parts = vec![format!("{} task(s) merged into {}", w.merged, w.branch)];
+    if !w.conflicts.is_empty() {
+        let list: Vec<String> = w
+            .conflicts
+            .iter()
+            .map(|(t, files)| format!("{t} in {}", files.join(", ")))
+            .collect();
+        parts.push(format!("conflicts: {}", list.join("; ")));
+    }
+    if w.kept > 0 {
+        parts.push(format!(
+            "{} worktree(s) kept (`downbeat worktrees`)",
+            w.kept
+        ));
+    }
+    format!(
+        "work: {} — `downbeat land` brings it into your branch",
+        parts.join(" · ")
+    )
 }
