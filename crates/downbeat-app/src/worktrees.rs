@@ -112,7 +112,8 @@ pub async fn list(p: &Project) -> Result<Vec<(String, u32, String)>, Error> {
 }
 
 /// Removes the worktrees of tasks that are not running: completed, cancelled, failed or
-/// pending ones (a failed attempt's is kept until this or its retry). Returns how many.
+/// pending ones (a failed attempt's is kept until this or its retry), and the idle ones kept
+/// for reuse. Returns how many of the former.
 pub async fn clean(p: &Project) -> Result<usize, Error> {
     let Some(w) = crate::runs::worktrees(p)? else {
         return Ok(0);
@@ -133,6 +134,8 @@ pub async fn clean(p: &Project) -> Result<usize, Error> {
                 n += 1;
             }
         }
+        // The idle worktrees kept for reuse go too: they only save time.
+        w.drain_pool();
         Ok(n)
     })
     .await

@@ -37,6 +37,12 @@ const ZERO: &str = "0000000000000000000000000000000000000000";
 /// Where attempts' branches go: `downbeat/tasks/<task>-<attempt>`.
 const BRANCH_PREFIX: &str = "downbeat/tasks/";
 
+/// Where idle worktrees wait for their next attempt, under the worktrees' directory.
+const POOL: &str = ".pool";
+
+/// Idle worktrees kept at most.
+const POOL_SIZE: usize = 16;
+
 /// How often a merge is tried again when another runner moved the branch meanwhile.
 const MAX_TRIES: u32 = 20;
 
@@ -92,6 +98,8 @@ pub struct Worktrees {
     /// One change to the repository's list of worktrees at a time: git reads every other
     /// worktree's administrative files while it adds one, and fails on one half made.
     admin: Mutex<()>,
+    /// Names handed to worktrees put in the pool.
+    pooled: std::sync::atomic::AtomicU64,
 }
 
 impl Worktrees {
@@ -120,6 +128,7 @@ impl Worktrees {
             config,
             merging: Mutex::new(()),
             admin: Mutex::new(()),
+            pooled: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -261,24 +270,45 @@ impl Worktrees {
             return Ok(Start::Landed(m));
         }
         let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        self.remove_task_unlocked(task)?;
         let path = self.path_for(task);
-        if path.exists() {
-            // Left by a runner killed while it was being made or removed.
-            self.remove_unlocked(&path);
-        }
         let branch = Self::branch_for(task, attempt);
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
+        std::fs::create_dir_all(self.dir.join(POOL)).map_err(|e| {
             WorktreeError::Git(GitError::Missing(format!(
                 "could not create {}: {e}",
                 self.dir.display()
             )))
         })?;
-        let p = path.to_string_lossy().into_owned();
-        self.git.run(&[
-            "worktree", "add", "--quiet", "--force", "-B", &branch, &p, &tip,
-        ])?;
+        // The task's earlier attempt's worktree is reused in place; else an idle one from the
+        // pool is moved here (a rename); else one is made (every file written: slow on a large
+        // repository). Either way it is then checked out fresh, so only the files that differ
+        // are written.
+        if !self.registered(&path)? {
+            if path.exists() {
+                // Left by a runner killed while it was being made or removed.
+                self.remove_unlocked(&path);
+            }
+            if !self.take_from_pool(&path)? {
+                // Registered here, its files written below, outside the lock.
+                let p = path.to_string_lossy().into_owned();
+                self.git.run(&[
+                    "worktree",
+                    "add",
+                    "--quiet",
+                    "--force",
+                    "--no-checkout",
+                    "--detach",
+                    &p,
+                    &tip,
+                ])?;
+            }
+        }
         drop(admin);
+        let wt = Git::new(&path);
+        if merging(&path) {
+            let _ = wt.output(&["merge", "--abort"], None)?;
+        }
+        wt.run(&["checkout", "--quiet", "--force", "-B", &branch, &tip])?;
+        wt.run(&["clean", "-ffdq"])?;
         let mut conflicts = Vec::new();
         if let Some(from) = merge {
             let wt = Git::new(&path);
@@ -319,7 +349,7 @@ impl Worktrees {
         };
         let wt = Git::new(&path);
         // A resolver's merge: every file it changed is checked for markers left behind.
-        let conflicts = if wt.commit_of("MERGE_HEAD")?.is_some() {
+        let conflicts = if merging(&path) {
             lines(&wt.run(&["diff", "--name-only", "HEAD"])?)
         } else {
             Vec::new()
@@ -344,14 +374,12 @@ impl Worktrees {
             }
         }
         wt.run(&["add", "--all"])?;
-        let staged = !wt.check(&["diff", "--cached", "--quiet"])?;
-        let merging = wt.commit_of("MERGE_HEAD")?.is_some();
-        if staged || merging {
-            let msg = t.commit_message(&p.branch);
-            wt.run_as(
-                &["commit", "--quiet", "--no-verify", "-m", &msg],
-                Some(&who),
-            )?;
+        // Nothing staged and no merge to conclude: git says so and commits nothing.
+        let msg = t.commit_message(&p.branch);
+        let args = ["commit", "--quiet", "--no-verify", "-m", &msg];
+        let out = wt.output(&args, Some(&who))?;
+        if !out.status.success() && (merging(&p.path) || !nothing_to_commit(&out)) {
+            return Err(wt.failed(&args, &out).into());
         }
         let head = wt.commit_of("HEAD")?.ok_or(WorktreeError::NoCommit)?;
         let mut work = GitWork {
@@ -361,7 +389,7 @@ impl Worktrees {
         };
         if head == p.base {
             work.state = MergeState::Unchanged;
-            self.remove(&p.path);
+            self.recycle(&p.path);
             return Ok(work);
         }
         let stat = wt.run(&["diff", "--shortstat", &p.base, &head])?;
@@ -373,7 +401,7 @@ impl Worktrees {
         }
         self.merge(&head, t, &p.branch, &mut work)?;
         if work.state == MergeState::Merged {
-            self.remove(&p.path);
+            self.recycle(&p.path);
         }
         Ok(work)
     }
@@ -447,6 +475,70 @@ impl Worktrees {
             }
         }
         Err(WorktreeError::Contended(MAX_TRIES))
+    }
+
+    /// Whether `path` is one of the repository's worktrees.
+    fn registered(&self, path: &Path) -> Result<bool, WorktreeError> {
+        let list = self.git.run(&["worktree", "list", "--porcelain"])?;
+        Ok(list
+            .lines()
+            .filter_map(|l| l.strip_prefix("worktree "))
+            .any(|p| Path::new(p) == path))
+    }
+
+    /// Moves an idle worktree of the pool to `path`; `false` when the pool is empty.
+    fn take_from_pool(&self, path: &Path) -> Result<bool, WorktreeError> {
+        let pool = self.dir.join(POOL);
+        let idle: Vec<PathBuf> = std::fs::read_dir(&pool)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        let to = path.to_string_lossy().into_owned();
+        for from in idle {
+            let f = from.to_string_lossy().into_owned();
+            if self.git.check(&["worktree", "move", &f, &to])? {
+                return Ok(true);
+            }
+            self.remove_unlocked(&from);
+        }
+        Ok(false)
+    }
+
+    /// Puts a worktree whose work is merged into the pool for a later attempt, or removes it
+    /// when the pool is full.
+    pub fn recycle(&self, path: &Path) {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = self.dir.join(POOL);
+        let idle = std::fs::read_dir(&pool).map(|d| d.count()).unwrap_or(0);
+        let n = self
+            .pooled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let to = pool.join(format!("{}-{n}", std::process::id()));
+        let (from, to) = (
+            path.to_string_lossy().into_owned(),
+            to.to_string_lossy().into_owned(),
+        );
+        // Still on its branch: nobody else checks that branch out, and the next attempt
+        // moves it to its own.
+        let kept = idle < POOL_SIZE
+            && self
+                .git
+                .check(&["worktree", "move", &from, &to])
+                .unwrap_or(false);
+        if !kept {
+            self.remove_unlocked(path);
+        }
+    }
+
+    /// Removes the pool's idle worktrees; returns how many.
+    pub fn drain_pool(&self) -> usize {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let idle: Vec<PathBuf> = std::fs::read_dir(self.dir.join(POOL))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        for p in &idle {
+            self.remove_unlocked(p);
+        }
+        idle.len()
     }
 
     /// Removes one worktree (its branch stays).
@@ -563,6 +655,25 @@ fn lines(s: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Whether the worktree at `path` is in the middle of a merge (its `MERGE_HEAD` exists).
+fn merging(path: &Path) -> bool {
+    let dot_git = path.join(".git");
+    let dir = match std::fs::read_to_string(&dot_git) {
+        Ok(text) => match text.trim().strip_prefix("gitdir: ") {
+            Some(d) => path.join(d),
+            None => return false,
+        },
+        Err(_) => dot_git,
+    };
+    dir.join("MERGE_HEAD").exists()
+}
+
+/// Whether `git commit` failed only because there was nothing to commit.
+fn nothing_to_commit(out: &std::process::Output) -> bool {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("nothing to commit") || text.contains("nothing added to commit")
 }
 
 /// Whether a file still holds merge conflict markers.

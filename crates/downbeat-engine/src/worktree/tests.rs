@@ -295,3 +295,30 @@ fn workers_in_their_own_clones_merge_through_the_remote_one_at_a_time() {
         Start::Landed(_)
     ));
 }
+
+#[test]
+fn a_merged_attempts_worktree_is_reused_clean_for_the_next_task() {
+    let (_tmp, w) = repo();
+    w.ensure_branch().unwrap();
+    let a = ready(&w, "aaa", 1);
+    std::fs::write(a.path.join("x.txt"), "x\n").unwrap();
+    w.integrate(&a, &info("aaa")).unwrap();
+    let pool: Vec<_> = std::fs::read_dir(w.dir.join(POOL))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(pool.len(), 1, "the merged worktree waits in the pool");
+    std::fs::write(pool[0].join("junk.txt"), "left behind\n").unwrap();
+    let b = ready(&w, "bbb", 1);
+    assert_eq!(std::fs::read_dir(w.dir.join(POOL)).unwrap().count(), 0);
+    // On its own branch, at the new tip (with aaa's file), nothing left of before.
+    assert!(b.path.join("x.txt").exists() && !b.path.join("junk.txt").exists());
+    let wt = Git::new(&b.path);
+    assert_eq!(
+        wt.run(&["rev-parse", "--abbrev-ref", "HEAD"]).unwrap(),
+        b.branch
+    );
+    assert_eq!(wt.commit_of("HEAD").unwrap().unwrap(), w.tip().unwrap());
+    assert_eq!(w.list().unwrap().len(), 1);
+    assert_eq!(w.drain_pool(), 0);
+}
