@@ -1,6 +1,8 @@
 //! Plans: validating a parsed plan file against the project, and applying it (its role files,
-//! then every task, edge and record in one transaction). A plan applied again is compared with
-//! what it created before ([`diff_plan`]) and only the difference is written ([`apply_diff`]).
+//! then every task, edge and record in one transaction). [`apply`] is the one use case every
+//! front end calls: a plan applied again is compared with what it created before
+//! ([`diff_plan`]) and only the difference is written ([`apply_diff`]); a dry run stops after
+//! the comparison.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -13,30 +15,23 @@ use downbeat_core::task::{Edge, Priority, Status};
 use crate::error::{Error, Kind};
 use crate::project::Project;
 
-/// Validates a parsed plan against the project (roles, existing tasks and keys, cycles formed
-/// with stored edges); every problem names the offending task or edge. `shown` prefixes the
-/// messages (the file name, or `plan`).
-pub async fn validate_plan(
-    p: &Project,
-    parsed: &plan::PlanFile,
-    shown: &str,
-) -> Result<plan::ValidatedPlan, Error> {
-    let validated = validate_refs(p, parsed, shown, true).await?;
-    if let Some(cycle) = dry_cycle_check(p, &validated).await? {
-        return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
-    }
-    Ok(validated)
-}
-
-/// [`validate_plan`] without the cycle check; keys already in the project are problems only
-/// when `keys_must_be_new`.
+/// Validates a parsed plan against the project's roles and stored tasks (every problem names
+/// the offending task or edge). Keys already in the project are the tasks the plan matches;
+/// cycles are checked by the caller.
 async fn validate_refs(
     p: &Project,
     parsed: &plan::PlanFile,
     shown: &str,
-    keys_must_be_new: bool,
 ) -> Result<plan::ValidatedPlan, Error> {
-    // References to tasks outside the plan: look them all up once.
+    let outside = outside_refs(parsed);
+    let known = p.store.lookup_tasks(&outside).await?;
+    plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|_| false)
+        .map_err(|e| Error::invalid(format!("{shown}: {e}")))
+}
+
+/// The plan's references that name no task of the plan (sorted, once each): stored tasks, or
+/// mistakes.
+fn outside_refs(parsed: &plan::PlanFile) -> Vec<String> {
     let refs: Vec<String> = parsed
         .tasks
         .iter()
@@ -61,28 +56,61 @@ async fn validate_refs(
         .collect();
     outside.sort();
     outside.dedup();
-    let known = p.store.lookup_tasks(&outside).await?;
-    let taken = if keys_must_be_new {
-        p.store.keys_in_use(&keys).await?
-    } else {
-        HashSet::new()
-    };
-    plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|k| {
-        taken.contains(k)
-    })
-    .map_err(|e| Error::invalid(format!("{shown}: {e}")))
+    outside
 }
 
-/// Writes the plan's role files, then inserts the plan in one transaction.
-pub async fn apply_plan(p: &Project, validated: &plan::ValidatedPlan) -> Result<Applied, Error> {
-    let notes = if validated.roles.is_empty() {
-        Vec::new()
+/// A request to apply a plan, or with `dry_run` to compare it with the project only.
+pub struct ApplyRequest {
+    /// How messages name the plan (its file name, or `plan`).
+    pub shown: String,
+    /// The name the plan's applications are recorded under when it has no `[plan] name` (its
+    /// file name); with neither, nothing is recorded and tasks that leave the plan go unnoticed.
+    pub fallback_name: Option<String>,
+    pub dry_run: bool,
+    /// Leave running or finished tasks the plan would change as they are (else such a plan is
+    /// refused).
+    pub skip_conflicts: bool,
+    /// How the front end spells the option that skips conflicts, for the hint of a refusal.
+    pub skip_option: &'static str,
+}
+
+/// What [`apply`] found and, unless it was a dry run, did.
+pub struct Outcome {
+    pub prepared: Prepared,
+    /// What was written; `None` on a dry run.
+    pub applied: Option<Applied>,
+}
+
+impl Outcome {
+    /// The plan as people know it: its `[plan] name`, else how the request showed it.
+    pub fn shown_name(&self, req: &ApplyRequest) -> String {
+        self.prepared
+            .validated
+            .name
+            .clone()
+            .unwrap_or_else(|| req.shown.clone())
+    }
+}
+
+/// Validates a plan, compares it with the project (tasks matched by key) and, unless
+/// `req.dry_run`, writes the difference in one transaction: everything on a first application.
+pub async fn apply(
+    p: &Project,
+    parsed: &plan::PlanFile,
+    req: &ApplyRequest,
+) -> Result<Outcome, Error> {
+    let name = parsed
+        .plan
+        .name
+        .clone()
+        .or_else(|| req.fallback_name.clone());
+    let prepared = diff_plan(p, parsed, &req.shown, name).await?;
+    let applied = if req.dry_run {
+        None
     } else {
-        write_plan_roles(p, &validated.roles)?
+        Some(apply_diff(p, &prepared, req).await?)
     };
-    let actor = p.actor().await?;
-    let applied = p.store.apply_plan(validated, &actor).await?;
-    Ok(Applied { applied, notes })
+    Ok(Outcome { prepared, applied })
 }
 
 /// What applying a plan did.
@@ -90,18 +118,6 @@ pub struct Applied {
     pub applied: downbeat_store::AppliedPlan,
     /// What happened to the plan's role files, for a person to read.
     pub notes: Vec<String>,
-}
-
-/// Catches cycles before writing so a dry run reports them too (the store re-checks on write).
-pub async fn dry_cycle_check(
-    p: &Project,
-    v: &plan::ValidatedPlan,
-) -> Result<Option<String>, Error> {
-    let changes = PlanChanges {
-        plan: v.clone(),
-        ..PlanChanges::default()
-    };
-    cycle_after(p, &changes).await
 }
 
 /// The dependency cycle the stored graph would have after `ch`, described with the plan's keys.
@@ -194,13 +210,13 @@ pub struct Prepared {
 
 /// Validates a plan and compares it with the project: tasks are matched by key; `name`
 /// identifies the plan's earlier applications (its `[plan] name`, else its file name).
-pub async fn diff_plan(
+async fn diff_plan(
     p: &Project,
     parsed: &plan::PlanFile,
     shown: &str,
     name: Option<String>,
 ) -> Result<Prepared, Error> {
-    let validated = validate_refs(p, parsed, shown, false).await?;
+    let validated = validate_refs(p, parsed, shown).await?;
     let previous = match &name {
         Some(n) => p
             .store
@@ -317,14 +333,14 @@ async fn busy_containers(p: &Project) -> Result<HashSet<TaskId>, Error> {
 }
 
 /// Applies a compared plan: its role files, then the difference in one transaction. Conflicts
-/// refuse the whole plan unless `skip_conflicts`, which leaves those tasks as they are.
-pub async fn apply_diff(
+/// refuse the whole plan unless `req.skip_conflicts`, which leaves those tasks as they are.
+async fn apply_diff(
     p: &Project,
     prepared: &Prepared,
-    skip_conflicts: bool,
+    req: &ApplyRequest,
 ) -> Result<Applied, Error> {
     let d = &prepared.diff;
-    if !d.conflicts.is_empty() && !skip_conflicts {
+    if !d.conflicts.is_empty() && !req.skip_conflicts {
         let list: Vec<String> = d
             .conflicts
             .iter()
@@ -338,7 +354,10 @@ pub async fn apply_diff(
                 list.join("\n")
             ),
         )
-        .with_hint("undo those edits in the plan, reopen the tasks (`downbeat reopen ID`), or apply with --skip-conflicts to leave them as they are"));
+        .with_hint(format!(
+            "undo those edits in the plan, reopen the tasks, or apply with {} to leave them as they are",
+            req.skip_option
+        )));
     }
     let record = prepared.name.as_ref().map(|n| {
         (

@@ -1,7 +1,7 @@
 //! `downbeat plan check|apply`.
 
 use downbeat_app::error::{Error, Kind};
-use downbeat_app::plans::{Applied, Prepared, apply_diff, diff_plan, validate_plan};
+use downbeat_app::plans::{self, Applied, ApplyRequest, Prepared};
 use downbeat_app::project::Project;
 use downbeat_core::ids::TaskId;
 use downbeat_core::plan::{self, PlanFormat};
@@ -21,21 +21,13 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
         } => (file, dry_run, skip_conflicts),
         PlanCmd::Check { file } => return check(p, &file, j).await,
     };
-    let shown = file.display().to_string();
     let parsed = read_plan(&file)?;
-    let name = parsed
-        .plan
-        .name
-        .clone()
-        .or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let prepared = diff_plan(p, &parsed, &shown, name).await?;
-    let shown_name = prepared
-        .validated
-        .name
-        .clone()
-        .unwrap_or_else(|| shown.clone());
+    let req = request(&file, dry, skip);
+    let outcome = plans::apply(p, &parsed, &req).await?;
+    let shown_name = outcome.shown_name(&req);
+    let prepared = &outcome.prepared;
     let d = &prepared.diff;
-    if dry {
+    let Some(Applied { applied, notes }) = &outcome.applied else {
         if j {
             print_json(&diff_json(&shown_name, d, None, true));
         } else {
@@ -46,9 +38,8 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
             ));
         }
         return Ok(());
-    }
-    let Applied { applied, notes } = apply_diff(p, &prepared, skip).await?;
-    for n in &notes {
+    };
+    for n in notes {
         note(n);
     }
     if j {
@@ -59,7 +50,7 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
         v["insights"] = json!(applied.insights);
         print_json(&v);
     } else if prepared.first {
-        first_application(&shown_name, &prepared, &applied);
+        first_application(&shown_name, prepared, applied);
     } else {
         out(&diff_table(d, Some(&applied.tasks)));
         note(&format!("applied {shown_name}: {}", summary(d, false)));
@@ -70,18 +61,32 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
     Ok(())
 }
 
-/// `plan check`: validity only.
+/// The application layer's request for a plan file: shown and recorded by its file name
+/// unless it has a `[plan] name`.
+fn request(file: &std::path::Path, dry_run: bool, skip_conflicts: bool) -> ApplyRequest {
+    ApplyRequest {
+        shown: file.display().to_string(),
+        fallback_name: file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        dry_run,
+        skip_conflicts,
+        skip_option: "--skip-conflicts",
+    }
+}
+
+/// `plan check`: validity only (a dry run of `apply`, so keys already in the project are the
+/// tasks the plan would match).
 async fn check(p: &Project, file: &std::path::Path, j: bool) -> Result<(), Error> {
-    let shown = file.display().to_string();
     let parsed = read_plan(file)?;
-    let validated = validate_plan_loosely(p, &parsed, &shown).await?;
+    let req = request(file, true, false);
+    let validated = plans::apply(p, &parsed, &req).await?.prepared.validated;
     if j {
         print_json(
             &json!({"valid": true, "tasks": validated.tasks.len(), "edges": validated.edges.len(), "objectives": validated.objectives.len()}),
         );
     } else {
         outln(&format!(
-            "{shown} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
+            "{} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
+            req.shown,
             validated.tasks.len(),
             validated.edges.len(),
             validated.objectives.len(),
@@ -89,20 +94,6 @@ async fn check(p: &Project, file: &std::path::Path, j: bool) -> Result<(), Error
         ));
     }
     Ok(())
-}
-
-/// Validation for `plan check`: keys already in the project are fine (applying matches them).
-async fn validate_plan_loosely(
-    p: &Project,
-    parsed: &plan::PlanFile,
-    shown: &str,
-) -> Result<plan::ValidatedPlan, Error> {
-    let keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
-    if p.store.keys_in_use(&keys).await?.is_empty() {
-        validate_plan(p, parsed, shown).await
-    } else {
-        Ok(diff_plan(p, parsed, shown, None).await?.validated)
-    }
 }
 
 /// Reads and parses a plan file, its format from its extension.
