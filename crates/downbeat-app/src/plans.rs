@@ -113,6 +113,69 @@ pub async fn apply(
     Ok(Outcome { prepared, applied })
 }
 
+/// A plan checked on its own, outside any project: what could not be checked there.
+pub struct FileCheck {
+    pub validated: plan::ValidatedPlan,
+    /// References that name no task of the plan: in a project they must name a stored task.
+    pub unchecked_refs: Vec<String>,
+    /// Roles that are neither built in nor declared by the plan: a project may define them.
+    pub unchecked_roles: Vec<String>,
+}
+
+/// Validates a plan without a project: its syntax, fields, keys, references within the plan,
+/// parent loops and dependency cycles among its own tasks. References to other tasks and roles
+/// that are not built in cannot be checked without the project; they are accepted and listed.
+pub fn check_file(parsed: &plan::PlanFile, shown: &str) -> Result<FileCheck, Error> {
+    use downbeat_core::role::{RoleFile, RoleSet};
+    let unchecked_refs = outside_refs(parsed);
+    let declared: HashSet<&str> = parsed.roles.iter().map(|r| r.name.as_str()).collect();
+    let mut roles = RoleSet::builtin();
+    let mut unchecked_roles: Vec<String> = parsed
+        .tasks
+        .iter()
+        .filter_map(|t| t.role.clone())
+        .filter(|r| !roles.contains(r) && !declared.contains(r.as_str()))
+        .collect();
+    unchecked_roles.sort();
+    unchecked_roles.dedup();
+    for r in &unchecked_roles {
+        let stand_in = RoleFile {
+            description: Some(String::new()),
+            prompt: Some(String::new()),
+            ..RoleFile::default()
+        };
+        // A malformed name is not merged, and validation reports it as an unknown role.
+        let _ = roles.merge(r, "project", stand_in);
+    }
+    // Stand-in ids for the references outside the plan, one each.
+    let stand_ins: HashMap<&str, TaskId> = unchecked_refs
+        .iter()
+        .zip(1u32..)
+        .filter_map(|(r, n)| Some((r.as_str(), TaskId::from_seq(n)?)))
+        .collect();
+    let validated = plan::validate(parsed, &roles, &|r| stand_ins.get(r).copied(), &|_| false)
+        .map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+    // Cycles among the plan's own tasks (stored edges are unknown here).
+    let mut own = validated.clone();
+    own.edges
+        .retain(|(f, t, _)| matches!((f, t), (TaskRef::New(_), TaskRef::New(_))));
+    for t in &mut own.tasks {
+        t.parent = t.parent.filter(|p| matches!(p, TaskRef::New(_)));
+    }
+    let changes = PlanChanges {
+        plan: own,
+        ..PlanChanges::default()
+    };
+    if let Some(cycle) = cycle_in(Default::default(), &changes) {
+        return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
+    }
+    Ok(FileCheck {
+        validated,
+        unchecked_refs,
+        unchecked_roles,
+    })
+}
+
 /// What applying a plan did.
 pub struct Applied {
     pub applied: downbeat_store::AppliedPlan,
@@ -122,9 +185,13 @@ pub struct Applied {
 
 /// The dependency cycle the stored graph would have after `ch`, described with the plan's keys.
 async fn cycle_after(p: &Project, ch: &PlanChanges) -> Result<Option<String>, Error> {
-    use downbeat_core::graph::{GraphSnapshot, GraphTask, find_cycle};
+    Ok(cycle_in(p.store.graph().await?, ch))
+}
+
+/// The dependency cycle `snap` would have after `ch`, described with the plan's keys.
+fn cycle_in(mut snap: downbeat_core::graph::GraphSnapshot, ch: &PlanChanges) -> Option<String> {
+    use downbeat_core::graph::{GraphTask, find_cycle};
     let v = &ch.plan;
-    let mut snap: GraphSnapshot = p.store.graph().await?;
     let base = snap.tasks.iter().map(|t| t.id.seq()).max().unwrap_or(0) + 1_000_000;
     let id_of = |r: TaskRef| match r {
         TaskRef::New(i) => {
@@ -181,7 +248,7 @@ async fn cycle_after(p: &Project, ch: &PlanChanges) -> Result<Option<String>, Er
             kind,
         });
     }
-    Ok(find_cycle(&snap).map(|c| {
+    find_cycle(&snap).map(|c| {
         let mut parts: Vec<String> = c
             .path
             .iter()
@@ -191,7 +258,7 @@ async fn cycle_after(p: &Project, ch: &PlanChanges) -> Result<Option<String>, Er
             parts.push(first);
         }
         format!("dependency cycle: {}", parts.join(" → "))
-    }))
+    })
 }
 
 /// A plan compared with the project: what applying it would do.

@@ -37,7 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// Create .downbeat/ (configuration and database) in the current directory.
     Init,
-    /// Apply or check a plan file (TOML, YAML or JSON).
+    /// Apply or check a plan file (TOML, YAML or JSON; `-` reads standard input).
     #[command(subcommand)]
     Plan(PlanCmd),
     /// Add a task.
@@ -222,7 +222,11 @@ pub enum PlanCmd {
     /// Validate a plan and write it in one transaction; applied again after editing, only the
     /// difference is written (tasks matched by key; removed tasks are cancelled).
     Apply {
+        /// The plan file, or `-` for standard input (with --format).
         file: PathBuf,
+        /// The plan's format (default: from the file's extension; required for `-`).
+        #[arg(long, value_enum)]
+        format: Option<PlanFormatArg>,
         /// Show what applying would add, change and cancel; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -231,8 +235,22 @@ pub enum PlanCmd {
         #[arg(long)]
         skip_conflicts: bool,
     },
-    /// Validate a plan without writing anything (same as `apply --dry-run`).
-    Check { file: PathBuf },
+    /// Validate a plan without writing anything; outside a project, the file on its own.
+    Check {
+        /// The plan file, or `-` for standard input (with --format).
+        file: PathBuf,
+        /// The plan's format (default: from the file's extension; required for `-`).
+        #[arg(long, value_enum)]
+        format: Option<PlanFormatArg>,
+    },
+}
+
+/// The formats a plan file may be written in.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PlanFormatArg {
+    Toml,
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, Args)]

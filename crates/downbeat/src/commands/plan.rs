@@ -1,4 +1,5 @@
-//! `downbeat plan check|apply`.
+//! `downbeat plan check|apply`: plans from a file or standard input; `plan check` outside a
+//! project checks the file on its own.
 
 use downbeat_app::error::{Error, Kind};
 use downbeat_app::plans::{self, Applied, ApplyRequest, Prepared};
@@ -7,22 +8,31 @@ use downbeat_core::ids::TaskId;
 use downbeat_core::plan::{self, PlanFormat};
 use downbeat_core::plan_diff::{FieldChange, PlanDiff};
 use serde_json::{Value, json};
+use std::io::Read as _;
+use std::path::Path;
 
 use super::render::clip;
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, outln, table};
 
 pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Error> {
-    let (file, dry, skip) = match c {
+    let (file, format, dry, skip) = match c {
         PlanCmd::Apply {
             file,
+            format,
             dry_run,
             skip_conflicts,
-        } => (file, dry_run, skip_conflicts),
-        PlanCmd::Check { file } => return check(p, &file, j).await,
+        } => (file, format, dry_run, skip_conflicts),
+        PlanCmd::Check { file, format } => return check(p, &file, format, j).await,
     };
-    let parsed = read_plan(&file)?;
+    let parsed = read_plan(&file, format)?;
     let req = request(&file, dry, skip);
+    if !dry && req.fallback_name.is_none() && parsed.plan.name.is_none() {
+        note(&format!(
+            "{}: the plan has no `[plan] name`, so this application is not recorded: tasks later left out of it will not be cancelled",
+            req.shown
+        ));
+    }
     let outcome = plans::apply(p, &parsed, &req).await?;
     let shown_name = outcome.shown_name(&req);
     let prepared = &outcome.prepared;
@@ -62,55 +72,142 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
 }
 
 /// The application layer's request for a plan file: shown and recorded by its file name
-/// unless it has a `[plan] name`.
-fn request(file: &std::path::Path, dry_run: bool, skip_conflicts: bool) -> ApplyRequest {
+/// unless it has a `[plan] name` (a plan from standard input or a device has no file name to
+/// record it by).
+fn request(file: &Path, dry_run: bool, skip_conflicts: bool) -> ApplyRequest {
+    let stream = is_stdin(file) || file.starts_with("/dev");
     ApplyRequest {
-        shown: file.display().to_string(),
-        fallback_name: file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        shown: shown(file),
+        fallback_name: file
+            .file_name()
+            .filter(|_| !stream)
+            .map(|n| n.to_string_lossy().into_owned()),
         dry_run,
         skip_conflicts,
         skip_option: "--skip-conflicts",
     }
 }
 
-/// `plan check`: validity only (a dry run of `apply`, so keys already in the project are the
-/// tasks the plan would match).
-async fn check(p: &Project, file: &std::path::Path, j: bool) -> Result<(), Error> {
-    let parsed = read_plan(file)?;
+/// `plan check` in a project: a dry run of `apply`, so keys already in the project are the
+/// tasks the plan would match and references to stored tasks are checked.
+async fn check(
+    p: &Project,
+    file: &Path,
+    format: Option<PlanFormatArg>,
+    j: bool,
+) -> Result<(), Error> {
+    let parsed = read_plan(file, format)?;
     let req = request(file, true, false);
     let validated = plans::apply(p, &parsed, &req).await?.prepared.validated;
     if j {
-        print_json(
-            &json!({"valid": true, "tasks": validated.tasks.len(), "edges": validated.edges.len(), "objectives": validated.objectives.len()}),
-        );
+        print_json(&check_json(&validated));
     } else {
-        outln(&format!(
-            "{} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
-            req.shown,
-            validated.tasks.len(),
-            validated.edges.len(),
-            validated.objectives.len(),
-            validated.decisions.len()
-        ));
+        outln(&check_line(&req.shown, &validated));
     }
     Ok(())
 }
 
-/// Reads and parses a plan file, its format from its extension.
-fn read_plan(file: &std::path::Path) -> Result<plan::PlanFile, Error> {
-    let shown = file.display().to_string();
-    let format = PlanFormat::from_path(&shown).ok_or_else(|| {
-        Error::invalid(format!("{shown}: unknown plan format"))
-            .with_hint("plan files end in .toml, .yaml, .yml or .json")
-    })?;
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        let c = if e.kind() == std::io::ErrorKind::NotFound {
-            Kind::NotFound
-        } else {
-            Kind::Invalid
-        };
-        Error::new(c, format!("cannot read {shown}: {e}"))
-    })?;
+/// `plan check` outside a project: the file on its own. References to tasks outside the plan
+/// and roles that are not built in cannot be checked there; they are listed.
+pub(super) fn check_file(file: &Path, format: Option<PlanFormatArg>, j: bool) -> Result<(), Error> {
+    let parsed = read_plan(file, format)?;
+    let shown = shown(file);
+    let c = plans::check_file(&parsed, &shown)?;
+    if j {
+        let mut v = check_json(&c.validated);
+        v["project"] = json!(false);
+        v["unchecked_references"] = json!(c.unchecked_refs);
+        v["unchecked_roles"] = json!(c.unchecked_roles);
+        print_json(&v);
+        return Ok(());
+    }
+    outln(&check_line(&shown, &c.validated));
+    let mut unchecked = Vec::new();
+    if !c.unchecked_refs.is_empty() {
+        unchecked.push(format!(
+            "references to tasks outside the plan ({})",
+            c.unchecked_refs.join(", ")
+        ));
+    }
+    if !c.unchecked_roles.is_empty() {
+        unchecked.push(format!(
+            "roles that are not built in ({})",
+            c.unchecked_roles.join(", ")
+        ));
+    }
+    note(&if unchecked.is_empty() {
+        "checked outside a project: the file on its own".to_owned()
+    } else {
+        format!(
+            "checked outside a project, so {} could not be checked; run `downbeat plan check` in the project to check them",
+            unchecked.join(" and ")
+        )
+    });
+    Ok(())
+}
+
+fn check_json(v: &plan::ValidatedPlan) -> Value {
+    json!({"valid": true, "tasks": v.tasks.len(), "edges": v.edges.len(), "objectives": v.objectives.len()})
+}
+
+fn check_line(shown: &str, v: &plan::ValidatedPlan) -> String {
+    format!(
+        "{shown} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
+        v.tasks.len(),
+        v.edges.len(),
+        v.objectives.len(),
+        v.decisions.len()
+    )
+}
+
+fn is_stdin(file: &Path) -> bool {
+    file.as_os_str() == "-"
+}
+
+/// How messages name a plan's source.
+fn shown(file: &Path) -> String {
+    if is_stdin(file) {
+        "stdin".into()
+    } else {
+        file.display().to_string()
+    }
+}
+
+/// Reads and parses a plan from a file or standard input (`-`); its format from `format`,
+/// else from the file's extension.
+fn read_plan(file: &Path, format: Option<PlanFormatArg>) -> Result<plan::PlanFile, Error> {
+    let shown = shown(file);
+    let format = match format {
+        Some(PlanFormatArg::Toml) => PlanFormat::Toml,
+        Some(PlanFormatArg::Yaml) => PlanFormat::Yaml,
+        Some(PlanFormatArg::Json) => PlanFormat::Json,
+        None if is_stdin(file) => {
+            return Err(Error::new(
+                Kind::Usage,
+                "a plan read from standard input needs its format: --format toml|yaml|json",
+            ));
+        }
+        None => PlanFormat::from_path(&shown).ok_or_else(|| {
+            Error::invalid(format!("{shown}: unknown plan format"))
+                .with_hint("plan files end in .toml, .yaml, .yml or .json; otherwise pass --format toml|yaml|json")
+        })?,
+    };
+    let text = if is_stdin(file) {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            Error::invalid(format!("cannot read the plan from standard input: {e}"))
+        })?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| {
+            let c = if e.kind() == std::io::ErrorKind::NotFound {
+                Kind::NotFound
+            } else {
+                Kind::Invalid
+            };
+            Error::new(c, format!("cannot read {shown}: {e}"))
+        })?
+    };
     plan::parse(&text, format).map_err(|e| Error::invalid(format!("{shown}: {}", e.message)))
 }
 

@@ -1,0 +1,156 @@
+//! Where plans come from: standard input and `--format`, `plan check` outside a project.
+
+mod common;
+
+use common::Env;
+
+const YAML: &str = "plan:\n  name: piped\ntasks:\n  - key: design\n    title: Design\n  - key: build\n    title: Build\n    depends_on: [design]\n";
+
+fn project() -> Env {
+    Env::builder().fixed_clock().actor("tester").init().build()
+}
+
+/// Runs with `stdin` as standard input; returns (exit code, stdout, stderr).
+fn piped(e: &Env, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    let o = e.cmd(args).write_stdin(stdin).output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (o.status.code(), text(o.stdout), text(o.stderr))
+}
+
+#[test]
+fn a_plan_is_read_from_standard_input_with_its_format() {
+    let e = project();
+    let (code, out, err) = piped(&e, &["plan", "check", "-", "--format", "yaml"], YAML);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("stdin is valid: 2 task(s)"), "{out}");
+    let (code, out, err) = piped(
+        &e,
+        &["plan", "apply", "-", "--format", "yaml", "--json"],
+        YAML,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["plan"], "piped", "{v}");
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 2, "{v}");
+    // Applied again from stdin, edited: the difference, recorded under its name.
+    let edited = YAML.replace("title: Build", "title: Build it");
+    let (code, out, err) = piped(
+        &e,
+        &["plan", "apply", "-", "--format", "yaml", "--json"],
+        &edited,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["changed"][0]["key"], "build", "{v}");
+    assert_eq!(v["unchanged"], 1, "{v}");
+    assert_eq!(e.titles().len(), 2);
+}
+
+#[test]
+fn standard_input_needs_a_format_and_dev_stdin_works_too() {
+    let e = project();
+    let (code, _, err) = piped(&e, &["plan", "apply", "-"], YAML);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--format toml|yaml|json"), "{err}");
+    assert!(e.titles().is_empty());
+    let json = r#"{"tasks": [{"key": "a", "title": "A"}]}"#;
+    let (code, _, err) = piped(
+        &e,
+        &["plan", "apply", "/dev/stdin", "--format", "json"],
+        json,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    // Without a name it is not recorded, and the user is told.
+    assert!(err.contains("no `[plan] name`"), "{err}");
+    assert_eq!(e.titles(), ["A"]);
+}
+
+#[test]
+fn format_overrides_the_extension() {
+    let e = project();
+    let f = e.write("plan.txt", "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\n");
+    let p = f.to_str().unwrap();
+    let err = e.fails(&["plan", "check", p], 4);
+    assert!(
+        err.contains("unknown plan format") && err.contains("--format"),
+        "{err}"
+    );
+    e.ok(&["plan", "check", p, "--format", "toml"]);
+    // A format that does not match the text is a parse error, with its location.
+    let err = e.fails(&["plan", "check", p, "--format", "json"], 4);
+    assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn plan_check_outside_a_project_checks_the_file_and_says_what_it_could_not() {
+    let e = Env::builder().build();
+    let plan = r#"
+[[tasks]]
+key = "design"
+title = "Design"
+role = "security-auditor"
+depends_on = ["ab12cd"]
+[[tasks]]
+key = "build"
+title = "Build"
+depends_on = ["design"]
+"#;
+    let f = e.write("plan.toml", plan);
+    let p = f.to_str().unwrap();
+    let o = e.run(&["plan", "check", p]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("is valid: 2 task(s), 2 dependency edge(s)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("outside a project")
+            && err.contains("(ab12cd)")
+            && err.contains("(security-auditor)"),
+        "{err}"
+    );
+    let v = e.json(&["plan", "check", p]);
+    assert_eq!(v["project"], false, "{v}");
+    assert_eq!(v["unchecked_references"], serde_json::json!(["ab12cd"]));
+    assert_eq!(
+        v["unchecked_roles"],
+        serde_json::json!(["security-auditor"])
+    );
+    // What the file says on its own is still checked: cycles, fields, references in it.
+    let cyc = e.write(
+        "cycle.toml",
+        "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\ndepends_on = [\"b\"]\n[[tasks]]\nkey = \"b\"\ntitle = \"B\"\ndepends_on = [\"a\"]\n",
+    );
+    let err = e.fails(&["plan", "check", cyc.to_str().unwrap()], 5);
+    assert!(err.contains("dependency cycle"), "{err}");
+    let bad = e.write(
+        "bad.toml",
+        "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\npriority = \"urgent\"\neffort = 2\n[[tasks]]\ntitle = \"\"\n",
+    );
+    let err = e.fails(&["plan", "check", bad.to_str().unwrap()], 4);
+    assert!(
+        err.contains("unknown priority `urgent`") && err.contains("2 problems"),
+        "{err}"
+    );
+    // Applying still needs a project.
+    e.fails(&["plan", "apply", p], 3);
+    // From standard input too.
+    let (code, out, err) = piped(&e, &["plan", "check", "-", "--format", "yaml"], YAML);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("stdin is valid"), "{out}");
+}
+
+#[test]
+fn plan_check_in_a_project_checks_references_to_its_tasks() {
+    let e = project();
+    let f = e.write(
+        "plan.toml",
+        "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\ndepends_on = [\"ghost\"]\n",
+    );
+    let err = e.fails(&["plan", "check", f.to_str().unwrap()], 4);
+    assert!(err.contains("`ghost` is neither"), "{err}");
+}
