@@ -113,6 +113,58 @@ pub async fn apply(
     Ok(Outcome { prepared, applied })
 }
 
+/// A commented starting plan in `format`, with an example of every field (JSON has no
+/// comments: the same plan without them). Every format parses to the same plan, which
+/// validates with the built-in roles.
+pub fn scaffold(format: plan::PlanFormat) -> &'static str {
+    match format {
+        plan::PlanFormat::Toml => include_str!("../templates/plan.toml"),
+        plan::PlanFormat::Yaml => include_str!("../templates/plan.yaml"),
+        plan::PlanFormat::Json => include_str!("../templates/plan.json"),
+    }
+}
+
+/// Writes [`scaffold`] to `path`; an existing file is refused unless `force`.
+pub fn write_scaffold(
+    path: &std::path::Path,
+    format: plan::PlanFormat,
+    force: bool,
+) -> Result<(), Error> {
+    use std::io::Write as _;
+    let shown = path.display();
+    if let Some(ext) = path.to_str().and_then(plan::PlanFormat::from_path)
+        && ext != format
+    {
+        let name = |f: plan::PlanFormat| format!("{f:?}").to_lowercase();
+        return Err(Error::invalid(format!(
+            "{shown}: the file name says {} but the format asked for is {}",
+            name(ext),
+            name(format)
+        ))
+        .with_hint("give the file the extension of its format (.toml, .yaml, .json)"));
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true);
+    if force {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    let mut f = open.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(
+                Kind::Conflict,
+                format!("{shown} already exists; nothing written"),
+            )
+            .with_hint("choose another file with -o, or pass --force to replace it")
+        } else {
+            Error::invalid(format!("cannot write {shown}: {e}"))
+        }
+    })?;
+    f.write_all(scaffold(format).as_bytes())
+        .map_err(|e| Error::invalid(format!("cannot write {shown}: {e}")))
+}
+
 /// A plan checked on its own, outside any project: what could not be checked there.
 pub struct FileCheck {
     pub validated: plan::ValidatedPlan,
@@ -486,4 +538,33 @@ fn write_plan_roles(
         notes.push(format!("role `{name}` written to {}", path.display()));
     }
     Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use downbeat_core::plan::PlanFormat;
+
+    #[test]
+    fn the_scaffold_is_one_valid_plan_in_every_format() {
+        let toml = plan::parse(scaffold(PlanFormat::Toml), PlanFormat::Toml).unwrap();
+        for f in [PlanFormat::Yaml, PlanFormat::Json] {
+            let other = plan::parse(scaffold(f), f).unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            assert_eq!(other, toml, "{f:?}");
+        }
+        let c = check_file(&toml, "scaffold").unwrap_or_else(|e| panic!("{}", e.message));
+        assert!(c.unchecked_refs.is_empty() && c.unchecked_roles.is_empty());
+        assert_eq!(c.validated.tasks.len(), 5);
+        // It shows the fields people look for.
+        for field in [
+            "depends_on",
+            "command",
+            "timeout",
+            "max_attempts",
+            "executor",
+            "files",
+        ] {
+            assert!(scaffold(PlanFormat::Toml).contains(field), "{field}");
+        }
+    }
 }

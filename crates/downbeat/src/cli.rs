@@ -243,6 +243,18 @@ pub enum PlanCmd {
         #[arg(long, value_enum)]
         format: Option<PlanFormatArg>,
     },
+    /// Write a commented starting plan (to stdout, or to a new file with -o).
+    New {
+        /// The file to create (refused if it exists, unless --force).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The plan's format (default: from the file's extension, else toml).
+        #[arg(long, value_enum)]
+        format: Option<PlanFormatArg>,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// The formats a plan file may be written in.

@@ -1,4 +1,5 @@
-//! Where plans come from: standard input and `--format`, `plan check` outside a project.
+//! Where plans come from: standard input and `--format`, `plan check` outside a project, and
+//! the starting plan `plan new` writes.
 
 mod common;
 
@@ -153,4 +154,59 @@ fn plan_check_in_a_project_checks_references_to_its_tasks() {
     );
     let err = e.fails(&["plan", "check", f.to_str().unwrap()], 4);
     assert!(err.contains("`ghost` is neither"), "{err}");
+}
+
+#[test]
+fn plan_new_writes_a_starting_plan_that_checks_and_applies() {
+    let e = Env::builder().fixed_clock().actor("tester").build();
+    // On stdout, toml unless told otherwise; outside a project it checks on its own.
+    let toml = e.ok(&["plan", "new"]);
+    assert!(toml.starts_with("# A Downbeat plan"), "{toml}");
+    let (code, out, err) = piped(&e, &["plan", "check", "-", "--format", "toml"], &toml);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("5 task(s), 4 dependency edge(s)"), "{out}");
+    assert!(err.contains("the file on its own"), "{err}");
+    // To a file, its format from the extension.
+    e.ok(&["plan", "new", "-o", "plan.yaml"]);
+    let yaml = std::fs::read_to_string(e.path().join("plan.yaml")).unwrap();
+    assert!(yaml.contains("depends_on: [design]"), "{yaml}");
+    e.ok(&["plan", "check", "plan.yaml"]);
+    let json = e.ok(&["plan", "new", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 5);
+    // An existing file is kept unless --force.
+    e.write("plan.yaml", "# mine\n");
+    let err = e.fails(&["plan", "new", "-o", "plan.yaml"], 5);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(e.path().join("plan.yaml")).unwrap(),
+        "# mine\n"
+    );
+    e.ok(&["plan", "new", "-o", "plan.yaml", "--force"]);
+    assert_eq!(
+        std::fs::read_to_string(e.path().join("plan.yaml")).unwrap(),
+        yaml
+    );
+    // A format the file name contradicts is refused.
+    let err = e.fails(&["plan", "new", "-o", "plan.json", "--format", "yaml"], 4);
+    assert!(err.contains("the file name says json"), "{err}");
+    assert!(!e.path().join("plan.json").exists());
+    // In a project it applies, and its `check` task runs its own command.
+    e.ok(&["init"]);
+    e.ok(&["plan", "check", "plan.yaml"]);
+    e.ok(&["plan", "apply", "plan.yaml"]);
+    let check = e.json(&["show", "check"]);
+    assert_eq!(
+        check["exec"]["executor"], r#"{"argv":["make","test"],"type":"process"}"#,
+        "{check}"
+    );
+    let build = e.json(&["show", "build"]);
+    assert_eq!(build["exec"]["timeout_ms"], 1_800_000, "{build}");
+    assert_eq!(build["exec"]["max_attempts"], 2, "{build}");
+    // Applied again unchanged: the command compares equal.
+    let again = e.json(&["plan", "apply", "plan.yaml", "--dry-run"]);
+    assert_eq!(again["unchanged"], 5, "{again}");
 }

@@ -52,7 +52,7 @@ pub struct PlanArgs {
     /// apply (default), check (validate and compare only), waves (ready set, waves, critical path)
     #[serde(default)]
     pub action: PlanAction,
-    /// Plan-file structure: {tasks:[{key,title,role,description,parent,depends_on:[key],effort,priority,acceptance,files}],objectives:[{title,tasks}],decisions:[{text,why}],insights:[{text}],roles:[{name,description,prompt}]}
+    /// Plan-file structure: {tasks:[{key,title,role,description,parent,depends_on:[key],effort,priority,acceptance,files,command}],objectives:[{title,tasks}],decisions:[{text,why}],insights:[{text}],roles:[{name,description,prompt}]}
     pub plan: Option<Map<String, Value>>,
     /// apply: leave running or finished tasks the plan would change as they are
     pub skip_conflicts: Option<bool>,

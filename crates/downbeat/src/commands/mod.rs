@@ -29,7 +29,7 @@ use downbeat_app::tasks::split_command;
 use holds::{holds, pause, unpause};
 use info::{bench, metrics, roles};
 use init::init;
-use plan::{check_file, plan_cmd};
+use plan::{check_file, new_plan, plan_cmd};
 use show::show;
 use tasks::{add, dep, done, edit, list, start, transition};
 use views::{blocked, graph, log, ready, status, waves};
@@ -133,6 +133,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         let in_project = g.db.is_some() || project::find_root(&g).is_ok();
         return match c {
             PlanCmd::Check { file, format } if !in_project => check_file(&file, format, j),
+            PlanCmd::New {
+                output,
+                format,
+                force,
+            } => new_plan(output.as_deref(), format, force, j),
             c => plan_cmd(&open(&g).await?, c, j).await,
         };
     }

@@ -24,6 +24,11 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
             skip_conflicts,
         } => (file, format, dry_run, skip_conflicts),
         PlanCmd::Check { file, format } => return check(p, &file, format, j).await,
+        PlanCmd::New {
+            output,
+            format,
+            force,
+        } => return new_plan(output.as_deref(), format, force, j),
     };
     let parsed = read_plan(&file, format)?;
     let req = request(&file, dry, skip);
@@ -146,6 +151,43 @@ pub(super) fn check_file(file: &Path, format: Option<PlanFormatArg>, j: bool) ->
     Ok(())
 }
 
+/// `plan new`: a commented starting plan, on stdout or in a new file.
+pub(super) fn new_plan(
+    output: Option<&Path>,
+    format: Option<PlanFormatArg>,
+    force: bool,
+    j: bool,
+) -> Result<(), Error> {
+    let format = format.map(plan_format).unwrap_or_else(|| {
+        output
+            .and_then(|o| o.to_str())
+            .and_then(PlanFormat::from_path)
+            .unwrap_or(PlanFormat::Toml)
+    });
+    let Some(path) = output else {
+        out(plans::scaffold(format));
+        return Ok(());
+    };
+    plans::write_scaffold(path, format, force)?;
+    if j {
+        print_json(&json!({"written": path, "format": format!("{format:?}").to_lowercase()}));
+    } else {
+        note(&format!(
+            "wrote {0}; edit it, then `downbeat plan check {0}` and `downbeat plan apply {0}`",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn plan_format(f: PlanFormatArg) -> PlanFormat {
+    match f {
+        PlanFormatArg::Toml => PlanFormat::Toml,
+        PlanFormatArg::Yaml => PlanFormat::Yaml,
+        PlanFormatArg::Json => PlanFormat::Json,
+    }
+}
+
 fn check_json(v: &plan::ValidatedPlan) -> Value {
     json!({"valid": true, "tasks": v.tasks.len(), "edges": v.edges.len(), "objectives": v.objectives.len()})
 }
@@ -178,9 +220,7 @@ fn shown(file: &Path) -> String {
 fn read_plan(file: &Path, format: Option<PlanFormatArg>) -> Result<plan::PlanFile, Error> {
     let shown = shown(file);
     let format = match format {
-        Some(PlanFormatArg::Toml) => PlanFormat::Toml,
-        Some(PlanFormatArg::Yaml) => PlanFormat::Yaml,
-        Some(PlanFormatArg::Json) => PlanFormat::Json,
+        Some(f) => plan_format(f),
         None if is_stdin(file) => {
             return Err(Error::new(
                 Kind::Usage,
