@@ -130,6 +130,11 @@ pub enum Command {
     Roles(RolesArgs),
     /// Figures derived from the event log.
     Metrics,
+    /// The project's work (tasks, edges, objectives, decisions, insights) as JSON Lines on
+    /// stdout, ids kept, sorted so it diffs well.
+    Export(WorkExportArgs),
+    /// Write an export into this project, which must be empty (just initialised), ids kept.
+    Import(WorkImportArgs),
     /// Measure the planner on a random graph.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -159,6 +164,25 @@ pub enum DbCmd {
     /// Copy a whole project (tasks, edges, context, attempts, the event log) into an empty
     /// database, ids included, and check the row counts on both sides.
     Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkExportArgs {
+    /// The file format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON object per line: a header, then one row each.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkImportArgs {
+    /// The export (`downbeat export`), or `-` for standard input.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

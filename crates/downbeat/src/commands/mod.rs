@@ -5,6 +5,7 @@
 mod agents;
 mod context;
 mod documents;
+mod export;
 mod holds;
 mod info;
 mod init;
@@ -129,6 +130,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
     if let Command::Db(c) = cli.command {
         return crate::db_cmd::command(c, j).await;
     }
+    if let Command::Export(a) = cli.command {
+        return export::export(&g, a, j).await;
+    }
+    if let Command::Import(a) = cli.command {
+        return export::import(&g, a, j).await;
+    }
     if let Command::Plan(c) = cli.command {
         let in_project = g.db.is_some() || project::find_root(&g).is_ok();
         return match c {
@@ -148,6 +155,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         | Command::Mcp(_)
         | Command::Db(_)
         | Command::Plan(_)
+        | Command::Export(_)
+        | Command::Import(_)
         | Command::GuardAgents { .. }
         | Command::Completions { .. }
         | Command::Man => unreachable_command(),
