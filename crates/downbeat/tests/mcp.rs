@@ -526,8 +526,26 @@ async fn a_plan_applied_again_writes_the_difference() {
     let shown = call(&c, "tasks", json!({"action": "show", "id": "test"})).await;
     assert_eq!(shown["state"], "cancelled", "{shown}");
     // In step now: applying it again changes nothing.
+    // A plan without a name is applied, and the answer says it is not recorded.
+    let unnamed = call(
+        &c,
+        "plan",
+        json!({"plan": {"tasks": [{"key": "extra", "title": "Extra"}]}}),
+    )
+    .await;
+    assert!(
+        unnamed["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("not recorded"),
+        "{unnamed}"
+    );
     let again = call(&c, "plan", json!({"plan": edited})).await;
     assert_eq!(again, json!({"edges": 0, "unchanged": 5}), "{again}");
+    assert!(
+        again.get("notes").is_none(),
+        "a named plan is recorded: {again}"
+    );
     // A running task is never changed: refused, naming it, unless skip_conflicts.
     call(
         &c,

@@ -102,6 +102,12 @@ pub async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool, skip:
         merge(&mut v, diff(json!(added)));
         return Ok(compact(v));
     };
+    let mut notes = notes.clone();
+    if parsed.plan.name.is_none() {
+        notes.push(
+            "the plan has no `plan.name`, so this application is not recorded: tasks later left out of it will not be cancelled".into(),
+        );
+    }
     let keys: Map<String, Value> = applied
         .tasks
         .iter()
