@@ -177,6 +177,10 @@ fn import_refuses_a_project_that_holds_anything_and_bad_files() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    insta::assert_snapshot!(
+        "import_rows_per_table",
+        String::from_utf8(o.stdout).unwrap()
+    );
     assert_eq!(b.ok(&["export"]), text);
 }
 

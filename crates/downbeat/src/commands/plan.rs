@@ -1,6 +1,9 @@
 //! `downbeat plan check|apply`: plans from a file or standard input; `plan check` outside a
 //! project checks the file on its own.
 
+use std::io::Read as _;
+use std::path::Path;
+
 use downbeat_app::error::{Error, Kind};
 use downbeat_app::plans::{self, Applied, ApplyRequest, Prepared};
 use downbeat_app::project::Project;
@@ -8,8 +11,6 @@ use downbeat_core::ids::TaskId;
 use downbeat_core::plan::{self, PlanFormat};
 use downbeat_core::plan_diff::{FieldChange, PlanDiff};
 use serde_json::{Value, json};
-use std::io::Read as _;
-use std::path::Path;
 
 use super::render::clip;
 use crate::cli::*;
@@ -32,12 +33,6 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
     };
     let parsed = read_plan(&file, format)?;
     let req = request(&file, dry, skip);
-    if !dry && req.fallback_name.is_none() && parsed.plan.name.is_none() {
-        note(&format!(
-            "{}: the plan has no `[plan] name`, so this application is not recorded: tasks later left out of it will not be cancelled",
-            req.shown
-        ));
-    }
     let outcome = plans::apply(p, &parsed, &req).await?;
     let shown_name = outcome.shown_name(&req);
     let prepared = &outcome.prepared;
@@ -56,6 +51,12 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
     };
     for n in notes {
         note(n);
+    }
+    if prepared.name.is_none() {
+        note(&format!(
+            "{}: the plan has no `[plan] name`, so this application is not recorded: tasks later left out of it will not be cancelled",
+            req.shown
+        ));
     }
     if j {
         let mut v = diff_json(&shown_name, d, Some(&applied.tasks), false);
