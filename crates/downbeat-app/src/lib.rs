@@ -13,6 +13,7 @@ pub mod claims;
 pub mod context;
 pub mod documents;
 pub mod error;
+pub mod export;
 pub mod holds;
 pub mod logs;
 pub mod maintenance;

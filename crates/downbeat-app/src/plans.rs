@@ -1,6 +1,8 @@
 //! Plans: validating a parsed plan file against the project, and applying it (its role files,
-//! then every task, edge and record in one transaction). A plan applied again is compared with
-//! what it created before ([`diff_plan`]) and only the difference is written ([`apply_diff`]).
+//! then every task, edge and record in one transaction). [`apply`] is the one use case every
+//! front end calls: a plan applied again is compared with what it created before
+//! ([`diff_plan`]) and only the difference is written ([`apply_diff`]); a dry run stops after
+//! the comparison.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -13,30 +15,23 @@ use downbeat_core::task::{Edge, Priority, Status};
 use crate::error::{Error, Kind};
 use crate::project::Project;
 
-/// Validates a parsed plan against the project (roles, existing tasks and keys, cycles formed
-/// with stored edges); every problem names the offending task or edge. `shown` prefixes the
-/// messages (the file name, or `plan`).
-pub async fn validate_plan(
-    p: &Project,
-    parsed: &plan::PlanFile,
-    shown: &str,
-) -> Result<plan::ValidatedPlan, Error> {
-    let validated = validate_refs(p, parsed, shown, true).await?;
-    if let Some(cycle) = dry_cycle_check(p, &validated).await? {
-        return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
-    }
-    Ok(validated)
-}
-
-/// [`validate_plan`] without the cycle check; keys already in the project are problems only
-/// when `keys_must_be_new`.
+/// Validates a parsed plan against the project's roles and stored tasks (every problem names
+/// the offending task or edge). Keys already in the project are the tasks the plan matches;
+/// cycles are checked by the caller.
 async fn validate_refs(
     p: &Project,
     parsed: &plan::PlanFile,
     shown: &str,
-    keys_must_be_new: bool,
 ) -> Result<plan::ValidatedPlan, Error> {
-    // References to tasks outside the plan: look them all up once.
+    let outside = outside_refs(parsed);
+    let known = p.store.lookup_tasks(&outside).await?;
+    plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|_| false)
+        .map_err(|e| Error::invalid(format!("{shown}: {e}")))
+}
+
+/// The plan's references that name no task of the plan (sorted, once each): stored tasks, or
+/// mistakes.
+fn outside_refs(parsed: &plan::PlanFile) -> Vec<String> {
     let refs: Vec<String> = parsed
         .tasks
         .iter()
@@ -61,28 +56,176 @@ async fn validate_refs(
         .collect();
     outside.sort();
     outside.dedup();
-    let known = p.store.lookup_tasks(&outside).await?;
-    let taken = if keys_must_be_new {
-        p.store.keys_in_use(&keys).await?
-    } else {
-        HashSet::new()
-    };
-    plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|k| {
-        taken.contains(k)
-    })
-    .map_err(|e| Error::invalid(format!("{shown}: {e}")))
+    outside
 }
 
-/// Writes the plan's role files, then inserts the plan in one transaction.
-pub async fn apply_plan(p: &Project, validated: &plan::ValidatedPlan) -> Result<Applied, Error> {
-    let notes = if validated.roles.is_empty() {
-        Vec::new()
+/// A request to apply a plan, or with `dry_run` to compare it with the project only.
+pub struct ApplyRequest {
+    /// How messages name the plan (its file name, or `plan`).
+    pub shown: String,
+    /// The name the plan's applications are recorded under when it has no `[plan] name` (its
+    /// file name); with neither, nothing is recorded and tasks that leave the plan go unnoticed.
+    pub fallback_name: Option<String>,
+    pub dry_run: bool,
+    /// Leave running or finished tasks the plan would change as they are (else such a plan is
+    /// refused).
+    pub skip_conflicts: bool,
+    /// How the front end spells the option that skips conflicts, for the hint of a refusal.
+    pub skip_option: &'static str,
+}
+
+/// What [`apply`] found and, unless it was a dry run, did.
+pub struct Outcome {
+    pub prepared: Prepared,
+    /// What was written; `None` on a dry run.
+    pub applied: Option<Applied>,
+}
+
+impl Outcome {
+    /// The plan as people know it: its `[plan] name`, else how the request showed it.
+    pub fn shown_name(&self, req: &ApplyRequest) -> String {
+        self.prepared
+            .validated
+            .name
+            .clone()
+            .unwrap_or_else(|| req.shown.clone())
+    }
+}
+
+/// Validates a plan, compares it with the project (tasks matched by key) and, unless
+/// `req.dry_run`, writes the difference in one transaction: everything on a first application.
+pub async fn apply(
+    p: &Project,
+    parsed: &plan::PlanFile,
+    req: &ApplyRequest,
+) -> Result<Outcome, Error> {
+    let name = parsed
+        .plan
+        .name
+        .clone()
+        .or_else(|| req.fallback_name.clone());
+    let prepared = diff_plan(p, parsed, &req.shown, name).await?;
+    let applied = if req.dry_run {
+        None
     } else {
-        write_plan_roles(p, &validated.roles)?
+        Some(apply_diff(p, &prepared, req).await?)
     };
-    let actor = p.actor().await?;
-    let applied = p.store.apply_plan(validated, &actor).await?;
-    Ok(Applied { applied, notes })
+    Ok(Outcome { prepared, applied })
+}
+
+/// A commented starting plan in `format`, with an example of every field (JSON has no
+/// comments: the same plan without them). Every format parses to the same plan, which
+/// validates with the built-in roles.
+pub fn scaffold(format: plan::PlanFormat) -> &'static str {
+    match format {
+        plan::PlanFormat::Toml => include_str!("../templates/plan.toml"),
+        plan::PlanFormat::Yaml => include_str!("../templates/plan.yaml"),
+        plan::PlanFormat::Json => include_str!("../templates/plan.json"),
+    }
+}
+
+/// Writes [`scaffold`] to `path`; an existing file is refused unless `force`.
+pub fn write_scaffold(
+    path: &std::path::Path,
+    format: plan::PlanFormat,
+    force: bool,
+) -> Result<(), Error> {
+    use std::io::Write as _;
+    let shown = path.display();
+    if let Some(ext) = path.to_str().and_then(plan::PlanFormat::from_path)
+        && ext != format
+    {
+        let name = |f: plan::PlanFormat| format!("{f:?}").to_lowercase();
+        return Err(Error::invalid(format!(
+            "{shown}: the file name says {} but the format asked for is {}",
+            name(ext),
+            name(format)
+        ))
+        .with_hint("give the file the extension of its format (.toml, .yaml, .json)"));
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true);
+    if force {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    let mut f = open.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(
+                Kind::Conflict,
+                format!("{shown} already exists; nothing written"),
+            )
+            .with_hint("choose another file with -o, or pass --force to replace it")
+        } else {
+            Error::invalid(format!("cannot write {shown}: {e}"))
+        }
+    })?;
+    f.write_all(scaffold(format).as_bytes())
+        .map_err(|e| Error::invalid(format!("cannot write {shown}: {e}")))
+}
+
+/// A plan checked on its own, outside any project: what could not be checked there.
+pub struct FileCheck {
+    pub validated: plan::ValidatedPlan,
+    /// References that name no task of the plan: in a project they must name a stored task.
+    pub unchecked_refs: Vec<String>,
+    /// Roles that are neither built in nor declared by the plan: a project may define them.
+    pub unchecked_roles: Vec<String>,
+}
+
+/// Validates a plan without a project: its syntax, fields, keys, references within the plan,
+/// parent loops and dependency cycles among its own tasks. References to other tasks and roles
+/// that are not built in cannot be checked without the project; they are accepted and listed.
+pub fn check_file(parsed: &plan::PlanFile, shown: &str) -> Result<FileCheck, Error> {
+    use downbeat_core::role::{RoleFile, RoleSet};
+    let unchecked_refs = outside_refs(parsed);
+    let declared: HashSet<&str> = parsed.roles.iter().map(|r| r.name.as_str()).collect();
+    let mut roles = RoleSet::builtin();
+    let mut unchecked_roles: Vec<String> = parsed
+        .tasks
+        .iter()
+        .filter_map(|t| t.role.clone())
+        .filter(|r| !roles.contains(r) && !declared.contains(r.as_str()))
+        .collect();
+    unchecked_roles.sort();
+    unchecked_roles.dedup();
+    for r in &unchecked_roles {
+        let stand_in = RoleFile {
+            description: Some(String::new()),
+            prompt: Some(String::new()),
+            ..RoleFile::default()
+        };
+        // A malformed name is not merged, and validation reports it as an unknown role.
+        let _ = roles.merge(r, "project", stand_in);
+    }
+    // Stand-in ids for the references outside the plan, one each.
+    let stand_ins: HashMap<&str, TaskId> = unchecked_refs
+        .iter()
+        .zip(1u32..)
+        .filter_map(|(r, n)| Some((r.as_str(), TaskId::from_seq(n)?)))
+        .collect();
+    let validated = plan::validate(parsed, &roles, &|r| stand_ins.get(r).copied(), &|_| false)
+        .map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+    // Cycles among the plan's own tasks (stored edges are unknown here).
+    let mut own = validated.clone();
+    own.edges
+        .retain(|(f, t, _)| matches!((f, t), (TaskRef::New(_), TaskRef::New(_))));
+    for t in &mut own.tasks {
+        t.parent = t.parent.filter(|p| matches!(p, TaskRef::New(_)));
+    }
+    let changes = PlanChanges {
+        plan: own,
+        ..PlanChanges::default()
+    };
+    if let Some(cycle) = cycle_in(Default::default(), &changes) {
+        return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
+    }
+    Ok(FileCheck {
+        validated,
+        unchecked_refs,
+        unchecked_roles,
+    })
 }
 
 /// What applying a plan did.
@@ -92,23 +235,15 @@ pub struct Applied {
     pub notes: Vec<String>,
 }
 
-/// Catches cycles before writing so a dry run reports them too (the store re-checks on write).
-pub async fn dry_cycle_check(
-    p: &Project,
-    v: &plan::ValidatedPlan,
-) -> Result<Option<String>, Error> {
-    let changes = PlanChanges {
-        plan: v.clone(),
-        ..PlanChanges::default()
-    };
-    cycle_after(p, &changes).await
-}
-
 /// The dependency cycle the stored graph would have after `ch`, described with the plan's keys.
 async fn cycle_after(p: &Project, ch: &PlanChanges) -> Result<Option<String>, Error> {
-    use downbeat_core::graph::{GraphSnapshot, GraphTask, find_cycle};
+    Ok(cycle_in(p.store.graph().await?, ch))
+}
+
+/// The dependency cycle `snap` would have after `ch`, described with the plan's keys.
+fn cycle_in(mut snap: downbeat_core::graph::GraphSnapshot, ch: &PlanChanges) -> Option<String> {
+    use downbeat_core::graph::{GraphTask, find_cycle};
     let v = &ch.plan;
-    let mut snap: GraphSnapshot = p.store.graph().await?;
     let base = snap.tasks.iter().map(|t| t.id.seq()).max().unwrap_or(0) + 1_000_000;
     let id_of = |r: TaskRef| match r {
         TaskRef::New(i) => {
@@ -165,7 +300,7 @@ async fn cycle_after(p: &Project, ch: &PlanChanges) -> Result<Option<String>, Er
             kind,
         });
     }
-    Ok(find_cycle(&snap).map(|c| {
+    find_cycle(&snap).map(|c| {
         let mut parts: Vec<String> = c
             .path
             .iter()
@@ -175,7 +310,7 @@ async fn cycle_after(p: &Project, ch: &PlanChanges) -> Result<Option<String>, Er
             parts.push(first);
         }
         format!("dependency cycle: {}", parts.join(" → "))
-    }))
+    })
 }
 
 /// A plan compared with the project: what applying it would do.
@@ -194,13 +329,13 @@ pub struct Prepared {
 
 /// Validates a plan and compares it with the project: tasks are matched by key; `name`
 /// identifies the plan's earlier applications (its `[plan] name`, else its file name).
-pub async fn diff_plan(
+async fn diff_plan(
     p: &Project,
     parsed: &plan::PlanFile,
     shown: &str,
     name: Option<String>,
 ) -> Result<Prepared, Error> {
-    let validated = validate_refs(p, parsed, shown, false).await?;
+    let validated = validate_refs(p, parsed, shown).await?;
     let previous = match &name {
         Some(n) => p
             .store
@@ -317,14 +452,14 @@ async fn busy_containers(p: &Project) -> Result<HashSet<TaskId>, Error> {
 }
 
 /// Applies a compared plan: its role files, then the difference in one transaction. Conflicts
-/// refuse the whole plan unless `skip_conflicts`, which leaves those tasks as they are.
-pub async fn apply_diff(
+/// refuse the whole plan unless `req.skip_conflicts`, which leaves those tasks as they are.
+async fn apply_diff(
     p: &Project,
     prepared: &Prepared,
-    skip_conflicts: bool,
+    req: &ApplyRequest,
 ) -> Result<Applied, Error> {
     let d = &prepared.diff;
-    if !d.conflicts.is_empty() && !skip_conflicts {
+    if !d.conflicts.is_empty() && !req.skip_conflicts {
         let list: Vec<String> = d
             .conflicts
             .iter()
@@ -338,7 +473,10 @@ pub async fn apply_diff(
                 list.join("\n")
             ),
         )
-        .with_hint("undo those edits in the plan, reopen the tasks (`downbeat reopen ID`), or apply with --skip-conflicts to leave them as they are"));
+        .with_hint(format!(
+            "undo those edits in the plan, reopen the tasks, or apply with {} to leave them as they are",
+            req.skip_option
+        )));
     }
     let record = prepared.name.as_ref().map(|n| {
         (
@@ -400,4 +538,33 @@ fn write_plan_roles(
         notes.push(format!("role `{name}` written to {}", path.display()));
     }
     Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use downbeat_core::plan::PlanFormat;
+
+    #[test]
+    fn the_scaffold_is_one_valid_plan_in_every_format() {
+        let toml = plan::parse(scaffold(PlanFormat::Toml), PlanFormat::Toml).unwrap();
+        for f in [PlanFormat::Yaml, PlanFormat::Json] {
+            let other = plan::parse(scaffold(f), f).unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            assert_eq!(other, toml, "{f:?}");
+        }
+        let c = check_file(&toml, "scaffold").unwrap_or_else(|e| panic!("{}", e.message));
+        assert!(c.unchecked_refs.is_empty() && c.unchecked_roles.is_empty());
+        assert_eq!(c.validated.tasks.len(), 5);
+        // It shows the fields people look for.
+        for field in [
+            "depends_on",
+            "command",
+            "timeout",
+            "max_attempts",
+            "executor",
+            "files",
+        ] {
+            assert!(scaffold(PlanFormat::Toml).contains(field), "{field}");
+        }
+    }
 }

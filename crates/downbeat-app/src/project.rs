@@ -438,15 +438,27 @@ pub fn load_roles(root: &Path, config: &Config) -> Result<RoleSet, Error> {
     Ok(roles)
 }
 
-/// Opens an existing project.
-pub async fn open(g: &Globals) -> Result<Project, Error> {
-    let explicit_db = g.db.is_some();
+/// The project's root and the URL of its database: `--db` (then the root may be missing, and
+/// is the working directory), else `.downbeat/downbeat.db` under the root.
+fn locate(g: &Globals) -> Result<(PathBuf, String), Error> {
     let root = match find_root(g) {
         Ok(r) => r,
-        Err(_) if explicit_db => g.cwd.clone(),
+        Err(_) if g.db.is_some() => g.cwd.clone(),
         Err(e) => return Err(e),
     };
     let url = db_url(g, &root);
+    Ok((root, url))
+}
+
+/// The URL of the project's database, as [`open`] finds it (for operations on the whole
+/// database: export, import).
+pub fn database_url(g: &Globals) -> Result<String, Error> {
+    locate(g).map(|(_, url)| url)
+}
+
+/// Opens an existing project.
+pub async fn open(g: &Globals) -> Result<Project, Error> {
+    let (root, url) = locate(g)?;
     let store = downbeat_store::open(&url, false).await.map_err(|e| {
         let missing = matches!(&e, downbeat_store::Error::Open { message, .. } if message.starts_with("no database there"));
         let err = Error::from(e);

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use downbeat_core::admission;
+use downbeat_core::command::executor_setting;
 use downbeat_core::graph::{GraphSnapshot, GraphTask, Progress};
 use downbeat_core::ids::{RecordId, RecordKind, TaskId};
 use downbeat_core::task::{
@@ -16,6 +17,8 @@ use downbeat_store::TaskFilter;
 
 use crate::error::Error;
 use crate::project::Project;
+
+pub use downbeat_core::command::split_command;
 
 pub async fn resolve(p: &Project, s: &str) -> Result<TaskId, Error> {
     Ok(p.store.resolve_task(s).await?)
@@ -204,26 +207,12 @@ pub struct AddTask {
 
 /// The executor setting of a new task: a name, or an inline process spec.
 fn executor_of(a: &AddTask) -> Result<Option<String>, Error> {
-    use serde_json::json;
-    match (a.executor.as_deref(), &a.command, &a.shell) {
-        (None | Some("process"), Some(_), Some(_)) => Err(Error::invalid(
-            "a task takes either a command or a shell line, not both",
-        )),
-        (None | Some("process"), Some(cmd), None) => {
-            let argv = split_command(cmd).map_err(Error::invalid)?;
-            Ok(Some(json!({"type": "process", "argv": argv}).to_string()))
-        }
-        (None | Some("process"), None, Some(sh)) => {
-            Ok(Some(json!({"type": "process", "shell": sh}).to_string()))
-        }
-        (Some("process"), None, None) => Err(Error::invalid(
-            "the process executor needs a command or a shell line",
-        )),
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(Error::invalid(
-            "a command or a shell line goes with the process executor (or no executor)",
-        )),
-        (name, None, None) => Ok(name.map(str::to_owned)),
-    }
+    executor_setting(
+        a.executor.as_deref(),
+        a.command.as_deref(),
+        a.shell.as_deref(),
+    )
+    .map_err(Error::invalid)
 }
 
 /// Adds a task; every reference, role, priority and duration is checked first.
@@ -376,50 +365,6 @@ pub async fn set_deps(
             kind,
             changed,
         });
-    }
-    Ok(out)
-}
-
-/// Splits a command line into arguments: whitespace separates, single and double quotes group,
-/// a backslash escapes the next character. No expansion of any kind.
-pub fn split_command(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') | (None, '\\') => match chars.next() {
-                Some(n) => cur.push(n),
-                None => return Err(format!("command `{s}` ends with a lone backslash")),
-            },
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err(format!("command `{s}` has an unclosed quote"));
-    }
-    if in_word {
-        out.push(cur);
-    }
-    if out.is_empty() {
-        return Err("the command is empty".into());
     }
     Ok(out)
 }

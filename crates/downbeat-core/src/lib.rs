@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod attempt;
+pub mod command;
 pub mod context;
 pub mod events;
 pub mod flags;

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
+use crate::command::executor_setting;
 use crate::ids::TaskId;
 use crate::role::{RoleFile, RoleSet, check_role_name};
 use crate::task::{EdgeKind, ExecSettings, NewTask, Priority, validate_fields};
@@ -102,8 +103,13 @@ pub struct PlanTask {
     /// Declared file footprint (paths or globs).
     #[serde(default)]
     pub files: Vec<String>,
-    /// A named executor from the configuration.
+    /// A named executor from the configuration, or `process` with `command` or `shell`.
     pub executor: Option<String>,
+    /// The task's own program and its arguments, split like a shell would (no expansion); run
+    /// by the process executor.
+    pub command: Option<String>,
+    /// The task's own command line for `sh -c`.
+    pub shell: Option<String>,
     /// Kill an attempt after this long (`90s`, `30m`).
     pub timeout: Option<String>,
     /// Attempts allowed in all (1 = no retry).
@@ -296,6 +302,13 @@ impl<'a> Validation<'a> {
             {
                 self.problems
                     .push(format!("{}: timeout: {e}", task_label(i, t)));
+            }
+            if let Err(e) = executor_setting(
+                t.executor.as_deref(),
+                t.command.as_deref(),
+                t.shell.as_deref(),
+            ) {
+                self.problems.push(format!("{}: {e}", task_label(i, t)));
             }
             if t.max_attempts == Some(0) {
                 self.problems.push(format!(
@@ -490,7 +503,12 @@ fn renumber(
 fn new_task(t: &PlanTask) -> NewTask {
     NewTask {
         exec: ExecSettings {
-            executor: t.executor.clone(),
+            executor: executor_setting(
+                t.executor.as_deref(),
+                t.command.as_deref(),
+                t.shell.as_deref(),
+            )
+            .unwrap_or_else(|_| t.executor.clone()),
             timeout: t
                 .timeout
                 .as_deref()
@@ -639,6 +657,60 @@ mod tests {
         assert!(err.message.contains("column"), "{}", err.message);
         let err = parse("tasks:\n  - title: x\n    effort: lots\n", PlanFormat::Yaml).unwrap_err();
         assert!(err.message.contains('3'), "{}", err.message);
+    }
+
+    #[test]
+    fn a_task_command_becomes_its_process_executor() {
+        let v = check(
+            r#"
+            [[tasks]]
+            title = "Test"
+            command = "cargo test --workspace"
+            timeout = "30m"
+            max_attempts = 2
+            [[tasks]]
+            title = "Lint"
+            shell = "cargo fmt --check && cargo clippy"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            v.tasks[0].new.exec.executor.as_deref(),
+            Some(r#"{"argv":["cargo","test","--workspace"],"type":"process"}"#)
+        );
+        assert_eq!(v.tasks[0].new.exec.max_attempts, Some(2));
+        assert!(
+            v.tasks[1]
+                .new
+                .exec
+                .executor
+                .as_deref()
+                .unwrap()
+                .contains("\"shell\"")
+        );
+        let err = check(
+            r#"
+            [[tasks]]
+            key = "t"
+            title = "T"
+            executor = "claude"
+            command = "make"
+            [[tasks]]
+            key = "u"
+            title = "U"
+            command = "echo 'open"
+            "#,
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(
+            all.contains("task `t`: a command or a shell line goes with the process executor"),
+            "{all}"
+        );
+        assert!(
+            all.contains("task `u`: command `echo 'open` has an unclosed quote"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// Create .downbeat/ (configuration and database) in the current directory.
     Init,
-    /// Apply or check a plan file (TOML, YAML or JSON).
+    /// Apply or check a plan file (TOML, YAML or JSON; `-` reads standard input).
     #[command(subcommand)]
     Plan(PlanCmd),
     /// Add a task.
@@ -130,6 +130,11 @@ pub enum Command {
     Roles(RolesArgs),
     /// Figures derived from the event log.
     Metrics,
+    /// The project's work (tasks, edges, objectives, decisions, insights) as JSON Lines on
+    /// stdout, ids kept, sorted so it diffs well.
+    Export(WorkExportArgs),
+    /// Write an export into this project, which must be empty (just initialised), ids kept.
+    Import(WorkImportArgs),
     /// Measure the planner on a random graph.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -159,6 +164,25 @@ pub enum DbCmd {
     /// Copy a whole project (tasks, edges, context, attempts, the event log) into an empty
     /// database, ids included, and check the row counts on both sides.
     Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkExportArgs {
+    /// The file format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON object per line: a header, then one row each.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkImportArgs {
+    /// The export (`downbeat export`), or `-` for standard input.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -222,7 +246,11 @@ pub enum PlanCmd {
     /// Validate a plan and write it in one transaction; applied again after editing, only the
     /// difference is written (tasks matched by key; removed tasks are cancelled).
     Apply {
+        /// The plan file, or `-` for standard input (with --format).
         file: PathBuf,
+        /// The plan's format (default: from the file's extension; required for `-`).
+        #[arg(long, value_enum)]
+        format: Option<PlanFormatArg>,
         /// Show what applying would add, change and cancel; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -231,8 +259,34 @@ pub enum PlanCmd {
         #[arg(long)]
         skip_conflicts: bool,
     },
-    /// Validate a plan without writing anything (same as `apply --dry-run`).
-    Check { file: PathBuf },
+    /// Validate a plan without writing anything; outside a project, the file on its own.
+    Check {
+        /// The plan file, or `-` for standard input (with --format).
+        file: PathBuf,
+        /// The plan's format (default: from the file's extension; required for `-`).
+        #[arg(long, value_enum)]
+        format: Option<PlanFormatArg>,
+    },
+    /// Write a commented starting plan (to stdout, or to a new file with -o).
+    New {
+        /// The file to create (refused if it exists, unless --force).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The plan's format (default: from the file's extension, else toml).
+        #[arg(long, value_enum)]
+        format: Option<PlanFormatArg>,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// The formats a plan file may be written in.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PlanFormatArg {
+    Toml,
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, Args)]

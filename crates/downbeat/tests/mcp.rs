@@ -477,6 +477,99 @@ async fn watch_until_done(c: &Client) -> Value {
     panic!("the run did not finish")
 }
 
+/// A plan applied again over MCP writes the difference like `downbeat plan apply`: `check`
+/// shows it, `apply` changes the edited task and cancels the removed one, and a change to a
+/// running task is refused unless `skip_conflicts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_applied_again_writes_the_difference() {
+    let f = Fixture::new(Profile::Default).await;
+    let c = f.client("conductor").await;
+    let first = call(&c, "plan", json!({"plan": small_plan()})).await;
+    let docs = str_of(&first["keys"], "docs").to_owned();
+    let test = str_of(&first["keys"], "test").to_owned();
+    // Edited: `docs` gets a new title and priority, `test` leaves the plan, `review` joins it.
+    let mut edited = small_plan();
+    let tasks = edited["tasks"].as_array_mut().unwrap();
+    tasks.retain(|t| t["key"] != "test");
+    for t in tasks.iter_mut().filter(|t| t["key"] == "docs") {
+        t["title"] = json!("Write the docs");
+        t["priority"] = json!("high");
+    }
+    tasks.push(
+        json!({"key": "review", "parent": "feature", "title": "Review", "depends_on": ["impl"]}),
+    );
+    let checked = call(&c, "plan", json!({"action": "check", "plan": edited})).await;
+    assert_eq!(
+        checked,
+        json!({
+            "valid": true, "tasks": 5, "edges": 3, "objectives": 1,
+            "added": ["review"],
+            "changed": [{"id": docs, "key": "docs", "fields": ["title", "priority"]}],
+            "removed": [{"id": test, "key": "test", "cancelled": true}],
+            "unchanged": 3,
+        })
+    );
+    let l = call(&c, "tasks", json!({})).await;
+    assert_eq!(l["count"], 5, "check wrote nothing: {l}");
+    let applied = call(&c, "plan", json!({"plan": edited})).await;
+    assert_eq!(applied["tasks"].as_array().unwrap().len(), 1, "{applied}");
+    assert!(applied["keys"]["review"].is_string(), "{applied}");
+    assert_eq!(applied["changed"][0]["key"], "docs", "{applied}");
+    assert_eq!(applied["removed"][0]["cancelled"], true, "{applied}");
+    assert!(
+        applied.get("decisions").is_none(),
+        "records are not added twice: {applied}"
+    );
+    let shown = call(&c, "tasks", json!({"action": "show", "id": "docs"})).await;
+    assert_eq!(shown["title"], "Write the docs", "{shown}");
+    assert_eq!(shown["priority"], "high", "{shown}");
+    let shown = call(&c, "tasks", json!({"action": "show", "id": "test"})).await;
+    assert_eq!(shown["state"], "cancelled", "{shown}");
+    // In step now: applying it again changes nothing.
+    // A plan without a name is applied, and the answer says it is not recorded.
+    let unnamed = call(
+        &c,
+        "plan",
+        json!({"plan": {"tasks": [{"key": "extra", "title": "Extra"}]}}),
+    )
+    .await;
+    assert!(
+        unnamed["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("not recorded"),
+        "{unnamed}"
+    );
+    let again = call(&c, "plan", json!({"plan": edited})).await;
+    assert_eq!(again, json!({"edges": 0, "unchanged": 5}), "{again}");
+    assert!(
+        again.get("notes").is_none(),
+        "a named plan is recorded: {again}"
+    );
+    // A running task is never changed: refused, naming it, unless skip_conflicts.
+    call(
+        &c,
+        "tasks",
+        json!({"action": "set", "id": "design", "to": "start"}),
+    )
+    .await;
+    for t in edited["tasks"].as_array_mut().unwrap() {
+        if t["key"] == "design" {
+            t["effort"] = json!(5);
+        }
+    }
+    let msg = fails(&c, "plan", json!({"plan": edited}), "design").await;
+    assert!(
+        msg.contains("running") && msg.contains("skip_conflicts"),
+        "{msg}"
+    );
+    let skipped = call(&c, "plan", json!({"plan": edited, "skip_conflicts": true})).await;
+    assert_eq!(skipped["conflicts"][0]["key"], "design", "{skipped}");
+    let shown = call(&c, "tasks", json!({"action": "show", "id": "design"})).await;
+    assert_eq!(shown["effort"], 2, "{shown}");
+    let _ = c.cancel().await;
+}
+
 // ------------------------------------------------------------------------------------------
 // The full profile's finer tools
 

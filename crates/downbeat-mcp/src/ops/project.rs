@@ -43,9 +43,10 @@ pub async fn session(p: &Project, action: &str, label: Option<&str>) -> Out {
     }
 }
 
-/// Validates a plan given as JSON (the plan-file structure) and, unless `dry`, applies it in
-/// one transaction.
-pub async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool) -> Out {
+/// Validates a plan given as JSON (the plan-file structure), compares it with the project and,
+/// unless `dry` (`check`), applies it in one transaction: everything the first time, the
+/// difference when it was applied before under the same `plan.name`.
+pub async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool, skip: bool) -> Out {
     let Some(v) = plan_json else {
         return Err(Error::invalid(
             "`plan` is required: {\"tasks\": [{\"key\": …, \"title\": …, \"role\": …, \"depends_on\": […]}], …}",
@@ -58,31 +59,79 @@ pub async fn plan_apply(p: &Project, plan_json: Option<&Value>, dry: bool) -> Ou
     }
     let parsed = plan::parse(&v.to_string(), PlanFormat::Json)
         .map_err(|e| Error::invalid(format!("plan: {}", e.message)))?;
-    let validated = plans::validate_plan(p, &parsed, "plan").await?;
-    if dry {
-        return Ok(json!({
+    let req = plans::ApplyRequest {
+        shown: "plan".into(),
+        fallback_name: None,
+        dry_run: dry,
+        skip_conflicts: skip,
+        skip_option: "`skip_conflicts`",
+    };
+    let outcome = plans::apply(p, &parsed, &req).await?;
+    let prepared = &outcome.prepared;
+    let d = &prepared.diff;
+    let validated = &prepared.validated;
+    // The difference, when the plan matched tasks already in the project.
+    let diff = |added: Value| {
+        if prepared.first {
+            return json!({});
+        }
+        json!({
+            "added": added,
+            "changed": d.changed.iter().map(|c| compact(json!({
+                "id": c.id, "key": c.key,
+                "fields": c.fields.iter().map(|f| f.field).collect::<Vec<_>>(),
+            }))).collect::<Vec<_>>(),
+            "removed": d.removed.iter().map(|r| json!({"id": r.id, "key": r.key, "cancelled": r.cancel})).collect::<Vec<_>>(),
+            "conflicts": d.conflicts.iter().map(|c| json!({"id": c.id, "key": c.key, "reason": c.reason})).collect::<Vec<_>>(),
+            "unchanged": d.unchanged,
+        })
+    };
+    let Some(plans::Applied { applied, notes }) = &outcome.applied else {
+        let added: Vec<&str> = d
+            .new
+            .tasks
+            .iter()
+            .filter_map(|t| t.new.key.as_deref())
+            .collect();
+        let mut v = json!({
             "valid": true,
             "tasks": validated.tasks.len(),
             "edges": validated.edges.len(),
             "objectives": validated.objectives.len(),
-        }));
+        });
+        merge(&mut v, diff(json!(added)));
+        return Ok(compact(v));
+    };
+    let mut notes = notes.clone();
+    if parsed.plan.name.is_none() {
+        notes.push(
+            "the plan has no `plan.name`, so this application is not recorded: tasks later left out of it will not be cancelled".into(),
+        );
     }
-    let plans::Applied { applied, notes } = plans::apply_plan(p, &validated).await?;
     let keys: Map<String, Value> = applied
         .tasks
         .iter()
         .filter_map(|(k, id)| k.as_ref().map(|k| (k.clone(), json!(id))))
         .collect();
-    Ok(compact(json!({
+    let mut v = json!({
         "tasks": applied.tasks.iter().map(|(_, id)| id.to_string()).collect::<Vec<_>>(),
         "keys": keys,
         "edges": applied.edges,
         "objectives": applied.objectives,
         "decisions": applied.decisions,
         "insights": applied.insights,
-        "roles": validated.roles.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "roles": d.new.roles.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "notes": notes,
-    })))
+    });
+    merge(&mut v, diff(Value::Null));
+    Ok(compact(v))
+}
+
+/// Adds the fields of `extra` (an object) to `v` (an object).
+fn merge(v: &mut Value, extra: Value) {
+    if let (Value::Object(m), Value::Object(e)) = (v, extra) {
+        m.extend(e);
+    }
 }
 
 /// Waves, the critical path and makespan estimates: the kept plan when no makespan is asked

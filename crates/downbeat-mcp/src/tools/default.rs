@@ -49,11 +49,13 @@ pub enum PlanAction {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanArgs {
-    /// apply (default), check (validate only), waves (ready set, waves, critical path)
+    /// apply (default), check (validate and compare only), waves (ready set, waves, critical path)
     #[serde(default)]
     pub action: PlanAction,
-    /// Plan-file structure: {tasks:[{key,title,role,description,parent,depends_on:[key],effort,priority,acceptance,files}],objectives:[{title,tasks}],decisions:[{text,why}],insights:[{text}],roles:[{name,description,prompt}]}
+    /// Plan-file structure: {tasks:[{key,title,role,description,parent,depends_on:[key],effort,priority,acceptance,files,command}],objectives:[{title,tasks}],decisions:[{text,why}],insights:[{text}],roles:[{name,description,prompt}]}
     pub plan: Option<Map<String, Value>>,
+    /// apply: leave running or finished tasks the plan would change as they are
+    pub skip_conflicts: Option<bool>,
     /// waves: worker counts for makespans
     pub workers: Option<Vec<u32>>,
 }
@@ -376,7 +378,7 @@ impl DownbeatMcp {
     }
 
     #[tool(
-        description = "Create a whole plan atomically (apply), validate it (check), or get ready set, waves and critical path (waves)."
+        description = "Apply a plan atomically (applied again: only the difference), compare it without writing (check), or get ready set, waves and critical path (waves)."
     )]
     async fn plan(
         &self,
@@ -387,8 +389,11 @@ impl DownbeatMcp {
         self.call(&peer, move |p, _| async move {
             let plan = a.plan.map(Value::Object);
             match a.action {
-                PlanAction::Apply => ops::plan_apply(&p, plan.as_ref(), false).await,
-                PlanAction::Check => ops::plan_apply(&p, plan.as_ref(), true).await,
+                PlanAction::Apply => {
+                    let skip = a.skip_conflicts.unwrap_or(false);
+                    ops::plan_apply(&p, plan.as_ref(), false, skip).await
+                }
+                PlanAction::Check => ops::plan_apply(&p, plan.as_ref(), true, false).await,
                 PlanAction::Waves => ops::waves(&p, &g, &a.workers.unwrap_or_default()).await,
             }
         })

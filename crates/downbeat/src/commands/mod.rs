@@ -5,6 +5,7 @@
 mod agents;
 mod context;
 mod documents;
+mod export;
 mod holds;
 mod info;
 mod init;
@@ -29,7 +30,7 @@ use downbeat_app::tasks::split_command;
 use holds::{holds, pause, unpause};
 use info::{bench, metrics, roles};
 use init::init;
-use plan::plan_cmd;
+use plan::{check_file, new_plan, plan_cmd};
 use show::show;
 use tasks::{add, dep, done, edit, list, start, transition};
 use views::{blocked, graph, log, ready, status, waves};
@@ -146,16 +147,36 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
     if let Command::Db(c) = cli.command {
         return crate::db_cmd::command(c, j).await;
     }
+    if let Command::Export(a) = cli.command {
+        return export::export(&g, a, j).await;
+    }
+    if let Command::Import(a) = cli.command {
+        return export::import(&g, a, j).await;
+    }
+    if let Command::Plan(c) = cli.command {
+        let in_project = g.db.is_some() || project::find_root(&g).is_ok();
+        return match c {
+            PlanCmd::Check { file, format } if !in_project => check_file(&file, format, j),
+            PlanCmd::New {
+                output,
+                format,
+                force,
+            } => new_plan(output.as_deref(), format, force, j),
+            c => plan_cmd(&open(&g).await?, c, j).await,
+        };
+    }
     let p = open(&g).await?;
     match cli.command {
         Command::Init
         | Command::Bench(_)
         | Command::Mcp(_)
         | Command::Db(_)
+        | Command::Plan(_)
+        | Command::Export(_)
+        | Command::Import(_)
         | Command::GuardAgents { .. }
         | Command::Completions { .. }
         | Command::Man => unreachable_command(),
-        Command::Plan(c) => plan_cmd(&p, c, j).await,
         Command::Add(a) => add(&p, a, j).await,
         Command::Edit(a) => edit(&p, a, j).await,
         Command::Show(a) => show(&p, &a.id, j).await,

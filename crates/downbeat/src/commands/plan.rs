@@ -1,7 +1,11 @@
-//! `downbeat plan check|apply`.
+//! `downbeat plan check|apply`: plans from a file or standard input; `plan check` outside a
+//! project checks the file on its own.
+
+use std::io::Read as _;
+use std::path::Path;
 
 use downbeat_app::error::{Error, Kind};
-use downbeat_app::plans::{Applied, Prepared, apply_diff, diff_plan, validate_plan};
+use downbeat_app::plans::{self, Applied, ApplyRequest, Prepared};
 use downbeat_app::project::Project;
 use downbeat_core::ids::TaskId;
 use downbeat_core::plan::{self, PlanFormat};
@@ -13,29 +17,27 @@ use crate::cli::*;
 use crate::output::{json as print_json, note, out, outln, table};
 
 pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Error> {
-    let (file, dry, skip) = match c {
+    let (file, format, dry, skip) = match c {
         PlanCmd::Apply {
             file,
+            format,
             dry_run,
             skip_conflicts,
-        } => (file, dry_run, skip_conflicts),
-        PlanCmd::Check { file } => return check(p, &file, j).await,
+        } => (file, format, dry_run, skip_conflicts),
+        PlanCmd::Check { file, format } => return check(p, &file, format, j).await,
+        PlanCmd::New {
+            output,
+            format,
+            force,
+        } => return new_plan(output.as_deref(), format, force, j),
     };
-    let shown = file.display().to_string();
-    let parsed = read_plan(&file)?;
-    let name = parsed
-        .plan
-        .name
-        .clone()
-        .or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let prepared = diff_plan(p, &parsed, &shown, name).await?;
-    let shown_name = prepared
-        .validated
-        .name
-        .clone()
-        .unwrap_or_else(|| shown.clone());
+    let parsed = read_plan(&file, format)?;
+    let req = request(&file, dry, skip);
+    let outcome = plans::apply(p, &parsed, &req).await?;
+    let shown_name = outcome.shown_name(&req);
+    let prepared = &outcome.prepared;
     let d = &prepared.diff;
-    if dry {
+    let Some(Applied { applied, notes }) = &outcome.applied else {
         if j {
             print_json(&diff_json(&shown_name, d, None, true));
         } else {
@@ -46,10 +48,15 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
             ));
         }
         return Ok(());
-    }
-    let Applied { applied, notes } = apply_diff(p, &prepared, skip).await?;
-    for n in &notes {
+    };
+    for n in notes {
         note(n);
+    }
+    if prepared.name.is_none() {
+        note(&format!(
+            "{}: the plan has no `[plan] name`, so this application is not recorded: tasks later left out of it will not be cancelled",
+            req.shown
+        ));
     }
     if j {
         let mut v = diff_json(&shown_name, d, Some(&applied.tasks), false);
@@ -59,7 +66,7 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
         v["insights"] = json!(applied.insights);
         print_json(&v);
     } else if prepared.first {
-        first_application(&shown_name, &prepared, &applied);
+        first_application(&shown_name, prepared, applied);
     } else {
         out(&diff_table(d, Some(&applied.tasks)));
         note(&format!("applied {shown_name}: {}", summary(d, false)));
@@ -70,56 +77,178 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
     Ok(())
 }
 
-/// `plan check`: validity only.
-async fn check(p: &Project, file: &std::path::Path, j: bool) -> Result<(), Error> {
-    let shown = file.display().to_string();
-    let parsed = read_plan(file)?;
-    let validated = validate_plan_loosely(p, &parsed, &shown).await?;
+/// The application layer's request for a plan file: shown and recorded by its file name
+/// unless it has a `[plan] name` (a plan from standard input or a device has no file name to
+/// record it by).
+fn request(file: &Path, dry_run: bool, skip_conflicts: bool) -> ApplyRequest {
+    let stream = is_stdin(file) || file.starts_with("/dev");
+    ApplyRequest {
+        shown: shown(file),
+        fallback_name: file
+            .file_name()
+            .filter(|_| !stream)
+            .map(|n| n.to_string_lossy().into_owned()),
+        dry_run,
+        skip_conflicts,
+        skip_option: "--skip-conflicts",
+    }
+}
+
+/// `plan check` in a project: a dry run of `apply`, so keys already in the project are the
+/// tasks the plan would match and references to stored tasks are checked.
+async fn check(
+    p: &Project,
+    file: &Path,
+    format: Option<PlanFormatArg>,
+    j: bool,
+) -> Result<(), Error> {
+    let parsed = read_plan(file, format)?;
+    let req = request(file, true, false);
+    let validated = plans::apply(p, &parsed, &req).await?.prepared.validated;
     if j {
-        print_json(
-            &json!({"valid": true, "tasks": validated.tasks.len(), "edges": validated.edges.len(), "objectives": validated.objectives.len()}),
-        );
+        print_json(&check_json(&validated));
     } else {
-        outln(&format!(
-            "{shown} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
-            validated.tasks.len(),
-            validated.edges.len(),
-            validated.objectives.len(),
-            validated.decisions.len()
+        outln(&check_line(&req.shown, &validated));
+    }
+    Ok(())
+}
+
+/// `plan check` outside a project: the file on its own. References to tasks outside the plan
+/// and roles that are not built in cannot be checked there; they are listed.
+pub(super) fn check_file(file: &Path, format: Option<PlanFormatArg>, j: bool) -> Result<(), Error> {
+    let parsed = read_plan(file, format)?;
+    let shown = shown(file);
+    let c = plans::check_file(&parsed, &shown)?;
+    if j {
+        let mut v = check_json(&c.validated);
+        v["project"] = json!(false);
+        v["unchecked_references"] = json!(c.unchecked_refs);
+        v["unchecked_roles"] = json!(c.unchecked_roles);
+        print_json(&v);
+        return Ok(());
+    }
+    outln(&check_line(&shown, &c.validated));
+    let mut unchecked = Vec::new();
+    if !c.unchecked_refs.is_empty() {
+        unchecked.push(format!(
+            "references to tasks outside the plan ({})",
+            c.unchecked_refs.join(", ")
+        ));
+    }
+    if !c.unchecked_roles.is_empty() {
+        unchecked.push(format!(
+            "roles that are not built in ({})",
+            c.unchecked_roles.join(", ")
+        ));
+    }
+    note(&if unchecked.is_empty() {
+        "checked outside a project: the file on its own".to_owned()
+    } else {
+        format!(
+            "checked outside a project, so {} could not be checked; run `downbeat plan check` in the project to check them",
+            unchecked.join(" and ")
+        )
+    });
+    Ok(())
+}
+
+/// `plan new`: a commented starting plan, on stdout or in a new file.
+pub(super) fn new_plan(
+    output: Option<&Path>,
+    format: Option<PlanFormatArg>,
+    force: bool,
+    j: bool,
+) -> Result<(), Error> {
+    let format = format.map(plan_format).unwrap_or_else(|| {
+        output
+            .and_then(|o| o.to_str())
+            .and_then(PlanFormat::from_path)
+            .unwrap_or(PlanFormat::Toml)
+    });
+    let Some(path) = output else {
+        out(plans::scaffold(format));
+        return Ok(());
+    };
+    plans::write_scaffold(path, format, force)?;
+    if j {
+        print_json(&json!({"written": path, "format": format!("{format:?}").to_lowercase()}));
+    } else {
+        note(&format!(
+            "wrote {0}; edit it, then `downbeat plan check {0}` and `downbeat plan apply {0}`",
+            path.display()
         ));
     }
     Ok(())
 }
 
-/// Validation for `plan check`: keys already in the project are fine (applying matches them).
-async fn validate_plan_loosely(
-    p: &Project,
-    parsed: &plan::PlanFile,
-    shown: &str,
-) -> Result<plan::ValidatedPlan, Error> {
-    let keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
-    if p.store.keys_in_use(&keys).await?.is_empty() {
-        validate_plan(p, parsed, shown).await
-    } else {
-        Ok(diff_plan(p, parsed, shown, None).await?.validated)
+fn plan_format(f: PlanFormatArg) -> PlanFormat {
+    match f {
+        PlanFormatArg::Toml => PlanFormat::Toml,
+        PlanFormatArg::Yaml => PlanFormat::Yaml,
+        PlanFormatArg::Json => PlanFormat::Json,
     }
 }
 
-/// Reads and parses a plan file, its format from its extension.
-fn read_plan(file: &std::path::Path) -> Result<plan::PlanFile, Error> {
-    let shown = file.display().to_string();
-    let format = PlanFormat::from_path(&shown).ok_or_else(|| {
-        Error::invalid(format!("{shown}: unknown plan format"))
-            .with_hint("plan files end in .toml, .yaml, .yml or .json")
-    })?;
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        let c = if e.kind() == std::io::ErrorKind::NotFound {
-            Kind::NotFound
-        } else {
-            Kind::Invalid
-        };
-        Error::new(c, format!("cannot read {shown}: {e}"))
-    })?;
+fn check_json(v: &plan::ValidatedPlan) -> Value {
+    json!({"valid": true, "tasks": v.tasks.len(), "edges": v.edges.len(), "objectives": v.objectives.len()})
+}
+
+fn check_line(shown: &str, v: &plan::ValidatedPlan) -> String {
+    format!(
+        "{shown} is valid: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s); nothing written",
+        v.tasks.len(),
+        v.edges.len(),
+        v.objectives.len(),
+        v.decisions.len()
+    )
+}
+
+fn is_stdin(file: &Path) -> bool {
+    file.as_os_str() == "-"
+}
+
+/// How messages name a plan's source.
+fn shown(file: &Path) -> String {
+    if is_stdin(file) {
+        "stdin".into()
+    } else {
+        file.display().to_string()
+    }
+}
+
+/// Reads and parses a plan from a file or standard input (`-`); its format from `format`,
+/// else from the file's extension.
+fn read_plan(file: &Path, format: Option<PlanFormatArg>) -> Result<plan::PlanFile, Error> {
+    let shown = shown(file);
+    let format = match format {
+        Some(f) => plan_format(f),
+        None if is_stdin(file) => {
+            return Err(Error::new(
+                Kind::Usage,
+                "a plan read from standard input needs its format: --format toml|yaml|json",
+            ));
+        }
+        None => PlanFormat::from_path(&shown).ok_or_else(|| {
+            Error::invalid(format!("{shown}: unknown plan format"))
+                .with_hint("plan files end in .toml, .yaml, .yml or .json; otherwise pass --format toml|yaml|json")
+        })?,
+    };
+    let text = if is_stdin(file) {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            Error::invalid(format!("cannot read the plan from standard input: {e}"))
+        })?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| {
+            let c = if e.kind() == std::io::ErrorKind::NotFound {
+                Kind::NotFound
+            } else {
+                Kind::Invalid
+            };
+            Error::new(c, format!("cannot read {shown}: {e}"))
+        })?
+    };
     plan::parse(&text, format).map_err(|e| Error::invalid(format!("{shown}: {}", e.message)))
 }
 
