@@ -193,9 +193,16 @@ pub async fn prepare_claim(
         .join(crate::project::DIR)
         .join("worktrees")
         .join(&id);
+    let recorded: Vec<String> = p
+        .store
+        .attempts(t.id)
+        .await?
+        .into_iter()
+        .filter_map(|a| a.detail.git?.merge)
+        .collect();
     let start = blocking(move || {
         w.ensure_branch().map_err(worktree_error)?;
-        w.prepare(&id, attempt, merge.as_deref())
+        w.prepare(&id, attempt, merge.as_deref(), &recorded)
             .map_err(worktree_error)
     })
     .await?;

@@ -74,7 +74,7 @@ fn overhead(w: &Worktrees, samples: u32) -> Result<(Vec<f64>, Vec<f64>), Error> 
     for i in 0..samples {
         let id = format!("s{i}");
         let t0 = Instant::now();
-        let Start::Ready(p) = w.prepare(&id, 1, None).map_err(internal)? else {
+        let Start::Ready(p) = w.prepare(&id, 1, None, &[]).map_err(internal)? else {
             return Err(internal("a fresh task was found merged already"));
         };
         prep.push(t0.elapsed().as_secs_f64() * 1e3);

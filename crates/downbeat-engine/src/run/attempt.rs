@@ -140,9 +140,24 @@ async fn attempt(
     } else {
         String::new()
     };
+    // What the ledger kept of earlier attempts: a retry resumes the last one's session, on any
+    // machine, and the merges it recorded are known.
+    let ledger = if claim.number > 1 {
+        store.attempts(task.id).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let recorded: Vec<String> = ledger
+        .iter()
+        .filter_map(|a| a.detail.git.as_ref()?.merge.clone())
+        .collect();
+    let previous = ledger
+        .into_iter()
+        .rfind(|a| a.number < claim.number)
+        .map(|a| a.detail);
     let isolation = isolation(opts, task, r);
     let prepared = match &isolation {
-        Some((w, merge)) => match prepare(w, task, claim.number, merge.clone()).await {
+        Some((w, merge)) => match prepare(w, task, claim.number, merge.clone(), recorded).await {
             Ok(Start::Ready(p)) => Some(p),
             Ok(Start::Landed(commit)) => return (landed_already(commit), Vec::new()),
             Err(e) => return (failure(OutcomeKind::Error, e), Vec::new()),
@@ -152,16 +167,6 @@ async fn attempt(
     let workspace = prepared
         .as_ref()
         .map_or_else(|| opts.workspace.clone(), |p| p.path.clone());
-    // What the ledger kept of the last attempt: a retry resumes its session, on any machine.
-    let previous = if claim.number > 1 {
-        store.attempts(task.id).await.ok().and_then(|l| {
-            l.into_iter()
-                .rfind(|a| a.number < claim.number)
-                .map(|a| a.detail)
-        })
-    } else {
-        None
-    };
     let spec = AttemptSpec {
         task_id: task.id.to_string(),
         title: task.title.clone(),
@@ -237,9 +242,10 @@ async fn prepare(
     task: &Task,
     attempt: u32,
     merge: Option<String>,
+    recorded: Vec<String>,
 ) -> Result<Start, String> {
     let (w, id) = (w.clone(), task.id.to_string());
-    tokio::task::spawn_blocking(move || w.prepare(&id, attempt, merge.as_deref()))
+    tokio::task::spawn_blocking(move || w.prepare(&id, attempt, merge.as_deref(), &recorded))
         .await
         .map_err(|e| format!("worktree: {e}"))?
         .map_err(|e| format!("worktree: {e}"))

@@ -258,15 +258,21 @@ impl Worktrees {
     }
 
     /// A fresh worktree for one attempt, from the integration branch's tip; with `merge`
-    /// (a resolver), that branch merged into it, conflicts left for the agent.
+    /// (a resolver), that branch merged into it, conflicts left for the agent. `recorded` are
+    /// the merges of the task the ledger knows: a merge of it that is not among them was made
+    /// by a runner that died before recording it, and the attempt is not run again
+    /// ([`Start::Landed`]); a recorded one means the task was reopened to be done again.
     pub fn prepare(
         &self,
         task: &str,
         attempt: u32,
         merge: Option<&str>,
+        recorded: &[String],
     ) -> Result<Start, WorktreeError> {
         let tip = self.tip()?;
-        if let Some(m) = self.landed(task, &tip)? {
+        if let Some(m) = self.landed(task, &tip)?
+            && !recorded.contains(&m)
+        {
             return Ok(Start::Landed(m));
         }
         let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());

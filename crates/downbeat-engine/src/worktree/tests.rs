@@ -50,7 +50,7 @@ fn info(id: &str) -> TaskInfo<'_> {
 }
 
 fn ready(w: &Worktrees, task: &str, n: u32) -> Prepared {
-    match w.prepare(task, n, None).unwrap() {
+    match w.prepare(task, n, None, &[]).unwrap() {
         Start::Ready(p) => p,
         Start::Landed(m) => panic!("landed already in {m}"),
     }
@@ -90,7 +90,7 @@ fn two_attempts_on_different_files_both_land_with_one_merge_commit_each() {
     assert!(!a.path.exists() && !b.path.exists());
     assert_eq!(w.merges_since(Some(&tip0)).unwrap().len(), 2);
     assert!(
-        matches!(w.prepare("aaa", 2, None).unwrap(), Start::Landed(m) if Some(&m) == wa.merge.as_ref())
+        matches!(w.prepare("aaa", 2, None, &[]).unwrap(), Start::Landed(m) if Some(&m) == wa.merge.as_ref())
     );
 }
 
@@ -111,7 +111,7 @@ fn a_conflict_is_an_answer_and_keeps_the_worktree_and_a_resolver_sees_it() {
     assert_eq!(wb.conflicts, ["a.txt"]);
     assert!(b.path.exists(), "kept for inspection");
     // The resolver starts from the conflicted merge; markers left behind are refused.
-    let r = match w.prepare("rrr", 1, Some(&wb.branch)).unwrap() {
+    let r = match w.prepare("rrr", 1, Some(&wb.branch), &[]).unwrap() {
         Start::Ready(p) => p,
         other => panic!("{other:?}"),
     };
@@ -291,7 +291,7 @@ fn workers_in_their_own_clones_merge_through_the_remote_one_at_a_time() {
     assert_eq!(merges.lines().count(), 2, "{merges}");
     // A worker sees the other's merge: its task is not run again there.
     assert!(matches!(
-        w2.prepare("aaa", 2, None).unwrap(),
+        w2.prepare("aaa", 2, None, &[]).unwrap(),
         Start::Landed(_)
     ));
 }
