@@ -195,6 +195,7 @@ impl Worktrees {
             return self.fetch(&remote)?.ok_or(WorktreeError::NoCommit);
         }
         self.check_not_checked_out()?;
+        self.exclude_worktrees()?;
         if let Some(t) = self.git.commit_of(&self.int_ref())? {
             return Ok(t);
         }
@@ -212,6 +213,37 @@ impl Worktrees {
             None,
         )?;
         self.git.commit_of(&r)?.ok_or(WorktreeError::NoCommit)
+    }
+
+    /// Keeps the worktrees' directory out of the user's `git status` and `git add --all` (a
+    /// project made before `init` wrote it into `.downbeat/.gitignore` lacks it there): a line
+    /// in the repository's own `info/exclude`, which is not part of any commit.
+    fn exclude_worktrees(&self) -> Result<(), WorktreeError> {
+        let Ok(rel) = self.dir.strip_prefix(self.git.dir()) else {
+            return Ok(());
+        };
+        let line = format!("/{}/", rel.to_string_lossy().trim_end_matches('/'));
+        let common = self
+            .git
+            .run(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?;
+        let file = Path::new(&common).join("info").join("exclude");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.lines().any(|l| l.trim() == line) {
+            return Ok(());
+        }
+        let mut new = text;
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str(&line);
+        new.push('\n');
+        let _ = std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")));
+        std::fs::write(&file, new).map_err(|e| {
+            WorktreeError::Git(GitError::Missing(format!(
+                "could not write {}: {e}",
+                file.display()
+            )))
+        })
     }
 
     fn check_not_checked_out(&self) -> Result<(), WorktreeError> {

@@ -75,6 +75,8 @@ fn two_attempts_on_different_files_both_land_with_one_merge_commit_each() {
         (MergeState::Merged, MergeState::Merged)
     );
     assert_eq!((wa.files, wa.insertions), (1, 1));
+    // The worktrees stay out of the user's `git status`.
+    assert_eq!(sh(tmp.path(), &["status", "--porcelain"]), "");
     // Both files are on the integration branch; the user's branch and tree are untouched.
     let tree = sh(
         tmp.path(),
