@@ -91,6 +91,7 @@ pub async fn land(p: &Project, into: Option<String>) -> Result<Landed, Error> {
             LandError::NoBranch(_) | LandError::NoIntegration(_) => Error::not_found(e.to_string()),
             LandError::Detached => Error::invalid(e.to_string()),
             LandError::Git(g) => Error::new(Kind::Internal, g.to_string()),
+            LandError::Fetch(m) => Error::new(Kind::Internal, m),
         })
     })
     .await

@@ -650,4 +650,13 @@ fn workers_in_their_own_clones_land_everything_on_the_remote_once() {
         ],
     );
     assert_eq!(merges.lines().count(), 6, "{merges}");
+    // Each merge held the database's merge lock: taken and released once per task.
+    let log = e.json(&["log"]);
+    let locks = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ev| ev["entity"] == "worktrees.merging")
+        .count();
+    assert_eq!(locks, 12, "{log}");
 }

@@ -4,6 +4,7 @@
 
 pub mod background;
 pub mod follow;
+pub mod merge_lock;
 pub mod preflight;
 pub mod reports;
 pub mod worker;
@@ -292,13 +293,25 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
 
 /// The project's worktrees: `None` when isolation is off or the project is not in a git
 /// repository. Opening runs no command that changes anything.
+/// With a remote, merges take the database's merge lock ([`merge_lock`]).
 pub fn worktrees(p: &Project) -> Result<Option<Arc<Worktrees>>, Error> {
+    let fixed = p.fixed_now;
+    let lock = merge_lock::DbMergeLock::new(
+        p.store.clone(),
+        default_holder(),
+        Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
+    );
     Worktrees::open(
         &p.root,
         p.dir().join("worktrees"),
         p.config.worktrees.clone(),
     )
-    .map(|w| w.map(Arc::new))
+    .map(|w| {
+        w.map(|w| match lock {
+            Some(l) => Arc::new(w.with_merge_lock(Arc::new(l))),
+            None => Arc::new(w),
+        })
+    })
     .map_err(worktree_error)
 }
 
@@ -308,6 +321,8 @@ pub fn worktree_error(e: WorktreeError) -> Error {
         WorktreeError::Git(g) => Error::new(Kind::Internal, g.to_string()).with_hint(
             "worktree isolation needs git 2.38 or later; [worktrees] mode = \"off\" turns it off",
         ),
+        WorktreeError::Io(m) => Error::new(Kind::Internal, m),
+        WorktreeError::Contended(_) => Error::conflict(e.to_string()),
         other => Error::invalid(other.to_string()),
     }
 }

@@ -24,6 +24,8 @@ pub struct Landed {
 pub enum LandError {
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error("{0}")]
+    Fetch(String),
     #[error("the working tree has uncommitted changes: commit or stash them, then land")]
     Dirty,
     #[error("HEAD is detached: check out the branch to land into, or pass --into BRANCH")]

@@ -28,7 +28,7 @@ use downbeat_core::attempt::{GitWork, MergeState};
 pub use git::{Git, GitError, Identity, parse_shortstat};
 pub use land::{LandError, Landed};
 pub use types::{
-    ConflictPolicy, Prepared, Start, WorktreeConfig, WorktreeError, WorktreeMode, tags,
+    ConflictPolicy, MergeLock, Prepared, Start, WorktreeConfig, WorktreeError, WorktreeMode, tags,
 };
 
 /// The all-zero object id: `update-ref` creates a ref only if it does not exist yet.
@@ -100,6 +100,8 @@ pub struct Worktrees {
     admin: Mutex<()>,
     /// Names handed to worktrees put in the pool.
     pooled: std::sync::atomic::AtomicU64,
+    /// Between runners with a remote: one merge at a time (see [`MergeLock`]).
+    shared_lock: Option<std::sync::Arc<dyn MergeLock>>,
 }
 
 impl Worktrees {
@@ -129,7 +131,17 @@ impl Worktrees {
             merging: Mutex::new(()),
             admin: Mutex::new(()),
             pooled: std::sync::atomic::AtomicU64::new(0),
+            shared_lock: None,
         }))
+    }
+
+    /// Merges take `lock` first, when a remote is configured (without one, the branch is
+    /// local and this process's own lock and the ref's compare-and-swap suffice).
+    pub fn with_merge_lock(mut self, lock: std::sync::Arc<dyn MergeLock>) -> Self {
+        if self.config.remote.is_some() {
+            self.shared_lock = Some(lock);
+        }
+        self
     }
 
     pub fn config(&self) -> &WorktreeConfig {
@@ -238,12 +250,8 @@ impl Worktrees {
         new.push_str(&line);
         new.push('\n');
         let _ = std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")));
-        std::fs::write(&file, new).map_err(|e| {
-            WorktreeError::Git(GitError::Missing(format!(
-                "could not write {}: {e}",
-                file.display()
-            )))
-        })
+        std::fs::write(&file, new)
+            .map_err(|e| WorktreeError::Io(format!("could not write {}: {e}", file.display())))
     }
 
     fn check_not_checked_out(&self) -> Result<(), WorktreeError> {
@@ -311,10 +319,7 @@ impl Worktrees {
         let path = self.path_for(task);
         let branch = Self::branch_for(task, attempt);
         std::fs::create_dir_all(self.dir.join(POOL)).map_err(|e| {
-            WorktreeError::Git(GitError::Missing(format!(
-                "could not create {}: {e}",
-                self.dir.display()
-            )))
+            WorktreeError::Io(format!("could not create {}: {e}", self.dir.display()))
         })?;
         // The task's earlier attempt's worktree is reused in place; else an idle one from the
         // pool is moved here (a rename); else one is made (every file written: slow on a large
@@ -453,6 +458,13 @@ impl Worktrees {
         work: &mut GitWork,
     ) -> Result<(), WorktreeError> {
         let _one = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let _shared = match &self.shared_lock {
+            Some(l) => Some(
+                l.acquire()
+                    .map_err(|e| WorktreeError::Io(format!("the merge lock: {e}")))?,
+            ),
+            None => None,
+        };
         let who = Identity::role(t.role);
         for _ in 0..MAX_TRIES {
             let tip = self.tip()?;
@@ -654,7 +666,7 @@ impl Worktrees {
         if let Some(r) = &self.config.remote {
             self.fetch(r).map_err(|e| match e {
                 WorktreeError::Git(g) => LandError::Git(g),
-                other => LandError::Git(GitError::Missing(other.to_string())),
+                other => LandError::Fetch(other.to_string()),
             })?;
         }
         land::land(&self.git, &self.tip_ref(), &self.config.branch, into)

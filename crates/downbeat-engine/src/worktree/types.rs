@@ -149,4 +149,14 @@ pub enum WorktreeError {
     MarkersLeft(String),
     #[error("the integration branch kept moving: {0} tries to merge failed")]
     Contended(u32),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Serialises merges into the integration branch between runners on several machines (with a
+/// remote): held while one merge is computed and pushed. The database provides it, so workers
+/// queue instead of racing pushes the remote refuses.
+pub trait MergeLock: Send + Sync + std::fmt::Debug {
+    /// Blocks until this runner holds the lock; dropping the answer releases it.
+    fn acquire(&self) -> Result<Box<dyn Send>, String>;
 }
