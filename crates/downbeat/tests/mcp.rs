@@ -1950,5 +1950,8 @@ async fn claimed_work_is_done_in_a_worktree_and_merged_when_it_completes() {
     assert_eq!(String::from_utf8_lossy(&show.stdout), "from A and B\n");
     let at = call(&c, "attempts", json!({"id": "b"})).await;
     assert_eq!(at["attempts"][1]["git"]["state"], "merged", "{at}");
+    let shown = call(&c, "tasks", json!({"action": "show", "id": "b"})).await;
+    assert_eq!(shown["git"]["state"], "merged", "{shown}");
+    assert_eq!(shown["git"]["files"], 1, "{shown}");
     let _ = c.cancel().await;
 }

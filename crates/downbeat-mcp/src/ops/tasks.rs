@@ -188,13 +188,13 @@ pub async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
         &|e| e.to == id && e.kind == EdgeKind::DiscoveredFrom,
         &|e| e.from,
     );
+    let ledger = p.store.attempts(id).await?;
+    // The git work of its last attempt in a worktree: branch, diff size, merge state.
+    let git = ledger.iter().rev().find_map(|a| a.detail.git.clone());
     // A running task's token as its claim gave it: the epoch and the open attempt.
     let lease = if t.status == Status::Running && t.lease_holder.is_some() {
-        let open = p
-            .store
-            .attempts(id)
-            .await?
-            .into_iter()
+        let open = ledger
+            .iter()
             .rev()
             .find(|a| a.epoch == t.lease_epoch && a.ended_at.is_none());
         let token = open.map(|a| {
@@ -231,6 +231,7 @@ pub async fn show(p: &Project, g: &GraphCache, q: &str) -> Out {
         "progress": progress,
         "attempts": (t.attempts > 0).then_some(t.attempts),
         "lease": lease,
+        "git": git,
         "archived": t.archived.then_some(true),
     })))
 }
