@@ -38,15 +38,24 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// A project in a git repository with one commit, the Claude Code stand-in as the `claude`
 /// executor (the project's default) following `script`, and `config` appended.
 fn repo(script: Value, config: &str) -> Env {
-    let path = format!("{}:/usr/bin:/bin", fakes().display());
     let e = Env::builder()
         .home_inside()
-        .var("PATH", &path)
+        .var("PATH", &stand_ins_path())
         .init()
         .build();
+    set_up(&e, script, config);
+    e
+}
+
+fn stand_ins_path() -> String {
+    format!("{}:/usr/bin:/bin", fakes().display())
+}
+
+/// Writes the configuration (the stand-in following `script`, then `config`, which may add
+/// keys of its own to `[run]`) and makes the project a repository with one commit.
+fn set_up(e: &Env, script: Value, config: &str) {
     let script_file = e.tmp().join("script.json");
     std::fs::write(&script_file, script.to_string()).unwrap();
-    // The whole configuration: `config` may add keys of its own to `[run]`.
     let (run_extra, rest) = match config.strip_prefix("[run]\n") {
         Some(r) => r.split_once("\n\n").unwrap_or((r, "")),
         None => ("", config),
@@ -56,14 +65,13 @@ fn repo(script: Value, config: &str) -> Env {
         &format!(
             "[run]\nexecutor = \"claude\"\n{run_extra}\n\n[executors.claude]\ntype = \"agent\"\nagent = \"claude\"\nenv = {{ FAKE_AGENT_SCRIPT = \"{}\", FAKE_AGENT_LOG = \"{}\" }}\n\n{rest}",
             script_file.display(),
-            log_file(&e).display()
+            log_file(e).display()
         ),
     );
     e.write("README.md", "# demo\n");
     git(e.path(), &["init", "-q", "-b", "main"]);
     git(e.path(), &["add", "-A"]);
     git(e.path(), &["commit", "-q", "-m", "start"]);
-    e
 }
 
 fn log_file(e: &Env) -> PathBuf {
@@ -555,10 +563,9 @@ fn a_runner_killed_mid_merge_leaves_the_branch_whole_and_the_work_merged_once() 
 /// once.
 #[test]
 fn workers_in_their_own_clones_land_everything_on_the_remote_once() {
-    let path = format!("{}:/usr/bin:/bin", fakes().display());
     let mut e = Env::builder()
         .home_inside()
-        .var("PATH", &path)
+        .var("PATH", &stand_ins_path())
         .postgres("wtremote")
         .init()
         .build();
@@ -566,20 +573,11 @@ fn workers_in_their_own_clones_land_everything_on_the_remote_once() {
         .map(|i| json!({"when": format!("Write file number {i}."), "write": {format!("f{i}.txt"): format!("{i}\n")},
                         "message": format!("wrote f{i}.txt"), "sleep_ms": 200}))
         .collect();
-    let script_file = e.tmp().join("script.json");
-    std::fs::write(&script_file, json!({ "steps": steps }).to_string()).unwrap();
-    e.write(
-        ".downbeat/config.toml",
-        &format!(
-            "[run]\nexecutor = \"claude\"\n\n[executors.claude]\ntype = \"agent\"\nagent = \"claude\"\nenv = {{ FAKE_AGENT_SCRIPT = \"{}\", FAKE_AGENT_LOG = \"{}\" }}\n\n[worktrees]\nremote = \"origin\"\n",
-            script_file.display(),
-            log_file(&e).display()
-        ),
+    set_up(
+        &e,
+        json!({ "steps": steps }),
+        "[worktrees]\nremote = \"origin\"\n",
     );
-    e.write("README.md", "# demo\n");
-    git(e.path(), &["init", "-q", "-b", "main"]);
-    git(e.path(), &["add", "-A"]);
-    git(e.path(), &["commit", "-q", "-m", "start"]);
     let bare = e.tmp().join("remote.git");
     let seed = e.path().display().to_string();
     git(e.tmp(), &["clone", "-q", "--bare", &seed, "remote.git"]);
