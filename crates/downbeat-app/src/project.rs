@@ -168,6 +168,7 @@ archive_after = "30d"
 # timeout = "10m"
 # max_attempts = 3
 # permission = "edit"   # what agent CLIs may do: read | edit | full (reviewers, researchers: read)
+# worktree = true       # this role's tasks work in their own git worktree
 
 [run]
 # executor = "claude"   # default executor: an agent CLI (claude, codex, gemini, aider,
@@ -181,6 +182,15 @@ archive_after = "30d"
 # delay = "2s"
 # max_delay = "1m"
 # jitter = true
+
+# In a git repository, coding agents work in worktrees of their own and their work is
+# merged into an integration branch in dependency order (docs/worktrees.md):
+# [worktrees]
+# mode = "auto"         # auto (coding agents) | always | off
+# branch = "downbeat/integration"
+# conflict = "retry"    # retry | fail | resolve (adds a task for the `resolver` role)
+# resolver = "debugger"
+# remote = "origin"     # workers on several machines, each in its own clone
 
 # Named executors (docs/executors.md; agent CLIs: docs/agents.md):
 # [executors.claude]
