@@ -658,3 +658,13 @@ fn workers_in_their_own_clones_land_everything_on_the_remote_once() {
         .count();
     assert_eq!(locks, 12, "{log}");
 }
+
+#[test]
+fn a_run_of_plain_commands_leaves_the_repository_alone() {
+    let e = repo(json!({"steps": []}), "");
+    e.ok(&["add", "Nothing much", "--role", "implementer"]);
+    run_ok(&e, &["run", "--executor", "noop"]);
+    let branches = git(e.path(), &["branch", "--list"]);
+    assert_eq!(branches, "* main", "no integration branch was made");
+    assert_eq!(git(e.path(), &["status", "--porcelain"]), "");
+}

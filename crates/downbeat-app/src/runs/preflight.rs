@@ -16,9 +16,15 @@ use crate::runs::run_error;
 
 /// Checks what the pending tasks in scope need (see the module documentation).
 pub async fn checks(p: &Project, opts: &RunOptions) -> Result<Vec<Check>, Error> {
+    Ok(checks_and_isolation(p, opts).await?.0)
+}
+
+/// [`checks`], and whether an executor in scope works in worktrees.
+async fn checks_and_isolation(p: &Project, opts: &RunOptions) -> Result<(Vec<Check>, bool), Error> {
     let resolved = executors_in_scope(p.store.as_ref(), opts)
         .await
         .map_err(run_error)?;
+    let isolated = resolved.iter().any(|r| r.worktree);
     let needs: BTreeSet<Requirement> = resolved
         .iter()
         .filter_map(|r| r.executor.requirement())
@@ -30,7 +36,7 @@ pub async fn checks(p: &Project, opts: &RunOptions) -> Result<Vec<Check>, Error>
             Requirement::Program(program) => find_program(p, &program),
         });
     }
-    Ok(out)
+    Ok((out, isolated))
 }
 
 /// `Ok` when every check passed, else an error listing every problem.
@@ -48,12 +54,13 @@ pub fn refuse_problems(checks: &[Check]) -> Result<(), Error> {
 }
 
 /// Runs the checks and refuses when any failed; returns the checks (warnings included).
-/// With worktree isolation, the integration branch is created here (from `HEAD`) if absent,
-/// and refused if a working tree has it checked out.
+/// When an executor in scope works in worktrees, the integration branch is created here
+/// (from `HEAD`) if absent, and refused if a working tree has it checked out; a run of plain
+/// commands leaves the repository alone.
 pub async fn require(p: &Project, opts: &RunOptions) -> Result<Vec<Check>, Error> {
-    let c = checks(p, opts).await?;
+    let (c, isolated) = checks_and_isolation(p, opts).await?;
     refuse_problems(&c)?;
-    if let Some(w) = opts.worktrees.clone() {
+    if let Some(w) = opts.worktrees.clone().filter(|_| isolated) {
         tokio::task::spawn_blocking(move || w.ensure_branch())
             .await
             .map_err(|e| Error::new(crate::error::Kind::Internal, e.to_string()))?

@@ -182,13 +182,17 @@ impl Worktrees {
         Ok(self.git.commit_of(&self.tip_ref())?)
     }
 
-    /// The integration branch's tip now (fetched first with a remote).
+    /// The integration branch's tip now (fetched first with a remote); the branch is made
+    /// when there is none yet ([`Worktrees::ensure_branch`]).
     pub fn tip(&self) -> Result<String, WorktreeError> {
         let tip = match &self.config.remote {
             Some(r) => self.fetch(r)?,
             None => self.git.commit_of(&self.int_ref())?,
         };
-        tip.ok_or(WorktreeError::NoCommit)
+        match tip {
+            Some(t) => Ok(t),
+            None => self.ensure_branch(),
+        }
     }
 
     /// Makes sure the integration branch exists (created from `HEAD`) and that no working
