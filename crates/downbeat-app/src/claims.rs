@@ -411,9 +411,17 @@ pub async fn render_prompt(p: &Project, task: &Task, role: Option<&str>) -> Resu
         }
         None => runs::DEFAULT_PROMPT.to_owned(),
     };
-    let ctx = downbeat_engine::run::prompt_context(p.store.as_ref(), task).await?;
-    downbeat_engine::prompt::render(role.as_deref().unwrap_or("default"), &template, &ctx)
-        .map_err(|e| Error::invalid(e.to_string()))
+    let budget = p
+        .config
+        .run
+        .context_budget()
+        .map_err(|e| Error::invalid(format!("[run] context_budget: {e}")))?;
+    let ctx = downbeat_engine::run::prompt_context(p.store.as_ref(), task, budget).await?;
+    let mut out =
+        downbeat_engine::prompt::render(role.as_deref().unwrap_or("default"), &template, &ctx)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+    out.push_str(&downbeat_engine::prompt::context_sections(&template, &ctx));
+    Ok(out)
 }
 
 /// Task `q` and its specialist prompt (see [`render_prompt`]).

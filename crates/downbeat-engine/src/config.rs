@@ -118,6 +118,9 @@ pub struct RunConfig {
     pub retry: RetryPolicy,
     /// The largest artifact stored (`100MB`, `1GiB`, `500KB`, or bytes; default 100 MiB).
     pub artifact_limit: Option<String>,
+    /// How much of the decisions in force and the relevant insights a prompt carries
+    /// (`8KB`, or bytes; default 8,000 bytes).
+    pub context_budget: Option<String>,
 }
 
 impl RunConfig {
@@ -126,6 +129,19 @@ impl RunConfig {
         match &self.artifact_limit {
             Some(s) => parse_size(s),
             None => Ok(crate::artifacts::DEFAULT_LIMIT),
+        }
+    }
+}
+
+/// The default of `[run] context_budget`: bytes of decisions and insights in one prompt.
+pub const DEFAULT_CONTEXT_BUDGET: usize = 8_000;
+
+impl RunConfig {
+    /// `context_budget` in bytes.
+    pub fn context_budget(&self) -> Result<usize, String> {
+        match &self.context_budget {
+            Some(s) => parse_size(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            None => Ok(DEFAULT_CONTEXT_BUDGET),
         }
     }
 }

@@ -23,6 +23,15 @@ pub struct PromptTask {
     pub acceptance: Vec<String>,
 }
 
+/// A decision in force or an insight, as the template sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptRecord {
+    pub id: String,
+    pub text: String,
+    /// A decision's rationale (empty for an insight).
+    pub why: String,
+}
+
 /// Everything a prompt template may use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PromptContext {
@@ -30,6 +39,36 @@ pub struct PromptContext {
     /// Titles of the active objectives.
     pub objectives: Vec<String>,
     pub dependencies: Vec<DependencyResult>,
+    /// Decisions in force (superseded ones left out), oldest first.
+    pub decisions: Vec<PromptRecord>,
+    /// Insights relevant to the task (its own, its ancestors', its dependencies', the
+    /// project's), newest first.
+    pub insights: Vec<PromptRecord>,
+}
+
+/// The decisions and insights a template does not show itself, as sections appended to the
+/// prompt: what the team decided and learned reaches every agent, whatever its template.
+pub fn context_sections(template: &str, ctx: &PromptContext) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if !ctx.decisions.is_empty() && !template.contains("decisions") {
+        s.push_str("\n\n## Decisions in force\n\n");
+        for d in &ctx.decisions {
+            let _ = write!(s, "- {} {}", d.id, d.text.trim());
+            if !d.why.trim().is_empty() {
+                let _ = write!(s, " (why: {})", d.why.trim());
+            }
+            s.push('\n');
+        }
+    }
+    if !ctx.insights.is_empty() && !template.contains("insights") {
+        s.push_str(if s.is_empty() { "\n\n" } else { "\n" });
+        s.push_str("## What the team has learned\n\n");
+        for i in &ctx.insights {
+            let _ = writeln!(s, "- {} {}", i.id, i.text.trim());
+        }
+    }
+    s
 }
 
 /// Why a template could not be rendered.
@@ -74,6 +113,16 @@ pub fn check(role: &str, template: &str) -> Result<(), PromptError> {
             role: "r".into(),
             result: "r".into(),
             artifacts: vec!["x".into()],
+        }],
+        decisions: vec![PromptRecord {
+            id: "d1".into(),
+            text: "t".into(),
+            why: "w".into(),
+        }],
+        insights: vec![PromptRecord {
+            id: "i1".into(),
+            text: "t".into(),
+            why: String::new(),
         }],
     };
     render(role, template, &sample).map(|_| ())
@@ -122,6 +171,8 @@ mod tests {
                 result: "429 with Retry-After".into(),
                 artifacts: vec!["src/mw.rs".into()],
             }],
+            decisions: vec![],
+            insights: vec![],
         };
         let out = render("tester", t, &ctx).unwrap();
         assert!(

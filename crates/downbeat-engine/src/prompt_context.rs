@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use downbeat_core::task::{EdgeKind, Task};
 use downbeat_store::{Store, TaskFilter};
 
-use crate::prompt::{self, DependencyResult, PromptContext, PromptTask};
+use crate::prompt::{self, DependencyResult, PromptContext, PromptRecord, PromptTask};
 use crate::run::types::RunOptions;
 
 /// How long an attempt keeps trying to read its prompt's context while the database is
@@ -29,7 +29,7 @@ pub(crate) async fn render_prompt(
     let mut pause = Duration::from_millis(250);
     let give_up = Instant::now() + PROMPT_READ_PATIENCE;
     let ctx = loop {
-        match prompt_context(store, task).await {
+        match prompt_context(store, task, opts.context_budget).await {
             Ok(ctx) => break ctx,
             Err(downbeat_store::Error::Unavailable(_)) if Instant::now() < give_up => {
                 tokio::time::sleep(pause).await;
@@ -38,20 +38,25 @@ pub(crate) async fn render_prompt(
             Err(e) => return Err(e.to_string()),
         }
     };
-    prompt::render(
+    let mut out = prompt::render(
         if role.is_empty() { "default" } else { &role },
         template,
         &ctx,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    out.push_str(&prompt::context_sections(template, &ctx));
+    Ok(out)
 }
 
 /// What a task's prompt template sees, read from the store: the task, the active objectives,
-/// and the results and artifacts of the tasks it depends on (a container dependency contributes
-/// its children's results). Render it with [`prompt::render`].
+/// the results and artifacts of the tasks it depends on (a container dependency contributes
+/// its children's results), and, within `budget` bytes, the decisions in force and the
+/// insights about the task, its ancestors, its dependencies or the whole project. Render it
+/// with [`prompt::render`] and [`prompt::context_sections`].
 pub async fn prompt_context(
     store: &dyn Store,
     task: &Task,
+    budget: usize,
 ) -> Result<PromptContext, downbeat_store::Error> {
     let role = task.role.clone().unwrap_or_default();
     let objectives = store
@@ -62,10 +67,18 @@ pub async fn prompt_context(
         .map(|o| o.title)
         .collect();
     let mut dependencies = Vec::new();
+    // Whose insights concern this task: itself, its ancestors, what it depends on.
+    let mut about = vec![task.id];
+    let mut up = task.parent;
+    while let Some(pid) = up.filter(|p| !about.contains(p)) {
+        about.push(pid);
+        up = store.task(pid).await?.parent;
+    }
     for e in store.edges_of(task.id).await? {
         if e.to != task.id || e.kind != EdgeKind::Blocks {
             continue;
         }
+        about.push(e.from);
         let dep = store.task(e.from).await?;
         // A container dependency contributes its children's results.
         let mut sources = vec![dep.clone()];
@@ -99,7 +112,10 @@ pub async fn prompt_context(
                 .collect();
         }
     }
+    let (decisions, insights) = team_context(store, &about, budget).await?;
     Ok(PromptContext {
+        decisions,
+        insights,
         task: PromptTask {
             id: task.id.to_string(),
             title: task.title.clone(),
@@ -110,4 +126,55 @@ pub async fn prompt_context(
         objectives,
         dependencies,
     })
+}
+
+/// The decisions in force (oldest first) and the insights about `about` or the whole project
+/// (newest first), as many as fit in `budget` bytes, decisions first.
+async fn team_context(
+    store: &dyn Store,
+    about: &[downbeat_core::ids::TaskId],
+    budget: usize,
+) -> Result<(Vec<PromptRecord>, Vec<PromptRecord>), downbeat_store::Error> {
+    let mut left = budget;
+    let mut take = |r: &PromptRecord| {
+        let size = r.id.len() + r.text.len() + r.why.len() + 8;
+        let fits = size <= left;
+        if fits {
+            left -= size;
+        }
+        fits
+    };
+    let mut decisions: Vec<_> = store
+        .decisions()
+        .await?
+        .into_iter()
+        .filter(|d| d.superseded_by.is_none())
+        .collect();
+    decisions.sort_by_key(|d| (d.created_at, d.id.to_string()));
+    let decisions: Vec<PromptRecord> = decisions
+        .into_iter()
+        .map(|d| PromptRecord {
+            id: d.id.to_string(),
+            text: d.text,
+            why: d.why,
+        })
+        .take_while(|r| take(r))
+        .collect();
+    let mut insights: Vec<_> = store
+        .insights()
+        .await?
+        .into_iter()
+        .filter(|i| i.task.is_none_or(|t| about.contains(&t)))
+        .collect();
+    insights.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.id.to_string())));
+    let insights = insights
+        .into_iter()
+        .map(|i| PromptRecord {
+            id: i.id.to_string(),
+            text: i.text,
+            why: String::new(),
+        })
+        .take_while(|r| take(r))
+        .collect();
+    Ok((decisions, insights))
 }

@@ -94,6 +94,7 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         accepts: None,
         stay: false,
         worktrees: None,
+        context_budget: downbeat_engine::run::DEFAULT_CONTEXT_BUDGET,
     }
 }
 

@@ -98,6 +98,7 @@ pub(crate) fn bench_options(
         accepts: None,
         stay: false,
         worktrees: None,
+        context_budget: downbeat_engine::run::DEFAULT_CONTEXT_BUDGET,
     }
 }
 

@@ -287,6 +287,11 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
         accepts: None,
         stay: false,
         worktrees: worktrees(p)?,
+        context_budget: p
+            .config
+            .run
+            .context_budget()
+            .map_err(|e| Error::invalid(format!("[run] context_budget: {e}")))?,
     };
     Ok(opts)
 }

@@ -487,6 +487,7 @@ role = "implementer"
             })),
             stay: true,
             worktrees: None,
+            context_budget: crate::config::DEFAULT_CONTEXT_BUDGET,
         };
         let g = Graph::load(&store, &opts, Timestamp(1)).await.unwrap();
         (dir, g, ids)

@@ -35,6 +35,7 @@ pub(crate) mod graph;
 mod integration;
 pub(crate) mod types;
 
+pub use crate::config::DEFAULT_CONTEXT_BUDGET;
 pub use crate::host::{default_holder, holder_is_dead, this_host};
 pub use crate::prompt_context::prompt_context;
 pub use crate::rules::{Dependent, ReportEffects, announce, completion_effects, load_dependents};

@@ -76,6 +76,8 @@ pub struct RunOptions {
     pub stay: bool,
     /// Worktree isolation, when the project is a git repository and it is not off.
     pub worktrees: Option<Arc<crate::worktree::Worktrees>>,
+    /// Bytes of decisions and insights a prompt carries at most.
+    pub context_budget: usize,
 }
 
 /// Whether a runner takes a task.

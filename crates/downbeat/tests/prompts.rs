@@ -1,0 +1,108 @@
+//! What reaches an agent's prompt: the decisions in force (a superseded one left out) and the
+//! insights about the task, its ancestors, its dependencies or the whole project (not another
+//! task's), within the configured budget. The prompt is captured by a command that copies its
+//! standard input.
+
+mod common;
+
+use common::Env;
+
+fn project(budget: Option<&str>) -> Env {
+    let e = Env::builder().fixed_clock().init().build();
+    let budget = budget
+        .map(|b| format!("[run]\ncontext_budget = \"{b}\"\n\n"))
+        .unwrap_or_default();
+    e.write(
+        ".downbeat/config.toml",
+        &format!(
+            "{budget}[executors.capture]\ntype = \"process\"\nshell = \"cat > prompt-seen.txt\"\n"
+        ),
+    );
+    e.ok(&["add", "Auth work", "--key", "auth"]);
+    e.ok(&[
+        "add",
+        "Design the login",
+        "--role",
+        "architect",
+        "--key",
+        "design",
+        "--parent",
+        "auth",
+    ]);
+    e.ok(&[
+        "add",
+        "Build the login",
+        "--role",
+        "implementer",
+        "--key",
+        "build",
+        "--parent",
+        "auth",
+        "--after",
+        "design",
+        "--executor",
+        "capture",
+    ]);
+    e.ok(&["add", "Billing", "--key", "billing"]);
+    e.ok(&["decision", "add", "Use Authlib", "--why", "maintained"]);
+    e.ok(&[
+        "decision",
+        "add",
+        "Use Authlib 1.3",
+        "--why",
+        "async support",
+        "--supersedes",
+        "d1",
+    ]);
+    e.ok(&["insight", "add", "The API is rate limited to 100 rps"]);
+    e.ok(&[
+        "insight",
+        "add",
+        "The session table needs an index",
+        "--task",
+        "design",
+    ]);
+    e.ok(&[
+        "insight",
+        "add",
+        "Invoices are immutable",
+        "--task",
+        "billing",
+    ]);
+    e.ok(&[
+        "insight",
+        "add",
+        "Auth must keep SSO working",
+        "--task",
+        "auth",
+    ]);
+    e.ok(&["done", "design", "--result", "OAuth2 with PKCE"]);
+    e
+}
+
+#[test]
+fn a_prompt_carries_the_decisions_in_force_and_the_insights_about_the_task() {
+    let e = project(None);
+    e.ok(&["run", "--only", "build"]);
+    let prompt = std::fs::read_to_string(e.path().join("prompt-seen.txt")).unwrap();
+    let context = &prompt[prompt.find("## Decisions in force").expect(&prompt)..];
+    insta::assert_snapshot!(context);
+    assert!(
+        !prompt.contains("Invoices"),
+        "another task's insight stays out"
+    );
+    assert!(
+        !prompt.contains("d1 Use Authlib\n"),
+        "a superseded decision stays out"
+    );
+}
+
+#[test]
+fn the_budget_keeps_decisions_first_and_drops_the_oldest_insights() {
+    let e = project(Some("120"));
+    e.ok(&["run", "--only", "build"]);
+    let prompt = std::fs::read_to_string(e.path().join("prompt-seen.txt")).unwrap();
+    assert!(prompt.contains("d2 Use Authlib 1.3"), "{prompt}");
+    assert!(prompt.contains("Auth must keep SSO working"), "{prompt}");
+    assert!(!prompt.contains("rate limited"), "{prompt}");
+}
