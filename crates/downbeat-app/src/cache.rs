@@ -154,6 +154,11 @@ impl View {
         self.status.get_or_try_init(make).await
     }
 
+    /// The last event this view reflects: a client that follows the log goes on after it.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
     /// Status and progress rolled up the hierarchy.
     pub fn rollup(&self) -> &HashMap<TaskId, Progress> {
         self.rollup.get_or_init(|| graph::rollup(&self.snap))

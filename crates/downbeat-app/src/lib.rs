@@ -22,6 +22,7 @@ pub mod project;
 pub mod runs;
 pub mod tasks;
 pub mod views;
+pub mod watch;
 pub mod worktrees;
 
 pub use error::{Error, Kind, Result};

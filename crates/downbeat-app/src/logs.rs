@@ -41,6 +41,69 @@ impl LogSource {
     pub fn stderr(&self) -> PathBuf {
         self.dir.join(files::STDERR)
     }
+
+    /// The prompt the attempt was given, if it was kept.
+    pub fn prompt(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(files::PROMPT)).ok()
+    }
+}
+
+/// Output read from an offset on: what a page that follows an attempt asks for again and again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Where the next read starts (after the last complete line returned).
+    pub next: u64,
+    /// Complete lines, rendered; lines with nothing worth showing are left out.
+    pub lines: Vec<String>,
+    /// Whether the attempt had ended when this was read (nothing more will come).
+    pub ended: bool,
+}
+
+/// The rendered complete lines of the attempt's stdout from byte `from` on, at most `max_bytes`
+/// of them (a line longer than that is cut).
+pub async fn chunk(
+    p: &Project,
+    s: &LogSource,
+    from: u64,
+    max_bytes: usize,
+) -> Result<Chunk, Error> {
+    // Read before asking whether it ended, so nothing written before the end is missed.
+    let ended = ended(p, s).await?;
+    let path = s.stdout();
+    let bytes = tokio::task::spawn_blocking(move || read_range(&path, from, max_bytes))
+        .await
+        .map_err(|e| Error::new(crate::error::Kind::Internal, e.to_string()))?;
+    let mut lines = Vec::new();
+    let mut used = 0usize;
+    for piece in bytes.split_inclusive(|b| *b == b'\n') {
+        let complete = piece.ends_with(b"\n");
+        if !(complete || ended || piece.len() >= max_bytes) {
+            break;
+        }
+        used += piece.len();
+        let text = String::from_utf8_lossy(piece);
+        if let Some(l) = s.render(text.trim_end_matches(['\n', '\r'])) {
+            lines.push(l);
+        }
+    }
+    Ok(Chunk {
+        next: from + used as u64,
+        lines,
+        ended,
+    })
+}
+
+fn read_range(path: &std::path::Path, from: u64, max: usize) -> Vec<u8> {
+    use std::io::{Read as _, Seek as _};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    if f.seek(std::io::SeekFrom::Start(from)).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let _ = f.take(max as u64).read_to_end(&mut out);
+    out
 }
 
 /// The output of attempt `attempt` of task `q` (default: its latest).

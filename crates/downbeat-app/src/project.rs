@@ -341,6 +341,23 @@ impl Project {
     pub fn dir(&self) -> PathBuf {
         self.root.join(DIR)
     }
+
+    /// The same project and store, for another use case that takes a project of its own (a
+    /// background run started by a server).
+    pub fn duplicate(&self) -> Project {
+        Project {
+            root: self.root.clone(),
+            config: self.config.clone(),
+            roles: self.roles.clone(),
+            store: self.store.clone(),
+            actor_name: self.actor_name.clone(),
+            fixed_now: self.fixed_now,
+            secrets: self.secrets.clone(),
+            host: self.host.clone(),
+            db_url: self.db_url.clone(),
+            acting_for: self.acting_for,
+        }
+    }
 }
 
 /// The wall clock.

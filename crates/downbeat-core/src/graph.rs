@@ -398,6 +398,31 @@ pub fn plan(snap: &GraphSnapshot, settings: &PlanSettings) -> Result<Planned, Ta
     })
 }
 
+/// The layer of every live task in the whole graph, finished work included: a leaf's layer is
+/// the number of leaves on the longest chain of `blocks` dependencies (through containers)
+/// before it, a container's the layer its first child may start at. With no caps these are the
+/// planner's waves of a graph where nothing is done yet; the web view lays the graph out by
+/// them, so finished work keeps its place.
+pub fn layers(snap: &GraphSnapshot) -> Result<HashMap<TaskId, u32>, TaskCycle> {
+    let (dag, map) = build(snap, &|_| None)?;
+    let mut at = vec![0u32; dag.len()];
+    for &v in dag.topo_order() {
+        at[v as usize] = dag
+            .preds(v)
+            .iter()
+            .map(|&p| at[p as usize] + u32::from(dag.kind(p) == NodeKind::Task))
+            .max()
+            .unwrap_or(0);
+    }
+    let mut out = HashMap::with_capacity(snap.tasks.len());
+    for (v, &id) in map.owner.iter().enumerate() {
+        if dag.kind(v as NodeIdx) != NodeKind::End {
+            out.insert(id, at[v]);
+        }
+    }
+    Ok(out)
+}
+
 /// Position of each task in `snap.tasks`.
 fn task_index(snap: &GraphSnapshot) -> HashMap<TaskId, usize> {
     snap.tasks
@@ -565,6 +590,48 @@ mod tests {
             max_parallel: cap,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn layers_place_finished_work_and_containers() {
+        // 1 (done) → 2 → 3; container 4 holds 5 and 6, and waits on 2; 7 is alone.
+        let snap = GraphSnapshot {
+            tasks: vec![
+                task(1, None, Status::Completed),
+                task(2, None, Status::Completed),
+                task(3, None, Status::Pending),
+                task(4, None, Status::Pending),
+                task(5, Some(4), Status::Pending),
+                task(6, Some(4), Status::Running),
+                task(7, None, Status::Failed),
+            ],
+            edges: vec![blocks(1, 2), blocks(2, 3), blocks(2, 4), blocks(5, 6)],
+        };
+        let l = layers(&snap).unwrap();
+        let at = |n| l[&id(n)];
+        assert_eq!(
+            (at(1), at(2), at(3), at(4), at(5), at(6), at(7)),
+            (0, 1, 2, 2, 2, 3, 0)
+        );
+        // With nothing done and no caps, they are the planner's waves.
+        let mut fresh = snap.clone();
+        for t in &mut fresh.tasks {
+            t.status = Status::Pending;
+        }
+        let planned = plan(&fresh, &PlanSettings::default()).unwrap();
+        for (w, wave) in planned.waves.iter().enumerate() {
+            for t in wave {
+                assert_eq!(l[t] as usize, w, "{t}");
+            }
+        }
+        let cyclic = GraphSnapshot {
+            tasks: vec![
+                task(1, None, Status::Pending),
+                task(2, None, Status::Pending),
+            ],
+            edges: vec![blocks(1, 2), blocks(2, 1)],
+        };
+        assert!(layers(&cyclic).is_err());
     }
 
     #[test]

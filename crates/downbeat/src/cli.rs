@@ -138,6 +138,8 @@ pub enum Command {
     /// Measure the planner on a random graph.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// The live page in the browser: watch and steer the team (prints its address).
+    Serve(ServeArgs),
     /// The MCP server (stdio, or Streamable HTTP with --http); `downbeat mcp install` adds it
     /// to a client's configuration.
     Mcp(McpArgs),
@@ -420,6 +422,25 @@ pub struct RunArgs {
     /// Run the tasks in this process even when workers are alive (by default they take them).
     #[arg(long)]
     pub local: bool,
+    /// Serve the live page while the run goes (at ADDR, default 127.0.0.1:4774); its address
+    /// is printed on stderr.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = downbeat_web::DEFAULT_ADDR)]
+    pub serve: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen: HOST:PORT (port 0 picks a free one). Any address but loopback needs
+    /// the token on every request.
+    #[arg(long, default_value = downbeat_web::DEFAULT_ADDR)]
+    pub addr: String,
+    /// Open the page in the default browser.
+    #[arg(long)]
+    pub open: bool,
+    /// Another host name requests may be addressed to (a name this machine has on a
+    /// network); repeatable.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ mod output;
 mod progress;
 pub mod run_cmd;
 mod signals;
+mod web_cmd;
 pub mod worker_cmd;
 
 use error::{Error, code, exit_code};

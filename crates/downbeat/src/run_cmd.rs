@@ -42,16 +42,26 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
             note(&format!("warning: {w}"));
         }
     }
+    let page = match a.serve.clone() {
+        Some(addr) => Some(crate::web_cmd::bind_beside_run(p.duplicate(), addr).await?),
+        None => None,
+    };
     // Stops this run's agents at once if this process is killed.
     let guard = crate::guard::start(&opts.holder);
     let cancel = CancellationToken::new();
     crate::signals::stop_on_signals(cancel.clone());
     crate::output::cancel_on_closed_stdout(cancel.clone());
+    let page_stop = CancellationToken::new();
+    let page = page.map(|s| crate::web_cmd::spawn(s, page_stop.clone()));
     let (tx, show_rx) = mpsc::unbounded_channel();
     let display = tokio::spawn(crate::progress::show_events(show_rx, j));
     let holder = opts.holder.clone();
     let (result, reports) = run_here(p, opts, tx, cancel).await;
     let _ = display.await;
+    page_stop.cancel();
+    if let Some(h) = page {
+        let _ = h.await;
+    }
     drop(guard);
     for (task, path) in &reports {
         if j {

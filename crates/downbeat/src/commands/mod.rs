@@ -190,6 +190,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Cancel(a) => transition(&p, &a.id, Status::Cancelled, a.note, false, j).await,
         Command::Reopen(a) => transition(&p, &a.id, Status::Pending, None, false, j).await,
         Command::Run(a) => crate::run_cmd::run_cmd(&p, a, j).await,
+        Command::Serve(a) => crate::web_cmd::serve(p, a, j).await,
         Command::Worker(a) => crate::worker_cmd::worker(&p, a, j).await,
         Command::Workers => crate::worker_cmd::workers(&p, j).await,
         Command::Pause(a) => pause(&p, &a.reason, j).await,
