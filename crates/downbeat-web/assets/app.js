@@ -176,7 +176,11 @@ function fit() {
   const g = S.graph; if (!g || !box.width) return;
   let w = 0, h = 0;
   for (const p of S.pos.values()) { w = Math.max(w, p.x + W); h = Math.max(h, p.y + H); }
-  const k = Math.min(1.2, Math.max(0.05, Math.min(box.width / (w + PAD), box.height / (h + PAD))));
+  // Whole graph when it fits at a readable size; else readable from the first wave on (pan
+  // and zoom for the rest).
+  const whole = Math.min(box.width / (w + PAD), box.height / (h + PAD));
+  const k = Math.min(1.2, Math.max(fit.whole ? 0.02 : 0.55, whole));
+  fit.whole = false;
   S.view = { x: 0, y: 0, k }; applyView();
 }
 
@@ -213,7 +217,7 @@ function wireGraph() {
     if (S.collapsed.has(id)) S.collapsed.delete(id); else S.collapsed.add(id);
     draw();
   });
-  $("fit").onclick = fit;
+  $("fit").onclick = () => { fit.whole = true; fit(); };
   $("zoom-in").onclick = () => zoom(1.25, svg.clientWidth / 2, svg.clientHeight / 2);
   $("zoom-out").onclick = () => zoom(0.8, svg.clientWidth / 2, svg.clientHeight / 2);
   $("expand").onclick = () => { S.collapsed.clear(); draw(); };
@@ -330,7 +334,8 @@ async function loadTask(id, quiet) {
     }
     h += `</table><h3>Output</h3><pre id="output"></pre>`;
   }
-  if (t.git) h += `<h3>Git</h3><p><code>${esc(t.git.branch)}</code> · ${esc(t.git.state)} · ${t.git.files} file(s) +${t.git.insertions} −${t.git.deletions}</p>`;
+  if (t.git) h += `<h3>Git</h3><p><code>${esc(t.git.branch)}</code> · ${esc(t.git.state)} · ${t.git.files} file(s) +${t.git.insertions} −${t.git.deletions}</p>` +
+    (t.git.head ? `<details class="diff"><summary>Diff</summary><pre class="light" id="diff">loading…</pre></details>` : "");
   if (t.artifacts.length) h += `<h3>Artifacts</h3><ul class="plain">${t.artifacts.map((a) => `<li><code>${esc(a.path)}</code> <span class="muted">${a.size ?? ""} B</span></li>`).join("")}</ul>`;
   if (t.prompt) h += `<details class="prompt"${open ? " open" : ""}><summary>Prompt</summary><pre class="light">${esc(t.prompt)}</pre></details>`;
   if (t.events.length) h += `<h3>History</h3><ul class="plain">${t.events.map((c) => `<li><span class="muted">${esc(c.at)}</span> ${esc(c.action)}${c.status ? " → " + esc(c.status) : ""} <span class="muted">by ${esc(c.actor)}</span></li>`).join("")}</ul>`;
@@ -341,6 +346,12 @@ async function loadTask(id, quiet) {
   for (const a of $("tab-task").querySelectorAll("a[data-id]"))
     a.onclick = (e) => { e.preventDefault(); select(a.dataset.id); };
   if (t.attempts.length) followOutput(id, t.attempts[t.attempts.length - 1].number, keep);
+  const diff = $("tab-task").querySelector("details.diff");
+  if (diff) diff.addEventListener("toggle", async () => {
+    if (!diff.open) return;
+    try { $("diff").textContent = (await api(`/api/tasks/${encodeURIComponent(id)}/diff`)).diff || "(no change)"; }
+    catch (e) { $("diff").textContent = e.message; }
+  }, { once: true });
 }
 
 const link = (id) => `<a href="#" data-id="${esc(id)}">${esc(id)}</a>`;
@@ -400,7 +411,10 @@ function chart(series) {
 async function loadContext() {
   let c;
   try { c = await api("/api/context"); } catch (e) { $("tab-context").innerHTML = `<p class="muted">${esc(e.message)}</p>`; return; }
-  S.flagged = new Set(c.flags.map((f) => f.task));
+  const flagged = new Set(c.flags.map((f) => f.task));
+  const changed = flagged.size !== S.flagged.size || [...flagged].some((t) => !S.flagged.has(t));
+  S.flagged = flagged;
+  if (changed) draw();
   let h = `<h3>Objectives</h3>` + (c.objectives.length ? `<ul class="plain">${c.objectives.map((o) => `<li><b>${esc(o.id)}</b> ${esc(o.title)} <span class="muted">${o.done}/${o.total}</span></li>`).join("")}</ul>` : `<p class="muted">none</p>`);
   h += `<h3>Holds</h3>` + (c.holds.length ? `<ul class="plain">${c.holds.map((x) => `<li>hold ${x.id}: ${esc(x.reason)} <span class="muted">by ${esc(x.by)}</span> <button data-hold="${x.id}">Release</button></li>`).join("")}</ul>` : `<p class="muted">none</p>`);
   h += `<h3>Flags</h3>` + (c.flags.length ? `<ul class="plain">${c.flags.map((f) => `<li><b>${esc(f.flag)}</b> by ${link(f.task)} <span class="muted">${esc(f.at)}</span>${f.detail ? " — " + esc(f.detail) : ""}</li>`).join("")}</ul>` : `<p class="muted">none</p>`);

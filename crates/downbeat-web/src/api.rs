@@ -14,7 +14,8 @@ use downbeat_core::task::EdgeKind;
 
 use crate::reply::{ApiError, Reply};
 use crate::shapes::{
-    self, ArtifactInfo, AttemptInfo, Change, Graph, HoldInfo, Link, Node, Output, TaskPage,
+    self, ArtifactInfo, AttemptInfo, Change, DiffPage, Graph, HoldInfo, Link, Node, Output,
+    TaskPage,
 };
 use crate::state::State as AppState;
 use crate::{assets, feed, guard, pages, steer};
@@ -26,6 +27,7 @@ pub fn router(s: Arc<AppState>) -> Router {
         .route("/api/graph", get(graph))
         .route("/api/tasks/{id}", get(task))
         .route("/api/tasks/{id}/output", get(output))
+        .route("/api/tasks/{id}/diff", get(diff))
         .route("/api/run", get(pages::run))
         .route("/api/context", get(pages::context))
         .route("/api/events", get(feed::stream))
@@ -231,5 +233,30 @@ async fn output(
         next: c.next,
         lines: c.lines,
         ended: c.ended,
+    }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    attempt: Option<u32>,
+    #[serde(default)]
+    stat: bool,
+}
+
+/// `GET /api/tasks/{id}/diff?attempt=N&stat=true`: the change the task made in its worktree.
+async fn diff(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Reply<DiffPage> {
+    let d = downbeat_app::worktrees::diff(s.project(), &id, q.attempt, q.stat).await?;
+    Ok(Json(DiffPage {
+        task: d.task,
+        attempt: d.attempt,
+        branch: d.git.branch,
+        base: d.git.base,
+        head: d.git.head,
+        diff: d.diff,
     }))
 }

@@ -98,8 +98,11 @@ pub async fn bind(mut p: Project, o: WebOptions) -> Result<WebServer, Error> {
             format!("cannot read the bound address: {e}"),
         )
     })?;
+    let latest = p.store.last_event_seq().await?;
     let access = access::Access::new(token, addr, o.allow_hosts);
     let state = Arc::new(state::State::new(p, access, o.can_run));
+    // A stream opened before the first poll starts from here, not from the beginning.
+    state.feed.set_latest(latest);
     Ok(WebServer {
         listener,
         addr,

@@ -234,6 +234,20 @@ pub struct Output {
     pub ended: bool,
 }
 
+/// `GET /api/tasks/{id}/diff`: what a task changed in its worktree.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DiffPage {
+    pub task: String,
+    pub attempt: u32,
+    pub branch: String,
+    /// The commit it started from.
+    pub base: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// `git diff` from `base` to `head` (or its `--stat`).
+    pub diff: String,
+}
+
 /// `GET /api/run`: how the work goes.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RunPage {

@@ -10,91 +10,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Env;
+use common::web::{TOKEN, http, project, serve};
 use serde_json::Value;
-
-const TOKEN: &str = "0123456789abcdef0123456789abcdef";
-
-/// A server started by `downbeat serve`, adopted by its `Env`.
-struct Server {
-    /// `127.0.0.1:PORT`.
-    addr: String,
-    /// The printed address, with the token.
-    url: String,
-    pid: u32,
-}
-
-fn serve(env: &mut Env, addr: &str, token: Option<&str>) -> Server {
-    let mut c = env.command(&["serve", "--addr", addr]);
-    if let Some(t) = token {
-        c.env("DOWNBEAT_WEB_TOKEN", t);
-    }
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "printed {url:?}");
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let pid = env.adopt(child);
-    Server { addr, url, pid }
-}
-
-/// One HTTP/1.1 exchange: (status, headers, body).
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_owned(), body.to_owned())
-}
 
 fn get_json(addr: &str, path: &str) -> Value {
     let (status, _, body) = http(addr, "GET", path, &[], "");
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap()
-}
-
-fn project(n: usize) -> Env {
-    let env = Env::builder().init().build();
-    let mut plan = String::new();
-    for i in 0..n {
-        plan.push_str(&format!(
-            "[[tasks]]\nkey = \"t{i}\"\ntitle = \"Task {i}\"\n"
-        ));
-        if i >= 7 {
-            plan.push_str(&format!("depends_on = [\"t{}\"]\n", i - 7));
-        }
-    }
-    env.write("plan.toml", &plan);
-    env.ok(&["plan", "apply", "plan.toml"]);
-    env
 }
 
 #[test]
@@ -343,6 +265,16 @@ fn beyond_loopback_every_request_needs_the_token() {
 
 /// Reads server-sent events from `path` until `want` data lines came (or 20 s).
 fn read_events(addr: &str, path: &str, last_id: Option<i64>, want: usize) -> Vec<Value> {
+    read_events_until(addr, path, last_id, |found| found.len() >= want)
+}
+
+/// Reads server-sent events from `path` until `enough` says so (or 20 s).
+fn read_events_until(
+    addr: &str,
+    path: &str,
+    last_id: Option<i64>,
+    enough: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
@@ -362,7 +294,7 @@ fn read_events(addr: &str, path: &str, last_id: Option<i64>, want: usize) -> Vec
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
             .filter(|v| v.get("seq").is_some())
             .collect();
-        if found.len() >= want || start.elapsed() > Duration::from_secs(20) {
+        if enough(&found) || start.elapsed() > Duration::from_secs(20) {
             return found;
         }
         match s.read(&mut chunk) {
@@ -440,4 +372,137 @@ fn serve_refuses_bad_addresses_and_stops_on_sigterm() {
     let status = common::exit_within(child, Duration::from_secs(10), "serve after SIGTERM");
     assert!(status.success(), "{status:?}");
     stream.join().unwrap();
+}
+
+#[test]
+fn run_serve_shows_the_page_while_the_run_goes() {
+    let mut env = Env::builder().init().build();
+    let mut plan = String::new();
+    for i in 0..3 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"s{i}\"\ntitle = \"Step {i}\"\nshell = \"sleep 1\"\n"
+        ));
+    }
+    env.write("plan.toml", &plan);
+    env.ok(&["plan", "apply", "plan.toml"]);
+    let mut c = env.command(&["run", "-j", "1", "--serve", "127.0.0.1:0"]);
+    c.env("DOWNBEAT_WEB_TOKEN", TOKEN);
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("live page: ") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no address printed");
+    }
+    let url = line.trim().trim_start_matches("live page: ").to_owned();
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let pid = env.adopt(child);
+    let g = get_json(&addr, "/api/graph");
+    assert_eq!(
+        (g["total"].as_u64(), g["can_run"].as_bool()),
+        (Some(3), Some(false))
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, _, body) = http(
+        &addr,
+        "POST",
+        "/api/tasks/s2/run",
+        &[("Authorization", bearer.as_str())],
+        "",
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("a run is going in this process"), "{body}");
+    // The rest of stderr is drained so the run never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let child = env.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    let status = common::exit_within(child, Duration::from_secs(60), "the run");
+    assert!(status.success(), "{status:?}");
+    // The page stops with the run.
+    assert!(TcpStream::connect(&addr).is_err());
+}
+
+#[test]
+fn on_postgresql_the_page_follows_workers_and_never_shows_the_password() {
+    let base = common::pg::server_url();
+    // Trust authentication ignores it; the URL carries it all the same.
+    let secret = "s3cret-pw-9f2c";
+    let with_password = match base.split_once("://").and_then(|(s, rest)| {
+        let (user, host) = rest.split_once('@')?;
+        (!user.contains(':')).then(|| format!("{s}://{user}:{secret}@{host}"))
+    }) {
+        Some(u) => u,
+        None => return eprintln!("skipped: the test server's URL already has a password"),
+    };
+    let mut env = Env::builder()
+        .inherit_env()
+        .unset("DOWNBEAT_NOW")
+        .postgres_on(with_password, "web")
+        .init()
+        .build();
+    let mut plan = String::new();
+    for i in 0..6 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"w{i}\"\ntitle = \"Work {i}\"\nshell = \"sleep 0.2\"\n"
+        ));
+    }
+    env.write("plan.toml", &plan);
+    env.ok(&["plan", "apply", "plan.toml"]);
+    let s = serve(&mut env, "127.0.0.1:0", None);
+    let addr = s.addr.clone();
+    let stream = std::thread::spawn(move || {
+        read_events_until(&addr, "/api/events", None, |found| {
+            found.iter().filter(|e| e["status"] == "completed").count() >= 6
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let worker = env
+        .command(&["worker", "--slots", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    env.adopt(worker);
+    let start = Instant::now();
+    loop {
+        let g = get_json(&s.addr, "/api/graph");
+        if g["done"] == 6 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the worker never finished: {g}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = get_json(&s.addr, "/api/run");
+    assert_eq!(r["workers"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["workers"][0]["alive"], true);
+    // Every status change of the worker's came through the stream: running, then completed.
+    let events = stream.join().unwrap();
+    let completed = events.iter().filter(|e| e["status"] == "completed").count();
+    assert_eq!(completed, 6, "{events:?}");
+    let mut answers = vec![events.iter().map(Value::to_string).collect::<String>()];
+    for path in [
+        "/api/graph",
+        "/api/run",
+        "/api/context",
+        "/api/tasks/w0",
+        "/api/schema",
+        "/",
+        "/assets/app.js",
+    ] {
+        answers.push(http(&s.addr, "GET", path, &[], "").2);
+    }
+    for a in &answers {
+        assert!(!a.contains(secret), "the password was shown: {a}");
+    }
 }

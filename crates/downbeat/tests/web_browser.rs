@@ -1,0 +1,488 @@
+//! The live page in a real browser: Debian's Chromium driven by its ChromeDriver (WebDriver,
+//! through fantoccini). `.ci/run` installs both and sets `DOWNBEAT_REQUIRE_BROWSER`, so in CI a
+//! missing browser fails these tests; elsewhere they say they were skipped.
+//!
+//! Screenshots of the main views are written to `target/tmp/web-screenshots/`.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Env;
+use common::web::{TOKEN, project, serve};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// How long anything the page should show may take before the test gives up (a guard against
+/// hanging, not a speed target: `downbeat bench web` measures speed).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A headless Chromium, or `None` (the test is skipped) where none is installed and CI does
+/// not require one.
+async fn browser() -> Option<Browser> {
+    let (Some(driver), Some(chromium)) = (
+        find_program(&["chromedriver"]),
+        find_program(&["chromium", "chromium-browser", "google-chrome"]),
+    ) else {
+        assert!(
+            std::env::var_os("DOWNBEAT_REQUIRE_BROWSER").is_none(),
+            "chromium and chromedriver are required (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: chromium or chromedriver is not installed");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = std::process::Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1400,860"],
+        }),
+    );
+    let start = Instant::now();
+    loop {
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        match c {
+            Ok(client) => return Some(Browser { client, driver }),
+            Err(e) if start.elapsed() > PATIENCE => panic!("cannot start the browser: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.expect(script)
+}
+
+/// Waits until `script` returns `true` in the page.
+async fn until(c: &Client, script: &str, what: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        if js(c, script).await == json!(true) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < PATIENCE, "the page never showed {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn open(b: &Browser, url: &str) {
+    b.client.goto(url).await.unwrap();
+    until(
+        &b.client,
+        "return document.body.dataset.ready === '1'",
+        "the graph",
+    )
+    .await;
+    until(
+        &b.client,
+        "return document.getElementById('conn').dataset.state === 'live'",
+        "a live connection",
+    )
+    .await;
+}
+
+fn id_of(env: &Env, key: &str) -> String {
+    env.json(&["show", key])["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_draws_every_task_in_its_wave_and_follows_the_cli() {
+    let Some(b) = browser().await else { return };
+    let mut env = project(200);
+    let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
+    open(&b, &s.url).await;
+    let drawn = js(
+        &b.client,
+        "return [...document.querySelectorAll('#nodes .node')].map(n => [n.dataset.id, Number(n.dataset.layer)])",
+    )
+    .await;
+    let drawn: std::collections::HashMap<String, u64> = drawn
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(drawn.len(), 200);
+    let waves = env.json(&["waves"]);
+    let waves = waves["waves"].as_array().unwrap();
+    assert_eq!(waves.len(), 29);
+    for (w, wave) in waves.iter().enumerate() {
+        for t in wave.as_array().unwrap() {
+            let id = t.get("id").unwrap_or(t).as_str().unwrap();
+            assert_eq!(drawn[id], w as u64, "task {id}");
+        }
+    }
+    screenshot(&b.client, "graph").await;
+    // A change from the CLI turns its node green and shows in the activity list.
+    let t0 = id_of(&env, "t0");
+    env.ok(&["done", "t0"]);
+    let took = until(
+        &b.client,
+        &format!("return document.querySelector('.node[data-id=\"{t0}\"]').classList.contains('st-completed')"),
+        "t0 completed",
+    )
+    .await;
+    eprintln!(
+        "t0 turned green {} ms after `downbeat done` returned",
+        took.as_millis()
+    );
+    until(
+        &b.client,
+        "return document.querySelector('#activity li') !== null",
+        "the activity list",
+    )
+    .await;
+    // The run and context panels.
+    env.ok(&[
+        "decision",
+        "add",
+        "Keep the schema flat",
+        "--why",
+        "fewer joins",
+    ]);
+    b.client
+        .find(Locator::Css("button[data-tab=context]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return document.getElementById('tab-context').textContent.includes('Keep the schema flat')",
+        "the decision",
+    )
+    .await;
+    screenshot(&b.client, "context").await;
+    b.client
+        .find(Locator::Css("button[data-tab=run]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return document.querySelector('#tab-run svg.chart') !== null",
+        "the activity chart",
+    )
+    .await;
+    screenshot(&b.client, "run").await;
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_agents_output_streams_into_the_task_panel() {
+    let Some(b) = browser().await else { return };
+    let mut env = Env::builder().init().build();
+    env.write(
+        "plan.toml",
+        "[[tasks]]\nkey = \"talk\"\ntitle = \"Talk while working\"\nshell = \"echo line-one; sleep 1; echo line-two; sleep 60\"\n",
+    );
+    env.ok(&["plan", "apply", "plan.toml"]);
+    let id = id_of(&env, "talk");
+    let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
+    let run = env
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_pid = env.adopt(run);
+    open(&b, &s.url).await;
+    until(
+        &b.client,
+        &format!(
+            "return document.querySelector('.node[data-id=\"{id}\"]')?.dataset.status === 'running'"
+        ),
+        "the task running",
+    )
+    .await;
+    b.client
+        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return (document.getElementById('output')?.textContent || '').includes('line-two')",
+        "the second line of output",
+    )
+    .await;
+    // Still running: the output came while the agent worked.
+    assert_eq!(env.json(&["show", "talk"])["status"], "running");
+    screenshot(&b.client, "task").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run_pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let child = env.children.iter_mut().find(|c| c.id() == run_pid).unwrap();
+    common::exit_within(child, PATIENCE, "the run after SIGTERM");
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pause_button_holds_back_a_run() {
+    let Some(b) = browser().await else { return };
+    let mut env = Env::builder().init().build();
+    let mut plan = String::new();
+    for i in 0..6 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"s{i}\"\ntitle = \"Step {i}\"\nshell = \"sleep 1\"\n"
+        ));
+    }
+    env.write("plan.toml", &plan);
+    env.ok(&["plan", "apply", "plan.toml"]);
+    let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
+    open(&b, &s.url).await;
+    let mut run = env
+        .command(&["run", "-j", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(
+        &b.client,
+        "return document.querySelector('.node.st-running') !== null",
+        "a running task",
+    )
+    .await;
+    b.client
+        .find(Locator::Id("pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return !document.getElementById('holds').hidden",
+        "the hold",
+    )
+    .await;
+    let status = common::exit_within(&mut run, PATIENCE, "the run after the pause");
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(7), "{err}");
+    assert!(err.contains("paused"), "{err}");
+    let done = env
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "completed")
+        .count();
+    assert!(done < 6, "the hold held nothing back");
+    assert_eq!(env.json(&["holds"])[0]["by"], "web");
+    // Unpause from the page; the next run finishes the work.
+    b.client
+        .find(Locator::Id("unpause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return document.getElementById('holds').hidden",
+        "the hold released",
+    )
+    .await;
+    env.ok(&["run", "-j", "3"]);
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_misses_no_event_across_a_server_restart() {
+    let Some(b) = browser().await else { return };
+    let mut env = project(10);
+    let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
+    open(&b, &s.url).await;
+    let start = env.json(&["log", "--limit", "1"])[0]["seq"]
+        .as_i64()
+        .unwrap();
+    // The server goes away; the work goes on.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until(
+        &b.client,
+        "return document.getElementById('conn').dataset.state === 'reconnecting'",
+        "the lost connection",
+    )
+    .await;
+    for k in ["t0", "t1", "t2"] {
+        env.ok(&["done", k]);
+    }
+    env.ok(&["insight", "add", "learned while the page was away"]);
+    // Back on the same address: the page catches up, each change once.
+    let again = serve(&mut env, &s.addr, Some(TOKEN));
+    assert_eq!(again.addr, s.addr);
+    env.ok(&["done", "t3"]);
+    let log: Vec<i64> = env
+        .json(&["log", "--limit", "50"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .filter(|&q| q > start)
+        .collect();
+    assert_eq!(log.len(), 5);
+    until(
+        &b.client,
+        &format!(
+            "return document.querySelectorAll('#activity li').length >= {}",
+            log.len()
+        ),
+        "every change",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = js(
+        &b.client,
+        "return [...document.querySelectorAll('#activity li')].map(li => Number(li.dataset.seq))",
+    )
+    .await;
+    let mut seen: Vec<i64> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    let mut want = log.clone();
+    want.sort_unstable();
+    assert_eq!(seen, want, "each change exactly once");
+    b.client.clone().close().await.unwrap();
+}
+
+/// A page of another origin, served without any policy: it posts to the Downbeat server with
+/// the browser's cookies.
+fn foreign_page() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let body = "<!doctype html><title>elsewhere</title><p>elsewhere</p>";
+            let _ = std::io::Write::write_all(
+                &mut s,
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steering_without_the_token_or_from_elsewhere_is_refused() {
+    let Some(b) = browser().await else { return };
+    let mut env = project(3);
+    let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
+    // The page opened without its token reads, but cannot steer.
+    open(&b, &format!("http://{}/", s.addr)).await;
+    b.client
+        .find(Locator::Id("pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return document.getElementById('toast').textContent.includes('steering needs the token')",
+        "the refusal",
+    )
+    .await;
+    assert!(env.json(&["holds"]).as_array().unwrap().is_empty());
+    // With the session cookie set, a page of another origin posts to the server: refused.
+    open(&b, &s.url).await;
+    b.client.goto(&foreign_page()).await.unwrap();
+    let sent = b
+        .client
+        .execute_async(
+            &format!(
+                "const done = arguments[0];
+                 fetch('http://{}/api/pause', {{method: 'POST', mode: 'no-cors', credentials: 'include',
+                   headers: {{'Content-Type': 'text/plain'}}, body: '{{}}'}})
+                   .then(() => done('sent'), (e) => done('error: ' + e));",
+                s.addr
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent, json!("sent"));
+    assert!(env.json(&["holds"]).as_array().unwrap().is_empty());
+    // The same request from the page itself steers: the refusal was the origin's.
+    open(&b, &format!("http://{}/", s.addr)).await;
+    let status = b
+        .client
+        .execute_async(
+            "const done = arguments[0];
+             fetch('/api/pause', {method: 'POST', headers: {'Content-Type': 'text/plain'}, body: '{}'})
+               .then((r) => done(r.status), (e) => done('error: ' + e));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(200));
+    assert_eq!(env.json(&["holds"]).as_array().unwrap().len(), 1);
+    b.client.clone().close().await.unwrap();
+}
