@@ -5,6 +5,9 @@
 
 const W = 190, H = 38, GAP_X = 70, GAP_Y = 10, PAD = 30;
 const COLLAPSE_ABOVE = 500;
+// Above this many shown nodes only those in and around the window are drawn (again as the
+// view moves), so a graph of any size opens as fast as a small one.
+const CULL_ABOVE = 1500;
 
 const S = {
   graph: null, byId: new Map(), children: new Map(), collapsed: new Set(),
@@ -82,6 +85,7 @@ async function loadGraph() {
   header();
   draw();
   if (first) fit();
+  if (first) document.body.dataset.readyMs = String(Math.round(performance.now()));
   document.body.dataset.ready = "1";
   return true;
 }
@@ -126,9 +130,31 @@ function draw() {
       `<text class="layer-label" x="${x + 8}" y="${PAD + 10}">wave ${l + 1}</text>`;
   }
   $("layers").innerHTML = bands;
+  S.visible = visible;
+  S.drawn = null;
+  drawNodes();
+}
+
+// The part of the graph (in its own coordinates) the window shows, with one window's margin
+// around it; null when everything is drawn.
+function windowBox() {
+  if (S.visible.length <= CULL_ABOVE) return null;
+  const svg = $("graph"), v = S.view;
+  const w = svg.clientWidth / v.k, h = svg.clientHeight / v.k;
+  const x = -v.x / v.k, y = -v.y / v.k;
+  return { x0: x - w, x1: x + 2 * w, y0: y - h, y1: y + 2 * h };
+}
+
+function drawNodes() {
+  const g = S.graph, box = windowBox();
+  const inBox = (p) => !box || (p.x + W >= box.x0 && p.x <= box.x1 && p.y + H >= box.y0 && p.y <= box.y1);
+  const key = box ? [box.x0, box.y0, box.x1, box.y1].map((z) => Math.round(z / 200)).join() : "all";
+  if (S.drawn === key) return;
+  S.drawn = key;
   let html = "";
-  for (const n of visible) {
+  for (const n of S.visible) {
     const p = S.pos.get(n.id);
+    if (!inBox(p)) continue;
     const cls = ["node", "st-" + n.status];
     if (n.critical) cls.push("critical");
     if (n.container) cls.push("container");
@@ -144,10 +170,10 @@ function draw() {
       `<text x="12" y="15">${esc(cut(n.title, 28))}</text><text class="meta" x="12" y="30">${esc(meta)}</text></g>`;
   }
   $("nodes").innerHTML = html;
-  drawEdges();
+  drawEdges(inBox);
 }
 
-function drawEdges() {
+function drawEdges(inBox) {
   let d = "", c = "";
   const seen = new Set();
   for (const e of S.graph.edges) {
@@ -156,7 +182,7 @@ function drawEdges() {
     if (a === b || seen.has(a + ">" + b)) continue;
     seen.add(a + ">" + b);
     const p = S.pos.get(a), q = S.pos.get(b);
-    if (!p || !q) continue;
+    if (!p || !q || !(inBox(p) || inBox(q))) continue;
     const x1 = p.x + W, y1 = p.y + H / 2, x2 = q.x, y2 = q.y + H / 2, mx = (x1 + x2) / 2;
     const seg = `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
     const na = S.byId.get(a), nb = S.byId.get(b);
@@ -169,6 +195,10 @@ function drawEdges() {
 function applyView() {
   const v = S.view;
   $("viewport").setAttribute("transform", `translate(${v.x},${v.y}) scale(${v.k})`);
+  if (S.visible && S.visible.length > CULL_ABOVE && !applyView.queued) {
+    applyView.queued = true;
+    requestAnimationFrame(() => { applyView.queued = false; drawNodes(); });
+  }
 }
 
 function fit() {
@@ -182,6 +212,7 @@ function fit() {
   const k = Math.min(1.2, Math.max(fit.whole ? 0.02 : 0.55, whole));
   fit.whole = false;
   S.view = { x: 0, y: 0, k }; applyView();
+  if (S.visible && S.visible.length > CULL_ABOVE) drawNodes();
 }
 
 function zoom(f, cx, cy) {

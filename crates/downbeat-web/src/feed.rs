@@ -1,9 +1,9 @@
 //! Live changes as server-sent events, fed from the event log.
 //!
-//! One poller per server reads the events after the last one it saw (every
-//! [`POLL`]) and broadcasts them. Each stream subscribes first, then catches up from the log
-//! after the id it resumes from (`Last-Event-ID`, or `?after=`), then forwards what the
-//! broadcast brings with a higher sequence number: nothing is missed between the catch-up and
+//! One poller per server reads the events after the last one it saw (every [`POLL`]) and
+//! broadcasts them as one pre-formatted [`Batch`]. Each stream subscribes first, then catches up
+//! from the log after the id it resumes from (`Last-Event-ID`, or `?after=`), then forwards what
+//! the broadcast brings after the last event it sent: nothing is missed between the catch-up and
 //! the broadcast, and nothing is sent twice. A stream that falls behind the broadcast reads the
 //! log again. Event ids are the log's sequence numbers, so a page that reconnects to another
 //! server process (after a restart) resumes where it was.
@@ -12,30 +12,31 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use downbeat_core::context::Event;
 use downbeat_store::EventQuery;
 
-use crate::shapes::Change;
+use crate::hub::Batch;
 use crate::state::State as AppState;
 
 /// How often the poller looks for new events.
 const POLL: Duration = Duration::from_millis(200);
 /// Events read from the log per query.
-const PAGE: u32 = 500;
+const PAGE: u32 = 1000;
+/// A comment line this often keeps idle connections (and proxies) open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Starts the poller; it ends, and ends every stream, when `cancel` fires.
 pub fn spawn_poller(s: Arc<AppState>, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let store = s.project().store.clone();
-        let mut last = store.last_event_seq().await.unwrap_or(0);
-        s.feed.set_latest(last);
+        let mut last = s.feed.latest();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
@@ -43,11 +44,12 @@ pub fn spawn_poller(s: Arc<AppState>, cancel: CancellationToken) -> tokio::task:
             }
             // A database that is briefly away is asked again at the next tick.
             while let Ok(events) = store.events(&after(last)).await {
-                for e in &events {
-                    last = last.max(e.seq);
-                    // Nobody listening is not an error.
-                    let _ = s.feed.tx.send(Arc::new(Change::of(e)));
-                }
+                let Some(newest) = events.last().map(|e| e.seq) else {
+                    break;
+                };
+                last = newest;
+                // Nobody listening is not an error.
+                let _ = s.feed.tx.send(Arc::new(Batch::of(&events)));
                 s.feed.set_latest(last);
                 if events.len() < PAGE as usize {
                     break;
@@ -73,12 +75,14 @@ pub struct StreamQuery {
     after: Option<i64>,
 }
 
+type Tx = mpsc::Sender<Result<Bytes, Infallible>>;
+
 /// `GET /api/events`: the changes after the id resumed from, then live.
 pub async fn stream(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Response {
     let resumed = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -86,75 +90,73 @@ pub async fn stream(
     let start = resumed.or(q.after).unwrap_or_else(|| s.feed.latest());
     // Subscribe before catching up: what is broadcast meanwhile waits in the receiver.
     let rx = s.feed.tx.subscribe();
-    let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    let (tx, out) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     tokio::spawn(pump(s, start, rx, tx));
-    Sse::new(tokio_stream::wrappers::ReceiverStream::new(out)).keep_alive(
-        KeepAlive::new()
-            .interval(Duration::from_secs(15))
-            .text("keep-alive"),
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out)),
     )
+        .into_response()
 }
 
-/// Sends one change; `false` when the client went away.
-async fn send(tx: &mpsc::Sender<Result<SseEvent, Infallible>>, c: &Change) -> bool {
-    let data = serde_json::to_string(c).unwrap_or_default();
-    let ev = SseEvent::default().id(c.seq.to_string()).data(data);
-    tx.send(Ok(ev)).await.is_ok()
+/// Sends `text`; `false` when the client went away.
+async fn send(tx: &Tx, text: Bytes) -> bool {
+    text.is_empty() || tx.send(Ok(text)).await.is_ok()
 }
 
 /// Catches up from the log after `*last`; `false` when the client went away.
-async fn catch_up(
-    s: &AppState,
-    last: &mut i64,
-    tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
-) -> bool {
+async fn catch_up(s: &AppState, last: &mut i64, tx: &Tx) -> bool {
     loop {
-        let events: Vec<Event> = match s.project().store.events(&after(*last)).await {
+        let events = match s.project().store.events(&after(*last)).await {
             Ok(v) => v,
             // The log is briefly unreadable: what is missed now comes with the broadcast or
             // the next catch-up.
             Err(_) => return true,
         };
-        for e in &events {
-            if !send(tx, &Change::of(e)).await {
-                return false;
-            }
-            *last = e.seq;
+        let Some(newest) = events.last().map(|e| e.seq) else {
+            return true;
+        };
+        if !send(tx, Batch::of(&events).after(*last)).await {
+            return false;
         }
+        *last = newest;
         if events.len() < PAGE as usize {
             return true;
         }
     }
 }
 
-async fn pump(
-    s: Arc<AppState>,
-    start: i64,
-    mut rx: broadcast::Receiver<Arc<Change>>,
-    tx: mpsc::Sender<Result<SseEvent, Infallible>>,
-) {
+async fn pump(s: Arc<AppState>, start: i64, mut rx: broadcast::Receiver<Arc<Batch>>, tx: Tx) {
     let mut last = start;
     // The first message says where the stream starts, so a page knows it is connected.
-    let hello = SseEvent::default()
-        .event("hello")
-        .data(format!("{{\"after\":{start}}}"));
-    if tx.send(Ok(hello)).await.is_err() || !catch_up(&s, &mut last, &tx).await {
+    let hello = Bytes::from(format!("event: hello\ndata: {{\"after\":{start}}}\n\n"));
+    if !send(&tx, hello).await || !catch_up(&s, &mut last, &tx).await {
         return;
     }
     loop {
         let got = tokio::select! {
             () = s.feed.stop.cancelled() => return,
             () = tx.closed() => return,
+            () = tokio::time::sleep(KEEP_ALIVE) => {
+                if !send(&tx, Bytes::from_static(b": keep-alive\n\n")).await {
+                    return;
+                }
+                continue;
+            }
             got = rx.recv() => got,
         };
         match got {
-            Ok(c) if c.seq > last => {
-                if !send(&tx, &c).await {
-                    return;
+            Ok(b) => {
+                if b.last().is_some_and(|l| l > last) {
+                    if !send(&tx, b.after(last)).await {
+                        return;
+                    }
+                    last = b.last().unwrap_or(last);
                 }
-                last = c.seq;
             }
-            Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 if !catch_up(&s, &mut last, &tx).await {
                     return;

@@ -70,6 +70,7 @@ fn agents_never_see_downbeats_credentials() {
             .command(args)
             .env("DOWNBEAT_DATABASE_URL", &with_password)
             .env("DOWNBEAT_MCP_TOKEN", "mcp-bearer-secret")
+            .env("DOWNBEAT_WEB_TOKEN", "web-token-secret-0123456789")
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -84,6 +85,10 @@ fn agents_never_see_downbeats_credentials() {
     assert!(
         !seen.contains("mcp-bearer-secret"),
         "the MCP token reached the agent"
+    );
+    assert!(
+        !seen.contains("web-token-secret"),
+        "the web token reached the agent"
     );
     assert!(
         seen.contains("DOWNBEAT_DATABASE_URL=postgres://postgres:***@"),

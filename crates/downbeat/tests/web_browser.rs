@@ -4,88 +4,22 @@
 //!
 //! Screenshots of the main views are written to `target/tmp/web-screenshots/`.
 
+#[path = "browser/mod.rs"]
+mod browser;
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use browser::{Browser, browser};
 use common::Env;
 use common::web::{TOKEN, project, serve};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
 /// How long anything the page should show may take before the test gives up (a guard against
 /// hanging, not a speed target: `downbeat bench web` measures speed).
 const PATIENCE: Duration = Duration::from_secs(20);
-
-struct Browser {
-    client: Client,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-fn find_program(names: &[&str]) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    names.iter().find_map(|n| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(n))
-            .find(|p| p.is_file())
-    })
-}
-
-/// A headless Chromium, or `None` (the test is skipped) where none is installed and CI does
-/// not require one.
-async fn browser() -> Option<Browser> {
-    let (Some(driver), Some(chromium)) = (
-        find_program(&["chromedriver"]),
-        find_program(&["chromium", "chromium-browser", "google-chrome"]),
-    ) else {
-        assert!(
-            std::env::var_os("DOWNBEAT_REQUIRE_BROWSER").is_none(),
-            "chromium and chromedriver are required (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("skipped: chromium or chromedriver is not installed");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let driver = std::process::Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1400,860"],
-        }),
-    );
-    let start = Instant::now();
-    loop {
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await;
-        match c {
-            Ok(client) => return Some(Browser { client, driver }),
-            Err(e) if start.elapsed() > PATIENCE => panic!("cannot start the browser: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
 
 async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.expect(script)
@@ -484,5 +418,169 @@ async fn steering_without_the_token_or_from_elsewhere_is_refused() {
         .unwrap();
     assert_eq!(status, json!(200));
     assert_eq!(env.json(&["holds"]).as_array().unwrap().len(), 1);
+    b.client.clone().close().await.unwrap();
+}
+
+/// The pictures in the README and docs/web.md: the example plan part done, one task running
+/// with its output, one failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn pictures_of_a_plan_in_progress() {
+    let Some(b) = browser().await else { return };
+    let mut env = Env::builder().init().build();
+    env.ok(&[
+        "plan",
+        "apply",
+        common::example("rate-limiting.toml").to_str().unwrap(),
+    ]);
+    env.ok(&[
+        "done",
+        "design",
+        "--result",
+        "Token bucket per client, 100 requests/minute",
+    ]);
+    env.ok(&[
+        "decision",
+        "add",
+        "Use a token bucket per client",
+        "--why",
+        "smooth bursts",
+    ]);
+    env.ok(&[
+        "insight",
+        "add",
+        "Redis is already deployed for sessions",
+        "--task",
+        "redis",
+    ]);
+    env.ok(&[
+        "done",
+        "redis",
+        "--result",
+        "Connection pool shared with sessions",
+    ]);
+    env.ok(&["start", "config", "--force"]);
+    env.ok(&[
+        "fail",
+        "config",
+        "--reason",
+        "config schema rejects nested limits",
+    ]);
+    env.write(
+        ".downbeat/config.toml",
+        "[executors.work]\ntype = \"process\"\nshell = \"echo 'reading src/middleware/mod.rs'; echo 'writing src/middleware/rate_limit.rs'; echo 'cargo test -p api: 41 passed'; sleep 60\"\n",
+    );
+    let run = env
+        .command(&["run", "--only", "middleware", "--executor", "work"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_pid = env.adopt(run);
+    let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
+    open(&b, &s.url).await;
+    let id = id_of(&env, "middleware");
+    until(
+        &b.client,
+        &format!(
+            "return document.querySelector('.node[data-id=\"{id}\"]')?.dataset.status === 'running'"
+        ),
+        "the middleware running",
+    )
+    .await;
+    b.client
+        .find(Locator::Id("fit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshot(&b.client, "readme-graph").await;
+    b.client
+        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return (document.getElementById('output')?.textContent || '').includes('41 passed')",
+        "the output",
+    )
+    .await;
+    screenshot(&b.client, "readme-task").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run_pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let child = env.children.iter_mut().find(|c| c.id() == run_pid).unwrap();
+    common::exit_within(child, PATIENCE, "the run after SIGTERM");
+    b.client.clone().close().await.unwrap();
+}
+
+/// The same with a coding agent: the Claude Code stand-in (`tests/fakes/`), whose stream-json
+/// output the page shows rendered by the agent's profile while it works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_coding_agents_rendered_output_shows_while_it_works() {
+    let Some(b) = browser().await else { return };
+    let fakes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/bin");
+    let mut env = Env::builder()
+        .home_inside()
+        .var("PATH", &format!("{}:/usr/bin:/bin", fakes.display()))
+        .var("FAKE_AGENT_SCRIPT", "script.json")
+        .init()
+        .build();
+    env.write(
+        "script.json",
+        &json!({"steps": [{"when": "Think it over", "sleep_ms": 60000}]}).to_string(),
+    );
+    env.ok(&[
+        "add",
+        "Think it over",
+        "--key",
+        "think",
+        "--role",
+        "architect",
+    ]);
+    let id = id_of(&env, "think");
+    let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
+    let run = env
+        .command(&["run", "--agent", "claude"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_pid = env.adopt(run);
+    open(&b, &s.url).await;
+    until(
+        &b.client,
+        &format!(
+            "return document.querySelector('.node[data-id=\"{id}\"]')?.dataset.status === 'running'"
+        ),
+        "the agent running",
+    )
+    .await;
+    b.client
+        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b.client,
+        "return /session \\S+ · model \\S+/.test(document.getElementById('output')?.textContent || '')",
+        "the agent's session line",
+    )
+    .await;
+    assert_eq!(env.json(&["show", "think"])["status"], "running");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run_pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let child = env.children.iter_mut().find(|c| c.id() == run_pid).unwrap();
+    common::exit_within(child, PATIENCE, "the run after SIGTERM");
     b.client.clone().close().await.unwrap();
 }

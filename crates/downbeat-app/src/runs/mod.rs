@@ -184,11 +184,14 @@ pub fn agent_servers(p: &Project) -> BTreeMap<String, McpServer> {
     servers
 }
 
-/// What agents get instead of Downbeat's own credentials: no MCP bearer token, and the
+/// What agents get instead of Downbeat's own credentials: no MCP bearer token or web token, and the
 /// database URL without its password (a `downbeat` an agent starts then fails to log in,
 /// rather than reaching the database with the runner's secret or opening another one).
 pub fn agent_env(p: &Project) -> Vec<(String, Option<String>)> {
-    let mut env = vec![("DOWNBEAT_MCP_TOKEN".to_owned(), None)];
+    let mut env = vec![
+        ("DOWNBEAT_MCP_TOKEN".to_owned(), None),
+        ("DOWNBEAT_WEB_TOKEN".to_owned(), None),
+    ];
     if let Some(url) = &p.db_url {
         let shown = downbeat_store::redact_url(url);
         if shown != *url {
