@@ -595,6 +595,16 @@ mod tests {
     use downbeat_core::plan::PlanFormat;
 
     #[test]
+    fn a_plan_written_back_as_text_reads_the_same_in_every_format() {
+        let plan = plan::parse(scaffold(PlanFormat::Toml), PlanFormat::Toml).unwrap();
+        for f in [PlanFormat::Toml, PlanFormat::Yaml, PlanFormat::Json] {
+            let text = plan::to_text(&plan, f).unwrap();
+            let again = plan::parse(&text, f).unwrap_or_else(|e| panic!("{f:?}: {e}\n{text}"));
+            assert_eq!(again, plan, "{f:?}");
+        }
+    }
+
+    #[test]
     fn the_scaffold_is_one_valid_plan_in_every_format() {
         let toml = plan::parse(scaffold(PlanFormat::Toml), PlanFormat::Toml).unwrap();
         for f in [PlanFormat::Yaml, PlanFormat::Json] {

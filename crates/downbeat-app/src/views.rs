@@ -303,7 +303,9 @@ pub struct SpendFilter {
 pub const DRAFTING: &str = "(drafting)";
 
 /// Tokens and cost per role, from the attempt ledger and what agent CLIs reported (their cost
-/// is kept in each attempt's directory, so attempts run on other machines count tokens only).
+/// is kept in each attempt's directory, so attempts run on other machines count tokens only);
+/// for the whole project (no scope, no holder), the calls of agents drafting plans too, as the
+/// [`DRAFTING`] row.
 pub async fn spend(
     p: &Project,
     f: &SpendFilter,

@@ -565,7 +565,10 @@ async fn mcp_clients_draft_and_expand_plans() {
     project::init(&g).await.unwrap();
     env.append(
         ".downbeat/config.toml",
-        &format!("\n[executors.llm]\ntype = \"http\"\nbase_url = \"{}\"\nmodel = \"m\"\n", llm.url),
+        &format!(
+            "\n[executors.llm]\ntype = \"http\"\nbase_url = \"{}\"\nmodel = \"m\"\n",
+            llm.url
+        ),
     );
     let p = project::open(&g).await.unwrap();
     let ctx = std::sync::Arc::new(Ctx::new(Some("tester".into()), p, Profile::Full));
@@ -606,7 +609,12 @@ async fn mcp_clients_draft_and_expand_plans() {
     assert_eq!(v["rounds"][0]["verdict"], "invalid");
     assert_eq!(v["rounds"][1]["verdict"], "valid");
     assert_eq!(v["applied"]["tasks"].as_array().unwrap().len(), 4, "{v}");
-    assert!(v["toml"].as_str().unwrap().contains("name = \"oauth2-login\""));
+    assert!(
+        v["toml"]
+            .as_str()
+            .unwrap()
+            .contains("name = \"oauth2-login\"")
+    );
     let (err, v) = call(
         "plan_expand",
         json!({"task": "docs", "executor": "llm", "apply": true}),

@@ -589,7 +589,10 @@ async fn templates_over_mcp() {
     )
     .await;
     assert_eq!(check["would_hold"], "billing-postmortem");
-    assert!(check.get("tasks").is_none(), "a check writes nothing: {check}");
+    assert!(
+        check.get("tasks").is_none(),
+        "a check writes nothing: {check}"
+    );
     let applied = call(
         &c,
         "template",

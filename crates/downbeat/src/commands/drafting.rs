@@ -118,6 +118,17 @@ fn read_document(path: &Path) -> Result<Document, Error> {
 async fn finish(p: &Project, d: &Draft, a: &AskArgs, j: bool) -> Result<(), Error> {
     let to_stdout = a.output.as_deref().is_some_and(|o| o.as_os_str() == "-");
     if !j {
+        for r in d.rounds.iter().filter(|r| r.verdict != Verdict::Valid) {
+            let problems = r.verdict.problems();
+            note(&format!(
+                "round {}: sent back with {} problem(s):",
+                r.number,
+                problems.len()
+            ));
+            for p in problems {
+                note(&format!("  - {p}"));
+            }
+        }
         let shown = proposal(d);
         if to_stdout {
             note(shown.trim_end());
