@@ -52,15 +52,16 @@ const SKIPPED: &[&str] = &[
     "skills",
 ];
 
-/// Whether `v` looks like a Task Master file (legacy or tagged).
+/// Whether `v` looks like a Task Master file with tasks (legacy or tagged).
 pub fn looks_like(v: &Value) -> bool {
     let Some(o) = v.as_object() else { return false };
-    if o.get("tasks").is_some_and(Value::is_array) {
-        return true;
+    let tasks = |t: &Value| t.get("tasks").and_then(Value::as_array).map(Vec::len);
+    if let Some(n) = tasks(v) {
+        return n > 0;
     }
     !o.is_empty()
-        && o.values()
-            .all(|t| t.get("tasks").is_some_and(Value::is_array))
+        && o.values().all(|t| tasks(t).is_some())
+        && o.values().any(|t| tasks(t).unwrap_or(0) > 0)
 }
 
 /// The tasks of the tag to import, with the tag's name and the other tags.

@@ -51,8 +51,9 @@ pub(super) async fn import(g: &Globals, a: WorkImportArgs, j: bool) -> Result<()
         Some(ImportFormat::Beads) => Source::Beads,
         Some(ImportFormat::Jsonl) => Source::Jsonl,
         None => imports::detect(&text).ok_or_else(|| {
+            let export = export::decode(&text).err().map_or_else(String::new, |e| format!(" ({e})"));
             Error::invalid(format!(
-                "cannot tell what {shown} is: not a Downbeat export, a Task Master tasks.json or a beads issues.jsonl"
+                "cannot tell what {shown} is: not a Downbeat export{export}, nor a Task Master tasks.json or a beads issues.jsonl with tasks"
             ))
             .with_hint("name it with --from taskmaster|beads|jsonl")
         })?,
