@@ -27,6 +27,11 @@ pub enum Kind {
     RunIncomplete,
     /// Interrupted (Ctrl-C, SIGTERM); the graph is consistent and a new run continues it.
     Interrupted,
+    /// An agent or endpoint answered, but not with something usable: a draft that did not
+    /// validate within its rounds, or no plan at all.
+    Rejected,
+    /// An agent or endpoint that was asked could not answer: unreachable, timed out, failed.
+    Unavailable,
 }
 
 /// An error of a use case: message, optional hint, kind.

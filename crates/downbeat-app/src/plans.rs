@@ -99,6 +99,18 @@ pub async fn apply(
     parsed: &plan::PlanFile,
     req: &ApplyRequest,
 ) -> Result<Outcome, Error> {
+    apply_starting(p, parsed, req, &HashMap::new()).await
+}
+
+/// [`apply`], with the statuses (by key) the tasks it adds start in instead of `pending`, as
+/// an import carries them over: only leaves take one (a container's status rolls up), in the
+/// same transaction.
+pub async fn apply_starting(
+    p: &Project,
+    parsed: &plan::PlanFile,
+    req: &ApplyRequest,
+    statuses: &HashMap<String, Status>,
+) -> Result<Outcome, Error> {
     let name = parsed
         .plan
         .name
@@ -108,7 +120,7 @@ pub async fn apply(
     let applied = if req.dry_run {
         None
     } else {
-        Some(apply_diff(p, &prepared, req).await?)
+        Some(apply_diff(p, &prepared, req, statuses).await?)
     };
     Ok(Outcome { prepared, applied })
 }
@@ -128,6 +140,17 @@ pub fn scaffold(format: plan::PlanFormat) -> &'static str {
 pub fn write_scaffold(
     path: &std::path::Path,
     format: plan::PlanFormat,
+    force: bool,
+) -> Result<(), Error> {
+    write_text(path, format, scaffold(format), force)
+}
+
+/// Writes a plan's `text` (in `format`) to `path`; a file name whose extension names another
+/// format is refused, and an existing file unless `force`.
+pub fn write_text(
+    path: &std::path::Path,
+    format: plan::PlanFormat,
+    text: &str,
     force: bool,
 ) -> Result<(), Error> {
     use std::io::Write as _;
@@ -161,7 +184,7 @@ pub fn write_scaffold(
             Error::invalid(format!("cannot write {shown}: {e}"))
         }
     })?;
-    f.write_all(scaffold(format).as_bytes())
+    f.write_all(text.as_bytes())
         .map_err(|e| Error::invalid(format!("cannot write {shown}: {e}")))
 }
 
@@ -457,6 +480,7 @@ async fn apply_diff(
     p: &Project,
     prepared: &Prepared,
     req: &ApplyRequest,
+    statuses: &HashMap<String, Status>,
 ) -> Result<Applied, Error> {
     let d = &prepared.diff;
     if !d.conflicts.is_empty() && !req.skip_conflicts {
@@ -498,10 +522,35 @@ async fn apply_diff(
             notes,
         });
     }
-    let changes = d.changes(record.map(|(k, r)| (k, r.to_json())));
+    let mut changes = d.changes(record.map(|(k, r)| (k, r.to_json())));
+    changes.statuses = starting_statuses(&d.new, statuses);
     let actor = p.actor().await?;
     let applied = p.store.apply_plan_changes(&changes, &actor).await?;
     Ok(Applied { applied, notes })
+}
+
+/// The statuses of `statuses` (by key) for the leaves among the new tasks of `v`.
+fn starting_statuses(
+    v: &plan::ValidatedPlan,
+    statuses: &HashMap<String, Status>,
+) -> Vec<(TaskRef, Status)> {
+    let containers: HashSet<usize> = v
+        .tasks
+        .iter()
+        .filter_map(|t| match t.parent {
+            Some(TaskRef::New(i)) => Some(i),
+            _ => None,
+        })
+        .collect();
+    v.tasks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !containers.contains(i))
+        .filter_map(|(i, t)| {
+            let s = *statuses.get(t.new.key.as_ref()?)?;
+            (s != Status::Pending).then_some((TaskRef::New(i), s))
+        })
+        .collect()
 }
 
 fn write_plan_roles(
@@ -544,6 +593,16 @@ fn write_plan_roles(
 mod tests {
     use super::*;
     use downbeat_core::plan::PlanFormat;
+
+    #[test]
+    fn a_plan_written_back_as_text_reads_the_same_in_every_format() {
+        let plan = plan::parse(scaffold(PlanFormat::Toml), PlanFormat::Toml).unwrap();
+        for f in [PlanFormat::Toml, PlanFormat::Yaml, PlanFormat::Json] {
+            let text = plan::to_text(&plan, f).unwrap();
+            let again = plan::parse(&text, f).unwrap_or_else(|e| panic!("{f:?}: {e}\n{text}"));
+            assert_eq!(again, plan, "{f:?}");
+        }
+    }
 
     #[test]
     fn the_scaffold_is_one_valid_plan_in_every_format() {

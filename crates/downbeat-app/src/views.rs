@@ -299,8 +299,13 @@ pub struct SpendFilter {
     pub holder: Option<String>,
 }
 
+/// The row of [`spend`] that counts the calls of agents drafting plans.
+pub const DRAFTING: &str = "(drafting)";
+
 /// Tokens and cost per role, from the attempt ledger and what agent CLIs reported (their cost
-/// is kept in each attempt's directory, so attempts run on other machines count tokens only).
+/// is kept in each attempt's directory, so attempts run on other machines count tokens only);
+/// for the whole project (no scope, no holder), the calls of agents drafting plans too, as the
+/// [`DRAFTING`] row.
 pub async fn spend(
     p: &Project,
     f: &SpendFilter,
@@ -360,6 +365,23 @@ pub async fn spend(
                 tokens_out: u64::try_from(a.tokens_completion.unwrap_or(0)).unwrap_or(0),
                 cost_usd: cost,
             });
+    }
+    // Drafting calls belong to no task: counted for the whole project only.
+    if f.scope.is_none()
+        && f.holder.is_none()
+        && let Some(t) = crate::drafting::ledger::totals(p).await?
+        && t.calls > 0
+    {
+        per_role.insert(
+            DRAFTING.to_owned(),
+            RoleSpend {
+                role: DRAFTING.to_owned(),
+                attempts: t.calls,
+                tokens_in: t.tokens_in,
+                tokens_out: t.tokens_out,
+                cost_usd: t.cost_usd,
+            },
+        );
     }
     Ok(per_role.into_values().collect())
 }

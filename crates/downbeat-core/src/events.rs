@@ -16,6 +16,8 @@ pub enum EventKind {
     EdgeAdded,
     EdgeRemoved,
     PlanApplied,
+    /// One call of an agent or endpoint drafting a plan (tokens, cost, verdict).
+    PlanDrafted,
     SessionStarted,
     SessionEnded,
     ObjectiveAdded,
@@ -50,7 +52,7 @@ pub enum GraphEffect {
     Structure,
 }
 
-const KINDS: [(EventKind, &str); 25] = [
+const KINDS: [(EventKind, &str); 26] = [
     (EventKind::TaskCreated, "task.created"),
     (EventKind::TaskUpdated, "task.updated"),
     (EventKind::TaskStatus, "task.status"),
@@ -58,6 +60,7 @@ const KINDS: [(EventKind, &str); 25] = [
     (EventKind::EdgeAdded, "edge.added"),
     (EventKind::EdgeRemoved, "edge.removed"),
     (EventKind::PlanApplied, "plan.applied"),
+    (EventKind::PlanDrafted, "plan.drafted"),
     (EventKind::SessionStarted, "session.started"),
     (EventKind::SessionEnded, "session.ended"),
     (EventKind::ObjectiveAdded, "objective.added"),
@@ -112,9 +115,9 @@ impl EventKind {
             | MaintainOrphanDetached
             | MaintainEdgeRemoved
             | Unknown => GraphEffect::Structure,
-            SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus | InsightAdded
-            | DecisionAdded | ArtifactAdded | FlagRaised | HoldAdded | HoldReleased
-            | WorkerRegistered | WorkerDeregistered | HandoverWritten | MetaSet
+            PlanDrafted | SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus
+            | InsightAdded | DecisionAdded | ArtifactAdded | FlagRaised | HoldAdded
+            | HoldReleased | WorkerRegistered | WorkerDeregistered | HandoverWritten | MetaSet
             | MaintainLinkRemoved | MaintainOptimized => GraphEffect::None,
         }
     }

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::command::executor_setting;
 use crate::ids::TaskId;
@@ -35,100 +35,118 @@ impl PlanFormat {
 }
 
 /// A plan file as written.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanFile {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "PlanHeader::is_empty")]
     pub plan: PlanHeader,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<PlanRole>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objectives: Vec<PlanObjective>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<PlanTask>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<PlanDecision>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub insights: Vec<PlanInsight>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanHeader {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRole {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_after: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanObjective {
     pub title: String,
     /// Task keys (of this plan) or existing task ids/keys this objective is achieved by.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanTask {
     /// Name other entries of the plan use to refer to this task; stored as the task's key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub title: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discovered_from: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub effort: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acceptance: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// Declared file footprint (paths or globs).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
     /// A named executor from the configuration, or `process` with `command` or `shell`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
     /// The task's own program and its arguments, split like a shell would (no expansion); run
     /// by the process executor.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// The task's own command line for `sh -c`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
     /// Kill an attempt after this long (`90s`, `30m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Attempts allowed in all (1 = no retry).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanDecision {
     pub text: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanInsight {
     pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
 }
 
@@ -150,6 +168,23 @@ pub fn parse(text: &str, format: PlanFormat) -> Result<PlanFile, ParseError> {
     r.map_err(|message| ParseError {
         message: message.trim_end().to_owned(),
     })
+}
+
+impl PlanHeader {
+    fn is_empty(&self) -> bool {
+        self.name.is_none() && self.description.is_none()
+    }
+}
+
+/// Writes a plan as text in `format` (fields left at their defaults are left out).
+pub fn to_text(plan: &PlanFile, format: PlanFormat) -> Result<String, String> {
+    match format {
+        PlanFormat::Toml => toml::to_string(plan).map_err(|e| e.to_string()),
+        PlanFormat::Yaml => serde_saphyr::to_string(plan).map_err(|e| e.to_string()),
+        PlanFormat::Json => serde_json::to_string_pretty(plan)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// A reference from the plan, resolved.

@@ -247,6 +247,7 @@ impl PlanDiff {
                 .collect(),
             expect: self.seen.clone(),
             record,
+            statuses: Vec::new(),
         }
     }
 }
@@ -270,6 +271,9 @@ pub struct PlanChanges {
     pub expect: Vec<(TaskId, Status)>,
     /// The `meta` entry recording this application: (key, value).
     pub record: Option<(String, String)>,
+    /// Statuses new tasks start in instead of `pending` (leaves only: a container's status
+    /// rolls up), as an import carries them over from another tool.
+    pub statuses: Vec<(TaskRef, Status)>,
 }
 
 /// May a plan change a task in this status? Running and finished work is never changed.

@@ -51,12 +51,12 @@ pub(crate) mod prelude {
 
     pub(crate) use crate::error::{Error, Result};
     pub(crate) use crate::shared::{
-        META_ACTOR, REMOVED_NOTE, bind_exec, bind_task_fields, by_prefix, changes_event,
-        event_task_seq, json_list, meta_set_event, moved_on, new_parent, objectives_of, patched,
-        plan_events, requeue_event, requeue_reason, resolve_rest, rid, row_attempt, row_decision,
-        row_event, row_insight, row_objective, row_session, row_task, row_worker, seq,
-        status_event, status_metrics, status_of, status_write, task_not_found, tid, tjson,
-        to_json_list, worker_json,
+        META_ACTOR, REMOVED_NOTE, STARTED_NOTE, bind_exec, bind_task_fields, by_prefix,
+        changes_event, event_task_seq, json_list, meta_set_event, moved_on, new_parent,
+        objectives_of, patched, plan_events, requeue_event, requeue_reason, resolve_rest, rid,
+        row_attempt, row_decision, row_event, row_insight, row_objective, row_session, row_task,
+        row_worker, seq, status_event, status_metrics, status_of, status_write, task_not_found,
+        tid, tjson, to_json_list, worker_json,
     };
     pub(crate) use crate::traits::{
         ContextStore, ExecutionStore, MaintenanceStore, TaskStore, WorkerStore,
@@ -474,6 +474,9 @@ pub(crate) fn plan_events(plan: &ValidatedPlan, base: i64) -> Vec<(String, Value
 
 /// The note on a task cancelled because it left its plan.
 pub(crate) const REMOVED_NOTE: &str = "removed from the plan";
+
+/// The note of a status a task was created in by its plan (an import's).
+pub(crate) const STARTED_NOTE: &str = "imported in this status";
 
 /// A task that a living plan's diff saw in one status and finds in another.
 pub(crate) fn moved_on(id: TaskId, seen: Status, now: Status) -> Error {

@@ -133,8 +133,14 @@ pub enum Command {
     /// The project's work (tasks, edges, objectives, decisions, insights) as JSON Lines on
     /// stdout, ids kept, sorted so it diffs well.
     Export(WorkExportArgs),
-    /// Write an export into this project, which must be empty (just initialised), ids kept.
+    /// Import work: an export of Downbeat (into an empty project, ids kept), a Task Master
+    /// tasks.json or a beads issues.jsonl (into any project, with a report of what could not
+    /// be mapped).
     Import(WorkImportArgs),
+    /// Workflow templates (built in, and .downbeat/templates/): list, show, apply with
+    /// parameters.
+    #[command(subcommand)]
+    Template(TemplateCmd),
     /// Measure the planner on a random graph.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -183,8 +189,29 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct WorkImportArgs {
-    /// The export (`downbeat export`), or `-` for standard input.
+    /// The file (`-`: standard input): a Downbeat export, a Task Master tasks.json or a beads
+    /// issues.jsonl.
     pub file: PathBuf,
+    /// What the file is (default: detected from its content).
+    #[arg(long, value_enum)]
+    pub from: Option<ImportFormat>,
+    /// The Task Master tag to import (default: `master`, or the file's only tag).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Show what would be imported and the report; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The kinds of file `import` reads.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// Task Master's tasks.json (legacy or tagged).
+    Taskmaster,
+    /// beads' issues.jsonl.
+    Beads,
+    /// Downbeat's own export (`downbeat export`).
+    Jsonl,
 }
 
 #[derive(Debug, Args)]
@@ -269,7 +296,8 @@ pub enum PlanCmd {
         #[arg(long, value_enum)]
         format: Option<PlanFormatArg>,
     },
-    /// Write a commented starting plan (to stdout, or to a new file with -o).
+    /// Write a commented starting plan (to stdout, or to a new file with -o); with --template,
+    /// a template's plan.
     New {
         /// The file to create (refused if it exists, unless --force).
         #[arg(short, long, value_name = "FILE")]
@@ -280,6 +308,95 @@ pub enum PlanCmd {
         /// Replace the file if it exists.
         #[arg(long)]
         force: bool,
+        /// Start from this template (`downbeat template list`), rendered with --set.
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
+        /// A template parameter, `KEY=VALUE` (repeat for more).
+        #[arg(long = "set", value_name = "KEY=VALUE", requires = "template")]
+        set: Vec<String>,
+    },
+    /// Ask an agent (or an OpenAI-compatible endpoint) for a plan that reaches a goal; the plan
+    /// is checked, sent back with its problems for another round if need be, and shown (waves,
+    /// critical path, makespan) before it is written (-o) or applied (--apply).
+    Draft(DraftArgs),
+    /// Ask an agent to split one task into subtasks, placed under it (the task becomes their
+    /// container); shown first, applied with --apply.
+    Expand(ExpandArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DraftArgs {
+    /// What the plan is for.
+    pub goal: String,
+    /// A requirements document (Markdown or text) to plan from.
+    #[arg(long, value_name = "DOC")]
+    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub ask: AskArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpandArgs {
+    /// The task to split (id, prefix or key).
+    pub task: String,
+    /// What else the agent should know about the split.
+    #[arg(long, value_name = "TEXT")]
+    pub guidance: Option<String>,
+    #[command(flatten)]
+    pub ask: AskArgs,
+}
+
+/// How `plan draft` and `plan expand` ask, and what they do with the answer.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The agent CLI to ask through its built-in profile (claude, codex, gemini, aider,
+    /// opencode), or the configured executor of that name.
+    #[arg(long, value_name = "NAME", conflicts_with = "executor")]
+    pub agent: Option<String>,
+    /// The executor to ask: a configured agent or http executor (default: the architect
+    /// role's executor, else [run] executor).
+    #[arg(long, value_name = "NAME")]
+    pub executor: Option<String>,
+    /// Write the plan to this file (`-`: standard output); its format from the extension.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace the -o file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Apply the plan once shown (recorded under its name: edit the -o file and `plan apply`
+    /// it again later).
+    #[arg(long)]
+    pub apply: bool,
+    /// At most this many calls; each after the first sends the last answer's problems back.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub rounds: u32,
+    /// Limit for one call (`90s`, `10m`; default: [run] timeout, else 15m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// The plan's format (default: from the -o file's extension, else toml).
+    #[arg(long, value_enum)]
+    pub format: Option<PlanFormatArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCmd {
+    /// The templates: built in, and the project's (.downbeat/templates/).
+    List,
+    /// One template: its parameters and its plan as written.
+    Show {
+        /// The template's name.
+        name: String,
+    },
+    /// Render a template with its parameters and apply the plan (like `plan apply`).
+    Apply {
+        /// The template's name.
+        name: String,
+        /// A parameter, `KEY=VALUE` (repeat for more).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Show what applying would add and the waves; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -22,6 +22,10 @@ pub mod code {
     pub const STORAGE: u8 = 6;
     /// `downbeat run` ended with tasks failed or not done.
     pub const RUN_INCOMPLETE: u8 = 7;
+    /// An agent's answer was not usable: a draft that never validated, or no plan at all.
+    pub const REJECTED: u8 = 8;
+    /// An agent or endpoint could not answer: unreachable, timed out, failed.
+    pub const UNAVAILABLE: u8 = 9;
     /// Interrupted (Ctrl-C); the graph is consistent and `downbeat run` continues it.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -37,5 +41,7 @@ pub fn exit_code(kind: Kind) -> u8 {
         Kind::Storage => code::STORAGE,
         Kind::RunIncomplete => code::RUN_INCOMPLETE,
         Kind::Interrupted => code::INTERRUPTED,
+        Kind::Rejected => code::REJECTED,
+        Kind::Unavailable => code::UNAVAILABLE,
     }
 }

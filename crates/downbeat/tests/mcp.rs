@@ -574,6 +574,51 @@ async fn a_plan_applied_again_writes_the_difference() {
 // The full profile's finer tools
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_over_mcp() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("templates").await;
+    let list = call(&c, "template", json!({"action": "list"})).await;
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let show = call(&c, "template", json!({"action": "show", "name": "complex"})).await;
+    assert_eq!(show["parameters"]["feature"]["required"], true);
+    let values = json!({"service": "billing", "security": true});
+    let check = call(
+        &c,
+        "template",
+        json!({"action": "check", "name": "emergency", "values": values}),
+    )
+    .await;
+    assert_eq!(check["would_hold"], "billing-postmortem");
+    assert!(
+        check.get("tasks").is_none(),
+        "a check writes nothing: {check}"
+    );
+    let applied = call(
+        &c,
+        "template",
+        json!({"action": "apply", "name": "emergency", "values": values}),
+    )
+    .await;
+    assert_eq!(applied["tasks"].as_array().unwrap().len(), 7, "{applied}");
+    assert_eq!(applied["hold"]["id"], 1);
+    fails(
+        &c,
+        "template",
+        json!({"action": "apply", "name": "emergency", "values": {"servce": "x"}}),
+        "no parameter `servce`",
+    )
+    .await;
+    fails(
+        &c,
+        "template",
+        json!({"action": "list", "nmae": "x"}),
+        "unknown field",
+    )
+    .await;
+    let _ = c.cancel().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_full_tool() {
     let f = Fixture::new(Profile::Full).await;
     let c = f.client("fine").await;

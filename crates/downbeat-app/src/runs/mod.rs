@@ -70,31 +70,7 @@ pub fn resolver(
             .ok_or_else(|| {
                 "no executor: set one on the task (--executor), for its role ([roles.NAME] executor), or for the project ([run] executor), or pass `downbeat run --executor NAME`".to_owned()
             })?;
-        let spec: ExecutorSpec = if name.trim_start().starts_with('{') {
-            serde_json::from_str(&name)
-                .map_err(|e| format!("invalid inline executor {name}: {e}"))?
-        } else if name == "noop" {
-            ExecutorSpec::Noop
-        } else if let Some(spec) = cfg.executors.get(&name) {
-            spec.clone()
-        } else if AgentKind::parse(&name).is_some() {
-            ExecutorSpec::Agent(AgentSpec {
-                agent: name.clone(),
-                ..Default::default()
-            })
-        } else {
-            cfg.executors.get(&name).cloned().ok_or_else(|| {
-                let known: Vec<&str> = cfg.executors.keys().map(String::as_str).collect();
-                format!(
-                    "unknown executor `{name}` (configured: {}; built in: noop, claude, codex, gemini, aider, opencode)",
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                )
-            })?
-        };
+        let spec = spec_named(&cfg.executors, &name)?;
         let key = serde_json::to_string(&spec).unwrap_or_default();
         let executor: Arc<dyn Executor> = {
             let mut c = cache
@@ -103,24 +79,7 @@ pub fn resolver(
             match c.get(&key) {
                 Some(e) => e.clone(),
                 None => {
-                    let e: Arc<dyn Executor> = match &spec {
-                        ExecutorSpec::Noop => Arc::new(Noop),
-                        ExecutorSpec::Process(ps) => Arc::new(
-                            Process::new(ps.clone())
-                                .map_err(|e| format!("executor `{name}`: {e}"))?,
-                        ),
-                        ExecutorSpec::Agent(a) => Arc::new(
-                            Agent::new(a.clone(), permissions.clone(), servers.clone())
-                                .map_err(|e| format!("executor `{name}`: {e}"))?,
-                        ),
-                        ExecutorSpec::Http(hs) => Arc::new(
-                            hs.api_key(|var| secrets.get(var))
-                                .and_then(|key| {
-                                    downbeat_engine::executor::http::Http::new(hs.clone(), key)
-                                })
-                                .map_err(|e| format!("executor `{name}`: {e}"))?,
-                        ),
-                    };
+                    let e = build_executor(&spec, &name, &permissions, &servers, &secrets)?;
                     c.insert(key, e.clone());
                     e
                 }
@@ -155,6 +114,65 @@ pub fn resolver(
             retry,
         })
     }))
+}
+
+/// What an executor's name stands for: an inline JSON spec, `noop`, an executor of the
+/// configuration, or a built-in agent profile. Errors are sentences naming what is known.
+pub(crate) fn spec_named(
+    executors: &downbeat_engine::config::Executors,
+    name: &str,
+) -> Result<ExecutorSpec, String> {
+    if name.trim_start().starts_with('{') {
+        return serde_json::from_str(name)
+            .map_err(|e| format!("invalid inline executor {name}: {e}"));
+    }
+    if name == "noop" {
+        return Ok(ExecutorSpec::Noop);
+    }
+    if let Some(spec) = executors.get(name) {
+        return Ok(spec.clone());
+    }
+    if AgentKind::parse(name).is_some() {
+        return Ok(ExecutorSpec::Agent(AgentSpec {
+            agent: name.to_owned(),
+            ..Default::default()
+        }));
+    }
+    let known: Vec<&str> = executors.keys().map(String::as_str).collect();
+    Err(format!(
+        "unknown executor `{name}` (configured: {}; built in: noop, claude, codex, gemini, aider, opencode)",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+/// Builds the executor a spec describes (`name` names it in errors); an HTTP executor's API key
+/// is looked up in `secrets`.
+pub(crate) fn build_executor(
+    spec: &ExecutorSpec,
+    name: &str,
+    permissions: &BTreeMap<String, Permission>,
+    servers: &BTreeMap<String, McpServer>,
+    secrets: &crate::project::Secrets,
+) -> Result<Arc<dyn Executor>, String> {
+    Ok(match spec {
+        ExecutorSpec::Noop => Arc::new(Noop),
+        ExecutorSpec::Process(ps) => {
+            Arc::new(Process::new(ps.clone()).map_err(|e| format!("executor `{name}`: {e}"))?)
+        }
+        ExecutorSpec::Agent(a) => Arc::new(
+            Agent::new(a.clone(), permissions.clone(), servers.clone())
+                .map_err(|e| format!("executor `{name}`: {e}"))?,
+        ),
+        ExecutorSpec::Http(hs) => Arc::new(
+            hs.api_key(|var| secrets.get(var))
+                .and_then(|key| downbeat_engine::executor::http::Http::new(hs.clone(), key))
+                .map_err(|e| format!("executor `{name}`: {e}"))?,
+        ),
+    })
 }
 
 /// The MCP servers handed to agent CLIs: the project's `[mcp_servers]`, and Downbeat's own

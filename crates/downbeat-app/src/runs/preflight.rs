@@ -31,12 +31,17 @@ async fn checks_and_isolation(p: &Project, opts: &RunOptions) -> Result<(Vec<Che
         .collect();
     let mut out = Vec::with_capacity(needs.len());
     for need in needs {
-        out.push(match need {
-            Requirement::Agent { program, kind } => check_program(&program, Some(kind)).await,
-            Requirement::Program(program) => find_program(p, &program),
-        });
+        out.push(check_requirement(p, need).await);
     }
     Ok((out, isolated))
+}
+
+/// Checks one thing an executor needs on this machine.
+pub(crate) async fn check_requirement(p: &Project, need: Requirement) -> Check {
+    match need {
+        Requirement::Agent { program, kind } => check_program(&program, Some(kind)).await,
+        Requirement::Program(program) => find_program(p, &program),
+    }
 }
 
 /// `Ok` when every check passed, else an error listing every problem.

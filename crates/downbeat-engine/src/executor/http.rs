@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::types::{AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, TokenUsage, files};
 
 /// File in the attempt directory that receives the reply text (besides `stdout.log`).
-pub const RESPONSE_FILE: &str = "response.md";
+pub const RESPONSE_FILE: &str = files::RESPONSE;
 
 /// Retries after a 429 or 5xx when [`HttpSpec::max_retries`] is not set.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;

@@ -22,7 +22,7 @@ mod types;
 
 pub use types::{
     AgentReport, AttemptSpec, Executor, Outcome, OutcomeKind, ProcessSpec, Requirement, Stdin,
-    TokenUsage, env, files,
+    TokenUsage, env, files, reply_text,
 };
 
 /// How a task is executed, as configured per task, per role or as the default.

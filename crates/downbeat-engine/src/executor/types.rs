@@ -152,6 +152,30 @@ pub trait Executor: Send + Sync {
     fn requirement(&self) -> Option<Requirement> {
         None
     }
+
+    /// Puts one question that belongs to no task (a plan being drafted): nothing is to change,
+    /// no result protocol is offered, and the answer is the reply's text (`None`: it gave
+    /// none). By default the attempt runs as usual and the text is read from its directory
+    /// (`response.md`, else `stdout.log`); agents answer read-only.
+    async fn ask(
+        &self,
+        spec: &AttemptSpec,
+        cancel: CancellationToken,
+    ) -> (Outcome, Option<String>) {
+        let outcome = self.run(spec, cancel).await;
+        let text = reply_text(&spec.attempt_dir);
+        (outcome, text)
+    }
+}
+
+/// The text a question's attempt left: the reply of an endpoint (`response.md`), else what the
+/// program printed (`stdout.log`); `None` when neither holds anything but white space.
+pub fn reply_text(attempt_dir: &std::path::Path) -> Option<String> {
+    [files::RESPONSE, files::STDOUT]
+        .iter()
+        .filter_map(|f| std::fs::read(attempt_dir.join(f)).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .find(|t| !t.trim().is_empty())
 }
 
 /// What an executor needs on the machine.
@@ -187,6 +211,8 @@ pub mod files {
     pub const STDOUT: &str = "stdout.log";
     pub const STDERR: &str = "stderr.log";
     pub const RESULT: &str = "result.json";
+    /// An endpoint's reply (the `http` executor).
+    pub const RESPONSE: &str = "response.md";
 }
 
 mod opt_millis {

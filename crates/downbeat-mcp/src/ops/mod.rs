@@ -6,11 +6,13 @@
 //! [`GraphCache`]: downbeat_app::cache::GraphCache
 
 mod claims;
+mod drafting;
 mod project;
 mod shape;
 mod tasks;
 
 pub use claims::*;
+pub use drafting::*;
 pub use project::*;
 pub use shape::{Out, sanitize};
 pub use tasks::*;

@@ -249,6 +249,51 @@ pub struct GraphArgs {
     pub format: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftArgs {
+    /// What the plan is for
+    pub goal: String,
+    /// Requirements document text
+    pub document: Option<String>,
+    /// Agent or executor to ask (default: the architect role's, else [run] executor)
+    pub executor: Option<String>,
+    /// Most calls; problems go back each time (default 3)
+    pub rounds: Option<u32>,
+    /// Limit per call, e.g. 10m
+    pub timeout: Option<String>,
+    /// Apply the plan once checked (default: only propose)
+    pub apply: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpandArgs {
+    /// The task to split (id, prefix or key)
+    pub task: String,
+    /// What else the agent should know
+    pub guidance: Option<String>,
+    /// Agent or executor to ask
+    pub executor: Option<String>,
+    /// Most calls (default 3)
+    pub rounds: Option<u32>,
+    /// Limit per call, e.g. 10m
+    pub timeout: Option<String>,
+    /// Apply the subtasks (default: only propose)
+    pub apply: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateArgs {
+    /// list, show, check (render, write nothing), apply
+    pub action: String,
+    /// The template (all but list)
+    pub name: Option<String>,
+    /// Parameter values by name
+    pub values: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 fn end_of(task: String, token: String) -> End {
     End {
         task: Some(task),
@@ -636,6 +681,64 @@ impl DownbeatMcp {
                 a.apply.unwrap_or(false),
                 a.stale_after.as_deref(),
                 a.archive_after.as_deref(),
+            )
+            .await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Ask an agent for a plan reaching a goal: checked, sent back with its problems, proposed with waves; applied with apply."
+    )]
+    async fn plan_draft(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<DraftArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            let ask = ops::Ask {
+                executor: a.executor,
+                rounds: a.rounds,
+                timeout: a.timeout,
+                apply: a.apply.unwrap_or(false),
+            };
+            ops::plan_draft(&p, &a.goal, a.document, &ask).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Ask an agent to split a task into subtasks under it; applied with apply."
+    )]
+    async fn plan_expand(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<ExpandArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            let ask = ops::Ask {
+                executor: a.executor,
+                rounds: a.rounds,
+                timeout: a.timeout,
+                apply: a.apply.unwrap_or(false),
+            };
+            ops::plan_expand(&p, &a.task, a.guidance, &ask).await
+        })
+        .await
+    }
+
+    #[tool(description = "Workflow templates: list, show, check or apply one with values.")]
+    async fn template(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<TemplateArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::template(
+                &p,
+                &a.action,
+                a.name.as_deref(),
+                &a.values.unwrap_or_default(),
             )
             .await
         })

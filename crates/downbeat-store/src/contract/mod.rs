@@ -33,6 +33,7 @@ macro_rules! store_contract_tests {
             ambiguous_prefixes_name_candidates,
             plans_apply_atomically,
             plan_changes_apply_in_one_transaction,
+            plan_changes_start_new_tasks_in_their_status,
             cycles_are_refused_with_their_path,
             transitions_follow_the_state_machine,
             containers_roll_up_and_cascade,

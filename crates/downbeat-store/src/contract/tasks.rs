@@ -329,6 +329,7 @@ pub async fn plan_changes_apply_in_one_transaction(f: Fixture) {
         cancel: vec![c],
         expect: vec![(b, Status::Pending), (c, Status::Pending)],
         record: Some(("plan:demo".into(), "{\"keys\":[]}".into())),
+        statuses: Vec::new(),
     };
     // A task that moved on since the diff: nothing is written.
     let mut stale = changes.clone();
@@ -379,4 +380,54 @@ pub async fn plan_changes_apply_in_one_transaction(f: Fixture) {
         Err(Error::Cycle(_))
     ));
     assert_eq!(s.task(a).await.unwrap().title, "A");
+}
+
+/// New tasks of a plan start in the statuses it gives them (an import), in the same
+/// transaction; a status the state machine does not allow from `pending` refuses everything.
+pub async fn plan_changes_start_new_tasks_in_their_status(f: Fixture) {
+    use downbeat_core::plan::{TaskRef, ValidatedPlan, ValidatedTask};
+    use downbeat_core::plan_diff::PlanChanges;
+    use downbeat_core::task::NewTask;
+
+    let s = &*f.store;
+    let task = |k: &str| ValidatedTask {
+        new: NewTask {
+            key: Some(k.into()),
+            title: k.to_uppercase(),
+            effort: 1,
+            ..NewTask::default()
+        },
+        parent: None,
+    };
+    let plan = ValidatedPlan {
+        name: Some("imported".into()),
+        tasks: vec![task("done"), task("held"), task("open")],
+        ..ValidatedPlan::default()
+    };
+    let bad = PlanChanges {
+        plan: plan.clone(),
+        statuses: vec![
+            (TaskRef::New(0), Status::Completed),
+            (TaskRef::New(2), Status::Failed),
+        ],
+        ..PlanChanges::default()
+    };
+    assert!(s.apply_plan_changes(&bad, &actor(1)).await.is_err());
+    assert_eq!(s.task_count().await.unwrap(), 0, "nothing was written");
+    let good = PlanChanges {
+        plan,
+        statuses: vec![
+            (TaskRef::New(0), Status::Completed),
+            (TaskRef::New(1), Status::Blocked),
+        ],
+        ..PlanChanges::default()
+    };
+    let out = s.apply_plan_changes(&good, &actor(2)).await.unwrap();
+    let status = |i: usize| {
+        let id = out.tasks[i].1;
+        async move { s.task(id).await.unwrap().status }
+    };
+    assert_eq!(status(0).await, Status::Completed);
+    assert_eq!(status(1).await, Status::Blocked);
+    assert_eq!(status(2).await, Status::Pending);
 }

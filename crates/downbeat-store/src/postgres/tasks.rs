@@ -65,6 +65,9 @@ impl PostgresStore {
                 out.edges += 1;
             }
         }
+        for &(r, status) in &ch.statuses {
+            status_in(&mut t, to_id(r), status, Some(STARTED_NOTE), actor).await?;
+        }
         let mut cancelled = 0;
         for &id in &ch.cancel {
             cancelled += status_in(&mut t, id, Status::Cancelled, Some(REMOVED_NOTE), actor)

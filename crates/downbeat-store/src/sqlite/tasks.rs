@@ -67,6 +67,9 @@ impl TaskStore for SqliteStore {
                 out.edges += 1;
             }
         }
+        for &(r, status) in &ch.statuses {
+            status_in(c, to_id(r), status, Some(STARTED_NOTE), actor).await?;
+        }
         let mut cancelled = 0;
         for &id in &ch.cancel {
             cancelled += status_in(c, id, Status::Cancelled, Some(REMOVED_NOTE), actor)

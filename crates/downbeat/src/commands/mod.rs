@@ -5,6 +5,7 @@
 mod agents;
 mod context;
 mod documents;
+mod drafting;
 mod export;
 mod holds;
 mod info;
@@ -13,6 +14,7 @@ mod plan;
 mod render;
 mod show;
 mod tasks;
+mod templates;
 mod views;
 mod worktrees;
 
@@ -153,17 +155,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
     if let Command::Import(a) = cli.command {
         return export::import(&g, a, j).await;
     }
+    if let Command::Template(c) = cli.command {
+        return template(&g, c, j).await;
+    }
     if let Command::Plan(c) = cli.command {
-        let in_project = g.db.is_some() || project::find_root(&g).is_ok();
-        return match c {
-            PlanCmd::Check { file, format } if !in_project => check_file(&file, format, j),
-            PlanCmd::New {
-                output,
-                format,
-                force,
-            } => new_plan(output.as_deref(), format, force, j),
-            c => plan_cmd(&open(&g).await?, c, j).await,
-        };
+        return plan(&g, c, j).await;
     }
     let p = open(&g).await?;
     match cli.command {
@@ -174,6 +170,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         | Command::Plan(_)
         | Command::Export(_)
         | Command::Import(_)
+        | Command::Template(_)
         | Command::GuardAgents { .. }
         | Command::Completions { .. }
         | Command::Man => unreachable_command(),
@@ -221,6 +218,49 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Maintain(a) => maintain_cmd(&p, a, j).await,
         Command::Roles(a) => roles(&p, a, j),
         Command::Metrics => metrics(&p, j).await,
+    }
+}
+
+/// `downbeat template …`: applying needs the project; listing and showing do not.
+async fn template(g: &Globals, c: TemplateCmd, j: bool) -> Result<(), Error> {
+    match c {
+        TemplateCmd::Apply { name, set, dry_run } => {
+            templates::apply(&open(g).await?, &name, &set, dry_run, j).await
+        }
+        c => templates::browse(project::find_root(g).ok().as_deref(), c, j),
+    }
+}
+
+/// `downbeat plan …`: `check` and `new` work outside a project too.
+async fn plan(g: &Globals, c: PlanCmd, j: bool) -> Result<(), Error> {
+    let in_project = g.db.is_some() || project::find_root(g).is_ok();
+    match c {
+        PlanCmd::Check { file, format } if !in_project => check_file(&file, format, j),
+        PlanCmd::New {
+            output,
+            format,
+            force,
+            template: None,
+            ..
+        } => new_plan(output.as_deref(), format, force, j),
+        PlanCmd::New {
+            output,
+            format,
+            force,
+            template: Some(name),
+            set,
+        } => {
+            let root = project::find_root(g).ok();
+            let t = templates::Target {
+                output: output.as_deref(),
+                format,
+                force,
+            };
+            templates::new_from(root.as_deref(), &name, &set, &t, j)
+        }
+        PlanCmd::Draft(a) => drafting::draft(&open(g).await?, a, j).await,
+        PlanCmd::Expand(a) => drafting::expand(&open(g).await?, a, j).await,
+        c => plan_cmd(&open(g).await?, c, j).await,
     }
 }
 

@@ -25,11 +25,9 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
             skip_conflicts,
         } => (file, format, dry_run, skip_conflicts),
         PlanCmd::Check { file, format } => return check(p, &file, format, j).await,
-        PlanCmd::New {
-            output,
-            format,
-            force,
-        } => return new_plan(output.as_deref(), format, force, j),
+        PlanCmd::New { .. } | PlanCmd::Draft(_) | PlanCmd::Expand(_) => {
+            return Err(Error::internal("command dispatched twice"));
+        }
     };
     let parsed = read_plan(&file, format)?;
     let req = request(&file, dry, skip);
@@ -171,7 +169,7 @@ pub(super) fn new_plan(
     };
     plans::write_scaffold(path, format, force)?;
     if j {
-        print_json(&json!({"written": path, "format": format!("{format:?}").to_lowercase()}));
+        print_json(&json!({"written": path, "format": format_name(format)}));
     } else {
         note(&format!(
             "wrote {0}; edit it, then `downbeat plan check {0}` and `downbeat plan apply {0}`",
@@ -179,6 +177,15 @@ pub(super) fn new_plan(
         ));
     }
     Ok(())
+}
+
+/// A format's name as options and answers spell it.
+pub(super) fn format_name(f: PlanFormat) -> &'static str {
+    match f {
+        PlanFormat::Toml => "toml",
+        PlanFormat::Yaml => "yaml",
+        PlanFormat::Json => "json",
+    }
 }
 
 fn plan_format(f: PlanFormatArg) -> PlanFormat {
@@ -253,7 +260,11 @@ fn read_plan(file: &Path, format: Option<PlanFormatArg>) -> Result<plan::PlanFil
 }
 
 /// The output of a plan's first application: what was created.
-fn first_application(name: &str, prepared: &Prepared, applied: &downbeat_store::AppliedPlan) {
+pub(super) fn first_application(
+    name: &str,
+    prepared: &Prepared,
+    applied: &downbeat_store::AppliedPlan,
+) {
     note(&format!(
         "applied {name}: {} task(s), {} dependency edge(s), {} objective(s), {} decision(s), {} insight(s)",
         applied.tasks.len(),
@@ -278,7 +289,7 @@ fn first_application(name: &str, prepared: &Prepared, applied: &downbeat_store::
 }
 
 /// "2 added, 1 changed, …" (`dry`: "2 to add, …").
-fn summary(d: &PlanDiff, dry: bool) -> String {
+pub(super) fn summary(d: &PlanDiff, dry: bool) -> String {
     let cancelled = d.removed.iter().filter(|r| r.cancel).count();
     let kept = d.removed.len() - cancelled;
     let mut parts = vec![
@@ -330,7 +341,7 @@ fn field_text(f: &FieldChange) -> String {
 }
 
 /// One line per task the plan adds, changes, removes or cannot change (`+ ~ - = !`).
-fn diff_table(d: &PlanDiff, created: Option<&[(Option<String>, TaskId)]>) -> String {
+pub(super) fn diff_table(d: &PlanDiff, created: Option<&[(Option<String>, TaskId)]>) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for (i, t) in d.new.tasks.iter().enumerate() {
         let id = created
@@ -387,7 +398,7 @@ fn diff_table(d: &PlanDiff, created: Option<&[(Option<String>, TaskId)]>) -> Str
 }
 
 /// The JSON answer of `plan apply` (documented in docs/plan-format.md).
-fn diff_json(
+pub(super) fn diff_json(
     name: &str,
     d: &PlanDiff,
     created: Option<&[(Option<String>, TaskId)]>,

@@ -118,6 +118,14 @@ class ClaudeFakeTests(FakeCase):
         p = self.run_cli("-v", env={"FAKE_AGENT_VERSION": "1.0.0"})
         self.assertEqual(p.stdout.strip(), "1.0.0 (Claude Code)")
 
+    def test_a_message_file_is_the_final_message(self):
+        with open(os.path.join(self.work, "answer.md"), "w") as fh:
+            fh.write("```toml\n[[tasks]]\ntitle = \"T\"\n```\n")
+        self.steps({"message_file": "answer.md", "message": "ignored"})
+        p = self.run_cli("-p", "--output-format", "json", "draft a plan for me please")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.json_result(p)["result"], "```toml\n[[tasks]]\ntitle = \"T\"\n```\n")
+
     def test_unknown_flag_is_refused_like_commander(self):
         p = self.run_cli("-p", "--frobnicate", "hello world")
         self.assertEqual(p.returncode, 1)

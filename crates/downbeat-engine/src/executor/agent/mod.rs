@@ -233,12 +233,57 @@ impl Agent {
     }
 }
 
+/// What an agent is run for: a task's attempt, or a question that belongs to no task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Task,
+    Question,
+}
+
 #[async_trait]
 impl Executor for Agent {
     async fn run(&self, spec: &AttemptSpec, cancel: CancellationToken) -> Outcome {
+        self.run_for(spec, cancel, Purpose::Task).await.0
+    }
+
+    /// Read-only, without MCP servers, a resumed session or how to report back: the answer is
+    /// the agent's final message.
+    async fn ask(
+        &self,
+        spec: &AttemptSpec,
+        cancel: CancellationToken,
+    ) -> (Outcome, Option<String>) {
+        self.run_for(spec, cancel, Purpose::Question).await
+    }
+
+    fn requirement(&self) -> Option<Requirement> {
+        Some(Requirement::Agent {
+            program: self.program().to_owned(),
+            kind: self.kind,
+        })
+    }
+}
+
+impl Agent {
+    /// One run of the agent's CLI; with the final message it gave.
+    async fn run_for(
+        &self,
+        spec: &AttemptSpec,
+        cancel: CancellationToken,
+        purpose: Purpose,
+    ) -> (Outcome, Option<String>) {
         let start = std::time::Instant::now();
-        let permission = self.permission(spec.role.as_deref());
-        let resumed = self.previous_session(spec);
+        let question = purpose == Purpose::Question;
+        let permission = if question {
+            Permission::Read
+        } else {
+            self.permission(spec.role.as_deref())
+        };
+        let resumed = if question {
+            None
+        } else {
+            self.previous_session(spec)
+        };
         let prompt_file = spec.attempt_dir.join(super::types::files::PROMPT);
         // The profile may write files of its own there before the process starts.
         if let Err(e) = std::fs::create_dir_all(&spec.attempt_dir) {
@@ -247,9 +292,13 @@ impl Executor for Agent {
                 "could not create attempt directory {}: {e}",
                 spec.attempt_dir.display()
             ));
-            return o;
+            return (o, None);
         }
-        let mcp = self.servers_for(spec);
+        let mcp = if question {
+            BTreeMap::new()
+        } else {
+            self.servers_for(spec)
+        };
         let inv = Invocation {
             prompt_file: &prompt_file,
             attempt_dir: &spec.attempt_dir,
@@ -270,14 +319,17 @@ impl Executor for Agent {
         write_record(&spec.attempt_dir, &record);
         // The agent learns how to report back, and what it may use to.
         let mut spec = spec.clone();
-        spec.prompt = with_reporting(&spec.prompt, &spec.attempt_dir, permission, !mcp.is_empty());
+        if !question {
+            spec.prompt =
+                with_reporting(&spec.prompt, &spec.attempt_dir, permission, !mcp.is_empty());
+        }
         let spec = &spec;
         let process = match Process::new(ps) {
             Ok(p) => p,
             Err(e) => {
                 let mut o = Outcome::new(OutcomeKind::Error, start.elapsed());
                 o.error = Some(format!("agent `{}`: {e}", self.kind.name()));
-                return o;
+                return (o, None);
             }
         };
         let mut outcome = process.run(spec, cancel).await;
@@ -290,14 +342,8 @@ impl Executor for Agent {
         outcome.detail.session = record.output.session.clone();
         outcome.detail.cost_usd = record.output.cost_usd;
         outcome.duration = start.elapsed();
-        outcome
-    }
-
-    fn requirement(&self) -> Option<Requirement> {
-        Some(Requirement::Agent {
-            program: self.program().to_owned(),
-            kind: self.kind,
-        })
+        let text = record.output.message.filter(|m| !m.trim().is_empty());
+        (outcome, text)
     }
 }
 

@@ -208,6 +208,11 @@ def pick_step(prompt: str | None, steps: list[dict] | None = None) -> dict:
 
 
 def step_message(step: dict) -> str:
+    """The step's `message`, or the text of the file its `message_file` names (relative to
+    the working directory); default "Done."."""
+    if step.get("message_file") is not None:
+        with open(str(step["message_file"]), encoding="utf-8") as fh:
+            return fh.read()
     msg = step.get("message")
     return DEFAULT_MESSAGE if msg is None else str(msg)
 
