@@ -36,6 +36,8 @@ fn kind_name(k: Kind) -> (&'static str, StatusCode) {
         Kind::Storage => ("storage", StatusCode::SERVICE_UNAVAILABLE),
         Kind::RunIncomplete => ("run_incomplete", StatusCode::CONFLICT),
         Kind::Interrupted => ("interrupted", StatusCode::SERVICE_UNAVAILABLE),
+        Kind::Rejected => ("rejected", StatusCode::UNPROCESSABLE_ENTITY),
+        Kind::Unavailable => ("unavailable", StatusCode::BAD_GATEWAY),
     }
 }
 
