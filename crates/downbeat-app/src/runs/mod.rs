@@ -292,6 +292,8 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
             .run
             .context_budget()
             .map_err(|e| Error::invalid(format!("[run] context_budget: {e}")))?,
+        flag_depth: p.config.flags.max_depth(),
+        memory_files: crate::memory::paths(p)?,
     };
     Ok(opts)
 }

@@ -9,8 +9,10 @@ mod claims;
 mod project;
 mod shape;
 mod tasks;
+mod team;
 
 pub use claims::*;
 pub use project::*;
 pub use shape::{Out, sanitize};
 pub use tasks::*;
+pub use team::*;

@@ -48,6 +48,7 @@ macro_rules! store_contract_tests {
             stale_epoch_finishes_are_rejected,
             completion_effects_commit_with_the_completion,
             failing_effects_roll_back_the_completion,
+            flags_are_kept_with_their_state_and_follow_up,
             concurrent_edges_cannot_close_a_cycle,
             event_readers_miss_nothing,
             ready_tasks_look_at_blockers_and_ancestors,

@@ -406,6 +406,14 @@ impl ContextStore for PostgresStore {
         retrying(move || self.tx_add_artifact(task, path, size, sha256, actor)).await
     }
 
+    async fn flags(&self, filter: &FlagFilter) -> Result<Vec<FlagRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(flags_sql(filter)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row_flag).collect())
+    }
+
     async fn artifacts(&self) -> Result<Vec<Artifact>> {
         let rows = sqlx::query(
             "SELECT task_seq, path, size, sha256, created_at FROM artifacts \

@@ -278,6 +278,14 @@ impl ContextStore for SqliteStore {
         })
     }
 
+    async fn flags(&self, filter: &FlagFilter) -> Result<Vec<FlagRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(flags_sql(filter)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row_flag).collect())
+    }
+
     async fn artifacts(&self) -> Result<Vec<Artifact>> {
         let rows = sqlx::query("SELECT task_seq, path, size, sha256, created_at FROM artifacts ORDER BY task_seq, path, id")
             .fetch_all(&self.pool)
