@@ -24,6 +24,7 @@ pub enum EventKind {
     DecisionAdded,
     ArtifactAdded,
     FlagRaised,
+    FlagHandled,
     HoldAdded,
     HoldReleased,
     WorkerRegistered,
@@ -50,7 +51,7 @@ pub enum GraphEffect {
     Structure,
 }
 
-const KINDS: [(EventKind, &str); 25] = [
+const KINDS: [(EventKind, &str); 26] = [
     (EventKind::TaskCreated, "task.created"),
     (EventKind::TaskUpdated, "task.updated"),
     (EventKind::TaskStatus, "task.status"),
@@ -66,6 +67,7 @@ const KINDS: [(EventKind, &str); 25] = [
     (EventKind::DecisionAdded, "decision.added"),
     (EventKind::ArtifactAdded, "artifact.added"),
     (EventKind::FlagRaised, "flag.raised"),
+    (EventKind::FlagHandled, "flag.handled"),
     (EventKind::HoldAdded, "hold.added"),
     (EventKind::HoldReleased, "hold.released"),
     (EventKind::WorkerRegistered, "worker.registered"),
@@ -113,8 +115,8 @@ impl EventKind {
             | MaintainEdgeRemoved
             | Unknown => GraphEffect::Structure,
             SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus | InsightAdded
-            | DecisionAdded | ArtifactAdded | FlagRaised | HoldAdded | HoldReleased
-            | WorkerRegistered | WorkerDeregistered | HandoverWritten | MetaSet
+            | DecisionAdded | ArtifactAdded | FlagRaised | FlagHandled | HoldAdded
+            | HoldReleased | WorkerRegistered | WorkerDeregistered | HandoverWritten | MetaSet
             | MaintainLinkRemoved | MaintainOptimized => GraphEffect::None,
         }
     }
