@@ -713,6 +713,10 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
     if !res.rejected.is_empty() {
         return Err(stale(&p.store.task(t.id).await?, fence));
     }
+    if l.status == FinishStatus::Completed {
+        // Taken again at the next completion if it fails now.
+        let _ = crate::objectives::settle(p).await;
+    }
     let mut out = Ended {
         task: t.id,
         status: match l.status {

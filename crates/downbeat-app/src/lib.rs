@@ -18,6 +18,7 @@ pub mod holds;
 pub mod logs;
 pub mod maintenance;
 pub mod memory;
+pub mod objectives;
 pub mod plans;
 pub mod project;
 pub mod rules;

@@ -20,6 +20,7 @@ pub enum EventKind {
     SessionEnded,
     ObjectiveAdded,
     ObjectiveStatus,
+    ObjectiveLinked,
     InsightAdded,
     DecisionAdded,
     ArtifactAdded,
@@ -51,7 +52,7 @@ pub enum GraphEffect {
     Structure,
 }
 
-const KINDS: [(EventKind, &str); 26] = [
+const KINDS: [(EventKind, &str); 27] = [
     (EventKind::TaskCreated, "task.created"),
     (EventKind::TaskUpdated, "task.updated"),
     (EventKind::TaskStatus, "task.status"),
@@ -63,6 +64,7 @@ const KINDS: [(EventKind, &str); 26] = [
     (EventKind::SessionEnded, "session.ended"),
     (EventKind::ObjectiveAdded, "objective.added"),
     (EventKind::ObjectiveStatus, "objective.status"),
+    (EventKind::ObjectiveLinked, "objective.linked"),
     (EventKind::InsightAdded, "insight.added"),
     (EventKind::DecisionAdded, "decision.added"),
     (EventKind::ArtifactAdded, "artifact.added"),
@@ -114,10 +116,12 @@ impl EventKind {
             | MaintainOrphanDetached
             | MaintainEdgeRemoved
             | Unknown => GraphEffect::Structure,
-            SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus | InsightAdded
-            | DecisionAdded | ArtifactAdded | FlagRaised | FlagHandled | HoldAdded
-            | HoldReleased | WorkerRegistered | WorkerDeregistered | HandoverWritten | MetaSet
-            | MaintainLinkRemoved | MaintainOptimized => GraphEffect::None,
+            SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus | ObjectiveLinked
+            | InsightAdded | DecisionAdded | ArtifactAdded | FlagRaised | FlagHandled
+            | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
+            | HandoverWritten | MetaSet | MaintainLinkRemoved | MaintainOptimized => {
+                GraphEffect::None
+            }
         }
     }
 

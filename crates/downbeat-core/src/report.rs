@@ -164,6 +164,25 @@ fn task_line(v: &ProjectView, id: TaskId, title_max: usize) -> String {
     }
 }
 
+/// The active objectives of `objectives` that linked tasks have achieved: every task linked to
+/// it is completed (a container: rolled up from its whole subtree, per `rollup`). A linked
+/// task missing from `rollup` is archived, which only finished work is.
+pub fn achieved_objectives(
+    objectives: &[Objective],
+    rollup: &HashMap<TaskId, Progress>,
+) -> Vec<crate::ids::RecordId> {
+    objectives
+        .iter()
+        .filter(|o| o.status == ObjectiveStatus::Active && !o.tasks.is_empty())
+        .filter(|o| {
+            o.tasks
+                .iter()
+                .all(|t| rollup.get(t).is_none_or(|p| p.status == Status::Completed))
+        })
+        .map(|o| o.id)
+        .collect()
+}
+
 /// (done, total) leaves of the tasks linked to objective `o`; `None` when it has none.
 pub fn objective_progress(v: &ProjectView, o: &Objective) -> Option<(u32, u32)> {
     if o.tasks.is_empty() {

@@ -100,6 +100,14 @@ pub trait ContextStore: Send + Sync {
         status: ObjectiveStatus,
         actor: &Actor,
     ) -> Result<Objective>;
+    /// Links `tasks` to an objective (those linked already are left as they are); logged as
+    /// `objective.linked` with the tasks newly linked, when there are any.
+    async fn link_objective(
+        &self,
+        id: RecordId,
+        tasks: &[TaskId],
+        actor: &Actor,
+    ) -> Result<Objective>;
     async fn objectives(&self) -> Result<Vec<Objective>>;
     async fn add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor)
     -> Result<Insight>;

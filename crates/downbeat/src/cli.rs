@@ -653,6 +653,13 @@ pub enum ObjectiveCmd {
         tasks: Vec<String>,
     },
     List,
+    /// Link tasks to an objective; it is achieved once they are all completed.
+    Link {
+        id: String,
+        /// Tasks (ids, prefixes or keys).
+        #[arg(required = true)]
+        tasks: Vec<String>,
+    },
     /// Mark achieved.
     Done {
         id: String,

@@ -687,6 +687,45 @@ async fn default_rules_fire_through_mcp_with_the_loop_guard() {
     let _ = c.cancel().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objectives_are_linked_through_mcp_and_achieved_by_their_tasks() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("conductor").await;
+    call(
+        &c,
+        "tasks",
+        json!({"action": "add", "title": "Login", "key": "login"}),
+    )
+    .await;
+    let o = call(&c, "objective_add", json!({"title": "Users can log in"})).await;
+    assert_eq!(o["id"], "o1");
+    let linked = call(
+        &c,
+        "objective_link",
+        json!({"id": "o1", "tasks": ["login"]}),
+    )
+    .await;
+    assert_eq!(linked["status"], "active", "{linked}");
+    assert_eq!(linked["tasks"].as_array().unwrap().len(), 1);
+    fails(
+        &c,
+        "objective_link",
+        json!({"id": "o7", "tasks": ["login"]}),
+        "o7",
+    )
+    .await;
+    let cl = call(&c, "claim", json!({"task": "login"})).await;
+    call(
+        &c,
+        "work",
+        json!({"task": "login", "token": cl["token"], "summary": "done"}),
+    )
+    .await;
+    let ctx = call(&c, "context", json!({})).await;
+    assert_eq!(ctx["objectives"][0]["status"], "achieved", "{ctx}");
+    let _ = c.cancel().await;
+}
+
 // ------------------------------------------------------------------------------------------
 // The full profile's finer tools
 

@@ -398,6 +398,11 @@ pub async fn run_here(
         reports::write_during_run(p, ended_rx, false, &|_, _| {})
     );
     let _ = forward.await;
+    if result.is_ok() {
+        // Objectives the run's completions achieved (taken again at the next completion if
+        // this fails).
+        let _ = crate::objectives::settle(p).await;
+    }
     (result.map_err(run_error), reports)
 }
 

@@ -1,4 +1,5 @@
-//! What the team shares beyond the graph: the flag rules and the memory files.
+//! What the team shares beyond the graph: the flag rules, the memory files, objectives linked
+//! to their tasks.
 
 use downbeat_core::flags::FlagRule;
 use serde_json::json;
@@ -28,4 +29,10 @@ pub fn rule_remove(p: &Project, which: &str) -> Out {
 pub async fn memory_sync(p: &Project, files: Option<Vec<String>>, dry_run: bool) -> Out {
     let done = memory::sync(p, &SyncRequest { files, dry_run }).await?;
     serde_json::to_value(&done).map_err(|e| Error::internal(e.to_string()))
+}
+
+pub async fn objective_link(p: &Project, id: &str, tasks: &[String]) -> Out {
+    let o = downbeat_app::context::link_objective(p, id, tasks).await?;
+    let tasks: Vec<String> = o.tasks.iter().map(ToString::to_string).collect();
+    Ok(json!({"id": o.id, "status": o.status, "tasks": tasks}))
 }

@@ -130,6 +130,15 @@ pub struct ObjectiveArgs {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ObjectiveLinkArgs {
+    /// Objective, e.g. o2
+    pub id: String,
+    /// Tasks achieving it
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectiveStatusArgs {
     /// Objective id (o1)
     pub id: String,
@@ -469,6 +478,20 @@ impl DownbeatMcp {
     ) -> CallToolResult {
         self.call(&peer, move |p, _| async move {
             ops::objective_add(&p, Some(&a.title), a.tasks.as_deref().unwrap_or_default()).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Link tasks to an objective; it is marked achieved once they are all completed."
+    )]
+    async fn objective_link(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<ObjectiveLinkArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::objective_link(&p, &a.id, &a.tasks).await
         })
         .await
     }

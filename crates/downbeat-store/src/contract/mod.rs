@@ -38,6 +38,7 @@ macro_rules! store_contract_tests {
             containers_roll_up_and_cascade,
             every_change_is_logged,
             context_records_round_trip,
+            objectives_are_linked_after_they_are_recorded,
             updates_and_filters,
             concurrent_writers_lose_nothing,
             archive_and_integrity,

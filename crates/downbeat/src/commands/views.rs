@@ -304,6 +304,7 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             h.id
         );
     }
+    objective_lines(&mut s, &v);
     flag_lines(&mut s, &v);
     if !per_role.is_empty() {
         let _ = writeln!(s, "\nby role:");
@@ -516,5 +517,23 @@ fn flag_lines(s: &mut String, v: &ProjectView) {
             "  … and {} more (`downbeat status --json`)",
             open.len() - SHOWN
         );
+    }
+}
+
+/// The objectives in `status`: the active ones with their linked tasks' progress, and the
+/// achieved ones.
+fn objective_lines(s: &mut String, v: &ProjectView) {
+    use downbeat_core::context::ObjectiveStatus;
+    for o in v
+        .objectives
+        .iter()
+        .filter(|o| o.status != ObjectiveStatus::Dropped)
+    {
+        let how = match (o.status, report::objective_progress(v, o)) {
+            (ObjectiveStatus::Achieved, _) => "achieved".to_owned(),
+            (_, Some((d, t))) => format!("{d}/{t} tasks done"),
+            (_, None) => "no tasks linked".to_owned(),
+        };
+        let _ = writeln!(s, "objective {} {} — {how}", o.id, clip(&o.title, 70));
     }
 }
