@@ -21,6 +21,7 @@ pub mod memory;
 pub mod objectives;
 pub mod plans;
 pub mod project;
+pub mod rule_check;
 pub mod rules;
 pub mod runs;
 pub mod tasks;

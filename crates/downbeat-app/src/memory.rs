@@ -130,11 +130,12 @@ fn facts<'a>(p: &Project, v: &'a ProjectView) -> Facts<'a> {
     let objectives = v
         .objectives
         .iter()
-        .filter(|o| o.status == ObjectiveStatus::Active)
+        .filter(|o| o.status != ObjectiveStatus::Dropped)
         .map(|o| ObjectiveLine {
             id: o.id.to_string(),
             title: o.title.clone(),
             progress: report::objective_progress(v, o),
+            achieved: o.status == ObjectiveStatus::Achieved,
         })
         .collect();
     let decisions = v

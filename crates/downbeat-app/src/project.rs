@@ -583,7 +583,7 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
         acting_for: None,
     };
     check_groups(&p)?;
-    crate::rules::check_all(&p)?;
+    crate::rule_check::check_all(&p.roles, &p.config.rules, &format!("{DIR}/{CONFIG_FILE}"))?;
     Ok(p)
 }
 

@@ -7,7 +7,7 @@
 //! Must never: write a configuration that would not load, or touch anything but the
 //! `[[rules]]` tables (and, for a removed rule, the comments attached to it).
 
-use downbeat_core::flags::{FlagAction, FlagRule};
+use downbeat_core::flags::FlagRule;
 use serde::Serialize;
 use toml_edit::{DocumentMut, Item, Table, value};
 
@@ -42,42 +42,7 @@ pub fn list(p: &Project) -> Vec<Listed> {
 
 /// Checks a rule against the project: its fields, its role (a known one), its title template.
 pub fn check(p: &Project, rule: &FlagRule) -> Result<(), Error> {
-    rule.check().map_err(Error::invalid)?;
-    if let Some(role) = &rule.role
-        && !p.roles.contains(role)
-    {
-        return Err(Error::invalid(format!(
-            "rule for {}: unknown role `{role}` (known: {})",
-            rule.flag,
-            p.roles.names().join(", ")
-        ))
-        .with_hint("add the role in .downbeat/roles/ROLE.toml, or name a known one"));
-    }
-    if rule.action == FlagAction::AddTask
-        && let Some(t) = &rule.title
-    {
-        downbeat_engine::prompt::render_title(t, "abc123", "a task", &rule.flag).map_err(|e| {
-            Error::invalid(format!("rule for {}: title: {e}", rule.flag))
-                .with_hint("a title may use {{ task.title }}, {{ task.id }} and {{ flag }}")
-        })?;
-    }
-    Ok(())
-}
-
-/// Checks every rule of a loaded configuration (the project calls it when it opens).
-pub fn check_all(p: &Project) -> Result<(), Error> {
-    for (i, r) in p.config.rules.iter().enumerate() {
-        check(p, r).map_err(|e| {
-            let mut err = Error::invalid(format!(
-                "{DIR}/{CONFIG_FILE}: [[rules]] {}: {}",
-                i + 1,
-                e.message
-            ));
-            err.hint = e.hint;
-            err
-        })?;
-    }
-    Ok(())
+    crate::rule_check::check(&p.roles, rule)
 }
 
 /// Adds `rule` at the end of `[[rules]]`; the rules afterwards.

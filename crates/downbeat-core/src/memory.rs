@@ -109,12 +109,14 @@ pub struct ObjectiveLine {
     pub title: String,
     /// (done, total) of its linked tasks' leaves.
     pub progress: Option<(u32, u32)>,
+    /// Achieved already (else active).
+    pub achieved: bool,
 }
 
 /// What the section says.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts<'a> {
-    /// The active objectives.
+    /// The active and achieved objectives.
     pub objectives: Vec<ObjectiveLine>,
     /// (done, total) over all leaf tasks, and running, ready and failed leaves.
     pub done: u64,
@@ -142,13 +144,14 @@ pub fn section(f: &Facts<'_>) -> String {
     let _ = writeln!(s, "## Project memory (Downbeat)\n");
     let _ = writeln!(s, "### What the project is doing\n");
     if f.objectives.is_empty() {
-        let _ = writeln!(s, "No active objectives recorded.");
+        let _ = writeln!(s, "No objectives recorded.");
     }
     for o in &f.objectives {
-        let prog = o
-            .progress
-            .map(|(d, t)| format!(" ({d}/{t} tasks done)"))
-            .unwrap_or_default();
+        let prog = match (o.achieved, o.progress) {
+            (true, _) => " (achieved)".to_owned(),
+            (false, Some((d, t))) => format!(" ({d}/{t} tasks done)"),
+            (false, None) => String::new(),
+        };
         let _ = writeln!(s, "- {} {}{prog}", o.id, one_line(&o.title));
     }
     let _ = writeln!(

@@ -170,9 +170,7 @@ fn a_run_can_sync_the_memory_files_at_its_end() {
     assert!(stderr.contains("memory file created"), "{stderr}");
     let text = e.read(std::path::Path::new("CLAUDE.md"));
     assert!(text.contains("Progress: 2/2 tasks done"), "{text}");
-    assert!(
-        text.contains("o1 Users can log in (1/1 tasks done)"),
-        "{text}"
-    );
+    // The run achieved the objective before the files were synced.
+    assert!(text.contains("o1 Users can log in (achieved)"), "{text}");
     assert!(!e.path().join("AGENTS.md").exists());
 }
