@@ -416,7 +416,8 @@ pub async fn render_prompt(p: &Project, task: &Task, role: Option<&str>) -> Resu
         .run
         .context_budget()
         .map_err(|e| Error::invalid(format!("[run] context_budget: {e}")))?;
-    let ctx = downbeat_engine::run::prompt_context(p.store.as_ref(), task, budget).await?;
+    let memory = crate::memory::paths(p)?;
+    let ctx = downbeat_engine::run::prompt_context(p.store.as_ref(), task, budget, &memory).await?;
     let mut out =
         downbeat_engine::prompt::render(role.as_deref().unwrap_or("default"), &template, &ctx)
             .map_err(|e| Error::invalid(e.to_string()))?;
@@ -597,8 +598,11 @@ async fn checked_report(
             check_role(p, r)?;
         }
     }
-    if let Some(f) = e.flags.iter().find(|f| f.trim().is_empty()) {
-        return Err(Error::invalid(format!("empty flag `{f}`")));
+    for f in &e.flags {
+        let flag = downbeat_core::flags::Flag::parse(f);
+        downbeat_core::flags::check_name(&flag.name).map_err(|m| {
+            Error::invalid(m).with_hint("report a flag as `NAME` or `NAME: what you found`")
+        })?;
     }
     let limit = p
         .config
@@ -625,9 +629,15 @@ async fn report_effects(
     t: &Task,
     e: &End,
 ) -> Result<Vec<downbeat_core::flags::Effect>, Error> {
-    if e.flags.is_empty() && e.discovered.is_empty() {
+    let lineage = downbeat_core::flags::lineage_of(&t.tags);
+    if lineage.is_empty() && e.flags.is_empty() && e.discovered.is_empty() {
         return Ok(Vec::new());
     }
+    let flags: Vec<downbeat_core::flags::Flag> = e
+        .flags
+        .iter()
+        .map(|f| downbeat_core::flags::Flag::parse(f))
+        .collect();
     let needs = !e.flags.is_empty() || e.discovered.iter().any(|d| d.blocks_dependents);
     let dependents = if needs {
         downbeat_engine::run::load_dependents(p.store.as_ref(), t.id)
@@ -639,9 +649,11 @@ async fn report_effects(
     let completion = downbeat_core::flags::Completion {
         task: t.id,
         title: &t.title,
-        flags: &e.flags,
+        flags: &flags,
         discovered: &e.discovered,
         dependents: &dependents,
+        lineage: &lineage,
+        max_depth: p.config.flags.max_depth(),
     };
     downbeat_engine::run::completion_effects(&p.config.rules, &completion).map_err(runs::run_error)
 }
@@ -700,6 +712,10 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
     let res = p.store.commit_batch(&batch, &p.actor().await?).await?;
     if !res.rejected.is_empty() {
         return Err(stale(&p.store.task(t.id).await?, fence));
+    }
+    if l.status == FinishStatus::Completed {
+        // Taken again at the next completion if it fails now.
+        let _ = crate::objectives::settle(p).await;
     }
     let mut out = Ended {
         task: t.id,

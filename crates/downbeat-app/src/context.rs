@@ -96,6 +96,28 @@ pub async fn add_decision(
         .await?)
 }
 
+/// Links tasks to objective `id` after it was recorded; the objective as it is afterwards
+/// (achieved already when the tasks linked to it are all completed).
+pub async fn link_objective(
+    p: &Project,
+    id: &str,
+    tasks: &[String],
+) -> Result<downbeat_core::context::Objective, Error> {
+    let id = record(RecordKind::Objective, id)?;
+    if tasks.is_empty() {
+        return Err(Error::invalid("name at least one task to link"));
+    }
+    let ids = crate::tasks::resolve_all(p, tasks).await?;
+    p.store.link_objective(id, &ids, &p.actor().await?).await?;
+    crate::objectives::settle(p).await?;
+    p.store
+        .objectives()
+        .await?
+        .into_iter()
+        .find(|o| o.id == id)
+        .ok_or_else(|| Error::not_found(format!("no objective {id}")))
+}
+
 /// Every objective with its tasks, oldest first.
 pub async fn objectives(p: &Project) -> Result<Vec<downbeat_core::context::Objective>, Error> {
     Ok(p.store.objectives().await?)

@@ -23,8 +23,7 @@ pub async fn render_synthesis(
         None => None,
     };
     let v = view(p).await?;
-    let flags = raised_flags(p, &v).await?;
-    let mut doc = report::synthesis(&v, root, &flags);
+    let mut doc = report::synthesis(&v, root);
     let spent = crate::views::spend(
         p,
         &crate::views::SpendFilter {
@@ -60,20 +59,6 @@ pub fn write_report(target: &std::path::Path, doc: &str) -> Result<String, Error
 pub async fn write_synthesis(p: &Project, id: Option<&str>) -> Result<String, Error> {
     let (doc, target) = render_synthesis(p, id).await?;
     write_report(&target, &doc)
-}
-
-pub async fn raised_flags(p: &Project, v: &ProjectView) -> Result<Vec<report::RaisedFlag>, Error> {
-    Ok(p.store
-        .events(&EventQuery::default())
-        .await?
-        .into_iter()
-        .filter(|e| e.action == "flag.raised")
-        .filter_map(|e| {
-            let task = p_task(v, &e.entity)?;
-            let flag = e.after.as_ref()?.get("flag")?.as_str()?.to_owned();
-            Some(report::RaisedFlag { task, flag })
-        })
-        .collect())
 }
 
 pub fn p_task(v: &ProjectView, entity: &str) -> Option<TaskId> {

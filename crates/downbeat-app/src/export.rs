@@ -1,5 +1,6 @@
 //! A project's work as JSON Lines: `export` writes its tasks, edges and context (sessions,
-//! objectives, insights, decisions, and its settings kept in `meta`, such as plan records)
+//! objectives, insights, decisions, the flags agents raised, and its settings kept in `meta`,
+//! such as plan records)
 //! with every id kept, and `import` writes such a file into an empty project.
 //!
 //! The file is sorted and stable, so it diffs well: a first line (the header, with the schema
@@ -37,6 +38,7 @@ const EXPORTED: &[&str] = &[
     "objective_tasks",
     "insights",
     "decisions",
+    "flags",
 ];
 
 /// `meta` entries that point into the event log, which an export leaves behind.

@@ -42,6 +42,12 @@ pub struct Config {
     /// What flags raised by agents trigger.
     #[serde(default)]
     pub rules: Vec<downbeat_engine::config::FlagRule>,
+    /// The flag rules' loop guard.
+    #[serde(default)]
+    pub flags: FlagsConfig,
+    /// The project's memory files (`CLAUDE.md`, `AGENTS.md`).
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// The MCP server (`downbeat mcp`).
     #[serde(default)]
     pub mcp: McpConfig,
@@ -65,6 +71,57 @@ pub struct McpConfig {
     pub max_sessions: Option<usize>,
     /// Streamable HTTP: a session idle this long is closed (default `5m`).
     pub session_idle: Option<String>,
+}
+
+/// `[flags]`: how far flag follow-ups may lead.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagsConfig {
+    /// A follow-up of a follow-up of … this many deep adds no further one (default 3).
+    pub max_depth: Option<u32>,
+}
+
+impl FlagsConfig {
+    pub fn max_depth(&self) -> u32 {
+        self.max_depth
+            .unwrap_or(downbeat_core::flags::DEFAULT_MAX_DEPTH)
+    }
+}
+
+/// `[memory]`: the memory files prompts carry and `downbeat memory sync` writes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Files at the project root (default `CLAUDE.md` and `AGENTS.md`).
+    pub files: Option<Vec<String>>,
+    /// Sync the memory files when a run ends (default false).
+    #[serde(default)]
+    pub sync_on_run: bool,
+}
+
+/// The memory files when `[memory] files` names none.
+pub const MEMORY_FILES: [&str; 2] = ["CLAUDE.md", "AGENTS.md"];
+
+impl MemoryConfig {
+    /// The memory files' names, checked: plain relative paths inside the project.
+    pub fn names(&self) -> Result<Vec<String>, Error> {
+        let names = match &self.files {
+            Some(f) => f.clone(),
+            None => MEMORY_FILES.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        for n in &names {
+            let p = Path::new(n);
+            let plain = !n.is_empty()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain {
+                return Err(Error::invalid(format!(
+                    "{DIR}/{CONFIG_FILE}: [memory] files: `{n}` is not a path inside the project"
+                )));
+            }
+        }
+        Ok(names)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,13 +269,40 @@ archive_after = "30d"
 # profile = "default"   # or "full": finer tools as well
 # lease = "5m"          # a claim without a heartbeat for this long goes back to pending
 
-# Flag rules: what a flag reported by an agent triggers.
-# [[rules]]
-# flag = "SECURITY_BREACH"
-# action = "add-task"   # add-task | raise-priority | pause | stop
-# role = "reviewer"
-# title = "Respond to the security issue found in {{ task.title }}"
-# pause = true          # nothing else starts until the follow-up is done
+# Memory files: every agent prompt carries them (Downbeat's own section left out), and
+# `downbeat memory sync` writes that section into them (docs/memory.md):
+# [memory]
+# files = ["CLAUDE.md", "AGENTS.md"]
+# sync_on_run = true    # sync them when a run ends
+
+# Flag rules: what a flag an agent reports (`NAME` or `NAME: what it found`) triggers.
+# Edit them here or with `downbeat rules add|rm` (docs/executors.md, "Flag rules").
+# action = add-task (role, title, pause) | raise-priority (priority) | pause | stop
+# A follow-up that raises its own flag again adds nothing more, and follow-ups of
+# follow-ups stop at a depth:
+# [flags]
+# max_depth = 3
+
+# A security breach: a security specialist responds, and nothing else starts until then.
+[[rules]]
+flag = "SECURITY_BREACH"
+action = "add-task"
+role = "security"
+title = "Respond to the security issue found in {{ task.title }}"
+pause = true
+
+# A question for the database: a follow-up for the database specialist.
+[[rules]]
+flag = "DATABASE_INVESTIGATION"
+action = "add-task"
+role = "database"
+title = "Investigate the database issue found in {{ task.title }}"
+
+# A performance issue: the work waiting on the flagging task goes first.
+[[rules]]
+flag = "PERFORMANCE_ISSUE"
+action = "raise-priority"
+priority = "high"
 "#;
 
 /// Where the project is and who acts in it, as the front end resolved it (from its options
@@ -516,6 +600,7 @@ fn assemble(g: &Globals, root: PathBuf, store: Box<dyn Store>) -> Result<Project
         acting_for: None,
     };
     check_groups(&p)?;
+    crate::rule_check::check_all(&p.roles, &p.config.rules, &format!("{DIR}/{CONFIG_FILE}"))?;
     Ok(p)
 }
 

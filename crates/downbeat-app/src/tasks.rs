@@ -119,7 +119,13 @@ pub async fn set_status(
             )));
         }
     }
-    Ok(p.store.set_status(id, to, note, &p.actor().await?).await?)
+    let changed = p.store.set_status(id, to, note, &p.actor().await?).await?;
+    if to == Status::Completed {
+        // An objective this completes is achieved; failing that is only a missed chance, taken
+        // again at the next completion.
+        let _ = crate::objectives::settle(p).await;
+    }
+    Ok(changed)
 }
 
 /// The live (non-archived) children of `id`.

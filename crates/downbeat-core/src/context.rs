@@ -75,6 +75,25 @@ pub struct Insight {
     pub created_at: Timestamp,
 }
 
+/// A flag an agent raised, where it stands and what handled it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlagRecord {
+    /// `f3`.
+    pub id: RecordId,
+    /// The task that raised it.
+    pub task: TaskId,
+    pub flag: String,
+    /// What the agent said about it.
+    pub detail: String,
+    pub state: crate::flags::FlagState,
+    /// What the rules did, why nothing happened, or what handled it.
+    pub note: String,
+    /// The follow-up task its rule added: completing it handles the flag.
+    pub follow_up: Option<TaskId>,
+    pub raised_at: Timestamp,
+    pub handled_at: Option<Timestamp>,
+}
+
 /// A choice made, with its rationale; a later decision may supersede it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {

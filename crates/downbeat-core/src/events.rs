@@ -22,10 +22,12 @@ pub enum EventKind {
     SessionEnded,
     ObjectiveAdded,
     ObjectiveStatus,
+    ObjectiveLinked,
     InsightAdded,
     DecisionAdded,
     ArtifactAdded,
     FlagRaised,
+    FlagHandled,
     HoldAdded,
     HoldReleased,
     WorkerRegistered,
@@ -52,7 +54,7 @@ pub enum GraphEffect {
     Structure,
 }
 
-const KINDS: [(EventKind, &str); 26] = [
+const KINDS: [(EventKind, &str); 28] = [
     (EventKind::TaskCreated, "task.created"),
     (EventKind::TaskUpdated, "task.updated"),
     (EventKind::TaskStatus, "task.status"),
@@ -65,10 +67,12 @@ const KINDS: [(EventKind, &str); 26] = [
     (EventKind::SessionEnded, "session.ended"),
     (EventKind::ObjectiveAdded, "objective.added"),
     (EventKind::ObjectiveStatus, "objective.status"),
+    (EventKind::ObjectiveLinked, "objective.linked"),
     (EventKind::InsightAdded, "insight.added"),
     (EventKind::DecisionAdded, "decision.added"),
     (EventKind::ArtifactAdded, "artifact.added"),
     (EventKind::FlagRaised, "flag.raised"),
+    (EventKind::FlagHandled, "flag.handled"),
     (EventKind::HoldAdded, "hold.added"),
     (EventKind::HoldReleased, "hold.released"),
     (EventKind::WorkerRegistered, "worker.registered"),
@@ -116,9 +120,11 @@ impl EventKind {
             | MaintainEdgeRemoved
             | Unknown => GraphEffect::Structure,
             PlanDrafted | SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus
-            | InsightAdded | DecisionAdded | ArtifactAdded | FlagRaised | HoldAdded
-            | HoldReleased | WorkerRegistered | WorkerDeregistered | HandoverWritten | MetaSet
-            | MaintainLinkRemoved | MaintainOptimized => GraphEffect::None,
+            | ObjectiveLinked | InsightAdded | DecisionAdded | ArtifactAdded | FlagRaised
+            | FlagHandled | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
+            | HandoverWritten | MetaSet | MaintainLinkRemoved | MaintainOptimized => {
+                GraphEffect::None
+            }
         }
     }
 

@@ -1,8 +1,14 @@
 //! Flag rules as a pure function: what a completed task's report (its flags and the work it
 //! discovered) asks of the graph, given the project's `[[rules]]` and the task's dependents.
 //!
-//! [`effects`] turns those facts into a list of [`Effect`]s, plain data that whoever applies
-//! them (the engine, later the store inside the completion's transaction) carries out in order.
+//! [`effects`] turns those facts into a list of [`Effect`]s, plain data that the store carries
+//! out in order inside the completion's transaction: each flag recorded with its state
+//! ([`FlagState`]), follow-up tasks, raised priorities, holds, stops, discovered tasks.
+//!
+//! The loop guard lives here too. A follow-up carries a `flag:NAME` tag for every flag of the
+//! chain that led to it (its lineage, [`lineage_of`]); a flag raised by a task whose lineage
+//! holds that flag already, or by a task `max_depth` follow-ups deep, adds no follow-up and no
+//! hold: the flag is recorded as [`FlagState::Suppressed`] with the reason.
 //!
 //! Must never: perform I/O, read the clock or the environment, or render templates itself (the
 //! caller hands in the title renderer).
@@ -15,26 +21,110 @@ use crate::task::{NewTask, Priority, Status};
 /// The title of a follow-up task when its rule sets none.
 pub const DEFAULT_FOLLOW_UP_TITLE: &str = "Follow up {{ flag }} from {{ task.title }}";
 
+/// The prefix of the tags that name the flags a follow-up exists because of.
+pub const FLAG_TAG: &str = "flag:";
+
+/// How deep follow-up chains go by default (`[flags] max_depth`): a follow-up of a follow-up
+/// of a follow-up adds no further one.
+pub const DEFAULT_MAX_DEPTH: u32 = 3;
+
 /// What a flag raised by an agent triggers.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlagRule {
     /// The flag, e.g. `DATABASE_INVESTIGATION`.
     pub flag: String,
     pub action: FlagAction,
     /// For `add-task`: the follow-up's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// For `add-task`: a template of the follow-up's title; may use `task.title`, `task.id`,
     /// `flag`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// For `add-task`: start nothing else until the follow-up is done.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pause: bool,
     /// For `raise-priority`: the new priority of the flagging task's dependents (default high).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+impl FlagRule {
+    /// Checks what can be checked without the project: the flag's name, and that each field
+    /// belongs to the rule's action. Roles and title templates are the caller's to check.
+    pub fn check(&self) -> Result<(), String> {
+        check_name(&self.flag)?;
+        let only = |field: &str, action: &str| {
+            Err(format!(
+                "rule for {}: `{field}` applies to action `{action}` only",
+                self.flag
+            ))
+        };
+        if self.action != FlagAction::AddTask {
+            if self.role.is_some() {
+                return only("role", "add-task");
+            }
+            if self.title.is_some() {
+                return only("title", "add-task");
+            }
+            if self.pause {
+                return only("pause", "add-task");
+            }
+        }
+        if let Some(p) = &self.priority {
+            if self.action != FlagAction::RaisePriority {
+                return only("priority", "raise-priority");
+            }
+            p.parse::<Priority>()
+                .map_err(|e| format!("rule for {}: priority: {e}", self.flag))?;
+        }
+        Ok(())
+    }
+
+    /// One line saying what the rule does.
+    pub fn describe(&self) -> String {
+        match self.action {
+            FlagAction::AddTask => {
+                let role = self
+                    .role
+                    .as_deref()
+                    .map(|r| format!(" for the {r} role"))
+                    .unwrap_or_default();
+                let pause = if self.pause {
+                    ", and nothing else starts until it is done"
+                } else {
+                    ""
+                };
+                format!("adds a follow-up task{role}{pause}")
+            }
+            FlagAction::RaisePriority => format!(
+                "raises the flagging task's pending dependents to {} priority",
+                self.priority.as_deref().unwrap_or("high")
+            ),
+            FlagAction::Pause => "pauses everything until the hold is released".into(),
+            FlagAction::Stop => "ends the run after the running attempts finish".into(),
+        }
+    }
+}
+
+/// Whether `name` can be a flag: letters, digits, `_`, `-` and `.`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a flag needs a name".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "flag `{name}`: `{c}` is not allowed (letters, digits, `_`, `-`, `.`)"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlagAction {
     /// Add a follow-up task (optionally pausing everything else until it is done).
@@ -46,6 +136,148 @@ pub enum FlagAction {
     Pause,
     /// End the run after the running attempts finish.
     Stop,
+}
+
+impl FlagAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AddTask => "add-task",
+            Self::RaisePriority => "raise-priority",
+            Self::Pause => "pause",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+impl std::str::FromStr for FlagAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "add-task" => Self::AddTask,
+            "raise-priority" => Self::RaisePriority,
+            "pause" => Self::Pause,
+            "stop" => Self::Stop,
+            _ => {
+                return Err(format!(
+                    "unknown action `{s}` (add-task, raise-priority, pause, stop)"
+                ));
+            }
+        })
+    }
+}
+
+/// A flag as an agent raised it: its name and what it found.
+///
+/// Reported as a string, `NAME` or `NAME: detail`, or as an object
+/// `{"flag": "NAME", "detail": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Flag {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Flag {
+    /// `NAME` or `NAME: detail` (a prefix that is no flag name leaves the whole text the name,
+    /// so that [`check_name`] can say what is wrong with it).
+    pub fn parse(s: &str) -> Self {
+        let s = s.trim();
+        if let Some((name, detail)) = s.split_once(':')
+            && check_name(name.trim()).is_ok()
+        {
+            return Self {
+                name: name.trim().to_owned(),
+                detail: detail.trim().to_owned(),
+            };
+        }
+        Self {
+            name: s.to_owned(),
+            detail: String::new(),
+        }
+    }
+}
+
+impl From<&str> for Flag {
+    fn from(s: &str) -> Self {
+        Self::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Object {
+            flag: String,
+            #[serde(default)]
+            detail: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            Object(Object),
+        }
+        match Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "a flag is a string (`NAME` or `NAME: detail`) or {\"flag\": NAME, \"detail\": TEXT}",
+            )
+        })? {
+            Form::Text(s) => Ok(Self::parse(&s)),
+            Form::Object(o) => Ok(Self {
+                name: o.flag.trim().to_owned(),
+                detail: o.detail.trim().to_owned(),
+            }),
+        }
+    }
+}
+
+/// Where a raised flag stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlagState {
+    /// Waiting: for its follow-up to be completed, or for someone to act (no rule).
+    Raised,
+    /// Its follow-up was completed, or its rules did all they do at once.
+    Handled,
+    /// The loop guard kept its rules from adding a follow-up or a hold.
+    Suppressed,
+}
+
+impl FlagState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raised => "raised",
+            Self::Handled => "handled",
+            Self::Suppressed => "suppressed",
+        }
+    }
+}
+
+impl std::fmt::Display for FlagState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for FlagState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raised" => Ok(Self::Raised),
+            "handled" => Ok(Self::Handled),
+            "suppressed" => Ok(Self::Suppressed),
+            _ => Err(format!("unknown flag state `{s}`")),
+        }
+    }
+}
+
+/// The flags a task exists because of, outermost first: its `flag:NAME` tags.
+pub fn lineage_of(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter_map(|t| t.strip_prefix(FLAG_TAG))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A task an agent asks to add.
@@ -75,22 +307,44 @@ pub struct Completion<'a> {
     pub task: TaskId,
     pub title: &'a str,
     /// The flags the report raised, in order.
-    pub flags: &'a [String],
+    pub flags: &'a [Flag],
     /// The work the report discovered, in order.
     pub discovered: &'a [DiscoveredTask],
     /// The task's transitive dependents (only their pending ones are ever touched).
     pub dependents: &'a [Dependent],
+    /// The flags the task exists because of ([`lineage_of`] its tags): a follow-up's
+    /// completion handles its flag, and the loop guard reads it.
+    pub lineage: &'a [String],
+    /// Follow-up chains end at this depth (`[flags] max_depth`).
+    pub max_depth: u32,
 }
 
 /// One thing applying a report does, in the order [`effects`] lists them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Record that `task` raised `flag` (a `flag.raised` event).
-    RecordFlag { task: TaskId, flag: String },
+    /// `task`, a follow-up, is complete: the flags it follows up are handled.
+    Handled { task: TaskId },
+    /// Record that `task` raised `flag`, in `state` (a `flag.raised` event); the effects that
+    /// follow, up to the next record, are its rules'.
+    RecordFlag {
+        task: TaskId,
+        flag: String,
+        detail: String,
+        state: FlagState,
+        /// What the rules did, or why nothing happened.
+        note: String,
+    },
     /// No rule handles `flag`: nothing happens besides the record.
     Unhandled { task: TaskId, flag: String },
-    /// Create `task`, linked from `from` by a `discovered-from` edge. With `hold`, then add a
-    /// hold on the new task for that reason: nothing else starts until it is done.
+    /// The loop guard kept a rule of `flag` from adding a follow-up or a hold.
+    Suppressed {
+        task: TaskId,
+        flag: String,
+        reason: String,
+    },
+    /// Create `task`, linked from `from` by a `discovered-from` edge, as the follow-up of the
+    /// flag recorded last. With `hold`, then add a hold on the new task for that reason:
+    /// nothing else starts until it is done.
     FollowUp {
         from: TaskId,
         flag: String,
@@ -131,14 +385,19 @@ impl Effect {
         match self {
             Self::FollowUp { .. } | Self::Discover { .. } => true,
             Self::RaisePriority { tasks, .. } => !tasks.is_empty(),
-            Self::RecordFlag { .. } | Self::Unhandled { .. } | Self::Pause { .. } => false,
-            Self::Stop { .. } => false,
+            Self::RecordFlag { .. }
+            | Self::Unhandled { .. }
+            | Self::Suppressed { .. }
+            | Self::Handled { .. }
+            | Self::Pause { .. }
+            | Self::Stop { .. } => false,
         }
     }
 }
 
-/// The effects of a completed task's report under `rules`, in order: for each flag its record,
-/// then what each matching rule does; then the discovered tasks.
+/// The effects of a completed task's report under `rules`, in order: the flags it handles
+/// (when it is a follow-up); for each flag its record, then what each matching rule does; then
+/// the discovered tasks.
 ///
 /// `render_title(template, flag)` renders a follow-up's title template (it may use
 /// `task.id`, `task.title` and `flag`); its error is returned as is, and no effect is returned
@@ -150,22 +409,32 @@ pub fn effects<E>(
 ) -> Result<Vec<Effect>, E> {
     let from = report.task;
     let mut out = Vec::new();
+    if !report.lineage.is_empty() {
+        out.push(Effect::Handled { task: from });
+    }
     for flag in report.flags {
+        let name = &flag.name;
+        let mut fx = Vec::new();
+        for rule in rules.iter().filter(|r| &r.flag == name) {
+            fx.push(rule_effect(report, rule, name, &render_title)?);
+        }
+        let (state, note) = state_of(&fx);
         out.push(Effect::RecordFlag {
             task: from,
-            flag: flag.clone(),
+            flag: name.clone(),
+            detail: flag.detail.clone(),
+            state,
+            note,
         });
-        let matching: Vec<&FlagRule> = rules.iter().filter(|r| &r.flag == flag).collect();
-        if matching.is_empty() {
+        if fx.is_empty() {
             out.push(Effect::Unhandled {
                 task: from,
-                flag: flag.clone(),
+                flag: name.clone(),
             });
         }
-        for rule in matching {
-            out.push(rule_effect(report, rule, flag, &render_title)?);
-        }
+        out.extend(fx);
     }
+    let inherited = lineage_tags(report.lineage);
     for d in report.discovered {
         let blocks = if d.blocks_dependents {
             pending(report.dependents).map(|d| d.id).collect()
@@ -179,12 +448,77 @@ pub fn effects<E>(
                 role: d.role.clone(),
                 description: d.description.clone(),
                 effort: 1,
+                tags: inherited.clone(),
                 ..Default::default()
             },
             blocks,
         });
     }
     Ok(out)
+}
+
+fn lineage_tags(lineage: &[String]) -> Vec<String> {
+    lineage.iter().map(|f| format!("{FLAG_TAG}{f}")).collect()
+}
+
+/// A flag's state once its rules' effects `fx` are applied, and what they did.
+fn state_of(fx: &[Effect]) -> (FlagState, String) {
+    if fx.is_empty() {
+        return (FlagState::Raised, "no rule for this flag".into());
+    }
+    if fx.iter().any(|e| matches!(e, Effect::FollowUp { .. })) {
+        return (FlagState::Raised, "waiting for its follow-up".into());
+    }
+    let mut notes = Vec::new();
+    let mut acted = false;
+    for e in fx {
+        match e {
+            Effect::Suppressed { reason, .. } if !notes.contains(reason) => {
+                notes.push(reason.clone());
+            }
+            Effect::RaisePriority {
+                priority, tasks, ..
+            } => {
+                acted = true;
+                notes.push(format!(
+                    "{} dependent task(s) raised to {priority}",
+                    tasks.len()
+                ));
+            }
+            Effect::Pause { .. } => {
+                acted = true;
+                notes.push("everything paused until the hold is released".into());
+            }
+            Effect::Stop { .. } => {
+                acted = true;
+                notes.push("the run stopped".into());
+            }
+            _ => {}
+        }
+    }
+    let state = if acted {
+        FlagState::Handled
+    } else {
+        FlagState::Suppressed
+    };
+    (state, notes.join("; "))
+}
+
+/// Why the loop guard keeps a flag raised by this report from spawning anything, if it does.
+fn guard(report: &Completion<'_>, flag: &str) -> Option<String> {
+    if report.lineage.iter().any(|f| f == flag) {
+        return Some(format!(
+            "not followed up: {} exists because of {flag} already",
+            report.task
+        ));
+    }
+    let depth = u32::try_from(report.lineage.len()).unwrap_or(u32::MAX);
+    (depth >= report.max_depth).then(|| {
+        format!(
+            "not followed up: {} is {depth} follow-up(s) deep, the limit ([flags] max_depth = {})",
+            report.task, report.max_depth
+        )
+    })
 }
 
 /// What one rule matching `flag` does.
@@ -197,17 +531,29 @@ fn rule_effect<E>(
     let from = report.task;
     let flag = flag.to_owned();
     let reason = format!("flag {flag} raised by {from}");
+    let spawns = matches!(rule.action, FlagAction::AddTask | FlagAction::Pause);
+    if spawns && let Some(why) = guard(report, &flag) {
+        return Ok(Effect::Suppressed {
+            task: from,
+            flag,
+            reason: why,
+        });
+    }
     Ok(match rule.action {
         FlagAction::AddTask => {
             let template = rule.title.as_deref().unwrap_or(DEFAULT_FOLLOW_UP_TITLE);
             let title = render_title(template, &flag)?;
+            let mut tags = lineage_tags(report.lineage);
+            tags.push(format!("{FLAG_TAG}{flag}"));
             Effect::FollowUp {
                 from,
                 task: NewTask {
                     title,
                     role: rule.role.clone(),
+                    description: format!("Follow-up of flag {flag} raised by task {from}."),
                     effort: 1,
                     priority: Priority::High,
+                    tags,
                     ..Default::default()
                 },
                 hold: rule.pause.then_some(reason),
@@ -243,11 +589,11 @@ fn pending(dependents: &[Dependent]) -> impl Iterator<Item = &Dependent> {
 /// Whether applying a report with these flags and discovered tasks may change what is allowed
 /// to start next (a pausing or stopping rule, raised priorities, discovered work that blocks
 /// dependents): a scheduler commits and applies such a report before it starts anything new.
-pub fn changes_plan(flags: &[String], discovered: &[DiscoveredTask], rules: &[FlagRule]) -> bool {
+pub fn changes_plan(flags: &[Flag], discovered: &[DiscoveredTask], rules: &[FlagRule]) -> bool {
     discovered.iter().any(|d| d.blocks_dependents)
         || flags.iter().any(|f| {
             rules.iter().any(|r| {
-                &r.flag == f
+                r.flag == f.name
                     && (r.pause
                         || matches!(
                             r.action,
@@ -293,7 +639,7 @@ mod tests {
     }
 
     fn completion<'a>(
-        flags: &'a [String],
+        flags: &'a [Flag],
         discovered: &'a [DiscoveredTask],
         dependents: &'a [Dependent],
     ) -> Completion<'a> {
@@ -303,20 +649,33 @@ mod tests {
             flags,
             discovered,
             dependents,
+            lineage: &[],
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+
+    fn flags(names: &[&str]) -> Vec<Flag> {
+        names.iter().map(|n| Flag::parse(n)).collect()
+    }
+
+    fn record(flag: &str, state: FlagState, note: &str) -> Effect {
+        Effect::RecordFlag {
+            task: id(1),
+            flag: flag.into(),
+            detail: String::new(),
+            state,
+            note: note.into(),
         }
     }
 
     #[test]
     fn a_flag_without_a_rule_is_recorded_and_nothing_else() {
-        let flags = vec!["ODD".to_owned()];
+        let flags = flags(&["ODD"]);
         let fx = effects(&completion(&flags, &[], &[]), &[], title).unwrap();
         assert_eq!(
             fx,
             vec![
-                Effect::RecordFlag {
-                    task: id(1),
-                    flag: "ODD".into()
-                },
+                record("ODD", FlagState::Raised, "no rule for this flag"),
                 Effect::Unhandled {
                     task: id(1),
                     flag: "ODD".into()
@@ -328,7 +687,7 @@ mod tests {
 
     #[test]
     fn add_task_creates_a_high_priority_follow_up_and_may_hold_everything_else() {
-        let flags = vec!["DB".to_owned()];
+        let flags = flags(&["DB"]);
         let mut r = rule("DB", FlagAction::AddTask);
         r.role = Some("dba".into());
         r.pause = true;
@@ -347,16 +706,139 @@ mod tests {
         assert_eq!(task.title, "Follow up DB from {{ task.title }}");
         assert_eq!(task.role.as_deref(), Some("dba"));
         assert_eq!((task.priority, task.effort), (Priority::High, 1));
+        assert_eq!(task.tags, vec!["flag:DB".to_owned()]);
         assert_eq!(
             hold.as_deref(),
             Some(&*format!("flag DB raised by {}", id(1)))
         );
         assert!(fx[1].changes_graph());
+        assert!(matches!(
+            &fx[0],
+            Effect::RecordFlag { state: FlagState::Raised, note, .. } if note == "waiting for its follow-up"
+        ));
+    }
+
+    #[test]
+    fn a_flag_raised_again_by_its_own_follow_up_spawns_nothing() {
+        let flags = flags(&["DB: the index is gone", "PERF"]);
+        let mut add = rule("DB", FlagAction::AddTask);
+        add.pause = true;
+        let rules = [
+            add,
+            rule("DB", FlagAction::Pause),
+            rule("PERF", FlagAction::AddTask),
+        ];
+        let lineage = ["DB".to_owned()];
+        let report = Completion {
+            lineage: &lineage,
+            ..completion(&flags, &[], &[])
+        };
+        let fx = effects(&report, &rules, title).unwrap();
+        // The follow-up's completion handles its flag first.
+        assert_eq!(fx[0], Effect::Handled { task: id(1) });
+        let Effect::RecordFlag {
+            flag,
+            detail,
+            state,
+            note,
+            ..
+        } = &fx[1]
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(
+            (flag.as_str(), detail.as_str()),
+            ("DB", "the index is gone")
+        );
+        assert_eq!(*state, FlagState::Suppressed);
+        assert!(note.contains("exists because of DB already"), "{note}");
+        assert!(matches!(&fx[2], Effect::Suppressed { flag, .. } if flag == "DB"));
+        assert!(matches!(&fx[3], Effect::Suppressed { flag, .. } if flag == "DB"));
+        // Another flag is followed up, its task carrying the whole chain.
+        let Effect::FollowUp { task, .. } = &fx[5] else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(
+            task.tags,
+            vec!["flag:DB".to_owned(), "flag:PERF".to_owned()]
+        );
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Pause { .. })));
+    }
+
+    #[test]
+    fn follow_up_chains_end_at_the_depth_limit() {
+        let flags = flags(&["C"]);
+        let lineage = ["A".to_owned(), "B".to_owned()];
+        let rules = [rule("C", FlagAction::AddTask), rule("C", FlagAction::Stop)];
+        let report = Completion {
+            lineage: &lineage,
+            max_depth: 2,
+            ..completion(&flags, &[], &[])
+        };
+        let fx = effects(&report, &rules, title).unwrap();
+        let Effect::RecordFlag { state, note, .. } = &fx[1] else {
+            panic!("{fx:?}")
+        };
+        // A stop still stops: only what spawns is held back.
+        assert_eq!(*state, FlagState::Handled);
+        assert!(note.contains("2 follow-up(s) deep"), "{note}");
+        assert!(matches!(&fx[2], Effect::Suppressed { .. }));
+        assert!(matches!(&fx[3], Effect::Stop { .. }));
+        // One level less deep, the follow-up is added.
+        let report = Completion {
+            max_depth: 3,
+            ..report
+        };
+        let fx = effects(&report, &rules, title).unwrap();
+        assert!(matches!(&fx[2], Effect::FollowUp { .. }), "{fx:?}");
+    }
+
+    #[test]
+    fn flags_read_as_names_with_an_optional_detail() {
+        assert_eq!(
+            Flag::parse(" DB_SLOW: 15 queries: per cart "),
+            Flag {
+                name: "DB_SLOW".into(),
+                detail: "15 queries: per cart".into()
+            }
+        );
+        assert_eq!(Flag::parse("PLAIN").detail, "");
+        // No flag name before the colon: all of it is the name, which the check refuses.
+        assert_eq!(Flag::parse("a b: c").name, "a b: c");
+        assert!(check_name("a b: c").is_err());
+        let v: Vec<Flag> =
+            serde_json::from_str(r#"["X", "Y: why", {"flag": "Z", "detail": "found"}]"#).unwrap();
+        assert_eq!(v[1].detail, "why");
+        assert_eq!((v[2].name.as_str(), v[2].detail.as_str()), ("Z", "found"));
+        let bad = serde_json::from_str::<Vec<Flag>>(r#"[{"flag": "Z", "extra": 1}]"#);
+        assert!(bad.unwrap_err().to_string().contains("a flag is a string"));
+    }
+
+    #[test]
+    fn rules_are_checked_field_by_action() {
+        let mut r = rule("X", FlagAction::Stop);
+        assert_eq!(r.check(), Ok(()));
+        r.role = Some("reviewer".into());
+        assert!(
+            r.check()
+                .unwrap_err()
+                .contains("`role` applies to action `add-task`")
+        );
+        let mut r = rule("X", FlagAction::RaisePriority);
+        r.priority = Some("urgent".into());
+        assert!(r.check().unwrap_err().contains("priority"));
+        r.priority = Some("critical".into());
+        assert_eq!(r.check(), Ok(()));
+        assert!(rule("A B", FlagAction::Stop).check().is_err());
+        assert_eq!(
+            lineage_of(&["x".into(), "flag:A".into(), "flag:B".into()]),
+            vec!["A".to_owned(), "B".to_owned()]
+        );
     }
 
     #[test]
     fn a_title_that_does_not_render_is_an_error() {
-        let flags = vec!["DB".to_owned()];
+        let flags = flags(&["DB"]);
         let mut r = rule("DB", FlagAction::AddTask);
         r.title = Some("bad {{".into());
         let err = effects(&completion(&flags, &[], &[]), &[r], title).unwrap_err();
@@ -365,7 +847,7 @@ mod tests {
 
     #[test]
     fn raise_priority_touches_only_pending_dependents_below_the_new_priority() {
-        let flags = vec!["HOT".to_owned()];
+        let flags = flags(&["HOT"]);
         let deps = [
             dep(2, Status::Pending, Priority::Low),
             dep(3, Status::Pending, Priority::Critical),
@@ -395,7 +877,7 @@ mod tests {
 
     #[test]
     fn pause_and_stop_give_their_reason() {
-        let flags = vec!["STOP".to_owned(), "WAIT".to_owned()];
+        let flags = flags(&["STOP", "WAIT"]);
         let rules = [
             rule("WAIT", FlagAction::Pause),
             rule("STOP", FlagAction::Stop),
@@ -405,19 +887,17 @@ mod tests {
         assert_eq!(
             fx,
             vec![
-                Effect::RecordFlag {
-                    task: id(1),
-                    flag: "STOP".into()
-                },
+                record("STOP", FlagState::Handled, "the run stopped"),
                 Effect::Stop {
                     from: id(1),
                     flag: "STOP".into(),
                     reason: reason("STOP")
                 },
-                Effect::RecordFlag {
-                    task: id(1),
-                    flag: "WAIT".into()
-                },
+                record(
+                    "WAIT",
+                    FlagState::Handled,
+                    "everything paused until the hold is released"
+                ),
                 Effect::Pause {
                     from: id(1),
                     flag: "WAIT".into(),
@@ -429,7 +909,7 @@ mod tests {
 
     #[test]
     fn every_matching_rule_fires_in_order() {
-        let flags = vec!["X".to_owned()];
+        let flags = flags(&["X"]);
         let rules = [rule("X", FlagAction::Stop), rule("X", FlagAction::Pause)];
         let fx = effects(&completion(&flags, &[], &[]), &rules, title).unwrap();
         assert!(matches!(fx[1], Effect::Stop { .. }));
@@ -438,7 +918,7 @@ mod tests {
 
     #[test]
     fn discovered_work_comes_last_and_may_block_pending_dependents() {
-        let flags = vec!["ODD".to_owned()];
+        let flags = flags(&["ODD"]);
         let found = [
             DiscoveredTask {
                 title: "fix the parser".into(),
@@ -465,6 +945,7 @@ mod tests {
         assert_eq!(task.role.as_deref(), Some("implementer"));
         assert_eq!(task.description, "it drops the last line");
         assert_eq!((task.priority, task.effort), (Priority::Normal, 1));
+        assert!(task.tags.is_empty());
         assert_eq!(blocks, &vec![id(2)]);
         assert!(matches!(&fx[3], Effect::Discover { blocks, .. } if blocks.is_empty()));
         assert!(fx[3].changes_graph());
@@ -472,7 +953,7 @@ mod tests {
 
     #[test]
     fn only_rules_that_hold_stop_or_reorder_change_the_plan() {
-        let flags = vec!["X".to_owned()];
+        let flags = flags(&["X"]);
         let add = rule("X", FlagAction::AddTask);
         assert!(!changes_plan(&flags, &[], std::slice::from_ref(&add)));
         assert!(changes_plan(

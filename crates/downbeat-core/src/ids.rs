@@ -114,6 +114,7 @@ pub enum RecordKind {
     Insight,
     Decision,
     Session,
+    Flag,
 }
 
 impl RecordKind {
@@ -123,6 +124,7 @@ impl RecordKind {
             Self::Insight => 'i',
             Self::Decision => 'd',
             Self::Session => 's',
+            Self::Flag => 'f',
         }
     }
     pub fn name(self) -> &'static str {
@@ -131,11 +133,12 @@ impl RecordKind {
             Self::Insight => "insight",
             Self::Decision => "decision",
             Self::Session => "session",
+            Self::Flag => "flag",
         }
     }
 }
 
-/// `o3`, `i12`, `d2`, `s1`.
+/// `o3`, `i12`, `d2`, `s1`, `f4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordId {
     pub kind: RecordKind,

@@ -12,6 +12,7 @@ pub mod flags;
 pub mod graph;
 pub mod ids;
 pub mod maintain;
+pub mod memory;
 pub mod plan;
 pub mod plan_diff;
 pub mod planner;

@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::context::{Artifact, Decision, Insight, Metrics, Objective, ObjectiveStatus, Session};
+use crate::context::{
+    Artifact, Decision, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus, Session,
+};
+use crate::flags::FlagState;
 use crate::graph::{GraphSnapshot, GraphTask, Planned, Progress};
 use crate::ids::TaskId;
 use crate::task::{Edge, Status, Task};
@@ -22,6 +25,8 @@ pub struct ProjectView {
     pub decisions: Vec<Decision>,
     pub sessions: Vec<Session>,
     pub artifacts: Vec<Artifact>,
+    /// Flags agents raised, oldest first.
+    pub flags: Vec<FlagRecord>,
     pub metrics: Metrics,
     pub planned: Planned,
     pub rollup: HashMap<TaskId, Progress>,
@@ -159,7 +164,27 @@ fn task_line(v: &ProjectView, id: TaskId, title_max: usize) -> String {
     }
 }
 
-fn objective_progress(v: &ProjectView, o: &Objective) -> Option<(u32, u32)> {
+/// The active objectives of `objectives` that linked tasks have achieved: every task linked to
+/// it is completed (a container: rolled up from its whole subtree, per `rollup`). A linked
+/// task missing from `rollup` is archived, which only finished work is.
+pub fn achieved_objectives(
+    objectives: &[Objective],
+    rollup: &HashMap<TaskId, Progress>,
+) -> Vec<crate::ids::RecordId> {
+    objectives
+        .iter()
+        .filter(|o| o.status == ObjectiveStatus::Active && !o.tasks.is_empty())
+        .filter(|o| {
+            o.tasks
+                .iter()
+                .all(|t| rollup.get(t).is_none_or(|p| p.status == Status::Completed))
+        })
+        .map(|o| o.id)
+        .collect()
+}
+
+/// (done, total) leaves of the tasks linked to objective `o`; `None` when it has none.
+pub fn objective_progress(v: &ProjectView, o: &Objective) -> Option<(u32, u32)> {
     if o.tasks.is_empty() {
         return None;
     }
@@ -298,6 +323,7 @@ pub fn handover(v: &ProjectView, new_decisions: &[crate::ids::RecordId]) -> Stri
     handover_in_flight(&mut s, v);
     handover_decisions(&mut s, v, new_decisions);
     handover_insights(&mut s, v);
+    handover_flags(&mut s, v);
     handover_blockers(&mut s, v);
     handover_next_wave(&mut s, v);
     handover_artifacts(&mut s, v);
@@ -417,6 +443,55 @@ fn handover_insights(s: &mut String, v: &ProjectView) {
     s.push('\n');
 }
 
+/// The handover's "Flags" section, when any flag was raised: those still waiting first.
+fn handover_flags(s: &mut String, v: &ProjectView) {
+    if v.flags.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Flags\n");
+    let waiting = |f: &&FlagRecord| f.state == FlagState::Raised;
+    for f in v.flags.iter().filter(waiting) {
+        flag_line(s, v, f);
+    }
+    for f in v.flags.iter().filter(|f| !waiting(f)) {
+        flag_line(s, v, f);
+    }
+    s.push('\n');
+}
+
+/// One flag as the documents list it: what, who raised it, where it stands and what handles
+/// it; its detail on a line of its own.
+pub fn flag_line(s: &mut String, v: &ProjectView, f: &FlagRecord) {
+    let _ = writeln!(
+        s,
+        "- {} {} by {} — {}",
+        f.id,
+        f.flag,
+        task_line(v, f.task, 120),
+        flag_state(v, f)
+    );
+    if !f.detail.is_empty() {
+        let _ = writeln!(s, "  - detail: {}", clip(&f.detail, 300));
+    }
+}
+
+/// Where a flag stands, in words: `handled by abc123 Fix it`, `raised: follow-up abc123 Fix it
+/// is running`, `suppressed: ...`, `raised: no rule for this flag`.
+pub fn flag_state(v: &ProjectView, f: &FlagRecord) -> String {
+    match (f.state, f.follow_up) {
+        (FlagState::Handled, Some(fu)) => format!("handled by {}", task_line(v, fu, 80)),
+        (FlagState::Raised, Some(fu)) => {
+            let status = v
+                .task(fu)
+                .map(|t| t.status.to_string())
+                .unwrap_or_else(|| "archived".into());
+            format!("raised: follow-up {} is {status}", task_line(v, fu, 80))
+        }
+        (state, _) if f.note.is_empty() => state.to_string(),
+        (state, _) => format!("{state}: {}", f.note),
+    }
+}
+
 /// The handover's "Blockers" section: failed or blocked tasks, then tasks that cannot start.
 fn handover_blockers(s: &mut String, v: &ProjectView) {
     let _ = writeln!(s, "## Blockers\n");
@@ -534,17 +609,10 @@ mod tests {
     }
 }
 
-/// A flag an agent raised, as read from the event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RaisedFlag {
-    pub task: TaskId,
-    pub flag: String,
-}
-
 /// The integration report of a container's subtree (or of the whole project when `root` is
 /// `None`): what was done and by which role, results, failures and what they hold back, flags
 /// raised, and completeness against acceptance criteria.
-pub fn synthesis(v: &ProjectView, root: Option<TaskId>, flags: &[RaisedFlag]) -> String {
+pub fn synthesis(v: &ProjectView, root: Option<TaskId>) -> String {
     let in_scope = scope_of(v, root);
     let leaves: Vec<&Task> = v
         .tasks
@@ -621,7 +689,8 @@ pub fn synthesis(v: &ProjectView, root: Option<TaskId>, flags: &[RaisedFlag]) ->
     }
 
     let _ = writeln!(s, "## Flags raised\n");
-    let raised: Vec<&RaisedFlag> = flags
+    let raised: Vec<&FlagRecord> = v
+        .flags
         .iter()
         .filter(|f| in_scope.contains(&f.task))
         .collect();
@@ -629,7 +698,7 @@ pub fn synthesis(v: &ProjectView, root: Option<TaskId>, flags: &[RaisedFlag]) ->
         let _ = writeln!(s, "None.\n");
     } else {
         for f in raised {
-            let _ = writeln!(s, "- {} by {}", f.flag, task_line(v, f.task, 120));
+            flag_line(&mut s, v, f);
         }
         s.push('\n');
     }

@@ -78,6 +78,20 @@ const BUILTIN: &[(&str, &str, &str)] = &[
          Say what must change, what should change, and what is fine as it is.",
     ),
     (
+        "security",
+        "Responds to security findings: assesses, contains, fixes, documents.",
+        "You are the security specialist. Treat the finding as real until shown otherwise: \
+         assess what is exposed and since when, contain it, fix the cause, and record what \
+         others must know (rotated secrets, changed access) so the paused work can resume.",
+    ),
+    (
+        "database",
+        "Investigates data models, queries, indexes and migrations.",
+        "You are the database specialist. Look at what the database is asked to do: queries, \
+         indexes, schema and migrations. Measure before changing (query plans, counts), fix the \
+         cause, and say what the application side must change.",
+    ),
+    (
         "researcher",
         "Gathers facts: prior art, options, constraints.",
         "You are the researcher. Find the facts the team needs: existing code, prior art, \
@@ -261,11 +275,13 @@ mod tests {
             set.names(),
             [
                 "architect",
+                "database",
                 "debugger",
                 "documenter",
                 "implementer",
                 "researcher",
                 "reviewer",
+                "security",
                 "tester"
             ]
         );
@@ -285,12 +301,12 @@ mod tests {
         assert_eq!(set.get("tester").unwrap().max_parallel, Some(2));
         assert!(set.get("tester").unwrap().prompt.contains("detective"));
         let err = set
-            .merge_toml("security", "roles/security.toml", "description = 'x'")
+            .merge_toml("legal", "roles/legal.toml", "description = 'x'")
             .unwrap_err();
         assert!(err.to_string().contains("needs both"), "{err}");
-        set.merge_toml("security", "s.toml", "description = 'x'\nprompt = 'p'")
+        set.merge_toml("legal", "s.toml", "description = 'x'\nprompt = 'p'")
             .unwrap();
-        assert!(set.contains("security"));
+        assert!(set.contains("legal"));
         let err = set
             .merge_toml("tester", "t.toml", "colour = 1")
             .unwrap_err();

@@ -32,6 +32,28 @@ pub struct PromptRecord {
     pub why: String,
 }
 
+/// A flag the task follows up (it was added by that flag's rule), as the template sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptFlag {
+    /// `f3`.
+    pub id: String,
+    pub flag: String,
+    /// What the flagging agent said about it.
+    pub detail: String,
+    /// The flagging task, its summary and artifacts.
+    pub raised_by: DependencyResult,
+}
+
+/// A memory file of the project (Downbeat's own section left out), as the template sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptMemory {
+    /// `CLAUDE.md`, `AGENTS.md`.
+    pub file: String,
+    pub text: String,
+    /// Bytes left out for the budget (0: all of it).
+    pub left_out: usize,
+}
+
 /// Everything a prompt template may use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PromptContext {
@@ -44,6 +66,10 @@ pub struct PromptContext {
     /// Insights relevant to the task (its own, its ancestors', its dependencies', the
     /// project's), newest first.
     pub insights: Vec<PromptRecord>,
+    /// The flags this task is the follow-up of.
+    pub flags: Vec<PromptFlag>,
+    /// The project's memory files that exist, within the budget.
+    pub memory: Vec<PromptMemory>,
 }
 
 /// The decisions and insights a template does not show itself, as sections appended to the
@@ -51,8 +77,34 @@ pub struct PromptContext {
 pub fn context_sections(template: &str, ctx: &PromptContext) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
+    if !ctx.flags.is_empty() && !template.contains("flags") {
+        s.push_str("\n\n## The flag this task follows up\n\n");
+        for f in &ctx.flags {
+            let by = &f.raised_by;
+            let role = if by.role.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by.role)
+            };
+            let _ = writeln!(
+                s,
+                "- {} {} raised by {} {}{role}",
+                f.id, f.flag, by.id, by.title
+            );
+            if !f.detail.trim().is_empty() {
+                let _ = writeln!(s, "  - detail: {}", f.detail.trim());
+            }
+            if !by.result.trim().is_empty() {
+                let _ = writeln!(s, "  - its summary: {}", by.result.trim());
+            }
+            for a in &by.artifacts {
+                let _ = writeln!(s, "  - artifact: {a}");
+            }
+        }
+    }
     if !ctx.decisions.is_empty() && !template.contains("decisions") {
-        s.push_str("\n\n## Decisions in force\n\n");
+        s.push_str(if s.is_empty() { "\n\n" } else { "\n" });
+        s.push_str("## Decisions in force\n\n");
         for d in &ctx.decisions {
             let _ = write!(s, "- {} {}", d.id, d.text.trim());
             if !d.why.trim().is_empty() {
@@ -66,6 +118,21 @@ pub fn context_sections(template: &str, ctx: &PromptContext) -> String {
         s.push_str("## What the team has learned\n\n");
         for i in &ctx.insights {
             let _ = writeln!(s, "- {} {}", i.id, i.text.trim());
+        }
+    }
+    if !template.contains("memory") {
+        for m in &ctx.memory {
+            s.push_str(if s.is_empty() { "\n\n" } else { "\n" });
+            let _ = writeln!(s, "## Project memory ({})\n", m.file);
+            s.push_str(m.text.trim_end());
+            s.push('\n');
+            if m.left_out > 0 {
+                let _ = writeln!(
+                    s,
+                    "\n({} more bytes of {} left out for the context budget)",
+                    m.left_out, m.file
+                );
+            }
         }
     }
     s
@@ -124,6 +191,23 @@ pub fn check(role: &str, template: &str) -> Result<(), PromptError> {
             text: "t".into(),
             why: String::new(),
         }],
+        flags: vec![PromptFlag {
+            id: "f1".into(),
+            flag: "F".into(),
+            detail: "d".into(),
+            raised_by: DependencyResult {
+                id: "ghi789".into(),
+                title: "t".into(),
+                role: "r".into(),
+                result: "r".into(),
+                artifacts: vec!["x".into()],
+            },
+        }],
+        memory: vec![PromptMemory {
+            file: "CLAUDE.md".into(),
+            text: "m".into(),
+            left_out: 0,
+        }],
     };
     render(role, template, &sample).map(|_| ())
 }
@@ -173,6 +257,8 @@ mod tests {
             }],
             decisions: vec![],
             insights: vec![],
+            flags: vec![],
+            memory: vec![],
         };
         let out = render("tester", t, &ctx).unwrap();
         assert!(

@@ -1,15 +1,21 @@
 //! What a task's prompt template sees, read from the store: the task, the active objectives,
-//! the results and artifacts of the tasks it depends on; and the prompt rendered from it.
+//! the results and artifacts of the tasks it depends on, the flag it follows up, and within
+//! the context budget the team's decisions and insights and the project's memory files; and
+//! the prompt rendered from it.
 //!
 //! Must never: write to the store, or fail an attempt for a database that is away for a moment
-//! (reads are tried again for a while).
+//! (reads are tried again for a while), or fail one for a memory file it cannot read (it is
+//! left out).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use downbeat_core::task::{EdgeKind, Task};
-use downbeat_store::{Store, TaskFilter};
+use downbeat_store::{FlagFilter, Store, TaskFilter};
 
-use crate::prompt::{self, DependencyResult, PromptContext, PromptRecord, PromptTask};
+use crate::prompt::{
+    self, DependencyResult, PromptContext, PromptFlag, PromptMemory, PromptRecord, PromptTask,
+};
 use crate::run::types::RunOptions;
 
 /// How long an attempt keeps trying to read its prompt's context while the database is
@@ -29,7 +35,7 @@ pub(crate) async fn render_prompt(
     let mut pause = Duration::from_millis(250);
     let give_up = Instant::now() + PROMPT_READ_PATIENCE;
     let ctx = loop {
-        match prompt_context(store, task, opts.context_budget).await {
+        match prompt_context(store, task, opts.context_budget, &opts.memory_files).await {
             Ok(ctx) => break ctx,
             Err(downbeat_store::Error::Unavailable(_)) if Instant::now() < give_up => {
                 tokio::time::sleep(pause).await;
@@ -50,13 +56,16 @@ pub(crate) async fn render_prompt(
 
 /// What a task's prompt template sees, read from the store: the task, the active objectives,
 /// the results and artifacts of the tasks it depends on (a container dependency contributes
-/// its children's results), and, within `budget` bytes, the decisions in force and the
-/// insights about the task, its ancestors, its dependencies or the whole project. Render it
+/// its children's results), the flags it is the follow-up of (with the flagging task's
+/// summary and artifacts), and, within `budget` bytes, the decisions in force, the insights
+/// about the task, its ancestors, its dependencies or the whole project, and the memory files
+/// among `memory_files` that exist (without Downbeat's own section), in that order. Render it
 /// with [`prompt::render`] and [`prompt::context_sections`].
 pub async fn prompt_context(
     store: &dyn Store,
     task: &Task,
     budget: usize,
+    memory_files: &[PathBuf],
 ) -> Result<PromptContext, downbeat_store::Error> {
     let role = task.role.clone().unwrap_or_default();
     let objectives = store
@@ -101,10 +110,14 @@ pub async fn prompt_context(
             });
         }
     }
-    // Artifacts only matter when there are dependencies to attach them to.
-    if !dependencies.is_empty() {
+    let mut flags = followed_up(store, task).await?;
+    // Artifacts only matter when there are tasks to attach them to.
+    if !dependencies.is_empty() || !flags.is_empty() {
         let artifacts = store.artifacts().await?;
-        for d in &mut dependencies {
+        let results = dependencies
+            .iter_mut()
+            .chain(flags.iter_mut().map(|f| &mut f.raised_by));
+        for d in results {
             d.artifacts = artifacts
                 .iter()
                 .filter(|a| a.task.to_string() == d.id)
@@ -112,10 +125,14 @@ pub async fn prompt_context(
                 .collect();
         }
     }
-    let (decisions, insights) = team_context(store, &about, budget).await?;
+    let mut left = budget;
+    let (decisions, insights) = team_context(store, &about, &mut left).await?;
+    let memory = memory(memory_files, &mut left).await;
     Ok(PromptContext {
         decisions,
         insights,
+        flags,
+        memory,
         task: PromptTask {
             id: task.id.to_string(),
             title: task.title.clone(),
@@ -133,14 +150,13 @@ pub async fn prompt_context(
 async fn team_context(
     store: &dyn Store,
     about: &[downbeat_core::ids::TaskId],
-    budget: usize,
+    left: &mut usize,
 ) -> Result<(Vec<PromptRecord>, Vec<PromptRecord>), downbeat_store::Error> {
-    let mut left = budget;
     let mut take = |r: &PromptRecord| {
         let size = r.id.len() + r.text.len() + r.why.len() + 8;
-        let fits = size <= left;
+        let fits = size <= *left;
         if fits {
-            left -= size;
+            *left -= size;
         }
         fits
     };
@@ -177,4 +193,63 @@ async fn team_context(
         .take_while(|r| take(r))
         .collect();
     Ok((decisions, insights))
+}
+
+/// The flags `task` is the follow-up of, with the flagging tasks (artifacts filled in by the
+/// caller). Only a task carrying a flag's tag can be one, so others cost no query.
+async fn followed_up(
+    store: &dyn Store,
+    task: &Task,
+) -> Result<Vec<PromptFlag>, downbeat_store::Error> {
+    if downbeat_core::flags::lineage_of(&task.tags).is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = FlagFilter {
+        follow_up: Some(task.id),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for f in store.flags(&filter).await? {
+        let by = store.task(f.task).await?;
+        out.push(PromptFlag {
+            id: f.id.to_string(),
+            flag: f.flag,
+            detail: f.detail,
+            raised_by: DependencyResult {
+                id: by.id.to_string(),
+                title: by.title,
+                role: by.role.unwrap_or_default(),
+                result: by.result.unwrap_or_default(),
+                artifacts: Vec::new(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// The memory files among `files` that exist, without Downbeat's own section, clipped to the
+/// `left` bytes of the budget (whole lines). A file that cannot be read is left out.
+async fn memory(files: &[PathBuf], left: &mut usize) -> Vec<PromptMemory> {
+    let mut out = Vec::new();
+    for path in files {
+        let Ok(text) = tokio::fs::read_to_string(path).await else {
+            continue;
+        };
+        let rest = downbeat_core::memory::without_section(&text);
+        if rest.trim().is_empty() || *left == 0 {
+            continue;
+        }
+        let (kept, _) = downbeat_core::memory::clip_to(&rest, *left);
+        *left -= kept.len();
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push(PromptMemory {
+            file,
+            text: kept.to_owned(),
+            left_out: rest.len() - kept.len(),
+        });
+    }
+    out
 }

@@ -75,6 +75,14 @@ pub fn announce(
     };
     let mut created = done.created.iter();
     let mut holds = done.holds.iter();
+    for (id, from, flag) in &done.handled {
+        emit(RunEvent::Flag {
+            task: from.to_string(),
+            flag: flag.clone(),
+            action: "handled".into(),
+            detail: format!("{id} handled by {}", done.task),
+        });
+    }
     for effect in effects {
         announce_one(effect, &mut created, &mut holds, emit);
     }
@@ -95,7 +103,10 @@ fn announce_one<'a>(
         detail,
     };
     match effect {
-        Effect::RecordFlag { .. } => {}
+        Effect::RecordFlag { .. } | Effect::Handled { .. } => {}
+        Effect::Suppressed { task, flag, reason } => {
+            emit(flag_event(*task, flag, "suppressed", reason.clone()));
+        }
         Effect::Unhandled { task, flag } => {
             emit(flag_event(
                 *task,

@@ -95,6 +95,8 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         stay: false,
         worktrees: None,
         context_budget: downbeat_engine::run::DEFAULT_CONTEXT_BUDGET,
+        flag_depth: downbeat_core::flags::DEFAULT_MAX_DEPTH,
+        memory_files: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use downbeat_core::context::Actor;
+use downbeat_core::flags::FlagState;
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::{Edge, NewTask, Priority, Task};
 use serde_json::Value;
@@ -38,8 +39,30 @@ pub(crate) trait EffectTx: Send {
     async fn holds_entry(&mut self) -> Result<Option<String>>;
     /// Replaces the holds entry read by [`EffectTx::holds_entry`] (`existed`: it was there).
     async fn write_holds(&mut self, existed: bool, new: &str) -> Result<()>;
+    /// Inserts a flag raised by `task`; its number.
+    async fn insert_flag(&mut self, row: &FlagRow<'_>, actor: &Actor) -> Result<i64>;
+    /// Links flag `id` to the follow-up task its rule added.
+    async fn set_follow_up(&mut self, id: i64, follow_up: TaskId) -> Result<()>;
+    /// Marks handled, with `note`, the raised flags `follow_up` is the follow-up of; (number,
+    /// raising task, flag) of each.
+    async fn handle_flags(
+        &mut self,
+        follow_up: TaskId,
+        note: &str,
+        actor: &Actor,
+    ) -> Result<Vec<(i64, TaskId, String)>>;
     /// A task as the payload of its `task.created` and `task.updated` events.
     fn task_json(&self, task: &Task) -> Value;
     /// Fails if the live `blocks` graph has a cycle or a parent loop.
     async fn check_acyclic(&mut self) -> Result<()>;
+}
+
+/// A flag as [`EffectTx::insert_flag`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlagRow<'a> {
+    pub task: TaskId,
+    pub flag: &'a str,
+    pub detail: &'a str,
+    pub state: FlagState,
+    pub note: &'a str,
 }

@@ -9,12 +9,12 @@
 //! back (the batch does), or touch a finish that was rejected.
 
 use downbeat_core::context::Actor;
-use downbeat_core::flags::Effect;
-use downbeat_core::ids::TaskId;
+use downbeat_core::flags::{Effect, FlagState};
+use downbeat_core::ids::{RecordId, RecordKind, TaskId};
 use downbeat_core::task::{Edge, EdgeKind, NewTask};
 use serde_json::json;
 
-pub(crate) use crate::effect_tx::EffectTx;
+pub(crate) use crate::effect_tx::{EffectTx, FlagRow};
 use crate::error::{Error, Result};
 use crate::types::Batch;
 pub use crate::types::EffectsDone;
@@ -44,11 +44,17 @@ pub(crate) async fn apply(
             holds: Vec::new(),
             stops: Vec::new(),
             changed: false,
+            flags: Vec::new(),
+            handled: Vec::new(),
         };
+        let mut flag = None;
         for e in &f.effects {
             done.changed |= e.changes_graph();
             ordering |= matches!(e, Effect::Discover { blocks, .. } if !blocks.is_empty());
-            apply_one(tx, e, actor, &mut done).await?;
+            apply_one(tx, e, actor, &mut done, &mut flag).await?;
+        }
+        if let Some(last) = flag.take() {
+            last.log(tx, actor).await?;
         }
         out.push(done);
     }
@@ -58,24 +64,121 @@ pub(crate) async fn apply(
     Ok(out)
 }
 
+/// A flag recorded by the walk, whose `flag.raised` event waits for its rules' effects (the
+/// follow-up they add goes into it).
+struct Recorded {
+    id: i64,
+    task: TaskId,
+    flag: String,
+    detail: String,
+    state: FlagState,
+    note: String,
+    follow_up: Option<TaskId>,
+}
+
+impl Recorded {
+    async fn log(self, tx: &mut dyn EffectTx, actor: &Actor) -> Result<()> {
+        let mut after = json!({
+            "id": RecordId::new(RecordKind::Flag, self.id).to_string(),
+            "flag": self.flag,
+            "state": self.state,
+        });
+        if !self.detail.is_empty() {
+            after["detail"] = json!(self.detail);
+        }
+        if !self.note.is_empty() {
+            after["note"] = json!(self.note);
+        }
+        if let Some(f) = self.follow_up {
+            after["follow_up"] = json!(f.to_string());
+        }
+        let entity = self.task.to_string();
+        tx.event("flag.raised", &entity, None, Some(after), actor)
+            .await
+    }
+}
+
+/// Marks handled the flags `task` is the follow-up of, with a `flag.handled` event each (in
+/// the caller's transaction): a follow-up's completion, in a batch or by hand.
+pub(crate) async fn handled(
+    tx: &mut dyn EffectTx,
+    task: TaskId,
+    actor: &Actor,
+) -> Result<Vec<(RecordId, TaskId, String)>> {
+    let note = format!("handled by {task}");
+    let mut out = Vec::new();
+    for (id, from, flag) in tx.handle_flags(task, &note, actor).await? {
+        let rid = RecordId::new(RecordKind::Flag, id);
+        let before = json!({"id": rid.to_string(), "state": FlagState::Raised});
+        let after = json!({
+            "id": rid.to_string(),
+            "flag": flag,
+            "state": FlagState::Handled,
+            "by": task.to_string(),
+        });
+        tx.event(
+            "flag.handled",
+            &from.to_string(),
+            Some(before),
+            Some(after),
+            actor,
+        )
+        .await?;
+        out.push((rid, from, flag));
+    }
+    Ok(out)
+}
+
 async fn apply_one(
     tx: &mut dyn EffectTx,
     effect: &Effect,
     actor: &Actor,
     done: &mut EffectsDone,
+    flag: &mut Option<Recorded>,
 ) -> Result<()> {
     match effect {
-        Effect::RecordFlag { task, flag } => {
-            let after = json!({ "flag": flag });
-            tx.event("flag.raised", &task.to_string(), None, Some(after), actor)
-                .await?;
+        Effect::Handled { task } => {
+            done.handled.extend(handled(tx, *task, actor).await?);
         }
-        Effect::Unhandled { .. } => {}
+        Effect::RecordFlag {
+            task,
+            flag: name,
+            detail,
+            state,
+            note,
+        } => {
+            if let Some(last) = flag.take() {
+                last.log(tx, actor).await?;
+            }
+            let row = FlagRow {
+                task: *task,
+                flag: name,
+                detail,
+                state: *state,
+                note,
+            };
+            let id = tx.insert_flag(&row, actor).await?;
+            done.flags.push(RecordId::new(RecordKind::Flag, id));
+            *flag = Some(Recorded {
+                id,
+                task: *task,
+                flag: name.clone(),
+                detail: detail.clone(),
+                state: *state,
+                note: note.clone(),
+                follow_up: None,
+            });
+        }
+        Effect::Unhandled { .. } | Effect::Suppressed { .. } => {}
         Effect::FollowUp {
             from, task, hold, ..
         } => {
             let id = discovered(tx, *from, task, actor).await?;
             done.created.push(id);
+            if let Some(rec) = flag.as_mut().filter(|r| r.follow_up.is_none()) {
+                tx.set_follow_up(rec.id, id).await?;
+                rec.follow_up = Some(id);
+            }
             if let Some(reason) = hold {
                 done.holds
                     .push(crate::holds::add_within(tx, Some(id), reason, actor).await?);

@@ -34,7 +34,8 @@ pub(crate) mod prelude {
 
     pub(crate) use async_trait::async_trait;
     pub(crate) use downbeat_core::context::{
-        Actor, Artifact, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
+        Actor, Artifact, Decision, Event, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus,
+        Session,
     };
     pub(crate) use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
     pub(crate) use downbeat_core::ids::{
@@ -52,18 +53,18 @@ pub(crate) mod prelude {
     pub(crate) use crate::error::{Error, Result};
     pub(crate) use crate::shared::{
         META_ACTOR, REMOVED_NOTE, STARTED_NOTE, bind_exec, bind_task_fields, by_prefix,
-        changes_event, event_task_seq, json_list, meta_set_event, moved_on, new_parent,
+        changes_event, event_task_seq, flags_sql, json_list, meta_set_event, moved_on, new_parent,
         objectives_of, patched, plan_events, requeue_event, requeue_reason, resolve_rest, rid,
-        row_attempt, row_decision, row_event, row_insight, row_objective, row_session, row_task,
-        row_worker, seq, status_event, status_metrics, status_of, status_write, task_not_found,
-        tid, tjson, to_json_list, worker_json,
+        row_attempt, row_decision, row_event, row_flag, row_insight, row_objective, row_session,
+        row_task, row_worker, seq, status_event, status_metrics, status_of, status_write,
+        task_not_found, tid, tjson, to_json_list, worker_json,
     };
     pub(crate) use crate::traits::{
         ContextStore, ExecutionStore, MaintenanceStore, TaskStore, WorkerStore,
     };
     pub(crate) use crate::types::{
-        AppliedPlan, AttemptRecord, Batch, BatchResult, Claimed, EventQuery, Integrity, Landing,
-        SchemaInfo, TaskFilter, WorkerRecord,
+        AppliedPlan, AttemptRecord, Batch, BatchResult, Claimed, EventQuery, FlagFilter, Integrity,
+        Landing, SchemaInfo, TaskFilter, WorkerRecord,
     };
 }
 
@@ -217,6 +218,42 @@ pub(crate) fn row_insight(r: &impl Cols) -> Insight {
         task: r.opt_int("task_seq").map(tid),
         created_at: Timestamp(r.int("created_at")),
     }
+}
+
+pub(crate) fn row_flag(r: &impl Cols) -> downbeat_core::context::FlagRecord {
+    downbeat_core::context::FlagRecord {
+        id: rid(RecordKind::Flag, r.int("id")),
+        task: tid(r.int("task_seq")),
+        flag: r.text("flag"),
+        detail: r.text("detail"),
+        // Written by this crate only; an unknown word reads as still raised.
+        state: r
+            .text("state")
+            .parse()
+            .unwrap_or(downbeat_core::flags::FlagState::Raised),
+        note: r.text("note"),
+        follow_up: r.opt_int("follow_up_seq").map(tid),
+        raised_at: Timestamp(r.int("raised_at")),
+        handled_at: r.opt_int("handled_at").map(Timestamp),
+    }
+}
+
+/// The statement reading flags under `f`, oldest first. Only numbers and the fixed words of
+/// a state are spliced in, never text from outside.
+pub(crate) fn flags_sql(f: &crate::types::FlagFilter) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from("SELECT * FROM flags WHERE TRUE");
+    if let Some(t) = f.task {
+        let _ = write!(sql, " AND task_seq = {}", t.seq());
+    }
+    if let Some(t) = f.follow_up {
+        let _ = write!(sql, " AND follow_up_seq = {}", t.seq());
+    }
+    if let Some(st) = f.state {
+        let _ = write!(sql, " AND state = '{}'", st.as_str());
+    }
+    sql.push_str(" ORDER BY id");
+    sql
 }
 
 pub(crate) fn row_session(r: &impl Cols) -> Session {

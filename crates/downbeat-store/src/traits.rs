@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use downbeat_core::context::{
-    Actor, Artifact, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, Session,
+    Actor, Artifact, Decision, Event, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus,
+    Session,
 };
 use downbeat_core::graph::GraphSnapshot;
 use downbeat_core::ids::{LeaseEpoch, RecordId, TaskId};
@@ -17,8 +18,8 @@ use downbeat_core::time::Timestamp;
 
 use crate::error::Result;
 use crate::types::{
-    AppliedPlan, AttemptRecord, Batch, BatchResult, EventQuery, Integrity, SchemaInfo, TaskFilter,
-    WorkerRecord,
+    AppliedPlan, AttemptRecord, Batch, BatchResult, EventQuery, FlagFilter, Integrity, SchemaInfo,
+    TaskFilter, WorkerRecord,
 };
 
 /// Wakes a waiting process when another one commits a change.
@@ -99,6 +100,14 @@ pub trait ContextStore: Send + Sync {
         status: ObjectiveStatus,
         actor: &Actor,
     ) -> Result<Objective>;
+    /// Links `tasks` to an objective (those linked already are left as they are); logged as
+    /// `objective.linked` with the tasks newly linked, when there are any.
+    async fn link_objective(
+        &self,
+        id: RecordId,
+        tasks: &[TaskId],
+        actor: &Actor,
+    ) -> Result<Objective>;
     async fn objectives(&self) -> Result<Vec<Objective>>;
     async fn add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor)
     -> Result<Insight>;
@@ -122,6 +131,8 @@ pub trait ContextStore: Send + Sync {
         actor: &Actor,
     ) -> Result<Artifact>;
     async fn artifacts(&self) -> Result<Vec<Artifact>>;
+    /// Flags agents raised (recorded with the completions that raised them), oldest first.
+    async fn flags(&self, filter: &FlagFilter) -> Result<Vec<FlagRecord>>;
 
     // --- log and meta ---
     async fn events(&self, q: &EventQuery) -> Result<Vec<Event>>;

@@ -133,7 +133,7 @@ const fn json(name: &'static str) -> Column {
     }
 }
 
-/// Every table of the schema (migrations 0001 to 0003) with every column. Exporting checks
+/// Every table of the schema (migrations 0001 to 0008) with every column. Exporting checks
 /// the live schema against this list and refuses to copy a table or column it does not name,
 /// so a new migration cannot be forgotten here silently.
 pub static TABLES: &[Table] = &[
@@ -266,6 +266,22 @@ pub static TABLES: &[Table] = &[
             text("sha256"),
             int("created_at"),
             int("attempt_id"),
+        ],
+        key: &["id"],
+        counter: Some("id"),
+    },
+    Table {
+        name: "flags",
+        columns: &[
+            int("id"),
+            int("task_seq"),
+            text("flag"),
+            text("detail"),
+            text("state"),
+            text("note"),
+            int("follow_up_seq"),
+            int("raised_at"),
+            int("handled_at"),
         ],
         key: &["id"],
         counter: Some("id"),

@@ -34,6 +34,17 @@ pub struct EventQuery {
     pub limit: Option<u32>,
 }
 
+/// Filters for [`ContextStore::flags`](crate::ContextStore::flags); every one set must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlagFilter {
+    /// Raised by this task.
+    pub task: Option<TaskId>,
+    /// Followed up by this task.
+    pub follow_up: Option<TaskId>,
+    /// In this state.
+    pub state: Option<downbeat_core::flags::FlagState>,
+}
+
 /// What [`TaskStore::apply_plan`](crate::TaskStore::apply_plan) created.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AppliedPlan {
@@ -278,4 +289,8 @@ pub struct EffectsDone {
     pub stops: Vec<String>,
     /// Whether the graph changed (tasks, edges or priorities).
     pub changed: bool,
+    /// The flags recorded, in the order of their effects.
+    pub flags: Vec<RecordId>,
+    /// The flags this finish handled (it was their follow-up): (flag, raised by, name).
+    pub handled: Vec<(RecordId, TaskId, String)>,
 }

@@ -42,6 +42,7 @@ pub async fn load(store: &dyn Store, settings: &PlanSettings) -> Result<ProjectV
         decisions: store.decisions().await?,
         sessions: store.sessions().await?,
         artifacts: store.artifacts().await?,
+        flags: store.flags(&crate::types::FlagFilter::default()).await?,
         metrics: store.metrics().await?,
         planned,
         rollup,

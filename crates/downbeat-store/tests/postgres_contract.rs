@@ -332,6 +332,7 @@ async fn old_events_get_their_task_numbers() {
         format!("CREATE INDEX events_action ON {n}.events(action)"),
         format!("DROP FUNCTION {n}.downbeat_commit_batch(jsonb)"),
         format!("ALTER TABLE {n}.attempts DROP COLUMN detail"),
+        format!("DROP TABLE {n}.flags"),
         format!("DELETE FROM {n}._sqlx_migrations WHERE version >= 5"),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(stmt))

@@ -309,7 +309,17 @@ async fn build(s: &dyn Store) {
         .commit_batch(
             &Batch {
                 finishes: vec![
-                    finish(chore, FinishStatus::Completed, "succeeded"),
+                    Finish {
+                        // A flag with a detail, recorded with the completion.
+                        effects: vec![downbeat_core::flags::Effect::RecordFlag {
+                            task: chore,
+                            flag: "ODD".into(),
+                            detail: "a 'quoted' detail".into(),
+                            state: downbeat_core::flags::FlagState::Raised,
+                            note: "no rule for this flag".into(),
+                        }],
+                        ..finish(chore, FinishStatus::Completed, "succeeded")
+                    },
                     finish(
                         id("design"),
                         FinishStatus::Retry {

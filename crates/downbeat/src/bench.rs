@@ -99,6 +99,8 @@ pub(crate) fn bench_options(
         stay: false,
         worktrees: None,
         context_budget: downbeat_engine::run::DEFAULT_CONTEXT_BUDGET,
+        flag_depth: downbeat_core::flags::DEFAULT_MAX_DEPTH,
+        memory_files: Vec::new(),
     }
 }
 

@@ -128,6 +128,12 @@ pub enum Command {
     Maintain(MaintainArgs),
     /// Specialist roles (built-in and .downbeat/roles/*.toml).
     Roles(RolesArgs),
+    /// Flag rules: what a flag raised by an agent triggers (list, add, rm).
+    Rules(RulesArgs),
+    /// The project's memory files (CLAUDE.md, AGENTS.md): `memory sync` writes Downbeat's
+    /// section into them.
+    #[command(subcommand)]
+    Memory(MemoryCmd),
     /// Figures derived from the event log.
     Metrics,
     /// The project's work (tasks, edges, objectives, decisions, insights) as JSON Lines on
@@ -785,6 +791,13 @@ pub enum ObjectiveCmd {
         tasks: Vec<String>,
     },
     List,
+    /// Link tasks to an objective; it is achieved once they are all completed.
+    Link {
+        id: String,
+        /// Tasks (ids, prefixes or keys).
+        #[arg(required = true)]
+        tasks: Vec<String>,
+    },
     /// Mark achieved.
     Done {
         id: String,
@@ -797,6 +810,63 @@ pub enum ObjectiveCmd {
     Reopen {
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub action: Option<RulesCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCmd {
+    /// The rules, numbered in file order (the default).
+    List,
+    /// Add a rule at the end of [[rules]] in .downbeat/config.toml (checked first; the rest of
+    /// the file is left as it is).
+    Add(RuleAddArgs),
+    /// Remove a rule by its number, or every rule of a flag.
+    Rm {
+        /// A number from `downbeat rules`, or a flag's name.
+        which: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RuleAddArgs {
+    /// The flag, e.g. SECURITY_BREACH.
+    pub flag: String,
+    /// add-task, raise-priority, pause or stop.
+    pub action: String,
+    /// add-task: the follow-up's role.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// add-task: the follow-up's title, a template ({{ task.title }}, {{ task.id }}, {{ flag }}).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// add-task: nothing else starts until the follow-up is done.
+    #[arg(long)]
+    pub pause: bool,
+    /// raise-priority: the dependents' new priority (default high).
+    #[arg(long)]
+    pub priority: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCmd {
+    /// Write Downbeat's section (objectives and progress, decisions in force, key insights,
+    /// conventions) between its markers in the memory files; the rest of each file stays.
+    Sync(MemorySyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MemorySyncArgs {
+    /// Which file: a name from `[memory] files` (CLAUDE.md, AGENTS.md), or `both` (all).
+    #[arg(long, default_value = "both")]
+    pub file: String,
+    /// Say what would change without writing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

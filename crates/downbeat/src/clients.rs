@@ -725,7 +725,7 @@ fn standard_tools(role: &str) -> &'static [&'static str] {
         "architect" => &["Read", "Grep", "Glob", "Write"],
         "implementer" | "tester" => &["Read", "Edit", "Write", "Bash", "Grep", "Glob"],
         "documenter" => &["Read", "Edit", "Write", "Grep", "Glob"],
-        "debugger" => &["Read", "Edit", "Bash", "Grep", "Glob"],
+        "debugger" | "database" => &["Read", "Edit", "Bash", "Grep", "Glob"],
         "reviewer" => &["Read", "Grep", "Glob"],
         "researcher" => &["Read", "Grep", "Glob", "WebSearch", "WebFetch"],
         _ => &["Read", "Edit", "Write", "Bash", "Grep", "Glob"],

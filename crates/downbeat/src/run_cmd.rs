@@ -80,8 +80,25 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
             note(&format!("integration report: {path}"));
         }
     }
+    if result.is_ok() && p.config.memory.sync_on_run {
+        memory_note(p, j).await;
+    }
     let summary = result?;
     outcome(&summary)
+}
+
+/// `[memory] sync_on_run`: the memory files synced at the end of a run, said on stderr (a
+/// failure is a warning: the run's own outcome stands).
+async fn memory_note(p: &Project, j: bool) {
+    match downbeat_app::memory::sync(p, &Default::default()).await {
+        Ok(done) if !j => {
+            for f in done.files.iter().filter(|f| f.change != "unchanged") {
+                note(&format!("memory file {}: {}", f.change, f.path));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => note(&format!("warning: memory files not synced: {}", e.message)),
+    }
 }
 
 /// What this run's attempts spent, when an agent reported tokens.

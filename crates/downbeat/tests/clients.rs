@@ -367,13 +367,15 @@ fn front_matter(text: &str) -> FrontMatter {
     serde_saphyr::from_str(&rest[..end]).unwrap()
 }
 
-const ROLES: [&str; 7] = [
+const ROLES: [&str; 9] = [
     "architect",
+    "database",
     "debugger",
     "documenter",
     "implementer",
     "researcher",
     "reviewer",
+    "security",
     "tester",
 ];
 
@@ -412,7 +414,7 @@ fn export_writes_one_subagent_per_role() {
         .iter()
         .map(|f| f["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["unchanged"; 7]);
+    assert_eq!(actions, ["unchanged"; 9]);
     assert_eq!(j[0]["path"], "[TMP]/proj/.claude/agents/architect.md");
 }
 

@@ -90,7 +90,7 @@ fn a_finished_project_moves_to_postgres_and_back() {
     );
     assert!(done["millis"].as_u64().is_some(), "{done}");
     let tables = done["tables"].as_object().unwrap();
-    assert_eq!(tables.len(), 11, "{done}");
+    assert_eq!(tables.len(), 12, "{done}");
     assert_eq!(tables["tasks"], 11);
     assert_eq!(tables["edges"], 10);
     assert_eq!(tables["attempts"], 10);

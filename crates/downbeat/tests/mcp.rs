@@ -571,6 +571,162 @@ async fn a_plan_applied_again_writes_the_difference() {
 }
 
 // ------------------------------------------------------------------------------------------
+// Flags through MCP: the rules `init` writes, a flag's state, the loop guard
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_rules_fire_through_mcp_with_the_loop_guard() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("conductor").await;
+    let rules = call(&c, "rule_list", json!({})).await;
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 3, "{rules}");
+    call(
+        &c,
+        "tasks",
+        json!({"action": "add", "title": "Audit the login", "role": "reviewer", "key": "audit"}),
+    )
+    .await;
+    call(
+        &c,
+        "tasks",
+        json!({"action": "add", "title": "Ship", "key": "ship", "after": ["audit"], "priority": "low"}),
+    )
+    .await;
+    let cl = call(&c, "claim", json!({"task": "audit"})).await;
+    let done = call(
+        &c,
+        "work",
+        json!({
+            "task": "audit", "token": cl["token"], "summary": "found a token",
+            "flags": ["SECURITY_BREACH: a token in config.py", "DATABASE_INVESTIGATION", "PERFORMANCE_ISSUE"]
+        }),
+    )
+    .await;
+    let actions: Vec<&str> = done["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["add-task", "add-task", "raise-priority"],
+        "{done}"
+    );
+    let created = done["created"].as_array().unwrap().clone();
+    assert_eq!(created.len(), 2, "{done}");
+    assert_eq!(done["holds"].as_array().unwrap().len(), 1, "{done}");
+    let ship = call(&c, "tasks", json!({"action": "show", "id": "ship"})).await;
+    assert_eq!(ship["priority"], "high", "{ship}");
+
+    // The hold lets only the security follow-up start; its prompt carries the flag.
+    let cl = call(&c, "claim", json!({})).await;
+    assert_eq!(cl["task"], created[0], "{cl}");
+    let prompt = str_of(&cl, "prompt");
+    assert!(
+        prompt.contains("You are the security specialist"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("## The flag this task follows up"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("detail: a token in config.py"), "{prompt}");
+    assert!(prompt.contains("its summary: found a token"), "{prompt}");
+
+    // It raises its own flag again: nothing new, and its completion handles the first one.
+    let done = call(
+        &c,
+        "work",
+        json!({"task": cl["task"], "token": cl["token"], "summary": "rotated", "flags": ["SECURITY_BREACH"]}),
+    )
+    .await;
+    let flags = done["flags"].as_array().unwrap();
+    assert_eq!(flags[0]["action"], "handled", "{done}");
+    assert_eq!(flags[0]["flag"], "SECURITY_BREACH");
+    assert_eq!(flags[1]["action"], "suppressed", "{done}");
+    assert!(
+        done.get("created").is_none() && done.get("holds").is_none(),
+        "{done}"
+    );
+    let status = call(&c, "report", json!({})).await;
+    let open = status["flags"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{status}");
+    assert_eq!(open[0]["flag"], "DATABASE_INVESTIGATION");
+    assert_eq!(open[0]["follow_up"], created[1]);
+
+    // Rules through MCP, checked before they are written.
+    let added = call(
+        &c,
+        "rule_add",
+        json!({"flag": "NEEDS_DOCS", "action": "add-task", "role": "documenter"}),
+    )
+    .await;
+    assert_eq!(added["added"], 4, "{added}");
+    fails(
+        &c,
+        "rule_add",
+        json!({"flag": "X", "action": "add-task", "role": "ghost"}),
+        "unknown role `ghost`",
+    )
+    .await;
+    let gone = call(&c, "rule_remove", json!({"which": "NEEDS_DOCS"})).await;
+    assert_eq!(gone["removed"], json!([4]), "{gone}");
+    assert_eq!(gone["rules"].as_array().unwrap().len(), 3);
+
+    // Memory files: a dry run writes nothing.
+    let dry = call(&c, "memory_sync", json!({"dry_run": true})).await;
+    assert_eq!(dry["files"][0]["change"], "created", "{dry}");
+    assert!(
+        str_of(&dry, "section").contains("DATABASE_INVESTIGATION"),
+        "{dry}"
+    );
+    assert!(!f.env.path().join("CLAUDE.md").exists());
+    let synced = call(&c, "memory_sync", json!({"files": ["AGENTS.md"]})).await;
+    assert_eq!(synced["files"].as_array().unwrap().len(), 1, "{synced}");
+    assert!(f.env.path().join("AGENTS.md").exists());
+    let _ = c.cancel().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objectives_are_linked_through_mcp_and_achieved_by_their_tasks() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("conductor").await;
+    call(
+        &c,
+        "tasks",
+        json!({"action": "add", "title": "Login", "key": "login"}),
+    )
+    .await;
+    let o = call(&c, "objective_add", json!({"title": "Users can log in"})).await;
+    assert_eq!(o["id"], "o1");
+    let linked = call(
+        &c,
+        "objective_link",
+        json!({"id": "o1", "tasks": ["login"]}),
+    )
+    .await;
+    assert_eq!(linked["status"], "active", "{linked}");
+    assert_eq!(linked["tasks"].as_array().unwrap().len(), 1);
+    fails(
+        &c,
+        "objective_link",
+        json!({"id": "o7", "tasks": ["login"]}),
+        "o7",
+    )
+    .await;
+    let cl = call(&c, "claim", json!({"task": "login"})).await;
+    call(
+        &c,
+        "work",
+        json!({"task": "login", "token": cl["token"], "summary": "done"}),
+    )
+    .await;
+    let ctx = call(&c, "context", json!({})).await;
+    assert_eq!(ctx["objectives"][0]["status"], "achieved", "{ctx}");
+    let _ = c.cancel().await;
+}
+
+// ------------------------------------------------------------------------------------------
 // The full profile's finer tools
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -726,7 +882,7 @@ async fn every_full_tool() {
     let m = call(&c, "metrics", json!({})).await;
     assert_eq!(m["tasks_completed"], 1);
     let roles = call(&c, "roles", json!({})).await;
-    assert_eq!(roles["roles"].as_array().unwrap().len(), 7);
+    assert_eq!(roles["roles"].as_array().unwrap().len(), 9);
     let one = call(&c, "roles", json!({"name": "tester"})).await;
     assert!(str_of(&one, "prompt").contains("tester"));
     let syn = call(&c, "synthesize", json!({})).await;
@@ -1042,11 +1198,13 @@ async fn resources_and_prompts() {
         names,
         [
             "architect",
+            "database",
             "debugger",
             "documenter",
             "implementer",
             "researcher",
             "reviewer",
+            "security",
             "tester"
         ]
     );

@@ -134,6 +134,13 @@ impl Runs {
                     .ok(),
                 Err(_) => None,
             };
+            if result.is_ok() {
+                let _ = crate::objectives::settle(&p).await;
+            }
+            if result.is_ok() && p.config.memory.sync_on_run {
+                // The run's outcome stands whatever happens to the memory files.
+                let _ = crate::memory::sync(&p, &Default::default()).await;
+            }
             if let Ok(mut pr) = done.lock() {
                 pr.report = report;
                 if let Err(e) = result {

@@ -313,6 +313,8 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
             .run
             .context_budget()
             .map_err(|e| Error::invalid(format!("[run] context_budget: {e}")))?,
+        flag_depth: p.config.flags.max_depth(),
+        memory_files: crate::memory::paths(p)?,
     };
     Ok(opts)
 }
@@ -417,6 +419,11 @@ pub async fn run_here(
         reports::write_during_run(p, ended_rx, false, &|_, _| {})
     );
     let _ = forward.await;
+    if result.is_ok() {
+        // Objectives the run's completions achieved (taken again at the next completion if
+        // this fails).
+        let _ = crate::objectives::settle(p).await;
+    }
     (result.map_err(run_error), reports)
 }
 

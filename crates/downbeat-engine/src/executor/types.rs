@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use downbeat_core::attempt::AttemptDetail;
-use downbeat_core::flags::DiscoveredTask;
+use downbeat_core::flags::{DiscoveredTask, Flag};
 
 /// A program to run for each attempt.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -134,9 +134,10 @@ pub struct AgentReport {
     /// Files produced, relative to the workspace.
     #[serde(default)]
     pub artifacts: Vec<String>,
-    /// Cross-domain flags, e.g. `DATABASE_INVESTIGATION`, `SECURITY_BREACH`.
+    /// Cross-domain flags, e.g. `DATABASE_INVESTIGATION`, `SECURITY_BREACH`: `NAME`,
+    /// `NAME: detail` or `{"flag": NAME, "detail": TEXT}`.
     #[serde(default)]
-    pub flags: Vec<String>,
+    pub flags: Vec<Flag>,
     /// Work discovered along the way, added to the graph.
     #[serde(default)]
     pub discovered: Vec<DiscoveredTask>,

@@ -392,27 +392,39 @@ impl Dispatcher {
         Ok(false)
     }
 
-    /// The effects of a report, computed before its completion commits (with the dependents
-    /// of the in-memory graph). `None` when they cannot be (the run fails after the commit).
-    fn report_effects(&mut self, task: TaskId, report: &AgentReport) -> Option<Vec<flags::Effect>> {
+    /// The effects of a completion and its report, computed before it commits (with the
+    /// dependents of the in-memory graph): a follow-up handles its flags, the report's flags
+    /// go through the rules. `None` when they cannot be (the run fails after the commit).
+    fn report_effects(
+        &mut self,
+        task: TaskId,
+        report: Option<&AgentReport>,
+    ) -> Option<Vec<flags::Effect>> {
+        let none = AgentReport::default();
+        let report = report.unwrap_or(&none);
+        let (title, lineage) = self
+            .g
+            .tasks
+            .get(&task)
+            .map(|t| (t.title.clone(), flags::lineage_of(&t.tags)))
+            .unwrap_or_default();
+        if lineage.is_empty() && report.flags.is_empty() && report.discovered.is_empty() {
+            return Some(Vec::new());
+        }
         let needs_dependents =
             !report.flags.is_empty() || report.discovered.iter().any(|d| d.blocks_dependents);
         let dependents = match self.g.node_of.get(&task) {
             Some(&v) if needs_dependents => self.g.dependent_tasks(v),
             _ => Vec::new(),
         };
-        let title = self
-            .g
-            .tasks
-            .get(&task)
-            .map(|t| t.title.clone())
-            .unwrap_or_default();
         let completion = flags::Completion {
             task,
             title: &title,
             flags: &report.flags,
             discovered: &report.discovered,
             dependents: &dependents,
+            lineage: &lineage,
+            max_depth: self.opts.flag_depth,
         };
         match completion_effects(&self.opts.rules, &completion) {
             Ok(fx) => Some(fx),
@@ -605,10 +617,10 @@ impl Dispatcher {
             }
             _ => (FinishStatus::Failed, "failed"),
         };
-        let mut effects = match (&outcome.report, status) {
-            (Some(r), FinishStatus::Completed) => {
-                self.report_effects(claim.task, r).unwrap_or_default()
-            }
+        let mut effects = match status {
+            FinishStatus::Completed => self
+                .report_effects(claim.task, outcome.report.as_ref())
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         effects.extend(policy_fx.effects);

@@ -488,6 +488,8 @@ role = "implementer"
             stay: true,
             worktrees: None,
             context_budget: crate::config::DEFAULT_CONTEXT_BUDGET,
+            flag_depth: downbeat_core::flags::DEFAULT_MAX_DEPTH,
+            memory_files: Vec::new(),
         };
         let g = Graph::load(&store, &opts, Timestamp(1)).await.unwrap();
         (dir, g, ids)

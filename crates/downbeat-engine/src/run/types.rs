@@ -76,8 +76,13 @@ pub struct RunOptions {
     pub stay: bool,
     /// Worktree isolation, when the project is a git repository and it is not off.
     pub worktrees: Option<Arc<crate::worktree::Worktrees>>,
-    /// Bytes of decisions and insights a prompt carries at most.
+    /// Bytes of decisions, insights and memory files a prompt carries at most.
     pub context_budget: usize,
+    /// Follow-up chains end at this depth (`[flags] max_depth`).
+    pub flag_depth: u32,
+    /// The project's memory files (`CLAUDE.md`, `AGENTS.md`) every prompt carries when they
+    /// exist, read when the prompt is rendered.
+    pub memory_files: Vec<PathBuf>,
 }
 
 /// Whether a runner takes a task.

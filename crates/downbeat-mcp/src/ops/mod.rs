@@ -10,9 +10,11 @@ mod drafting;
 mod project;
 mod shape;
 mod tasks;
+mod team;
 
 pub use claims::*;
 pub use drafting::*;
 pub use project::*;
 pub use shape::{Out, sanitize};
 pub use tasks::*;
+pub use team::*;

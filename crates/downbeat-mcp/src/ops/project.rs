@@ -267,6 +267,19 @@ async fn status_of(p: &Project, view: &View) -> Out {
             compact(json!({"id": o.id, "title": o.title, "progress": (!o.tasks.is_empty()).then(|| format!("{d}/{t}"))}))
         })
         .collect();
+    let raised = downbeat_store::FlagFilter {
+        state: Some(downbeat_core::flags::FlagState::Raised),
+        ..Default::default()
+    };
+    let flags: Vec<Value> = p
+        .store
+        .flags(&raised)
+        .await?
+        .iter()
+        .map(|f| {
+            compact(json!({"id": f.id, "flag": f.flag, "task": f.task, "follow_up": f.follow_up, "note": f.note}))
+        })
+        .collect();
     Ok(compact(json!({
         "progress": format!("{}/{}", c.done(), c.total),
         "percent": (c.done() * 100).checked_div(c.total).unwrap_or(0),
@@ -274,6 +287,7 @@ async fn status_of(p: &Project, view: &View) -> Out {
         "roles": roles,
         "objectives": objectives,
         "critical_path": ids(&view.planned.critical_path),
+        "flags": flags,
     })))
 }
 

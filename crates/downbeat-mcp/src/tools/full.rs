@@ -130,6 +130,15 @@ pub struct ObjectiveArgs {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ObjectiveLinkArgs {
+    /// Objective, e.g. o2
+    pub id: String,
+    /// Tasks achieving it
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ObjectiveStatusArgs {
     /// Objective id (o1)
     pub id: String,
@@ -217,6 +226,39 @@ pub struct LogArgs {
     pub task: Option<String>,
     /// Most recent N (default 50)
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleAddArgs {
+    /// E.g. SECURITY_BREACH
+    pub flag: String,
+    /// add-task, raise-priority, pause, stop
+    pub action: String,
+    /// add-task: the follow-up's role
+    pub role: Option<String>,
+    /// add-task: title template ({{ task.title }}, {{ flag }})
+    pub title: Option<String>,
+    /// add-task: nothing else starts until it is done
+    pub pause: Option<bool>,
+    /// raise-priority: new priority (default high)
+    pub priority: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRemoveArgs {
+    /// A rule's number, or a flag (all its rules)
+    pub which: String,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySyncArgs {
+    /// Memory files to write (default: all configured)
+    pub files: Option<Vec<String>>,
+    /// Say what would change, write nothing
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -485,6 +527,20 @@ impl DownbeatMcp {
         .await
     }
 
+    #[tool(
+        description = "Link tasks to an objective; it is marked achieved once they are all completed."
+    )]
+    async fn objective_link(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<ObjectiveLinkArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::objective_link(&p, &a.id, &a.tasks).await
+        })
+        .await
+    }
+
     #[tool(description = "Mark an objective active, achieved or dropped.")]
     async fn objective_status(
         &self,
@@ -643,6 +699,63 @@ impl DownbeatMcp {
     ) -> CallToolResult {
         self.call(&peer, move |p, _| async move {
             ops::roles(&p, a.name.as_deref())
+        })
+        .await
+    }
+
+    #[tool(description = "Flag rules: what each flag an agent raises triggers, numbered.")]
+    async fn rule_list(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(_a): Parameters<NoArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move { ops::rule_list(&p) })
+            .await
+    }
+
+    #[tool(description = "Add a flag rule to the project's configuration (checked first).")]
+    async fn rule_add(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<RuleAddArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            let rule = downbeat_core::flags::FlagRule {
+                flag: a.flag,
+                action: a.action.parse().map_err(downbeat_app::Error::invalid)?,
+                role: a.role,
+                title: a.title,
+                pause: a.pause.unwrap_or(false),
+                priority: a.priority,
+            };
+            ops::rule_add(&p, &rule)
+        })
+        .await
+    }
+
+    #[tool(description = "Remove a flag rule by its number, or every rule of a flag.")]
+    async fn rule_remove(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<RuleRemoveArgs>,
+    ) -> CallToolResult {
+        self.call(
+            &peer,
+            move |p, _| async move { ops::rule_remove(&p, &a.which) },
+        )
+        .await
+    }
+
+    #[tool(
+        description = "Write Downbeat's section (objectives, decisions, insights, conventions) into CLAUDE.md / AGENTS.md."
+    )]
+    async fn memory_sync(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<MemorySyncArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::memory_sync(&p, a.files, a.dry_run.unwrap_or(false)).await
         })
         .await
     }

@@ -245,3 +245,45 @@ pub async fn event_readers_miss_nothing(f: Fixture) {
         *all.last().unwrap()
     );
 }
+
+pub async fn objectives_are_linked_after_they_are_recorded(f: Fixture) {
+    let s = &*f.store;
+    let a = s
+        .create_task(&new_task("a"), &[], &actor(0))
+        .await
+        .unwrap()
+        .id;
+    let b = s
+        .create_task(&new_task("b"), &[], &actor(1))
+        .await
+        .unwrap()
+        .id;
+    let o = s.add_objective("Ship it", &[a], &actor(2)).await.unwrap();
+    let linked = s.link_objective(o.id, &[b, a], &actor(3)).await.unwrap();
+    assert_eq!(linked.tasks, vec![a, b]);
+    assert_eq!(linked.updated_at, actor(3).now);
+    let ev = s.events(&EventQuery::default()).await.unwrap();
+    let last = ev.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.entity.as_str()),
+        ("objective.linked", "o1")
+    );
+    assert_eq!(
+        last.after,
+        Some(serde_json::json!({"tasks": [b.to_string()]}))
+    );
+    // Nothing new: no event, nothing changed.
+    let again = s.link_objective(o.id, &[b], &actor(4)).await.unwrap();
+    assert_eq!(again, linked);
+    assert_eq!(s.last_event_seq().await.unwrap(), last.seq);
+    // Unknown objective or task: refused, nothing written.
+    let missing = RecordId::new(RecordKind::Objective, 9);
+    assert!(matches!(
+        s.link_objective(missing, &[a], &actor(5)).await,
+        Err(Error::NotFound { .. })
+    ));
+    let ghost = downbeat_core::ids::TaskId::from_seq(999_999).unwrap();
+    assert!(s.link_objective(o.id, &[ghost], &actor(5)).await.is_err());
+    assert_eq!(s.objectives().await.unwrap()[0].tasks, vec![a, b]);
+    assert_eq!(s.last_event_seq().await.unwrap(), last.seq);
+}

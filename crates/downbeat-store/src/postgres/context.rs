@@ -121,6 +121,49 @@ impl PostgresStore {
         Ok(o)
     }
 
+    async fn tx_link_objective(
+        &self,
+        id: RecordId,
+        tasks: &[TaskId],
+        actor: &Actor,
+    ) -> R<Objective> {
+        let mut t = self.write().await?;
+        objective_in(t.c(), id.num, true).await?;
+        require_live(t.c(), tasks).await?;
+        let mut added = Vec::new();
+        for &task in tasks {
+            let r = sqlx::query(
+                "INSERT INTO objective_tasks(objective_id, task_seq) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.num)
+            .bind(seq(task))
+            .execute(t.c())
+            .await
+            .map_err(db)?;
+            if r.rows_affected() == 1 {
+                added.push(task.to_string());
+            }
+        }
+        if !added.is_empty() {
+            sqlx::query("UPDATE objectives SET updated_at = $1 WHERE id = $2")
+                .bind(actor.now.0)
+                .bind(id.num)
+                .execute(t.c())
+                .await
+                .map_err(db)?;
+            t.event(
+                actor,
+                "objective.linked",
+                &id.to_string(),
+                None,
+                Some(json!({ "tasks": added })),
+            );
+        }
+        let o = objective_in(t.c(), id.num, false).await?;
+        t.commit().await?;
+        Ok(o)
+    }
+
     async fn tx_add_insight(&self, text: &str, task: Option<TaskId>, actor: &Actor) -> R<Insight> {
         let mut t = self.write().await?;
         if let Some(id) = task {
@@ -336,6 +379,15 @@ impl ContextStore for PostgresStore {
         retrying(move || self.tx_set_objective_status(id, status, actor)).await
     }
 
+    async fn link_objective(
+        &self,
+        id: RecordId,
+        tasks: &[TaskId],
+        actor: &Actor,
+    ) -> Result<Objective> {
+        retrying(move || self.tx_link_objective(id, tasks, actor)).await
+    }
+
     async fn objectives(&self) -> Result<Vec<Objective>> {
         // One snapshot, so links and objectives agree.
         let mut tx = self
@@ -404,6 +456,14 @@ impl ContextStore for PostgresStore {
         actor: &Actor,
     ) -> Result<Artifact> {
         retrying(move || self.tx_add_artifact(task, path, size, sha256, actor)).await
+    }
+
+    async fn flags(&self, filter: &FlagFilter) -> Result<Vec<FlagRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(flags_sql(filter)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row_flag).collect())
     }
 
     async fn artifacts(&self) -> Result<Vec<Artifact>> {

@@ -5,7 +5,7 @@
 //! whole batch runs again).
 
 use super::*;
-use crate::effects::EffectTx;
+use crate::effects::{EffectTx, FlagRow};
 
 /// The batch's transaction, and the transient conflict one of its statements hit, if any.
 pub(super) struct InBatch<'a> {
@@ -118,6 +118,61 @@ impl EffectTx for InBatch<'_> {
             ))),
             Err(f) => Err(self.fail(f)),
         }
+    }
+
+    async fn insert_flag(&mut self, row: &FlagRow<'_>, actor: &Actor) -> Result<i64> {
+        let handled =
+            (row.state == downbeat_core::flags::FlagState::Handled).then_some(actor.now.0);
+        let r = sqlx::query_scalar(
+            "INSERT INTO flags(task_seq, flag, detail, state, note, raised_at, handled_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(seq(row.task))
+        .bind(row.flag)
+        .bind(row.detail)
+        .bind(row.state.as_str())
+        .bind(row.note)
+        .bind(actor.now.0)
+        .bind(handled)
+        .fetch_one(self.t.c())
+        .await
+        .map_err(db);
+        r.map_err(|f| self.fail(f))
+    }
+
+    async fn set_follow_up(&mut self, id: i64, follow_up: TaskId) -> Result<()> {
+        let r = sqlx::query("UPDATE flags SET follow_up_seq = $1 WHERE id = $2")
+            .bind(seq(follow_up))
+            .bind(id)
+            .execute(self.t.c())
+            .await
+            .map_err(db);
+        r.map(drop).map_err(|f| self.fail(f))
+    }
+
+    async fn handle_flags(
+        &mut self,
+        follow_up: TaskId,
+        note: &str,
+        actor: &Actor,
+    ) -> Result<Vec<(i64, TaskId, String)>> {
+        let r = sqlx::query(
+            "UPDATE flags SET state = 'handled', note = $1, handled_at = $2 \
+             WHERE follow_up_seq = $3 AND state = 'raised' RETURNING id, task_seq, flag",
+        )
+        .bind(note)
+        .bind(actor.now.0)
+        .bind(seq(follow_up))
+        .fetch_all(self.t.c())
+        .await
+        .map_err(db);
+        let rows = r.map_err(|f| self.fail(f))?;
+        let mut out: Vec<(i64, TaskId, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), tid(r.get(1)), r.get(2)))
+            .collect();
+        out.sort_by_key(|r| r.0);
+        Ok(out)
     }
 
     fn task_json(&self, task: &Task) -> Value {

@@ -531,6 +531,19 @@ async fn status_in(
     let mut changed = Vec::new();
     if kids.is_empty() {
         changed.push(write_status(t, &task, to, note, actor).await?);
+        if to == Status::Completed {
+            // A follow-up completed by hand handles its flags, in this transaction.
+            let mut on = super::effects::InBatch {
+                t: &mut *t,
+                retry: None,
+            };
+            if let Err(e) = crate::effects::handled(&mut on, id, actor).await {
+                return Err(match on.retry {
+                    Some(m) => Fail::Retry(m),
+                    None => e.into(),
+                });
+            }
+        }
     } else {
         if !matches!(to, Status::Cancelled | Status::Skipped) {
             return Err(Error::Invalid(format!(

@@ -155,6 +155,53 @@ impl ContextStore for SqliteStore {
         Ok(o)
     }
 
+    async fn link_objective(
+        &self,
+        id: RecordId,
+        tasks: &[TaskId],
+        actor: &Actor,
+    ) -> Result<Objective> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        objective_in(c, id.num).await?;
+        let mut added = Vec::new();
+        for &t in tasks {
+            require_live(c, t).await?;
+            let r = sqlx::query(
+                "INSERT OR IGNORE INTO objective_tasks(objective_id, task_seq) VALUES (?, ?)",
+            )
+            .bind(id.num)
+            .bind(seq(t))
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+            if r.rows_affected() == 1 {
+                added.push(t.to_string());
+            }
+        }
+        if !added.is_empty() {
+            sqlx::query("UPDATE objectives SET updated_at = ? WHERE id = ?")
+                .bind(actor.now.0)
+                .bind(id.num)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            let after = json!({ "tasks": added });
+            event(
+                c,
+                actor,
+                "objective.linked",
+                &id.to_string(),
+                None,
+                Some(after),
+            )
+            .await?;
+        }
+        let o = objective_in(c, id.num).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(o)
+    }
+
     async fn objectives(&self) -> Result<Vec<Objective>> {
         let rows = sqlx::query(
             "SELECT id, title, status, created_at, updated_at FROM objectives ORDER BY id",
@@ -276,6 +323,14 @@ impl ContextStore for SqliteStore {
             sha256: sha256.map(str::to_owned),
             created_at: actor.now,
         })
+    }
+
+    async fn flags(&self, filter: &FlagFilter) -> Result<Vec<FlagRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(flags_sql(filter)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row_flag).collect())
     }
 
     async fn artifacts(&self) -> Result<Vec<Artifact>> {

@@ -4,7 +4,7 @@
 //! Must never: commit, or take the write lock itself (the batch holds it).
 
 use super::*;
-use crate::effects::EffectTx;
+use crate::effects::{EffectTx, FlagRow};
 
 /// The batch's connection, inside its `BEGIN IMMEDIATE` transaction.
 pub(super) struct InBatch<'a>(pub(super) &'a mut SqliteConnection);
@@ -80,6 +80,59 @@ impl EffectTx for InBatch<'_> {
         .await
         .map_err(db)?;
         Ok(())
+    }
+
+    async fn insert_flag(&mut self, row: &FlagRow<'_>, actor: &Actor) -> Result<i64> {
+        let handled =
+            (row.state == downbeat_core::flags::FlagState::Handled).then_some(actor.now.0);
+        sqlx::query_scalar(
+            "INSERT INTO flags(task_seq, flag, detail, state, note, raised_at, handled_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(seq(row.task))
+        .bind(row.flag)
+        .bind(row.detail)
+        .bind(row.state.as_str())
+        .bind(row.note)
+        .bind(actor.now.0)
+        .bind(handled)
+        .fetch_one(&mut *self.0)
+        .await
+        .map_err(db)
+    }
+
+    async fn set_follow_up(&mut self, id: i64, follow_up: TaskId) -> Result<()> {
+        sqlx::query("UPDATE flags SET follow_up_seq = ? WHERE id = ?")
+            .bind(seq(follow_up))
+            .bind(id)
+            .execute(&mut *self.0)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn handle_flags(
+        &mut self,
+        follow_up: TaskId,
+        note: &str,
+        actor: &Actor,
+    ) -> Result<Vec<(i64, TaskId, String)>> {
+        let rows = sqlx::query(
+            "UPDATE flags SET state = 'handled', note = ?, handled_at = ? \
+             WHERE follow_up_seq = ? AND state = 'raised' RETURNING id, task_seq, flag",
+        )
+        .bind(note)
+        .bind(actor.now.0)
+        .bind(seq(follow_up))
+        .fetch_all(&mut *self.0)
+        .await
+        .map_err(db)?;
+        let mut out: Vec<(i64, TaskId, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), tid(r.get(1)), r.get(2)))
+            .collect();
+        out.sort_by_key(|r| r.0);
+        Ok(out)
     }
 
     fn task_json(&self, task: &Task) -> Value {

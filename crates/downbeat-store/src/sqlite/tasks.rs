@@ -556,6 +556,10 @@ async fn status_in(
     let mut changed = Vec::new();
     if kids.is_empty() {
         changed.push(write_status(c, &task, to, note, actor).await?);
+        if to == Status::Completed {
+            // A follow-up completed by hand handles its flags, in this transaction.
+            crate::effects::handled(&mut super::effects::InBatch(c), id, actor).await?;
+        }
     } else {
         if !matches!(to, Status::Cancelled | Status::Skipped) {
             return Err(Error::Invalid(format!(

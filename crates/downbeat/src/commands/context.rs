@@ -132,6 +132,20 @@ pub(super) async fn objective(p: &Project, c: ObjectiveCmd, j: bool) -> Result<(
                 out(&table(&["ID", "STATUS", "TASKS", "TITLE"], &rows));
             }
         }
+        ObjectiveCmd::Link { id, tasks } => {
+            let o = context::link_objective(p, &id, &tasks).await?;
+            if j {
+                print_json(&o);
+            } else {
+                let linked: Vec<String> = o.tasks.iter().map(ToString::to_string).collect();
+                outln(&format!(
+                    "{} {} — tasks {}",
+                    o.id,
+                    o.status,
+                    linked.join(", ")
+                ));
+            }
+        }
         ObjectiveCmd::Done { id } => set(id, ObjectiveStatus::Achieved).await?,
         ObjectiveCmd::Drop { id } => set(id, ObjectiveStatus::Dropped).await?,
         ObjectiveCmd::Reopen { id } => set(id, ObjectiveStatus::Active).await?,

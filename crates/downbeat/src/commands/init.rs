@@ -20,6 +20,9 @@ pub(super) async fn init(g: &Globals, j: bool) -> Result<(), Error> {
                 p.dir().display()
             ));
             note(
+                "`downbeat rules` lists the flag rules (a new config.toml has rules for SECURITY_BREACH, DATABASE_INVESTIGATION and PERFORMANCE_ISSUE)",
+            );
+            note(
                 "next: `downbeat plan apply PLAN.toml` or `downbeat add \"TITLE\" --role implementer`",
             );
         } else {

@@ -10,8 +10,10 @@ mod export;
 mod holds;
 mod info;
 mod init;
+mod memory;
 mod plan;
 mod render;
+mod rules;
 mod show;
 mod tasks;
 mod templates;
@@ -217,6 +219,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Handover(a) => handover(&p, a, j).await,
         Command::Maintain(a) => maintain_cmd(&p, a, j).await,
         Command::Roles(a) => roles(&p, a, j),
+        Command::Rules(a) => rules::rules_cmd(&p, a, j),
+        Command::Memory(c) => memory::memory_cmd(&p, c, j).await,
         Command::Metrics => metrics(&p, j).await,
     }
 }

@@ -7,8 +7,9 @@ use downbeat_app::error::Error;
 use downbeat_app::project::Project;
 use downbeat_app::tasks::shown_status;
 use downbeat_app::views::view;
+use downbeat_core::context::FlagRecord;
 use downbeat_core::ids::TaskId;
-use downbeat_core::report::{self};
+use downbeat_core::report::{self, ProjectView};
 use downbeat_core::task::{Edge, Task};
 use serde_json::{Value, json};
 
@@ -35,6 +36,8 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
         .find(|(w, _)| *w == id)
         .map(|(_, b)| b.clone())
         .unwrap_or_default();
+    let raised: Vec<_> = v.flags.iter().filter(|f| f.task == id).collect();
+    let follows: Vec<_> = v.flags.iter().filter(|f| f.follow_up == Some(id)).collect();
     let title_of = |x: TaskId| {
         v.task(x)
             .map(|t| t.title.clone())
@@ -55,6 +58,8 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
         if let Some(g) = &git {
             o["git"] = serde_json::to_value(g).unwrap_or(Value::Null);
         }
+        o["flags"] = json!(raised);
+        o["follows_up"] = json!(follows);
         print_json(&o);
         return Ok(());
     }
@@ -137,6 +142,7 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
             );
         }
     }
+    flag_sections(&mut s, &v, &raised, &follows);
     if !events.is_empty() {
         let _ = writeln!(s, "\nhistory:");
         for e in &events {
@@ -152,6 +158,33 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
     }
     out(&s);
     Ok(())
+}
+
+/// The flags a task raised, and those it is the follow-up of.
+fn flag_sections(s: &mut String, v: &ProjectView, raised: &[&FlagRecord], follows: &[&FlagRecord]) {
+    if !raised.is_empty() {
+        let _ = writeln!(s, "\nflags raised:");
+        for f in raised {
+            let _ = writeln!(s, "  {} {} — {}", f.id, f.flag, report::flag_state(v, f));
+            if !f.detail.is_empty() {
+                let _ = writeln!(s, "    {}", clip(&f.detail, 200));
+            }
+        }
+    }
+    if !follows.is_empty() {
+        let _ = writeln!(s, "\nfollows up:");
+        for f in follows {
+            let by = v
+                .task(f.task)
+                .map(|t| t.title.as_str())
+                .unwrap_or("(archived)");
+            let _ = writeln!(
+                s,
+                "  {} {} raised by {} {by} [{}]",
+                f.id, f.flag, f.task, f.state
+            );
+        }
+    }
 }
 
 pub(super) fn change_summary(before: &Option<Value>, after: &Option<Value>) -> String {

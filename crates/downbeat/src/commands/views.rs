@@ -7,8 +7,9 @@ use downbeat_app::error::Error;
 use downbeat_app::project::Project;
 use downbeat_app::tasks::{resolve, shown_status};
 use downbeat_app::views::{per_role, render_graph, view};
+use downbeat_core::flags::FlagState;
 use downbeat_core::ids::TaskId;
-use downbeat_core::report::{self};
+use downbeat_core::report::{self, ProjectView};
 use downbeat_core::task::{Status, Task};
 use downbeat_core::time::{Millis, Timestamp};
 use downbeat_store::EventQuery;
@@ -259,6 +260,7 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             "workers": workers,
             "holds": holds,
             "work": work,
+            "flags": flags_json(&v),
         }));
         return Ok(());
     }
@@ -302,6 +304,8 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             h.id
         );
     }
+    objective_lines(&mut s, &v);
+    flag_lines(&mut s, &v);
     if !per_role.is_empty() {
         let _ = writeln!(s, "\nby role:");
         for (r, (d, t)) in &per_role {
@@ -464,4 +468,72 @@ fn work_line(w: &downbeat_app::worktrees::WorkSummary) -> String {
         "work: {} — `downbeat land` brings it into your branch",
         parts.join(" · ")
     )
+}
+
+/// The flags as `status --json` gives them: those raised and suppressed, and how many were
+/// handled.
+fn flags_json(v: &ProjectView) -> serde_json::Value {
+    let of = |st: FlagState| v.flags.iter().filter(|f| f.state == st).collect::<Vec<_>>();
+    json!({
+        "raised": of(FlagState::Raised),
+        "suppressed": of(FlagState::Suppressed),
+        "handled": of(FlagState::Handled).len(),
+    })
+}
+
+/// The flags in `status`: a count per state, then the ones raised or suppressed (the newest
+/// few).
+fn flag_lines(s: &mut String, v: &ProjectView) {
+    const SHOWN: usize = 10;
+    if v.flags.is_empty() {
+        return;
+    }
+    let count = |st: FlagState| v.flags.iter().filter(|f| f.state == st).count();
+    let _ = writeln!(
+        s,
+        "flags: {} raised, {} handled, {} suppressed",
+        count(FlagState::Raised),
+        count(FlagState::Handled),
+        count(FlagState::Suppressed)
+    );
+    let open: Vec<_> = v
+        .flags
+        .iter()
+        .filter(|f| f.state != FlagState::Handled)
+        .collect();
+    for f in open.iter().rev().take(SHOWN).rev() {
+        let _ = writeln!(
+            s,
+            "  {} {} by {} — {}",
+            f.id,
+            f.flag,
+            f.task,
+            report::flag_state(v, f)
+        );
+    }
+    if open.len() > SHOWN {
+        let _ = writeln!(
+            s,
+            "  … and {} more (`downbeat status --json`)",
+            open.len() - SHOWN
+        );
+    }
+}
+
+/// The objectives in `status`: the active ones with their linked tasks' progress, and the
+/// achieved ones.
+fn objective_lines(s: &mut String, v: &ProjectView) {
+    use downbeat_core::context::ObjectiveStatus;
+    for o in v
+        .objectives
+        .iter()
+        .filter(|o| o.status != ObjectiveStatus::Dropped)
+    {
+        let how = match (o.status, report::objective_progress(v, o)) {
+            (ObjectiveStatus::Achieved, _) => "achieved".to_owned(),
+            (_, Some((d, t))) => format!("{d}/{t} tasks done"),
+            (_, None) => "no tasks linked".to_owned(),
+        };
+        let _ = writeln!(s, "objective {} {} — {how}", o.id, clip(&o.title, 70));
+    }
 }

@@ -393,9 +393,10 @@ fn with_reporting(prompt: &str, attempt_dir: &Path, permission: Permission, mcp:
         "Your permission level is `{}`{}. When you are done, end with a short summary of what \
          you did. You may also write JSON to `{}` (also named by $DOWNBEAT_RESULT_FILE), every \
          field optional: `{{\"status\": \"completed\" | \"failed\", \"summary\": \"…\", \
-         \"artifacts\": [\"path/in/the/project\"], \"flags\": [\"SECURITY_BREACH\"], \
+         \"artifacts\": [\"path/in/the/project\"], \"flags\": [\"SECURITY_BREACH: what you found\"], \
          \"discovered\": [{{\"title\": \"…\", \"role\": \"…\", \"description\": \"…\"}}]}}`. \
-         Flags alert the rest of the team; discovered tasks are added to the plan.\n",
+         Flags alert the rest of the team (the project's rules may add a follow-up that gets \
+         what you found); discovered tasks are added to the plan.\n",
         permission.name(),
         match permission {
             Permission::Read => " (read and report; do not change files)",
