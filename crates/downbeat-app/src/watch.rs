@@ -137,40 +137,41 @@ pub async fn failures(p: &Project, failed: &[TaskId], max: usize) -> Result<Vec<
     Ok(out)
 }
 
-/// A flag raised by a task's report.
+/// A flag raised by a task's report, and what became of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Raised {
     pub flag: String,
+    /// The task that raised it.
     pub task: String,
     pub at: Timestamp,
-    /// What its rules did, if the log says.
-    pub detail: Option<String>,
+    /// What the agent said about it.
+    pub detail: String,
+    /// `raised`, `handled` or `suppressed`.
+    pub state: String,
+    /// What the rules did, why nothing happened, or what handled it.
+    pub note: String,
+    /// The follow-up task whose completion handles it.
+    pub follow_up: Option<String>,
 }
 
 /// The flags raised, newest first, at most `max`.
 pub async fn flags(p: &Project, max: usize) -> Result<Vec<Raised>, Error> {
-    let events = p.store.events(&EventQuery::default()).await?;
-    Ok(events
-        .iter()
-        .rev()
-        .filter(|e| e.action == "flag.raised")
+    let mut all = p
+        .store
+        .flags(&downbeat_store::FlagFilter::default())
+        .await?;
+    all.sort_by_key(|f| std::cmp::Reverse(f.raised_at));
+    Ok(all
+        .into_iter()
         .take(max)
-        .filter_map(|e| {
-            let after = e.after.as_ref()?;
-            let flag = after.get("flag")?.as_str()?.to_owned();
-            let detail = after
-                .get("detail")
-                .or_else(|| after.get("actions"))
-                .map(|v| match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-            Some(Raised {
-                flag,
-                task: e.entity.clone(),
-                at: e.at,
-                detail,
-            })
+        .map(|f| Raised {
+            flag: f.flag,
+            task: f.task.to_string(),
+            at: f.raised_at,
+            detail: f.detail,
+            state: f.state.to_string(),
+            note: f.note,
+            follow_up: f.follow_up.map(|t| t.to_string()),
         })
         .collect())
 }

@@ -442,13 +442,14 @@ function chart(series) {
 async function loadContext() {
   let c;
   try { c = await api("/api/context"); } catch (e) { $("tab-context").innerHTML = `<p class="muted">${esc(e.message)}</p>`; return; }
-  const flagged = new Set(c.flags.map((f) => f.task));
+  const flagged = new Set(c.flags.filter((f) => f.state !== "handled").map((f) => f.task));
   const changed = flagged.size !== S.flagged.size || [...flagged].some((t) => !S.flagged.has(t));
   S.flagged = flagged;
   if (changed) draw();
   let h = `<h3>Objectives</h3>` + (c.objectives.length ? `<ul class="plain">${c.objectives.map((o) => `<li><b>${esc(o.id)}</b> ${esc(o.title)} <span class="muted">${o.done}/${o.total}</span></li>`).join("")}</ul>` : `<p class="muted">none</p>`);
   h += `<h3>Holds</h3>` + (c.holds.length ? `<ul class="plain">${c.holds.map((x) => `<li>hold ${x.id}: ${esc(x.reason)} <span class="muted">by ${esc(x.by)}</span> <button data-hold="${x.id}">Release</button></li>`).join("")}</ul>` : `<p class="muted">none</p>`);
-  h += `<h3>Flags</h3>` + (c.flags.length ? `<ul class="plain">${c.flags.map((f) => `<li><b>${esc(f.flag)}</b> by ${link(f.task)} <span class="muted">${esc(f.at)}</span>${f.detail ? " — " + esc(f.detail) : ""}</li>`).join("")}</ul>` : `<p class="muted">none</p>`);
+  h += `<h3>Flags</h3>` + (c.flags.length ? `<ul class="plain">${c.flags.map((f) => `<li><b>${esc(f.flag)}</b> by ${link(f.task)} <span class="pill st-${f.state === "handled" ? "completed" : f.state === "raised" ? "failed" : "waiting"}">${esc(f.state)}</span>` +
+    `${f.detail ? " — " + esc(f.detail) : ""}${f.follow_up ? ` · follow-up ${link(f.follow_up)}` : ""}<br><span class="muted">${esc(f.note)}</span></li>`).join("")}</ul>` : `<p class="muted">none</p>`);
   h += `<h3>Decisions in force</h3>` + notes(c.decisions);
   h += `<h3>Recent insights</h3>` + notes(c.insights);
   $("tab-context").innerHTML = h;

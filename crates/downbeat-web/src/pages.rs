@@ -127,6 +127,9 @@ pub async fn context(State(s): State<Arc<AppState>>) -> Reply<ContextPage> {
             task: f.task,
             at: f.at.rfc3339(),
             detail: f.detail,
+            state: f.state,
+            note: f.note,
+            follow_up: f.follow_up,
         })
         .collect();
     let holds = downbeat_app::holds::list(p).await?;

@@ -328,9 +328,16 @@ pub struct FlagInfo {
     /// The task that raised it.
     pub task: String,
     pub at: String,
-    /// What the flag's rules did (a follow-up task, a hold, …), if anything.
+    /// What the agent said about it.
+    pub detail: String,
+    /// `raised` (waiting for its follow-up or for someone), `handled` or `suppressed` (the loop
+    /// guard kept its rules from acting again).
+    pub state: String,
+    /// What its rules did, why nothing happened, or what handled it.
+    pub note: String,
+    /// The follow-up task whose completion handles it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub follow_up: Option<String>,
 }
 
 /// The answer of a steering action.

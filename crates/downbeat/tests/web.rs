@@ -506,3 +506,40 @@ fn on_postgresql_the_page_follows_workers_and_never_shows_the_password() {
         assert!(!a.contains(secret), "the password was shown: {a}");
     }
 }
+
+#[test]
+fn the_context_shows_flags_with_their_state_and_follow_up() {
+    let mut env = Env::builder().init().build();
+    env.write(
+        "plan.toml",
+        "[[tasks]]\nkey = \"audit\"\ntitle = \"Audit the login\"\nshell = '''cat > \"$DOWNBEAT_RESULT_FILE\" <<'JSON'\n{\"summary\": \"found a token\", \"flags\": [\"SECURITY_BREACH: a token in config.py\"]}\nJSON'''\n",
+    );
+    env.ok(&["plan", "apply", "plan.toml"]);
+    env.ok(&[
+        "decision",
+        "add",
+        "Secrets live in the vault",
+        "--why",
+        "audits",
+    ]);
+    // The default rule holds everything but the security follow-up: the run stops there.
+    let _ = env.run(&["run"]);
+    let s = serve(&mut env, "127.0.0.1:0", None);
+    let c = get_json(&s.addr, "/api/context");
+    let f = &c["flags"][0];
+    assert_eq!(f["flag"], "SECURITY_BREACH", "{c}");
+    assert_eq!(f["detail"], "a token in config.py");
+    assert_eq!(f["state"], "raised");
+    let follow_up = f["follow_up"].as_str().unwrap();
+    assert_eq!(c["holds"][0]["task"], follow_up, "{c}");
+    assert_eq!(
+        c["decisions"][0]["text"],
+        "Secrets live in the vault (why: audits)"
+    );
+    let g = get_json(&s.addr, "/api/graph");
+    assert_eq!(g["holds"][0]["task"], follow_up);
+    // Completing the follow-up handles the flag.
+    env.ok(&["done", follow_up, "--force"]);
+    let c = get_json(&s.addr, "/api/context");
+    assert_eq!(c["flags"][0]["state"], "handled", "{c}");
+}
