@@ -4,7 +4,8 @@
 //! 1. Page ready with a 10,000-task project: from navigation to the graph drawn (the page's
 //!    own `performance.now()` when it is ready, and the wall time the driver saw).
 //! 2. A 10,000-task no-op run (`run --executor noop -j 8`) with the page's server up and no
-//!    event stream open, against the same run with 100 streams open, alternated.
+//!    event stream open, against the same run with 100 streams open, alternated
+//!    (`WEB_BENCH_ROUNDS`, default 3; `WEB_BENCH_STREAMS_ONLY=1` skips the page).
 
 #[path = "../tests/browser/mod.rs"]
 mod browser;
@@ -170,7 +171,11 @@ fn timed_run(n_streams: usize) -> (f64, u64) {
 fn run_with_streams() {
     let mut without = Vec::new();
     let mut with = Vec::new();
-    for round in 1..=3 {
+    let rounds: u32 = std::env::var("WEB_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    for round in 1..=rounds {
         let (a, _) = timed_run(0);
         let (b, bytes) = timed_run(100);
         println!(
@@ -196,6 +201,8 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    page_ready();
+    if std::env::var_os("WEB_BENCH_STREAMS_ONLY").is_none() {
+        page_ready();
+    }
     run_with_streams();
 }
