@@ -99,6 +99,44 @@ pub async fn activity(p: &Project, minutes: u32) -> Result<Vec<Minute>, Error> {
     Ok(out)
 }
 
+/// How often [`follow`] looks for new events.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Hands `on_events` every event after `after` (about `task` only, if given) as the log grows,
+/// in order, until `cancel`. A database that is briefly away is asked again.
+pub async fn follow(
+    p: &Project,
+    after: i64,
+    task: Option<TaskId>,
+    cancel: &tokio_util::sync::CancellationToken,
+    on_events: &mut (dyn FnMut(&[downbeat_core::context::Event]) + Send),
+) -> Result<(), Error> {
+    let mut last = after;
+    loop {
+        if let Ok(events) = p
+            .store
+            .events(&EventQuery {
+                after_seq: Some(last),
+                task,
+                limit: Some(1000),
+                ..Default::default()
+            })
+            .await
+            && let Some(e) = events.last()
+        {
+            last = e.seq;
+            on_events(&events);
+            if events.len() == 1000 {
+                continue;
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep(FOLLOW_POLL) => {}
+        }
+    }
+}
+
 /// A failed task and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failed {

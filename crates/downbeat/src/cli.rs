@@ -17,6 +17,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
+    /// Run as if started in DIR (before anything else; relative paths are taken from there).
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -765,6 +768,10 @@ pub struct LogArgs {
     /// At most this many (the most recent).
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Go on printing changes as they happen (one JSON object per line with --json), until
+    /// Ctrl-C.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Debug, Subcommand)]

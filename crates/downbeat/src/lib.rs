@@ -40,6 +40,14 @@ pub fn run() -> ExitCode {
             });
         }
     };
+    if let Some(dir) = &cli.chdir
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        return report(
+            Error::not_found(format!("cannot change to {}: {e}", dir.display()))
+                .with_hint("-C takes a directory that exists"),
+        );
+    }
     if let cli::Command::GuardAgents { holder } = &cli.command {
         return guard::serve(holder);
     }

@@ -7,6 +7,7 @@ mod context;
 mod documents;
 mod drafting;
 mod export;
+mod follow;
 mod holds;
 mod info;
 mod init;

@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 
 use super::holds::hold_line;
 use super::render::{clip, ids_json, task_json};
-use super::show::change_summary;
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, table};
 
@@ -422,23 +421,26 @@ pub(super) async fn log(p: &Project, a: LogArgs, j: bool) -> Result<(), Error> {
             ..Default::default()
         })
         .await?;
+    if a.follow {
+        // What is there, then what comes, in the same form: one event a line.
+        let last = match events.last() {
+            Some(e) => e.seq,
+            None => p.store.last_event_seq().await?,
+        };
+        for e in &events {
+            if j {
+                crate::output::outln(&serde_json::to_string(e).unwrap_or_default());
+            } else {
+                out(&super::follow::line(e));
+            }
+        }
+        return super::follow::follow(p, last, task, j).await;
+    }
     if j {
         print_json(&events);
         return Ok(());
     }
-    let mut s = String::new();
-    for e in &events {
-        let _ = writeln!(
-            s,
-            "{:>5} {} {:<14} {:<16} {}{}",
-            e.seq,
-            e.at,
-            clip(&e.actor, 14),
-            e.action,
-            e.entity,
-            change_summary(&e.before, &e.after)
-        );
-    }
+    let s: String = events.iter().map(super::follow::line).collect();
     if s.is_empty() {
         note("no events");
     } else {
