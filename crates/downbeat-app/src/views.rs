@@ -85,115 +85,252 @@ pub fn per_role_of<'a>(
     per_role
 }
 
-/// The task graph as Mermaid or Graphviz dot text (containers as subgraphs).
-pub fn render_graph(v: &ProjectView, format: GraphFormat) -> String {
-    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
-    let live: HashSet<TaskId> = v.tasks.iter().map(|t| t.id).collect();
-    let mut kids: BTreeMap<Option<TaskId>, Vec<&Task>> = BTreeMap::new();
-    for t in &v.tasks {
-        kids.entry(t.parent.filter(|p| live.contains(p)))
-            .or_default()
-            .push(t);
+/// Fill and outline colours of a status as people see it (dot and Mermaid alike).
+fn status_colours(shown: &str) -> (&'static str, &'static str) {
+    match shown {
+        "completed" => ("#d1fae5", "#2e9e57"),
+        "running" => ("#fef3c7", "#e8a317"),
+        "ready" => ("#dbeafe", "#2f6fde"),
+        "failed" => ("#fee2e2", "#d64545"),
+        "blocked" | "stuck" => ("#ffedd5", "#b4532a"),
+        "cancelled" => ("#ede9fe", "#7c6f8f"),
+        "skipped" => ("#ecfdf5", "#8fb49b"),
+        _ => ("#f3f4f6", "#9aa3ae"),
     }
-    let label = |t: &Task| {
+}
+
+/// The colour of the critical path.
+const CRITICAL: &str = "#c2185b";
+
+/// Text Mermaid shows as it is: `#`, `&`, `<`, `>` and `"` as entity codes.
+fn mermaid_escape(x: &str) -> String {
+    x.replace('#', "#35;")
+        .replace('&', "#amp;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+        .replace('"', "#quot;")
+}
+
+fn dot_escape(x: &str) -> String {
+    x.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// What both text formats need: the tree, labels, statuses and the critical path.
+struct GraphText<'a> {
+    v: &'a ProjectView,
+    ready: HashSet<TaskId>,
+    kids: BTreeMap<Option<TaskId>, Vec<&'a Task>>,
+    critical: HashSet<TaskId>,
+    /// Consecutive tasks of the critical path: the edges on it.
+    critical_edges: HashSet<(TaskId, TaskId)>,
+}
+
+impl<'a> GraphText<'a> {
+    fn new(v: &'a ProjectView) -> Self {
+        let live: HashSet<TaskId> = v.tasks.iter().map(|t| t.id).collect();
+        let mut kids: BTreeMap<Option<TaskId>, Vec<&Task>> = BTreeMap::new();
+        for t in &v.tasks {
+            kids.entry(t.parent.filter(|p| live.contains(p)))
+                .or_default()
+                .push(t);
+        }
+        let path = &v.planned.critical_path;
+        Self {
+            v,
+            ready: v.planned.ready.iter().copied().collect(),
+            kids,
+            critical: path.iter().copied().collect(),
+            critical_edges: path.windows(2).map(|w| (w[0], w[1])).collect(),
+        }
+    }
+
+    fn shown(&self, t: &Task) -> String {
+        shown_status(t, &self.v.rollup, &self.ready)
+    }
+
+    fn label(&self, t: &Task) -> String {
         let role = t
             .role
             .as_deref()
             .map(|r| format!(" · {r}"))
             .unwrap_or_default();
-        format!(
-            "{} {}{role} · {}",
-            t.id,
-            t.title,
-            shown_status(t, &v.rollup, &ready)
-        )
-    };
-    let mut s = String::new();
-    match format {
-        GraphFormat::Json => {}
-        GraphFormat::Mermaid => {
-            let esc = |x: &str| x.replace('"', "#quot;");
-            let _ = writeln!(s, "flowchart TD");
-            // Containers become subgraphs; walk the tree with an explicit stack.
-            let mut stack: Vec<(Option<&Task>, usize)> = kids
-                .get(&None)
-                .map(|r| r.iter().rev().map(|t| (Some(*t), 1)).collect())
-                .unwrap_or_default();
-            while let Some((t, d)) = stack.pop() {
-                let pad = "  ".repeat(d.min(20));
-                let Some(t) = t else {
-                    let _ = writeln!(s, "{pad}end");
-                    continue;
-                };
-                match kids.get(&Some(t.id)) {
-                    Some(ch) => {
-                        let _ = writeln!(s, "{pad}subgraph {}[\"{}\"]", t.id, esc(&label(t)));
-                        stack.push((None, d));
-                        for c in ch.iter().rev() {
-                            stack.push((Some(c), d + 1));
-                        }
-                    }
-                    None => {
-                        let _ = writeln!(s, "{pad}{}[\"{}\"]", t.id, esc(&label(t)));
-                    }
-                }
-            }
-            for e in &v.edges {
-                let arrow = match e.kind {
-                    EdgeKind::Blocks => "-->",
-                    EdgeKind::Related => "-.-",
-                    EdgeKind::DiscoveredFrom => "-. discovered .->",
-                };
-                let _ = writeln!(s, "  {} {arrow} {}", e.from, e.to);
-            }
-        }
-        GraphFormat::Dot => {
-            let esc = |x: &str| x.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(s, "digraph downbeat {{\n  rankdir=LR;\n  node [shape=box];");
-            let mut stack: Vec<(Option<&Task>, usize, bool)> = kids
-                .get(&None)
-                .map(|r| r.iter().rev().map(|t| (Some(*t), 1, false)).collect())
-                .unwrap_or_default();
-            while let Some((t, d, close)) = stack.pop() {
-                let pad = "  ".repeat(d.min(20));
-                let Some(t) = t else {
-                    if close {
-                        let _ = writeln!(s, "{pad}}}");
-                    }
-                    continue;
-                };
-                match kids.get(&Some(t.id)) {
-                    Some(ch) => {
-                        let _ = writeln!(
-                            s,
-                            "{pad}subgraph \"cluster_{}\" {{\n{pad}  label=\"{}\";",
-                            t.id,
-                            esc(&label(t))
-                        );
-                        stack.push((None, d, true));
-                        for c in ch.iter().rev() {
-                            stack.push((Some(c), d + 1, false));
-                        }
-                    }
-                    None => {
-                        let _ = writeln!(s, "{pad}\"{}\" [label=\"{}\"];", t.id, esc(&label(t)));
-                    }
-                }
-            }
-            for e in &v.edges {
-                // Edges to containers attach to their cluster via a representative leaf is not
-                // needed for reading; draw container ids as plain nodes.
-                let style = match e.kind {
-                    EdgeKind::Blocks => "",
-                    EdgeKind::Related => " [style=dashed, arrowhead=none]",
-                    EdgeKind::DiscoveredFrom => " [style=dotted, label=\"discovered\"]",
-                };
-                let _ = writeln!(s, "  \"{}\" -> \"{}\"{style};", e.from, e.to);
-            }
-            let _ = writeln!(s, "}}");
-        }
+        format!("{} {}{role} · {}", t.id, t.title, self.shown(t))
     }
-    s
+
+    /// A leaf inside container `id` (the first, depth first), where dot attaches the edges of
+    /// the container's cluster.
+    fn inner_leaf(&self, id: TaskId) -> TaskId {
+        let mut cur = id;
+        while let Some(first) = self.kids.get(&Some(cur)).and_then(|k| k.first()) {
+            cur = first.id;
+        }
+        cur
+    }
+
+    fn is_container(&self, id: TaskId) -> bool {
+        self.kids.contains_key(&Some(id))
+    }
+
+    fn mermaid(&self) -> String {
+        let mut s = String::from("flowchart TD\n");
+        // Containers become subgraphs; walk the tree with an explicit stack.
+        let mut stack: Vec<(Option<&Task>, usize)> = self
+            .kids
+            .get(&None)
+            .map(|r| r.iter().rev().map(|t| (Some(*t), 1)).collect())
+            .unwrap_or_default();
+        let mut classes: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
+        while let Some((t, d)) = stack.pop() {
+            let pad = "  ".repeat(d.min(20));
+            let Some(t) = t else {
+                let _ = writeln!(s, "{pad}end");
+                continue;
+            };
+            let text = mermaid_escape(&self.label(t));
+            match self.kids.get(&Some(t.id)) {
+                Some(ch) => {
+                    let _ = writeln!(s, "{pad}subgraph {}[\"{text}\"]", t.id);
+                    stack.push((None, d));
+                    for c in ch.iter().rev() {
+                        stack.push((Some(c), d + 1));
+                    }
+                }
+                None => {
+                    let _ = writeln!(s, "{pad}{}[\"{text}\"]", t.id);
+                    classes.entry(self.shown(t)).or_default().push(t.id);
+                }
+            }
+        }
+        let mut critical_links = Vec::new();
+        for (i, e) in self.v.edges.iter().enumerate() {
+            let arrow = match e.kind {
+                EdgeKind::Blocks => "-->",
+                EdgeKind::Related => "-.-",
+                EdgeKind::DiscoveredFrom => "-. discovered .->",
+            };
+            let _ = writeln!(s, "  {} {arrow} {}", e.from, e.to);
+            if self.critical_edges.contains(&(e.from, e.to)) {
+                critical_links.push(i.to_string());
+            }
+        }
+        for (status, ids) in &classes {
+            let (fill, stroke) = status_colours(status);
+            let name = format!("st_{}", status.replace('-', "_"));
+            let _ = writeln!(s, "  classDef {name} fill:{fill},stroke:{stroke};");
+            let list: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            let _ = writeln!(s, "  class {} {name};", list.join(","));
+        }
+        let critical: Vec<String> = self
+            .v
+            .planned
+            .critical_path
+            .iter()
+            .filter(|t| !self.is_container(**t))
+            .map(ToString::to_string)
+            .collect();
+        if !critical.is_empty() {
+            let _ = writeln!(s, "  classDef critical stroke:{CRITICAL},stroke-width:3px;");
+            let _ = writeln!(s, "  class {} critical;", critical.join(","));
+        }
+        if !critical_links.is_empty() {
+            let _ = writeln!(
+                s,
+                "  linkStyle {} stroke:{CRITICAL},stroke-width:2px;",
+                critical_links.join(",")
+            );
+        }
+        s
+    }
+
+    fn dot(&self) -> String {
+        let mut s = String::from(
+            "digraph downbeat {\n  rankdir=LR;\n  compound=true;\n  node [shape=box, style=\"rounded,filled\"];\n",
+        );
+        let mut stack: Vec<(Option<&Task>, usize, bool)> = self
+            .kids
+            .get(&None)
+            .map(|r| r.iter().rev().map(|t| (Some(*t), 1, false)).collect())
+            .unwrap_or_default();
+        while let Some((t, d, close)) = stack.pop() {
+            let pad = "  ".repeat(d.min(20));
+            let Some(t) = t else {
+                if close {
+                    let _ = writeln!(s, "{pad}}}");
+                }
+                continue;
+            };
+            let text = dot_escape(&self.label(t));
+            match self.kids.get(&Some(t.id)) {
+                Some(ch) => {
+                    let _ = writeln!(
+                        s,
+                        "{pad}subgraph \"cluster_{}\" {{\n{pad}  label=\"{text}\";",
+                        t.id
+                    );
+                    stack.push((None, d, true));
+                    for c in ch.iter().rev() {
+                        stack.push((Some(c), d + 1, false));
+                    }
+                }
+                None => {
+                    let (fill, stroke) = status_colours(&self.shown(t));
+                    let crit = if self.critical.contains(&t.id) {
+                        format!(", color=\"{CRITICAL}\", penwidth=3")
+                    } else {
+                        format!(", color=\"{stroke}\"")
+                    };
+                    let _ = writeln!(
+                        s,
+                        "{pad}\"{}\" [label=\"{text}\", fillcolor=\"{fill}\"{crit}];",
+                        t.id
+                    );
+                }
+            }
+        }
+        for e in &self.v.edges {
+            // A container is a cluster: its edges attach to a leaf inside and are clipped at
+            // the cluster's border (`ltail`/`lhead`), never to a node of its own.
+            let mut attrs: Vec<String> = match e.kind {
+                EdgeKind::Blocks => Vec::new(),
+                EdgeKind::Related => vec!["style=dashed".into(), "arrowhead=none".into()],
+                EdgeKind::DiscoveredFrom => {
+                    vec!["style=dotted".into(), "label=\"discovered\"".into()]
+                }
+            };
+            let (mut from, mut to) = (e.from, e.to);
+            if self.is_container(e.from) {
+                from = self.inner_leaf(e.from);
+                attrs.push(format!("ltail=\"cluster_{}\"", e.from));
+            }
+            if self.is_container(e.to) {
+                to = self.inner_leaf(e.to);
+                attrs.push(format!("lhead=\"cluster_{}\"", e.to));
+            }
+            if self.critical_edges.contains(&(e.from, e.to)) {
+                attrs.push(format!("color=\"{CRITICAL}\", penwidth=2"));
+            }
+            let attrs = if attrs.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", attrs.join(", "))
+            };
+            let _ = writeln!(s, "  \"{from}\" -> \"{to}\"{attrs};");
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+/// The task graph as Mermaid or Graphviz dot text: containers as subgraphs, nodes coloured by
+/// the status people see, the remaining critical path outlined (and its edges drawn) in one
+/// colour.
+pub fn render_graph(v: &ProjectView, format: GraphFormat) -> String {
+    let g = GraphText::new(v);
+    match format {
+        GraphFormat::Json => String::new(),
+        GraphFormat::Mermaid => g.mermaid(),
+        GraphFormat::Dot => g.dot(),
+    }
 }
 
 /// What a task list asks for; the statuses and references are checked here.
