@@ -353,15 +353,29 @@ pub struct Listed {
 }
 
 /// The tasks matching `q`, each with its shown status.
+/// Statuses a person sees that are derived from the graph, not stored: pending tasks that may
+/// start now (`ready`) or wait on others (`waiting`).
+const DERIVED: [&str; 2] = ["ready", "waiting"];
+
 pub async fn list(p: &Project, q: &ListQuery) -> Result<Vec<Listed>, Error> {
-    let statuses = q
+    let derived: Vec<&str> = q
         .statuses
         .iter()
+        .map(|s| s.trim())
+        .filter(|s| DERIVED.contains(s))
+        .collect();
+    let mut statuses = q
+        .statuses
+        .iter()
+        .filter(|s| !DERIVED.contains(&s.trim()))
         .map(|s| {
             s.parse::<Status>()
-                .map_err(|e| Error::invalid(e.to_string()))
+                .map_err(|e| Error::invalid(format!("{e}, or one of the derived: ready, waiting")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if !derived.is_empty() && !statuses.contains(&Status::Pending) {
+        statuses.push(Status::Pending);
+    }
     let parent = match &q.parent {
         Some(x) => Some(resolve(p, x).await?),
         None => None,
@@ -373,17 +387,25 @@ pub async fn list(p: &Project, q: &ListQuery) -> Result<Vec<Listed>, Error> {
         parent,
         text: q.text.clone(),
         include_archived: q.include_archived,
-        limit: q.limit,
+        // A derived status is told after reading: the limit applies to what is kept.
+        limit: if derived.is_empty() { q.limit } else { None },
     };
+    let asked_pending = q.statuses.iter().any(|s| s.trim() == "pending");
     let tasks = p.store.tasks(&filter).await?;
     let v = view(p).await?;
     let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
-    Ok(tasks
-        .into_iter()
-        .map(|t| Listed {
-            shown: shown_status(&t, &v.rollup, &ready),
-            task: t,
+    let listed = tasks.into_iter().map(|t| Listed {
+        shown: shown_status(&t, &v.rollup, &ready),
+        task: t,
+    });
+    if derived.is_empty() {
+        return Ok(listed.collect());
+    }
+    Ok(listed
+        .filter(|l| {
+            l.task.status != Status::Pending || asked_pending || derived.contains(&l.shown.as_str())
         })
+        .take(q.limit.map_or(usize::MAX, |n| n as usize))
         .collect())
 }
 

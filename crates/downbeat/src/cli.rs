@@ -23,6 +23,9 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print only data (stdout) and errors: no notes, warnings or progress on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
     /// Database URL (`sqlite:PATH`); default: .downbeat/downbeat.db at the project root.
     #[arg(long, global = true, value_name = "URL")]
     pub db: Option<String>,

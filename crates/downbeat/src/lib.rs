@@ -40,6 +40,7 @@ pub fn run() -> ExitCode {
             });
         }
     };
+    output::set_quiet(cli.quiet);
     if let Some(dir) = &cli.chdir
         && let Err(e) = std::env::set_current_dir(dir)
     {

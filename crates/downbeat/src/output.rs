@@ -51,8 +51,24 @@ pub fn json<T: Serialize + ?Sized>(v: &T) {
     }
 }
 
-/// A note for people, on stderr.
+/// Set by `--quiet`: notes are not written.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--quiet`: from now on [`note`] writes nothing (errors are written by the caller).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A note for people, on stderr (nothing with `--quiet`).
 pub fn note(s: &str) {
+    if quiet() {
+        return;
+    }
     let _ = writeln!(std::io::stderr(), "{s}");
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::output::{note, outln};
 
 pub async fn show_events(rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) {
-    let tty = std::io::stderr().is_terminal() && !j;
+    let tty = std::io::stderr().is_terminal() && !j && !crate::output::quiet();
     show_events_on(rx, j, tty.then(indicatif::ProgressDrawTarget::stderr)).await;
 }
 

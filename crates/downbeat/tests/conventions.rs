@@ -1,4 +1,5 @@
-//! `log --follow` and `-C DIR`.
+//! Conventions of the command line: `log --follow`, `-C DIR`, `--quiet`, the derived status
+//! words in filters.
 
 mod common;
 
@@ -86,4 +87,59 @@ fn dash_c_runs_as_if_started_there() {
     assert_eq!(titles, ["Over there"]);
     let err = env.fails(&["-C", "nowhere", "status"], 3);
     assert!(err.contains("cannot change to nowhere"), "{err}");
+}
+
+#[test]
+fn quiet_leaves_only_data_and_errors() {
+    let env = Env::builder().init().build();
+    let o = env.run(&["-q", "add", "Quietly"]);
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim().len(),
+        6,
+        "the id, as data"
+    );
+    let loud = env.run(&["add", "Loudly"]);
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("created task"));
+    // Errors still say what went wrong.
+    let err = env.fails(&["--quiet", "show", "nosuch"], 3);
+    assert!(err.contains("error:"), "{err}");
+}
+
+#[test]
+fn list_filters_on_the_words_it_shows() {
+    let env = Env::builder().init().build();
+    env.ok(&["add", "First", "--key", "first"]);
+    env.ok(&["add", "Second", "--key", "second", "--after", "first"]);
+    env.ok(&["add", "Third", "--key", "third", "--after", "first"]);
+    let keys = |args: &[&str]| -> Vec<String> {
+        env.json(args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&["list", "--status", "ready"]), ["first"]);
+    assert_eq!(keys(&["list", "--status", "waiting"]), ["second", "third"]);
+    assert_eq!(
+        keys(&["list", "--status", "waiting", "--limit", "1"]),
+        ["second"]
+    );
+    assert_eq!(
+        keys(&["list", "--status", "pending"]),
+        ["first", "second", "third"]
+    );
+    env.ok(&["done", "first"]);
+    assert_eq!(
+        keys(&["list", "--status", "ready", "--status", "completed"]),
+        ["first", "second", "third"]
+    );
+    let err = env.fails(&["list", "--status", "bogus"], 4);
+    assert!(err.contains("ready, waiting"), "{err}");
 }
