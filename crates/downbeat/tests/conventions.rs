@@ -143,3 +143,36 @@ fn list_filters_on_the_words_it_shows() {
     let err = env.fails(&["list", "--status", "bogus"], 4);
     assert!(err.contains("ready, waiting"), "{err}");
 }
+
+#[test]
+fn log_lines_read_as_words_not_json() {
+    let env = Env::builder().fixed_clock().init().build();
+    env.ok(&[
+        "add",
+        "Write the parser",
+        "--key",
+        "parser",
+        "--role",
+        "implementer",
+    ]);
+    env.ok(&[
+        "decision",
+        "add",
+        "Use a hand-written lexer",
+        "--why",
+        "error messages",
+    ]);
+    env.ok(&["done", "parser", "--result", "parser in src/parse.rs"]);
+    let log = env.ok(&["log"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines[0].ends_with("“Write the parser”, role: implementer, effort: 1, key: parser, priority: normal, status: pending"), "{log}");
+    assert!(
+        lines[1].ends_with("“Use a hand-written lexer”, why: error messages"),
+        "{log}"
+    );
+    assert!(
+        lines[2].ends_with(": pending → completed — parser in src/parse.rs"),
+        "{log}"
+    );
+    assert!(!log.contains('{'), "{log}");
+}

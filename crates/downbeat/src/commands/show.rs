@@ -201,13 +201,50 @@ pub(super) fn change_summary(before: &Option<Value>, after: &Option<Value>) -> S
                 a["status"].as_str().unwrap_or("?")
             )
         }
-        (_, Some(a)) => {
-            let s = a.to_string();
-            format!(" {}", clip(&s, 100))
-        }
-        (Some(b), None) => format!(" (was {})", clip(&b.to_string(), 100)),
+        (_, Some(a)) => match readable(a) {
+            r if r.is_empty() => String::new(),
+            r => format!(" {}", clip(&r, 100)),
+        },
+        (Some(b), None) => format!(" (was {})", clip(&readable(b), 100)),
         (None, None) => String::new(),
     }
+}
+
+/// The fields of an event's state people read first, then the other short ones, as
+/// `key: value` (a title or text as it is, quoted); lists, objects and empty values left out.
+fn readable(v: &Value) -> String {
+    const FIRST: [&str; 7] = [
+        "title", "text", "flag", "detail", "reason", "result", "role",
+    ];
+    let Some(map) = v.as_object() else {
+        return v.to_string();
+    };
+    let scalar = |x: &Value| match x {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) if n.as_f64() != Some(0.0) => Some(n.to_string()),
+        Value::Bool(true) => Some("yes".into()),
+        _ => None,
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for k in FIRST {
+        if let Some(x) = map.get(k).and_then(scalar) {
+            parts.push(if matches!(k, "title" | "text") {
+                format!("“{x}”")
+            } else {
+                format!("{k}: {x}")
+            });
+        }
+    }
+    for (k, x) in map {
+        const NOISE: [&str; 5] = ["id", "record", "lease_epoch", "attempts", "archived"];
+        if FIRST.contains(&k.as_str()) || k.ends_with("_at") || NOISE.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some(x) = scalar(x).filter(|x| x.len() <= 40) {
+            parts.push(format!("{k}: {x}"));
+        }
+    }
+    parts.join(", ")
 }
 
 /// A task's git work in one line: state, branch, diff size, merge commit, conflicts.
