@@ -45,3 +45,33 @@ pub fn exit_code(kind: Kind) -> u8 {
         Kind::Unavailable => code::UNAVAILABLE,
     }
 }
+
+/// A kind's name in the JSON error envelope.
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Internal => "internal",
+        Kind::Usage => "usage",
+        Kind::NotFound => "not_found",
+        Kind::Invalid => "invalid",
+        Kind::Conflict => "conflict",
+        Kind::Storage => "storage",
+        Kind::RunIncomplete => "run_incomplete",
+        Kind::Interrupted => "interrupted",
+        Kind::Rejected => "rejected",
+        Kind::Unavailable => "unavailable",
+    }
+}
+
+/// The error envelope every command prints on stdout under `--json`:
+/// `{"error": {"kind", "code", "message", "hint"?}}`.
+pub fn envelope(e: &Error) -> serde_json::Value {
+    let mut inner = serde_json::json!({
+        "kind": kind_name(e.kind),
+        "code": exit_code(e.kind),
+        "message": e.message,
+    });
+    if let Some(h) = &e.hint {
+        inner["hint"] = serde_json::Value::String(h.clone());
+    }
+    serde_json::json!({ "error": inner })
+}

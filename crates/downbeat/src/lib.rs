@@ -81,8 +81,15 @@ pub fn run() -> ExitCode {
             return report(Error::internal(format!("cannot start the runtime: {e}")));
         }
     };
+    let json = cli.json;
     match rt.block_on(commands::dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if json && !output::stdout_closed() => {
+            // Under --json the error is data too: one envelope on stdout, nothing on stderr
+            // (unless nobody reads stdout any more).
+            output::outln(&error::envelope(&e).to_string());
+            ExitCode::from(exit_code(e.kind))
+        }
         Err(e) => report(e),
     }
 }

@@ -16,6 +16,11 @@ pub fn cancel_on_closed_stdout(token: tokio_util::sync::CancellationToken) {
     let _ = ON_CLOSED.set(token);
 }
 
+/// Whether stdout was found closed (its reader went away).
+pub fn stdout_closed() -> bool {
+    CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Writes data to stdout; a closed pipe (`downbeat list | head`) ends the process quietly, or
 /// cancels the work registered with [`cancel_on_closed_stdout`].
 pub fn out(s: &str) {

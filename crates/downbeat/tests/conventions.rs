@@ -176,3 +176,28 @@ fn log_lines_read_as_words_not_json() {
     );
     assert!(!log.contains('{'), "{log}");
 }
+
+#[test]
+fn under_json_an_error_is_one_envelope_on_stdout() {
+    let env = Env::builder().init().build();
+    let o = env.run(&["show", "nosuch", "--json"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "not_found");
+    assert_eq!(v["error"]["code"], 3);
+    assert_eq!(v["error"]["message"], "no task matches `nosuch`");
+    assert!(
+        v["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("downbeat list")
+    );
+    let o = env.run(&["dep", "add", "nosuch", "--on", "other", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["error"]["code"].as_i64(), o.status.code().map(i64::from));
+}
