@@ -228,26 +228,9 @@ fn steering_needs_the_token_and_this_page() {
 #[test]
 fn beyond_loopback_every_request_needs_the_token() {
     let mut env = project(2);
-    let mut c = env.command(&["serve", "--addr", "0.0.0.0:0"]);
-    c.env("DOWNBEAT_WEB_TOKEN", TOKEN);
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    env.adopt(child);
-    let port = line
-        .trim()
-        .trim_start_matches("http://0.0.0.0:")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let addr = format!("127.0.0.1:{port}");
+    let s = serve(&mut env, "0.0.0.0:0", Some(TOKEN));
+    assert!(s.url.starts_with("http://0.0.0.0:"), "{}", s.url);
+    let addr = s.addr;
     let (status, _, body) = http(&addr, "GET", "/api/graph", &[], "");
     assert_eq!(status, 401, "{body}");
     let bearer = format!("Bearer {TOKEN}");

@@ -64,6 +64,47 @@ fn id_of(env: &Env, key: &str) -> String {
     env.json(&["show", key])["id"].as_str().unwrap().to_owned()
 }
 
+/// Starts `downbeat ARGS` in the background, adopted by `env`; its pid.
+fn spawn(env: &mut Env, args: &[&str]) -> u32 {
+    let child = env
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    env.adopt(child)
+}
+
+/// Stops the adopted process `pid` with SIGTERM and waits for it.
+fn stop(env: &mut Env, pid: u32, what: &str) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let child = env.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    common::exit_within(child, PATIENCE, what);
+}
+
+/// Waits until the node of task `id` shows `status`, then opens its panel.
+async fn open_task_when(b: &Browser, id: &str, status: &str) {
+    until(
+        &b.client,
+        &format!(
+            "return document.querySelector('.node[data-id=\"{id}\"]')?.dataset.status === '{status}'"
+        ),
+        &format!("task {id} {status}"),
+    )
+    .await;
+    b.client
+        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_draws_every_task_in_its_wave_and_follows_the_cli() {
     let Some(b) = browser().await else { return };
@@ -161,29 +202,9 @@ async fn a_running_agents_output_streams_into_the_task_panel() {
     env.ok(&["plan", "apply", "plan.toml"]);
     let id = id_of(&env, "talk");
     let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
-    let run = env
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let run_pid = env.adopt(run);
+    let run_pid = spawn(&mut env, &["run"]);
     open(&b, &s.url).await;
-    until(
-        &b.client,
-        &format!(
-            "return document.querySelector('.node[data-id=\"{id}\"]')?.dataset.status === 'running'"
-        ),
-        "the task running",
-    )
-    .await;
-    b.client
-        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    open_task_when(&b, &id, "running").await;
     until(
         &b.client,
         "return (document.getElementById('output')?.textContent || '').includes('line-two')",
@@ -193,13 +214,7 @@ async fn a_running_agents_output_streams_into_the_task_panel() {
     // Still running: the output came while the agent worked.
     assert_eq!(env.json(&["show", "talk"])["status"], "running");
     screenshot(&b.client, "task").await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run_pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let child = env.children.iter_mut().find(|c| c.id() == run_pid).unwrap();
-    common::exit_within(child, PATIENCE, "the run after SIGTERM");
+    stop(&mut env, run_pid, "the run after SIGTERM");
     b.client.clone().close().await.unwrap();
 }
 
@@ -469,13 +484,10 @@ async fn pictures_of_a_plan_in_progress() {
         ".downbeat/config.toml",
         "[executors.work]\ntype = \"process\"\nshell = \"echo 'reading src/middleware/mod.rs'; echo 'writing src/middleware/rate_limit.rs'; echo 'cargo test -p api: 41 passed'; sleep 60\"\n",
     );
-    let run = env
-        .command(&["run", "--only", "middleware", "--executor", "work"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let run_pid = env.adopt(run);
+    let run_pid = spawn(
+        &mut env,
+        &["run", "--only", "middleware", "--executor", "work"],
+    );
     let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
     open(&b, &s.url).await;
     let id = id_of(&env, "middleware");
@@ -509,13 +521,7 @@ async fn pictures_of_a_plan_in_progress() {
     )
     .await;
     screenshot(&b.client, "readme-task").await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run_pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let child = env.children.iter_mut().find(|c| c.id() == run_pid).unwrap();
-    common::exit_within(child, PATIENCE, "the run after SIGTERM");
+    stop(&mut env, run_pid, "the run after SIGTERM");
     b.client.clone().close().await.unwrap();
 }
 
@@ -545,29 +551,9 @@ async fn a_coding_agents_rendered_output_shows_while_it_works() {
     ]);
     let id = id_of(&env, "think");
     let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
-    let run = env
-        .command(&["run", "--agent", "claude"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let run_pid = env.adopt(run);
+    let run_pid = spawn(&mut env, &["run", "--agent", "claude"]);
     open(&b, &s.url).await;
-    until(
-        &b.client,
-        &format!(
-            "return document.querySelector('.node[data-id=\"{id}\"]')?.dataset.status === 'running'"
-        ),
-        "the agent running",
-    )
-    .await;
-    b.client
-        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    open_task_when(&b, &id, "running").await;
     until(
         &b.client,
         "return /session \\S+ · model \\S+/.test(document.getElementById('output')?.textContent || '')",
@@ -575,12 +561,6 @@ async fn a_coding_agents_rendered_output_shows_while_it_works() {
     )
     .await;
     assert_eq!(env.json(&["show", "think"])["status"], "running");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run_pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let child = env.children.iter_mut().find(|c| c.id() == run_pid).unwrap();
-    common::exit_within(child, PATIENCE, "the run after SIGTERM");
+    stop(&mut env, run_pid, "the run after SIGTERM");
     b.client.clone().close().await.unwrap();
 }

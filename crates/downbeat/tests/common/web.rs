@@ -12,7 +12,7 @@ pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 /// A server started by `downbeat serve`, adopted by its `Env`.
 pub struct Server {
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` (loopback, whatever address it listens on).
     pub addr: String,
     /// The printed address, with the token.
     pub url: String,
@@ -34,13 +34,13 @@ pub fn serve(env: &mut Env, addr: &str, token: Option<&str>) -> Server {
         .read_line(&mut line)
         .unwrap();
     let url = line.trim().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "printed {url:?}");
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let served = url
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("printed {url:?}"));
+    // Reached through loopback whatever address it listens on.
+    let port = served.rsplit(':').next().unwrap();
+    let addr = format!("127.0.0.1:{port}");
     let pid = env.adopt(child);
     Server { addr, url, pid }
 }
