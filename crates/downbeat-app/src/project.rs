@@ -340,18 +340,29 @@ type Lookup = dyn Fn(&str) -> Option<std::ffi::OsString> + Send + Sync;
 /// Reads a secret by the name the configuration gives it (an environment variable, for the
 /// CLI). Never printed: its `Debug` says only whether it is set.
 #[derive(Clone, Default)]
-pub struct Secrets(Option<std::sync::Arc<Lookup>>);
+pub struct Secrets(Option<std::sync::Arc<Lookup>>, std::sync::Arc<Vec<String>>);
 
 impl Secrets {
     pub fn new(
         lookup: impl Fn(&str) -> Option<std::ffi::OsString> + Send + Sync + 'static,
     ) -> Self {
-        Self(Some(std::sync::Arc::new(lookup)))
+        Self(Some(std::sync::Arc::new(lookup)), Default::default())
+    }
+
+    /// With `values`: the secrets the front end knows of (API keys and tokens in its
+    /// environment), masked in what agents leave behind.
+    pub fn with_known(self, values: Vec<String>) -> Self {
+        Self(self.0, std::sync::Arc::new(values))
     }
 
     /// The secret named `name`, if it is set.
     pub fn get(&self, name: &str) -> Option<std::ffi::OsString> {
         self.0.as_ref().and_then(|f| f(name))
+    }
+
+    /// The secrets the front end knows of.
+    pub fn known(&self) -> &[String] {
+        &self.1
     }
 }
 

@@ -11,4 +11,5 @@ pub mod prompt;
 pub mod prompt_context;
 pub mod rules;
 pub mod run;
+pub mod scrub;
 pub mod worktree;

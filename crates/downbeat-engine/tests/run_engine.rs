@@ -90,6 +90,7 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         artifacts_dir: p.root.join(".downbeat/artifacts"),
         artifact_limit: downbeat_engine::artifacts::DEFAULT_LIMIT,
         agent_env: Vec::new(),
+        scrub: Default::default(),
         now: Arc::new(now),
         accepts: None,
         stay: false,

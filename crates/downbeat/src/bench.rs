@@ -94,6 +94,7 @@ pub(crate) fn bench_options(
         artifacts_dir: dir.join("artifacts"),
         artifact_limit: downbeat_engine::artifacts::DEFAULT_LIMIT,
         agent_env: Vec::new(),
+        scrub: Default::default(),
         now: Arc::new(downbeat_app::project::now),
         accepts: None,
         stay: false,

@@ -219,6 +219,41 @@ pub fn agent_env(p: &Project) -> Vec<(String, Option<String>)> {
     env
 }
 
+/// The secrets masked in what attempts leave behind: those the front end knows of, the
+/// database password, and the API keys of the configured HTTP executors.
+pub fn scrub_list(p: &Project) -> Vec<String> {
+    let mut out: Vec<String> = p.secrets.known().to_vec();
+    if let Some(url) = &p.db_url {
+        out.extend(url_password(url));
+    }
+    for e in p.config.executors.values() {
+        if let downbeat_engine::executor::ExecutorSpec::Http(h) = e
+            && let Some(k) = h.api_key_env.as_deref().and_then(|n| p.secrets.get(n))
+        {
+            out.push(k.to_string_lossy().into_owned());
+        }
+    }
+    downbeat_engine::scrub::prepare(out)
+}
+
+/// The password in a database URL (`user:password@host`, or `password=` in its query).
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let (rest, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(r, q)| (r, Some(q)));
+    if let Some((auth, _)) = rest.rsplit_once('@')
+        && let Some((_, pw)) = auth.split_once(':')
+        && !pw.is_empty()
+    {
+        return Some(pw.to_owned());
+    }
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("password="))
+        .map(str::to_owned)
+}
+
 /// The template for tasks whose role has none.
 pub const DEFAULT_PROMPT: &str =
     "## Task {{ task.id }}: {{ task.title }}\n\n{{ task.description }}\n";
@@ -304,6 +339,7 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
             .artifact_limit()
             .map_err(|e| Error::invalid(format!("[run] artifact_limit: {e}")))?,
         agent_env: agent_env(p),
+        scrub: std::sync::Arc::new(scrub_list(p)),
         now: Arc::new(move || fixed.unwrap_or_else(crate::project::now)),
         accepts: None,
         stay: false,

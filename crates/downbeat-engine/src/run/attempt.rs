@@ -195,6 +195,7 @@ async fn attempt(
         previous,
     };
     let mut outcome = r.executor.run(&spec, cancel).await;
+    scrub_outcome(&opts.scrub, &spec.attempt_dir, &mut outcome).await;
     let mut records = Vec::new();
     if outcome.kind == OutcomeKind::Succeeded
         && let Some(report) = &outcome.report
@@ -224,6 +225,41 @@ async fn attempt(
         integrate(w, p, task, claim.number, &mut outcome).await;
     }
     (outcome, records)
+}
+
+/// Masks the runner's known secrets in what the attempt left: its output, result, reply and
+/// agent record files (rewritten off the async threads), and the error and report the ledger keeps.
+async fn scrub_outcome(secrets: &Arc<Vec<String>>, dir: &std::path::Path, outcome: &mut Outcome) {
+    if secrets.is_empty() {
+        return;
+    }
+    let (secrets2, dir) = (secrets.clone(), dir.to_owned());
+    let _ = tokio::task::spawn_blocking(move || {
+        use crate::executor::files;
+        for name in [
+            files::STDOUT,
+            files::STDERR,
+            files::RESULT,
+            files::RESPONSE,
+            crate::executor::agent::RECORD,
+        ] {
+            // A file that cannot be rewritten keeps what it has; the ledger is masked below.
+            let _ = crate::scrub::file(&dir.join(name), &secrets2);
+        }
+    })
+    .await;
+    let mask = |s: &mut Option<String>| {
+        if let Some(t) = s.as_mut() {
+            *t = crate::scrub::text(t, secrets);
+        }
+    };
+    mask(&mut outcome.error);
+    if let Some(r) = outcome.report.as_mut() {
+        mask(&mut r.summary);
+        for f in &mut r.flags {
+            f.detail = crate::scrub::text(&f.detail, secrets);
+        }
+    }
 }
 
 /// The worktrees an attempt of `task` works in, and the branch a resolver starts with merged:

@@ -481,6 +481,7 @@ role = "implementer"
             artifacts_dir: dir.path().join("artifacts"),
             artifact_limit: crate::artifacts::DEFAULT_LIMIT,
             agent_env: Vec::new(),
+            scrub: Default::default(),
             now: Arc::new(|| Timestamp(1)),
             accepts: Some(Arc::new(move |t: &Task| {
                 t.role.as_deref().is_some_and(|r| roles.contains(&r))

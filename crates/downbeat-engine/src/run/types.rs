@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// Environment every attempt gets instead of the runner's own for these names: Downbeat's
     /// credentials never reach an agent (`None` removes the variable, `Some` replaces it).
     pub agent_env: Vec<(String, Option<String>)>,
+    /// Secrets masked in what attempts leave behind (output files, agent record, the error and
+    /// summary in the ledger), prepared by [`crate::scrub::prepare`].
+    pub scrub: Arc<Vec<String>>,
     /// The clock (injected so tests control it).
     pub now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     /// Which tasks this runner takes (a worker's roles, executors, labels); `None` = all.

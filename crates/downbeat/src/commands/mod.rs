@@ -63,12 +63,34 @@ pub fn globals(cli: &Cli) -> Result<Globals, Error> {
             .unwrap_or_else(|| "cli".into()),
         fixed_now,
         cwd: std::env::current_dir()?,
-        secrets: project::Secrets::new(|name: &str| std::env::var_os(name)),
+        secrets: project::Secrets::new(|name: &str| std::env::var_os(name))
+            .with_known(known_secrets()),
         host: project::HostFacts {
             exe: std::env::current_exe().ok(),
             search_path: std::env::var_os("PATH"),
         },
     })
+}
+
+/// The values of environment variables whose names say they hold a secret (`*_API_KEY`,
+/// `*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_ACCESS_KEY`…): masked in what agents leave behind.
+fn known_secrets() -> Vec<String> {
+    const MARKS: [&str; 6] = [
+        "API_KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "ACCESS_KEY",
+        "PRIVATE_KEY",
+    ];
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| {
+            let k = k.to_ascii_uppercase();
+            MARKS.iter().any(|m| k.contains(m))
+        })
+        .map(|(_, v)| v)
+        .collect()
 }
 
 /// `--actor` or `DOWNBEAT_ACTOR`, when given.
