@@ -258,3 +258,76 @@ async fn consensus_through_mcp_plan_and_task_add() {
     assert!(text.contains("unknown field `count`"), "{text}");
     let _ = c.cancel().await;
 }
+
+/// Claude Code, Codex and Gemini CLI stand-ins (`tests/fakes/bin`) answer; the resolve task
+/// runs on the project's executor and sees the three final messages.
+#[test]
+fn three_agent_clis_disagree_and_the_resolver_reads_all_three() {
+    let fakes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/bin");
+    let e = Env::builder()
+        .home_inside()
+        .var("PATH", &format!("{}:/usr/bin:/bin", fakes.display()))
+        .var("FAKE_AGENT_SCRIPT", "script.json")
+        .var("FAKE_AGENT_LOG", "agent.log")
+        .fixed_clock()
+        .init()
+        .build();
+    e.write(".downbeat/config.toml", "[run]\nexecutor = \"claude\"\n");
+    // The resolve prompt quotes the answers' titles, so its step comes first.
+    let script = json!({"steps": [
+        {"when": "Resolve: Pick an auth library", "message": "Authlib: two of three answers chose it"},
+        {"when": "(answer 1 of 3)", "message": "Use Authlib"},
+        {"when": "(answer 2 of 3)", "message": "use Authlib."},
+        {"when": "(answer 3 of 3)", "message": "Use python-jose"},
+    ]});
+    e.write("script.json", &script.to_string());
+    e.ok(&[
+        "add",
+        "Pick an auth library",
+        "--key",
+        "lib",
+        "--consensus-executors",
+        "claude,codex,gemini",
+    ]);
+    e.ok(&["run"]);
+    let calls: Vec<Value> = std::fs::read_to_string(e.path().join("agent.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    let by = |needle: &str| {
+        calls
+            .iter()
+            .find(|c| c["prompt"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no call for {needle}"))
+    };
+    assert_eq!(by("(answer 1 of 3)")["cli"], "claude");
+    let resolve = by("Resolve: Pick an auth library");
+    assert_eq!(resolve["cli"], "claude");
+    let prompt = resolve["prompt"].as_str().unwrap();
+    for answer in ["Use Authlib", "use Authlib.", "Use python-jose"] {
+        assert!(prompt.contains(answer), "{answer} in {prompt}");
+    }
+    let answered: Vec<&str> = calls
+        .iter()
+        .filter(|c| !c["prompt"].as_str().unwrap().contains("Resolve:"))
+        .map(|c| c["cli"].as_str().unwrap())
+        .collect();
+    let mut sorted = answered.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["claude", "codex", "gemini"]);
+    let report = e.ok(&["synthesize", "lib", "-o", "-"]);
+    assert!(
+        report.contains("- answer 2 ") && report.contains("by `codex`: use Authlib."),
+        "{report}"
+    );
+    assert!(
+        report.contains("conflict: answers 1 and 2 vs answer 3"),
+        "{report}"
+    );
+    assert!(
+        report.contains("decision (") && report.contains("Authlib: two of three answers chose it"),
+        "{report}"
+    );
+}
