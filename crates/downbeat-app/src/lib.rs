@@ -10,6 +10,7 @@ pub mod agents;
 pub mod answer;
 pub mod cache;
 pub mod claims;
+pub mod consensus;
 pub mod context;
 pub mod documents;
 pub mod drafting;

@@ -25,8 +25,47 @@ async fn validate_refs(
 ) -> Result<plan::ValidatedPlan, Error> {
     let outside = outside_refs(parsed);
     let known = p.store.lookup_tasks(&outside).await?;
-    plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|_| false)
-        .map_err(|e| Error::invalid(format!("{shown}: {e}")))
+    let mut problems = unknown_consensus_executors(p, parsed);
+    match plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|_| false) {
+        Ok(v) if problems.is_empty() => return Ok(v),
+        Ok(_) => {}
+        Err(e) => {
+            problems.splice(0..0, e.problems);
+        }
+    }
+    Err(Error::invalid(format!(
+        "{shown}: {}",
+        plan::PlanErrors { problems }
+    )))
+}
+
+/// The executors consensus specs name that are neither configured nor built in.
+fn unknown_consensus_executors(p: &Project, parsed: &plan::PlanFile) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, t) in parsed.tasks.iter().enumerate() {
+        let Some(spec) = &t.consensus else { continue };
+        let who = match &t.key {
+            Some(k) => format!("task `{k}`"),
+            None => format!("task #{} (\"{}\")", i + 1, t.title),
+        };
+        out.extend(
+            unknown_executors(p, spec)
+                .into_iter()
+                .map(|e| format!("{who}: consensus: {e}")),
+        );
+    }
+    out
+}
+
+/// Why each executor `spec` names cannot be used: neither configured nor built in.
+pub(crate) fn unknown_executors(
+    p: &Project,
+    spec: &downbeat_core::consensus::ConsensusSpec,
+) -> Vec<String> {
+    spec.executors
+        .iter()
+        .filter_map(|name| crate::runs::spec_named(&p.config.executors, name).err())
+        .collect()
 }
 
 /// The plan's references that name no task of the plan (sorted, once each): stored tasks, or
@@ -359,6 +398,9 @@ async fn diff_plan(
     name: Option<String>,
 ) -> Result<Prepared, Error> {
     let validated = validate_refs(p, parsed, shown).await?;
+    // Consensus tasks written out, so their answers and resolve task are found by key.
+    let (expanded, _) = plan::expand_consensus(parsed);
+    let parsed = &expanded;
     let previous = match &name {
         Some(n) => p
             .store

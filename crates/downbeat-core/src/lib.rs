@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod attempt;
 pub mod command;
+pub mod consensus;
 pub mod context;
 pub mod events;
 pub mod flags;

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::command::executor_setting;
+use crate::consensus::{self, ConsensusSpec};
 use crate::ids::TaskId;
 use crate::role::{RoleFile, RoleSet, check_role_name};
 use crate::task::{EdgeKind, ExecSettings, NewTask, Priority, validate_fields};
@@ -130,6 +131,9 @@ pub struct PlanTask {
     /// Attempts allowed in all (1 = no retry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// Answered independently N times, then resolved (see [`expand_consensus`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -234,11 +238,13 @@ pub fn validate(
     existing: &dyn Fn(&str) -> Option<TaskId>,
     key_taken: &dyn Fn(&str) -> bool,
 ) -> Result<ValidatedPlan, PlanErrors> {
+    let (expanded, problems) = expand_consensus(plan);
+    let plan = &expanded;
     let mut v = Validation {
         plan,
         existing,
         keys: HashMap::new(),
-        problems: Vec::new(),
+        problems,
     };
     let mut out = ValidatedPlan {
         name: plan.plan.name.clone(),
@@ -257,6 +263,114 @@ pub fn validate(
     }
     renumber(plan, &order, &parents, &mut out);
     Ok(out)
+}
+
+/// The plan with every consensus task written out: the task itself becomes a container
+/// (tagged `consensus`, its own execution settings dropped), followed by its N answer
+/// subtasks and its resolve subtask, which depends on every answer (names and texts from
+/// [`consensus`]). Tasks without `consensus` are left as they are, so expanding twice changes
+/// nothing. Returns the problems of the consensus specs too; a task whose spec has a problem is
+/// kept as an ordinary task.
+pub fn expand_consensus(plan: &PlanFile) -> (PlanFile, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut out = PlanFile {
+        tasks: Vec::with_capacity(plan.tasks.len()),
+        ..plan.clone()
+    };
+    for (i, t) in plan.tasks.iter().enumerate() {
+        let Some(spec) = &t.consensus else {
+            out.tasks.push(t.clone());
+            continue;
+        };
+        let mut plain = t.clone();
+        plain.consensus = None;
+        let n = match spec.answers() {
+            Ok(n) => n,
+            Err(e) => {
+                problems.push(format!("{}: {e}", task_label(i, t)));
+                out.tasks.push(plain);
+                continue;
+            }
+        };
+        let Some(key) = t.key.clone() else {
+            problems.push(format!(
+                "{}: a consensus task needs a `key` (its answers are named after it)",
+                task_label(i, t)
+            ));
+            out.tasks.push(plain);
+            continue;
+        };
+        if !spec.executors.is_empty() && (t.command.is_some() || t.shell.is_some()) {
+            problems.push(format!(
+                "{}: consensus `executors` and a `command` or `shell` do not go together",
+                task_label(i, t)
+            ));
+            out.tasks.push(plain);
+            continue;
+        }
+        out.tasks.extend(consensus_tasks(plain, spec, &key, n));
+    }
+    (out, problems)
+}
+
+/// A consensus task written out: the container, its answers, its resolve task.
+fn consensus_tasks(t: PlanTask, spec: &ConsensusSpec, key: &str, n: u32) -> Vec<PlanTask> {
+    let with_tag = |tag: &str| {
+        let mut tags = t.tags.clone();
+        tags.push(tag.to_owned());
+        tags
+    };
+    let mut out = Vec::with_capacity(n as usize + 2);
+    for j in 1..=n {
+        out.push(PlanTask {
+            key: Some(consensus::answer_key(key, j)),
+            title: consensus::answer_title(&t.title, j, n),
+            parent: Some(key.to_owned()),
+            depends_on: Vec::new(),
+            related: Vec::new(),
+            discovered_from: Vec::new(),
+            tags: with_tag(consensus::ANSWER_TAG),
+            executor: spec
+                .executor_of(j as usize - 1)
+                .map(str::to_owned)
+                .or_else(|| t.executor.clone()),
+            consensus: None,
+            ..t.clone()
+        });
+    }
+    out.push(PlanTask {
+        key: Some(consensus::resolve_key(key)),
+        title: consensus::resolve_title(&t.title),
+        description: consensus::resolve_description(&t.title, &t.description, n),
+        role: Some(spec.resolver().to_owned()),
+        parent: Some(key.to_owned()),
+        depends_on: (1..=n).map(|j| consensus::answer_key(key, j)).collect(),
+        related: Vec::new(),
+        discovered_from: Vec::new(),
+        effort: None,
+        files: Vec::new(),
+        tags: with_tag(consensus::RESOLVE_TAG),
+        executor: None,
+        command: None,
+        shell: None,
+        timeout: None,
+        max_attempts: None,
+        consensus: None,
+        ..t.clone()
+    });
+    let container = PlanTask {
+        tags: with_tag(consensus::TAG),
+        files: Vec::new(),
+        executor: None,
+        command: None,
+        shell: None,
+        timeout: None,
+        max_attempts: None,
+        consensus: None,
+        ..t
+    };
+    out.insert(0, container);
+    out
 }
 
 /// How problems name a task of the plan: by key, else by position and title.
@@ -746,6 +860,120 @@ mod tests {
             all.contains("task `u`: command `echo 'open` has an unclosed quote"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn a_consensus_task_becomes_a_container_with_answers_and_a_resolve_task() {
+        let v = check(
+            r#"
+            [[tasks]]
+            key = "lib"
+            title = "Choose an auth library"
+            description = "Which library?"
+            role = "architect"
+            consensus = { executors = ["claude", "codex", "gemini"], resolver = "security" }
+            [[tasks]]
+            key = "build"
+            title = "Build it"
+            depends_on = ["lib"]
+            "#,
+        )
+        .unwrap();
+        let keys: Vec<_> = v
+            .tasks
+            .iter()
+            .map(|t| t.new.key.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "lib",
+                "lib.answer-1",
+                "lib.answer-2",
+                "lib.answer-3",
+                "lib.resolve",
+                "build"
+            ]
+        );
+        assert!(v.tasks[0].new.tags.contains(&"consensus".to_owned()));
+        let execs: Vec<_> = v.tasks[1..4]
+            .iter()
+            .map(|t| t.new.exec.executor.as_deref().unwrap())
+            .collect();
+        assert_eq!(execs, ["claude", "codex", "gemini"]);
+        assert_eq!(
+            v.tasks[2].new.title,
+            "Choose an auth library (answer 2 of 3)"
+        );
+        assert_eq!(v.tasks[2].new.role.as_deref(), Some("architect"));
+        assert_eq!(v.tasks[2].parent, Some(TaskRef::New(0)));
+        let resolve = &v.tasks[4];
+        assert_eq!(resolve.new.role.as_deref(), Some("security"));
+        assert!(resolve.new.description.contains("Which library?"));
+        for a in 1..4 {
+            assert!(
+                v.edges
+                    .contains(&(TaskRef::New(a), TaskRef::New(4), EdgeKind::Blocks))
+            );
+        }
+        // Dependents wait for the container, so for the decision.
+        assert!(
+            v.edges
+                .contains(&(TaskRef::New(0), TaskRef::New(5), EdgeKind::Blocks))
+        );
+    }
+
+    #[test]
+    fn consensus_problems_are_reported_with_their_task() {
+        let err = check(
+            r#"
+            [[tasks]]
+            key = "one"
+            title = "One answer"
+            consensus = 1
+            [[tasks]]
+            title = "No key"
+            consensus = 3
+            [[tasks]]
+            key = "odd"
+            title = "Odd"
+            consensus = { n = 3, executors = ["claude"] }
+            [[tasks]]
+            key = "who"
+            title = "Who resolves"
+            consensus = { n = 2, resolver = "wizard" }
+            "#,
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(
+            all.contains("task `one`: consensus needs at least 2 answers to compare, got 1"),
+            "{all}"
+        );
+        assert!(
+            all.contains("task #2 (\"No key\"): a consensus task needs a `key`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("task `odd`: consensus names 1 executor for 3 answers"),
+            "{all}"
+        );
+        assert!(
+            all.contains("task `who.resolve`: unknown role `wizard`"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn a_consensus_plan_writes_back_as_it_was_written() {
+        let text = "[[tasks]]\nkey = \"q\"\ntitle = \"Q\"\nconsensus = 3\n";
+        let plan = parse(text, PlanFormat::Toml).unwrap();
+        let back = to_text(&plan, PlanFormat::Toml).unwrap();
+        assert_eq!(parse(&back, PlanFormat::Toml).unwrap(), plan);
+        assert!(back.contains("consensus = 3"), "{back}");
+        let (expanded, problems) = expand_consensus(&plan);
+        assert!(problems.is_empty());
+        assert_eq!(expand_consensus(&expanded).0, expanded);
     }
 
     #[test]

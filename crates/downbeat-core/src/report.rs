@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::consensus;
 use crate::context::{
     Artifact, Decision, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus, Session,
 };
@@ -654,6 +655,8 @@ pub fn synthesis(v: &ProjectView, root: Option<TaskId>) -> String {
         s.push('\n');
     }
 
+    consensus_section(&mut s, v, &in_scope);
+
     let _ = writeln!(s, "## Failures and what they hold back\n");
     let failed: Vec<&&Task> = leaves
         .iter()
@@ -742,6 +745,100 @@ pub fn synthesis(v: &ProjectView, root: Option<TaskId>) -> String {
         );
     }
     s
+}
+
+/// Each consensus task in scope: its answers, which of them agree (equal after
+/// [`consensus::normalise`]) and which conflict, and the resolve task's decision. Nothing when
+/// there is no consensus task.
+fn consensus_section(
+    s: &mut String,
+    v: &ProjectView,
+    in_scope: &std::collections::HashSet<TaskId>,
+) {
+    let has = |t: &Task, tag: &str| t.tags.iter().any(|x| x == tag);
+    let containers: Vec<&Task> = v
+        .tasks
+        .iter()
+        .filter(|t| in_scope.contains(&t.id) && has(t, consensus::TAG))
+        .collect();
+    if containers.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Consensus\n");
+    let _ = writeln!(
+        s,
+        "Answers agree when their summaries are equal once case, runs of whitespace and trailing punctuation are set aside.\n"
+    );
+    for c in containers {
+        let mut kids: Vec<&Task> = v.tasks.iter().filter(|t| t.parent == Some(c.id)).collect();
+        kids.sort_by_key(|t| t.id.seq());
+        let answers: Vec<&Task> = kids
+            .iter()
+            .copied()
+            .filter(|t| has(t, consensus::ANSWER_TAG))
+            .collect();
+        let _ = writeln!(s, "### {} {} ({} answers)\n", c.id, c.title, answers.len());
+        for (i, a) in answers.iter().enumerate() {
+            let by = match a.exec.executor.as_deref() {
+                Some(e) if e.trim_start().starts_with('{') => " by a process".to_owned(),
+                Some(e) => format!(" by `{e}`"),
+                None => String::new(),
+            };
+            let said = match (&a.status, a.result.as_deref()) {
+                (Status::Completed, Some(r)) => format!(": {}", clip(r, 300)),
+                (st, _) => format!(" [{st}]"),
+            };
+            let _ = writeln!(s, "- answer {} {}{by}{said}", i + 1, a.id);
+        }
+        let done: Vec<(usize, &str)> = answers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.status == Status::Completed)
+            .map(|(i, a)| (i, a.result.as_deref().unwrap_or("")))
+            .collect();
+        let texts: Vec<&str> = done.iter().map(|(_, r)| *r).collect();
+        let groups: Vec<Vec<usize>> = consensus::agreement(&texts)
+            .into_iter()
+            .map(|g| g.into_iter().map(|k| done[k].0 + 1).collect())
+            .collect();
+        let name = |g: &[usize]| {
+            let n: Vec<String> = g.iter().map(usize::to_string).collect();
+            match n.as_slice() {
+                [one] => format!("answer {one}"),
+                [rest @ .., last] => format!("answers {} and {last}", rest.join(", ")),
+                [] => String::new(),
+            }
+        };
+        match groups.len() {
+            0 => {
+                let _ = writeln!(s, "- no answers to compare yet");
+            }
+            1 if groups[0].len() == answers.len() => {
+                let _ = writeln!(s, "- agreement: all {} answers agree", answers.len());
+            }
+            _ => {
+                for g in groups.iter().filter(|g| g.len() > 1) {
+                    let _ = writeln!(s, "- agreement: {} agree", name(g));
+                }
+                if groups.len() > 1 {
+                    let sides: Vec<String> = groups.iter().map(|g| name(g)).collect();
+                    let _ = writeln!(s, "- conflict: {}", sides.join(" vs "));
+                }
+            }
+        }
+        for r in kids.iter().filter(|t| has(t, consensus::RESOLVE_TAG)) {
+            let role = r.role.as_deref().unwrap_or("no role");
+            match (&r.status, r.result.as_deref()) {
+                (Status::Completed, Some(d)) => {
+                    let _ = writeln!(s, "- decision ({} {role}): {}", r.id, clip(d, 500));
+                }
+                (st, _) => {
+                    let _ = writeln!(s, "- decision: not yet ({} {role} is {st})", r.id);
+                }
+            }
+        }
+        s.push('\n');
+    }
 }
 
 fn scope_of(v: &ProjectView, root: Option<TaskId>) -> std::collections::HashSet<TaskId> {

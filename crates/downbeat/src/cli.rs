@@ -526,6 +526,21 @@ pub struct AddArgs {
     /// Attempts in all (1 = no retry).
     #[arg(long)]
     pub max_attempts: Option<u32>,
+    /// Answer it N times independently, then let a resolve task decide (docs/consensus.md).
+    #[arg(long, value_name = "N", group = "consensus_any")]
+    pub consensus: Option<u32>,
+    /// One executor per answer (comma-separated or repeated); sets N when --consensus is left
+    /// out.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        group = "consensus_any"
+    )]
+    pub consensus_executors: Vec<String>,
+    /// The role of the consensus task's resolve task (default: reviewer).
+    #[arg(long, value_name = "ROLE", requires = "consensus_any")]
+    pub resolver: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -81,6 +81,7 @@ pub(crate) fn task(key: String, title: String) -> PlanTask {
         shell: None,
         timeout: None,
         max_attempts: None,
+        consensus: None,
     }
 }
 

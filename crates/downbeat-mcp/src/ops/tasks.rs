@@ -1,6 +1,7 @@
 //! Tasks: list, ready, show, add, update, manual status changes (through the admission gate),
 //! dependencies, what is blocked.
 
+use downbeat_core::consensus::ConsensusSpec;
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::{Edge, EdgeKind, Status};
 use downbeat_store::TaskFilter;
@@ -251,31 +252,39 @@ pub struct Fields {
     pub files: Option<Vec<String>>,
     pub after: Option<Vec<String>>,
     pub executor: Option<String>,
+    /// `3`, or `{"n": 3, "executors": [...], "resolver": "architect"}`.
+    pub consensus: Option<Value>,
 }
 
 pub async fn add(p: &Project, f: &Fields) -> Out {
     let Some(title) = f.title.clone() else {
         return Err(Error::invalid("`title` is required to add a task"));
     };
-    let t = tasks::add(
-        p,
-        &tasks::AddTask {
-            title,
-            key: f.key.clone(),
-            parent: f.parent.clone(),
-            after: f.after.clone().unwrap_or_default(),
-            description: f.description.clone(),
-            role: f.role.clone(),
-            priority: f.priority.clone(),
-            effort: f.effort,
-            acceptance: f.acceptance.clone().unwrap_or_default(),
-            tags: f.tags.clone().unwrap_or_default(),
-            files: f.files.clone().unwrap_or_default(),
-            executor: f.executor.clone(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let consensus = f
+        .consensus
+        .clone()
+        .map(serde_json::from_value::<ConsensusSpec>)
+        .transpose()
+        .map_err(|e| Error::invalid(format!("`consensus`: {e}")))?;
+    let add = tasks::AddTask {
+        title,
+        key: f.key.clone(),
+        parent: f.parent.clone(),
+        after: f.after.clone().unwrap_or_default(),
+        description: f.description.clone(),
+        role: f.role.clone(),
+        priority: f.priority.clone(),
+        effort: f.effort,
+        acceptance: f.acceptance.clone().unwrap_or_default(),
+        tags: f.tags.clone().unwrap_or_default(),
+        files: f.files.clone().unwrap_or_default(),
+        executor: f.executor.clone(),
+        ..Default::default()
+    };
+    let t = match &consensus {
+        Some(spec) => downbeat_app::consensus::add(p, &add, spec).await?,
+        None => tasks::add(p, &add).await?,
+    };
     // An agent's own server: what it adds was discovered while working on its task.
     if let Some(own) = p.acting_for {
         tasks::set_deps(
@@ -291,9 +300,9 @@ pub async fn add(p: &Project, f: &Fields) -> Out {
 }
 
 pub async fn update(p: &Project, q: &str, f: &Fields) -> Out {
-    if f.key.is_some() || f.after.is_some() || f.executor.is_some() {
+    if f.key.is_some() || f.after.is_some() || f.executor.is_some() || f.consensus.is_some() {
         return Err(Error::invalid(
-            "`key`, `after` and `executor` cannot be changed by an update (add dependencies with the dep action)",
+            "`key`, `after`, `executor` and `consensus` cannot be changed by an update (add dependencies with the dep action)",
         ));
     }
     let changes = tasks::EditTask {

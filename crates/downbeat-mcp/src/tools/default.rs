@@ -52,7 +52,7 @@ pub struct PlanArgs {
     /// apply (default), check (validate and compare only), waves (ready set, waves, critical path)
     #[serde(default)]
     pub action: PlanAction,
-    /// Plan-file structure: {tasks:[{key,title,role,description,parent,depends_on:[key],effort,priority,acceptance,files,command}],objectives:[{title,tasks}],decisions:[{text,why}],insights:[{text}],roles:[{name,description,prompt}]}
+    /// Plan-file structure: {tasks:[{key,title,role,description,parent,depends_on:[key],effort,priority,acceptance,files,command,consensus}],objectives:[{title,tasks}],decisions:[{text,why}],insights:[{text}],roles:[{name,description,prompt}]}
     pub plan: Option<Map<String, Value>>,
     /// apply: leave running or finished tasks the plan would change as they are
     pub skip_conflicts: Option<bool>,
@@ -120,6 +120,8 @@ pub struct TasksArgs {
     pub kind: Option<String>,
     /// dep: remove instead of add
     pub remove: Option<bool>,
+    /// add: N answers, then a resolver decides: N or {n,executors,resolver}
+    pub consensus: Option<Value>,
 }
 
 impl TasksArgs {
@@ -137,6 +139,7 @@ impl TasksArgs {
             files: self.files.clone(),
             after: self.after.clone(),
             executor: None,
+            consensus: self.consensus.clone(),
         }
     }
 

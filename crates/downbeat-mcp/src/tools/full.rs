@@ -5,6 +5,7 @@ use rmcp::model::CallToolResult;
 use rmcp::{Peer, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::ops::{self, End, Fields, ListFilter};
 use crate::server::DownbeatMcp;
@@ -69,6 +70,8 @@ pub struct AddArgs {
     pub after: Option<Vec<String>>,
     /// Named executor from the configuration, or noop
     pub executor: Option<String>,
+    /// N answers, then a resolver decides: N or {n,executors,resolver}
+    pub consensus: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -418,6 +421,7 @@ impl DownbeatMcp {
                 files: a.files,
                 after: a.after,
                 executor: a.executor,
+                consensus: a.consensus,
             };
             ops::add(&p, &f).await
         })

@@ -11,32 +11,46 @@ use crate::cli::*;
 use crate::output::{json as print_json, note, out, outln, table};
 
 pub(super) async fn add(p: &Project, a: AddArgs, j: bool) -> Result<(), Error> {
-    let t = tasks::add(
-        p,
-        &tasks::AddTask {
-            title: a.title,
-            key: a.key,
-            parent: a.parent,
-            after: a.after,
-            description: a.description,
-            role: a.role,
-            priority: a.priority,
-            effort: a.effort,
-            acceptance: a.acceptance,
-            tags: a.tags,
-            files: a.files,
-            executor: a.executor,
-            command: a.command,
-            shell: a.shell,
-            timeout: a.timeout,
-            max_attempts: a.max_attempts,
-        },
-    )
-    .await?;
+    let consensus = (a.consensus.is_some() || !a.consensus_executors.is_empty()).then(|| {
+        downbeat_core::consensus::ConsensusSpec {
+            n: a.consensus,
+            executors: a.consensus_executors.clone(),
+            resolver: a.resolver.clone(),
+        }
+    });
+    let add = tasks::AddTask {
+        title: a.title,
+        key: a.key,
+        parent: a.parent,
+        after: a.after,
+        description: a.description,
+        role: a.role,
+        priority: a.priority,
+        effort: a.effort,
+        acceptance: a.acceptance,
+        tags: a.tags,
+        files: a.files,
+        executor: a.executor,
+        command: a.command,
+        shell: a.shell,
+        timeout: a.timeout,
+        max_attempts: a.max_attempts,
+    };
+    let t = match &consensus {
+        Some(spec) => downbeat_app::consensus::add(p, &add, spec).await?,
+        None => tasks::add(p, &add).await?,
+    };
     if j {
         print_json(&task_json(&t, "pending"));
     } else {
         note(&format!("created task {}: {}", t.id, t.title));
+        if consensus.is_some()
+            && let Some(k) = &t.key
+        {
+            note(&format!(
+                "its answers are {k}.answer-1 and on, decided by {k}.resolve"
+            ));
+        }
         outln(&t.id.to_string());
     }
     Ok(())
