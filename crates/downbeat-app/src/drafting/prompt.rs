@@ -55,6 +55,9 @@ pub struct Facts<'a> {
     pub roles: Vec<(String, String)>,
     pub layout: &'a Layout,
     pub memory: &'a [Memory],
+    /// What finished work took ([`downbeat_core::patterns::Patterns::summary`]); empty
+    /// without enough history.
+    pub patterns: &'a str,
     pub format: PlanFormat,
 }
 
@@ -99,6 +102,12 @@ pub fn first(f: &Facts<'_>) -> String {
             let _ = write!(s, " (its first {MEMORY_MAX} bytes)");
         }
         let _ = write!(s, "\n\n{}\n", m.text.trim_end());
+    }
+    if !f.patterns.is_empty() {
+        s.push_str(
+            "\n## What earlier work took\n\nFrom this project's finished tasks; estimate effort so it matches:\n\n",
+        );
+        s.push_str(f.patterns);
     }
     answer_rules(&mut s, &f.subject, f.format);
     s
