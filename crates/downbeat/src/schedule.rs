@@ -34,8 +34,9 @@ pub async fn alongside<T>(
         downbeat_core::time::Millis::of(s.every).human(),
         allowed(&s)
     ));
-    let stop = CancellationToken::new();
-    let rounds = maintenance::scheduled(p, s, holder, stop.clone(), &report);
+    // The rounds stop when `work` ends: dropped between two writes at worst, each of them a
+    // transaction of its own (a round left unfinished shows as such in `status`).
+    let rounds = maintenance::scheduled(p, s, holder, CancellationToken::new(), &report);
     tokio::pin!(work, rounds);
     tokio::select! {
         r = &mut work => r,
