@@ -235,6 +235,28 @@ mod tests {
     }
 
     #[test]
+    fn the_first_prompt_carries_the_learned_patterns_only_when_there_are_some() {
+        let layout = Layout {
+            paths: vec!["src/main.rs".into()],
+            total: 1,
+        };
+        let facts = |patterns| Facts {
+            subject: Subject::Goal("add login"),
+            document: None,
+            roles: Vec::new(),
+            layout: &layout,
+            memory: &[],
+            patterns,
+            format: PlanFormat::Toml,
+        };
+        let line = "- implementer: one effort unit took 20s (median of 3), 67% first try, 1 retries, 0 flags\n";
+        let with = first(&facts(line));
+        assert!(with.contains("## What earlier work took"), "{with}");
+        assert!(with.contains(line), "{with}");
+        assert!(!first(&facts("")).contains("What earlier work took"));
+    }
+
+    #[test]
     fn a_later_round_carries_the_answer_and_its_problems() {
         let s = again(
             "FIRST",
