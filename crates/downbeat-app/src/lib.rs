@@ -22,6 +22,7 @@ pub mod logs;
 pub mod maintenance;
 pub mod memory;
 pub mod objectives;
+pub mod patterns;
 pub mod plan_preview;
 pub mod plans;
 pub mod project;

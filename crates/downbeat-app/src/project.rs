@@ -181,6 +181,14 @@ pub struct MaintainConfig {
     /// Completed work finished longer ago than this is archived.
     #[serde(default = "default_archive")]
     pub archive_after: String,
+    /// How often `worker`, `serve` and `mcp --http` run maintenance on their own (one of
+    /// them per period when several share a database); unset or `0s`: never.
+    #[serde(default)]
+    pub every: Option<String>,
+    /// What those scheduled rounds may do: `requeue`, `archive`, `repair`, `worktrees`,
+    /// `optimize`. Anything else is only reported.
+    #[serde(default = "default_apply")]
+    pub apply: Vec<String>,
 }
 
 impl Default for MaintainConfig {
@@ -188,8 +196,14 @@ impl Default for MaintainConfig {
         Self {
             stale_after: default_stale(),
             archive_after: default_archive(),
+            every: None,
+            apply: default_apply(),
         }
     }
+}
+
+fn default_apply() -> Vec<String> {
+    vec!["requeue".into()]
 }
 
 fn default_stale() -> String {
@@ -210,6 +224,11 @@ workers = [1, 2, 4, 8]
 stale_after = "24h"
 # Completed work finished longer ago than this is archived by `downbeat maintain --apply`.
 archive_after = "30d"
+# Run maintenance on a schedule in `downbeat worker`, `serve` and `mcp --http` (off
+# unless set; one process per period when several share the database), doing only what
+# `apply` allows (requeue, archive, repair, worktrees, optimize):
+# every = "1h"
+# apply = ["requeue"]
 
 # Named concurrency groups: roles that share one cap (a role is in one group at
 # most, and then has no max_parallel of its own):

@@ -38,6 +38,10 @@ pub enum EventKind {
     MaintainOrphanDetached,
     MaintainEdgeRemoved,
     MaintainOptimized,
+    /// A scheduled maintenance round began, found something, ended.
+    MaintainStarted,
+    MaintainFound,
+    MaintainFinished,
     /// Written by a newer build, or by hand: treated as changing the structure.
     Unknown,
 }
@@ -54,7 +58,7 @@ pub enum GraphEffect {
     Structure,
 }
 
-const KINDS: [(EventKind, &str); 28] = [
+const KINDS: [(EventKind, &str); 31] = [
     (EventKind::TaskCreated, "task.created"),
     (EventKind::TaskUpdated, "task.updated"),
     (EventKind::TaskStatus, "task.status"),
@@ -86,6 +90,9 @@ const KINDS: [(EventKind, &str); 28] = [
     ),
     (EventKind::MaintainEdgeRemoved, "maintain.edge_removed"),
     (EventKind::MaintainOptimized, "maintain.optimized"),
+    (EventKind::MaintainStarted, "maintain.started"),
+    (EventKind::MaintainFound, "maintain.found"),
+    (EventKind::MaintainFinished, "maintain.finished"),
 ];
 
 impl EventKind {
@@ -122,9 +129,8 @@ impl EventKind {
             PlanDrafted | SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus
             | ObjectiveLinked | InsightAdded | DecisionAdded | ArtifactAdded | FlagRaised
             | FlagHandled | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
-            | HandoverWritten | MetaSet | MaintainLinkRemoved | MaintainOptimized => {
-                GraphEffect::None
-            }
+            | HandoverWritten | MetaSet | MaintainLinkRemoved | MaintainOptimized
+            | MaintainStarted | MaintainFound | MaintainFinished => GraphEffect::None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod graph;
 pub mod ids;
 pub mod maintain;
 pub mod memory;
+pub mod patterns;
 pub mod plan;
 pub mod plan_diff;
 pub mod planner;

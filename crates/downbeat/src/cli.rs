@@ -142,6 +142,9 @@ pub enum Command {
     Memory(MemoryCmd),
     /// Figures derived from the event log.
     Metrics,
+    /// Learned patterns from finished work, per role and per plan: time per effort unit,
+    /// first-try success, retries, flags, decomposition shape.
+    Patterns(PatternsArgs),
     /// The project's work (tasks, edges, objectives, decisions, insights) as JSON Lines on
     /// stdout, ids kept, sorted so it diffs well.
     Export(WorkExportArgs),
@@ -760,6 +763,17 @@ pub struct WavesArgs {
     /// Worker counts for the makespan estimate (default: from config).
     #[arg(long, value_delimiter = ',')]
     pub workers: Vec<u32>,
+    /// Convert effort into expected time per role from finished work (`downbeat patterns`):
+    /// roles with enough history use their median, the others their effort.
+    #[arg(long)]
+    pub calibrated: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PatternsArgs {
+    /// Only this role's pattern (the overall and per-plan ones stay).
+    #[arg(long)]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

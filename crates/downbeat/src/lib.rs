@@ -20,6 +20,7 @@ mod guard;
 mod output;
 mod progress;
 pub mod run_cmd;
+mod schedule;
 mod signals;
 mod web_cmd;
 pub mod worker_cmd;

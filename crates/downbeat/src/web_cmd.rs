@@ -21,7 +21,13 @@ fn token() -> Option<String> {
 
 /// `downbeat serve`: prints the address (with its token) on stdout, serves until Ctrl-C or
 /// SIGTERM.
-pub async fn serve(p: Project, a: ServeArgs, j: bool) -> Result<(), Error> {
+/// `maintain`: the schedule and a project of its own to run it on.
+pub async fn serve(
+    p: Project,
+    maintain: Option<(Project, downbeat_app::maintenance::Schedule)>,
+    a: ServeArgs,
+    j: bool,
+) -> Result<(), Error> {
     let server = downbeat_web::bind(
         p,
         WebOptions {
@@ -45,7 +51,9 @@ pub async fn serve(p: Project, a: ServeArgs, j: bool) -> Result<(), Error> {
     }
     let cancel = CancellationToken::new();
     crate::signals::stop_on_signals(cancel.clone());
-    server.serve(cancel).await
+    let holder = crate::schedule::holder("serve");
+    let schedule = maintain.as_ref().map(|(m, s)| (m, *s));
+    crate::schedule::alongside(schedule, &holder, server.serve(cancel)).await
 }
 
 /// Binds the page for `run --serve` before the run starts (so a taken port fails the command

@@ -39,6 +39,7 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
         executor: a.executor.clone(),
         lease,
     };
+    let schedule = downbeat_app::maintenance::schedule(p)?;
     let w = Worker::register(p, request).await?;
     let record = w.record().clone();
     let name = record.name.clone();
@@ -69,7 +70,8 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
         drop(guard);
         r
     };
-    let (result, _) = tokio::join!(work, reports);
+    let both = async { tokio::join!(work, reports) };
+    let (result, _) = crate::schedule::alongside(schedule.map(|s| (p, s)), &name, both).await;
     let _ = display.await;
     signals.abort();
     let summary = result?;

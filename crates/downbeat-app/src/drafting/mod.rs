@@ -59,12 +59,14 @@ pub async fn draft(
     }
     let asker = asker(p, &req.asking).await?;
     let facts = gather(p).await?;
+    let learned = crate::patterns::summary(p).await?;
     let first = prompt::first(&Facts {
         subject: Subject::Goal(&req.goal),
         document: req.document.as_ref(),
         roles: roles(p),
         layout: &facts.0,
         memory: &facts.1,
+        patterns: &learned,
         format: req.asking.format,
     });
     let mode = Mode::Draft {
@@ -85,6 +87,7 @@ pub async fn expand(
     let asker = asker(p, &req.asking).await?;
     let brief = brief(p, &task).await?;
     let facts = gather(p).await?;
+    let learned = crate::patterns::summary(p).await?;
     let first = prompt::first(&Facts {
         subject: Subject::Expand {
             task: &brief,
@@ -94,6 +97,7 @@ pub async fn expand(
         roles: roles(p),
         layout: &facts.0,
         memory: &facts.1,
+        patterns: &learned,
         format: req.asking.format,
     });
     let mode = Mode::Expand {

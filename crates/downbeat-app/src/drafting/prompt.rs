@@ -55,6 +55,9 @@ pub struct Facts<'a> {
     pub roles: Vec<(String, String)>,
     pub layout: &'a Layout,
     pub memory: &'a [Memory],
+    /// What finished work took ([`downbeat_core::patterns::Patterns::summary`]); empty
+    /// without enough history.
+    pub patterns: &'a str,
     pub format: PlanFormat,
 }
 
@@ -99,6 +102,12 @@ pub fn first(f: &Facts<'_>) -> String {
             let _ = write!(s, " (its first {MEMORY_MAX} bytes)");
         }
         let _ = write!(s, "\n\n{}\n", m.text.trim_end());
+    }
+    if !f.patterns.is_empty() {
+        s.push_str(
+            "\n## What earlier work took\n\nFrom this project's finished tasks; estimate effort so it matches:\n\n",
+        );
+        s.push_str(f.patterns);
     }
     answer_rules(&mut s, &f.subject, f.format);
     s
@@ -223,6 +232,28 @@ mod tests {
         let p = parse(FORMAT, PlanFormat::Toml).unwrap();
         let v = validate(&p, &RoleSet::builtin(), &|_| None, &|_| false).unwrap();
         assert_eq!(v.tasks.len(), 3);
+    }
+
+    #[test]
+    fn the_first_prompt_carries_the_learned_patterns_only_when_there_are_some() {
+        let layout = Layout {
+            paths: vec!["src/main.rs".into()],
+            total: 1,
+        };
+        let facts = |patterns| Facts {
+            subject: Subject::Goal("add login"),
+            document: None,
+            roles: Vec::new(),
+            layout: &layout,
+            memory: &[],
+            patterns,
+            format: PlanFormat::Toml,
+        };
+        let line = "- implementer: one effort unit took 20s (median of 3), 67% first try, 1 retries, 0 flags\n";
+        let with = first(&facts(line));
+        assert!(with.contains("## What earlier work took"), "{with}");
+        assert!(with.contains(line), "{with}");
+        assert!(!first(&facts("")).contains("What earlier work took"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod holds;
 mod info;
 mod init;
 mod memory;
+mod patterns;
 mod plan;
 mod render;
 mod rules;
@@ -212,7 +213,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Cancel(a) => transition(&p, &a.id, Status::Cancelled, a.note, false, j).await,
         Command::Reopen(a) => transition(&p, &a.id, Status::Pending, None, false, j).await,
         Command::Run(a) => crate::run_cmd::run_cmd(&p, a, j).await,
-        Command::Serve(a) => crate::web_cmd::serve(p, a, j).await,
+        Command::Serve(a) => {
+            let maintain = match downbeat_app::maintenance::schedule(&p)? {
+                Some(s) => Some((open(&g).await?, s)),
+                None => None,
+            };
+            crate::web_cmd::serve(p, maintain, a, j).await
+        }
         Command::Worker(a) => crate::worker_cmd::worker(&p, a, j).await,
         Command::Workers => crate::worker_cmd::workers(&p, j).await,
         Command::Pause(a) => pause(&p, &a.reason, j).await,
@@ -245,6 +252,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Rules(a) => rules::rules_cmd(&p, a, j),
         Command::Memory(c) => memory::memory_cmd(&p, c, j).await,
         Command::Metrics => metrics(&p, j).await,
+        Command::Patterns(a) => patterns::patterns_cmd(&p, a, j).await,
     }
 }
 
@@ -327,5 +335,16 @@ async fn serve_mcp(g: &Globals, actor: &Option<String>, a: McpServeArgs) -> Resu
         actor: actor.clone(),
         task: a.task.or_else(|| env("DOWNBEAT_MCP_TASK")),
     };
-    downbeat_mcp::serve(g, options).await
+    // Over HTTP the server is a long-running process: it runs the maintenance schedule too
+    // (outside a project, or for an agent's own server, there is none).
+    let mut maintain = None;
+    if options.http.is_some()
+        && options.task.is_none()
+        && let Ok(p) = open(g).await
+    {
+        maintain = downbeat_app::maintenance::schedule(&p)?.map(|s| (p, s));
+    }
+    let holder = crate::schedule::holder("mcp");
+    let schedule = maintain.as_ref().map(|(p, s)| (p, *s));
+    crate::schedule::alongside(schedule, &holder, downbeat_mcp::serve(g, options)).await
 }

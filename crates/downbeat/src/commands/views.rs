@@ -146,7 +146,21 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
         }
         settings.workers = a.workers;
     }
-    let (snap, planned) = downbeat_app::views::planned_with(p, &settings).await?;
+    let (snap, planned, used) = if a.calibrated {
+        downbeat_app::patterns::planned_calibrated(p, &settings).await?
+    } else {
+        let (snap, planned) = downbeat_app::views::planned_with(p, &settings).await?;
+        (snap, planned, None)
+    };
+    // Effort units, or seconds when calibrated.
+    let unit = if used.is_some() {
+        "second(s)"
+    } else {
+        "effort unit(s)"
+    };
+    if a.calibrated && used.is_none() {
+        note("too little finished work to calibrate: the estimates are in effort units");
+    }
     let titles: HashMap<TaskId, (&str, Option<&str>)> = snap
         .tasks
         .iter()
@@ -163,6 +177,8 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
             "makespans": planned.makespans.iter().map(|(k, m)| json!({"workers": k, "makespan": m, "speedup": if *m > 0 { planned.total_effort as f64 / *m as f64 } else { 1.0 }})).collect::<Vec<_>>(),
             "role_caps": settings.role_caps,
             "groups": settings.groups,
+            "unit": if used.is_some() { "seconds" } else { "effort" },
+            "calibration": used,
         }));
         return Ok(());
     }
@@ -196,7 +212,7 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
     }
     let _ = writeln!(
         s,
-        "\n* critical path: {} task(s), {} effort unit(s)",
+        "\n* critical path: {} task(s), {} {unit}",
         planned.critical_path.len(),
         planned.critical_path_effort
     );
@@ -206,7 +222,7 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
         "parallel rate: {:.0}% of tasks share a wave",
         planned.parallel_rate * 100.0
     );
-    let _ = writeln!(s, "sequential: {} effort unit(s)", planned.total_effort);
+    let _ = writeln!(s, "sequential: {} {unit}", planned.total_effort);
     for (k, m) in &planned.makespans {
         let speed = if *m > 0 {
             planned.total_effort as f64 / *m as f64
@@ -217,6 +233,18 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
             s,
             "with {k} worker{}: {m} ({speed:.1}x)",
             if *k == 1 { "" } else { "s" }
+        );
+    }
+    for r in used.iter().flatten() {
+        let from = match r.basis {
+            downbeat_core::patterns::Basis::Calibrated => "calibrated from its history",
+            downbeat_core::patterns::Basis::Project => "the project's median (too little history)",
+        };
+        let _ = writeln!(
+            s,
+            "{}: {} per effort unit, {from}",
+            r.role,
+            downbeat_core::time::Millis(r.ms_per_effort).human()
         );
     }
     if !settings.role_caps.is_empty() {
@@ -248,8 +276,9 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
     let workers = downbeat_app::runs::workers(p).await?;
     let holds = downbeat_app::holds::list(p).await?;
     let work = downbeat_app::worktrees::summary(p).await?;
+    let maintained = downbeat_app::maintenance::last_round(p).await?;
     if j {
-        print_json(&json!({
+        let mut doc = json!({
             "counts": c,
             "done": c.done(),
             "total": c.total,
@@ -260,7 +289,12 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             "holds": holds,
             "work": work,
             "flags": flags_json(&v),
-        }));
+        });
+        // Only once a scheduled round has run (`[maintain] every`).
+        if let Some(r) = &maintained {
+            doc["maintenance"] = json!(r);
+        }
+        print_json(&doc);
         return Ok(());
     }
     let mut s = String::new();
@@ -302,6 +336,9 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             hold_line(h),
             h.id
         );
+    }
+    if let Some(r) = &maintained {
+        let _ = writeln!(s, "{}", maintenance_line(r));
     }
     objective_lines(&mut s, &v);
     flag_lines(&mut s, &v);
@@ -538,4 +575,20 @@ fn objective_lines(s: &mut String, v: &ProjectView) {
         };
         let _ = writeln!(s, "objective {} {} — {how}", o.id, clip(&o.title, 70));
     }
+}
+
+/// The last scheduled maintenance round, as `status` shows it.
+fn maintenance_line(r: &downbeat_app::maintenance::Round) -> String {
+    let what = if !r.done {
+        "started, not finished".to_owned()
+    } else if r.actions.is_empty() {
+        format!("{} finding(s), nothing done", r.findings)
+    } else {
+        format!("{} finding(s); {}", r.findings, r.actions.join(", "))
+    };
+    format!(
+        "maintenance: last round {} by {}: {what} (`downbeat log` has the findings)",
+        r.at(),
+        r.holder
+    )
 }
