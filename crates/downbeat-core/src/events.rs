@@ -25,6 +25,9 @@ pub enum EventKind {
     ObjectiveLinked,
     InsightAdded,
     DecisionAdded,
+    DecisionProposed,
+    DecisionAccepted,
+    DecisionRejected,
     ArtifactAdded,
     FlagRaised,
     FlagHandled,
@@ -54,7 +57,7 @@ pub enum GraphEffect {
     Structure,
 }
 
-const KINDS: [(EventKind, &str); 28] = [
+const KINDS: [(EventKind, &str); 31] = [
     (EventKind::TaskCreated, "task.created"),
     (EventKind::TaskUpdated, "task.updated"),
     (EventKind::TaskStatus, "task.status"),
@@ -70,6 +73,9 @@ const KINDS: [(EventKind, &str); 28] = [
     (EventKind::ObjectiveLinked, "objective.linked"),
     (EventKind::InsightAdded, "insight.added"),
     (EventKind::DecisionAdded, "decision.added"),
+    (EventKind::DecisionProposed, "decision.proposed"),
+    (EventKind::DecisionAccepted, "decision.accepted"),
+    (EventKind::DecisionRejected, "decision.rejected"),
     (EventKind::ArtifactAdded, "artifact.added"),
     (EventKind::FlagRaised, "flag.raised"),
     (EventKind::FlagHandled, "flag.handled"),
@@ -120,7 +126,8 @@ impl EventKind {
             | MaintainEdgeRemoved
             | Unknown => GraphEffect::Structure,
             PlanDrafted | SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus
-            | ObjectiveLinked | InsightAdded | DecisionAdded | ArtifactAdded | FlagRaised
+            | ObjectiveLinked | InsightAdded | DecisionAdded | DecisionProposed | DecisionAccepted
+            | DecisionRejected | ArtifactAdded | FlagRaised
             | FlagHandled | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
             | HandoverWritten | MetaSet | MaintainLinkRemoved | MaintainOptimized => {
                 GraphEffect::None
