@@ -126,9 +126,9 @@ impl EventKind {
             | MaintainEdgeRemoved
             | Unknown => GraphEffect::Structure,
             PlanDrafted | SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus
-            | ObjectiveLinked | InsightAdded | DecisionAdded | DecisionProposed | DecisionAccepted
-            | DecisionRejected | ArtifactAdded | FlagRaised
-            | FlagHandled | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
+            | ObjectiveLinked | InsightAdded | DecisionAdded | DecisionProposed
+            | DecisionAccepted | DecisionRejected | ArtifactAdded | FlagRaised | FlagHandled
+            | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
             | HandoverWritten | MetaSet | MaintainLinkRemoved | MaintainOptimized => {
                 GraphEffect::None
             }

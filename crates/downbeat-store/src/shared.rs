@@ -53,11 +53,12 @@ pub(crate) mod prelude {
     pub(crate) use crate::error::{Error, Result};
     pub(crate) use crate::shared::{
         META_ACTOR, REMOVED_NOTE, STARTED_NOTE, bind_exec, bind_task_fields, by_prefix,
-        changes_event, decision_verdict, event_task_seq, flags_sql, json_list, meta_set_event, moved_on, new_parent,
-        objectives_of, patched, plan_events, proposed_event, requeue_event, requeue_reason, resolve_rest, rid,
-        row_attempt, row_decision, row_event, row_flag, row_insight, row_objective, row_session,
-        row_task, row_worker, seq, status_event, status_metrics, status_of, status_write,
-        task_not_found, tid, tjson, to_json_list, worker_json,
+        changes_event, decision_verdict, event_task_seq, flags_sql, json_list, meta_set_event,
+        moved_on, new_parent, objectives_of, patched, plan_events, proposed_event, requeue_event,
+        requeue_reason, resolve_rest, rid, row_attempt, row_decision, row_event, row_flag,
+        row_insight, row_objective, row_session, row_task, row_worker, seq, status_event,
+        status_metrics, status_of, status_write, task_not_found, tid, tjson, to_json_list,
+        worker_json,
     };
     pub(crate) use crate::traits::{
         ContextStore, ExecutionStore, MaintenanceStore, TaskStore, WorkerStore,

@@ -293,7 +293,11 @@ pub async fn objectives_are_linked_after_they_are_recorded(f: Fixture) {
 pub async fn decisions_are_proposed_then_decided(f: Fixture) {
     use downbeat_core::context::DecisionStatus;
     let s = &*f.store;
-    let t = s.create_task(&new_task("a"), &[], &actor(1)).await.unwrap().id;
+    let t = s
+        .create_task(&new_task("a"), &[], &actor(1))
+        .await
+        .unwrap()
+        .id;
     let plain = s
         .add_decision("Use Redis", "shared counters", None, None, &actor(2))
         .await
@@ -345,12 +349,14 @@ pub async fn decisions_are_proposed_then_decided(f: Fixture) {
     }
     let p3 = s.propose_decision("x", "", None, &actor(7)).await.unwrap();
     assert!(matches!(
-        s.decide(p3.id, DecisionStatus::Proposed, "", &actor(8)).await,
+        s.decide(p3.id, DecisionStatus::Proposed, "", &actor(8))
+            .await,
         Err(Error::Invalid(_))
     ));
     let missing = RecordId::new(RecordKind::Decision, 42);
     assert!(matches!(
-        s.decide(missing, DecisionStatus::Accepted, "", &actor(8)).await,
+        s.decide(missing, DecisionStatus::Accepted, "", &actor(8))
+            .await,
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(

@@ -237,7 +237,13 @@ impl PostgresStore {
         .map_err(db)?;
         let d = row_decision(&row)?;
         let after = proposed_event(text, why, task.map(seq));
-        t.event(actor, "decision.proposed", &d.id.to_string(), None, Some(after));
+        t.event(
+            actor,
+            "decision.proposed",
+            &d.id.to_string(),
+            None,
+            Some(after),
+        );
         t.commit().await?;
         Ok(d)
     }

@@ -307,7 +307,15 @@ impl ContextStore for SqliteStore {
         .map_err(db)?;
         let d = row_decision(&row)?;
         let after = proposed_event(text, why, task.map(seq));
-        event(c, actor, "decision.proposed", &d.id.to_string(), None, Some(after)).await?;
+        event(
+            c,
+            actor,
+            "decision.proposed",
+            &d.id.to_string(),
+            None,
+            Some(after),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(d)
     }
