@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use downbeat_core::context::{Decision, DecisionStatus, ObjectiveStatus};
+use downbeat_core::context::{Decision, DecisionStatus, Metrics, ObjectiveStatus};
 use downbeat_core::ids::TaskId;
 use downbeat_core::report::{self, Counts, ProjectView, clip};
 use downbeat_core::task::Status;
@@ -209,8 +209,8 @@ pub fn build(v: &ProjectView, attempts: &[AttemptRecord], n: usize) -> SessionCo
             Listed::of(notes, n)
         },
         decisions: decisions(&v.decisions, n),
-        agents: agents(v, attempts),
-        metrics: figures(v, attempts),
+        agents: agents(&roles(v), attempts),
+        metrics: figures(&v.metrics, attempts),
     }
 }
 
@@ -328,12 +328,17 @@ fn breakdown<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
     all
 }
 
-fn agents(v: &ProjectView, attempts: &[AttemptRecord]) -> Agents {
-    let roles: HashMap<TaskId, &str> = v
-        .tasks
+/// Every task's role, `(none)` for a task without one.
+fn roles(v: &ProjectView) -> HashMap<TaskId, &str> {
+    v.tasks
         .iter()
         .map(|t| (t.id, t.role.as_deref().unwrap_or("(none)")))
-        .collect();
+        .collect()
+}
+
+/// The agents spawned, by role (`roles`; `(archived)` for a task not among them), executor and
+/// outcome.
+fn agents(roles: &HashMap<TaskId, &str>, attempts: &[AttemptRecord]) -> Agents {
     let tasks: HashSet<TaskId> = attempts.iter().map(|a| a.task).collect();
     Agents {
         spawned: attempts.len(),
@@ -354,14 +359,13 @@ fn agents(v: &ProjectView, attempts: &[AttemptRecord]) -> Agents {
     }
 }
 
-fn figures(v: &ProjectView, attempts: &[AttemptRecord]) -> Figures {
+fn figures(m: &Metrics, attempts: &[AttemptRecord]) -> Figures {
     let tasks = attempts
         .iter()
         .map(|a| a.task)
         .collect::<HashSet<_>>()
         .len();
     let per_task = |x: usize| (tasks > 0).then(|| x as f64 / tasks as f64);
-    let m = &v.metrics;
     Figures {
         parallel_execution_rate: m.parallel_execution_rate,
         success_rate: m.success_rate,
@@ -543,5 +547,96 @@ impl SessionContext {
             }
             more(s, d.pending.total, d.pending.items.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use downbeat_core::ids::{AttemptId, LeaseEpoch};
+
+    fn id(seq: u32) -> TaskId {
+        TaskId::from_seq(seq).unwrap()
+    }
+
+    fn attempt(task: u32, number: u32, executor: &str, outcome: Option<&str>) -> AttemptRecord {
+        AttemptRecord {
+            id: AttemptId(i64::from(number) + 10 * i64::from(task)),
+            task: id(task),
+            number,
+            epoch: LeaseEpoch(i64::from(number)),
+            worker: "runner".into(),
+            executor: executor.into(),
+            started_at: Timestamp(0),
+            ended_at: outcome.map(|_| Timestamp(1)),
+            outcome: outcome.map(str::to_owned),
+            exit_code: None,
+            error: None,
+            summary: None,
+            tokens_prompt: None,
+            tokens_completion: None,
+            detail: Default::default(),
+        }
+    }
+
+    /// Four tasks attempted six times: two attempts beyond the first, 1.5 agents per task.
+    #[test]
+    fn agents_and_rates_come_from_the_ledger() {
+        let ledger = [
+            attempt(1, 1, "claude", Some("failed")),
+            attempt(1, 2, "claude", Some("succeeded")),
+            attempt(2, 1, "claude", Some("succeeded")),
+            attempt(3, 1, "shell", Some("lost")),
+            attempt(3, 2, "shell", None),
+            attempt(4, 1, "codex", Some("succeeded")),
+        ];
+        let roles: HashMap<TaskId, &str> = [
+            (id(1), "implementer"),
+            (id(2), "implementer"),
+            (id(3), "tester"),
+        ]
+        .into();
+        let a = agents(&roles, &ledger);
+        assert_eq!((a.spawned, a.tasks), (6, 4));
+        let pairs = |v: &[(String, usize)]| -> Vec<(String, usize)> { v.to_vec() };
+        assert_eq!(
+            pairs(&a.by_role),
+            [
+                ("implementer".to_string(), 3),
+                ("tester".into(), 2),
+                ("(archived)".into(), 1)
+            ]
+        );
+        assert_eq!(
+            pairs(&a.by_executor),
+            [
+                ("claude".to_string(), 3),
+                ("shell".into(), 2),
+                ("codex".into(), 1)
+            ]
+        );
+        assert_eq!(
+            pairs(&a.by_outcome),
+            [
+                ("succeeded".to_string(), 3),
+                ("failed".into(), 1),
+                ("lost".into(), 1),
+                ("running".into(), 1)
+            ]
+        );
+        let f = figures(&Metrics::default(), &ledger);
+        assert_eq!(f.rework_rate, Some(0.5));
+        assert_eq!(f.agents_per_task, Some(1.5));
+        let none = figures(&Metrics::default(), &[]);
+        assert_eq!((none.rework_rate, none.agents_per_task), (None, None));
+    }
+
+    #[test]
+    fn breakdowns_keep_six_entries_and_sum_the_rest() {
+        let keys: Vec<String> = (0..9).map(|i| format!("e{i}")).collect();
+        let b = breakdown(keys.iter().map(String::as_str).chain(["e0", "e0"]));
+        assert_eq!(b.len(), KINDS);
+        assert_eq!(b[0], ("e0".to_string(), 3));
+        assert_eq!(b[KINDS - 1], ("other".to_string(), 4));
     }
 }
