@@ -1,7 +1,7 @@
 //! The context around the graph that use cases share: sessions, insights, decisions and the
 //! project's counters.
 
-use downbeat_core::context::{Decision, Insight, Metrics, Session};
+use downbeat_core::context::{Decision, DecisionStatus, Insight, Metrics, Session};
 use downbeat_core::ids::RecordKind;
 
 use crate::error::Error;
@@ -123,6 +123,57 @@ pub async fn objectives(p: &Project) -> Result<Vec<downbeat_core::context::Objec
     Ok(p.store.objectives().await?)
 }
 
-pub async fn decisions(p: &Project) -> Result<Vec<Decision>, Error> {
-    Ok(p.store.decisions().await?)
+/// Every decision, oldest first; only the pending ones (proposed, not yet accepted or
+/// rejected) with `pending`.
+pub async fn decisions(p: &Project, pending: bool) -> Result<Vec<Decision>, Error> {
+    let mut all = p.store.decisions().await?;
+    if pending {
+        all.retain(Decision::is_pending);
+    }
+    Ok(all)
+}
+
+/// Proposes a decision: recorded as pending, not in force (not in prompts, memory files or
+/// documents as a decision to follow) until it is accepted.
+pub async fn propose_decision(
+    p: &Project,
+    text: &str,
+    why: &str,
+    task: Option<&str>,
+) -> Result<Decision, Error> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid("a decision needs text"));
+    }
+    let task = match task {
+        Some(t) => Some(resolve(p, t).await?),
+        None => None,
+    };
+    Ok(p.store
+        .propose_decision(text, why, task, &p.actor().await?)
+        .await?)
+}
+
+/// Accepts (`accept`) or rejects a proposed decision, with an optional reason. Refused to a
+/// project acting for a task (an agent's own server): agents propose, the conductor decides.
+pub async fn decide(p: &Project, id: &str, accept: bool, why: &str) -> Result<Decision, Error> {
+    if let Some(t) = p.acting_for {
+        return Err(Error::invalid(format!(
+            "acting for task {t}, decisions can be proposed but not accepted or rejected"
+        ))
+        .with_hint("the conductor accepts or rejects proposals (`downbeat decision accept dN`)"));
+    }
+    let id = record(RecordKind::Decision, id)?;
+    let status = if accept {
+        DecisionStatus::Accepted
+    } else {
+        DecisionStatus::Rejected
+    };
+    p.store
+        .decide(id, status, why, &p.actor().await?)
+        .await
+        .map_err(|e| match e {
+            downbeat_store::Error::Conflict(m) => Error::conflict(m)
+                .with_hint("`downbeat decision list` shows where each decision stands"),
+            e => e.into(),
+        })
 }

@@ -137,7 +137,7 @@ pub async fn handover_doc(p: &Project) -> Result<HandoverDoc, Error> {
         })
         .await?
         .into_iter()
-        .filter(|e| e.action == "decision.added")
+        .filter(|e| matches!(e.action.as_str(), "decision.added" | "decision.accepted"))
         .filter_map(|e| RecordId::parse(RecordKind::Decision, &e.entity))
         .collect();
     let v = view(p).await?;

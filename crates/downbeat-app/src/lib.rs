@@ -29,6 +29,7 @@ pub mod project;
 pub mod rule_check;
 pub mod rules;
 pub mod runs;
+pub mod session_context;
 pub mod tasks;
 pub mod templates;
 pub mod views;

@@ -138,11 +138,7 @@ fn facts<'a>(p: &Project, v: &'a ProjectView) -> Facts<'a> {
             achieved: o.status == ObjectiveStatus::Achieved,
         })
         .collect();
-    let decisions = v
-        .decisions
-        .iter()
-        .filter(|d| d.superseded_by.is_none())
-        .collect();
+    let decisions = v.decisions.iter().filter(|d| d.in_force()).collect();
     let mut insights: Vec<_> = v.insights.iter().collect();
     insights.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.id)));
     insights.truncate(KEY_INSIGHTS);

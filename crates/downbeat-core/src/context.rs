@@ -94,7 +94,45 @@ pub struct FlagRecord {
     pub handled_at: Option<Timestamp>,
 }
 
-/// A choice made, with its rationale; a later decision may supersede it.
+/// Where a decision stands: proposed (pending), accepted (in force unless superseded) or
+/// rejected. A decision recorded with `decision add` is accepted at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionStatus {
+    Proposed,
+    Accepted,
+    Rejected,
+}
+
+impl DecisionStatus {
+    pub const ALL: [DecisionStatus; 3] = [Self::Proposed, Self::Accepted, Self::Rejected];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+impl fmt::Display for DecisionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DecisionStatus {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| ParseEnumError::new("decision status", s, &Self::ALL.map(Self::as_str)))
+    }
+}
+
+/// A choice made, with its rationale; a later decision may supersede it. A proposed decision
+/// waits to be accepted or rejected and is not in force until accepted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub id: RecordId,
@@ -105,6 +143,23 @@ pub struct Decision {
     /// Set when a later decision supersedes this one.
     pub superseded_by: Option<RecordId>,
     pub created_at: Timestamp,
+    pub status: DecisionStatus,
+    /// When a proposal was accepted or rejected.
+    pub decided_at: Option<Timestamp>,
+    /// The reason given when it was accepted or rejected (empty when none was).
+    pub decided_why: String,
+}
+
+impl Decision {
+    /// Accepted and not superseded: what agents and documents follow.
+    pub fn in_force(&self) -> bool {
+        self.status == DecisionStatus::Accepted && self.superseded_by.is_none()
+    }
+
+    /// Proposed, waiting to be accepted or rejected.
+    pub fn is_pending(&self) -> bool {
+        self.status == DecisionStatus::Proposed
+    }
 }
 
 /// One entry of the append-only event log: who changed what, when, from what to what.

@@ -25,6 +25,9 @@ pub enum EventKind {
     ObjectiveLinked,
     InsightAdded,
     DecisionAdded,
+    DecisionProposed,
+    DecisionAccepted,
+    DecisionRejected,
     ArtifactAdded,
     FlagRaised,
     FlagHandled,
@@ -58,7 +61,7 @@ pub enum GraphEffect {
     Structure,
 }
 
-const KINDS: [(EventKind, &str); 31] = [
+const KINDS: [(EventKind, &str); 34] = [
     (EventKind::TaskCreated, "task.created"),
     (EventKind::TaskUpdated, "task.updated"),
     (EventKind::TaskStatus, "task.status"),
@@ -74,6 +77,9 @@ const KINDS: [(EventKind, &str); 31] = [
     (EventKind::ObjectiveLinked, "objective.linked"),
     (EventKind::InsightAdded, "insight.added"),
     (EventKind::DecisionAdded, "decision.added"),
+    (EventKind::DecisionProposed, "decision.proposed"),
+    (EventKind::DecisionAccepted, "decision.accepted"),
+    (EventKind::DecisionRejected, "decision.rejected"),
     (EventKind::ArtifactAdded, "artifact.added"),
     (EventKind::FlagRaised, "flag.raised"),
     (EventKind::FlagHandled, "flag.handled"),
@@ -127,8 +133,9 @@ impl EventKind {
             | MaintainEdgeRemoved
             | Unknown => GraphEffect::Structure,
             PlanDrafted | SessionStarted | SessionEnded | ObjectiveAdded | ObjectiveStatus
-            | ObjectiveLinked | InsightAdded | DecisionAdded | ArtifactAdded | FlagRaised
-            | FlagHandled | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
+            | ObjectiveLinked | InsightAdded | DecisionAdded | DecisionProposed
+            | DecisionAccepted | DecisionRejected | ArtifactAdded | FlagRaised | FlagHandled
+            | HoldAdded | HoldReleased | WorkerRegistered | WorkerDeregistered
             | HandoverWritten | MetaSet | MaintainLinkRemoved | MaintainOptimized
             | MaintainStarted | MaintainFound | MaintainFinished => GraphEffect::None,
         }

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::consensus;
 use crate::context::{
-    Artifact, Decision, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus, Session,
+    Artifact, Decision, DecisionStatus, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus,
+    Session,
 };
 use crate::flags::FlagState;
 use crate::graph::{GraphSnapshot, GraphTask, Planned, Progress};
@@ -140,7 +141,8 @@ pub fn progress_bar(done: u64, total: u64, width: usize) -> String {
     )
 }
 
-fn clip(s: &str, max: usize) -> String {
+/// `s` on one line, cut to `max` characters with an ellipsis.
+pub fn clip(s: &str, max: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= max {
         one_line
@@ -242,11 +244,7 @@ pub fn brief(v: &ProjectView, session: Option<&Session>) -> String {
         }
         more(&mut s, active.len(), "objectives");
     }
-    let current: Vec<&Decision> = v
-        .decisions
-        .iter()
-        .filter(|d| d.superseded_by.is_none())
-        .collect();
+    let current: Vec<&Decision> = v.decisions.iter().filter(|d| d.in_force()).collect();
     if !current.is_empty() {
         let _ = writeln!(s, "\nLatest decisions:");
         for d in current.iter().rev().take(5) {
@@ -257,6 +255,14 @@ pub fn brief(v: &ProjectView, session: Option<&Session>) -> String {
             };
             let _ = writeln!(s, "- {} {}{why}", d.id, clip(&d.text, BRIEF_TITLE));
         }
+    }
+    let pending: Vec<&Decision> = v.decisions.iter().filter(|d| d.is_pending()).collect();
+    if !pending.is_empty() {
+        let _ = writeln!(s, "\nPending decisions:");
+        for d in pending.iter().rev().take(BRIEF_LIST) {
+            let _ = writeln!(s, "- {} {} (proposed)", d.id, clip(&d.text, BRIEF_TITLE));
+        }
+        more(&mut s, pending.len(), "pending decisions");
     }
     let running: Vec<&Task> = v
         .tasks
@@ -406,7 +412,7 @@ fn handover_decisions(s: &mut String, v: &ProjectView, new_decisions: &[crate::i
     let new: Vec<&Decision> = v
         .decisions
         .iter()
-        .filter(|d| new_decisions.contains(&d.id))
+        .filter(|d| new_decisions.contains(&d.id) && d.status == DecisionStatus::Accepted)
         .collect();
     if new.is_empty() {
         let _ = writeln!(s, "None.\n");
@@ -419,11 +425,19 @@ fn handover_decisions(s: &mut String, v: &ProjectView, new_decisions: &[crate::i
     let older: Vec<&Decision> = v
         .decisions
         .iter()
-        .filter(|d| !new_decisions.contains(&d.id) && d.superseded_by.is_none())
+        .filter(|d| !new_decisions.contains(&d.id) && d.in_force())
         .collect();
     if !older.is_empty() {
         let _ = writeln!(s, "Earlier decisions still in force:\n");
         for d in older {
+            decision_line(s, d);
+        }
+        s.push('\n');
+    }
+    let pending: Vec<&Decision> = v.decisions.iter().filter(|d| d.is_pending()).collect();
+    if !pending.is_empty() {
+        let _ = writeln!(s, "Pending decisions (proposed, not in force):\n");
+        for d in pending {
             decision_line(s, d);
         }
         s.push('\n');

@@ -164,7 +164,7 @@ async fn team_context(
         .decisions()
         .await?
         .into_iter()
-        .filter(|d| d.superseded_by.is_none())
+        .filter(|d| d.in_force())
         .collect();
     decisions.sort_by_key(|d| (d.created_at, d.id.to_string()));
     let decisions: Vec<PromptRecord> = decisions

@@ -1,4 +1,4 @@
-//! Resources: the handover document, a task by URI, the graph as Mermaid. Reading one has no
+//! Resources: the handover document, the session context, a task by URI, the graph as Mermaid. Reading one has no
 //! side effect (the `report` tool's `handover` action writes and records the handover).
 
 use rmcp::ErrorData;
@@ -9,6 +9,7 @@ use downbeat_app::project::Project;
 
 pub(crate) const HANDOVER: &str = "downbeat://handover";
 pub(crate) const GRAPH: &str = "downbeat://graph.mmd";
+pub(crate) const CONTEXT: &str = "downbeat://context";
 pub(crate) const TASK_PREFIX: &str = "downbeat://task/";
 
 pub(crate) fn list() -> Vec<Resource> {
@@ -19,6 +20,11 @@ pub(crate) fn list() -> Vec<Resource> {
         Resource::new(GRAPH, "graph")
             .with_description("The task graph as a Mermaid flowchart.")
             .with_mime_type("text/vnd.mermaid"),
+        Resource::new(CONTEXT, "context")
+            .with_description(
+                "The session context: objectives, completed and active tasks, key insights, decisions (pending too), agents spawned, metrics; compact JSON.",
+            )
+            .with_mime_type("application/json"),
     ]
 }
 
@@ -53,12 +59,21 @@ pub(crate) async fn read(
             downbeat_app::views::render_graph(&v, downbeat_app::views::GraphFormat::Mermaid),
             "text/vnd.mermaid",
         )
+    } else if uri == CONTEXT {
+        let c = downbeat_app::session_context::session_context(p)
+            .await
+            .map_err(fail)?;
+        let text = serde_json::to_string(&c)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        (text, "application/json")
     } else if let Some(id) = uri.strip_prefix(TASK_PREFIX) {
         let v = crate::ops::show(p, graph, id).await.map_err(fail)?;
         (v.to_string(), "application/json")
     } else {
         return Err(ErrorData::resource_not_found(
-            format!("no resource {uri} (known: {HANDOVER}, {GRAPH}, {TASK_PREFIX}{{id}})"),
+            format!(
+                "no resource {uri} (known: {HANDOVER}, {GRAPH}, {CONTEXT}, {TASK_PREFIX}{{id}})"
+            ),
             None,
         ));
     };

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use downbeat_core::context::{
-    Actor, Decision, Event, Insight, Metrics, Objective, ObjectiveStatus, RunInterval, Session,
-    parallel_rate,
+    Actor, Decision, DecisionStatus, Event, Insight, Metrics, Objective, ObjectiveStatus,
+    RunInterval, Session, parallel_rate,
 };
 use downbeat_core::ids::{AttemptId, LeaseEpoch, MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
 use downbeat_core::plan::{TaskRef, ValidatedPlan};
@@ -34,8 +34,8 @@ pub(crate) mod prelude {
 
     pub(crate) use async_trait::async_trait;
     pub(crate) use downbeat_core::context::{
-        Actor, Artifact, Decision, Event, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus,
-        Session,
+        Actor, Artifact, Decision, DecisionStatus, Event, FlagRecord, Insight, Metrics, Objective,
+        ObjectiveStatus, Session,
     };
     pub(crate) use downbeat_core::graph::{self, GraphSnapshot, GraphTask};
     pub(crate) use downbeat_core::ids::{
@@ -53,11 +53,12 @@ pub(crate) mod prelude {
     pub(crate) use crate::error::{Error, Result};
     pub(crate) use crate::shared::{
         META_ACTOR, REMOVED_NOTE, STARTED_NOTE, bind_exec, bind_task_fields, by_prefix,
-        changes_event, event_task_seq, flags_sql, json_list, meta_set_event, moved_on, new_parent,
-        objectives_of, patched, plan_events, requeue_event, requeue_reason, resolve_rest, rid,
-        row_attempt, row_decision, row_event, row_flag, row_insight, row_objective, row_session,
-        row_task, row_worker, seq, status_event, status_metrics, status_of, status_write,
-        task_not_found, tid, tjson, to_json_list, worker_json,
+        changes_event, decision_verdict, event_task_seq, flags_sql, json_list, meta_set_event,
+        moved_on, new_parent, objectives_of, patched, plan_events, proposed_event, requeue_event,
+        requeue_reason, resolve_rest, rid, row_attempt, row_decision, row_event, row_flag,
+        row_insight, row_objective, row_session, row_task, row_worker, seq, status_event,
+        status_metrics, status_of, status_write, task_not_found, tid, tjson, to_json_list,
+        worker_json,
     };
     pub(crate) use crate::traits::{
         ContextStore, ExecutionStore, MaintenanceStore, TaskStore, WorkerStore,
@@ -195,8 +196,8 @@ pub(crate) fn row_objective(r: &impl Cols, tasks: Vec<i64>) -> Result<Objective>
     })
 }
 
-pub(crate) fn row_decision(r: &impl Cols) -> Decision {
-    Decision {
+pub(crate) fn row_decision(r: &impl Cols) -> Result<Decision> {
+    Ok(Decision {
         id: rid(RecordKind::Decision, r.int("id")),
         text: r.text("text"),
         why: r.text("why"),
@@ -208,7 +209,47 @@ pub(crate) fn row_decision(r: &impl Cols) -> Decision {
             .opt_int("superseded_by")
             .map(|n| rid(RecordKind::Decision, n)),
         created_at: Timestamp(r.int("created_at")),
+        status: DecisionStatus::from_str(&r.text("status"))
+            .map_err(|e| Error::Database(e.to_string()))?,
+        decided_at: r.opt_int("decided_at").map(Timestamp),
+        decided_why: r.text("decided_why"),
+    })
+}
+
+/// The rule of accepting or rejecting a decision, written once for both backends: only a
+/// proposed decision is decided, and only as accepted or rejected. `current` is its stored
+/// status (`None`: no such decision). Answers the event's action.
+pub(crate) fn decision_verdict(
+    id: RecordId,
+    current: Option<&str>,
+    to: DecisionStatus,
+) -> Result<&'static str> {
+    let Some(current) = current else {
+        return Err(Error::NotFound {
+            what: "decision",
+            query: id.to_string(),
+        });
+    };
+    let action = match to {
+        DecisionStatus::Accepted => "decision.accepted",
+        DecisionStatus::Rejected => "decision.rejected",
+        DecisionStatus::Proposed => {
+            return Err(Error::Invalid(
+                "a decision is decided as accepted or rejected".into(),
+            ));
+        }
+    };
+    if current != DecisionStatus::Proposed.as_str() {
+        return Err(Error::Conflict(format!(
+            "decision {id} is {current}, not proposed: only a proposed decision can be accepted or rejected"
+        )));
     }
+    Ok(action)
+}
+
+/// The payload of a `decision.proposed` event.
+pub(crate) fn proposed_event(text: &str, why: &str, task: Option<i64>) -> Value {
+    json!({"text": text.trim(), "why": why.trim(), "task": task.map(|s| tid(s).to_string())})
 }
 
 pub(crate) fn row_insight(r: &impl Cols) -> Insight {

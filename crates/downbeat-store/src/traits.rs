@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use downbeat_core::context::{
-    Actor, Artifact, Decision, Event, FlagRecord, Insight, Metrics, Objective, ObjectiveStatus,
-    Session,
+    Actor, Artifact, Decision, DecisionStatus, Event, FlagRecord, Insight, Metrics, Objective,
+    ObjectiveStatus, Session,
 };
 use downbeat_core::graph::GraphSnapshot;
 use downbeat_core::ids::{LeaseEpoch, RecordId, TaskId};
@@ -119,6 +119,25 @@ pub trait ContextStore: Send + Sync {
         why: &str,
         task: Option<TaskId>,
         supersedes: Option<RecordId>,
+        actor: &Actor,
+    ) -> Result<Decision>;
+    /// Records a proposed decision: pending, not in force until accepted. Logged as
+    /// `decision.proposed`.
+    async fn propose_decision(
+        &self,
+        text: &str,
+        why: &str,
+        task: Option<TaskId>,
+        actor: &Actor,
+    ) -> Result<Decision>;
+    /// Accepts or rejects a proposed decision, with the reason given (may be empty), logged as
+    /// `decision.accepted` or `decision.rejected` in the same transaction. A decision that is
+    /// not proposed is refused with [`Error::Conflict`](crate::Error::Conflict).
+    async fn decide(
+        &self,
+        id: RecordId,
+        status: DecisionStatus,
+        why: &str,
         actor: &Actor,
     ) -> Result<Decision>;
     async fn decisions(&self) -> Result<Vec<Decision>>;

@@ -333,6 +333,9 @@ async fn old_events_get_their_task_numbers() {
         format!("DROP FUNCTION {n}.downbeat_commit_batch(jsonb)"),
         format!("ALTER TABLE {n}.attempts DROP COLUMN detail"),
         format!("DROP TABLE {n}.flags"),
+        format!(
+            "ALTER TABLE {n}.decisions DROP COLUMN status, DROP COLUMN decided_at, DROP COLUMN decided_why"
+        ),
         format!("DELETE FROM {n}._sqlx_migrations WHERE version >= 5"),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(stmt))

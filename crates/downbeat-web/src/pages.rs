@@ -91,10 +91,10 @@ pub async fn context(State(s): State<Arc<AppState>>) -> Reply<ContextPage> {
             }
         })
         .collect();
-    let mut decisions: Vec<Note> = downbeat_app::context::decisions(p)
+    let mut decisions: Vec<Note> = downbeat_app::context::decisions(p, false)
         .await?
         .into_iter()
-        .filter(|d| d.superseded_by.is_none())
+        .filter(|d| d.in_force())
         .map(|d| Note {
             id: d.id.to_string(),
             text: if d.why.is_empty() {

@@ -122,9 +122,13 @@ pub enum Command {
     /// Insights: what was learned.
     #[command(subcommand)]
     Insight(InsightCmd),
-    /// Decisions, with their rationale.
+    /// Decisions, with their rationale: recorded in force, or proposed and later accepted or
+    /// rejected.
     #[command(subcommand)]
     Decision(DecisionCmd),
+    /// The session context in one compact document: objectives, completed and active tasks,
+    /// key insights, decisions (pending ones too), agents spawned and metrics.
+    Context,
     /// Write an integration report of a container (or the whole project): what was done,
     /// results, failures and what they hold back, flags, completeness.
     Synthesize(SynthesizeArgs),
@@ -931,7 +935,37 @@ pub enum DecisionCmd {
         #[arg(long)]
         task: Option<String>,
     },
-    List,
+    /// Propose a decision: pending, not in force until `decision accept`.
+    Propose {
+        text: String,
+        /// The rationale.
+        #[arg(long)]
+        why: String,
+        #[arg(long)]
+        task: Option<String>,
+    },
+    /// Accept a proposed decision: it is in force from now on.
+    Accept {
+        /// The decision (d3).
+        id: String,
+        /// Why it was accepted.
+        #[arg(long, default_value = "")]
+        why: String,
+    },
+    /// Reject a proposed decision.
+    Reject {
+        /// The decision (d3).
+        id: String,
+        /// Why it was rejected.
+        #[arg(long, default_value = "")]
+        why: String,
+    },
+    /// Every decision with its status; only the pending ones with --pending.
+    List {
+        /// Only proposed decisions waiting to be accepted or rejected.
+        #[arg(long)]
+        pending: bool,
+    },
 }
 
 #[derive(Debug, Args)]

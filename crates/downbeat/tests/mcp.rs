@@ -1137,6 +1137,72 @@ async fn servers_sharing_a_database_see_each_others_changes() {
     let _ = b.cancel().await;
 }
 
+/// Decisions proposed through MCP wait until accepted or rejected; the context resource shows
+/// them as pending, and the tools refuse arguments they do not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_proposed_and_decided_over_mcp() {
+    let f = Fixture::new(Profile::Full).await;
+    let c = f.client("conductor").await;
+    call(&c, "plan", json!({"plan": small_plan()})).await;
+    let p = call(
+        &c,
+        "decision_propose",
+        json!({"text": "Use Authlib", "why": "maintained"}),
+    )
+    .await;
+    assert_eq!(p["status"], "proposed");
+    let id = p["id"].as_str().unwrap().to_owned();
+    let other = call(&c, "decision_propose", json!({"text": "Drop Redis"})).await;
+    let pending = call(&c, "decision_list", json!({"pending": true})).await;
+    assert_eq!(
+        pending["decisions"].as_array().unwrap().len(),
+        2,
+        "{pending}"
+    );
+
+    let read = c
+        .read_resource(ReadResourceRequestParams::new("downbeat://context"))
+        .await
+        .unwrap();
+    let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+        panic!("{read:?}")
+    };
+    let ctx: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(ctx["decisions"]["pending"]["total"], 2, "{ctx}");
+    assert_eq!(
+        ctx["decisions"]["pending"]["items"][0]["text"],
+        "Use Authlib"
+    );
+    assert!(text.len() <= 6_000);
+
+    fails(
+        &c,
+        "decision_accept",
+        json!({"id": id, "reason": "x"}),
+        "unknown field `reason`",
+    )
+    .await;
+    let a = call(&c, "decision_accept", json!({"id": id})).await;
+    assert_eq!(a["status"], "accepted");
+    let r = call(
+        &c,
+        "decision_reject",
+        json!({"id": other["id"], "why": "still needed"}),
+    )
+    .await;
+    assert_eq!(r["status"], "rejected");
+    fails(&c, "decision_reject", json!({"id": id}), "not proposed").await;
+    let all = call(&c, "decision_list", json!({})).await;
+    let statuses: Vec<&str> = all["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["status"].as_str())
+        .collect();
+    assert!(statuses.ends_with(&["accepted", "rejected"]), "{all}");
+    let _ = c.cancel().await;
+}
+
 // ------------------------------------------------------------------------------------------
 // Resources and prompts
 
@@ -1148,7 +1214,14 @@ async fn resources_and_prompts() {
 
     let res = c.list_all_resources().await.unwrap();
     let uris: Vec<&str> = res.iter().map(|r| r.uri.as_str()).collect();
-    assert_eq!(uris, ["downbeat://handover", "downbeat://graph.mmd"]);
+    assert_eq!(
+        uris,
+        [
+            "downbeat://handover",
+            "downbeat://graph.mmd",
+            "downbeat://context"
+        ]
+    );
     let tpl = c.list_all_resource_templates().await.unwrap();
     assert_eq!(tpl[0].uri_template, "downbeat://task/{id}");
 

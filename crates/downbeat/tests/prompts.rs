@@ -1,7 +1,7 @@
-//! What reaches an agent's prompt: the decisions in force (a superseded one left out) and the
-//! insights about the task, its ancestors, its dependencies or the whole project (not another
-//! task's), within the configured budget. The prompt is captured by a command that copies its
-//! standard input.
+//! What reaches an agent's prompt: the decisions in force (superseded, proposed and rejected
+//! ones left out) and the insights about the task, its ancestors, its dependencies or the whole
+//! project (not another task's), within the configured budget. The prompt is captured by a
+//! command that copies its standard input.
 
 mod common;
 
@@ -54,6 +54,16 @@ fn project(budget: Option<&str>) -> Env {
         "--supersedes",
         "d1",
     ]);
+    // A proposal still pending and a rejected one: neither is in force.
+    e.ok(&[
+        "decision",
+        "propose",
+        "Use Keycloak",
+        "--why",
+        "SSO built in",
+    ]);
+    e.ok(&["decision", "propose", "Drop SSO", "--why", "simpler"]);
+    e.ok(&["decision", "reject", "d4"]);
     e.ok(&["insight", "add", "The API is rate limited to 100 rps"]);
     e.ok(&[
         "insight",
@@ -94,6 +104,10 @@ fn a_prompt_carries_the_decisions_in_force_and_the_insights_about_the_task() {
     assert!(
         !prompt.contains("d1 Use Authlib\n"),
         "a superseded decision stays out"
+    );
+    assert!(
+        !prompt.contains("Keycloak") && !prompt.contains("Drop SSO"),
+        "proposed and rejected decisions stay out"
     );
 }
 

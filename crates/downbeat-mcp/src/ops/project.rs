@@ -166,11 +166,11 @@ pub async fn waves(p: &Project, g: &GraphCache, workers: &[u32]) -> Out {
 
 pub async fn context_list(p: &Project) -> Out {
     let objectives = context::objectives(p).await?;
-    let decisions = context::decisions(p).await?;
+    let decisions = context::decisions(p, false).await?;
     let insights = context::insights(p).await?;
     Ok(json!({
         "objectives": objectives.iter().map(|o| compact(json!({"id": o.id, "title": o.title, "status": o.status, "tasks": ids(&o.tasks)}))).collect::<Vec<_>>(),
-        "decisions": decisions.iter().map(|d| compact(json!({"id": d.id, "text": d.text, "why": d.why, "task": d.task, "supersedes": d.supersedes, "superseded_by": d.superseded_by}))).collect::<Vec<_>>(),
+        "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
         "insights": insights.iter().map(|i| compact(json!({"id": i.id, "text": i.text, "task": i.task}))).collect::<Vec<_>>(),
     }))
 }
@@ -222,6 +222,37 @@ pub async fn decision_add(
     let text = required(text, "text")?;
     let d = context::add_decision(p, text, why.unwrap_or_default(), task, supersedes).await?;
     Ok(compact(json!({"id": d.id, "supersedes": d.supersedes})))
+}
+
+fn decision_json(d: &downbeat_core::context::Decision) -> Value {
+    compact(
+        json!({"id": d.id, "text": d.text, "why": d.why, "task": d.task, "status": d.status, "supersedes": d.supersedes, "superseded_by": d.superseded_by, "decided_why": d.decided_why}),
+    )
+}
+
+/// Proposes a decision (about the task this server acts for, unless another is named).
+pub async fn decision_propose(
+    p: &Project,
+    text: &str,
+    why: Option<&str>,
+    task: Option<&str>,
+) -> Out {
+    let own = p.acting_for.map(|t| t.to_string());
+    let task = task.or(own.as_deref());
+    let d = context::propose_decision(p, text, why.unwrap_or_default(), task).await?;
+    Ok(json!({"id": d.id, "status": d.status}))
+}
+
+/// Accepts or rejects a proposed decision.
+pub async fn decision_decide(p: &Project, id: &str, accept: bool, why: Option<&str>) -> Out {
+    let d = context::decide(p, id, accept, why.unwrap_or_default()).await?;
+    Ok(json!({"id": d.id, "status": d.status}))
+}
+
+/// Every decision with its status, or only the pending ones.
+pub async fn decision_list(p: &Project, pending: bool) -> Out {
+    let list = context::decisions(p, pending).await?;
+    Ok(json!({"decisions": list.iter().map(decision_json).collect::<Vec<_>>()}))
 }
 
 /// Progress, counts, per role, active objectives and the critical path: read from the planner's

@@ -169,6 +169,32 @@ pub struct DecisionArgs {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ProposeArgs {
+    pub text: String,
+    /// Rationale
+    pub why: Option<String>,
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideArgs {
+    /// Decision id (d3)
+    pub id: String,
+    /// Why it was accepted or rejected
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionListArgs {
+    /// Only proposed decisions not yet accepted or rejected
+    #[serde(default)]
+    pub pending: bool,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HeartbeatArgs {
     pub task: String,
     /// Fencing token from claim (`EPOCH.ATTEMPT`)
@@ -584,6 +610,54 @@ impl DownbeatMcp {
                 a.supersedes.as_deref(),
             )
             .await
+        })
+        .await
+    }
+
+    #[tool(description = "Propose a decision: pending, not in force until accepted.")]
+    async fn decision_propose(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<ProposeArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::decision_propose(&p, &a.text, a.why.as_deref(), a.task.as_deref()).await
+        })
+        .await
+    }
+
+    #[tool(description = "Accept a proposed decision: in force from now on.")]
+    async fn decision_accept(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<DecideArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::decision_decide(&p, &a.id, true, a.why.as_deref()).await
+        })
+        .await
+    }
+
+    #[tool(description = "Reject a proposed decision.")]
+    async fn decision_reject(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<DecideArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::decision_decide(&p, &a.id, false, a.why.as_deref()).await
+        })
+        .await
+    }
+
+    #[tool(description = "Decisions with their status (proposed, accepted, rejected).")]
+    async fn decision_list(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(a): Parameters<DecisionListArgs>,
+    ) -> CallToolResult {
+        self.call(&peer, move |p, _| async move {
+            ops::decision_list(&p, a.pending).await
         })
         .await
     }

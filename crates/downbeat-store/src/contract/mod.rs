@@ -58,6 +58,7 @@ macro_rules! store_contract_tests {
             holds_last_until_their_task_ends_or_release,
             claims_chosen_before_a_hold_are_refused,
             meta_set_is_logged,
+            decisions_are_proposed_then_decided,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

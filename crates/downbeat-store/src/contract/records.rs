@@ -287,3 +287,103 @@ pub async fn objectives_are_linked_after_they_are_recorded(f: Fixture) {
     assert_eq!(s.objectives().await.unwrap()[0].tasks, vec![a, b]);
     assert_eq!(s.last_event_seq().await.unwrap(), last.seq);
 }
+
+/// A proposed decision is pending until it is accepted or rejected, each change one event in
+/// its transaction; a decision that is not proposed cannot be decided again.
+pub async fn decisions_are_proposed_then_decided(f: Fixture) {
+    use downbeat_core::context::DecisionStatus;
+    let s = &*f.store;
+    let t = s
+        .create_task(&new_task("a"), &[], &actor(1))
+        .await
+        .unwrap()
+        .id;
+    let plain = s
+        .add_decision("Use Redis", "shared counters", None, None, &actor(2))
+        .await
+        .unwrap();
+    assert_eq!(plain.status, DecisionStatus::Accepted);
+    assert!(plain.in_force());
+    let p1 = s
+        .propose_decision(" Use Authlib ", "maintained", Some(t), &actor(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p1.status, p1.text.as_str(), p1.task, p1.decided_at),
+        (DecisionStatus::Proposed, "Use Authlib", Some(t), None)
+    );
+    assert!(p1.is_pending() && !p1.in_force());
+    let p2 = s
+        .propose_decision("Drop the cache", "", None, &actor(4))
+        .await
+        .unwrap();
+    let a = s
+        .decide(p1.id, DecisionStatus::Accepted, "", &actor(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.status, a.decided_at),
+        (DecisionStatus::Accepted, Some(actor(5).now))
+    );
+    assert!(a.in_force());
+    let r = s
+        .decide(p2.id, DecisionStatus::Rejected, " too risky ", &actor(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.decided_why.as_str()),
+        (DecisionStatus::Rejected, "too risky")
+    );
+    assert!(!r.in_force() && !r.is_pending());
+    assert_eq!(s.decisions().await.unwrap(), vec![plain.clone(), a, r]);
+
+    // Only a proposal is decided, only as accepted or rejected.
+    for (id, to) in [
+        (p1.id, DecisionStatus::Rejected),
+        (p2.id, DecisionStatus::Accepted),
+        (plain.id, DecisionStatus::Rejected),
+    ] {
+        let err = s.decide(id, to, "", &actor(7)).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("not proposed"), "{err}");
+    }
+    let p3 = s.propose_decision("x", "", None, &actor(7)).await.unwrap();
+    assert!(matches!(
+        s.decide(p3.id, DecisionStatus::Proposed, "", &actor(8))
+            .await,
+        Err(Error::Invalid(_))
+    ));
+    let missing = RecordId::new(RecordKind::Decision, 42);
+    assert!(matches!(
+        s.decide(missing, DecisionStatus::Accepted, "", &actor(8))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.propose_decision("  ", "", None, &actor(8)).await,
+        Err(Error::Invalid(_))
+    ));
+
+    let log: Vec<(String, String)> = s
+        .events(&EventQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.starts_with("decision."))
+        .map(|e| (e.action, e.entity))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("decision.added", plain.id),
+        ("decision.proposed", p1.id),
+        ("decision.proposed", p2.id),
+        ("decision.accepted", p1.id),
+        ("decision.rejected", p2.id),
+        ("decision.proposed", p3.id),
+    ]
+    .into_iter()
+    .map(|(a, id)| (a.to_owned(), id.to_string()))
+    .collect();
+    assert_eq!(log, want);
+    // Decisions made: the one added and the one accepted.
+    assert_eq!(s.metrics().await.unwrap().decisions, 2);
+}

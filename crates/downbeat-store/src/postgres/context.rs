@@ -206,7 +206,82 @@ impl PostgresStore {
             .await
             .map_err(db)?;
         t.commit().await?;
-        Ok(row_decision(&row))
+        Ok(row_decision(&row)?)
+    }
+
+    async fn tx_propose_decision(
+        &self,
+        text: &str,
+        why: &str,
+        task: Option<TaskId>,
+        actor: &Actor,
+    ) -> R<Decision> {
+        if text.trim().is_empty() {
+            return Err(Error::Invalid("a decision needs a non-empty text".into()).into());
+        }
+        let mut t = self.write().await?;
+        if let Some(id) = task {
+            require_live(t.c(), &[id]).await?;
+        }
+        let row = sqlx::query(
+            "INSERT INTO decisions(text, why, task_seq, session_id, created_at, status) \
+             VALUES ($1, $2, $3, $4, $5, 'proposed') RETURNING *",
+        )
+        .bind(text.trim())
+        .bind(why.trim())
+        .bind(task.map(seq))
+        .bind(actor.session.map(|s| s.num))
+        .bind(actor.now.0)
+        .fetch_one(t.c())
+        .await
+        .map_err(db)?;
+        let d = row_decision(&row)?;
+        let after = proposed_event(text, why, task.map(seq));
+        t.event(
+            actor,
+            "decision.proposed",
+            &d.id.to_string(),
+            None,
+            Some(after),
+        );
+        t.commit().await?;
+        Ok(d)
+    }
+
+    async fn tx_decide(
+        &self,
+        id: RecordId,
+        status: DecisionStatus,
+        why: &str,
+        actor: &Actor,
+    ) -> R<Decision> {
+        let mut t = self.write().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM decisions WHERE id = $1 FOR UPDATE")
+                .bind(id.num)
+                .fetch_optional(t.c())
+                .await
+                .map_err(db)?;
+        let action = decision_verdict(id, current.as_deref(), status)?;
+        let row = sqlx::query(
+            "UPDATE decisions SET status = $1, decided_at = $2, decided_why = $3 WHERE id = $4 RETURNING *",
+        )
+        .bind(status.as_str())
+        .bind(actor.now.0)
+        .bind(why.trim())
+        .bind(id.num)
+        .fetch_one(t.c())
+        .await
+        .map_err(db)?;
+        t.event(
+            actor,
+            action,
+            &id.to_string(),
+            Some(json!({"status": "proposed"})),
+            Some(json!({"status": status.as_str(), "why": why.trim()})),
+        );
+        t.commit().await?;
+        Ok(row_decision(&row)?)
     }
 
     async fn tx_add_artifact(
@@ -439,12 +514,32 @@ impl ContextStore for PostgresStore {
         retrying(move || self.tx_add_decision(text, why, task, supersedes, actor)).await
     }
 
+    async fn propose_decision(
+        &self,
+        text: &str,
+        why: &str,
+        task: Option<TaskId>,
+        actor: &Actor,
+    ) -> Result<Decision> {
+        retrying(move || self.tx_propose_decision(text, why, task, actor)).await
+    }
+
+    async fn decide(
+        &self,
+        id: RecordId,
+        status: DecisionStatus,
+        why: &str,
+        actor: &Actor,
+    ) -> Result<Decision> {
+        retrying(move || self.tx_decide(id, status, why, actor)).await
+    }
+
     async fn decisions(&self) -> Result<Vec<Decision>> {
         let rows = sqlx::query("SELECT * FROM decisions ORDER BY id")
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        Ok(rows.iter().map(row_decision).collect())
+        rows.iter().map(row_decision).collect()
     }
 
     async fn add_artifact(
@@ -547,7 +642,7 @@ impl ContextStore for PostgresStore {
         let mut m = status_metrics(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
         let counts = sqlx::query(
             "SELECT count(*) FILTER (WHERE action = 'session.started'), \
-                    count(*) FILTER (WHERE action = 'decision.added'), \
+                    count(*) FILTER (WHERE action IN ('decision.added', 'decision.accepted')), \
                     count(*) FILTER (WHERE action = 'insight.added'), \
                     count(*) FROM events",
         )

@@ -275,7 +275,88 @@ impl ContextStore for SqliteStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(row_decision(&row))
+        row_decision(&row)
+    }
+
+    async fn propose_decision(
+        &self,
+        text: &str,
+        why: &str,
+        task: Option<TaskId>,
+        actor: &Actor,
+    ) -> Result<Decision> {
+        if text.trim().is_empty() {
+            return Err(Error::Invalid("a decision needs a non-empty text".into()));
+        }
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        if let Some(t) = task {
+            require_live(c, t).await?;
+        }
+        let row = sqlx::query(
+            "INSERT INTO decisions(text, why, task_seq, session_id, created_at, status) \
+             VALUES (?, ?, ?, ?, ?, 'proposed') RETURNING *",
+        )
+        .bind(text.trim())
+        .bind(why.trim())
+        .bind(task.map(seq))
+        .bind(actor.session.map(|s| s.num))
+        .bind(actor.now.0)
+        .fetch_one(&mut *c)
+        .await
+        .map_err(db)?;
+        let d = row_decision(&row)?;
+        let after = proposed_event(text, why, task.map(seq));
+        event(
+            c,
+            actor,
+            "decision.proposed",
+            &d.id.to_string(),
+            None,
+            Some(after),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(d)
+    }
+
+    async fn decide(
+        &self,
+        id: RecordId,
+        status: DecisionStatus,
+        why: &str,
+        actor: &Actor,
+    ) -> Result<Decision> {
+        let mut tx = self.write().await?;
+        let c: &mut SqliteConnection = &mut tx;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM decisions WHERE id = ?")
+                .bind(id.num)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db)?;
+        let action = decision_verdict(id, current.as_deref(), status)?;
+        let row = sqlx::query(
+            "UPDATE decisions SET status = ?, decided_at = ?, decided_why = ? WHERE id = ? RETURNING *",
+        )
+        .bind(status.as_str())
+        .bind(actor.now.0)
+        .bind(why.trim())
+        .bind(id.num)
+        .fetch_one(&mut *c)
+        .await
+        .map_err(db)?;
+        event(
+            c,
+            actor,
+            action,
+            &id.to_string(),
+            Some(json!({"status": "proposed"})),
+            Some(json!({"status": status.as_str(), "why": why.trim()})),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        row_decision(&row)
     }
 
     async fn decisions(&self) -> Result<Vec<Decision>> {
@@ -283,7 +364,7 @@ impl ContextStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        Ok(rows.iter().map(row_decision).collect())
+        rows.iter().map(row_decision).collect()
     }
 
     async fn add_artifact(
@@ -423,7 +504,10 @@ impl ContextStore for SqliteStore {
                 .map_err(db)
         };
         m.sessions = count("SELECT count(*) FROM events WHERE action = 'session.started'").await?;
-        m.decisions = count("SELECT count(*) FROM events WHERE action = 'decision.added'").await?;
+        m.decisions = count(
+            "SELECT count(*) FROM events WHERE action IN ('decision.added', 'decision.accepted')",
+        )
+        .await?;
         m.insights = count("SELECT count(*) FROM events WHERE action = 'insight.added'").await?;
         m.events = count("SELECT count(*) FROM events").await?;
         Ok(m)

@@ -5,7 +5,7 @@ use downbeat_app::error::Error;
 use downbeat_app::project::Project;
 use downbeat_app::tasks::{record, resolve};
 use downbeat_app::views::view;
-use downbeat_core::context::ObjectiveStatus;
+use downbeat_core::context::{Decision, DecisionStatus, ObjectiveStatus};
 use downbeat_core::ids::RecordKind;
 use downbeat_core::report::{self};
 use serde_json::json;
@@ -196,27 +196,62 @@ pub(super) async fn decision(p: &Project, c: DecisionCmd, j: bool) -> Result<(),
                 outln(&d.id.to_string());
             }
         }
-        DecisionCmd::List => {
-            let list = context::decisions(p).await?;
+        DecisionCmd::Propose { text, why, task } => {
+            let d = context::propose_decision(p, &text, &why, task.as_deref()).await?;
+            if j {
+                print_json(&d);
+            } else {
+                note(&format!(
+                    "proposed {}: `downbeat decision accept {}` puts it in force",
+                    d.id, d.id
+                ));
+                outln(&d.id.to_string());
+            }
+        }
+        DecisionCmd::Accept { id, why } => decided(p, &id, true, &why, j).await?,
+        DecisionCmd::Reject { id, why } => decided(p, &id, false, &why, j).await?,
+        DecisionCmd::List { pending } => {
+            let list = context::decisions(p, pending).await?;
             if j {
                 print_json(&list);
             } else if list.is_empty() {
-                note("no decisions yet");
+                note(if pending {
+                    "no pending decisions"
+                } else {
+                    "no decisions yet"
+                });
             } else {
                 for d in list {
-                    let sup = d
-                        .superseded_by
-                        .map(|x| format!(" [superseded by {x}]"))
-                        .unwrap_or_default();
-                    let why = if d.why.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" — {}", d.why)
-                    };
-                    outln(&format!("{} {}{why}{sup}", d.id, d.text));
+                    outln(&decision_line(&d));
                 }
             }
         }
     }
     Ok(())
+}
+
+async fn decided(p: &Project, id: &str, accept: bool, why: &str, j: bool) -> Result<(), Error> {
+    let d = context::decide(p, id, accept, why).await?;
+    if j {
+        print_json(&d);
+    } else {
+        outln(&format!("{} {}", d.id, d.status));
+    }
+    Ok(())
+}
+
+/// `d3 Use Authlib — maintained [proposed]`: the decision, its reason and where it stands.
+fn decision_line(d: &Decision) -> String {
+    let state = match (d.status, d.superseded_by) {
+        (DecisionStatus::Accepted, Some(x)) => format!(" [superseded by {x}]"),
+        (DecisionStatus::Accepted, None) => String::new(),
+        (s, _) if d.decided_why.is_empty() => format!(" [{s}]"),
+        (s, _) => format!(" [{s}: {}]", d.decided_why),
+    };
+    let why = if d.why.is_empty() {
+        String::new()
+    } else {
+        format!(" — {}", d.why)
+    };
+    format!("{} {}{why}{state}", d.id, d.text)
 }

@@ -16,6 +16,7 @@ mod patterns;
 mod plan;
 mod render;
 mod rules;
+mod session_context;
 mod show;
 mod tasks;
 mod templates;
@@ -243,6 +244,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Objective(c) => objective(&p, c, j).await,
         Command::Insight(c) => insight(&p, c, j).await,
         Command::Decision(c) => decision(&p, c, j).await,
+        Command::Context => session_context::context(&p, j).await,
         Command::Synthesize(a) => synthesize(&p, a.id.as_deref(), a.output, j)
             .await
             .map(|_| ()),
