@@ -58,7 +58,7 @@ pub(crate) async fn render_prompt(
 /// the results and artifacts of the tasks it depends on (a container dependency contributes
 /// its children's results), the flags it is the follow-up of (with the flagging task's
 /// summary and artifacts), and, within `budget` bytes, the decisions in force, the insights
-/// about the task, its ancestors, its dependencies or the whole project, and the memory files
+/// about the task, its ancestors, its dependencies, tasks of its role or the whole project, and the memory files
 /// among `memory_files` that exist (without Downbeat's own section), in that order. Render it
 /// with [`prompt::render`] and [`prompt::context_sections`].
 pub async fn prompt_context(
@@ -125,6 +125,17 @@ pub async fn prompt_context(
                 .collect();
         }
     }
+    // Insights learned on other tasks of the same role concern it too.
+    if let Some(r) = task.role.as_deref().filter(|r| !r.is_empty()) {
+        let peers = store
+            .tasks(&TaskFilter {
+                role: Some(r.to_owned()),
+                include_archived: true,
+                ..Default::default()
+            })
+            .await?;
+        about.extend(peers.iter().map(|t| t.id).filter(|id| *id != task.id));
+    }
     let mut left = budget;
     let (decisions, insights) = team_context(store, &about, &mut left).await?;
     let memory = memory(memory_files, &mut left).await;
@@ -176,6 +187,7 @@ async fn team_context(
         })
         .take_while(|r| take(r))
         .collect();
+    let about: std::collections::HashSet<_> = about.iter().copied().collect();
     let mut insights: Vec<_> = store
         .insights()
         .await?

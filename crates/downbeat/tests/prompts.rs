@@ -1,6 +1,6 @@
 //! What reaches an agent's prompt: the decisions in force (superseded, proposed and rejected
-//! ones left out) and the insights about the task, its ancestors, its dependencies or the whole
-//! project (not another task's), within the configured budget. The prompt is captured by a
+//! ones left out) and the insights about the task, its ancestors, its dependencies, other tasks
+//! of its role or the whole project (not an unrelated task's), within the configured budget. The prompt is captured by a
 //! command that copies its standard input.
 
 mod common;
@@ -119,4 +119,42 @@ fn the_budget_keeps_decisions_first_and_drops_the_oldest_insights() {
     assert!(prompt.contains("d2 Use Authlib 1.3"), "{prompt}");
     assert!(prompt.contains("Auth must keep SSO working"), "{prompt}");
     assert!(!prompt.contains("rate limited"), "{prompt}");
+}
+
+#[test]
+fn insights_learned_on_tasks_of_the_same_role_reach_its_prompt() {
+    let e = project(None);
+    e.ok(&[
+        "add",
+        "Build billing export",
+        "--role",
+        "implementer",
+        "--key",
+        "export",
+    ]);
+    e.ok(&["add", "Test billing", "--role", "tester", "--key", "qa"]);
+    e.ok(&[
+        "insight",
+        "add",
+        "cargo build needs OPENSSL_DIR here",
+        "--task",
+        "export",
+    ]);
+    e.ok(&[
+        "insight",
+        "add",
+        "Fixtures live in tests/data",
+        "--task",
+        "qa",
+    ]);
+    e.ok(&["run", "--only", "build"]);
+    let prompt = std::fs::read_to_string(e.path().join("prompt-seen.txt")).unwrap();
+    assert!(
+        prompt.contains("cargo build needs OPENSSL_DIR here"),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("Fixtures live"),
+        "a tester's insight stays out: {prompt}"
+    );
 }
