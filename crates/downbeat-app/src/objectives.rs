@@ -1,6 +1,7 @@
 //! Objectives achieved by their tasks: an active objective whose linked tasks are all completed
 //! is marked achieved (an `objective.status` event), checked after the completions that may
-//! achieve one (a run's end, a completion through MCP or by hand, a new link).
+//! achieve one (a run's end, a completion through MCP or by hand, a new link) and, while a
+//! worker runs, every few seconds after the log moved ([`settle_while`]).
 //!
 //! Must never: reopen or drop an objective, or touch one without linked tasks.
 
@@ -32,4 +33,28 @@ pub async fn settle(p: &Project) -> Result<Vec<RecordId>, Error> {
         }
     }
     Ok(done)
+}
+
+/// Settles objectives every `period` while `cancel` is not fired, whenever the event log moved
+/// since the last look: what a long-running worker does, so an objective is achieved soon after
+/// its last task completes there.
+pub async fn settle_while(
+    p: &Project,
+    period: std::time::Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) {
+    let mut seen = -1;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let Ok(last) = p.store.last_event_seq().await else {
+            continue;
+        };
+        if last != seen && settle(p).await.is_ok() {
+            // Its own events count as seen: nothing is read again until something else moves.
+            seen = p.store.last_event_seq().await.unwrap_or(last);
+        }
+    }
 }

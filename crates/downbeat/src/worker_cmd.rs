@@ -63,14 +63,21 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
         }
     };
     let reports = reports::write_during_run(p, ended_rx, true, &announce);
+    // Objectives achieved by work done here, a few seconds after their last task.
+    let settled = CancellationToken::new();
+    let settle = downbeat_app::objectives::settle_while(p, OBJECTIVES_EVERY, &settled);
     let work = async {
         // Stops this worker's agents at once if this process is killed.
         let guard = crate::guard::start(&name);
         let r = w.serve(tx, cancel, &|m: &str| note(m)).await;
         drop(guard);
+        settled.cancel();
         r
     };
-    let both = async { tokio::join!(work, reports) };
+    let both = async {
+        let (r, reports, ()) = tokio::join!(work, reports, settle);
+        (r, reports)
+    };
     let (result, _) = crate::schedule::alongside(schedule.map(|s| (p, s)), &name, both).await;
     let _ = display.await;
     signals.abort();
@@ -81,6 +88,9 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
     ));
     Ok(())
 }
+
+/// How often a worker looks whether objectives were achieved (only when the log moved).
+const OBJECTIVES_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Cancels on Ctrl-C or SIGTERM (before saying so: a broken stderr must not keep work going).
 async fn stop_on_signal(stop: CancellationToken) {

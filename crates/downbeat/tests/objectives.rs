@@ -82,3 +82,33 @@ fn objectives_are_linked_later_and_achieved_when_their_tasks_are_done() {
     assert!(err.contains("nosuch"), "{err}");
     e.fails(&["objective", "link", "o1"], 2);
 }
+
+/// Under a worker that keeps running, an objective is achieved a few seconds after its last
+/// task completes there, not only when the worker stops.
+#[test]
+fn a_running_worker_achieves_objectives_as_their_tasks_complete() {
+    let mut e = Env::builder().keep("PATH").init().build();
+    e.ok(&["add", "Ship it", "--key", "ship", "--shell", "true"]);
+    e.ok(&["objective", "add", "Shipped", "--task", "ship"]);
+    let worker = e
+        .command(&["worker", "--slots", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = e.adopt(worker);
+    let start = std::time::Instant::now();
+    while objective(&e, "o1")["status"] != "achieved" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "never achieved: {}",
+            objective(&e, "o1")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let child = e.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the worker is still running"
+    );
+}

@@ -294,3 +294,30 @@ fn a_bad_schedule_is_refused_when_the_worker_starts() {
     let err = e.fails(&["worker", "--name", "w"], 4);
     assert!(err.contains("unknown action `burn`"), "{err}");
 }
+
+#[test]
+fn an_mcp_http_server_runs_the_schedule_too() {
+    let mut e = Env::builder().init().build();
+    e.write(".downbeat/config.toml", &config("1h"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = e
+        .command(&["mcp", "--http", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    e.adopt(server);
+    let start = Instant::now();
+    while !log(&e).iter().any(|ev| ev["action"] == "maintain.finished") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no round: {:?}",
+            log(&e)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -526,3 +526,31 @@ fn the_context_shows_flags_with_their_state_and_follow_up() {
     let c = get_json(&s.addr, "/api/context");
     assert_eq!(c["flags"][0]["state"], "handled", "{c}");
 }
+
+#[test]
+fn serve_runs_the_maintenance_schedule() {
+    let mut env = Env::builder().init().build();
+    env.write(
+        ".downbeat/config.toml",
+        "[maintain]\nstale_after = \"1h\"\nevery = \"1s\"\napply = [\"requeue\"]\n",
+    );
+    let _s = serve(&mut env, "127.0.0.1:0", None);
+    let start = Instant::now();
+    loop {
+        let log = env.json(&["log"]);
+        let actions: Vec<&str> = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        if actions.contains(&"maintain.started") && actions.contains(&"maintain.finished") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no round: {actions:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
