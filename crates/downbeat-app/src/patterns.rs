@@ -46,6 +46,11 @@ pub async fn history(p: &Project) -> Result<History, Error> {
             parent: t.parent,
             role: t.role.clone(),
             plan: t.key.as_ref().and_then(|k| plan_of.get(k).cloned()),
+            template: t
+                .tags
+                .iter()
+                .find_map(|g| g.strip_prefix(crate::templates::TAG_PREFIX))
+                .map(str::to_owned),
             effort: t.effort,
         })
         .collect();

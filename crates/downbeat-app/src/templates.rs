@@ -405,6 +405,9 @@ fn env(quoted: bool) -> minijinja::Environment<'static> {
     env
 }
 
+/// The tag every task made from a template carries: `template:NAME`.
+pub const TAG_PREFIX: &str = "template:";
+
 /// Renders a template with `sets` (`KEY=VALUE`) and parses the plan it gives.
 pub fn render(t: &Template, sets: &[String]) -> Result<Rendered, Error> {
     let vals = values(t, sets)?;
@@ -419,12 +422,19 @@ pub fn render(t: &Template, sets: &[String]) -> Result<Rendered, Error> {
     let text = env(true)
         .render_str(&t.body, ctx.clone())
         .map_err(|e| failed("its plan", e))?;
-    let plan = plan::parse(&text, t.format).map_err(|e| {
+    let mut plan = plan::parse(&text, t.format).map_err(|e| {
         Error::invalid(format!(
             "template `{}` rendered a plan that does not parse: {}",
             t.name, e.message
         ))
     })?;
+    // Every task says which template it came from: `downbeat patterns` learns per template.
+    let mark = format!("{TAG_PREFIX}{}", t.name);
+    for task in &mut plan.tasks {
+        if !task.tags.contains(&mark) {
+            task.tags.push(mark.clone());
+        }
+    }
     let hold = match &t.hold {
         Some(h) => {
             let plain = env(false);

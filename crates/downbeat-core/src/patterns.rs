@@ -23,6 +23,8 @@ pub struct TaskFacts {
     pub role: Option<String>,
     /// The plan it came from (by the plan's recorded keys), if any.
     pub plan: Option<String>,
+    /// The workflow template it came from (its `template:NAME` tag), if any.
+    pub template: Option<String>,
     pub effort: u32,
 }
 
@@ -135,6 +137,8 @@ pub struct Patterns {
     pub overall: Pattern,
     pub roles: Vec<Pattern>,
     pub plans: Vec<Pattern>,
+    /// Per workflow template, over every plan made from it.
+    pub templates: Vec<Pattern>,
 }
 
 impl Patterns {
@@ -249,7 +253,11 @@ pub fn compute(history: &History) -> Patterns {
     };
     let mut roles: BTreeMap<&str, Vec<&TaskFacts>> = BTreeMap::new();
     let mut plans: BTreeMap<&str, Vec<&TaskFacts>> = BTreeMap::new();
+    let mut templates: BTreeMap<&str, Vec<&TaskFacts>> = BTreeMap::new();
     for t in &history.tasks {
+        if let Some(n) = &t.template {
+            templates.entry(n).or_default().push(t);
+        }
         if let Some(r) = &t.role {
             roles.entry(r).or_default().push(t);
         }
@@ -262,6 +270,10 @@ pub fn compute(history: &History) -> Patterns {
         overall: facts.pattern("all", &all),
         roles: roles.iter().map(|(n, ts)| facts.pattern(n, ts)).collect(),
         plans: plans.iter().map(|(n, ts)| facts.pattern(n, ts)).collect(),
+        templates: templates
+            .iter()
+            .map(|(n, ts)| facts.pattern(n, ts))
+            .collect(),
     }
 }
 
@@ -362,6 +374,7 @@ mod tests {
             parent: parent.map(id),
             role: role.map(str::to_owned),
             plan: plan.map(str::to_owned),
+            template: None,
             effort,
         }
     }
@@ -463,6 +476,20 @@ mod tests {
         assert_eq!((all.tasks, all.attempts, all.retries), (4, 6, 2));
         assert_eq!(all.ms_per_effort.unwrap().median, 20_000);
         assert_eq!(all.shape.depth, 2);
+    }
+
+    #[test]
+    fn tasks_made_from_a_template_have_its_pattern_across_plans() {
+        let mut h = history();
+        for t in &mut h.tasks {
+            t.template = Some("complex".into());
+        }
+        let p = compute(&h);
+        assert_eq!(p.templates.len(), 1);
+        let t = &p.templates[0];
+        assert_eq!((t.name.as_str(), t.tasks, t.attempts), ("complex", 4, 6));
+        assert_eq!(t.ms_per_effort.unwrap().median, 20_000);
+        assert!(compute(&history()).templates.is_empty());
     }
 
     #[test]

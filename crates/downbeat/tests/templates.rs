@@ -70,6 +70,9 @@ fn the_emergency_template_raises_priority_pauses_other_work_and_ends_with_a_post
         "billing-api-postmortem",
     ] {
         assert_eq!(task(&list, k)["priority"], "critical", "{k}");
+        // Marked with its template, which `downbeat patterns` learns by.
+        let tags = task(&list, k)["tags"].as_array().unwrap().clone();
+        assert!(tags.contains(&"template:emergency".into()), "{k}: {tags:?}");
     }
     // The post-mortem is last: the critical path ends with it.
     let path = v["preview"]["critical_path"].as_array().unwrap();

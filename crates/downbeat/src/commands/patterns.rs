@@ -17,6 +17,7 @@ pub(super) async fn patterns_cmd(p: &Project, a: PatternsArgs, j: bool) -> Resul
             "overall": learned.overall,
             "roles": learned.roles,
             "plans": learned.plans,
+            "templates": learned.templates,
         }));
         return Ok(());
     }
@@ -53,6 +54,7 @@ fn render(l: &Patterns) -> String {
     section("overall", vec![row(&l.overall)]);
     section("role", l.roles.iter().map(row).collect());
     section("plan", l.plans.iter().map(row).collect());
+    section("template", l.templates.iter().map(row).collect());
     s.push_str(&format!(
         "per effort: median time of one effort unit over succeeded attempts (calibrated from {} on); spread: 25th–75th percentile; shape: children per container (median) / levels\n",
         downbeat_core::patterns::MIN_SAMPLES
