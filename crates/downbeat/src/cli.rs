@@ -108,7 +108,7 @@ pub enum Command {
     /// Parallel batches, the critical path, and makespan estimates.
     Waves(WavesArgs),
     /// Progress, counts per status and role, and the task tree.
-    Status,
+    Status(StatusArgs),
     /// The task graph as Mermaid, Graphviz dot or JSON.
     Graph(GraphArgs),
     /// The event log.
@@ -577,6 +577,14 @@ pub struct RunArgs {
     /// is printed on stderr.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = downbeat_web::DEFAULT_ADDR)]
     pub serve: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show it again whenever the graph changes (on a terminal, in place), until Ctrl-C; with
+    /// --json, one JSON document per change.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

@@ -201,3 +201,45 @@ fn under_json_an_error_is_one_envelope_on_stdout() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["error"]["code"].as_i64(), o.status.code().map(i64::from));
 }
+
+#[test]
+fn status_watch_shows_the_status_again_when_the_graph_changes() {
+    let mut env = Env::builder().init().build();
+    env.ok(&["add", "First", "--key", "first"]);
+    let mut child = env
+        .command(&["status", "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.stdout.take().unwrap();
+    env.adopt(child);
+    // One JSON document per change, read as a stream.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let docs = serde_json::Deserializer::from_reader(out).into_iter::<serde_json::Value>();
+        for d in docs.flatten() {
+            if tx.send(d).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(first["done"], 0, "{first}");
+    env.ok(&["done", "first"]);
+    let next = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(next["done"], 1, "{next}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let child = env.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    let status = common::exit_within(
+        child,
+        Duration::from_secs(10),
+        "status --watch after SIGTERM",
+    );
+    assert!(status.success(), "{status:?}");
+}

@@ -268,6 +268,32 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
     Ok(())
 }
 
+/// `status --watch`: the status again whenever the event log moves (looked at twice a
+/// second), in place on a terminal, until Ctrl-C or SIGTERM.
+pub(super) async fn watch_status(p: &Project, j: bool) -> Result<(), Error> {
+    use std::io::IsTerminal as _;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    crate::signals::stop_on_signals(cancel.clone());
+    let in_place = !j && std::io::stdout().is_terminal();
+    let mut seen = -1;
+    loop {
+        // A database that is briefly away is asked again at the next look.
+        if let Ok(last) = p.store.last_event_seq().await
+            && last != seen
+        {
+            if in_place {
+                out("\x1b[H\x1b[2J");
+            }
+            status(p, j).await?;
+            seen = last;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+    }
+}
+
 pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
     let v = view(p).await?;
     let c = v.counts();
