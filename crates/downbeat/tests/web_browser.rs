@@ -86,6 +86,11 @@ fn stop(env: &mut Env, pid: u32, what: &str) {
     common::exit_within(child, PATIENCE, what);
 }
 
+/// Clicks the element `at` finds.
+async fn click(b: &Browser, at: Locator<'_>) {
+    b.client.find(at).await.unwrap().click().await.unwrap();
+}
+
 /// Waits until the node of task `id` shows `status`, then opens its panel.
 async fn open_task_when(b: &Browser, id: &str, status: &str) {
     until(
@@ -96,13 +101,7 @@ async fn open_task_when(b: &Browser, id: &str, status: &str) {
         &format!("task {id} {status}"),
     )
     .await;
-    b.client
-        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css(&format!(".node[data-id=\"{id}\"]"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -160,13 +159,7 @@ async fn the_page_draws_every_task_in_its_wave_and_follows_the_cli() {
         "--why",
         "fewer joins",
     ]);
-    b.client
-        .find(Locator::Css("button[data-tab=context]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("button[data-tab=context]")).await;
     until(
         &b.client,
         "return document.getElementById('tab-context').textContent.includes('Keep the schema flat')",
@@ -174,13 +167,7 @@ async fn the_page_draws_every_task_in_its_wave_and_follows_the_cli() {
     )
     .await;
     screenshot(&b.client, "context").await;
-    b.client
-        .find(Locator::Css("button[data-tab=run]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("button[data-tab=run]")).await;
     until(
         &b.client,
         "return document.querySelector('#tab-run svg.chart') !== null",
@@ -244,13 +231,7 @@ async fn the_pause_button_holds_back_a_run() {
         "a running task",
     )
     .await;
-    b.client
-        .find(Locator::Id("pause"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Id("pause")).await;
     until(
         &b.client,
         "return !document.getElementById('holds').hidden",
@@ -272,13 +253,7 @@ async fn the_pause_button_holds_back_a_run() {
     assert!(done < 6, "the hold held nothing back");
     assert_eq!(env.json(&["holds"])[0]["by"], "web");
     // Unpause from the page; the next run finishes the work.
-    b.client
-        .find(Locator::Id("unpause"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Id("unpause")).await;
     until(
         &b.client,
         "return document.getElementById('holds').hidden",
@@ -386,13 +361,7 @@ async fn steering_without_the_token_or_from_elsewhere_is_refused() {
     let s = serve(&mut env, "127.0.0.1:0", Some(TOKEN));
     // The page opened without its token reads, but cannot steer.
     open(&b, &format!("http://{}/", s.addr)).await;
-    b.client
-        .find(Locator::Id("pause"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Id("pause")).await;
     until(
         &b.client,
         "return document.getElementById('toast').textContent.includes('steering needs the token')",
@@ -499,21 +468,9 @@ async fn pictures_of_a_plan_in_progress() {
         "the middleware running",
     )
     .await;
-    b.client
-        .find(Locator::Id("fit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Id("fit")).await;
     screenshot(&b.client, "readme-graph").await;
-    b.client
-        .find(Locator::Css(&format!(".node[data-id=\"{id}\"]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css(&format!(".node[data-id=\"{id}\"]"))).await;
     until(
         &b.client,
         "return (document.getElementById('output')?.textContent || '').includes('41 passed')",
