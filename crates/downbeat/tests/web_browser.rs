@@ -101,7 +101,7 @@ async fn open_task_when(b: &Browser, id: &str, status: &str) {
         &format!("task {id} {status}"),
     )
     .await;
-    click(&b, Locator::Css(&format!(".node[data-id=\"{id}\"]"))).await;
+    click(b, Locator::Css(&format!(".node[data-id=\"{id}\"]"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
