@@ -125,16 +125,23 @@ pub async fn prompt_context(
                 .collect();
         }
     }
-    // Insights learned on other tasks of the same role concern it too.
+    // Insights learned on other tasks of the same role concern it too: the few tasks insights
+    // are linked to are looked up, never every task of the role.
     if let Some(r) = task.role.as_deref().filter(|r| !r.is_empty()) {
-        let peers = store
-            .tasks(&TaskFilter {
-                role: Some(r.to_owned()),
-                include_archived: true,
-                ..Default::default()
-            })
-            .await?;
-        about.extend(peers.iter().map(|t| t.id).filter(|id| *id != task.id));
+        let mut linked: Vec<_> = store
+            .insights()
+            .await?
+            .into_iter()
+            .filter_map(|i| i.task)
+            .filter(|t| !about.contains(t))
+            .collect();
+        linked.sort();
+        linked.dedup();
+        for t in linked {
+            if store.task(t).await?.role.as_deref() == Some(r) {
+                about.push(t);
+            }
+        }
     }
     let mut left = budget;
     let (decisions, insights) = team_context(store, &about, &mut left).await?;
