@@ -21,7 +21,7 @@
 //! renewals write no event and change nothing here), and a claim requeues expired leases (a
 //! write with its events) before it looks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -71,7 +71,7 @@ pub struct View {
     lookup: Arc<Lookup>,
     /// Made on first use (a claim needs none of them).
     rollup: OnceLock<HashMap<TaskId, Progress>>,
-    ready: OnceLock<HashSet<TaskId>>,
+    pending: OnceLock<crate::tasks::Pending>,
     waiting: OnceLock<HashMap<TaskId, Vec<TaskId>>>,
     status: tokio::sync::OnceCell<Value>,
 }
@@ -137,7 +137,7 @@ impl View {
             planned,
             lookup,
             rollup: OnceLock::new(),
-            ready: OnceLock::new(),
+            pending: OnceLock::new(),
             waiting: OnceLock::new(),
             status: tokio::sync::OnceCell::new(),
         })
@@ -164,9 +164,9 @@ impl View {
         self.rollup.get_or_init(|| graph::rollup(&self.snap))
     }
 
-    fn ready_set(&self) -> &HashSet<TaskId> {
-        self.ready
-            .get_or_init(|| self.planned.ready.iter().copied().collect())
+    fn pending(&self) -> &crate::tasks::Pending {
+        self.pending
+            .get_or_init(|| crate::tasks::Pending::of(&self.planned))
     }
 
     /// What a waiting or stuck pending leaf waits on (nothing for other tasks).
@@ -210,10 +210,10 @@ impl View {
         self.lookup.children.contains_key(&id)
     }
 
-    /// The state a client sees for a task whose stored status is `status`: `ready`/`waiting`
-    /// for pending leaves, rolled up for containers, the stored status otherwise.
+    /// The state a client sees for a task whose stored status is `status`: `ready`, `waiting`
+    /// or `stuck` for pending leaves, rolled up for containers, the stored status otherwise.
     pub fn state(&self, id: TaskId, status: Status) -> String {
-        crate::tasks::shown_status_of(id, status, self.rollup(), self.ready_set())
+        crate::tasks::shown_status_of(id, status, self.rollup(), self.pending())
     }
 
     /// The status changes `events` (all after `self.seq`, in order) make to the snapshot, as
@@ -416,7 +416,7 @@ mod tests {
         let t3 = add(&b, "three", &[]).await;
         let v = cache.view(&a).await.unwrap();
         assert_eq!(cache.counts(), (2, 0));
-        assert!(v.ready_set().contains(&t3));
+        assert!(v.pending().ready.contains(&t3));
         same_as_fresh(&a, &v).await;
 
         // A claim and its completion elsewhere: status events, followed without a read.
@@ -438,7 +438,7 @@ mod tests {
         let v = cache.view(&a).await.unwrap();
         assert_eq!(cache.counts(), (2, 1));
         assert_eq!(v.task(t1).unwrap().status, Status::Running);
-        assert!(!v.ready_set().contains(&t1));
+        assert!(!v.pending().ready.contains(&t1));
         same_as_fresh(&a, &v).await;
         // (Nothing holds the kept view now, so its snapshot is changed in place.)
         drop(v);
@@ -465,7 +465,7 @@ mod tests {
         let v = cache.view(&a).await.unwrap();
         assert_eq!(cache.counts(), (2, 2));
         assert_eq!(v.planned.ready.len(), 2);
-        assert!(v.ready_set().contains(&t2));
+        assert!(v.pending().ready.contains(&t2));
         same_as_fresh(&a, &v).await;
 
         // A manual status change and a context record: followed too.

@@ -52,9 +52,29 @@ pub fn record(kind: RecordKind, s: &str) -> Result<RecordId, Error> {
     })
 }
 
-/// The status a person should see: `ready`/`waiting` for pending leaves, rolled up for containers.
-pub fn shown_status(t: &Task, roll: &HashMap<TaskId, Progress>, ready: &HashSet<TaskId>) -> String {
-    shown_status_of(t.id, t.status, roll, ready)
+/// The pending leaves the planner tells apart: those that can start now, and those stuck
+/// behind a failed, cancelled or held task (they cannot start until someone acts). The other
+/// pending leaves wait on work that will finish.
+#[derive(Debug, Clone, Default)]
+pub struct Pending {
+    pub ready: HashSet<TaskId>,
+    pub stuck: HashSet<TaskId>,
+}
+
+impl Pending {
+    pub fn of(planned: &downbeat_core::graph::Planned) -> Self {
+        Self {
+            ready: planned.ready.iter().copied().collect(),
+            stuck: planned.stuck.iter().map(|(t, _)| *t).collect(),
+        }
+    }
+}
+
+/// The status a person should see: `ready`, `waiting` or `stuck` for pending leaves, rolled up
+/// for containers, the stored status otherwise. These are the words of every front end, and of
+/// `list --status`.
+pub fn shown_status(t: &Task, roll: &HashMap<TaskId, Progress>, pending: &Pending) -> String {
+    shown_status_of(t.id, t.status, roll, pending)
 }
 
 /// [`shown_status`] of the task `id` whose stored status is `status`.
@@ -62,13 +82,15 @@ pub fn shown_status_of(
     id: TaskId,
     status: Status,
     roll: &HashMap<TaskId, Progress>,
-    ready: &HashSet<TaskId>,
+    pending: &Pending,
 ) -> String {
     match roll.get(&id) {
         Some(pr) if pr.is_container => pr.status.to_string(),
         _ if status == Status::Pending => {
-            if ready.contains(&id) {
+            if pending.ready.contains(&id) {
                 "ready".into()
+            } else if pending.stuck.contains(&id) {
+                "stuck".into()
             } else {
                 "waiting".into()
             }

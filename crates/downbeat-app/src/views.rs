@@ -118,7 +118,7 @@ fn dot_escape(x: &str) -> String {
 /// What both text formats need: the tree, labels, statuses and the critical path.
 struct GraphText<'a> {
     v: &'a ProjectView,
-    ready: HashSet<TaskId>,
+    pending: crate::tasks::Pending,
     kids: BTreeMap<Option<TaskId>, Vec<&'a Task>>,
     critical: HashSet<TaskId>,
     /// Consecutive tasks of the critical path: the edges on it.
@@ -137,7 +137,7 @@ impl<'a> GraphText<'a> {
         let path = &v.planned.critical_path;
         Self {
             v,
-            ready: v.planned.ready.iter().copied().collect(),
+            pending: crate::tasks::Pending::of(&v.planned),
             kids,
             critical: path.iter().copied().collect(),
             critical_edges: path.windows(2).map(|w| (w[0], w[1])).collect(),
@@ -145,7 +145,7 @@ impl<'a> GraphText<'a> {
     }
 
     fn shown(&self, t: &Task) -> String {
-        shown_status(t, &self.v.rollup, &self.ready)
+        shown_status(t, &self.v.rollup, &self.pending)
     }
 
     fn label(&self, t: &Task) -> String {
@@ -355,7 +355,7 @@ pub struct Listed {
 /// The tasks matching `q`, each with its shown status.
 /// Statuses a person sees that are derived from the graph, not stored: pending tasks that may
 /// start now (`ready`) or wait on others (`waiting`).
-const DERIVED: [&str; 2] = ["ready", "waiting"];
+const DERIVED: [&str; 3] = ["ready", "waiting", "stuck"];
 
 pub async fn list(p: &Project, q: &ListQuery) -> Result<Vec<Listed>, Error> {
     let derived: Vec<&str> = q
@@ -369,8 +369,9 @@ pub async fn list(p: &Project, q: &ListQuery) -> Result<Vec<Listed>, Error> {
         .iter()
         .filter(|s| !DERIVED.contains(&s.trim()))
         .map(|s| {
-            s.parse::<Status>()
-                .map_err(|e| Error::invalid(format!("{e}, or one of the derived: ready, waiting")))
+            s.parse::<Status>().map_err(|e| {
+                Error::invalid(format!("{e}, or one of the derived: ready, waiting, stuck"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if !derived.is_empty() && !statuses.contains(&Status::Pending) {
@@ -393,9 +394,9 @@ pub async fn list(p: &Project, q: &ListQuery) -> Result<Vec<Listed>, Error> {
     let asked_pending = q.statuses.iter().any(|s| s.trim() == "pending");
     let tasks = p.store.tasks(&filter).await?;
     let v = view(p).await?;
-    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    let pending = crate::tasks::Pending::of(&v.planned);
     let listed = tasks.into_iter().map(|t| Listed {
-        shown: shown_status(&t, &v.rollup, &ready),
+        shown: shown_status(&t, &v.rollup, &pending),
         task: t,
     });
     if derived.is_empty() {

@@ -31,9 +31,9 @@ pub struct ListFilter {
 pub async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
     let mut statuses = Vec::new();
     for s in &f.status {
-        // `ready` and `waiting` are derived: both are stored as pending.
+        // `ready`, `waiting` and `stuck` are derived: all are stored as pending.
         let st = match s.as_str() {
-            "ready" | "waiting" => Status::Pending,
+            "ready" | "waiting" | "stuck" => Status::Pending,
             other => other
                 .parse::<Status>()
                 .map_err(|e| Error::invalid(e.to_string()))?,
@@ -46,7 +46,7 @@ pub async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
         .status
         .iter()
         .map(String::as_str)
-        .filter(|s| matches!(*s, "ready" | "waiting"))
+        .filter(|s| matches!(*s, "ready" | "waiting" | "stuck"))
         .collect();
     let view = g.view(p).await?;
     let parent = match &f.parent {
@@ -55,7 +55,7 @@ pub async fn list(p: &Project, g: &GraphCache, f: &ListFilter) -> Out {
     };
     let wants_pending = f.status.iter().any(|s| s == "pending");
     // Whether a listed task with this stored status and shown state is left out by a derived
-    // status filter (`ready`, `waiting`).
+    // status filter (`ready`, `waiting`, `stuck`).
     let left_out = |status: Status, state: &str| {
         !derived.is_empty()
             && status == Status::Pending

@@ -82,7 +82,7 @@ pub struct TasksArgs {
     pub action: TasksAction,
     /// Task id, prefix or key (show, update, set, dep)
     pub id: Option<String>,
-    /// list: statuses, incl. ready, waiting
+    /// list: statuses, incl. ready, waiting, stuck
     pub status: Option<Vec<String>>,
     /// Filter (list, ready) or field (add, update)
     pub role: Option<String>,

@@ -29,7 +29,7 @@ pub struct NoArgs {}
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
-    /// Statuses, incl. ready, waiting
+    /// Statuses, incl. ready, waiting, stuck
     pub status: Option<Vec<String>>,
     pub role: Option<String>,
     pub tag: Option<String>,

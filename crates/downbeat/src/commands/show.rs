@@ -1,6 +1,5 @@
 //! `downbeat show`: one task with its edges, children and history.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use downbeat_app::error::Error;
@@ -25,7 +24,7 @@ pub(super) async fn show(p: &Project, q: &str, j: bool) -> Result<(), Error> {
     } = downbeat_app::views::detail(p, q, 10).await?;
     let id = t.id;
     let v = view(p).await?;
-    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    let ready = downbeat_app::tasks::Pending::of(&v.planned);
     let shown = shown_status(&t, &v.rollup, &ready);
     let children: Vec<&Task> = v.tasks.iter().filter(|c| c.parent == Some(id)).collect();
     let blockers: Vec<TaskId> = v

@@ -19,6 +19,7 @@ use super::holds::hold_line;
 use super::render::{clip, ids_json, task_json};
 use crate::cli::*;
 use crate::output::{json as print_json, note, out, table};
+use crate::style::{self, On};
 
 pub(super) async fn ready(p: &Project, a: LimitArgs, j: bool) -> Result<(), Error> {
     let v = view(p).await?;
@@ -90,7 +91,7 @@ pub(super) async fn blocked(p: &Project, j: bool) -> Result<(), Error> {
         print_json(&json!({
             "waiting": v.planned.waiting.iter().map(entry).collect::<Vec<_>>(),
             "stuck": v.planned.stuck.iter().map(entry).collect::<Vec<_>>(),
-            "held": held.iter().map(|t| json!({"task": t.id, "title": t.title, "status": t.status, "reason": t.result})).collect::<Vec<_>>(),
+            "stopped": held.iter().map(|t| json!({"task": t.id, "title": t.title, "status": t.status, "reason": t.result})).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
@@ -105,18 +106,27 @@ pub(super) async fn blocked(p: &Project, j: bool) -> Result<(), Error> {
     };
     let mut s = String::new();
     if !held.is_empty() {
-        let _ = writeln!(s, "held ({}):", held.len());
+        let _ = writeln!(s, "failed, blocked or cancelled ({}):", held.len());
         for t in &held {
             let why = t
                 .result
                 .as_deref()
                 .map(|r| format!(" — {}", clip(r, 60)))
                 .unwrap_or_default();
-            let _ = writeln!(s, "  {} {} [{}]{why}", t.id, clip(&t.title, 60), t.status);
+            let _ = writeln!(
+                s,
+                "  {} {} [{}]{why}",
+                t.id,
+                clip(&t.title, 60),
+                style::status(&t.status.to_string(), On::Out)
+            );
         }
     }
     for (label, list) in [
-        ("stuck behind held tasks", &v.planned.stuck),
+        (
+            "stuck behind failed, blocked or cancelled tasks",
+            &v.planned.stuck,
+        ),
         ("waiting", &v.planned.waiting),
     ] {
         if list.is_empty() {
@@ -297,7 +307,7 @@ pub(super) async fn watch_status(p: &Project, j: bool) -> Result<(), Error> {
 pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
     let v = view(p).await?;
     let c = v.counts();
-    let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+    let ready = downbeat_app::tasks::Pending::of(&v.planned);
     let per_role = per_role(&v);
     let workers = downbeat_app::runs::workers(p).await?;
     let holds = downbeat_app::holds::list(p).await?;
@@ -328,15 +338,16 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
     let _ = writeln!(s, "{} {pct}%", report::progress_bar(c.done(), c.total, 20));
     let _ = writeln!(
         s,
-        "{} completed · {} skipped · {} running · {} ready · {} waiting · {} failed · {} blocked · {} cancelled",
-        c.completed,
-        c.skipped,
-        c.running,
-        c.ready,
-        c.waiting + c.stuck,
-        c.failed,
-        c.blocked,
-        c.cancelled
+        "{} · {} · {} · {} · {} · {} · {} · {} · {}",
+        counted(c.completed, "completed"),
+        counted(c.skipped, "skipped"),
+        counted(c.running, "running"),
+        counted(c.ready, "ready"),
+        counted(c.waiting, "waiting"),
+        counted(c.stuck, "stuck"),
+        counted(c.failed, "failed"),
+        counted(c.blocked, "blocked"),
+        counted(c.cancelled, "cancelled"),
     );
     if !workers.is_empty() {
         let alive: Vec<_> = workers.iter().filter(|w| w.alive).collect();
@@ -406,6 +417,7 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
                 "running" => "▶",
                 "failed" => "✗",
                 "blocked" | "cancelled" => "■",
+                "stuck" => "!",
                 "ready" => "○",
                 _ => "·",
             };
@@ -419,10 +431,11 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
             };
             let _ = writeln!(
                 s,
-                "  {}{mark} {} {}{extra} [{shown}]",
+                "  {}{mark} {} {}{extra} [{}]",
                 "  ".repeat(depth),
                 t.id,
-                clip(&t.title, 70)
+                clip(&t.title, 70),
+                style::status(&shown, On::Out)
             );
             if let Some(ch) = kids.get(&Some(t.id)) {
                 for c in ch.iter().rev() {
@@ -444,7 +457,7 @@ pub(super) async fn graph(p: &Project, a: GraphArgs, j: bool) -> Result<(), Erro
     let v = view(p).await?;
     let format = if j { GraphFormat::Json } else { a.format };
     if format == GraphFormat::Json {
-        let ready: HashSet<TaskId> = v.planned.ready.iter().copied().collect();
+        let ready = downbeat_app::tasks::Pending::of(&v.planned);
         print_json(&json!({
             "tasks": v.tasks.iter().map(|t| json!({"id": t.id, "key": t.key, "title": t.title, "role": t.role, "parent": t.parent, "state": shown_status(t, &v.rollup, &ready)})).collect::<Vec<_>>(),
             "edges": v.edges,
@@ -617,4 +630,14 @@ fn maintenance_line(r: &downbeat_app::maintenance::Round) -> String {
         r.at(),
         r.holder
     )
+}
+
+/// `3 failed`, the word painted in its status colour when there are any.
+fn counted(n: impl Into<u64>, word: &str) -> String {
+    let n = n.into();
+    if n == 0 {
+        format!("0 {word}")
+    } else {
+        format!("{n} {}", style::status(word, On::Out))
+    }
 }
