@@ -139,6 +139,39 @@ pub async fn source(p: &Project, q: &str, attempt: Option<u32>) -> Result<LogSou
     })
 }
 
+/// The last `n` lines worth showing of task `q`'s latest attempt: its stderr when it wrote
+/// any, else its stdout rendered by the agent's profile (what a failure is told with). Reads
+/// at most the last 64 KiB of each file.
+pub async fn tail(p: &Project, q: &str, n: usize) -> Result<Vec<String>, Error> {
+    let s = source(p, q, None).await?;
+    let last = |path: PathBuf| -> Vec<String> {
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return Vec::new();
+        };
+        use std::io::{Read, Seek};
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(64 * 1024)));
+        let mut bytes = Vec::new();
+        let _ = f.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut lines: Vec<String> = last(s.stderr())
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        lines = last(s.stdout())
+            .iter()
+            .filter_map(|l| s.render(l))
+            .collect();
+    }
+    let skip = lines.len().saturating_sub(n);
+    Ok(lines.split_off(skip))
+}
+
 /// Whether the attempt has ended (its ledger row is closed).
 async fn ended(p: &Project, s: &LogSource) -> Result<bool, Error> {
     Ok(p.store

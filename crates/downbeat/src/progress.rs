@@ -9,10 +9,20 @@ use downbeat_engine::run::RunEvent;
 use tokio::sync::mpsc;
 
 use crate::output::{note, outln};
+use crate::style::{On, Tone, paint};
 
-pub async fn show_events(rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) {
+/// A task whose attempt failed for good during the run, to be told again at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub task: String,
+    pub title: String,
+    pub error: Option<String>,
+}
+
+/// Shows the run's events until the run ends; returns the tasks that failed for good.
+pub async fn show_events(rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) -> Vec<Failure> {
     let tty = std::io::stderr().is_terminal() && !j && !crate::output::quiet();
-    show_events_on(rx, j, tty.then(indicatif::ProgressDrawTarget::stderr)).await;
+    show_events_on(rx, j, tty.then(indicatif::ProgressDrawTarget::stderr)).await
 }
 
 /// [`show_events`] with the bars drawn on `bars_on` (`None`: a line per event on stderr).
@@ -20,7 +30,7 @@ async fn show_events_on(
     mut rx: mpsc::UnboundedReceiver<RunEvent>,
     j: bool,
     bars_on: Option<indicatif::ProgressDrawTarget>,
-) {
+) -> Vec<Failure> {
     let tty = bars_on.is_some() && !j;
     let mp = indicatif::MultiProgress::with_draw_target(
         bars_on.unwrap_or_else(indicatif::ProgressDrawTarget::hidden),
@@ -28,14 +38,34 @@ async fn show_events_on(
     let overall = tty.then(|| {
         let b = mp.add(indicatif::ProgressBar::new(0));
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} done · {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} done · {elapsed} · ETA {eta} · {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     });
     let mut bars: HashMap<String, indicatif::ProgressBar> = HashMap::new();
-    let mut total = 0u64;
+    let mut failures: Vec<Failure> = Vec::new();
     while let Some(e) = rx.recv().await {
+        if let RunEvent::AttemptFinished {
+            task,
+            title,
+            status,
+            error,
+            ..
+        } = &e
+        {
+            // A later attempt may succeed after all (a retry, a new run): the last word counts.
+            failures.retain(|f| &f.task != task);
+            if status == "failed" {
+                failures.push(Failure {
+                    task: task.clone(),
+                    title: title.clone(),
+                    error: error.clone(),
+                });
+            }
+        }
         if j {
             if let Ok(s) = serde_json::to_string(&e) {
                 outln(&s);
@@ -45,8 +75,7 @@ async fn show_events_on(
         let line = describe(&e);
         match (&overall, &e) {
             (Some(o), RunEvent::Started { pending, .. }) => {
-                total = *pending as u64;
-                o.set_length(total);
+                o.set_length(*pending as u64);
             }
             (
                 Some(_),
@@ -86,29 +115,65 @@ async fn show_events_on(
             (None, _) => note(&line),
         }
         if let Some(o) = &overall {
-            o.set_message(format!("{} running", bars.len()));
+            let failed = if failures.is_empty() {
+                String::new()
+            } else {
+                format!(" · {} failed", failures.len())
+            };
+            o.set_message(format!("{} running{failed}", bars.len()));
         }
     }
-    let _ = total;
+    failures
+}
+
+/// `1.5s`, `2m05s`, `1h02m`: a duration as people read it.
+pub fn human(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{:.1}s", ms as f64 / 1000.0),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The word that starts an attempt's line, padded to a column, in its colour.
+fn label(word: &str, tone: Tone) -> String {
+    let pad = " ".repeat(9usize.saturating_sub(word.len()).max(1));
+    format!("{}{pad}", paint(word, tone, On::Err))
 }
 
 fn describe(e: &RunEvent) -> String {
     match e {
         RunEvent::Started {
             ready,
+            running: 0,
             pending,
             concurrency,
         } => format!("run: {pending} task(s) to do, {ready} ready, up to {concurrency} at once"),
-        RunEvent::Requeued { task, reason } => format!("requeued {task}: {reason}"),
-        RunEvent::OrphansKilled { count } => {
-            format!("killed   {count} agent process(es) a dead runner left behind")
+        RunEvent::Started {
+            ready,
+            running,
+            pending,
+            concurrency,
+        } => format!(
+            "run: {pending} task(s) to do, {running} started and {ready} more ready, up to {concurrency} at once"
+        ),
+        RunEvent::Requeued { task, reason } => {
+            format!("{}{task}: {reason}", label("requeued", Tone::Warn))
         }
+        RunEvent::OrphansKilled { count } => format!(
+            "{}{count} agent process(es) a dead runner left behind",
+            label("killed", Tone::Warn)
+        ),
         RunEvent::AttemptStarted {
             task,
             title,
             attempt,
             executor,
-        } => format!("started  {task} {title} (attempt {attempt}, {executor})"),
+        } => format!(
+            "{}{task} {title} (attempt {attempt}, {executor})",
+            label("started", Tone::Active)
+        ),
         RunEvent::AttemptFinished {
             task,
             title,
@@ -116,79 +181,154 @@ fn describe(e: &RunEvent) -> String {
             error,
             millis,
             ..
-        } => {
-            let err = error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            format!(
-                "{status:<10}{task} {title} in {:.1}s{err}",
-                *millis as f64 / 1000.0
-            )
-        }
-        RunEvent::Retrying { task, attempt, at } => {
-            format!("retry    {task}: attempt {attempt} at {at}")
-        }
+        } => finished_line(task, title, status, error.as_deref(), *millis),
+        RunEvent::Retrying {
+            task,
+            attempt,
+            in_ms,
+            ..
+        } => format!(
+            "{}{task}: attempt {attempt} in {}",
+            label("retry", Tone::Warn),
+            human(*in_ms)
+        ),
         RunEvent::LeaseLost { task } => format!(
-            "lost     {task}: its lease was taken away (cancelled, reopened or expired); its agent is stopped"
+            "{}{task}: its lease was taken away (cancelled, reopened or expired); its agent is stopped",
+            label("lost", Tone::Bad)
         ),
         RunEvent::Flag {
             task,
             flag,
             action,
             detail,
-        } => format!("flag     {flag} from {task}: {action} — {detail}"),
+        } => format!(
+            "{}{flag} from {task}: {action} — {detail}",
+            label("flag", Tone::Warn)
+        ),
         RunEvent::Discovered {
             task,
             new_task,
             title,
-        } => format!("added    {new_task} {title} (discovered by {task})"),
-        RunEvent::Cancelled { task, reason } => format!("cancelled {task}: {reason}"),
+        } => format!(
+            "{}{new_task} {title} (discovered by {task})",
+            label("added", Tone::Active)
+        ),
+        RunEvent::Cancelled { task, reason } => {
+            format!("{}{task}: {reason}", label("cancelled", Tone::Dim))
+        }
         RunEvent::Integrated {
             task,
             state,
             commit,
             files,
             conflicts,
-        } => match state.as_str() {
-            "merged" => format!(
-                "merged   {task} into the integration branch ({files} file(s)){}",
-                commit
-                    .as_deref()
-                    .map(|c| format!(" as {}", &c[..c.len().min(10)]))
-                    .unwrap_or_default()
-            ),
-            "unchanged" => format!("merged   {task}: it changed nothing"),
-            "resolving" => format!(
-                "conflict {task} in {}: a resolver task integrates it",
-                conflicts.join(", ")
-            ),
-            _ => format!("conflict {task} in {}", conflicts.join(", ")),
-        },
+        } => integrated_line(task, state, commit.as_deref(), *files, conflicts),
         RunEvent::Paused {
             hold,
             until: Some(until),
             reason,
-        } => format!("paused   nothing else starts until {until} is done (hold {hold}: {reason})"),
+        } => format!(
+            "{}nothing else starts until {until} is done (hold {hold}: {reason})",
+            label("paused", Tone::Held)
+        ),
         RunEvent::Paused {
             hold,
             until: None,
             reason,
         } => format!(
-            "paused   nothing new starts until hold {hold} is released with `downbeat unpause` ({reason})"
+            "{}nothing new starts until hold {hold} is released with `downbeat unpause` ({reason})",
+            label("paused", Tone::Held)
         ),
-        RunEvent::Resumed => "resumed".into(),
+        RunEvent::Resumed => paint("resumed", Tone::Active, On::Err),
         RunEvent::Stopping { reason } => format!("stopping: {reason}"),
-        RunEvent::Finished(s) => format!(
-            "run finished in {:.1}s: {} completed, {} failed, {} retried, {} cancelled, {} not done",
-            s.millis as f64 / 1000.0,
-            s.completed,
-            s.failed,
-            s.retried,
-            s.cancelled,
-            s.remaining
+        RunEvent::Finished(s) => summary_line(s),
+    }
+}
+
+fn finished_line(task: &str, title: &str, status: &str, error: Option<&str>, ms: u64) -> String {
+    let err = error.map(|e| format!(": {e}")).unwrap_or_default();
+    match status {
+        // An interrupted run stops its attempts and puts their tasks back.
+        "pending" => format!(
+            "{}{task} {title} after {}: back to pending, the run was interrupted",
+            label("stopped", Tone::Warn),
+            human(ms)
+        ),
+        _ => {
+            let tone = match status {
+                "completed" => Tone::Good,
+                "failed" => Tone::Bad,
+                "retrying" => Tone::Warn,
+                _ => Tone::Dim,
+            };
+            format!(
+                "{}{task} {title} in {}{err}",
+                label(status, tone),
+                human(ms)
+            )
+        }
+    }
+}
+
+fn integrated_line(
+    task: &str,
+    state: &str,
+    commit: Option<&str>,
+    files: u32,
+    conflicts: &[String],
+) -> String {
+    match state {
+        "merged" => format!(
+            "{}{task} into the integration branch ({files} file(s)){}",
+            label("merged", Tone::Good),
+            commit
+                .map(|c| format!(" as {}", &c[..c.len().min(10)]))
+                .unwrap_or_default()
+        ),
+        "unchanged" => format!("{}{task}: it changed nothing", label("merged", Tone::Good)),
+        "resolving" => format!(
+            "{}{task} in {}: a resolver task integrates it",
+            label("conflict", Tone::Bad),
+            conflicts.join(", ")
+        ),
+        _ => format!(
+            "{}{task} in {}",
+            label("conflict", Tone::Bad),
+            conflicts.join(", ")
         ),
     }
+}
+
+fn summary_line(s: &downbeat_engine::run::RunSummary) -> String {
+    let count = |n: u64, word: &str, tone: Tone| {
+        if n == 0 {
+            format!("0 {word}")
+        } else {
+            format!("{n} {}", paint(word, tone, On::Err))
+        }
+    };
+    let head = if s.interrupted {
+        "run interrupted after"
+    } else {
+        "run finished in"
+    };
+    let stopped = if s.stopped > 0 {
+        format!(
+            ", {} (back to pending)",
+            count(s.stopped, "stopped", Tone::Warn)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{head} {}: {}, {}, {} retried, {}{stopped}, {} not done",
+        human(s.millis),
+        count(s.completed, "completed", Tone::Good),
+        count(s.failed, "failed", Tone::Bad),
+        s.retried,
+        count(s.cancelled, "cancelled", Tone::Dim),
+        s.remaining
+    )
 }
 
 #[cfg(test)]
@@ -233,6 +373,7 @@ mod tests {
         ));
         tx.send(RunEvent::Started {
             ready: 2,
+            running: 0,
             pending: 3,
             concurrency: 2,
         })
@@ -242,7 +383,8 @@ mod tests {
         let s = screen_with(
             &term,
             &[
-                "0/3 done · 2 running",
+                "0/3 done · 0s · ETA",
+                "· 2 running",
                 "t1 write the parser (attempt 1, work)",
                 "t2 test the parser (attempt 1, work)",
             ],
@@ -264,14 +406,43 @@ mod tests {
             &term,
             &[
                 "completed t1 write the parser in 1.5s",
-                "1/3 done · 1 running",
+                "1/3 done · ",
+                "· 1 running",
             ],
         )
         .await;
         assert!(!s.contains("t1 write the parser (attempt"), "{s}");
         assert!(s.contains("t2 test the parser (attempt 1, work)"), "{s}");
+        // A failure is counted on the bar and told again at the end.
+        tx.send(RunEvent::AttemptFinished {
+            task: "t2".into(),
+            title: "test the parser".into(),
+            attempt: 1,
+            outcome: OutcomeKind::Failed,
+            status: "failed".into(),
+            error: Some("exited with code 1".into()),
+            millis: 65_000,
+        })
+        .unwrap();
+        let s = screen_with(
+            &term,
+            &[
+                "failed   t2 test the parser in 1m05s: exited with code 1",
+                "· 0 running · 1 failed",
+            ],
+        )
+        .await;
+        assert!(s.contains("1/3 done"), "{s}");
         drop(tx);
-        shown.await.unwrap();
+        let failures = shown.await.unwrap();
+        assert_eq!(
+            failures,
+            [Failure {
+                task: "t2".into(),
+                title: "test the parser".into(),
+                error: Some("exited with code 1".into()),
+            }]
+        );
     }
 
     #[tokio::test]
@@ -287,5 +458,53 @@ mod tests {
         drop(tx);
         shown.await.unwrap();
         assert_eq!(term.contents().trim(), "");
+    }
+
+    #[test]
+    fn lines_say_what_happened_in_words_and_relative_times() {
+        let retry = describe(&RunEvent::Retrying {
+            task: "t1".into(),
+            attempt: 2,
+            at: "2026-12-03T10:00:04Z".into(),
+            in_ms: 4_000,
+        });
+        assert_eq!(retry, "retry    t1: attempt 2 in 4.0s");
+        let stopped = describe(&RunEvent::AttemptFinished {
+            task: "t1".into(),
+            title: "build".into(),
+            attempt: 1,
+            outcome: OutcomeKind::Cancelled,
+            status: "pending".into(),
+            error: Some("cancelled".into()),
+            millis: 1_200,
+        });
+        assert_eq!(
+            stopped,
+            "stopped  t1 build after 1.2s: back to pending, the run was interrupted"
+        );
+        let summary = describe(&RunEvent::Finished(downbeat_engine::run::RunSummary {
+            completed: 3,
+            stopped: 2,
+            remaining: 5,
+            interrupted: true,
+            millis: 3_100,
+            ..Default::default()
+        }));
+        assert_eq!(
+            summary,
+            "run interrupted after 3.1s: 3 completed, 0 failed, 0 retried, 0 cancelled, 2 stopped (back to pending), 5 not done"
+        );
+        let started = describe(&RunEvent::Started {
+            ready: 0,
+            running: 4,
+            pending: 10,
+            concurrency: 4,
+        });
+        assert_eq!(
+            started,
+            "run: 10 task(s) to do, 4 started and 0 more ready, up to 4 at once"
+        );
+        assert_eq!(human(125_000), "2m05s");
+        assert_eq!(human(3_720_000), "1h02m");
     }
 }

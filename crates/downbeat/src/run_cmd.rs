@@ -57,7 +57,10 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     let display = tokio::spawn(crate::progress::show_events(show_rx, j));
     let holder = opts.holder.clone();
     let (result, reports) = run_here(p, opts, tx, cancel).await;
-    let _ = display.await;
+    let failures = display.await.unwrap_or_default();
+    if !j {
+        failure_notes(p, &failures).await;
+    }
     page_stop.cancel();
     if let Some(h) = page {
         let _ = h.await;
@@ -85,6 +88,39 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     }
     let summary = result?;
     outcome(&summary)
+}
+
+/// The tasks that failed, told again after the run with the last lines of their output.
+async fn failure_notes(p: &Project, failures: &[crate::progress::Failure]) {
+    use crate::style::{On, Tone, paint};
+    if failures.is_empty() {
+        return;
+    }
+    let mut s = format!(
+        "{} ({}):",
+        paint("failed", Tone::Bad, On::Err),
+        failures.len()
+    );
+    for f in failures {
+        let err = f
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        s.push_str(&format!("\n  {} {}{err}", f.task, f.title));
+        for line in downbeat_app::logs::tail(p, &f.task, 5)
+            .await
+            .unwrap_or_default()
+        {
+            let line: String = line.chars().take(160).collect();
+            s.push_str(&format!("\n    {} {line}", paint("│", Tone::Dim, On::Err)));
+        }
+    }
+    let first = &failures[0].task;
+    s.push_str(&format!(
+        "\n  `downbeat logs {first}` shows the whole output; `downbeat retry {first}` puts it back to run again"
+    ));
+    note(&s);
 }
 
 /// `[memory] sync_on_run`: the memory files synced at the end of a run, said on stderr (a

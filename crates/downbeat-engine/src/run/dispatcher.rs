@@ -147,6 +147,7 @@ impl Dispatcher {
         let pending = resolve_pending(&g, &opts, &mut resolver)?;
         events.emit(RunEvent::Started {
             ready: g.ready.len(),
+            running: attempts.running.len(),
             pending: pending + attempts.running.len(),
             concurrency: opts.concurrency,
         });
@@ -673,6 +674,7 @@ impl Dispatcher {
                     task: claim.task.to_string(),
                     attempt: claim.number + 1,
                     at: not_before.to_string(),
+                    in_ms: until(self.now(), not_before).as_millis() as u64,
                 });
                 if let Some(t) = self.g.tasks.get_mut(&claim.task) {
                     t.status = Status::Pending;
@@ -692,7 +694,10 @@ impl Dispatcher {
                 self.summary.cancelled += 1;
                 Status::Cancelled
             }
-            FinishStatus::Requeue => Status::Pending,
+            FinishStatus::Requeue => {
+                self.summary.stopped += 1;
+                Status::Pending
+            }
         };
         if let Some(t) = self.g.tasks.get_mut(&claim.task) {
             t.status = new_status;

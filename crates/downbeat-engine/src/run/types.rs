@@ -96,7 +96,12 @@ pub type AcceptFn = Arc<dyn Fn(&Task) -> bool + Send + Sync>;
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum RunEvent {
     Started {
+        /// Ready tasks not started yet.
         ready: usize,
+        /// Tasks this run started before the whole graph was read (a restart starts work
+        /// at once).
+        running: usize,
+        /// Tasks in scope still to do, `running` included.
         pending: usize,
         concurrency: usize,
     },
@@ -126,7 +131,10 @@ pub enum RunEvent {
     Retrying {
         task: String,
         attempt: u32,
+        /// When the next attempt may start (RFC 3339, UTC).
         at: String,
+        /// How long until then, in milliseconds.
+        in_ms: u64,
     },
     LeaseLost {
         task: String,
@@ -175,6 +183,8 @@ pub struct RunSummary {
     pub failed: u64,
     pub retried: u64,
     pub cancelled: u64,
+    /// Attempts stopped because the run was interrupted; their tasks are pending again.
+    pub stopped: u64,
     pub rejected: u64,
     /// Tasks in scope still not done (waiting on something that did not finish).
     pub remaining: u64,
