@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "downbeat",
     version,
     max_term_width = 100,
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Examples:\n  downbeat init && downbeat plan apply examples/repo-report.toml && downbeat run\n  downbeat ready\n  downbeat status --watch\n  downbeat run -j 4 --agent claude\n  downbeat mcp install --client claude\n\n`downbeat help COMMAND` shows a command's options and examples; `downbeat man` prints the manual."
 )]
 pub struct Cli {
     /// Run as if started in DIR (before anything else; relative paths are taken from there).
@@ -26,6 +27,16 @@ pub struct Cli {
     /// Print only data (stdout) and errors: no notes, warnings or progress on stderr.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// When to colour the text output: auto (a terminal, unless NO_COLOR is set or
+    /// CLICOLOR_FORCE asks for it anyway), always, never. JSON is never coloured.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: crate::style::When,
     /// Database URL (`sqlite:PATH`); default: .downbeat/downbeat.db at the project root.
     #[arg(long, global = true, value_name = "URL")]
     pub db: Option<String>,
@@ -42,21 +53,35 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create .downbeat/ (configuration and database) in the current directory.
+    #[command(after_help = "Examples:\n  downbeat init\n  downbeat -C ~/src/app init")]
     Init,
     /// Apply or check a plan file (TOML, YAML or JSON; `-` reads standard input).
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  downbeat plan apply plan.toml\n  downbeat plan apply plan.toml --dry-run\n  downbeat plan check plan.yaml\n  downbeat plan draft \"Add OAuth2 login\" --agent claude -o auth.toml"
+    )]
     Plan(PlanCmd),
     /// Add a task.
+    #[command(
+        after_help = "Examples:\n  downbeat add \"Design the auth schema\" --role architect --effort 3\n  downbeat add \"Run the tests\" --shell \"cargo test\" --after design\n  downbeat add \"Write the parser\" --parent epic -d \"Handle nested lists\" --tag parser"
+    )]
     Add(AddArgs),
     /// Change a task's fields.
     Edit(EditArgs),
     /// Show one task with its dependencies and history.
+    #[command(after_help = "Examples:\n  downbeat show g8nksh\n  downbeat show design --json")]
     Show(IdArg),
     /// List tasks.
+    #[command(
+        after_help = "Examples:\n  downbeat list --status ready\n  downbeat list --status stuck --status failed\n  downbeat list --role tester --limit 20\n  downbeat list -s parser --json"
+    )]
     List(ListArgs),
     /// Mark a task running (refused while it waits on unfinished dependencies).
     Start(StartArgs),
     /// Mark a task completed, with a result summary and artifacts.
+    #[command(
+        after_help = "Examples:\n  downbeat done design --result \"Schema in docs/auth.md\" --artifact docs/auth.md"
+    )]
     Done(DoneArgs),
     /// Mark a running task failed.
     Fail(ReasonArgs),
@@ -71,8 +96,14 @@ pub enum Command {
     /// Put a finished, failed or cancelled task back to pending.
     Reopen(IdArg),
     /// Execute everything that is ready, wave after wave, until done.
+    #[command(
+        after_help = "Examples:\n  downbeat run\n  downbeat run -j 8 --executor noop\n  downbeat run --agent claude --until review\n  downbeat run --dry-run\n  downbeat run --serve   # with the live page at http://127.0.0.1:4774/"
+    )]
     Run(RunArgs),
     /// Take ready tasks from the shared database and run them, until stopped (any machine).
+    #[command(
+        after_help = "Examples:\n  DOWNBEAT_DATABASE_URL=postgres://db.internal/team downbeat worker --roles tester --slots 4"
+    )]
     Worker(WorkerArgs),
     /// Registered workers: alive or silent, what each takes and holds.
     Workers,
@@ -100,18 +131,35 @@ pub enum Command {
     Agents(AgentsArgs),
     /// Add or remove dependencies.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  downbeat dep add review --on tests\n  downbeat dep rm review --on tests"
+    )]
     Dep(DepCmd),
     /// Tasks that can start now, best first.
+    #[command(after_help = "Examples:\n  downbeat ready\n  downbeat ready --json")]
     Ready(LimitArgs),
     /// Tasks that wait, and on what.
+    #[command(after_help = "Examples:\n  downbeat blocked\n  downbeat blocked --json")]
     Blocked,
     /// Parallel batches, the critical path, and makespan estimates.
+    #[command(
+        after_help = "Examples:\n  downbeat waves\n  downbeat waves --workers 2,4,8\n  downbeat waves --calibrated"
+    )]
     Waves(WavesArgs),
     /// Progress, counts per status and role, and the task tree.
+    #[command(
+        after_help = "Examples:\n  downbeat status\n  downbeat status --watch\n  downbeat status --json"
+    )]
     Status(StatusArgs),
     /// The task graph as Mermaid, Graphviz dot or JSON.
+    #[command(
+        after_help = "Examples:\n  downbeat graph > plan.mmd\n  downbeat graph --format dot | dot -Tsvg > plan.svg\n  downbeat graph --format json"
+    )]
     Graph(GraphArgs),
     /// The event log.
+    #[command(
+        after_help = "Examples:\n  downbeat log --limit 20\n  downbeat log --task design\n  downbeat log --follow --json"
+    )]
     Log(LogArgs),
     /// Working sessions: start, resume (prints a brief), status, end.
     #[command(subcommand)]
@@ -164,6 +212,9 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCmd),
     /// The live page in the browser: watch and steer the team (prints its address).
+    #[command(
+        after_help = "Examples:\n  downbeat serve\n  downbeat serve --open\n  downbeat serve --addr 127.0.0.1:8080"
+    )]
     Serve(ServeArgs),
     /// The MCP server (stdio, or Streamable HTTP with --http); `downbeat mcp install` adds it
     /// to a client's configuration.
@@ -448,6 +499,7 @@ pub struct IdArg {
 
 #[derive(Debug, Args)]
 pub struct NoteArgs {
+    /// Task id (any unique prefix) or key.
     pub id: String,
     /// A note recorded as the task's result text.
     #[arg(long)]
@@ -456,7 +508,9 @@ pub struct NoteArgs {
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
+    /// Task id (any unique prefix) or key.
     pub id: String,
+    /// A note recorded with the change.
     #[arg(long)]
     pub note: Option<String>,
     /// Start even though dependencies are not finished.
@@ -466,6 +520,7 @@ pub struct StartArgs {
 
 #[derive(Debug, Args)]
 pub struct ReasonArgs {
+    /// Task id (any unique prefix) or key.
     pub id: String,
     /// Why (recorded as the task's result text).
     #[arg(long)]
@@ -474,6 +529,7 @@ pub struct ReasonArgs {
 
 #[derive(Debug, Args)]
 pub struct DoneArgs {
+    /// Task id (any unique prefix) or key.
     pub id: String,
     /// Summary of the result.
     #[arg(long)]
@@ -488,7 +544,10 @@ pub struct DoneArgs {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
+    /// What the task is, in a few words.
     pub title: String,
+    /// The specialist who does it: a built-in role (architect, implementer, tester, …) or one
+    /// of .downbeat/roles/.
     #[arg(long)]
     pub role: Option<String>,
     /// Effort estimate in abstract units (default 1).
@@ -503,6 +562,7 @@ pub struct AddArgs {
     /// A stable name for the task, usable instead of its id.
     #[arg(long)]
     pub key: Option<String>,
+    /// What to do, in detail (it goes into the agent's prompt).
     #[arg(long, short = 'd')]
     pub description: Option<String>,
     /// Acceptance criterion; repeatable.
@@ -689,16 +749,21 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct EditArgs {
+    /// Task id (any unique prefix) or key.
     pub id: String,
+    /// New title.
     #[arg(long)]
     pub title: Option<String>,
+    /// New description.
     #[arg(long, short = 'd')]
     pub description: Option<String>,
     /// New role; `none` clears it.
     #[arg(long)]
     pub role: Option<String>,
+    /// New effort estimate, in abstract units.
     #[arg(long)]
     pub effort: Option<u32>,
+    /// New priority: low, normal, high or critical.
     #[arg(long)]
     pub priority: Option<String>,
     /// New parent; `none` detaches.
@@ -717,11 +782,14 @@ pub struct EditArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only these statuses (pending, running, completed, failed, blocked, cancelled, skipped); repeatable.
+    /// Only these statuses, as `list` shows them: ready, waiting, stuck, running, completed,
+    /// failed, blocked, cancelled, skipped (or pending: ready, waiting and stuck); repeatable.
     #[arg(long)]
     pub status: Vec<String>,
+    /// Only tasks of this role.
     #[arg(long)]
     pub role: Option<String>,
+    /// Only tasks with this tag.
     #[arg(long)]
     pub tag: Option<String>,
     /// Only children of this task.
@@ -733,6 +801,7 @@ pub struct ListArgs {
     /// Include archived tasks.
     #[arg(long)]
     pub all: bool,
+    /// At most this many tasks.
     #[arg(long)]
     pub limit: Option<u32>,
 }
@@ -748,17 +817,23 @@ pub enum EdgeKindArg {
 pub enum DepCmd {
     /// TASK waits for (or relates to) each --on task; a cycle is refused with its path.
     Add {
+        /// The task that depends (id or key).
         task: String,
+        /// The tasks it depends on (ids or keys); several may follow.
         #[arg(long, required = true, num_args = 1..)]
         on: Vec<String>,
+        /// blocks (orders work), related or discovered-from (informational).
         #[arg(long, value_enum, default_value = "blocks")]
         kind: EdgeKindArg,
     },
     /// Remove dependencies of TASK on each --on task.
     Rm {
+        /// The task that depends (id or key).
         task: String,
+        /// The tasks it depends on (ids or keys); several may follow.
         #[arg(long, required = true, num_args = 1..)]
         on: Vec<String>,
+        /// blocks (orders work), related or discovered-from (informational).
         #[arg(long, value_enum, default_value = "blocks")]
         kind: EdgeKindArg,
     },
@@ -766,6 +841,7 @@ pub enum DepCmd {
 
 #[derive(Debug, Args)]
 pub struct LimitArgs {
+    /// At most this many tasks.
     #[arg(long)]
     pub limit: Option<usize>,
 }
@@ -797,6 +873,7 @@ pub enum GraphFormat {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
+    /// mermaid (Markdown, GitHub), dot (Graphviz) or json.
     #[arg(long, value_enum, default_value = "mermaid")]
     pub format: GraphFormat,
 }
@@ -835,15 +912,19 @@ pub enum SessionCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ObjectiveCmd {
+    /// Add an objective: what the work is for.
     Add {
+        /// What should be true when it is achieved.
         title: String,
         /// A task that achieves it; repeatable.
         #[arg(long = "task")]
         tasks: Vec<String>,
     },
+    /// Objectives with their progress.
     List,
     /// Link tasks to an objective; it is achieved once they are all completed.
     Link {
+        /// Objective id (like o3).
         id: String,
         /// Tasks (ids, prefixes or keys).
         #[arg(required = true)]
@@ -851,14 +932,17 @@ pub enum ObjectiveCmd {
     },
     /// Mark achieved.
     Done {
+        /// Objective id (like o3).
         id: String,
     },
     /// Mark dropped.
     Drop {
+        /// Objective id (like o3).
         id: String,
     },
     /// Mark active again.
     Reopen {
+        /// Objective id (like o3).
         id: String,
     },
 }
@@ -922,17 +1006,23 @@ pub struct MemorySyncArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum InsightCmd {
+    /// Record what was learned; it reaches the prompts of later agents.
     Add {
+        /// What was learned.
         text: String,
+        /// The task it is about (id or key); without it, it is about the project.
         #[arg(long)]
         task: Option<String>,
     },
+    /// Insights, newest first.
     List,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DecisionCmd {
+    /// Record a decision in force.
     Add {
+        /// What was decided.
         text: String,
         /// The rationale.
         #[arg(long)]
@@ -940,15 +1030,18 @@ pub enum DecisionCmd {
         /// The decision this one replaces.
         #[arg(long)]
         supersedes: Option<String>,
+        /// The task it is about (id or key).
         #[arg(long)]
         task: Option<String>,
     },
     /// Propose a decision: pending, not in force until `decision accept`.
     Propose {
+        /// What is proposed.
         text: String,
         /// The rationale.
         #[arg(long)]
         why: String,
+        /// The task it is about (id or key).
         #[arg(long)]
         task: Option<String>,
     },
@@ -1015,19 +1108,25 @@ pub struct RolesArgs {
 pub enum BenchCmd {
     /// Plan a random DAG in memory and print the time and peak memory.
     Plan {
+        /// Tasks in the graph.
         #[arg(long, default_value_t = 1_000_000)]
         tasks: u32,
+        /// Dependency edges.
         #[arg(long, default_value_t = 5_000_000)]
         edges: u64,
+        /// Seed of the random graph (the same seed gives the same graph).
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
     /// Run noop tasks through the engine and the store in a temporary project.
     Run {
+        /// Tasks to run.
         #[arg(long, default_value_t = 100_000)]
         tasks: u32,
+        /// How the tasks depend on one another.
         #[arg(long, value_enum, default_value = "independent")]
         shape: crate::bench::Shape,
+        /// Tasks at once.
         #[arg(long, short = 'j', default_value_t = 64)]
         concurrency: usize,
         /// Keep the temporary project.
@@ -1054,6 +1153,7 @@ pub enum BenchCmd {
         /// Tasks timed one after the other for the overhead figures.
         #[arg(long, default_value_t = 50)]
         samples: u32,
+        /// Tasks at once.
         #[arg(long, short = 'j', default_value_t = 8)]
         concurrency: usize,
         /// Keep the temporary directory.
@@ -1063,11 +1163,13 @@ pub enum BenchCmd {
     /// Leave tasks running under a dead runner's lease in a large project, then time a new
     /// runner from opening the database to its first started attempt.
     Recover {
+        /// Tasks in the project.
         #[arg(long, default_value_t = 1_000_000)]
         tasks: u32,
         /// Reuse (or create) this database instead of a temporary one.
         #[arg(long, value_name = "PATH")]
         database: Option<PathBuf>,
+        /// Tasks at once.
         #[arg(long, short = 'j', default_value_t = 64)]
         concurrency: usize,
     },
@@ -1078,8 +1180,10 @@ pub struct BenchWorkersArgs {
     /// Worker processes to start.
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
+    /// Tasks to run.
     #[arg(long, default_value_t = 20_000)]
     pub tasks: u32,
+    /// How the tasks depend on one another.
     #[arg(long, value_enum, default_value = "independent")]
     pub shape: crate::bench::Shape,
     /// Slots per worker.
@@ -1114,8 +1218,10 @@ pub enum Scope {
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
+    /// The AI client whose configuration gets the server entry.
     #[arg(long, value_enum)]
     pub client: Client,
+    /// The project's shared file, or the client's file for the current user.
     #[arg(long, value_enum, default_value = "project")]
     pub scope: Scope,
     /// Print the configuration (for Claude Code: the `claude mcp add` line) instead of

@@ -22,6 +22,7 @@ mod progress;
 pub mod run_cmd;
 mod schedule;
 mod signals;
+pub mod style;
 mod web_cmd;
 pub mod worker_cmd;
 
@@ -42,6 +43,7 @@ pub fn run() -> ExitCode {
         }
     };
     output::set_quiet(cli.quiet);
+    style::init(cli.color);
     if let Some(dir) = &cli.chdir
         && let Err(e) = std::env::set_current_dir(dir)
     {
@@ -97,9 +99,10 @@ pub fn run() -> ExitCode {
 
 fn report(e: Error) -> ExitCode {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "error: {}", e.message);
+    use style::{On, Tone, paint};
+    let _ = writeln!(err, "{} {}", paint("error:", Tone::Bad, On::Err), e.message);
     if let Some(h) = &e.hint {
-        let _ = writeln!(err, "hint: {h}");
+        let _ = writeln!(err, "{} {h}", paint("hint:", Tone::Hint, On::Err));
     }
     ExitCode::from(exit_code(e.kind))
 }

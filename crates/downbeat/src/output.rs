@@ -4,6 +4,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::style::{On, Tone, paint, width as shown_width};
+
 /// Set while work runs that a closed stdout must stop gracefully rather than by exiting.
 static ON_CLOSED: std::sync::OnceLock<tokio_util::sync::CancellationToken> =
     std::sync::OnceLock::new();
@@ -74,7 +76,17 @@ pub fn note(s: &str) {
     if quiet() {
         return;
     }
-    let _ = writeln!(std::io::stderr(), "{s}");
+    let _ = match s.split_once(' ') {
+        Some((w @ ("warning:" | "note:" | "hint:"), rest)) => {
+            let tone = if w == "warning:" {
+                Tone::Warn
+            } else {
+                Tone::Hint
+            };
+            writeln!(std::io::stderr(), "{} {rest}", paint(w, tone, On::Err))
+        }
+        _ => writeln!(std::io::stderr(), "{s}"),
+    };
 }
 
 /// Left-aligned columns; the last column is not padded.
@@ -86,7 +98,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     for r in rows {
         for (i, c) in r.iter().enumerate().take(n) {
-            width[i] = width[i].max(c.chars().count());
+            width[i] = width[i].max(shown_width(c));
         }
     }
     let mut s = String::new();
@@ -97,13 +109,17 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
                 l.push_str(c);
             } else {
                 l.push_str(c);
-                l.push_str(&" ".repeat(width[i] - c.chars().count() + 2));
+                l.push_str(&" ".repeat(width[i] - shown_width(c) + 2));
             }
         }
         s.push_str(l.trim_end());
         s.push('\n');
     };
-    line(header.to_vec(), &mut s);
+    let header: Vec<String> = header
+        .iter()
+        .map(|h| paint(h, Tone::Strong, On::Out))
+        .collect();
+    line(header.iter().map(String::as_str).collect(), &mut s);
     for r in rows {
         line(r.iter().map(String::as_str).collect(), &mut s);
     }

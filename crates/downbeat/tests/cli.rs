@@ -624,7 +624,41 @@ fn completions_and_the_manual_come_from_the_command_definitions() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    for shell in ["zsh", "fish", "powershell", "elvish"] {
+    // Bash completes a subcommand from the generated function.
+    let complete = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(downbeat li); COMP_CWORD=1; COMP_LINE='downbeat li'; COMP_POINT=11; _downbeat downbeat li downbeat; echo \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    let offered = String::from_utf8_lossy(&complete.stdout);
+    assert!(
+        offered.split_whitespace().any(|w| w == "list"),
+        "{offered:?}"
+    );
+    // zsh and fish parse theirs (CI installs both; DOWNBEAT_REQUIRE_SHELLS makes them required).
+    let required = std::env::var_os("DOWNBEAT_REQUIRE_SHELLS").is_some();
+    for (shell, check) in [("zsh", &["-n"][..]), ("fish", &["--no-execute"][..])] {
+        let text = e.ok(&["completions", shell]);
+        assert!(text.contains("downbeat"), "{shell}");
+        let file = e.write(&format!("downbeat.{shell}"), &text);
+        match std::process::Command::new(shell)
+            .args(check)
+            .arg(&file)
+            .output()
+        {
+            Ok(o) => assert!(
+                o.status.success(),
+                "{shell} does not parse its completions: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(err) if !required => eprintln!("{shell} not installed ({err}): not parsed here"),
+            Err(err) => panic!("{shell} is required here (DOWNBEAT_REQUIRE_SHELLS): {err}"),
+        }
+    }
+    for shell in ["powershell", "elvish"] {
         assert!(
             e.ok(&["completions", shell]).contains("downbeat"),
             "{shell}"

@@ -243,3 +243,110 @@ fn status_watch_shows_the_status_again_when_the_graph_changes() {
     );
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn colour_follows_no_color_clicolor_force_and_the_color_flag() {
+    let esc = |s: &str| s.contains('\x1b');
+    let base = Env::builder().init().build();
+    base.ok(&["add", "First", "--key", "first"]);
+    base.ok(&["done", "first"]);
+    let dir = base.path().to_owned();
+    let with = |vars: &[(&str, &str)], args: &[&str]| {
+        let mut b = Env::builder();
+        for (k, v) in vars {
+            b = b.var(k, v);
+        }
+        let e = b.build();
+        let mut all = vec!["-C", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        e.run(&all)
+    };
+    // Not a terminal: plain text, the same as before.
+    let plain = with(&[], &["list"]);
+    assert!(!esc(&String::from_utf8_lossy(&plain.stdout)));
+    // CLICOLOR_FORCE: the status word in its colour (green), the header bold.
+    let forced = with(&[("CLICOLOR_FORCE", "1")], &["list"]);
+    let out = String::from_utf8_lossy(&forced.stdout);
+    assert!(out.contains("\x1b[32mcompleted\x1b[0m"), "{out:?}");
+    assert!(out.contains("\x1b[1mSTATUS\x1b[0m"), "{out:?}");
+    // Columns still line up: widths do not count escape codes.
+    let stripped: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let mut s = String::new();
+            let mut skip = false;
+            for ch in l.chars() {
+                match ch {
+                    '\x1b' => skip = true,
+                    'm' if skip => skip = false,
+                    _ if skip => {}
+                    _ => s.push(ch),
+                }
+            }
+            s
+        })
+        .collect();
+    assert_eq!(
+        stripped[0].find("STATUS"),
+        stripped[1].find("completed"),
+        "{stripped:?}"
+    );
+    // NO_COLOR wins over CLICOLOR_FORCE; --color never and always win over both.
+    let none = with(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], &["list"]);
+    assert!(!esc(&String::from_utf8_lossy(&none.stdout)));
+    let never = with(&[("CLICOLOR_FORCE", "1")], &["--color", "never", "list"]);
+    assert!(!esc(&String::from_utf8_lossy(&never.stdout)));
+    let always = with(&[("NO_COLOR", "1")], &["--color", "always", "list"]);
+    assert!(esc(&String::from_utf8_lossy(&always.stdout)));
+    // JSON is data: never painted.
+    let json = with(&[("CLICOLOR_FORCE", "1")], &["list", "--json"]);
+    assert!(!esc(&String::from_utf8_lossy(&json.stdout)));
+    // Errors: `error:` and `hint:` painted on stderr when it gets colour.
+    let err = with(&[("CLICOLOR_FORCE", "1")], &["show", "nothing-like-this"]);
+    let text = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        text.starts_with("\x1b[1m\x1b[31merror:\x1b[0m "),
+        "{text:?}"
+    );
+    let err = with(&[], &["show", "nothing-like-this"]);
+    assert!(String::from_utf8_lossy(&err.stderr).starts_with("error: "));
+}
+
+#[test]
+fn status_words_agree_between_text_json_and_filters() {
+    let e = Env::builder().init().build();
+    e.ok(&["add", "Build", "--key", "build"]);
+    e.ok(&["add", "Test", "--key", "test", "--after", "build"]);
+    e.ok(&["add", "Ship", "--key", "ship", "--after", "test"]);
+    e.ok(&["add", "Docs", "--key", "docs"]);
+    e.ok(&["start", "build"]);
+    e.ok(&["fail", "build", "--reason", "compiler crashed"]);
+    // `test` and `ship` can only start after someone acts on `build`: stuck, not waiting.
+    let status = e.json(&["status"]);
+    assert_eq!(status["counts"]["stuck"], 2, "{status}");
+    assert_eq!(status["counts"]["waiting"], 0, "{status}");
+    let text = e.ok(&["status"]);
+    assert!(
+        text.contains("· 0 waiting · 2 stuck · 1 failed ·"),
+        "{text}"
+    );
+    assert!(text.contains("Test [stuck]"), "{text}");
+    let listed = e.ok(&["list", "--status", "stuck"]);
+    assert!(
+        listed.contains("Test") && listed.contains("Ship"),
+        "{listed}"
+    );
+    assert!(!listed.contains("Docs"), "{listed}");
+    let shown = e.json(&["show", "test"]);
+    assert_eq!(shown["state"], "stuck", "{shown}");
+    let blocked = e.ok(&["blocked"]);
+    assert!(
+        blocked.starts_with("failed, blocked or cancelled (1):"),
+        "{blocked}"
+    );
+    assert!(!blocked.contains("held"), "{blocked}");
+    // Once `build` is back to pending, the others only wait.
+    e.ok(&["retry", "build"]);
+    let text = e.ok(&["status"]);
+    assert!(text.contains("· 2 ready · 2 waiting · 0 stuck ·"), "{text}");
+}

@@ -155,7 +155,7 @@ pub(super) async fn list(p: &Project, a: ListArgs, j: bool) -> Result<(), Error>
             let t = &l.task;
             vec![
                 t.id.to_string(),
-                l.shown.clone(),
+                crate::style::status(&l.shown, crate::style::On::Out),
                 t.role.clone().unwrap_or_else(|| "-".into()),
                 t.priority.to_string(),
                 t.effort.to_string(),

@@ -260,6 +260,8 @@ impl Env {
                     .filter(|(k, _)| k.to_str().is_some_and(|k| k.starts_with(prefix.as_str()))),
             );
         }
+        // Colour only where a test asks for it (a CI terminal may force it on).
+        c.env_remove("CLICOLOR_FORCE");
         for name in &self.unset {
             c.env_remove(name);
         }
