@@ -808,6 +808,50 @@ fn force_repoints_and_a_second_name_adds_an_entry() {
 }
 
 #[test]
+fn the_claude_code_line_does_not_repoint_either() {
+    let e = Env::new();
+    let other = other_project(&e);
+    // Claude Code's own user file, which downbeat reads and never writes.
+    let claude_json = e.home().join(".claude.json");
+    let text = format!(
+        r#"{{"numStartups": 3, "mcpServers": {{"downbeat": {{"type": "stdio", "command": "downbeat", "args": ["--project", "{}", "mcp"]}}}}}}"#,
+        e.proj().display()
+    );
+    e.write(&claude_json, &text);
+    // This project: the line as usual.
+    assert!(
+        e.ok(&install("claude", "user"))
+            .starts_with("claude mcp add --scope user downbeat")
+    );
+    let o = install_in(&e, &other, "claude", &[]);
+    assert_eq!(o.status.code(), Some(5), "{o:?}");
+    let err = e.norm(&String::from_utf8_lossy(&o.stderr));
+    assert!(
+        err.contains("the user-wide entry `downbeat` in [TMP]/home/.claude.json serves another project, [TMP]/proj; this project is [TMP]/other"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    let o = install_in(&e, &other, "claude", &["--force"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        e.norm(&String::from_utf8_lossy(&o.stdout)),
+        "claude mcp remove --scope user downbeat && claude mcp add --scope user downbeat -- downbeat --project [TMP]/other mcp\n"
+    );
+    let o = install_in(&e, &other, "claude", &["--name", "downbeat-other"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(std::fs::read_to_string(&claude_json).unwrap(), text);
+    // CLAUDE_CONFIG_DIR moves the file.
+    let moved = e.tmp().join("cc");
+    let o = e
+        .cmd(&install("claude", "user"))
+        .env("CLAUDE_CONFIG_DIR", &moved)
+        .current_dir(&other)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+}
+
+#[test]
 fn project_scope_and_print_do_not_check_other_projects() {
     let e = Env::new();
     let other = other_project(&e);

@@ -95,20 +95,7 @@ pub fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), Error> {
 
     // Claude Code keeps user-scoped servers in its own files; its CLI edits them.
     if a.client == Client::Claude && (a.print || a.scope == Scope::User) {
-        let line = claude_add_line(&server, scope);
-        if j {
-            print_json(
-                &json!({"client": client, "scope": scope, "name": server.name, "print": line}),
-            );
-        } else {
-            if a.scope == Scope::User && !a.print {
-                note(
-                    "downbeat does not edit Claude Code's own files; run this line to add the server for your user:",
-                );
-            }
-            outln(&line);
-        }
-        return Ok(());
+        return print_claude_line(&server, &a, &root, j);
     }
     let fmt = format(a.client);
     if a.print {
@@ -184,6 +171,43 @@ pub fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// Claude Code: the `claude mcp add` line to run, after checking (for user scope) that it
+/// would not take the entry from another project.
+fn print_claude_line(server: &Server, a: &InstallArgs, root: &Path, j: bool) -> Result<(), Error> {
+    let user = a.scope == Scope::User && !a.print;
+    let scope = if a.scope == Scope::User {
+        "user"
+    } else {
+        "project"
+    };
+    let mut line = claude_add_line(server, scope);
+    if user {
+        // `claude mcp add` replaces an entry of the same name without a word: look first.
+        if let Some((path, other)) = claude_code_other_project(&server.name, root) {
+            if !a.force {
+                return Err(repoint_refused(&server.name, &path, &other, root));
+            }
+            line = format!(
+                "claude mcp remove --scope user {} && {line}",
+                shell_quote(&server.name)
+            );
+        }
+    }
+    if j {
+        print_json(
+            &json!({"client": "claude", "scope": scope, "name": server.name, "print": line}),
+        );
+    } else {
+        if user {
+            note(
+                "downbeat does not edit Claude Code's own files; run this line to add the server for your user:",
+            );
+        }
+        outln(&line);
+    }
+    Ok(())
+}
+
 /// The program the client starts: `--command`, else the absolute path of this downbeat.
 fn server_command(given: Option<&str>) -> Result<String, Error> {
     match given {
@@ -236,8 +260,21 @@ fn user_path(c: Client) -> Result<PathBuf, Error> {
         Err(paths::Missing(var)) => Err(Error::invalid(format!(
             "{var} is not set, so the user's configuration cannot be found"
         ))
-        .with_hint(format!("set {var}, or use --scope project"))),
+        .with_hint(if paths::project_file(c).is_some() {
+            format!("set {var}, or use --scope project")
+        } else {
+            format!("set {var}")
+        })),
     }
+}
+
+/// Claude Code's user file and the project its entry `name` serves, when that is another
+/// one. The file is only read; one that cannot be read or parsed is passed over.
+fn claude_code_other_project(name: &str, root: &Path) -> Option<(PathBuf, String)> {
+    let path = paths::claude_code_user_file(&Dirs::from_env()).ok()?;
+    let text = std::fs::read_to_string(&path).ok()?;
+    let other = other_project(&text, name, format(Client::Claude), root)?;
+    Some((path, other))
 }
 
 /// The project the existing entry `name` serves, when it names one that is not `root`.

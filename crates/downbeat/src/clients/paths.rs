@@ -40,6 +40,8 @@ pub struct Dirs {
     pub appdata: Option<PathBuf>,
     /// `CODEX_HOME` (Codex's own directory).
     pub codex_home: Option<PathBuf>,
+    /// `CLAUDE_CONFIG_DIR` (Claude Code's own directory).
+    pub claude_config: Option<PathBuf>,
 }
 
 impl Dirs {
@@ -54,6 +56,7 @@ impl Dirs {
             xdg_config: var("XDG_CONFIG_HOME"),
             appdata: var("APPDATA"),
             codex_home: var("CODEX_HOME"),
+            claude_config: var("CLAUDE_CONFIG_DIR"),
         }
     }
 }
@@ -96,6 +99,16 @@ pub fn user_file(c: Client, os: Os, d: &Dirs) -> Result<Option<PathBuf>, Missing
         ),
     };
     Ok(Some(p))
+}
+
+/// The file where Claude Code keeps its user-wide servers (under `mcpServers`), which
+/// downbeat reads but never writes: `~/.claude.json`, or `$CLAUDE_CONFIG_DIR/.claude.json`.
+pub fn claude_code_user_file(d: &Dirs) -> Result<PathBuf, Missing> {
+    match (&d.claude_config, &d.home) {
+        (Some(c), _) => Ok(c.join(".claude.json")),
+        (None, Some(h)) => Ok(h.join(".claude.json")),
+        (None, None) => Err(Missing("HOME")),
+    }
 }
 
 /// Where desktop applications keep their settings: `~/Library/Application Support` on macOS,
@@ -254,6 +267,26 @@ mod tests {
             ..none
         };
         assert!(user_file(Client::Codex, Os::Linux, &codex_only).is_ok());
+    }
+
+    #[test]
+    fn claude_codes_own_file() {
+        let f = |d: &Dirs| {
+            claude_code_user_file(d)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        };
+        assert_eq!(f(&dirs("/home/me")), "/home/me/.claude.json");
+        let moved = Dirs {
+            claude_config: Some("/cc".into()),
+            ..dirs("/home/me")
+        };
+        assert_eq!(f(&moved), "/cc/.claude.json");
+        assert_eq!(
+            claude_code_user_file(&Dirs::default()),
+            Err(Missing("HOME"))
+        );
     }
 
     #[test]
