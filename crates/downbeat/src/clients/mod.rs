@@ -134,9 +134,9 @@ pub fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), Error> {
         return Err(repoint_refused(&server.name, &path, other, &root));
     }
     let action = match (&old, &new) {
-        (None, _) => common::Action::Created,
-        (Some(_), None) => common::Action::Unchanged,
-        (Some(_), Some(_)) => common::Action::Updated,
+        (None, _) => Action::Created,
+        (Some(_), None) => Action::Unchanged,
+        (Some(_), Some(_)) => Action::Updated,
     };
     if let Some(text) = &new {
         write_atomic(&path, text)?;
@@ -164,7 +164,7 @@ pub fn install(g: &Globals, a: InstallArgs, j: bool) -> Result<(), Error> {
                 root.display()
             ));
         }
-        if action != common::Action::Unchanged {
+        if action != Action::Unchanged {
             note(&format!("note: {}", next_step(a.client, a.scope)));
         }
     }
