@@ -310,7 +310,8 @@ pub struct McpArgs {
 pub enum McpCmd {
     /// Run the MCP server (the default action of `downbeat mcp`).
     Serve(McpServeArgs),
-    /// Add the downbeat MCP server to the configuration of Claude Code, Cursor or Codex.
+    /// Add the downbeat MCP server to an AI client's configuration (Claude Code, Cursor, Codex,
+    /// VS Code, Windsurf, Claude Desktop, Gemini CLI).
     Install(InstallArgs),
 }
 
@@ -1206,6 +1207,15 @@ pub enum Client {
     Cursor,
     /// Codex: `.codex/config.toml` (project) or `~/.codex/config.toml` (user).
     Codex,
+    /// VS Code: `.vscode/mcp.json` (project) or the user profile's `mcp.json` (user).
+    Vscode,
+    /// Windsurf: `~/.codeium/windsurf/mcp_config.json` (user scope only).
+    Windsurf,
+    /// Claude Desktop: `claude_desktop_config.json` in its settings directory (user scope
+    /// only).
+    ClaudeDesktop,
+    /// Gemini CLI: `.gemini/settings.json` (project) or `~/.gemini/settings.json` (user).
+    Gemini,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -1237,6 +1247,9 @@ pub struct InstallArgs {
     /// An environment variable for the server; repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Repoint a user-wide entry of the same name that serves another project at this one.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
