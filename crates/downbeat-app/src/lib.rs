@@ -12,6 +12,7 @@ pub mod cache;
 pub mod claims;
 pub mod consensus;
 pub mod context;
+pub mod cycles;
 pub mod documents;
 pub mod drafting;
 pub mod error;

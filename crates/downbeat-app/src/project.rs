@@ -517,7 +517,9 @@ pub fn load_config(root: &Path) -> Result<Config, Error> {
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).map_err(|e| {
             Error::invalid(format!("{}: {}", path.display(), e.to_string().trim_end()))
-                .with_hint("see `downbeat init` for a commented default configuration")
+                .with_hint(
+                    "fix the key shown; docs/configuration.md describes every key (`downbeat init` in an empty directory writes a commented default)",
+                )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
         Err(e) => Err(Error::new(

@@ -287,7 +287,11 @@ pub async fn add(p: &Project, a: &AddTask) -> Result<Task, Error> {
         tags: a.tags.clone(),
         footprint: a.files.clone(),
     };
-    Ok(p.store.create_task(&new, &deps, &p.actor().await?).await?)
+    let actor = p.actor().await?;
+    match p.store.create_task(&new, &deps, &actor).await {
+        Ok(t) => Ok(t),
+        Err(e) => Err(crate::cycles::told(p, e).await),
+    }
 }
 
 /// Changes to a task's fields; `None` leaves a field as it is, and `role`/`parent` `"none"`
@@ -338,7 +342,11 @@ pub async fn edit(p: &Project, q: &str, e: &EditTask) -> Result<Task, Error> {
             "pass at least one of title, description, role, parent, effort, priority, acceptance, tags, files",
         ));
     }
-    Ok(p.store.update_task(id, &patch, &p.actor().await?).await?)
+    let actor = p.actor().await?;
+    match p.store.update_task(id, &patch, &actor).await {
+        Ok(t) => Ok(t),
+        Err(e) => Err(crate::cycles::told(p, e).await),
+    }
 }
 
 /// An edge kind by its name (`blocks`, `related`, `discovered-from`).
@@ -385,7 +393,10 @@ pub async fn set_deps(
         let changed = if remove {
             p.store.remove_edge(edge, &actor).await?
         } else {
-            p.store.add_edge(edge, &actor).await?
+            match p.store.add_edge(edge, &actor).await {
+                Ok(changed) => changed,
+                Err(e) => return Err(crate::cycles::told_adding(p, e, Some((from, to))).await),
+            }
         };
         out.push(DepChange {
             task: to,

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod patterns;
 pub mod plan;
 pub mod plan_diff;
+pub mod plan_lines;
 pub mod planner;
 pub mod report;
 pub mod role;

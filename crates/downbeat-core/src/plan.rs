@@ -169,8 +169,9 @@ pub fn parse(text: &str, format: PlanFormat) -> Result<PlanFile, ParseError> {
         PlanFormat::Yaml => serde_saphyr::from_str::<PlanFile>(text).map_err(|e| e.to_string()),
         PlanFormat::Json => serde_json::from_str::<PlanFile>(text).map_err(|e| e.to_string()),
     };
+    // Some parsers start their message with their own `error: `; the caller says that once.
     r.map_err(|message| ParseError {
-        message: message.trim_end().to_owned(),
+        message: message.trim_end().trim_start_matches("error: ").to_owned(),
     })
 }
 
@@ -374,7 +375,7 @@ fn consensus_tasks(t: PlanTask, spec: &ConsensusSpec, key: &str, n: u32) -> Vec<
 }
 
 /// How problems name a task of the plan: by key, else by position and title.
-fn task_label(i: usize, t: &PlanTask) -> String {
+pub fn task_label(i: usize, t: &PlanTask) -> String {
     match &t.key {
         Some(k) => format!("task `{k}`"),
         None => format!("task #{} (\"{}\")", i + 1, t.title),

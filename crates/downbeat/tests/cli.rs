@@ -112,9 +112,15 @@ fn added_tasks_and_dependencies() {
         .to_owned();
     assert_eq!(a.len(), 6);
     let err = e.fails(&["dep", "add", &a, "--on", "login"], 5);
+    assert!(err.contains("dependency cycle:\n"), "{err}");
     assert!(
-        err.contains(&format!("dependency cycle: {a} → {b} → {a}"))
-            || err.contains(&format!("dependency cycle: {b} → {a} → {b}")),
+        err.contains(&format!("→ {b} \"Build login\" (waits for {a})")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "→ {a} \"Design auth schema\" (would wait for {b}: the dependency being added)"
+        )),
         "{err}"
     );
     assert!(err.contains("hint:"), "{err}");

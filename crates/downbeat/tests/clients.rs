@@ -1023,6 +1023,18 @@ Check {{ task.title }} carefully."""
     assert!(fm.tools.contains("mcp__db__claim"), "{}", fm.tools);
     assert!(text.contains("You audit security.\n\n## Working"), "{text}");
     assert!(!text.contains("{{"), "{text}");
+    // Regenerated without --model, the file keeps its model; `--model none` drops it.
+    let again = [
+        "agents", "export", "--roles", "security", "--server", "db", "--dir", "agents",
+    ];
+    assert_eq!(e.ok(&again), "unchanged  agents/security.md\n");
+    let fm = front_matter(&e.read(&e.proj().join("agents/security.md")));
+    assert_eq!(fm.model.as_deref(), Some("opus"));
+    let mut drop = again.to_vec();
+    drop.extend(["--model", "none"]);
+    assert_eq!(e.ok(&drop), "updated    agents/security.md\n");
+    let fm = front_matter(&e.read(&e.proj().join("agents/security.md")));
+    assert_eq!(fm.model, None);
     let err = e.fails(&["agents", "export", "--roles", "nobody"], 4);
     assert!(err.contains("unknown role `nobody`"), "{err}");
 }

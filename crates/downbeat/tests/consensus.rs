@@ -129,11 +129,11 @@ consensus = { executors = ["alice", "mallory"] }
     );
     let err = e.fails(&["plan", "apply", "bad.toml"], 4);
     assert!(
-        err.contains("task `one`: consensus needs at least 2 answers to compare, got 1"),
+        err.contains("task `one` (line 3): consensus needs at least 2 answers to compare, got 1"),
         "{err}"
     );
     assert!(
-        err.contains("task `who`: consensus: unknown executor `mallory`"),
+        err.contains("task `who` (line 8): consensus: unknown executor `mallory`"),
         "{err}"
     );
     assert!(e.json(&["list"]).as_array().unwrap().is_empty());

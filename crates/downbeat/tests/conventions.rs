@@ -326,10 +326,7 @@ fn status_words_agree_between_text_json_and_filters() {
     assert_eq!(status["counts"]["stuck"], 2, "{status}");
     assert_eq!(status["counts"]["waiting"], 0, "{status}");
     let text = e.ok(&["status"]);
-    assert!(
-        text.contains("· 0 waiting · 2 stuck · 1 failed ·"),
-        "{text}"
-    );
+    assert!(text.contains("\n1 ready · 2 stuck · 1 failed\n"), "{text}");
     assert!(text.contains("Test [stuck]"), "{text}");
     let listed = e.ok(&["list", "--status", "stuck"]);
     assert!(
@@ -348,5 +345,59 @@ fn status_words_agree_between_text_json_and_filters() {
     // Once `build` is back to pending, the others only wait.
     e.ok(&["retry", "build"]);
     let text = e.ok(&["status"]);
-    assert!(text.contains("· 2 ready · 2 waiting · 0 stuck ·"), "{text}");
+    assert!(text.contains("\n2 ready · 2 waiting\n"), "{text}");
+}
+
+#[test]
+fn errors_say_where_and_how_to_undo() {
+    let e = Env::builder().init().build();
+    // A YAML error says `error:` once.
+    e.write("bad.yaml", "tasks:\n  - key: a\n    title: [unclosed\n");
+    let err = e.fails(&["plan", "apply", "bad.yaml"], 4);
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: bad.yaml: line 3 column 12"),
+        "{err}"
+    );
+    // A plan problem names the task and its line.
+    e.write(
+        "plan.toml",
+        "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\n\n[[tasks]]\nkey = \"b\"\ntitle = \"B\"\ndepends_on = [\"zzz\"]\n",
+    );
+    let err = e.fails(&["plan", "apply", "plan.toml"], 4);
+    assert!(
+        err.contains("  - task `b` (line 6): dependency `zzz`"),
+        "{err}"
+    );
+    // A cycle through a container is told with titles, and each link with how to undo it.
+    e.ok(&["add", "A", "--key", "a"]);
+    e.ok(&["add", "B", "--key", "b", "--after", "a"]);
+    e.ok(&["add", "Parent", "--key", "p"]);
+    e.ok(&["edit", "a", "--parent", "p"]);
+    let id = |k: &str| e.json(&["show", k])["id"].as_str().unwrap().to_owned();
+    let (a, b, p) = (id("a"), id("b"), id("p"));
+    let err = e.fails(&["dep", "add", "p", "--on", "b"], 5);
+    assert!(
+        err.contains(&format!("  → {b} \"B\" (waits for {a})")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "  → {a} \"A\" (inside {p}, so it waits for what {p} waits for)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("the dependency being added"), "{err}");
+    assert!(
+        err.contains(&format!("`downbeat dep rm {b} --on {a}`"))
+            && err.contains(&format!("`downbeat edit {a} --parent none`"))
+            && !err.contains(&format!("dep rm {p} --on {b}")),
+        "{err}"
+    );
+    // A configuration error points at the bad key, and the hint does not send to `init`.
+    let cfg = e.path().join(".downbeat/config.toml");
+    e.write(&cfg, "[run]\nconcurrency = 4\nbogus_key = 1\n");
+    let err = e.fails(&["status"], 4);
+    assert!(err.contains("line 3") && err.contains("bogus_key"), "{err}");
+    assert!(err.contains("docs/configuration.md"), "{err}");
 }

@@ -211,7 +211,7 @@ pub enum Command {
     /// parameters.
     #[command(subcommand)]
     Template(TemplateCmd),
-    /// Measure the planner on a random graph.
+    /// Benchmarks: the planner, the engine, recovery, workers on PostgreSQL, worktrees.
     #[command(subcommand)]
     Bench(BenchCmd),
     /// The live page in the browser: watch and steer the team (prints its address).

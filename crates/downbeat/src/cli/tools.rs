@@ -163,8 +163,8 @@ pub struct ExportArgs {
     /// Only these roles (comma-separated; default: every role).
     #[arg(long, value_delimiter = ',')]
     pub roles: Vec<String>,
-    /// The model the subagents use (e.g. `sonnet`, `opus`, `inherit`); default: Claude
-    /// Code's choice.
+    /// The model the subagents use (e.g. `sonnet`, `opus`, `inherit`); default: the model a
+    /// regenerated file already names, else Claude Code's choice; `none` removes it.
     #[arg(long)]
     pub model: Option<String>,
     /// The MCP server's name, as given to `downbeat mcp install --name`.

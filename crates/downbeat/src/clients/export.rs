@@ -73,8 +73,15 @@ pub fn export(g: &Globals, a: ExportArgs, j: bool) -> Result<(), Error> {
     let mut done = Vec::new();
     for r in selected {
         let path = dir.join(format!("{}.md", r.name));
-        let text = subagent(r, &a.server, a.model.as_deref());
         let old = read_optional(&path)?;
+        // Without --model a regenerated file keeps the model it had; `--model none` drops it.
+        let kept = old.as_deref().filter(|o| has_marker(o)).and_then(model_of);
+        let model = match a.model.as_deref() {
+            Some("none") => None,
+            Some(m) => Some(m.to_owned()),
+            None => kept,
+        };
+        let text = subagent(r, &a.server, model.as_deref());
         let (action, reason) = match &old {
             None => (Action::Created, None),
             Some(o) if !has_marker(o) && !a.force => (
@@ -111,6 +118,24 @@ pub fn export(g: &Globals, a: ExportArgs, j: bool) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The `model:` of a subagent file's front matter.
+fn model_of(text: &str) -> Option<String> {
+    let mut lines = text.lines();
+    if lines.next().map(str::trim_end) != Some("---") {
+        return None;
+    }
+    lines
+        .take_while(|l| l.trim_end() != "---")
+        .find_map(|l| l.strip_prefix("model:"))
+        .map(|v| {
+            let v = v.trim();
+            serde_json::from_str::<String>(v)
+                .ok()
+                .unwrap_or_else(|| v.trim_matches('\'').to_owned())
+        })
+        .filter(|v| !v.is_empty())
 }
 
 /// Whether a subagent file carries the marker in its front matter.

@@ -29,9 +29,11 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
             return Err(Error::internal("command dispatched twice"));
         }
     };
-    let parsed = read_plan(&file, format)?;
+    let read = read_plan(&file, format)?;
     let req = request(&file, dry, skip);
-    let outcome = plans::apply(p, &parsed, &req).await?;
+    let outcome = plans::apply(p, &read.parsed, &req)
+        .await
+        .map_err(|e| read.locate(e))?;
     let shown_name = outcome.shown_name(&req);
     let prepared = &outcome.prepared;
     let d = &prepared.diff;
@@ -100,9 +102,13 @@ async fn check(
     format: Option<PlanFormatArg>,
     j: bool,
 ) -> Result<(), Error> {
-    let parsed = read_plan(file, format)?;
+    let read = read_plan(file, format)?;
     let req = request(file, true, false);
-    let validated = plans::apply(p, &parsed, &req).await?.prepared.validated;
+    let validated = plans::apply(p, &read.parsed, &req)
+        .await
+        .map_err(|e| read.locate(e))?
+        .prepared
+        .validated;
     if j {
         print_json(&check_json(&validated));
     } else {
@@ -114,9 +120,9 @@ async fn check(
 /// `plan check` outside a project: the file on its own. References to tasks outside the plan
 /// and roles that are not built in cannot be checked there; they are listed.
 pub(super) fn check_file(file: &Path, format: Option<PlanFormatArg>, j: bool) -> Result<(), Error> {
-    let parsed = read_plan(file, format)?;
+    let read = read_plan(file, format)?;
     let shown = shown(file);
-    let c = plans::check_file(&parsed, &shown)?;
+    let c = plans::check_file(&read.parsed, &shown).map_err(|e| read.locate(e))?;
     if j {
         let mut v = check_json(&c.validated);
         v["project"] = json!(false);
@@ -225,7 +231,7 @@ fn shown(file: &Path) -> String {
 
 /// Reads and parses a plan from a file or standard input (`-`); its format from `format`,
 /// else from the file's extension.
-fn read_plan(file: &Path, format: Option<PlanFormatArg>) -> Result<plan::PlanFile, Error> {
+fn read_plan(file: &Path, format: Option<PlanFormatArg>) -> Result<ReadPlan, Error> {
     let shown = shown(file);
     let format = match format {
         Some(f) => plan_format(f),
@@ -256,7 +262,29 @@ fn read_plan(file: &Path, format: Option<PlanFormatArg>) -> Result<plan::PlanFil
             Error::new(c, format!("cannot read {shown}: {e}"))
         })?
     };
-    plan::parse(&text, format).map_err(|e| Error::invalid(format!("{shown}: {}", e.message)))
+    let parsed = plan::parse(&text, format)
+        .map_err(|e| Error::invalid(format!("{shown}: {}", e.message)))?;
+    Ok(ReadPlan {
+        parsed,
+        text,
+        format,
+    })
+}
+
+/// A plan as read: parsed, with its text to tell where its tasks are.
+struct ReadPlan {
+    parsed: plan::PlanFile,
+    text: String,
+    format: PlanFormat,
+}
+
+impl ReadPlan {
+    /// An error about this plan, with the line of every task its problems name.
+    fn locate(&self, mut e: Error) -> Error {
+        e.message =
+            downbeat_core::plan_lines::annotate(&e.message, &self.text, self.format, &self.parsed);
+        e
+    }
 }
 
 /// The output of a plan's first application: what was created.

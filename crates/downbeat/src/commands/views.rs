@@ -336,19 +336,7 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
     let mut s = String::new();
     let pct = (c.done() * 100).checked_div(c.total).unwrap_or(0);
     let _ = writeln!(s, "{} {pct}%", report::progress_bar(c.done(), c.total, 20));
-    let _ = writeln!(
-        s,
-        "{} · {} · {} · {} · {} · {} · {} · {} · {}",
-        counted(c.completed, "completed"),
-        counted(c.skipped, "skipped"),
-        counted(c.running, "running"),
-        counted(c.ready, "ready"),
-        counted(c.waiting, "waiting"),
-        counted(c.stuck, "stuck"),
-        counted(c.failed, "failed"),
-        counted(c.blocked, "blocked"),
-        counted(c.cancelled, "cancelled"),
-    );
+    let _ = writeln!(s, "{}", count_lines(&c));
     if !workers.is_empty() {
         let alive: Vec<_> = workers.iter().filter(|w| w.alive).collect();
         let busy: usize = alive.iter().map(|w| w.holding.len()).sum();
@@ -429,12 +417,15 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default(),
             };
+            // One line of at most 80 columns: the title gives way (to no less than 20).
+            let fixed = 2 + 2 * depth + 2 + 7 + extra.chars().count() + shown.len() + 3;
+            let room = 80usize.saturating_sub(fixed).max(20);
             let _ = writeln!(
                 s,
                 "  {}{mark} {} {}{extra} [{}]",
                 "  ".repeat(depth),
                 t.id,
-                clip(&t.title, 70),
+                clip(&t.title, room),
                 style::status(&shown, On::Out)
             );
             if let Some(ch) = kids.get(&Some(t.id)) {
@@ -630,6 +621,47 @@ fn maintenance_line(r: &downbeat_app::maintenance::Round) -> String {
         r.at(),
         r.holder
     )
+}
+
+/// The counts per status that are not zero, `·` between them, in lines of at most 80
+/// columns (broken between counts, never inside one).
+fn count_lines(c: &report::Counts) -> String {
+    let parts: Vec<String> = [
+        (c.completed, "completed"),
+        (c.skipped, "skipped"),
+        (c.running, "running"),
+        (c.ready, "ready"),
+        (c.waiting, "waiting"),
+        (c.stuck, "stuck"),
+        (c.failed, "failed"),
+        (c.blocked, "blocked"),
+        (c.cancelled, "cancelled"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, w)| counted(n, w))
+    .collect();
+    if parts.is_empty() {
+        return "no tasks".into();
+    }
+    let mut out = String::new();
+    let mut width = 0;
+    for p in parts {
+        let w = style::width(&p);
+        if width == 0 {
+            out.push_str(&p);
+            width = w;
+        } else if width + 3 + w > 80 {
+            out.push('\n');
+            out.push_str(&p);
+            width = w;
+        } else {
+            out.push_str(" · ");
+            out.push_str(&p);
+            width += 3 + w;
+        }
+    }
+    out
 }
 
 /// `3 failed`, the word painted in its status colour when there are any.
