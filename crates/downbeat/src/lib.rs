@@ -43,6 +43,7 @@ pub fn run() -> ExitCode {
         }
     };
     output::set_quiet(cli.quiet);
+    output::set_verbose(cli.verbose);
     style::init(cli.color);
     if let Some(dir) = &cli.chdir
         && let Err(e) = std::env::set_current_dir(dir)

@@ -19,10 +19,16 @@ pub struct Failure {
     pub error: Option<String>,
 }
 
-/// Shows the run's events until the run ends; returns the tasks that failed for good.
-pub async fn show_events(rx: mpsc::UnboundedReceiver<RunEvent>, j: bool) -> Vec<Failure> {
+/// Shows the run's events until the run ends; returns the tasks that failed for good. With
+/// `runs` (`--verbose`: the project's attempt directories), each start says where its output
+/// goes.
+pub async fn show_events(
+    rx: mpsc::UnboundedReceiver<RunEvent>,
+    j: bool,
+    runs: Option<std::path::PathBuf>,
+) -> Vec<Failure> {
     let tty = std::io::stderr().is_terminal() && !j && !crate::output::quiet();
-    show_events_on(rx, j, tty.then(indicatif::ProgressDrawTarget::stderr)).await
+    show_events_on(rx, j, tty.then(indicatif::ProgressDrawTarget::stderr), runs).await
 }
 
 /// [`show_events`] with the bars drawn on `bars_on` (`None`: a line per event on stderr).
@@ -30,6 +36,7 @@ async fn show_events_on(
     mut rx: mpsc::UnboundedReceiver<RunEvent>,
     j: bool,
     bars_on: Option<indicatif::ProgressDrawTarget>,
+    runs: Option<std::path::PathBuf>,
 ) -> Vec<Failure> {
     let tty = bars_on.is_some() && !j;
     let mp = indicatif::MultiProgress::with_draw_target(
@@ -72,7 +79,11 @@ async fn show_events_on(
             }
             continue;
         }
-        let line = describe(&e);
+        let mut line = describe(&e);
+        if let (Some(dir), RunEvent::AttemptStarted { task, attempt, .. }) = (&runs, &e) {
+            let at = dir.join(task).join(attempt.to_string());
+            line.push_str(&format!("\n         output: {}", at.display()));
+        }
         match (&overall, &e) {
             (Some(o), RunEvent::Started { pending, .. }) => {
                 o.set_length(*pending as u64);
@@ -94,6 +105,9 @@ async fn show_events_on(
                 b.enable_steady_tick(Duration::from_millis(120));
                 b.set_message(format!("{task} {title} (attempt {attempt}, {executor})"));
                 bars.insert(task.clone(), b);
+                if runs.is_some() {
+                    let _ = mp.println(&line);
+                }
             }
             (Some(o), RunEvent::AttemptFinished { task, status, .. }) => {
                 if let Some(b) = bars.remove(task) {
@@ -370,6 +384,7 @@ mod tests {
             rx,
             false,
             Some(ProgressDrawTarget::term_like(Box::new(term.clone()))),
+            None,
         ));
         tx.send(RunEvent::Started {
             ready: 2,
@@ -453,6 +468,7 @@ mod tests {
             rx,
             true,
             Some(ProgressDrawTarget::term_like(Box::new(term.clone()))),
+            None,
         ));
         tx.send(started("t1", "a")).unwrap();
         drop(tx);

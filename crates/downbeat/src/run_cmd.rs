@@ -54,7 +54,8 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     let page_stop = CancellationToken::new();
     let page = page.map(|s| crate::web_cmd::spawn(s, page_stop.clone()));
     let (tx, show_rx) = mpsc::unbounded_channel();
-    let display = tokio::spawn(crate::progress::show_events(show_rx, j));
+    let runs = crate::output::verbose().then(|| p.dir().join("runs"));
+    let display = tokio::spawn(crate::progress::show_events(show_rx, j, runs));
     let holder = opts.holder.clone();
     let (result, reports) = run_here(p, opts, tx, cancel).await;
     let failures = display.await.unwrap_or_default();
@@ -108,7 +109,8 @@ async fn failure_notes(p: &Project, failures: &[crate::progress::Failure]) {
             .map(|e| format!(": {e}"))
             .unwrap_or_default();
         s.push_str(&format!("\n  {} {}{err}", f.task, f.title));
-        for line in downbeat_app::logs::tail(p, &f.task, 5)
+        let lines = if crate::output::verbose() { 30 } else { 5 };
+        for line in downbeat_app::logs::tail(p, &f.task, lines)
             .await
             .unwrap_or_default()
         {

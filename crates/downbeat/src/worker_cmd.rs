@@ -53,7 +53,8 @@ pub async fn worker(p: &Project, a: WorkerArgs, j: bool) -> Result<(), Error> {
     let signals = tokio::spawn(stop_on_signal(cancel.clone()));
     let (tx, rx) = mpsc::unbounded_channel();
     let (show_rx, ended_rx) = split_events(rx);
-    let display = tokio::spawn(crate::progress::show_events(show_rx, j));
+    let runs = crate::output::verbose().then(|| p.dir().join("runs"));
+    let display = tokio::spawn(crate::progress::show_events(show_rx, j, runs));
     // Integration reports of containers whose last leaf ends here, written as they happen.
     let announce = move |task: downbeat_core::ids::TaskId, path: &str| {
         if j {

@@ -401,3 +401,55 @@ fn errors_say_where_and_how_to_undo() {
     assert!(err.contains("line 3") && err.contains("bogus_key"), "{err}");
     assert!(err.contains("docs/configuration.md"), "{err}");
 }
+
+#[test]
+fn verbose_says_where_output_goes_and_shows_more_of_a_failure() {
+    let e = Env::builder().init().build();
+    let script = (1..=12)
+        .map(|i| format!("echo line{i} >&2"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    e.ok(&[
+        "add",
+        "Noisy",
+        "--key",
+        "noisy",
+        "--shell",
+        &format!("{script}; exit 1"),
+    ]);
+    let o = e.run(&["run", "-v"]);
+    assert_eq!(o.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let id = e.json(&["show", "noisy"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        err.contains(&format!(
+            "output: {}",
+            e.path()
+                .join(".downbeat/runs")
+                .join(&id)
+                .join("1")
+                .display()
+        )),
+        "{err}"
+    );
+    // The failure is told again at the end with its last lines: 30 with -v, so all 12 here.
+    let told = &err[err.find("failed (1):").expect(&err)..];
+    assert!(
+        told.contains("│ line1\n") && told.contains("│ line12\n"),
+        "{told}"
+    );
+    e.ok(&["retry", "noisy"]);
+    let o = e.run(&["run"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let told = &err[err.find("failed (1):").expect(&err)..];
+    assert!(
+        !told.contains("│ line7\n") && told.contains("│ line8\n") && told.contains("│ line12\n"),
+        "{told}"
+    );
+    assert!(!err.contains("output: "), "{err}");
+    // --quiet and --verbose do not go together.
+    e.fails(&["-q", "-v", "status"], 2);
+}

@@ -28,8 +28,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only data (stdout) and errors: no notes, warnings or progress on stderr.
-    #[arg(long, short = 'q', global = true)]
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Say more: where each attempt's output is as it starts, and the last 30 lines of a
+    /// failed task's output instead of 5.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     /// When to colour the text output: auto (a terminal, unless NO_COLOR is set or
     /// CLICOLOR_FORCE asks for it anyway), always, never. JSON is never coloured.
     #[arg(
