@@ -324,9 +324,15 @@ pub async fn bench_run(
     if !keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // The reference, measured in the same run: the same program spawned and waited for as
+    // many times, as many at once, with nothing else.
+    let bare = match &argv {
+        Some(a) => Some(bare_spawn(a, n, concurrency)?),
+        None => None,
+    };
     if j {
         print_json(
-            &json!({"executor": exec_name, "tasks": n, "shape": format!("{shape:?}").to_lowercase(), "concurrency": concurrency, "completed": summary.completed, "seconds": secs, "tasks_per_second": rate, "apply_ms": apply_ms, "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99)}),
+            &json!({"executor": exec_name, "tasks": n, "shape": format!("{shape:?}").to_lowercase(), "concurrency": concurrency, "completed": summary.completed, "seconds": secs, "tasks_per_second": rate, "apply_ms": apply_ms, "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99), "bare_spawn_per_second": bare, "share_of_bare_spawn": bare.map(|b| rate / b)}),
         );
     } else {
         let mut line = format!(
@@ -338,7 +344,45 @@ pub async fn bench_run(
                 "; completion → dependent start p50 {p50:.2} ms, p99 {p99:.2} ms"
             ));
         }
+        if let Some(b) = bare {
+            line.push_str(&format!(
+                "; the same program spawned bare: {b:.0}/s, so the engine runs at {:.0}% of it",
+                rate / b * 100.0
+            ));
+        }
         outln(&line);
     }
     Ok(())
+}
+
+/// Spawns `argv` `n` times, `concurrency` at once, waiting for each: processes per second.
+fn bare_spawn(argv: &[String], n: usize, concurrency: usize) -> Result<f64, Error> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let t0 = std::time::Instant::now();
+    let failed = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                s.spawn(|| {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        let ok = std::process::Command::new(&argv[0])
+                            .args(&argv[1..])
+                            .stdin(std::process::Stdio::null())
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null())
+                            .status()
+                            .is_ok();
+                        if !ok {
+                            return true;
+                        }
+                    }
+                    false
+                })
+            })
+            .collect();
+        workers.into_iter().any(|w| w.join().unwrap_or(true))
+    });
+    if failed {
+        return Err(Error::invalid(format!("cannot spawn `{}`", argv[0])));
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
 }
