@@ -96,11 +96,12 @@ pub(super) async fn blocked(p: &Project, j: bool) -> Result<(), Error> {
         return Ok(());
     }
     let title = |id: TaskId| v.task(id).map(|t| clip(&t.title, 60)).unwrap_or_default();
+    let pending = downbeat_app::tasks::Pending::of(&v.planned);
     let state = |id: TaskId| {
         v.task(id)
             .map(|t| match v.rollup.get(&id) {
                 Some(r) if r.is_container => format!("{}, {}/{} done", r.status, r.done, r.total),
-                _ => t.status.to_string(),
+                _ => style::status(&shown_status(t, &v.rollup, &pending), On::Out),
             })
             .unwrap_or_default()
     };
