@@ -204,3 +204,32 @@ fn plan_new_writes_a_starting_plan_that_checks_and_applies() {
     let again = e.json(&["plan", "apply", "plan.yaml", "--dry-run"]);
     assert_eq!(again["unchanged"], 5, "{again}");
 }
+
+#[test]
+fn a_bulk_plan_leaves_no_large_write_ahead_log() {
+    let e = Env::builder().init().build();
+    let tasks: Vec<serde_json::Value> = (0..6_000)
+        .map(|i| {
+            let deps = if i % 10 == 0 {
+                vec![]
+            } else {
+                vec![format!("t{}", i - 1)]
+            };
+            serde_json::json!({"key": format!("t{i}"), "title": format!("task {i}"), "depends_on": deps})
+        })
+        .collect();
+    let plan = serde_json::json!({"plan": {"name": "bulk"}, "tasks": tasks});
+    e.write("bulk.json", &plan.to_string());
+    e.ok(&["plan", "apply", "bulk.json"]);
+    // Without a checkpoint these 6,000 tasks leave about 3 MB of log behind.
+    let wal = e.path().join(".downbeat/downbeat.db-wal");
+    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(
+        size < 256 * 1024,
+        "the WAL is {size} bytes after a bulk plan"
+    );
+    assert_eq!(
+        e.json(&["list", "--limit", "1"]).as_array().unwrap().len(),
+        1
+    );
+}

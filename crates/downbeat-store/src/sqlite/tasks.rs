@@ -27,6 +27,7 @@ impl TaskStore for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(db)?;
+        self.checkpoint_after_bulk(out.tasks.len()).await;
         Ok(out)
     }
 
@@ -95,6 +96,7 @@ impl TaskStore for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(db)?;
+        self.checkpoint_after_bulk(out.tasks.len()).await;
         Ok(out)
     }
 
@@ -641,4 +643,20 @@ async fn remove_edge_in(c: &mut SqliteConnection, edge: Edge, actor: &Actor) -> 
     )
     .await?;
     Ok(true)
+}
+
+/// Plans above this many new tasks leave a WAL worth giving back at once.
+const BULK_TASKS: usize = 5_000;
+
+impl SqliteStore {
+    /// After a bulk write, the write-ahead log is copied into the database and truncated, so
+    /// it does not stay hundreds of megabytes until the next automatic checkpoint. Best effort:
+    /// a reader still on an old snapshot only makes it partial.
+    async fn checkpoint_after_bulk(&self, new_tasks: usize) {
+        if new_tasks >= BULK_TASKS {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.writer)
+                .await;
+        }
+    }
 }
