@@ -87,32 +87,18 @@ impl Ctx {
                     root,
                     config,
                     roles,
-                    store: old.store.clone(),
-                    actor_name: old.actor_name.clone(),
-                    fixed_now: old.fixed_now,
-                    secrets: old.secrets.clone(),
-                    host: old.host.clone(),
-                    db_url: old.db_url.clone(),
-                    acting_for: old.acting_for,
+                    ..old.duplicate()
                 };
                 *guard = (now, Arc::new(fresh));
             }
             guard.1.clone()
         };
         Ok(Project {
-            root: base.root.clone(),
-            config: base.config.clone(),
-            roles: base.roles.clone(),
-            store: base.store.clone(),
             actor_name: self
                 .actor
                 .clone()
                 .unwrap_or_else(|| format!("mcp:{}", sanitize(client))),
-            fixed_now: base.fixed_now,
-            secrets: base.secrets.clone(),
-            host: base.host.clone(),
-            db_url: base.db_url.clone(),
-            acting_for: base.acting_for,
+            ..base.duplicate()
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Live changes as server-sent events, fed from the event log.
 //!
-//! One poller per server reads the events after the last one it saw (every [`POLL`]) and
-//! broadcasts them as one pre-formatted [`Batch`]. Each stream subscribes first, then catches up
+//! One poller per server reads the events after the last one it saw (every [`POLL`], and only
+//! while a stream is open) and broadcasts them as one pre-formatted [`Batch`]. Each stream subscribes first, then catches up
 //! from the log after the id it resumes from (`Last-Event-ID`, or `?after=`), then forwards what
 //! the broadcast brings after the last event it sent: nothing is missed between the catch-up and
 //! the broadcast, and nothing is sent twice. A stream that falls behind the broadcast reads the
@@ -41,6 +41,12 @@ pub fn spawn_poller(s: Arc<AppState>, cancel: CancellationToken) -> tokio::task:
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(POLL) => {}
+            }
+            // Nobody is listening: the log is not read. The first stream to open then gets
+            // what came meanwhile from this poller's place on, so nothing after its own
+            // catch-up is missed.
+            if s.feed.tx.receiver_count() == 0 {
+                continue;
             }
             // A database that is briefly away is asked again at the next tick.
             while let Ok(events) = store.events(&after(last)).await {
@@ -87,7 +93,17 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
-    let start = resumed.or(q.after).unwrap_or_else(|| s.feed.latest());
+    // A new page starts from now: the newest event in the log (the poller's own place may be
+    // older while no stream was open).
+    let start = match resumed.or(q.after) {
+        Some(n) => n,
+        None => s
+            .project()
+            .store
+            .last_event_seq()
+            .await
+            .unwrap_or_else(|_| s.feed.latest()),
+    };
     // Subscribe before catching up: what is broadcast meanwhile waits in the receiver.
     let rx = s.feed.tx.subscribe();
     let (tx, out) = mpsc::channel::<Result<Bytes, Infallible>>(64);
