@@ -279,6 +279,13 @@ fn project() -> Check {
     let mut c = Check::new(env);
     let init = c.ok(&["init"]);
     assert_eq!(init["created"], true);
+    // An empty project: rates not measured yet, nothing to plan.
+    assert!(c.ok(&["metrics"])["success_rate"].is_null());
+    c.ok(&["context"]);
+    c.ok(&["status"]);
+    c.ok(&["waves"]);
+    c.ok(&["patterns"]);
+    c.ok(&["session", "status"]);
     c.env.write(".downbeat/config.toml", CONFIG);
     c.env.write("README.md", "# demo\n");
     c.env.write(".gitignore", ".downbeat/\n");
@@ -577,6 +584,9 @@ fn long_running(c: &mut Check) {
         events.iter().any(|e| e["event"] == "attempt-finished"),
         "{events:?}"
     );
+    let workers = c.ok(&["workers"]);
+    assert_eq!(workers["workers"][0]["name"], "w1");
+    c.ok(&["status"]);
 }
 
 #[test]
