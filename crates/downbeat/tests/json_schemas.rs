@@ -151,7 +151,13 @@ impl Check {
         let what = args.join(" ");
         let mut a = args.to_vec();
         a.push("--json");
-        let o = self.env.run(&a);
+        // A command that hangs fails the test rather than holding it up.
+        let o = self
+            .env
+            .cmd(&a)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
         let stdout = String::from_utf8(o.stdout).unwrap();
         assert_eq!(
             o.status.code(),
@@ -190,8 +196,8 @@ impl Check {
         docs.pop().unwrap()
     }
 
-    /// Starts `args --json` and validates the first `n` documents it prints (one a line),
-    /// then stops it.
+    /// Starts `args --json` and validates the first `n` documents it prints (one a line); it
+    /// goes on until the `Env` is dropped.
     fn stream(&mut self, args: &[&str], n: usize) -> Vec<Value> {
         let what = args.join(" ");
         let mut a = args.to_vec();
@@ -207,11 +213,10 @@ impl Check {
         self.env.adopt(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // Read to the end, even once nobody listens: a closed pipe would stop the command.
             for line in std::io::BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let command = command_of(args);
@@ -587,6 +592,11 @@ fn long_running(c: &mut Check) {
     let workers = c.ok(&["workers"]);
     assert_eq!(workers["workers"][0]["name"], "w1");
     c.ok(&["status"]);
+    // The worker still runs: `run` leaves the work to it and follows what it does (exit 7: the
+    // failed task of the first run is still not done).
+    c.ok(&["add", "For the worker too", "--key", "for-worker-too"]);
+    let followed = c.code(&["run"], 7);
+    assert!(followed.iter().any(|e| e["by"] == "w1"), "{followed:?}");
 }
 
 #[test]
