@@ -94,6 +94,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("serve", "serve"),
     ("mcp install", "mcp-install"),
     ("db migrate", "db-migrate"),
+    ("schema", "schema"),
     ("error", ERROR),
 ];
 
@@ -231,6 +232,7 @@ const FILES: &[(&str, &str)] = &[
     ),
     ("rules", include_str!("../../../docs/schemas/rules.json")),
     ("run", include_str!("../../../docs/schemas/run.json")),
+    ("schema", include_str!("../../../docs/schemas/schema.json")),
     ("serve", include_str!("../../../docs/schemas/serve.json")),
     (
         "session-resume",

@@ -25,18 +25,17 @@ const NO_JSON: &[&str] = &[
     "mcp serve",
     // Internal, not for direct use: prints nothing.
     "guard-agents",
-    // Prints the schemas themselves (checked in `schema_prints_the_files`).
-    "schema",
 ];
 
 /// Commands with a schema that the realistic project below does not run, with why.
 const NOT_RUN: &[&str] = &[
     // Needs a PostgreSQL server (tests/postgres_cli.rs, tests/workers.rs).
     "bench workers",
-    // Need an agent or an OpenAI-compatible endpoint to answer (tests/drafting.rs).
-    "plan draft",
-    "plan expand",
 ];
+
+/// The plan the stand-in agent drafts, and the subtasks it proposes.
+const DRAFT: &str = "```toml\n[plan]\nname = \"cache\"\n\n[[tasks]]\nkey = \"design-cache\"\ntitle = \"Design the cache\"\nrole = \"architect\"\neffort = 2\ntags = [\"complexity:low\", \"risk:low\"]\nfiles = [\"docs/cache.md\"]\n\n[[tasks]]\nkey = \"build-cache\"\ntitle = \"Build the cache\"\nrole = \"implementer\"\ndepends_on = [\"design-cache\"]\neffort = 3\ntags = [\"complexity:medium\", \"risk:medium\"]\nfiles = [\"src/cache.rs\"]\n```\n";
+const SUBTASKS: &str = "```toml\n[[tasks]]\nkey = \"outline\"\ntitle = \"Outline the docs\"\nrole = \"documenter\"\neffort = 1\ntags = [\"complexity:low\", \"risk:low\"]\nfiles = [\"docs/outline.md\"]\n\n[[tasks]]\nkey = \"write\"\ntitle = \"Write the pages\"\nrole = \"documenter\"\ndepends_on = [\"outline\"]\neffort = 2\ntags = [\"complexity:low\", \"risk:low\"]\nfiles = [\"docs/pages.md\"]\n```\n";
 
 fn schemas_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas")
@@ -275,11 +274,15 @@ fn git(e: &Env, args: &[&str]) {
 /// A project in a git repository: its configuration, a graph of tasks with roles,
 /// dependencies and a container.
 fn project() -> Check {
+    // The agent CLIs' stand-ins (tests/fakes/) answer `plan draft` and `plan expand`.
+    let fakes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/bin");
     let env = Env::builder()
         .fixed_clock()
         .home_inside()
-        .var("PATH", "/usr/bin:/bin")
+        .var("PATH", &format!("{}:/usr/bin:/bin", fakes.display()))
         .var("DOWNBEAT_SKIP_PYTHON", "1")
+        .var("FAKE_AGENT_SCRIPT", "script.json")
+        .var("FAKE_AGENT_LOG", "agent.log")
         .build();
     let mut c = Check::new(env);
     let init = c.ok(&["init"]);
@@ -293,7 +296,13 @@ fn project() -> Check {
     c.ok(&["session", "status"]);
     c.env.write(".downbeat/config.toml", CONFIG);
     c.env.write("README.md", "# demo\n");
-    c.env.write(".gitignore", ".downbeat/\n");
+    c.env.write(".gitignore", ".downbeat/\nagent.log\n");
+    c.env.write("draft.md", DRAFT);
+    c.env.write("subtasks.md", SUBTASKS);
+    c.env.write(
+        "script.json",
+        r#"{"steps": [{"when": "split by layer", "message_file": "subtasks.md"}, {"message_file": "draft.md"}]}"#,
+    );
     git(&c.env, &["init", "-q", "-b", "main"]);
     git(&c.env, &["add", "-A"]);
     git(&c.env, &["commit", "-q", "-m", "start"]);
@@ -526,6 +535,22 @@ fn configuration_and_files(c: &mut Check) {
     c.ok(&["plan", "apply", "small.toml", "--dry-run"]);
     let applied = c.ok(&["plan", "apply", "small.toml"]);
     assert!(applied["tasks"][0]["id"].is_string(), "{applied}");
+    let draft = c.ok(&["plan", "draft", "Add a response cache", "--agent", "claude"]);
+    assert_eq!(draft["rounds"][0]["verdict"], "valid", "{draft}");
+    let expanded = c.ok(&[
+        "plan",
+        "expand",
+        "tests",
+        "--guidance",
+        "split by layer",
+        "--agent",
+        "claude",
+    ]);
+    assert_eq!(expanded["tasks"].as_array().unwrap().len(), 2, "{expanded}");
+    let list = c.ok(&["schema"]);
+    assert_eq!(list.as_array().unwrap().len(), COMMANDS.len());
+    let own = c.ok(&["schema", "schema"]);
+    assert!(own["$id"].as_str().unwrap().ends_with("/schema.json"));
     let lines = c.code(&["export"], 0);
     assert!(lines.len() > 5);
     let sample =
