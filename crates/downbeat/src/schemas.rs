@@ -100,65 +100,23 @@ pub const COMMANDS: &[(&str, &str)] = &[
 
 /// Every schema file, by name.
 const FILES: &[(&str, &str)] = &[
-    (
-        "agents-check",
-        include_str!("../../../docs/schemas/agents-check.json"),
-    ),
-    (
-        "agents-export",
-        include_str!("../../../docs/schemas/agents-export.json"),
-    ),
+    ("agents-check", include_str!("../../../docs/schemas/agents-check.json")),
+    ("agents-export", include_str!("../../../docs/schemas/agents-export.json")),
     ("agents", include_str!("../../../docs/schemas/agents.json")),
-    (
-        "attempts",
-        include_str!("../../../docs/schemas/attempts.json"),
-    ),
-    (
-        "bench-plan",
-        include_str!("../../../docs/schemas/bench-plan.json"),
-    ),
-    (
-        "bench-recover",
-        include_str!("../../../docs/schemas/bench-recover.json"),
-    ),
-    (
-        "bench-run",
-        include_str!("../../../docs/schemas/bench-run.json"),
-    ),
-    (
-        "bench-workers",
-        include_str!("../../../docs/schemas/bench-workers.json"),
-    ),
-    (
-        "bench-worktrees",
-        include_str!("../../../docs/schemas/bench-worktrees.json"),
-    ),
-    (
-        "blocked",
-        include_str!("../../../docs/schemas/blocked.json"),
-    ),
-    (
-        "context",
-        include_str!("../../../docs/schemas/context.json"),
-    ),
-    (
-        "db-migrate",
-        include_str!("../../../docs/schemas/db-migrate.json"),
-    ),
-    (
-        "decision",
-        include_str!("../../../docs/schemas/decision.json"),
-    ),
-    (
-        "decisions",
-        include_str!("../../../docs/schemas/decisions.json"),
-    ),
+    ("attempts", include_str!("../../../docs/schemas/attempts.json")),
+    ("bench-plan", include_str!("../../../docs/schemas/bench-plan.json")),
+    ("bench-recover", include_str!("../../../docs/schemas/bench-recover.json")),
+    ("bench-run", include_str!("../../../docs/schemas/bench-run.json")),
+    ("bench-workers", include_str!("../../../docs/schemas/bench-workers.json")),
+    ("bench-worktrees", include_str!("../../../docs/schemas/bench-worktrees.json")),
+    ("blocked", include_str!("../../../docs/schemas/blocked.json")),
+    ("context", include_str!("../../../docs/schemas/context.json")),
+    ("db-migrate", include_str!("../../../docs/schemas/db-migrate.json")),
+    ("decision", include_str!("../../../docs/schemas/decision.json")),
+    ("decisions", include_str!("../../../docs/schemas/decisions.json")),
     ("dep", include_str!("../../../docs/schemas/dep.json")),
     ("diff", include_str!("../../../docs/schemas/diff.json")),
-    (
-        "document",
-        include_str!("../../../docs/schemas/document.json"),
-    ),
+    ("document", include_str!("../../../docs/schemas/document.json")),
     ("error", include_str!("../../../docs/schemas/error.json")),
     ("export", include_str!("../../../docs/schemas/export.json")),
     ("graph", include_str!("../../../docs/schemas/graph.json")),
@@ -166,116 +124,44 @@ const FILES: &[(&str, &str)] = &[
     ("holds", include_str!("../../../docs/schemas/holds.json")),
     ("import", include_str!("../../../docs/schemas/import.json")),
     ("init", include_str!("../../../docs/schemas/init.json")),
-    (
-        "insight",
-        include_str!("../../../docs/schemas/insight.json"),
-    ),
-    (
-        "insights",
-        include_str!("../../../docs/schemas/insights.json"),
-    ),
+    ("insight", include_str!("../../../docs/schemas/insight.json")),
+    ("insights", include_str!("../../../docs/schemas/insights.json")),
     ("land", include_str!("../../../docs/schemas/land.json")),
     ("log", include_str!("../../../docs/schemas/log.json")),
     ("logs", include_str!("../../../docs/schemas/logs.json")),
-    (
-        "maintain",
-        include_str!("../../../docs/schemas/maintain.json"),
-    ),
-    (
-        "mcp-install",
-        include_str!("../../../docs/schemas/mcp-install.json"),
-    ),
-    (
-        "memory-sync",
-        include_str!("../../../docs/schemas/memory-sync.json"),
-    ),
-    (
-        "metrics",
-        include_str!("../../../docs/schemas/metrics.json"),
-    ),
-    (
-        "objective",
-        include_str!("../../../docs/schemas/objective.json"),
-    ),
-    (
-        "objectives",
-        include_str!("../../../docs/schemas/objectives.json"),
-    ),
-    (
-        "patterns",
-        include_str!("../../../docs/schemas/patterns.json"),
-    ),
-    (
-        "plan-apply",
-        include_str!("../../../docs/schemas/plan-apply.json"),
-    ),
-    (
-        "plan-check",
-        include_str!("../../../docs/schemas/plan-check.json"),
-    ),
-    (
-        "plan-draft",
-        include_str!("../../../docs/schemas/plan-draft.json"),
-    ),
-    (
-        "plan-new",
-        include_str!("../../../docs/schemas/plan-new.json"),
-    ),
+    ("maintain", include_str!("../../../docs/schemas/maintain.json")),
+    ("mcp-install", include_str!("../../../docs/schemas/mcp-install.json")),
+    ("memory-sync", include_str!("../../../docs/schemas/memory-sync.json")),
+    ("metrics", include_str!("../../../docs/schemas/metrics.json")),
+    ("objective", include_str!("../../../docs/schemas/objective.json")),
+    ("objectives", include_str!("../../../docs/schemas/objectives.json")),
+    ("patterns", include_str!("../../../docs/schemas/patterns.json")),
+    ("plan-apply", include_str!("../../../docs/schemas/plan-apply.json")),
+    ("plan-check", include_str!("../../../docs/schemas/plan-check.json")),
+    ("plan-draft", include_str!("../../../docs/schemas/plan-draft.json")),
+    ("plan-new", include_str!("../../../docs/schemas/plan-new.json")),
     ("roles", include_str!("../../../docs/schemas/roles.json")),
-    (
-        "rules-add",
-        include_str!("../../../docs/schemas/rules-add.json"),
-    ),
-    (
-        "rules-rm",
-        include_str!("../../../docs/schemas/rules-rm.json"),
-    ),
+    ("rules-add", include_str!("../../../docs/schemas/rules-add.json")),
+    ("rules-rm", include_str!("../../../docs/schemas/rules-rm.json")),
     ("rules", include_str!("../../../docs/schemas/rules.json")),
     ("run", include_str!("../../../docs/schemas/run.json")),
     ("schema", include_str!("../../../docs/schemas/schema.json")),
     ("serve", include_str!("../../../docs/schemas/serve.json")),
-    (
-        "session-resume",
-        include_str!("../../../docs/schemas/session-resume.json"),
-    ),
-    (
-        "session-status",
-        include_str!("../../../docs/schemas/session-status.json"),
-    ),
-    (
-        "session",
-        include_str!("../../../docs/schemas/session.json"),
-    ),
+    ("session-resume", include_str!("../../../docs/schemas/session-resume.json")),
+    ("session-status", include_str!("../../../docs/schemas/session-status.json")),
+    ("session", include_str!("../../../docs/schemas/session.json")),
     ("show", include_str!("../../../docs/schemas/show.json")),
-    (
-        "state-change",
-        include_str!("../../../docs/schemas/state-change.json"),
-    ),
+    ("state-change", include_str!("../../../docs/schemas/state-change.json")),
     ("status", include_str!("../../../docs/schemas/status.json")),
     ("task", include_str!("../../../docs/schemas/task.json")),
     ("tasks", include_str!("../../../docs/schemas/tasks.json")),
-    (
-        "template-apply",
-        include_str!("../../../docs/schemas/template-apply.json"),
-    ),
-    (
-        "template",
-        include_str!("../../../docs/schemas/template.json"),
-    ),
-    (
-        "templates",
-        include_str!("../../../docs/schemas/templates.json"),
-    ),
+    ("template-apply", include_str!("../../../docs/schemas/template-apply.json")),
+    ("template", include_str!("../../../docs/schemas/template.json")),
+    ("templates", include_str!("../../../docs/schemas/templates.json")),
     ("waves", include_str!("../../../docs/schemas/waves.json")),
     ("worker", include_str!("../../../docs/schemas/worker.json")),
-    (
-        "workers",
-        include_str!("../../../docs/schemas/workers.json"),
-    ),
-    (
-        "worktrees",
-        include_str!("../../../docs/schemas/worktrees.json"),
-    ),
+    ("workers", include_str!("../../../docs/schemas/workers.json")),
+    ("worktrees", include_str!("../../../docs/schemas/worktrees.json")),
 ];
 
 /// The schema a command's output follows (`error`: the error envelope), as its file has it.
