@@ -535,6 +535,25 @@ fn configuration_and_files(c: &mut Check) {
     c.ok(&["plan", "apply", "small.toml", "--dry-run"]);
     let applied = c.ok(&["plan", "apply", "small.toml"]);
     assert!(applied["tasks"][0]["id"].is_string(), "{applied}");
+    // Applied again after editing: one task changed, one gone, one finished task touched.
+    c.ok(&["done", "one", "--force"]);
+    c.env.write(
+        "small.toml",
+        "[plan]\nname = \"small\"\n\n[[tasks]]\nkey = \"one\"\ntitle = \"The first\"\n\n[[tasks]]\nkey = \"three\"\ntitle = \"Three\"\n",
+    );
+    let again = c.ok(&["plan", "apply", "small.toml", "--dry-run"]);
+    assert_eq!(again["removed"][0]["key"], "two", "{again}");
+    assert_eq!(again["conflicts"][0]["key"], "one", "{again}");
+    c.ok(&["plan", "apply", "small.toml", "--skip-conflicts"]);
+    c.env.write(
+        "small.toml",
+        "[plan]\nname = \"small\"\n\n[[tasks]]\nkey = \"one\"\ntitle = \"The first\"\n\n[[tasks]]\nkey = \"three\"\ntitle = \"The third\"\n",
+    );
+    let changed = c.ok(&["plan", "apply", "small.toml", "--dry-run"]);
+    assert_eq!(
+        changed["changed"][0]["fields"][0]["after"], "The third",
+        "{changed}"
+    );
     let draft = c.ok(&["plan", "draft", "Add a response cache", "--agent", "claude"]);
     assert_eq!(draft["rounds"][0]["verdict"], "valid", "{draft}");
     let expanded = c.ok(&[
