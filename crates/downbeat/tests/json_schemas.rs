@@ -499,7 +499,24 @@ fn context_records(c: &mut Check) {
     c.ok(&["unpause"]);
     c.ok(&["synthesize"]);
     c.ok(&["handover"]);
-    c.ok(&["maintain"]);
+    // Three hours later: a task running by hand and one held are stale, finished work old.
+    c.ok(&["add", "Long job", "--key", "long"]);
+    c.ok(&["start", "long"]);
+    c.ok(&["add", "Held", "--key", "held"]);
+    c.ok(&["block", "held", "--reason", "a person must look"]);
+    c.env.set_clock("2026-03-01T12:00:00Z");
+    let m = c.ok(&["maintain", "--stale-after", "1h", "--archive-after", "1h"]);
+    let kinds: BTreeSet<&str> = m["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    for k in ["stale-running", "stale-blocked", "archive"] {
+        assert!(kinds.contains(k), "no {k} finding: {m}");
+    }
+    c.ok(&["cancel", "long"]);
+    c.ok(&["cancel", "held"]);
     c.ok(&["memory", "sync", "--dry-run"]);
 }
 
