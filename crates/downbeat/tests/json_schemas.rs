@@ -250,6 +250,13 @@ shell = "echo made > made.txt; printf '{\"flags\":[\"PERFORMANCE_ISSUE: the quer
 type = "process"
 shell = "echo trying; exit 3"
 
+[roles.tester]
+max_parallel = 2
+
+[groups.heavy]
+max_parallel = 1
+roles = ["implementer", "debugger"]
+
 [[rules]]
 flag = "PERFORMANCE_ISSUE"
 action = "raise-priority"
@@ -446,6 +453,9 @@ fn run_and_its_records(c: &mut Check) {
     c.ok(&["metrics"]);
     c.ok(&["patterns"]);
     c.ok(&["context"]);
+    let waves = c.ok(&["waves", "--calibrated"]);
+    assert_eq!(waves["groups"][0]["name"], "heavy", "{waves}");
+    assert_eq!(waves["role_caps"][0][0], "tester", "{waves}");
 }
 
 /// Objectives, insights, decisions, sessions, holds and documents.
