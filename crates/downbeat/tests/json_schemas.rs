@@ -599,6 +599,18 @@ fn configuration_and_files(c: &mut Check) {
     assert!(own["$id"].as_str().unwrap().ends_with("/schema.json"));
     let lines = c.code(&["export"], 0);
     assert!(lines.len() > 5);
+    // The export, into an empty project elsewhere.
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let file = c.env.write("work.jsonl", &text);
+    let other = c.env.tmp().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let other = other.to_str().unwrap();
+    c.ok(&["init", "-C", other]);
+    let imported = c.ok(&["import", file.to_str().unwrap(), "-C", other]);
+    assert!(
+        imported["tables"]["tasks"].as_u64().unwrap() > 5,
+        "{imported}"
+    );
     let sample =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/samples/taskmaster-legacy.json");
     c.ok(&["import", sample.to_str().unwrap(), "--dry-run"]);
