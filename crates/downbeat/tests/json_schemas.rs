@@ -745,6 +745,13 @@ fn every_command_has_a_schema_or_prints_no_json() {
     let used: BTreeSet<&str> = COMMANDS.iter().map(|(_, s)| *s).collect();
     let on_disk: BTreeSet<&str> = files.keys().map(String::as_str).collect();
     assert_eq!(used, on_disk);
+    // The binary carries each of them as the file has it.
+    for (command, name) in COMMANDS {
+        let (_, text) = downbeat::schemas::schema_of(command)
+            .unwrap_or_else(|| panic!("`downbeat schema {command}` has no text"));
+        let file = std::fs::read_to_string(schemas_dir().join(format!("{name}.json"))).unwrap();
+        assert_eq!(text, file, "{name}");
+    }
 }
 
 #[test]
