@@ -29,7 +29,7 @@ const NO_JSON: &[&str] = &[
 
 /// Commands with a schema that the realistic project below does not run, with why.
 const NOT_RUN: &[&str] = &[
-    // Needs a PostgreSQL server (tests/postgres_cli.rs, tests/workers.rs).
+    // Needs the PostgreSQL server of the tests: `bench_workers_follows_its_schema`.
     "bench workers",
 ];
 
@@ -698,6 +698,27 @@ fn every_json_output_follows_its_schema() {
         .filter(|command| !c.seen.contains(*command) && !NOT_RUN.contains(command))
         .collect();
     assert!(missing.is_empty(), "not checked: {missing:?}");
+}
+
+#[test]
+fn bench_workers_follows_its_schema() {
+    let mut c = Check::new(Env::builder().build());
+    let url = common::pg::server_url();
+    let r = c.ok(&[
+        "bench",
+        "workers",
+        "--workers",
+        "2",
+        "--tasks",
+        "20",
+        "--shape",
+        "chains",
+        "--slots",
+        "2",
+        "--database",
+        &url,
+    ]);
+    assert_eq!(r["completed"], 20, "{r}");
 }
 
 /// Every command of the command line, as its words (a command with an optional subcommand is a
