@@ -21,6 +21,7 @@ mod output;
 mod progress;
 pub mod run_cmd;
 mod schedule;
+pub mod schemas;
 mod signals;
 pub mod style;
 mod web_cmd;
@@ -73,6 +74,12 @@ pub fn run() -> ExitCode {
             output::out(&String::from_utf8_lossy(&out));
             return ExitCode::SUCCESS;
         }
+        cli::Command::Schema { command } => {
+            return match schemas::command(command, cli.json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e, cli.json),
+            };
+        }
         _ => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -88,13 +95,18 @@ pub fn run() -> ExitCode {
     let json = cli.json;
     match rt.block_on(commands::dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if json && !output::stdout_closed() => {
-            // Under --json the error is data too: one envelope on stdout, nothing on stderr
-            // (unless nobody reads stdout any more).
-            output::outln(&error::envelope(&e).to_string());
-            ExitCode::from(exit_code(e.kind))
-        }
-        Err(e) => report(e),
+        Err(e) => fail(e, json),
+    }
+}
+
+/// A failed command's exit: under --json the error is data too, one envelope on stdout and
+/// nothing on stderr (unless nobody reads stdout any more); otherwise the message on stderr.
+fn fail(e: Error, json: bool) -> ExitCode {
+    if json && !output::stdout_closed() {
+        output::outln(&error::envelope(&e).to_string());
+        ExitCode::from(exit_code(e.kind))
+    } else {
+        report(e)
     }
 }
 

@@ -198,8 +198,10 @@ pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Resul
             return;
         }
         if j {
-            print_json(
-                &json!({"event": e.action, "task": e.entity, "by": e.actor, "after": e.after}),
+            // One line per change, like the run's own events (JSON Lines).
+            outln(
+                &json!({"event": e.action, "task": e.entity, "by": e.actor, "after": e.after})
+                    .to_string(),
             );
         } else {
             let st = e

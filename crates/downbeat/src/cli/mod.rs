@@ -233,6 +233,12 @@ pub enum Command {
     },
     /// The manual page (roff) on stdout: `downbeat man | man -l -`.
     Man,
+    /// The JSON Schema of a command's `--json` output (`error`: the error envelope); without
+    /// a command, the commands that have one (docs/json.md).
+    Schema {
+        /// The command's words, e.g. `list` or `objective add`.
+        command: Vec<String>,
+    },
     /// Database operations: move a project to another database.
     #[command(subcommand)]
     Db(DbCmd),

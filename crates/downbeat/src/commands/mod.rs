@@ -200,7 +200,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         | Command::Template(_)
         | Command::GuardAgents { .. }
         | Command::Completions { .. }
-        | Command::Man => unreachable_command(),
+        | Command::Man
+        | Command::Schema { .. } => unreachable_command(),
         Command::Add(a) => add(&p, a, j).await,
         Command::Edit(a) => edit(&p, a, j).await,
         Command::Show(a) => show(&p, &a.id, j).await,

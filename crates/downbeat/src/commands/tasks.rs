@@ -90,12 +90,7 @@ pub(super) async fn transition(
     let id = tasks::resolve(p, id).await?;
     let changed = tasks::set_status(p, id, to, note_text.as_deref(), force).await?;
     if j {
-        print_json(
-            &changed
-                .iter()
-                .map(|t| task_json(t, t.status.as_str()))
-                .collect::<Vec<_>>(),
-        );
+        print_json(&changed_json::<String>(&changed, "", &[]));
     } else {
         for t in &changed {
             outln(&format!("{} {}", t.id, t.status));
@@ -105,6 +100,23 @@ pub(super) async fn transition(
         }
     }
     Ok(())
+}
+
+/// What every state-change command prints under `--json` (docs/schemas/state-change.json):
+/// the tasks whose status changed, and the artifacts kept (only `done` keeps any). `shown`
+/// overrides each task's `state` when not empty.
+fn changed_json<A: serde::Serialize>(
+    changed: &[downbeat_core::task::Task],
+    shown: &str,
+    artifacts: &[A],
+) -> serde_json::Value {
+    json!({
+        "tasks": changed
+            .iter()
+            .map(|t| task_json(t, if shown.is_empty() { t.status.as_str() } else { shown }))
+            .collect::<Vec<_>>(),
+        "artifacts": artifacts,
+    })
 }
 
 pub(super) async fn start(p: &Project, a: StartArgs, j: bool) -> Result<(), Error> {
@@ -117,10 +129,7 @@ pub(super) async fn done(p: &Project, a: DoneArgs, j: bool) -> Result<(), Error>
     let files: Vec<_> = a.artifacts.iter().map(|f| cwd.join(f)).collect();
     let (changed, kept) = tasks::complete(p, id, a.result.as_deref(), &files, a.force).await?;
     if j {
-        print_json(&json!({
-            "tasks": changed.iter().map(|t| task_json(t, "completed")).collect::<Vec<_>>(),
-            "artifacts": kept,
-        }));
+        print_json(&changed_json(&changed, "completed", &kept));
     } else {
         for t in &changed {
             outln(&format!("{} {}", t.id, t.status));

@@ -280,7 +280,8 @@ pub(super) async fn waves(p: &Project, a: WavesArgs, j: bool) -> Result<(), Erro
 }
 
 /// `status --watch`: the status again whenever the event log moves (looked at twice a
-/// second), in place on a terminal, until Ctrl-C or SIGTERM.
+/// second), in place on a terminal (one JSON document a line with `--json`), until Ctrl-C or
+/// SIGTERM.
 pub(super) async fn watch_status(p: &Project, j: bool) -> Result<(), Error> {
     use std::io::IsTerminal as _;
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -295,7 +296,7 @@ pub(super) async fn watch_status(p: &Project, j: bool) -> Result<(), Error> {
             if in_place {
                 out("\x1b[H\x1b[2J");
             }
-            status(p, j).await?;
+            status_as(p, j, true).await?;
             seen = last;
         }
         tokio::select! {
@@ -306,6 +307,12 @@ pub(super) async fn watch_status(p: &Project, j: bool) -> Result<(), Error> {
 }
 
 pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
+    status_as(p, j, false).await
+}
+
+/// The status; with `--json`, one document (on one line when `lines`: `--watch` prints JSON
+/// Lines).
+async fn status_as(p: &Project, j: bool, lines: bool) -> Result<(), Error> {
     let v = view(p).await?;
     let c = v.counts();
     let ready = downbeat_app::tasks::Pending::of(&v.planned);
@@ -331,7 +338,11 @@ pub(super) async fn status(p: &Project, j: bool) -> Result<(), Error> {
         if let Some(r) = &maintained {
             doc["maintenance"] = json!(r);
         }
-        print_json(&doc);
+        if lines {
+            crate::output::outln(&doc.to_string());
+        } else {
+            print_json(&doc);
+        }
         return Ok(());
     }
     let mut s = String::new();
