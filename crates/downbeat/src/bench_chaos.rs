@@ -253,13 +253,13 @@ async fn campaign(dir: &Path, a: &BenchChaosArgs, rng: &mut Rng) -> Result<Campa
             return Ok(c);
         }
         child.kill()?;
+        let ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         child.wait()?;
         c.kills += 1;
-        append(
-            dir,
-            "journal",
-            &format!("killed {} after {delay} ms", c.runs),
-        )?;
+        let line = format!("killed {} after {delay} ms {ns}", c.runs);
+        append(dir, "journal", &line)?;
         note(&format!("kill {}/{} after {delay} ms", c.kills, a.kills));
     }
     c.runs += 1;
