@@ -19,7 +19,7 @@
 //! (exit code 1, after the figures).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -286,8 +286,29 @@ fn parse(line: &str) -> Option<(bool, usize, u32)> {
 
 /// The counts: the journal in its order, and the tasks' statuses in the database.
 async fn tally(dir: &Path, journal: &Path, deps: &[Vec<usize>]) -> Result<Tally, Error> {
+    let (mut t, ended) = read_journal(&std::fs::read_to_string(journal)?, deps);
+    let db = dir.join(".downbeat/downbeat.db");
+    let store = downbeat_store::open(&format!("sqlite:{}", db.display()), false).await?;
+    let status: HashMap<usize, Status> = store
+        .tasks(&TaskFilter::default())
+        .await?
+        .into_iter()
+        .filter_map(|x| Some((x.title.strip_prefix("task ")?.parse().ok()?, x.status)))
+        .collect();
+    for (i, e) in ended.iter().enumerate() {
+        if status.get(&i) == Some(&Status::Completed) {
+            t.completed += 1;
+            t.completed_without_end += usize::from(*e == 0);
+        } else {
+            t.lost += 1;
+        }
+    }
+    Ok(t)
+}
+
+/// The journal's counts, read in its order, and the number of ends of each task.
+fn read_journal(text: &str, deps: &[Vec<usize>]) -> (Tally, Vec<usize>) {
     let mut t = Tally::default();
-    let text = std::fs::read_to_string(journal)?;
     let mut ended = vec![0usize; deps.len()];
     // Starts minus ends per (task, attempt): an attempt number could come back after a kill.
     let mut open: HashMap<(usize, u32), usize> = HashMap::new();
@@ -317,23 +338,7 @@ async fn tally(dir: &Path, journal: &Path, deps: &[Vec<usize>]) -> Result<Tally,
     t.order_violations = violated.iter().filter(|v| **v).count();
     t.re_run = ended.iter().filter(|e| **e > 1).count();
     t.extra_runs = ended.iter().map(|e| e.saturating_sub(1)).sum();
-    let db = PathBuf::from(dir).join(".downbeat/downbeat.db");
-    let store = downbeat_store::open(&format!("sqlite:{}", db.display()), false).await?;
-    let status: HashMap<usize, Status> = store
-        .tasks(&TaskFilter::default())
-        .await?
-        .into_iter()
-        .filter_map(|x| Some((x.title.strip_prefix("task ")?.parse().ok()?, x.status)))
-        .collect();
-    for (i, e) in ended.iter().enumerate() {
-        if status.get(&i) == Some(&Status::Completed) {
-            t.completed += 1;
-            t.completed_without_end += usize::from(*e == 0);
-        } else {
-            t.lost += 1;
-        }
-    }
-    Ok(t)
+    (t, ended)
 }
 
 fn figures(a: &BenchChaosArgs, n: usize, seed: u64, secs: f64, c: &Campaign, t: &Tally) -> Value {
@@ -390,5 +395,41 @@ fn print_text(r: &Value) {
         for e in v {
             outln(&format!("  {}", e.as_str().unwrap_or("")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_journal;
+
+    /// Task 1 depends on task 0, task 2 on tasks 0 and 1.
+    fn deps() -> Vec<Vec<usize>> {
+        vec![vec![], vec![0], vec![0, 1]]
+    }
+
+    #[test]
+    fn a_start_before_a_dependency_ended_is_an_order_violation() {
+        let text = "runner 1\nstart 0 1 5\nstart 1 1 6\nend 0 1 7\nend 1 1 8\n\
+                    start 2 1 9\nend 2 1 10\n";
+        let (t, ended) = read_journal(text, &deps());
+        assert_eq!(t.order_violations, 1);
+        assert_eq!(t.first_violations, ["task 1 started before task 0 ended"]);
+        assert_eq!(ended, [1, 1, 1]);
+        assert_eq!((t.re_run, t.cut_off, t.attempts_started), (0, 0, 3));
+    }
+
+    #[test]
+    fn cut_off_attempts_and_work_done_twice_are_counted_apart() {
+        // Task 0 ended, then its runner was killed before the completion was stored: it ran
+        // again. Task 1's first attempt was killed before its end.
+        let text = "runner 1\nstart 0 1 1\nend 0 1 2\nstart 1 1 3\nkilled 1 after 100 ms 4\n\
+                    runner 2\nstart 0 2 5\nend 0 2 6\nstart 1 2 7\nend 1 2 8\n\
+                    start 2 1 9\nend 2 1 10\n";
+        let (t, ended) = read_journal(text, &deps());
+        assert_eq!(t.order_violations, 0);
+        assert_eq!(ended, [2, 1, 1]);
+        assert_eq!((t.re_run, t.extra_runs), (1, 1));
+        assert_eq!(t.cut_off, 1);
+        assert_eq!(t.attempts_started, 5);
     }
 }
