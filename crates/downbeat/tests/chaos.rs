@@ -22,7 +22,7 @@ fn three_kills_lose_nothing_and_keep_the_order() {
             "--kills",
             "3",
             "--every",
-            "150",
+            "100",
             "--seed",
             "7",
             "--timeout",
