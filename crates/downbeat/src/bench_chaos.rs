@@ -146,7 +146,8 @@ fn set_up(
             deps[*b].push(*a);
         }
     }
-    let j = journal.display();
+    // Quoted for `sh`: inside single quotes, a quote is `'\''`.
+    let j = journal.display().to_string().replace('\'', "'\\''");
     let tasks: Vec<Value> = (0..n)
         .map(|i| {
             let ms = rng.between(5, 60);
@@ -206,24 +207,38 @@ fn append(dir: &Path, name: &str, line: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A runner process, killed (SIGKILL) and reaped if it is dropped still running, so that an
+/// error of the benchmark never leaves one behind.
+struct Runner(Child);
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts runner number `run` (from 1), its output going to `runners.log`; the journal and the
 /// log get a `runner N` line first.
-fn start_runner(dir: &Path, concurrency: usize, run: u32) -> Result<Child, Error> {
+fn start_runner(dir: &Path, concurrency: usize, run: u32) -> Result<Runner, Error> {
     append(dir, "journal", &format!("runner {run}"))?;
     append(dir, "runners.log", &format!("== runner {run}"))?;
     let log = std::fs::OpenOptions::new()
         .append(true)
         .open(dir.join("runners.log"))?;
     command(dir)?
-        .args(["run", "-j", &concurrency.to_string()])
+        .args(["run", "-j", &concurrency.max(1).to_string()])
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
         .spawn()
+        .map(Runner)
         .map_err(bench_error)
 }
 
 /// Waits for `child` to exit, up to `limit`; its exit code (-1 for a signal), or `None`.
-async fn wait_for(child: &mut Child, limit: Duration) -> Result<Option<i32>, Error> {
+async fn wait_for(Runner(child): &mut Runner, limit: Duration) -> Result<Option<i32>, Error> {
     let until = Instant::now() + limit;
     loop {
         if let Some(s) = child.try_wait()? {
@@ -252,11 +267,11 @@ async fn campaign(dir: &Path, a: &BenchChaosArgs, rng: &mut Rng) -> Result<Campa
             c.last_exit = Some(code);
             return Ok(c);
         }
-        child.kill()?;
+        child.0.kill()?;
         let ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        child.wait()?;
+        child.0.wait()?;
         c.kills += 1;
         let line = format!("killed {} after {delay} ms {ns}", c.runs);
         append(dir, "journal", &line)?;
@@ -267,8 +282,8 @@ async fn campaign(dir: &Path, a: &BenchChaosArgs, rng: &mut Rng) -> Result<Campa
     c.last_exit = wait_for(&mut child, Duration::from_secs(a.timeout)).await?;
     if c.last_exit.is_none() {
         c.hung = true;
-        child.kill()?;
-        child.wait()?;
+        child.0.kill()?;
+        child.0.wait()?;
     }
     Ok(c)
 }
