@@ -88,14 +88,8 @@ pub async fn bench_chaos(a: &BenchChaosArgs, j: bool) -> Result<(), Error> {
     let mut rng = Rng(seed);
     let dir = bench_dir()?;
     let journal = dir.join("journal");
-    let deps = set_up(&dir, &journal, n, a.shape, &mut rng)?;
-    let t0 = Instant::now();
-    let campaign = campaign(&dir, a, &mut rng).await;
-    let secs = t0.elapsed().as_secs_f64();
-    let result = match campaign {
-        Ok(c) => tally(&dir, &journal, &deps)
-            .await
-            .map(|t| figures(a, n, seed, secs, &c, &t)),
+    let result = match set_up(&dir, &journal, n, a.shape, &mut rng) {
+        Ok(deps) => measure(a, &dir, &deps, seed, &mut rng).await,
         Err(e) => Err(e),
     };
     if a.keep {
@@ -128,6 +122,21 @@ pub async fn bench_chaos(a: &BenchChaosArgs, j: bool) -> Result<(), Error> {
         .with_hint("`--keep` keeps the journal, the runners' logs and the database"));
     }
     Ok(())
+}
+
+/// The campaign, timed, then its counts.
+async fn measure(
+    a: &BenchChaosArgs,
+    dir: &Path,
+    deps: &[Vec<usize>],
+    seed: u64,
+    rng: &mut Rng,
+) -> Result<Value, Error> {
+    let t0 = Instant::now();
+    let c = campaign(dir, a, rng).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    let t = tally(dir, &dir.join("journal"), deps).await?;
+    Ok(figures(a, deps.len(), seed, secs, &c, &t))
 }
 
 /// The project: `downbeat init`, then the plan applied with `downbeat plan apply`. Returns
