@@ -56,6 +56,14 @@ pub(crate) fn bench_plan(n: usize, shape: Shape) -> downbeat_core::plan::Validat
             }
         }
         Shape::Chains => (1..n).filter(|i| i % 10 != 0).for_each(|i| edge(i - 1, i)),
+        Shape::Layered => {
+            let w = layer_width(n);
+            for i in w..n {
+                let prev = (i / w - 1) * w;
+                edge(prev + i % w, i);
+                edge(prev + (i + 1) % w, i);
+            }
+        }
     }
     plan
 }
@@ -237,6 +245,13 @@ pub enum Shape {
     Chain,
     /// Chains of ten tasks.
     Chains,
+    /// Layers of about √N tasks, each task depending on two tasks of the layer before.
+    Layered,
+}
+
+/// Tasks per layer of [`Shape::Layered`]: about √n, at least 2.
+fn layer_width(n: usize) -> usize {
+    ((n as f64).sqrt().round() as usize).max(2)
 }
 
 /// Runs N noop tasks through the real engine and store in a temporary project; prints

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod bench;
+mod bench_chaos;
 mod bench_workers;
 mod bench_worktrees;
 pub mod cli;

@@ -649,7 +649,7 @@ fn completions_and_the_manual_come_from_the_command_definitions() {
     for (shell, check) in [("zsh", &["-n"][..]), ("fish", &["--no-execute"][..])] {
         let text = e.ok(&["completions", shell]);
         assert!(text.contains("downbeat"), "{shell}");
-        let file = e.write(&format!("downbeat.{shell}"), &text);
+        let file = e.write(format!("downbeat.{shell}"), &text);
         match std::process::Command::new(shell)
             .args(check)
             .arg(&file)

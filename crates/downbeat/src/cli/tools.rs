@@ -42,6 +42,9 @@ pub enum BenchCmd {
     /// and time them through noop tasks: throughput and, for chains, dependency → dependent
     /// latency across processes.
     Workers(BenchWorkersArgs),
+    /// Kill `downbeat run` with SIGKILL again and again on a plan of shell tasks that write a
+    /// journal, then let it finish: tasks lost, work re-run, dependencies overtaken.
+    Chaos(BenchChaosArgs),
     /// Worktree isolation on a generated repository: per-task overhead (worktree, commit,
     /// merge) and a run of tasks editing disjoint files, against a run without worktrees.
     Worktrees {
@@ -94,6 +97,35 @@ pub struct BenchWorkersArgs {
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
     /// Keep the schema and the project directory.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Options of `downbeat bench chaos`.
+#[derive(Debug, Args)]
+pub struct BenchChaosArgs {
+    /// Tasks in the plan.
+    #[arg(long, default_value_t = 300)]
+    pub tasks: u32,
+    /// Times the runner is killed before the last run is let finish.
+    #[arg(long, default_value_t = 20)]
+    pub kills: u32,
+    /// Milliseconds from each runner's start to its kill (default: random, 100 to 1,500).
+    #[arg(long, value_name = "MS")]
+    pub every: Option<u64>,
+    /// Tasks at once.
+    #[arg(long, short = 'j', default_value_t = 8)]
+    pub concurrency: usize,
+    /// How the tasks depend on one another.
+    #[arg(long, value_enum, default_value = "layered")]
+    pub shape: crate::bench::Shape,
+    /// Seed of the kill delays and task durations (default: from the clock; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds the last run may take before it counts as hung and is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub timeout: u64,
+    /// Keep the temporary project (journal, runner logs, database).
     #[arg(long)]
     pub keep: bool,
 }

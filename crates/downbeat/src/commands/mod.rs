@@ -140,6 +140,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
                 concurrency,
             } => crate::bench::bench_recover(tasks, database, concurrency.max(1), j).await,
             BenchCmd::Workers(a) => crate::bench_workers::bench_workers(&a, j).await,
+            BenchCmd::Chaos(a) => crate::bench_chaos::bench_chaos(&a, j).await,
             BenchCmd::Worktrees {
                 files,
                 tasks,
