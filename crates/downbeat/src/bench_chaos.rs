@@ -265,7 +265,7 @@ async fn wait_for(Runner(child): &mut Runner, limit: Duration) -> Result<Option<
 async fn campaign(dir: &Path, a: &BenchChaosArgs, rng: &mut Rng) -> Result<Campaign, Error> {
     let mut c = Campaign::default();
     while c.kills < a.kills {
-        let delay = a.every.unwrap_or_else(|| rng.between(100, 1500));
+        let delay = a.every.unwrap_or_else(|| rng.between(100, 600));
         c.runs += 1;
         let mut child = start_runner(dir, a.concurrency, c.runs)?;
         if let Some(code) = wait_for(&mut child, Duration::from_millis(delay)).await? {

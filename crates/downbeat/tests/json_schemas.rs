@@ -642,6 +642,9 @@ fn benches(c: &mut Check) {
     c.ok(&["bench", "run", "--tasks", "20", "-j", "4"]);
     c.ok(&["bench", "recover", "--tasks", "50", "-j", "4"]);
     c.ok(&[
+        "bench", "chaos", "--tasks", "20", "--kills", "1", "--every", "100", "--seed", "3",
+    ]);
+    c.ok(&[
         "bench",
         "worktrees",
         "--files",

@@ -105,12 +105,12 @@ pub struct BenchWorkersArgs {
 #[derive(Debug, Args)]
 pub struct BenchChaosArgs {
     /// Tasks in the plan.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 1000)]
     pub tasks: u32,
     /// Times the runner is killed before the last run is let finish.
     #[arg(long, default_value_t = 20)]
     pub kills: u32,
-    /// Milliseconds from each runner's start to its kill (default: random, 100 to 1,500).
+    /// Milliseconds from each runner's start to its kill (default: random, 100 to 600).
     #[arg(long, value_name = "MS")]
     pub every: Option<u64>,
     /// Tasks at once.
