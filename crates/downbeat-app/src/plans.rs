@@ -44,10 +44,7 @@ fn unknown_consensus_executors(p: &Project, parsed: &plan::PlanFile) -> Vec<Stri
     let mut out = Vec::new();
     for (i, t) in parsed.tasks.iter().enumerate() {
         let Some(spec) = &t.consensus else { continue };
-        let who = match &t.key {
-            Some(k) => format!("task `{k}`"),
-            None => format!("task #{} (\"{}\")", i + 1, t.title),
-        };
+        let who = plan::task_label(i, t);
         out.extend(
             unknown_executors(p, spec)
                 .into_iter()

@@ -314,13 +314,7 @@ fn integrated_line(
 }
 
 fn summary_line(s: &downbeat_engine::run::RunSummary) -> String {
-    let count = |n: u64, word: &str, tone: Tone| {
-        if n == 0 {
-            format!("0 {word}")
-        } else {
-            format!("{n} {}", paint(word, tone, On::Err))
-        }
-    };
+    let count = |n: u64, word: &str, tone: Tone| crate::style::count(n, word, tone, On::Err);
     let head = if s.interrupted {
         "run interrupted after"
     } else {

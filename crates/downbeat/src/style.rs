@@ -135,6 +135,15 @@ pub fn status(word: &str, on: On) -> String {
     }
 }
 
+/// `3 failed`: a count and its word, the word painted in `tone` when the count is not zero.
+pub fn count(n: u64, word: &str, tone: Tone, on: On) -> String {
+    if n == 0 {
+        format!("0 {word}")
+    } else {
+        format!("{n} {}", paint(word, tone, on))
+    }
+}
+
 /// The width of `text` on a terminal: characters, escape codes not counted.
 pub fn width(text: &str) -> usize {
     if !text.contains('\x1b') {

@@ -677,11 +677,7 @@ fn count_lines(c: &report::Counts) -> String {
 }
 
 /// `3 failed`, the word painted in its status colour when there are any.
-fn counted(n: impl Into<u64>, word: &str) -> String {
-    let n = n.into();
-    if n == 0 {
-        format!("0 {word}")
-    } else {
-        format!("{n} {}", style::status(word, On::Out))
-    }
+fn counted(n: u64, word: &str) -> String {
+    let tone = style::tone_of(word).unwrap_or(style::Tone::Strong);
+    style::count(n, word, tone, On::Out)
 }
