@@ -144,15 +144,10 @@ pub async fn source(p: &Project, q: &str, attempt: Option<u32>) -> Result<LogSou
 /// at most the last 64 KiB of each file.
 pub async fn tail(p: &Project, q: &str, n: usize) -> Result<Vec<String>, Error> {
     let s = source(p, q, None).await?;
+    const WINDOW: u64 = 64 * 1024;
     let last = |path: PathBuf| -> Vec<String> {
-        let Ok(mut f) = std::fs::File::open(&path) else {
-            return Vec::new();
-        };
-        use std::io::{Read, Seek};
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(64 * 1024)));
-        let mut bytes = Vec::new();
-        let _ = f.read_to_end(&mut bytes);
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let bytes = read_range(&path, len.saturating_sub(WINDOW), WINDOW as usize);
         String::from_utf8_lossy(&bytes)
             .lines()
             .map(str::to_owned)
