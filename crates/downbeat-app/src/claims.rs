@@ -16,7 +16,7 @@ use downbeat_core::task::{EdgeKind, Status, Task};
 use downbeat_core::time::{Millis, Timestamp};
 use downbeat_engine::executor::DiscoveredTask;
 use downbeat_engine::run::RunEvent;
-use downbeat_store::{Batch, ClaimRequest, Finish, FinishStatus, Hold};
+use downbeat_store::{Batch, CapLimit, ClaimRequest, Finish, FinishStatus, Hold};
 use serde::Serialize;
 
 use crate::cache::{GraphCache, View};
@@ -166,6 +166,9 @@ pub async fn claim(
         },
     };
     let lease_until = Timestamp(p.now().0 + lease.0);
+    // Caps hold over every runner and client sharing the database: the store counts.
+    let caps = p.plan_settings().caps();
+    let mut capped = false;
     for (id, after) in candidates.into_iter().take(32) {
         let batch = Batch {
             finishes: vec![],
@@ -178,8 +181,19 @@ pub async fn claim(
             lease_until,
             quiet: false,
             holds_seen: Some(seen),
+            // A task named by the claimer is taken whatever the caps say: the person or
+            // agent chose it.
+            caps: if c.task.is_some() {
+                Vec::new()
+            } else {
+                CapLimit::all(&caps)
+            },
         };
         let res = p.store.commit_batch(&batch, &actor).await?;
+        if res.capped.contains(&id) {
+            capped = true;
+            continue;
+        }
         if res.held {
             // A hold came in after the holds were read: say which.
             let why = match p.store.holds().await?.first() {
@@ -235,9 +249,11 @@ pub async fn claim(
             worktree,
         }));
     }
-    Ok(Claim::none(
-        "every candidate was claimed by someone else meanwhile; claim again",
-    ))
+    Ok(Claim::none(if capped {
+        "the ready tasks' groups are at their caps, counting the tasks other runners and clients run; claim again when one of them ends"
+    } else {
+        "every candidate was claimed by someone else meanwhile; claim again"
+    }))
 }
 
 /// Gives a claim back (pending again) when it cannot be worked on.
@@ -262,6 +278,7 @@ async fn give_back(p: &Project, t: &Task, fence: Fence, why: &str) -> Result<(),
         lease_until: p.now(),
         quiet: false,
         holds_seen: None,
+        caps: vec![],
     };
     p.store.commit_batch(&batch, &p.actor().await?).await?;
     Ok(())
@@ -708,6 +725,7 @@ pub async fn end(p: &Project, e: &End, how: EndAction) -> Result<Ended, Error> {
         lease_until: p.now(),
         quiet: false,
         holds_seen: None,
+        caps: vec![],
     };
     let res = p.store.commit_batch(&batch, &p.actor().await?).await?;
     if !res.rejected.is_empty() {

@@ -317,6 +317,22 @@ impl Caps {
     pub fn is_empty(&self) -> bool {
         self.caps.is_empty()
     }
+
+    /// Every group as its cap and its roles (sorted), in group order: what a store needs to
+    /// count a group's running tasks whoever runs them.
+    pub fn limits(&self) -> Vec<(u32, Vec<String>)> {
+        let mut out: Vec<(u32, Vec<String>)> =
+            self.caps.iter().map(|&cap| (cap, Vec::new())).collect();
+        for (role, &g) in &self.of_role {
+            if let Some((_, roles)) = out.get_mut(g as usize) {
+                roles.push(role.clone());
+            }
+        }
+        for (_, roles) in &mut out {
+            roles.sort();
+        }
+        out
+    }
 }
 
 /// Checks that named groups are usable with these role caps: a cap of at least 1, at least one
@@ -671,6 +687,22 @@ mod tests {
         assert_eq!(of(&[7]), [6, 7, 8], "a container brings its children");
         assert_eq!(of(&[6]), [6]);
         assert!(of(&[]).is_empty());
+    }
+
+    #[test]
+    fn limits_list_each_group_with_its_roles() {
+        let caps = Caps::new(
+            &[("architect".to_owned(), 1)],
+            &[group("heavy", 2, &["tester", "implementer"])],
+        );
+        assert_eq!(
+            caps.limits(),
+            vec![
+                (1, vec!["architect".to_owned()]),
+                (2, vec!["implementer".to_owned(), "tester".to_owned()]),
+            ]
+        );
+        assert!(Caps::default().limits().is_empty());
     }
 
     #[test]

@@ -37,8 +37,9 @@ pub use traits::{
 };
 pub use transfer::{Transfer, open_transfer};
 pub use types::{
-    AppliedPlan, ArtifactRecord, AttemptRecord, Batch, BatchResult, ClaimRequest, Claimed,
-    EventQuery, Finish, FinishStatus, FlagFilter, Integrity, SchemaInfo, TaskFilter, WorkerRecord,
+    AppliedPlan, ArtifactRecord, AttemptRecord, Batch, BatchResult, CapLimit, ClaimRequest,
+    Claimed, EventQuery, Finish, FinishStatus, FlagFilter, Integrity, SchemaInfo, TaskFilter,
+    WorkerRecord,
 };
 pub use url::{check_supported, redact_url};
 

@@ -179,6 +179,28 @@ pub struct Batch {
     /// no claim of the batch is taken ([`BatchResult::held`]): work chosen before a hold was
     /// seen does not start under it. `None`: no check (the claimer looked at holds otherwise).
     pub holds_seen: Option<u32>,
+    /// Caps on running tasks by role that `claims` must respect, counted over every holder
+    /// sharing the database (not only this claimer's attempts). Claims are taken in order; one
+    /// that would take its group past the cap is refused ([`BatchResult::capped`]). Empty: no
+    /// check.
+    pub caps: Vec<CapLimit>,
+}
+
+/// At most `cap` tasks whose role is one of `roles` running at once, whoever runs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapLimit {
+    pub cap: u32,
+    pub roles: Vec<String>,
+}
+
+impl CapLimit {
+    /// The limits of a set of caps ([`Caps::limits`](downbeat_core::graph::Caps::limits)).
+    pub fn all(caps: &downbeat_core::graph::Caps) -> Vec<Self> {
+        caps.limits()
+            .into_iter()
+            .map(|(cap, roles)| Self { cap, roles })
+            .collect()
+    }
 }
 
 /// What a [`Batch`] did.
@@ -192,6 +214,9 @@ pub struct BatchResult {
     /// A hold later than [`Batch::holds_seen`] exists: every claim is in `not_claimed`. The
     /// claimer reads the holds again and chooses anew.
     pub held: bool,
+    /// Claims refused because their group was at its cap ([`Batch::caps`]); also in
+    /// `not_claimed`. They may be claimed once a running task of the group ends.
+    pub capped: Vec<TaskId>,
     /// What the effects of the accepted finishes did: one entry per accepted finish with
     /// effects, in batch order.
     pub effects: Vec<EffectsDone>,

@@ -179,6 +179,7 @@ pub async fn bench_recover(
             lease_until,
             quiet: false,
             holds_seen: None,
+            caps: vec![],
         };
         let got = store.commit_batch(&batch, &actor).await?;
         note(&format!(

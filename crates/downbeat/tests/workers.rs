@@ -162,6 +162,82 @@ fn three_workers_do_every_task_exactly_once() {
     );
 }
 
+/// The most tasks of `ids` that ran at once, from a journal of `s <ns> <id>` / `e <ns> <id>`
+/// lines.
+fn most_at_once(journal: &str, ids: &std::collections::HashSet<String>) -> usize {
+    let mut marks: Vec<(u128, i32)> = journal
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (kind, at, id) = (w.next()?, w.next()?.parse().ok()?, w.next()?);
+            ids.contains(id)
+                .then_some((at, if kind == "s" { 1 } else { -1 }))
+        })
+        .collect();
+    // Ends before starts at the same instant.
+    marks.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in marks {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// A named group's cap holds over all the workers together: each counts the tasks the others
+/// run, not only its own.
+#[test]
+fn a_group_cap_holds_across_workers() {
+    let mut e = Env::new("wkcap");
+    let journal = e.tmp().join("journal");
+    e.append(
+        ".downbeat/config.toml",
+        &format!(
+            "\n[groups.heavy]\nmax_parallel = 2\nroles = [\"tester\", \"implementer\"]\n\n\
+             [executors.mark]\ntype = \"process\"\nshell = \"echo s $(date +%s%N) $DOWNBEAT_TASK_ID >> {j}; \
+             sleep 0.3; echo e $(date +%s%N) $DOWNBEAT_TASK_ID >> {j}\"\n",
+            j = journal.display()
+        ),
+    );
+    let mut plan = String::new();
+    for i in 0..12 {
+        let role = ["tester", "implementer", "reviewer"][i % 3];
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"t{i}\"\ntitle = \"Task {i}\"\nrole = \"{role}\"\n"
+        ));
+    }
+    e.append("plan.toml", &plan);
+    e.ok(&["plan", "apply", "plan.toml"]);
+    for _ in 0..3 {
+        e.spawn_worker(&["--executor", "mark", "--slots", "3", "--lease", "5s"]);
+    }
+    e.wait_status("all tasks completed", |s| s["counts"]["completed"] == 12);
+    let tasks = e.json(&["list"]);
+    let role_ids = |roles: &[&str]| -> std::collections::HashSet<String> {
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| roles.contains(&t["role"].as_str().unwrap_or("")))
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (heavy, free) = (
+        role_ids(&["tester", "implementer"]),
+        role_ids(&["reviewer"]),
+    );
+    assert_eq!((heavy.len(), free.len()), (8, 4));
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(text.lines().count(), 24, "{text}");
+    let most = most_at_once(&text, &heavy);
+    assert!(
+        (1..=2).contains(&most),
+        "{most} heavy tasks ran at once:\n{text}"
+    );
+    // The cap is the group's alone: nine slots in all ran the free tasks side by side.
+    assert!(most_at_once(&text, &free) >= 2, "{text}");
+}
+
 /// The worker that ends a container's last leaf writes the container's integration report,
 /// though other workers ran the other leaves.
 #[test]

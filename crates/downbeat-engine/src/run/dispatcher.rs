@@ -22,7 +22,8 @@ use downbeat_core::planner::{NodeIdx, NodeKind};
 use downbeat_core::task::{Status, Task};
 use downbeat_core::time::Timestamp;
 use downbeat_store::{
-    Batch, ChangeFeed, ClaimRequest, Claimed, EffectsDone, EventQuery, Finish, FinishStatus, Store,
+    Batch, CapLimit, ChangeFeed, ClaimRequest, Claimed, EffectsDone, EventQuery, Finish,
+    FinishStatus, Store,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -103,6 +104,11 @@ pub(super) struct Dispatcher {
     last_seen: i64,
     /// Claims another runner won: looked at again once its events are in.
     recheck: Vec<NodeIdx>,
+    /// The caps as the store checks them: over every runner sharing the database.
+    limits: Vec<CapLimit>,
+    /// Groups the store found at their cap (others' tasks count there): none of their tasks is
+    /// chosen again until others' changes have been looked at.
+    full: HashSet<u32>,
     feed: Option<Box<dyn ChangeFeed>>,
     tick: Duration,
     next_tick: Instant,
@@ -155,6 +161,7 @@ impl Dispatcher {
             .min(Duration::from_millis(500))
             .max(Duration::from_millis(20));
         let feed = store.change_feed().await.ok().flatten();
+        let limits = CapLimit::all(&opts.caps);
         Ok(Self {
             store,
             opts,
@@ -171,6 +178,8 @@ impl Dispatcher {
             stopping: None,
             last_seen,
             recheck: Vec::new(),
+            limits,
+            full: HashSet::new(),
             feed,
             tick,
             next_tick: Instant::now() + tick,
@@ -255,7 +264,12 @@ impl Dispatcher {
                 self.g.queued[v as usize] = false;
                 continue;
             }
-            if held_back(&allowed, task.id) || !occupied.admits(&task, &self.opts.caps) {
+            let full = task
+                .role
+                .as_deref()
+                .and_then(|r| self.opts.caps.group_of(r))
+                .is_some_and(|g| self.full.contains(&g));
+            if full || held_back(&allowed, task.id) || !occupied.admits(&task, &self.opts.caps) {
                 deferred.push(item);
                 continue;
             }
@@ -293,6 +307,7 @@ impl Dispatcher {
             lease_until,
             quiet,
             holds_seen: Some(self.holds.seen),
+            caps: self.limits.clone(),
         };
         let res = self.store.commit_batch(&batch, &self.actor()).await?;
         if let Some(e) = self.turn.broken.take() {
@@ -331,7 +346,14 @@ impl Dispatcher {
         for t in &res.not_claimed {
             if let Some(&v) = self.g.node_of.get(t) {
                 self.g.queued[v as usize] = false;
-                if res.held {
+                if res.capped.contains(t) {
+                    // Others run the group's places: ready again, chosen once they may end.
+                    let group = self.g.task_of(v).and_then(|t| t.role.as_deref());
+                    self.full
+                        .extend(group.and_then(|r| self.opts.caps.group_of(r)));
+                    let now = self.now();
+                    self.g.consider(v, now);
+                } else if res.held {
                     let now = self.now();
                     self.g.consider(v, now);
                 } else {
@@ -799,6 +821,8 @@ impl Dispatcher {
         for v in self.recheck.drain(..) {
             self.g.consider(v, now);
         }
+        // Places others held may have been given up: try the full groups again.
+        self.full.clear();
         Ok(())
     }
 
@@ -868,6 +892,7 @@ impl QuickStart<'_> {
             lease_until: later((opts.now)(), opts.lease),
             quiet: false,
             holds_seen: Some(holds.seen),
+            caps: CapLimit::all(&opts.caps),
         };
         let res = self.store.commit_batch(&batch, &actor(opts)).await?;
         if res.held {

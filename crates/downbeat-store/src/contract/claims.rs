@@ -372,3 +372,125 @@ fn sample_detail() -> downbeat_core::attempt::AttemptDetail {
         }),
     }
 }
+
+/// Group caps in a batch hold over every claimer sharing the database: running tasks of a
+/// group are counted whoever holds them, claims are taken in order up to the cap, a finish in
+/// the same batch frees its place first, and racing claimers never exceed a cap together.
+pub async fn group_caps_hold_across_claimers(f: Fixture) {
+    let other = (f.reopen)().await;
+    let s = &*f.store;
+    let make = |title: &str, role: &str| {
+        let mut t = new_task(title);
+        t.role = Some(role.into());
+        t
+    };
+    let mut id = std::collections::HashMap::new();
+    for (title, role) in [
+        ("t1", "tester"),
+        ("t2", "tester"),
+        ("t3", "tester"),
+        ("i1", "implementer"),
+        ("w1", "writer"),
+    ] {
+        let t = s
+            .create_task(&make(title, role), &[], &actor(0))
+            .await
+            .unwrap();
+        id.insert(title, t.id);
+    }
+    let caps = vec![
+        crate::CapLimit {
+            cap: 2,
+            roles: vec!["implementer".into(), "tester".into()],
+        },
+        crate::CapLimit {
+            cap: 1,
+            roles: vec!["architect".into()],
+        },
+    ];
+    let capped = |tasks: &[TaskId], holder: &str| Batch {
+        caps: caps.clone(),
+        ..claim_batch(tasks, holder, 60_000)
+    };
+    let r1 = s
+        .commit_batch(&capped(&[id["t1"]], "runner-1"), &actor(1))
+        .await
+        .unwrap();
+    assert_eq!(r1.claimed.len(), 1);
+    // Another claimer: one place is left in the group, the writer is not capped.
+    let r2 = other
+        .commit_batch(
+            &capped(&[id["t2"], id["i1"], id["t3"], id["w1"]], "runner-2"),
+            &actor(2),
+        )
+        .await
+        .unwrap();
+    let won: Vec<TaskId> = r2.claimed.iter().map(|c| c.task).collect();
+    assert_eq!(won, vec![id["t2"], id["w1"]]);
+    assert_eq!(r2.capped, vec![id["i1"], id["t3"]]);
+    assert!(r2.capped.iter().all(|t| r2.not_claimed.contains(t)));
+    assert_eq!(s.task(id["t3"]).await.unwrap().status, Status::Pending);
+    // The first runner's tester ends in the batch that claims the next one: it fits.
+    let c1 = r1.claimed[0];
+    let mut b = capped(&[id["t3"], id["i1"]], "runner-1");
+    b.finishes = vec![finish(
+        c1.task,
+        c1.epoch,
+        c1.attempt_id,
+        FinishStatus::Completed,
+    )];
+    let r3 = s.commit_batch(&b, &actor(3)).await.unwrap();
+    assert_eq!(r3.rejected, vec![]);
+    assert_eq!(
+        r3.claimed.iter().map(|c| c.task).collect::<Vec<_>>(),
+        vec![id["t3"]]
+    );
+    assert_eq!(r3.capped, vec![id["i1"]]);
+    // A claimer without caps is not held to them.
+    let r4 = other
+        .commit_batch(&claim_batch(&[id["i1"]], "runner-3", 60_000), &actor(4))
+        .await
+        .unwrap();
+    assert_eq!(r4.claimed.len(), 1);
+    assert!(r4.capped.is_empty());
+    // Racing claimers of a group of one: exactly one wins each round.
+    for round in 0..5 {
+        let a = s
+            .create_task(&make(&format!("a{round}"), "architect"), &[], &actor(5))
+            .await
+            .unwrap()
+            .id;
+        let b = s
+            .create_task(&make(&format!("b{round}"), "architect"), &[], &actor(5))
+            .await
+            .unwrap()
+            .id;
+        let (x, y) = (capped(&[a], "runner-1"), capped(&[b], "runner-2"));
+        let at = actor(6 + round);
+        let (rx, ry) = tokio::join!(s.commit_batch(&x, &at), other.commit_batch(&y, &at));
+        let (rx, ry) = (rx.unwrap(), ry.unwrap());
+        let winners: Vec<_> = rx.claimed.iter().chain(&ry.claimed).copied().collect();
+        assert_eq!(winners.len(), 1, "round {round}: {rx:?} {ry:?}");
+        assert_eq!(rx.capped.len() + ry.capped.len(), 1, "round {round}");
+        // The winner ends; the next round starts with the group empty.
+        let w = winners[0];
+        let (store, holder) = if rx.claimed.is_empty() {
+            (&other, "runner-2")
+        } else {
+            (&f.store, "runner-1")
+        };
+        let end = Batch {
+            finishes: vec![finish(
+                w.task,
+                w.epoch,
+                w.attempt_id,
+                FinishStatus::Completed,
+            )],
+            ..claim_batch(&[], holder, 60_000)
+        };
+        assert_eq!(
+            store.commit_batch(&end, &at).await.unwrap().rejected,
+            vec![]
+        );
+    }
+}

@@ -57,6 +57,7 @@ macro_rules! store_contract_tests {
             workers_register_beat_and_leave,
             holds_last_until_their_task_ends_or_release,
             claims_chosen_before_a_hold_are_refused,
+            group_caps_hold_across_claimers,
             meta_set_is_logged,
             decisions_are_proposed_then_decided,
         );

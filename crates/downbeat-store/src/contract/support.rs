@@ -78,6 +78,7 @@ pub(super) fn claim_batch(tasks: &[TaskId], holder: &str, until: i64) -> Batch {
         lease_until: actor(until).now,
         quiet: false,
         holds_seen: None,
+        caps: vec![],
     }
 }
 

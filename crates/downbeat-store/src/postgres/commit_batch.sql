@@ -17,9 +17,12 @@
 --                 "after", "artifacts": [{"path", "size", "sha256"}]}],
 --   "claims": [{"seq", "id", "executor", "after": position in "afters"}],
 --   "afters": [[seq]]: the distinct lists of prerequisites of the claims,
---   "holds_seen": the last hold number the claimer knew of, or null}
+--   "holds_seen": the last hold number the claimer knew of, or null,
+--   "caps": [{"cap", "roles": [role]}]: running tasks of these roles, whoever holds them,
+--           stay within the cap (optional), "cap_lock": the lock class serialising them}
 -- Output: {"rejected": [seq], "claimed": [{"seq", "epoch", "attempt_id", "number"}],
 --          "not_claimed": [seq], "held": a later hold refused every claim,
+--          "capped": [seq] refused for a cap (also in not_claimed),
 --          "last": seq of the last event or null}
 CREATE OR REPLACE FUNCTION downbeat_commit_batch(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
@@ -44,7 +47,20 @@ DECLARE
     v_claim_ev jsonb := '[]';
     v_last     bigint;
     v_held     boolean := false;
+    v_caps     jsonb := coalesce(p->'caps', '[]');
+    v_used     int[];
+    v_keep     bigint[];
+    v_capped   bigint[] := '{}';
+    v_group    int;
+    v_claim    record;
 BEGIN
+    -- Caps are counted over every holder: claimers that check caps take turns, from before
+    -- they lock any row (so no claimer holding rows waits for the turn of one that waits for
+    -- those rows) to their commit, and each counts the running tasks the previous committed.
+    IF jsonb_array_length(v_cl) > 0 AND jsonb_array_length(v_caps) > 0 THEN
+        PERFORM pg_advisory_xact_lock((p->>'cap_lock')::int, hashtext(current_schema()));
+    END IF;
+
     IF jsonb_array_length(v_fin) > 0 THEN
         v_seqs := ARRAY(SELECT (f->>'seq')::bigint FROM jsonb_array_elements(v_fin) f);
         v_ids := ARRAY(SELECT (f->>'attempt_id')::bigint FROM jsonb_array_elements(v_fin) f);
@@ -123,6 +139,32 @@ BEGIN
                              WHERE a::bigint = ANY(v_open)) AS blocked
               FROM jsonb_array_elements(v_cl) WITH ORDINALITY AS x(c, o)) q;
 
+        IF cardinality(v_wanted) > 0 AND jsonb_array_length(v_caps) > 0 THEN
+            -- Claims in order, each within its group's cap next to the running tasks.
+            SELECT array_agg((SELECT count(*) FROM tasks t
+                              WHERE t.status = 'running' AND NOT t.archived
+                                AND t.role IN (SELECT jsonb_array_elements_text(c->'roles')))::int
+                             ORDER BY o)
+            INTO v_used FROM jsonb_array_elements(v_caps) WITH ORDINALITY AS x(c, o);
+            v_keep := '{}';
+            FOR v_claim IN SELECT w.s, t.role FROM unnest(v_wanted) WITH ORDINALITY AS w(s, o)
+                           LEFT JOIN tasks t ON t.seq = w.s ORDER BY w.o LOOP
+                v_group := NULL;
+                SELECT o::int INTO v_group FROM jsonb_array_elements(v_caps) WITH ORDINALITY AS x(c, o)
+                WHERE c->'roles' ? v_claim.role ORDER BY o LIMIT 1;
+                IF v_group IS NULL THEN
+                    v_keep := v_keep || v_claim.s;
+                ELSIF v_used[v_group] < (v_caps->(v_group - 1)->>'cap')::int THEN
+                    v_used[v_group] := v_used[v_group] + 1;
+                    v_keep := v_keep || v_claim.s;
+                ELSE
+                    v_capped := v_capped || v_claim.s;
+                END IF;
+            END LOOP;
+            v_wanted := v_keep;
+            v_refused := v_refused || v_capped;
+        END IF;
+
         IF cardinality(v_wanted) > 0 THEN
             -- Candidates locked by another claimer are skipped, not waited for: they are
             -- that claimer's. Leases run on the database's clock.
@@ -184,6 +226,7 @@ BEGIN
     END IF;
 
     RETURN jsonb_build_object('rejected', to_jsonb(v_rejected), 'claimed', v_claimed,
-                              'not_claimed', to_jsonb(v_refused), 'held', v_held, 'last', v_last);
+                              'not_claimed', to_jsonb(v_refused), 'held', v_held,
+                              'capped', to_jsonb(v_capped), 'last', v_last);
 END
 $fn$;

@@ -15,6 +15,7 @@ struct BatchAnswer {
     claimed: Vec<ClaimedRow>,
     not_claimed: Vec<i64>,
     held: bool,
+    capped: Vec<i64>,
     /// The last event's sequence number (none when the batch wrote no event); checked for
     /// its type, not used.
     #[serde(rename = "last", deserialize_with = "present")]
@@ -70,6 +71,7 @@ impl BatchAnswer {
             not_claimed: tasks(self.not_claimed)?,
             rejected: tasks(self.rejected)?,
             held: self.held,
+            capped: tasks(self.capped)?,
             effects: Vec::new(),
         })
     }
@@ -135,6 +137,8 @@ impl PostgresStore {
             "lock": LOCK_EVENTS, "channel": CHANGED_CHANNEL, "wake": !batch.quiet,
             "finishes": finishes, "claims": claims, "afters": afters,
             "holds_seen": batch.holds_seen,
+            "caps": batch.caps.iter().map(|l| json!({"cap": l.cap, "roles": l.roles})).collect::<Vec<_>>(),
+            "cap_lock": LOCK_CAPS,
         });
         if crate::effects::any(batch) {
             return self.with_effects(batch, &input, actor).await;
@@ -367,7 +371,7 @@ mod tests {
     #[test]
     fn batch_answers_of_another_shape_are_errors() {
         let ok = r#"{"rejected": [3], "claimed": [{"seq": 4, "epoch": 2, "attempt_id": 9, "number": 1}],
-                     "not_claimed": [5], "held": false, "last": 17}"#;
+                     "not_claimed": [5], "held": false, "capped": [], "last": 17}"#;
         let r = BatchAnswer::parse(ok).unwrap().into_result().unwrap();
         assert_eq!(r.rejected, [tid(3)]);
         assert_eq!(r.not_claimed, [tid(5)]);
@@ -380,8 +384,7 @@ mod tests {
                 number: 1
             }]
         );
-        let empty =
-            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": true, "last": null}"#;
+        let empty = r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": true, "capped": [], "last": null}"#;
         assert!(
             BatchAnswer::parse(empty)
                 .unwrap()
@@ -393,19 +396,20 @@ mod tests {
             "{}",
             "null",
             "[]",
-            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false}"#,
-            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false, "last": null, "extra": 1}"#,
-            r#"{"rejected": ["x"], "claimed": [], "not_claimed": [], "held": false, "last": null}"#,
-            r#"{"rejected": [], "claimed": [{"seq": 4, "epoch": 2, "attempt_id": 9}], "not_claimed": [], "held": false, "last": null}"#,
-            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": null, "last": null}"#,
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false, "capped": []}"#,
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false, "last": null}"#,
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false, "capped": ["x"], "last": null}"#,
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": false, "capped": [], "last": null, "extra": 1}"#,
+            r#"{"rejected": ["x"], "claimed": [], "not_claimed": [], "held": false, "capped": [], "last": null}"#,
+            r#"{"rejected": [], "claimed": [{"seq": 4, "epoch": 2, "attempt_id": 9}], "not_claimed": [], "held": false, "capped": [], "last": null}"#,
+            r#"{"rejected": [], "claimed": [], "not_claimed": [], "held": null, "capped": [], "last": null}"#,
         ] {
             assert!(
                 matches!(BatchAnswer::parse(bad), Err(Error::Database(_))),
                 "{bad}"
             );
         }
-        let out_of_range =
-            r#"{"rejected": [-1], "claimed": [], "not_claimed": [], "held": false, "last": null}"#;
+        let out_of_range = r#"{"rejected": [-1], "claimed": [], "not_claimed": [], "held": false, "capped": [], "last": null}"#;
         assert!(matches!(
             BatchAnswer::parse(out_of_range).unwrap().into_result(),
             Err(Error::Database(_))

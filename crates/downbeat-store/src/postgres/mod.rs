@@ -99,6 +99,8 @@ const LOCK_EVENTS: i32 = 0x4442_0001;
 const LOCK_GRAPH: i32 = 0x4442_0002;
 /// Serialises the installation of the batch function by concurrent opens.
 const LOCK_FUNCTION: i32 = 0x4442_0003;
+/// Serialises the claims that check caps (`commit_batch.sql`).
+const LOCK_CAPS: i32 = 0x4442_0004;
 
 /// The batch function in force (`commit_batch.sql`), installed by [`install_batch_function`].
 const BATCH_FUNCTION: &str = include_str!("commit_batch.sql");

@@ -5,6 +5,7 @@
 //! apply a rule that `crate::shared` already has a function for another way.
 
 use super::*;
+use crate::types::CapLimit;
 
 /// The finishes of a batch: accepted where the fencing token still matches, rejected
 /// otherwise; every attempt's end goes to the ledger. Queues each accepted one's event.
@@ -140,6 +141,11 @@ async fn take_claims(
             wanted.push(seq(cl.task));
         }
     }
+    if !batch.caps.is_empty() && !wanted.is_empty() {
+        // Writers are serialised, so the running tasks counted here are all there are until
+        // this transaction commits.
+        wanted = within_caps(c, &batch.caps, wanted, out).await?;
+    }
     let mut got: HashMap<i64, (i64, i64)> = HashMap::new();
     if !wanted.is_empty() {
         // NOT INDEXED keeps the planner on the primary key: through the ready index it
@@ -208,6 +214,73 @@ async fn take_claims(
         });
     }
     Ok(())
+}
+
+/// The claims in `wanted` that keep every group within its cap, counting the tasks running
+/// now (whoever holds them); the others go to `not_claimed` and `capped`.
+async fn within_caps(
+    c: &mut SqliteConnection,
+    caps: &[CapLimit],
+    wanted: Vec<i64>,
+    out: &mut BatchResult,
+) -> Result<Vec<i64>> {
+    let running: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT role, count(*) FROM tasks WHERE status = 'running' AND archived = 0 \
+         AND role IS NOT NULL GROUP BY role",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
+    let roles: HashMap<i64, String> = sqlx::query_as(
+        "SELECT seq, role FROM tasks WHERE seq IN (SELECT value FROM json_each(?)) AND role IS NOT NULL",
+    )
+    .bind(serde_json::to_string(&wanted).map_err(|e| Error::Invalid(e.to_string()))?)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .collect();
+    let running: HashMap<String, u32> = running
+        .into_iter()
+        .map(|(r, n)| (r, u32::try_from(n).unwrap_or(u32::MAX)))
+        .collect();
+    let (keep, refused) = split_by_caps(caps, &running, &wanted, |s| {
+        roles.get(&s).map(String::as_str)
+    });
+    for s in refused {
+        out.not_claimed.push(tid(s));
+        out.capped.push(tid(s));
+    }
+    Ok(keep)
+}
+
+/// Splits `wanted` (in claim order) into the claims that fit their group's cap next to the
+/// `running` tasks per role, and the ones that do not. A claim whose role is in no group
+/// always fits.
+fn split_by_caps<'a>(
+    caps: &[CapLimit],
+    running: &HashMap<String, u32>,
+    wanted: &[i64],
+    role_of: impl Fn(i64) -> Option<&'a str>,
+) -> (Vec<i64>, Vec<i64>) {
+    let mut used: Vec<u32> = caps
+        .iter()
+        .map(|l| l.roles.iter().filter_map(|r| running.get(r)).sum())
+        .collect();
+    let (mut keep, mut refused) = (Vec::new(), Vec::new());
+    for &s in wanted {
+        let group =
+            role_of(s).and_then(|r| caps.iter().position(|l| l.roles.iter().any(|x| x == r)));
+        match group {
+            Some(g) if used[g] >= caps[g].cap => refused.push(s),
+            Some(g) => {
+                used[g] += 1;
+                keep.push(s);
+            }
+            None => keep.push(s),
+        }
+    }
+    (keep, refused)
 }
 
 #[async_trait]
@@ -408,5 +481,38 @@ impl ExecutionStore for SqliteStore {
             .await
             .map_err(db)?;
         Ok(rows.iter().map(row_attempt).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_fill_each_group_up_to_its_cap_in_order() {
+        let caps = vec![
+            CapLimit {
+                cap: 2,
+                roles: vec!["implementer".into(), "tester".into()],
+            },
+            CapLimit {
+                cap: 1,
+                roles: vec!["architect".into()],
+            },
+        ];
+        // One tester already runs (elsewhere): the heavy group has one place left.
+        let running = HashMap::from([("tester".to_owned(), 1), ("writer".to_owned(), 5)]);
+        let roles: HashMap<i64, &str> = HashMap::from([
+            (1, "implementer"),
+            (2, "tester"),
+            (3, "architect"),
+            (4, "architect"),
+            (5, "writer"),
+        ]);
+        let (keep, refused) = split_by_caps(&caps, &running, &[1, 2, 3, 4, 5, 6], |s| {
+            roles.get(&s).copied()
+        });
+        assert_eq!(keep, vec![1, 3, 5, 6]);
+        assert_eq!(refused, vec![2, 4]);
     }
 }
