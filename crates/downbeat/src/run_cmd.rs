@@ -34,7 +34,12 @@ pub async fn run_cmd(p: &Project, a: RunArgs, j: bool) -> Result<(), Error> {
     if !a.local {
         let live = crate::worker_cmd::live_workers(p).await?;
         if !live.is_empty() {
-            return crate::worker_cmd::watch_workers(p, &live, j).await;
+            use downbeat_app::runs::follow::Followed;
+            match crate::worker_cmd::watch_workers(p, &live, j).await? {
+                Followed::Done => return Ok(()),
+                // What the workers left (their expired leases included) runs here.
+                Followed::WorkersGone => {}
+            }
         }
     }
     for c in preflight::require(p, &opts).await? {

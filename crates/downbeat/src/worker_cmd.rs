@@ -177,8 +177,13 @@ pub use downbeat_app::runs::follow::live_workers;
 
 /// `downbeat run` while workers are alive: the workers take the tasks; this process follows
 /// the event log until nothing is ready or running, and exits like a run (0, or 7 when work
-/// is left that nobody can start).
-pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Result<(), Error> {
+/// is left that nobody can start). Answers [`Followed::WorkersGone`] when every worker went
+/// away with work left: the caller runs it.
+pub async fn watch_workers(
+    p: &Project,
+    live: &[WorkerRecord],
+    j: bool,
+) -> Result<follow::Followed, Error> {
     note(&format!(
         "{} worker(s) alive ({}); they take the ready tasks — following their progress (`--local` runs here instead)",
         live.len(),
@@ -212,7 +217,12 @@ pub async fn watch_workers(p: &Project, live: &[WorkerRecord], j: bool) -> Resul
             note(&format!("{:<10} {} by {}", st, e.entity, e.actor).replace("  by", " by"));
         }
     };
-    follow::follow_workers(p, &cancel, &mut show).await?;
-    note("all tasks are done");
-    Ok(())
+    let followed = follow::follow_workers(p, &cancel, &mut show).await?;
+    match followed {
+        follow::Followed::Done => note("all tasks are done"),
+        follow::Followed::WorkersGone => {
+            note("every worker is gone with work left; running the rest here")
+        }
+    }
+    Ok(followed)
 }

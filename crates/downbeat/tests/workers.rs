@@ -238,6 +238,53 @@ fn a_group_cap_holds_across_workers() {
     assert!(most_at_once(&text, &free) >= 2, "{text}");
 }
 
+/// `run` follows live workers; when the last one dies with work left (here: SIGKILLed while it
+/// holds a task), the run notices within a few seconds and does the rest itself.
+#[test]
+fn a_run_following_workers_takes_over_when_they_die() {
+    let mut e = Env::new("wkgone");
+    e.append(
+        ".downbeat/config.toml",
+        "\n[executors.nap]\ntype = \"process\"\nargv = [\"sleep\", \"0.1\"]\n\
+         [executors.stall]\ntype = \"process\"\nargv = [\"sleep\", \"60\"]\n",
+    );
+    let mut plan = String::new();
+    for i in 0..4 {
+        plan.push_str(&format!(
+            "[[tasks]]\nkey = \"t{i}\"\ntitle = \"Task {i}\"\n"
+        ));
+    }
+    e.append("plan.toml", &plan);
+    e.ok(&["plan", "apply", "plan.toml"]);
+    let pid = e.spawn_worker(&["--executor", "stall", "--slots", "1", "--lease", "2s"]);
+    e.wait_status("the worker's task running", |s| s["counts"]["running"] == 1);
+    let mut run = e
+        .command(&["run", "--executor", "nap"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    signal(pid, "KILL");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = run.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = run.kill();
+            panic!("the run kept following a dead worker");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("1 worker(s) alive"), "{err}");
+    assert!(err.contains("every worker is gone"), "{err}");
+    assert_eq!(e.json(&["status"])["counts"]["completed"], 4);
+}
+
 /// The worker that ends a container's last leaf writes the container's integration report,
 /// though other workers ran the other leaves.
 #[test]

@@ -27,20 +27,41 @@ pub fn shown(e: &Event) -> bool {
     e.action == "task.status" || e.action.starts_with("worker.")
 }
 
+/// How often a follower looks whether any worker is still alive.
+const WORKERS_CHECK: Duration = Duration::from_secs(2);
+
+/// How following ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    /// Every leaf is done.
+    Done,
+    /// No worker is alive any more (they stopped, or died without a word) while work is left:
+    /// nobody else will do it.
+    WorkersGone,
+}
+
 /// Follows the event log, handing each event to `on_event`, until nothing is ready or running
-/// twice in a row (so a completion and its dependent's claim are not missed) or `cancel`.
-/// Ends `Ok` when every leaf is done, else [`Kind::RunIncomplete`] with how many are left.
+/// twice in a row (so a completion and its dependent's claim are not missed), no worker is
+/// alive any more ([`Followed::WorkersGone`]), or `cancel`. Ends with [`Followed::Done`] when
+/// every leaf is done, else [`Kind::RunIncomplete`] with how many are left.
 pub async fn follow_workers(
     p: &Project,
     cancel: &CancellationToken,
     on_event: &mut (dyn FnMut(&Event) + Send),
-) -> Result<(), Error> {
+) -> Result<Followed, Error> {
     let store = &p.store;
     let mut last = store.last_event_seq().await?;
     let mut quiet_rounds = 0;
+    let mut next_check = tokio::time::Instant::now() + WORKERS_CHECK;
     loop {
         if cancel.is_cancelled() {
             return Err(Error::new(Kind::Interrupted, "interrupted"));
+        }
+        if tokio::time::Instant::now() >= next_check {
+            next_check = tokio::time::Instant::now() + WORKERS_CHECK;
+            if live_workers(p).await?.is_empty() {
+                return Ok(Followed::WorkersGone);
+            }
         }
         let events = store
             .events(&EventQuery {
@@ -74,7 +95,7 @@ pub async fn follow_workers(
             () = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
-    left_behind(p).await
+    left_behind(p).await.map(|()| Followed::Done)
 }
 
 /// Leaves no worker can start now (containers roll up from their children).
