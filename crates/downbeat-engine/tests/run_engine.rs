@@ -98,6 +98,8 @@ fn options(p: &Project, exec: Arc<dyn Executor>, retry: RetryPolicy) -> RunOptio
         context_budget: downbeat_engine::run::DEFAULT_CONTEXT_BUDGET,
         flag_depth: downbeat_core::flags::DEFAULT_MAX_DEPTH,
         memory_files: Vec::new(),
+
+        load_wait: downbeat_engine::run::DEFAULT_LOAD_WAIT,
     }
 }
 
@@ -219,6 +221,77 @@ async fn every_task_runs_once_and_in_dependency_order() {
     // Running again finds nothing to do.
     let (again, _) = go(&p, options(&p, Arc::new(Noop), RetryPolicy::default())).await;
     assert_eq!(again.completed, 0);
+}
+
+/// A runner does not wait for a large graph to load before it completes work: the first
+/// attempts' plain ends commit while it loads, a failure waits for it (its retry policy needs
+/// it), and once it is in the run goes on as ever — every task once, in dependency order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_completes_while_the_graph_loads() {
+    let mut plan = String::from(DIAMOND);
+    plan.push_str("[[tasks]]\nkey = \"flaky\"\ntitle = \"flaky\"\npriority = \"critical\"\n");
+    for i in 0..5_000 {
+        plan.push_str(&format!("[[tasks]]\ntitle = \"t{i}\"\n"));
+    }
+    let p = project(&plan).await;
+    let mut exec = Scripted::sleeping(0);
+    exec.fail_first.insert("flaky".into(), 1);
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        delay: "10ms".into(),
+        ..Default::default()
+    };
+    let mut opts = options(&p, Arc::new(exec), retry);
+    opts.load_wait = Duration::ZERO;
+    let (summary, events) = go(&p, opts).await;
+    assert_eq!(
+        (summary.completed, summary.failed, summary.remaining),
+        (5_007, 0, 0)
+    );
+    // Work completed before the run had its whole graph (and announced its counts).
+    let started = events
+        .iter()
+        .position(|e| matches!(e, RunEvent::Started { .. }))
+        .unwrap();
+    let first_done = events
+        .iter()
+        .position(
+            |e| matches!(e, RunEvent::AttemptFinished { status, .. } if status == "completed"),
+        )
+        .unwrap();
+    assert!(first_done < started, "{:?}", &events[..started + 1]);
+    match &events[started] {
+        RunEvent::Started { pending, .. } => assert!(*pending < 5_007, "{pending}"),
+        _ => unreachable!(),
+    }
+    assert_eq!(status_of(&p, "flaky").await, Status::Completed);
+    let flaky = p.store.resolve_task("flaky").await.unwrap();
+    assert_eq!(p.store.attempts(flaky).await.unwrap().len(), 2);
+    let log = p.store.events(&EventQuery::default()).await.unwrap();
+    let seq_of = |id: TaskId, st: &str| {
+        log.iter()
+            .find(|e| {
+                e.entity == id.to_string()
+                    && e.action == "task.status"
+                    && e.after.as_ref().is_some_and(|a| a["status"] == st)
+            })
+            .map(|e| e.seq)
+            .unwrap()
+    };
+    let snap = p.store.graph().await.unwrap();
+    for e in &snap.edges {
+        assert!(
+            seq_of(e.from, "completed") < seq_of(e.to, "running"),
+            "{e:?}"
+        );
+    }
+    let ran = log
+        .iter()
+        .filter(|e| {
+            e.action == "task.status" && e.after.as_ref().is_some_and(|a| a["status"] == "running")
+        })
+        .count();
+    assert_eq!(ran, 5_007 + 1, "each task ran once, the flaky one twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

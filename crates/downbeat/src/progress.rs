@@ -86,7 +86,8 @@ async fn show_events_on(
         }
         match (&overall, &e) {
             (Some(o), RunEvent::Started { pending, .. }) => {
-                o.set_length(*pending as u64);
+                // Work may have completed before the run had its whole graph.
+                o.set_length(*pending as u64 + o.position());
             }
             (
                 Some(_),

@@ -351,6 +351,8 @@ pub async fn run_options(p: &Project, a: &RunRequest) -> Result<RunOptions, Erro
             .map_err(|e| Error::invalid(format!("[run] context_budget: {e}")))?,
         flag_depth: p.config.flags.max_depth(),
         memory_files: crate::memory::paths(p)?,
+
+        load_wait: downbeat_engine::run::DEFAULT_LOAD_WAIT,
     };
     Ok(opts)
 }

@@ -32,6 +32,7 @@ use super::admission::{Holds, Occupied, held_back};
 use super::attempt::{Attempts, Done, Resolver, outcome_name};
 use super::graph::Graph;
 use super::integration;
+use super::loading::Loading;
 use super::types::{Emitter, RunError, RunEvent, RunOptions, RunSummary};
 use crate::config::{FailurePolicy, RetryPolicy};
 use crate::executor::{AgentReport, Outcome, OutcomeKind};
@@ -62,6 +63,8 @@ enum Wake {
     Timer,
     /// The run's token was cancelled.
     Cancelled,
+    /// The whole graph is in (see [`Loading`]).
+    Loaded(Box<Result<Graph, RunError>>),
 }
 
 /// Attempt ends collected since the last commit.
@@ -110,6 +113,8 @@ pub(super) struct Dispatcher {
     /// chosen again until others' changes have been looked at.
     full: HashSet<u32>,
     feed: Option<Box<dyn ChangeFeed>>,
+    /// The whole graph, while it loads: `g` is provisional until then.
+    loading: Option<Loading>,
     tick: Duration,
     next_tick: Instant,
     next_requeue: Instant,
@@ -138,6 +143,7 @@ impl Dispatcher {
         // before the holds and the graph are read: a hold added in between is not missed.
         let last_seen = store.last_event_seq().await?;
         let mut holds = Holds::load(store.as_ref(), &events).await?;
+        let mut started_early = Vec::new();
         if opts.only.is_empty() && opts.until.is_none() && !cancel.is_cancelled() {
             let mut q = QuickStart {
                 store: store.as_ref(),
@@ -146,23 +152,36 @@ impl Dispatcher {
                 resolver: &mut resolver,
                 events: &events,
             };
-            q.run(&mut holds).await?;
+            started_early = q.run(&mut holds).await?;
         }
 
-        let g = Graph::reload(store.as_ref(), &opts, &attempts.running, (opts.now)()).await?;
-        let pending = resolve_pending(&g, &opts, &mut resolver)?;
-        events.emit(RunEvent::Started {
-            ready: g.ready.len(),
-            running: attempts.running.len(),
-            pending: pending + attempts.running.len(),
-            concurrency: opts.concurrency,
-        });
+        // With attempts under way, the whole graph loads beside them and their plain ends
+        // commit meanwhile: a large project completes work before its graph is in.
+        let now = (opts.now)();
+        let (g, loading) = if started_early.is_empty() {
+            let g = Graph::reload(store.as_ref(), &opts, &attempts.running, now).await?;
+            (g, None)
+        } else {
+            // A graph that loads within a moment (all but the largest) is simply waited for.
+            let mut loading = Loading::start(store.clone(), opts.clone(), now);
+            match tokio::time::timeout(opts.load_wait, loading.done()).await {
+                Ok(g) => {
+                    let mut g = g?;
+                    g.settle_loaded(&[], &attempts.running, now);
+                    (g, None)
+                }
+                Err(_) => (
+                    Graph::provisional(started_early, &opts, now)?,
+                    Some(loading),
+                ),
+            }
+        };
         let tick = (opts.lease / 3)
             .min(Duration::from_millis(500))
             .max(Duration::from_millis(20));
         let feed = store.change_feed().await.ok().flatten();
         let limits = CapLimit::all(&opts.caps);
-        Ok(Self {
+        let mut d = Self {
             store,
             opts,
             events,
@@ -181,10 +200,45 @@ impl Dispatcher {
             limits,
             full: HashSet::new(),
             feed,
+            loading,
             tick,
             next_tick: Instant::now() + tick,
             next_requeue: Instant::now() + REQUEUE_EVERY,
-        })
+        };
+        if d.loading.is_none() {
+            d.announce()?;
+        }
+        Ok(d)
+    }
+
+    /// Resolves the executor of every pending task (bad configuration fails the run here) and
+    /// announces the run with the whole graph's counts.
+    fn announce(&mut self) -> Result<(), RunError> {
+        let pending = resolve_pending(&self.g, &self.opts, &mut self.resolver)?;
+        let running = self.attempts.running.len();
+        self.events.emit(RunEvent::Started {
+            ready: self.g.ready.len(),
+            running,
+            pending: pending + running,
+            concurrency: self.opts.concurrency,
+        });
+        Ok(())
+    }
+
+    /// The whole graph is in: it takes over from the provisional one, brought up to what this
+    /// runner did meanwhile, and the ends set aside for it are collected.
+    fn on_loaded(&mut self, loaded: Result<Graph, RunError>) -> Result<(), RunError> {
+        let Some(mut loading) = self.loading.take() else {
+            return Ok(());
+        };
+        let mut g = loaded?;
+        g.settle_loaded(&loading.completed, &self.attempts.running, self.now());
+        self.g = g;
+        self.announce()?;
+        for done in std::mem::take(&mut loading.held) {
+            self.collect(done);
+        }
+        Ok(())
     }
 
     /// Runs the loop to its end and returns the summary.
@@ -206,6 +260,7 @@ impl Dispatcher {
                 Wake::Feed(result) => self.on_feed(result).await?,
                 Wake::Timer => {}
                 Wake::Cancelled => self.on_cancel(),
+                Wake::Loaded(g) => self.on_loaded(*g)?,
             }
             // Holds: others' come in through the log; a task hold ends with its task.
             let g = &self.g;
@@ -243,7 +298,8 @@ impl Dispatcher {
                 .is_some_and(|r| flags::changes_plan(&r.flags, &r.discovered, rules))
                 || integration::adds_resolver(o)
         });
-        if self.stopping_or_cancelled() || hold {
+        // A provisional graph has nothing ready; claims wait for the whole graph.
+        if self.stopping_or_cancelled() || hold || self.loading.is_some() {
             return choice;
         }
         let mut deferred = Vec::new();
@@ -299,7 +355,8 @@ impl Dispatcher {
     /// accepted ends' reports and failure policy are applied and the won claims started.
     async fn commit(&mut self, choice: Choice) -> Result<(), RunError> {
         let lease_until = later(self.now(), self.opts.lease);
-        let quiet = self.g.take_quiet(&self.turn.finishes);
+        // Who else waits on these ends is known only from the whole graph.
+        let quiet = self.loading.is_none() && self.g.take_quiet(&self.turn.finishes);
         let batch = Batch {
             finishes: std::mem::take(&mut self.turn.finishes),
             claims: choice.claims,
@@ -361,7 +418,7 @@ impl Dispatcher {
                 }
             }
         }
-        if reload && self.stopping.is_none() {
+        if reload && self.stopping.is_none() && self.loading.is_none() {
             self.reload().await?;
         }
         Ok(())
@@ -529,6 +586,9 @@ impl Dispatcher {
     /// do not count) and no retry is due, or the run is stopping; a worker waits for new work
     /// until it is cancelled or stopped.
     fn is_over(&mut self) -> bool {
+        if self.loading.is_some() {
+            return false;
+        }
         let running = !self.attempts.running.is_empty();
         let held = !running && !self.holds.list.is_empty() && {
             let allowed = self.holds.allowed(Some(&self.g.tdag));
@@ -559,7 +619,12 @@ impl Dispatcher {
         let rx = &mut self.rx;
         let cancel = &self.cancel;
         let interrupted = self.summary.interrupted;
+        let loading = self.loading.as_mut();
+        let is_loading = loading.is_some();
         tokio::select! {
+            loaded = async { loading.expect("guarded").done().await }, if is_loading => {
+                Wake::Loaded(Box::new(loaded))
+            }
             got = rx.recv() => Wake::Done(got.map(Box::new)),
             _ = tokio::time::sleep(until_tick) => Wake::Tick,
             changed = async { feed.expect("guarded").changed().await }, if has_feed => {
@@ -596,6 +661,12 @@ impl Dispatcher {
     /// Turns an attempt's end into a `Finish` for the next commit and updates the in-memory
     /// graph optimistically.
     fn collect(&mut self, done: Done) {
+        if let Some(l) = self.loading.as_mut()
+            && Loading::needs_graph(&self.opts, &done, self.cancel.is_cancelled())
+        {
+            l.held.push(done);
+            return;
+        }
         let Done {
             claim,
             outcome,
@@ -684,6 +755,9 @@ impl Dispatcher {
         let new_status = match status {
             FinishStatus::Completed => {
                 self.summary.completed += 1;
+                if let Some(l) = self.loading.as_mut() {
+                    l.completed.push(claim.task);
+                }
                 self.turn.completed.push(claim.task);
                 if let Some(v) = node {
                     self.g.complete(v, now);
@@ -745,7 +819,8 @@ impl Dispatcher {
                 r.cancel.cancel();
             }
         }
-        if self.stopping_or_cancelled() {
+        // Others' changes wait for the whole graph (a provisional one would not find them).
+        if self.stopping_or_cancelled() || self.loading.is_some() {
             return Ok(());
         }
         // Leases of runners that died elsewhere (or here) go back to pending.
@@ -775,7 +850,7 @@ impl Dispatcher {
             self.feed = None;
             return Ok(());
         }
-        if self.stopping_or_cancelled() {
+        if self.stopping_or_cancelled() || self.loading.is_some() {
             return Ok(());
         }
         self.catch_up().await
@@ -854,7 +929,8 @@ struct QuickStart<'a> {
 }
 
 impl QuickStart<'_> {
-    async fn run(&mut self, holds: &mut Holds) -> Result<(), RunError> {
+    /// Claims and starts the first ready tasks found; returns them.
+    async fn run(&mut self, holds: &mut Holds) -> Result<Vec<Task>, RunError> {
         let opts = self.opts;
         let limit = u32::try_from(opts.concurrency.saturating_mul(2)).unwrap_or(u32::MAX);
         let candidates = self.store.ready_tasks(limit, (opts.now)()).await?;
@@ -883,7 +959,7 @@ impl QuickStart<'_> {
             picked.push(task);
         }
         if claims.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let batch = Batch {
             finishes: vec![],
@@ -898,15 +974,17 @@ impl QuickStart<'_> {
         if res.held {
             holds.refresh(self.store, self.events).await?;
         }
+        let mut started = Vec::new();
         for c in &res.claimed {
             let Some(mut task) = picked.iter().find(|t| t.id == c.task).cloned() else {
                 continue;
             };
             task.status = Status::Running;
             let r = self.resolver.get(&opts.resolve, &task)?.clone();
-            self.attempts.start(task, r, *c, self.events);
+            self.attempts.start(task.clone(), r, *c, self.events);
+            started.push(task);
         }
-        Ok(())
+        Ok(started)
     }
 }
 

@@ -55,7 +55,59 @@ impl Graph {
         now: Timestamp,
     ) -> Result<Self, RunError> {
         let tasks = store.tasks(&TaskFilter::default()).await?;
-        let snap = downbeat_core::report::snapshot_of(&tasks, &store.edges().await?);
+        let edges = store.edges().await?;
+        Self::build(tasks, &edges, opts, now)
+    }
+
+    /// A graph of `running` tasks alone, without their parents or edges: what the loop works
+    /// with while the whole graph loads ([`super::loading`]). Nothing in it is ready.
+    pub(super) fn provisional(
+        running: Vec<Task>,
+        opts: &RunOptions,
+        now: Timestamp,
+    ) -> Result<Self, RunError> {
+        let tasks = running
+            .into_iter()
+            .map(|t| Task {
+                parent: None,
+                status: Status::Running,
+                ..t
+            })
+            .collect();
+        Self::build(tasks, &[], opts, now)
+    }
+
+    /// The whole graph loaded while this runner went on, brought up to what it did meanwhile:
+    /// its own completions (the load may have read the tasks before they committed) and the
+    /// attempts running now are out of the ready queue.
+    pub(super) fn settle_loaded(
+        &mut self,
+        completed: &[TaskId],
+        running: &HashMap<TaskId, Running>,
+        now: Timestamp,
+    ) {
+        for t in completed {
+            if let Some(&v) = self.node_of.get(t) {
+                if !self.satisfied[v as usize] {
+                    self.complete(v, now);
+                }
+                if let Some(task) = self.tasks.get_mut(t) {
+                    task.status = Status::Completed;
+                }
+            }
+        }
+        // Committed already: the claims of what they freed wait on nothing.
+        self.fresh.clear();
+        self.keep_out(running);
+    }
+
+    fn build(
+        tasks: Vec<Task>,
+        edges: &[downbeat_core::task::Edge],
+        opts: &RunOptions,
+        now: Timestamp,
+    ) -> Result<Self, RunError> {
+        let snap = downbeat_core::report::snapshot_of(&tasks, edges);
         let tdag = TaskDag::new(&snap, &|_| None)?;
         let dag = &tdag.dag;
         let n = dag.len();
@@ -104,17 +156,25 @@ impl Graph {
         now: Timestamp,
     ) -> Result<Self, RunError> {
         let mut g = Self::load(store, opts, now).await?;
+        g.keep_out(running);
+        Ok(g)
+    }
+
+    /// Keeps the tasks of `running` out of the ready queue whatever the snapshot says.
+    fn keep_out(&mut self, running: &HashMap<TaskId, Running>) {
         for t in running.keys() {
-            if let Some(&v) = g.node_of.get(t) {
-                g.queued[v as usize] = true;
+            if let Some(&v) = self.node_of.get(t) {
+                self.queued[v as usize] = true;
+                if let Some(task) = self.tasks.get_mut(t) {
+                    task.status = Status::Running;
+                }
             }
         }
-        let ready: Vec<_> = std::mem::take(&mut g.ready)
+        let ready: Vec<_> = std::mem::take(&mut self.ready)
             .into_iter()
-            .filter(|(_, _, _, v)| !running.contains_key(&g.tdag.owner[*v as usize]))
+            .filter(|(_, _, _, v)| !running.contains_key(&self.tdag.owner[*v as usize]))
             .collect();
-        g.ready = ready.into_iter().collect();
-        Ok(g)
+        self.ready = ready.into_iter().collect();
     }
 
     /// Applies status changes made by others; false when an event needs a full reload
@@ -491,6 +551,8 @@ role = "implementer"
             context_budget: crate::config::DEFAULT_CONTEXT_BUDGET,
             flag_depth: downbeat_core::flags::DEFAULT_MAX_DEPTH,
             memory_files: Vec::new(),
+
+            load_wait: crate::run::DEFAULT_LOAD_WAIT,
         };
         let g = Graph::load(&store, &opts, Timestamp(1)).await.unwrap();
         (dir, g, ids)

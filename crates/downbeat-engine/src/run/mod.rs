@@ -13,7 +13,8 @@
 //! - `graph` — the in-memory graph: unsatisfied counts, the ready heap, retries, others'
 //!   changes applied in place;
 //! - `admission` — what may start now: holds, role and group caps, file footprints;
-//! - `attempt` — one attempt's life outside the loop (prompt, executor, artifacts).
+//! - `attempt` — one attempt's life outside the loop (prompt, executor, artifacts);
+//! - `loading` — the whole graph loading in the background while the first attempts run.
 //!
 //! What is not scheduling lives beside this module and is re-exported here so the paths stay
 //! put: flag rules and discovered work ([`crate::rules`]), the prompt's context
@@ -33,6 +34,7 @@ mod attempt;
 mod dispatcher;
 pub(crate) mod graph;
 mod integration;
+mod loading;
 pub(crate) mod types;
 
 pub use crate::config::DEFAULT_CONTEXT_BUDGET;
@@ -40,7 +42,9 @@ pub use crate::host::{default_holder, holder_is_dead, this_host};
 pub use crate::prompt_context::prompt_context;
 pub use crate::rules::{Dependent, ReportEffects, announce, completion_effects, load_dependents};
 pub use integration::{PolicyFx, on_conflict};
-pub use types::{AcceptFn, ResolveFn, Resolved, RunError, RunEvent, RunOptions, RunSummary};
+pub use types::{
+    AcceptFn, DEFAULT_LOAD_WAIT, ResolveFn, Resolved, RunError, RunEvent, RunOptions, RunSummary,
+};
 
 /// The executors the pending tasks in scope would run with, resolved as a run resolves them
 /// (one per distinct executor setting and role): what a preflight checks before anything

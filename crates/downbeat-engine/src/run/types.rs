@@ -86,7 +86,15 @@ pub struct RunOptions {
     /// The project's memory files (`CLAUDE.md`, `AGENTS.md`) every prompt carries when they
     /// exist, read when the prompt is rendered.
     pub memory_files: Vec<PathBuf>,
+    /// How long a starting runner that has started work waits for the whole graph before it
+    /// goes on with a provisional one, committing that work's plain ends meanwhile
+    /// ([`DEFAULT_LOAD_WAIT`]).
+    pub load_wait: Duration,
 }
+
+/// [`RunOptions::load_wait`] in practice: a graph that loads within it (all but the largest)
+/// is simply waited for.
+pub const DEFAULT_LOAD_WAIT: Duration = Duration::from_millis(250);
 
 /// Whether a runner takes a task.
 pub type AcceptFn = Arc<dyn Fn(&Task) -> bool + Send + Sync>;
