@@ -138,6 +138,49 @@ pub fn context_sections(template: &str, ctx: &PromptContext) -> String {
     s
 }
 
+/// The fields of [`PromptContext`] a template shows only if it names them, and which take
+/// store reads of their own: a template that names neither needs neither read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    pub objectives: bool,
+    pub dependencies: bool,
+}
+
+impl Shown {
+    /// Every field: a context for any template.
+    pub const ALL: Self = Self {
+        objectives: true,
+        dependencies: true,
+    };
+
+    /// What `template` may show: the context fields it names. A name that is not a field
+    /// (a function such as `debug()` shows the whole context) or a template that does not
+    /// parse counts as everything.
+    pub fn of(template: &str) -> Self {
+        const FIELDS: [&str; 7] = [
+            "task",
+            "objectives",
+            "dependencies",
+            "decisions",
+            "insights",
+            "flags",
+            "memory",
+        ];
+        let env = env();
+        let Ok(parsed) = env.template_from_str(template) else {
+            return Self::ALL;
+        };
+        let names = parsed.undeclared_variables(false);
+        if names.iter().any(|n| !FIELDS.contains(&n.as_str())) {
+            return Self::ALL;
+        }
+        Self {
+            objectives: names.contains("objectives"),
+            dependencies: names.contains("dependencies"),
+        }
+    }
+}
+
 /// Why a template could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("prompt template of role `{role}`: {message}")]
@@ -270,6 +313,43 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("artifact: src/mw.rs"), "{out}");
+    }
+
+    #[test]
+    fn a_template_shows_the_fields_it_names() {
+        let none = Shown {
+            objectives: false,
+            dependencies: false,
+        };
+        assert_eq!(Shown::of(""), none);
+        assert_eq!(Shown::of("## Task {{ task.id }}: {{ task.title }}"), none);
+        assert_eq!(
+            Shown::of("{% for o in objectives %}{{ o }}{% endfor %}"),
+            Shown {
+                objectives: true,
+                dependencies: false,
+            }
+        );
+        assert_eq!(
+            Shown::of("{% if dependencies %}{{ dependencies[0].title }}{% endif %}"),
+            Shown {
+                objectives: false,
+                dependencies: true,
+            }
+        );
+        // A name outside the context (a function, a typo) or a broken template: everything.
+        assert_eq!(Shown::of("{{ debug() }}"), Shown::ALL);
+        assert_eq!(Shown::of("{% if %}"), Shown::ALL);
+        // Names the template declares itself are not fields.
+        assert_eq!(Shown::of("{% set n = task.title %}{{ n }}"), none);
+        for role in downbeat_core::role::builtin_roles() {
+            let shown = Shown::of(&role.prompt);
+            assert!(
+                !role.prompt.contains("dependencies") || shown.dependencies,
+                "{}",
+                role.name
+            );
+        }
     }
 
     #[test]

@@ -10,11 +10,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use downbeat_core::context::Insight;
+use downbeat_core::ids::TaskId;
 use downbeat_core::task::{EdgeKind, Task};
 use downbeat_store::{FlagFilter, Store, TaskFilter};
 
 use crate::prompt::{
     self, DependencyResult, PromptContext, PromptFlag, PromptMemory, PromptRecord, PromptTask,
+    Shown,
 };
 use crate::run::types::RunOptions;
 
@@ -34,8 +37,10 @@ pub(crate) async fn render_prompt(
     // the task, so the reads are tried again for a while before the attempt gives up.
     let mut pause = Duration::from_millis(250);
     let give_up = Instant::now() + PROMPT_READ_PATIENCE;
+    let shown = Shown::of(template);
     let ctx = loop {
-        match prompt_context(store, task, opts.context_budget, &opts.memory_files).await {
+        let budget = opts.context_budget;
+        match read_context(store, task, budget, &opts.memory_files, shown).await {
             Ok(ctx) => break ctx,
             Err(downbeat_store::Error::Unavailable(_)) if Instant::now() < give_up => {
                 tokio::time::sleep(pause).await;
@@ -67,22 +72,108 @@ pub async fn prompt_context(
     budget: usize,
     memory_files: &[PathBuf],
 ) -> Result<PromptContext, downbeat_store::Error> {
+    read_context(store, task, budget, memory_files, Shown::ALL).await
+}
+
+/// [`prompt_context`] for a template that shows only `shown`: the objectives and the
+/// dependencies' results it does not show are left empty and not read (the dependencies are
+/// still read when an insight linked to another task may concern this one through them).
+async fn read_context(
+    store: &dyn Store,
+    task: &Task,
+    budget: usize,
+    memory_files: &[PathBuf],
+    shown: Shown,
+) -> Result<PromptContext, downbeat_store::Error> {
     let role = task.role.clone().unwrap_or_default();
-    let objectives = store
-        .objectives()
-        .await?
-        .into_iter()
-        .filter(|o| o.status == downbeat_core::context::ObjectiveStatus::Active)
-        .map(|o| o.title)
-        .collect();
-    let mut dependencies = Vec::new();
-    // Whose insights concern this task: itself, its ancestors, what it depends on.
+    let objectives = if shown.objectives {
+        store
+            .objectives()
+            .await?
+            .into_iter()
+            .filter(|o| o.status == downbeat_core::context::ObjectiveStatus::Active)
+            .map(|o| o.title)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Read once: it tells whose insights may concern the task, and the prompt shows them.
+    let all_insights = store.insights().await?;
+    // Whose insights concern this task: itself, its ancestors, what it depends on. Only an
+    // insight linked to another task needs the others worked out.
     let mut about = vec![task.id];
+    let linked_elsewhere = all_insights
+        .iter()
+        .any(|i| i.task.is_some_and(|t| t != task.id));
+    let mut dependencies = if shown.dependencies || linked_elsewhere {
+        dependency_results(store, task, &mut about).await?
+    } else {
+        Vec::new()
+    };
+    let mut flags = followed_up(store, task).await?;
+    // Artifacts only matter when there are tasks to attach them to.
+    if (shown.dependencies && !dependencies.is_empty()) || !flags.is_empty() {
+        let artifacts = store.artifacts().await?;
+        let results = dependencies
+            .iter_mut()
+            .chain(flags.iter_mut().map(|f| &mut f.raised_by));
+        for d in results {
+            d.artifacts = artifacts
+                .iter()
+                .filter(|a| a.task.to_string() == d.id)
+                .map(|a| a.path.clone())
+                .collect();
+        }
+    }
+    // Insights learned on other tasks of the same role concern it too: the few tasks insights
+    // are linked to are looked up, never every task of the role.
+    if let Some(r) = task.role.as_deref().filter(|r| !r.is_empty()) {
+        let mut linked: Vec<_> = all_insights
+            .iter()
+            .filter_map(|i| i.task)
+            .filter(|t| !about.contains(t))
+            .collect();
+        linked.sort();
+        linked.dedup();
+        for t in linked {
+            if store.task(t).await?.role.as_deref() == Some(r) {
+                about.push(t);
+            }
+        }
+    }
+    let mut left = budget;
+    let (decisions, insights) = team_context(store, all_insights, &about, &mut left).await?;
+    let memory = memory(memory_files, &mut left).await;
+    Ok(PromptContext {
+        decisions,
+        insights,
+        flags,
+        memory,
+        task: PromptTask {
+            id: task.id.to_string(),
+            title: task.title.clone(),
+            description: task.description.clone(),
+            role,
+            acceptance: task.acceptance.clone(),
+        },
+        objectives,
+        dependencies,
+    })
+}
+
+/// The results of the tasks `task` depends on (a container dependency contributes its
+/// children's), artifacts not filled in; adds its ancestors and dependencies to `about`.
+async fn dependency_results(
+    store: &dyn Store,
+    task: &Task,
+    about: &mut Vec<TaskId>,
+) -> Result<Vec<DependencyResult>, downbeat_store::Error> {
     let mut up = task.parent;
     while let Some(pid) = up.filter(|p| !about.contains(p)) {
         about.push(pid);
         up = store.task(pid).await?.parent;
     }
+    let mut dependencies = Vec::new();
     for e in store.edges_of(task.id).await? {
         if e.to != task.id || e.kind != EdgeKind::Blocks {
             continue;
@@ -110,64 +201,15 @@ pub async fn prompt_context(
             });
         }
     }
-    let mut flags = followed_up(store, task).await?;
-    // Artifacts only matter when there are tasks to attach them to.
-    if !dependencies.is_empty() || !flags.is_empty() {
-        let artifacts = store.artifacts().await?;
-        let results = dependencies
-            .iter_mut()
-            .chain(flags.iter_mut().map(|f| &mut f.raised_by));
-        for d in results {
-            d.artifacts = artifacts
-                .iter()
-                .filter(|a| a.task.to_string() == d.id)
-                .map(|a| a.path.clone())
-                .collect();
-        }
-    }
-    // Insights learned on other tasks of the same role concern it too: the few tasks insights
-    // are linked to are looked up, never every task of the role.
-    if let Some(r) = task.role.as_deref().filter(|r| !r.is_empty()) {
-        let mut linked: Vec<_> = store
-            .insights()
-            .await?
-            .into_iter()
-            .filter_map(|i| i.task)
-            .filter(|t| !about.contains(t))
-            .collect();
-        linked.sort();
-        linked.dedup();
-        for t in linked {
-            if store.task(t).await?.role.as_deref() == Some(r) {
-                about.push(t);
-            }
-        }
-    }
-    let mut left = budget;
-    let (decisions, insights) = team_context(store, &about, &mut left).await?;
-    let memory = memory(memory_files, &mut left).await;
-    Ok(PromptContext {
-        decisions,
-        insights,
-        flags,
-        memory,
-        task: PromptTask {
-            id: task.id.to_string(),
-            title: task.title.clone(),
-            description: task.description.clone(),
-            role,
-            acceptance: task.acceptance.clone(),
-        },
-        objectives,
-        dependencies,
-    })
+    Ok(dependencies)
 }
 
-/// The decisions in force (oldest first) and the insights about `about` or the whole project
-/// (newest first), as many as fit in `budget` bytes, decisions first.
+/// The decisions in force (oldest first) and those of `insights` about `about` or the whole
+/// project (newest first), as many as fit in `budget` bytes, decisions first.
 async fn team_context(
     store: &dyn Store,
-    about: &[downbeat_core::ids::TaskId],
+    insights: Vec<Insight>,
+    about: &[TaskId],
     left: &mut usize,
 ) -> Result<(Vec<PromptRecord>, Vec<PromptRecord>), downbeat_store::Error> {
     let mut take = |r: &PromptRecord| {
@@ -195,9 +237,7 @@ async fn team_context(
         .take_while(|r| take(r))
         .collect();
     let about: std::collections::HashSet<_> = about.iter().copied().collect();
-    let mut insights: Vec<_> = store
-        .insights()
-        .await?
+    let mut insights: Vec<_> = insights
         .into_iter()
         .filter(|i| i.task.is_none_or(|t| about.contains(&t)))
         .collect();

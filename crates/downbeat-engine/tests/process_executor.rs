@@ -127,6 +127,39 @@ async fn success_captures_output_and_prompt() {
 }
 
 #[tokio::test]
+async fn attempt_directories_are_made_whatever_exists_already() {
+    let fx = Fixture::new();
+    let task_dir = fx.attempt_dir.parent().expect("task dir").to_path_buf();
+    let runs = task_dir.parent().expect("runs dir").to_path_buf();
+    let process = fake(&["--echo-prompt"]);
+    // The first attempt of a project: neither the runs directory nor the task's exists.
+    let outcome = run(&process, &fx.spec()).await;
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    assert_eq!(read(&fx.file(files::PROMPT)), fx.spec().prompt);
+    // A first attempt of another task: the runs directory exists, the task's does not.
+    let mut other = fx.spec();
+    other.attempt_dir = runs.join("t2").join("1");
+    let outcome = run(&process, &other).await;
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    assert_eq!(stdout_of(&outcome), other.prompt);
+    // A retry: the task's directory exists, the attempt's does not.
+    let mut retry = fx.spec();
+    retry.attempt = 2;
+    retry.attempt_dir = task_dir.join("2");
+    let outcome = run(&process, &retry).await;
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    assert!(retry.attempt_dir.join(files::STDERR).is_file());
+    // A retry whose task directory is gone (cleaned up by hand) still gets its directory.
+    std::fs::remove_dir_all(runs.join("t2")).expect("remove t2");
+    let mut gone = other.clone();
+    gone.attempt = 2;
+    gone.attempt_dir = runs.join("t2").join("2");
+    let outcome = run(&process, &gone).await;
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    assert_eq!(read(&gone.attempt_dir.join(files::PROMPT)), gone.prompt);
+}
+
+#[tokio::test]
 async fn large_prompt_does_not_deadlock() {
     let fx = Fixture::new();
     let mut spec = fx.spec();

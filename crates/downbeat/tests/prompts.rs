@@ -158,3 +158,56 @@ fn insights_learned_on_tasks_of_the_same_role_reach_its_prompt() {
         "a tester's insight stays out: {prompt}"
     );
 }
+
+#[test]
+fn a_template_that_shows_no_dependencies_still_gets_the_insights_about_them() {
+    let e = project(None);
+    // No role: the default template shows the task alone.
+    e.ok(&[
+        "add",
+        "Review the login",
+        "--key",
+        "review",
+        "--after",
+        "design",
+        "--executor",
+        "capture",
+    ]);
+    e.ok(&["run", "--only", "review"]);
+    let prompt = std::fs::read_to_string(e.path().join("prompt-seen.txt")).unwrap();
+    assert!(prompt.contains("Review the login"), "{prompt}");
+    assert!(
+        prompt.contains("The session table needs an index"),
+        "an insight about a dependency: {prompt}"
+    );
+    assert!(!prompt.contains("Invoices"), "{prompt}");
+}
+
+#[test]
+fn a_template_that_shows_objectives_and_dependencies_gets_them() {
+    let e = project(None);
+    e.write(
+        ".downbeat/roles/lister.toml",
+        "description = \"Lists\"\nprompt = \"{% for o in objectives %}objective: {{ o }}\\n{% endfor %}{% for d in dependencies %}after: {{ d.title }}: {{ d.result }}\\n{% endfor %}\"\n",
+    );
+    e.ok(&["objective", "add", "Users can log in"]);
+    e.ok(&[
+        "add",
+        "List the login",
+        "--role",
+        "lister",
+        "--key",
+        "list",
+        "--after",
+        "design",
+        "--executor",
+        "capture",
+    ]);
+    e.ok(&["run", "--only", "list"]);
+    let prompt = std::fs::read_to_string(e.path().join("prompt-seen.txt")).unwrap();
+    assert!(prompt.contains("objective: Users can log in"), "{prompt}");
+    assert!(
+        prompt.contains("after: Design the login: OAuth2 with PKCE"),
+        "{prompt}"
+    );
+}

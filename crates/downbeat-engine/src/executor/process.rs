@@ -325,7 +325,8 @@ async fn prepare(spec: &AttemptSpec) -> Result<(Paths, Files), String> {
     let workspace = spec.workspace.clone();
     let attempt_dir = spec.attempt_dir.clone();
     let prompt_text = spec.prompt.clone();
-    tokio::task::spawn_blocking(move || prepare_now(&workspace, &attempt_dir, &prompt_text))
+    let first = spec.attempt <= 1;
+    tokio::task::spawn_blocking(move || prepare_now(&workspace, &attempt_dir, first, &prompt_text))
         .await
         .map_err(|e| format!("could not prepare the attempt: {e}"))?
 }
@@ -333,6 +334,7 @@ async fn prepare(spec: &AttemptSpec) -> Result<(Paths, Files), String> {
 fn prepare_now(
     workspace: &Path,
     attempt_dir: &Path,
+    first: bool,
     prompt_text: &str,
 ) -> Result<(Paths, Files), String> {
     let absolute = |p: &Path| {
@@ -352,19 +354,12 @@ fn prepare_now(
     }
     // A new attempt directory cannot hold a stale result file; one that already exists (an
     // attempt number used again after the database was restored) may.
-    let fresh = match std::fs::create_dir(&attempt_dir) {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-        Err(_) => {
-            std::fs::create_dir_all(&attempt_dir).map_err(|e| {
-                format!(
-                    "could not create attempt directory {}: {e}",
-                    attempt_dir.display()
-                )
-            })?;
-            true
-        }
-    };
+    let fresh = make_attempt_dir(&attempt_dir, first).map_err(|e| {
+        format!(
+            "could not create attempt directory {}: {e}",
+            attempt_dir.display()
+        )
+    })?;
     let prompt = attempt_dir.join(files::PROMPT);
     // Written and then read by the program as its stdin, through one open file.
     let prompt_file = std::fs::OpenOptions::new()
@@ -413,6 +408,25 @@ fn prepare_now(
         },
         files,
     ))
+}
+
+/// Creates the attempt directory; `Ok(false)` if it exists already. The directory of a first
+/// attempt's task is new too, so it is made first: two `mkdir`s, none of them failing, where
+/// trying the attempt's directory first would fail and then make both.
+fn make_attempt_dir(dir: &Path, first: bool) -> io::Result<bool> {
+    if first && let Some(task_dir) = dir.parent() {
+        match std::fs::create_dir(task_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // The runs directory itself is missing (the first attempt of a project).
+            Err(_) => std::fs::create_dir_all(task_dir)?,
+        }
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(_) => std::fs::create_dir_all(dir).map(|()| true),
+    }
 }
 
 /// Reads the result file: `Ok(None)` if there is none, `Err` (a sentence) if it is unreadable
