@@ -497,6 +497,21 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Vacuums the system catalogs a schema's creation and removal leave dead rows in. On a
+    /// server without autovacuum they pile up (every table, column, index and dependency of
+    /// every dropped schema) and slow every catalog lookup; a role that may not vacuum them
+    /// gets a warning from the server and nothing is done. Best effort: errors are ignored.
+    pub async fn vacuum_catalogs(&self) {
+        let _ = sqlx::query(
+            "VACUUM pg_catalog.pg_attribute, pg_catalog.pg_depend, pg_catalog.pg_class, \
+             pg_catalog.pg_index, pg_catalog.pg_type, pg_catalog.pg_proc, pg_catalog.pg_namespace, \
+             pg_catalog.pg_constraint, pg_catalog.pg_attrdef, pg_catalog.pg_sequence, \
+             pg_catalog.pg_statistic, pg_catalog.pg_description",
+        )
+        .execute(&self.pool)
+        .await;
+    }
+
     /// A connection listening on [`CHANGED_CHANNEL`]: each notification's payload is the
     /// latest event sequence number of a commit that may have made work claimable. The
     /// listener reconnects by itself; a notification is a hint, not a guarantee (look at the
