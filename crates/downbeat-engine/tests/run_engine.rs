@@ -120,6 +120,28 @@ async fn status_of(p: &Project, key: &str) -> Status {
     p.store.task(id).await.unwrap().status
 }
 
+/// Each task's first `running` event comes after its dependencies' `completed` events.
+async fn assert_dependency_order(p: &Project) {
+    let events = p.store.events(&EventQuery::default()).await.unwrap();
+    let seq_of = |id: TaskId, st: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e.entity == id.to_string()
+                    && e.action == "task.status"
+                    && e.after.as_ref().is_some_and(|a| a["status"] == st)
+            })
+            .map(|e| e.seq)
+            .unwrap()
+    };
+    for e in &p.store.graph().await.unwrap().edges {
+        assert!(
+            seq_of(e.from, "completed") < seq_of(e.to, "running"),
+            "{e:?}"
+        );
+    }
+}
+
 /// Sleeps, then succeeds (or follows a per-title script).
 struct Scripted {
     sleep: Duration,
@@ -195,26 +217,8 @@ async fn every_task_runs_once_and_in_dependency_order() {
         (summary.completed, summary.failed, summary.remaining),
         (6, 0, 0)
     );
-    // Order: each task's `running` event comes after its dependencies' `completed` events.
-    let events = p.store.events(&EventQuery::default()).await.unwrap();
-    let seq_of = |id: TaskId, st: &str| {
-        events
-            .iter()
-            .find(|e| {
-                e.entity == id.to_string()
-                    && e.action == "task.status"
-                    && e.after.as_ref().is_some_and(|a| a["status"] == st)
-            })
-            .map(|e| e.seq)
-            .unwrap()
-    };
+    assert_dependency_order(&p).await;
     let snap = p.store.graph().await.unwrap();
-    for e in &snap.edges {
-        assert!(
-            seq_of(e.from, "completed") < seq_of(e.to, "running"),
-            "{e:?}"
-        );
-    }
     for t in &snap.tasks {
         assert_eq!(p.store.attempts(t.id).await.unwrap().len(), 1);
     }
@@ -267,24 +271,8 @@ async fn work_completes_while_the_graph_loads() {
     assert_eq!(status_of(&p, "flaky").await, Status::Completed);
     let flaky = p.store.resolve_task("flaky").await.unwrap();
     assert_eq!(p.store.attempts(flaky).await.unwrap().len(), 2);
+    assert_dependency_order(&p).await;
     let log = p.store.events(&EventQuery::default()).await.unwrap();
-    let seq_of = |id: TaskId, st: &str| {
-        log.iter()
-            .find(|e| {
-                e.entity == id.to_string()
-                    && e.action == "task.status"
-                    && e.after.as_ref().is_some_and(|a| a["status"] == st)
-            })
-            .map(|e| e.seq)
-            .unwrap()
-    };
-    let snap = p.store.graph().await.unwrap();
-    for e in &snap.edges {
-        assert!(
-            seq_of(e.from, "completed") < seq_of(e.to, "running"),
-            "{e:?}"
-        );
-    }
     let ran = log
         .iter()
         .filter(|e| {
