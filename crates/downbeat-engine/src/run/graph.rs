@@ -24,10 +24,36 @@ use downbeat_core::flags::Dependent;
 /// first.
 pub(super) type ReadyItem = (u64, i32, u64, NodeIdx);
 
+/// The tasks by id, kept in the order read: a million tasks are held once, with an index of
+/// their positions beside them (not moved into a map of their own).
+pub(super) struct TaskTable {
+    list: Vec<Task>,
+    at: HashMap<TaskId, u32>,
+}
+
+impl TaskTable {
+    fn new(list: Vec<Task>) -> Self {
+        let at = list
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id, i as u32))
+            .collect();
+        Self { list, at }
+    }
+
+    pub(super) fn get(&self, id: &TaskId) -> Option<&Task> {
+        self.list.get(*self.at.get(id)? as usize)
+    }
+
+    pub(super) fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
+        self.list.get_mut(*self.at.get(id)? as usize)
+    }
+}
+
 /// The loop's view of the graph.
 pub(super) struct Graph {
     pub(super) tdag: TaskDag,
-    pub(super) tasks: HashMap<TaskId, Task>,
+    pub(super) tasks: TaskTable,
     pub(super) node_of: HashMap<TaskId, NodeIdx>,
     unsat: Vec<u32>,
     pub(super) satisfied: Vec<bool>,
@@ -109,6 +135,7 @@ impl Graph {
     ) -> Result<Self, RunError> {
         let snap = downbeat_core::report::snapshot_of(&tasks, edges);
         let tdag = TaskDag::new(&snap, &|_| None)?;
+        drop(snap);
         let dag = &tdag.dag;
         let n = dag.len();
         let mut node_of = HashMap::with_capacity(tasks.len());
@@ -120,7 +147,7 @@ impl Graph {
         let (unsat, satisfied) = unsatisfied(dag);
         let rank = critical_path(dag, &satisfied);
         let in_scope = scope(&tdag, &node_of, opts);
-        let tasks: HashMap<TaskId, Task> = tasks.into_iter().map(|t| (t.id, t)).collect();
+        let tasks = TaskTable::new(tasks);
         let mut g = Self {
             tdag,
             tasks,
