@@ -320,11 +320,7 @@ impl Dispatcher {
                 self.g.queued[v as usize] = false;
                 continue;
             }
-            let full = task
-                .role
-                .as_deref()
-                .and_then(|r| self.opts.caps.group_of(r))
-                .is_some_and(|g| self.full.contains(&g));
+            let full = group_of(&self.opts, &task).is_some_and(|g| self.full.contains(&g));
             if full || held_back(&allowed, task.id) || !occupied.admits(&task, &self.opts.caps) {
                 deferred.push(item);
                 continue;
@@ -405,9 +401,8 @@ impl Dispatcher {
                 self.g.queued[v as usize] = false;
                 if res.capped.contains(t) {
                     // Others run the group's places: ready again, chosen once they may end.
-                    let group = self.g.task_of(v).and_then(|t| t.role.as_deref());
-                    self.full
-                        .extend(group.and_then(|r| self.opts.caps.group_of(r)));
+                    let group = self.g.task_of(v).and_then(|t| group_of(&self.opts, t));
+                    self.full.extend(group);
                     let now = self.now();
                     self.g.consider(v, now);
                 } else if res.held {
@@ -1043,6 +1038,11 @@ async fn requeue_dead(
         });
     }
     Ok(requeued)
+}
+
+/// The capped group a task's role counts against, if any.
+fn group_of(opts: &RunOptions, task: &Task) -> Option<u32> {
+    task.role.as_deref().and_then(|r| opts.caps.group_of(r))
 }
 
 /// Who the run's changes are by, and when.

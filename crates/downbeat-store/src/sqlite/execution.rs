@@ -7,6 +7,11 @@
 use super::*;
 use crate::types::CapLimit;
 
+/// Task numbers as the JSON array `json_each` reads.
+fn json_seqs(seqs: &[i64]) -> String {
+    Value::from(seqs.to_vec()).to_string()
+}
+
 /// The finishes of a batch: accepted where the fencing token still matches, rejected
 /// otherwise; every attempt's end goes to the ledger. Queues each accepted one's event.
 async fn land_finishes(
@@ -126,7 +131,7 @@ async fn take_claims(
         sqlx::query_scalar(
             "SELECT seq FROM tasks WHERE seq IN (SELECT value FROM json_each(?)) AND status NOT IN ('completed', 'skipped')",
         )
-        .bind(serde_json::to_string(&after_seqs).map_err(|e| Error::Invalid(e.to_string()))?)
+        .bind(json_seqs(&after_seqs))
         .fetch_all(&mut *c)
         .await
         .map_err(db)?
@@ -161,7 +166,7 @@ async fn take_claims(
         .bind(now)
         .bind(&batch.holder)
         .bind(batch.lease_until.0)
-        .bind(serde_json::to_string(&wanted).map_err(|e| Error::Invalid(e.to_string()))?)
+        .bind(json_seqs(&wanted))
         .fetch_all(&mut *c)
         .await
         .map_err(db)?;
@@ -234,7 +239,7 @@ async fn within_caps(
     let roles: HashMap<i64, String> = sqlx::query_as(
         "SELECT seq, role FROM tasks WHERE seq IN (SELECT value FROM json_each(?)) AND role IS NOT NULL",
     )
-    .bind(serde_json::to_string(&wanted).map_err(|e| Error::Invalid(e.to_string()))?)
+    .bind(json_seqs(&wanted))
     .fetch_all(&mut *c)
     .await
     .map_err(db)?
