@@ -609,6 +609,14 @@ fn workers_in_their_own_clones_land_everything_on_the_remote_once() {
     }
     let t0 = Instant::now();
     while e.json(&["status"])["counts"]["completed"] != 6 {
+        let failed = e.json(&["list", "--status", "failed"]);
+        let failed = failed.as_array().unwrap();
+        // A failed attempt says why.
+        let why: Vec<Value> = failed
+            .iter()
+            .map(|t| e.json(&["attempts", t["id"].as_str().unwrap()]))
+            .collect();
+        assert!(why.is_empty(), "{why:?}");
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "{}",

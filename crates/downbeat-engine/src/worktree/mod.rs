@@ -16,12 +16,15 @@
 //! Must never: rewrite or force-push a branch the user has, touch the user's working tree
 //! (except `land`, which refuses a dirty one), or merge a task's work twice.
 
+mod admin;
 mod git;
 mod land;
 mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use admin::AdminLock;
 
 use downbeat_core::attempt::{GitWork, MergeState};
 
@@ -95,9 +98,13 @@ pub struct Worktrees {
     config: WorktreeConfig,
     /// One merge at a time from this process (other processes: the ref's compare-and-swap).
     merging: Mutex<()>,
-    /// One change to the repository's list of worktrees at a time: git reads every other
-    /// worktree's administrative files while it adds one, and fails on one half made.
-    admin: Mutex<()>,
+    /// One change to the repository's list of worktrees at a time, across processes too
+    /// ([`AdminLock`]).
+    admin: AdminLock,
+    /// One exchange with the remote at a time from this process: a fetch writes the
+    /// remote-tracking ref and a push updates it, and git refuses a second writer of a ref
+    /// (`cannot lock ref`) instead of waiting.
+    remote_io: Mutex<()>,
     /// Names handed to worktrees put in the pool.
     pooled: std::sync::atomic::AtomicU64,
     /// Between runners with a remote: one merge at a time (see [`MergeLock`]).
@@ -115,11 +122,22 @@ impl Worktrees {
         if config.mode == WorktreeMode::Off {
             return Ok(None);
         }
-        let out = Git::new(workspace).output(&["rev-parse", "--show-toplevel"], None)?;
+        let out = Git::new(workspace).output(
+            &[
+                "rev-parse",
+                "--path-format=absolute",
+                "--show-toplevel",
+                "--git-common-dir",
+            ],
+            None,
+        )?;
         if !out.status.success() {
             return Ok(None);
         }
-        let top = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let top = PathBuf::from(lines.next().unwrap_or_default().trim());
+        let common_dir = lines.next().map(|l| PathBuf::from(l.trim()));
         let git = Git::new(top);
         if !git.check(&["check-ref-format", "--branch", &config.branch])? {
             return Err(WorktreeError::BadBranch(config.branch.clone()));
@@ -129,7 +147,8 @@ impl Worktrees {
             dir,
             config,
             merging: Mutex::new(()),
-            admin: Mutex::new(()),
+            admin: AdminLock::new(common_dir),
+            remote_io: Mutex::new(()),
             pooled: std::sync::atomic::AtomicU64::new(0),
             shared_lock: None,
         }))
@@ -166,20 +185,44 @@ impl Worktrees {
         }
     }
 
-    /// Fetches the remote's integration branch; its tip, or `None` when it has none.
+    /// Fetches the remote's integration branch; its tip, or `None` when it has none. A fetch
+    /// that lost a race for the tracking ref to another process using this clone is tried
+    /// again.
     fn fetch(&self, remote: &str) -> Result<Option<String>, WorktreeError> {
         let spec = format!("+{}:{}", self.int_ref(), self.tip_ref());
-        let out = self
-            .git
-            .output(&["fetch", "--quiet", "--no-tags", remote, &spec], None)?;
-        if !out.status.success() {
+        let args = [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            remote,
+            &spec,
+        ];
+        let mut tries = 0;
+        loop {
+            let out = {
+                let _io = self.remote_io.lock().unwrap_or_else(|e| e.into_inner());
+                self.git.output(&args, None)?
+            };
+            if out.status.success() {
+                return Ok(self.git.commit_of(&self.tip_ref())?);
+            }
             let msg = String::from_utf8_lossy(&out.stderr);
             if msg.contains("couldn't find remote ref") {
                 return Ok(None);
             }
-            return Err(self.git.failed(&["fetch", remote, &spec], &out).into());
+            tries += 1;
+            if !ref_contended(&msg) || tries >= MAX_TRIES {
+                return Err(self.git.failed(&args, &out).into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(tries)));
         }
-        Ok(self.git.commit_of(&self.tip_ref())?)
+    }
+
+    /// `git push` to the remote, one exchange at a time from this process ([`Self::fetch`]).
+    fn push(&self, remote: &str, spec: &str) -> Result<std::process::Output, WorktreeError> {
+        let _io = self.remote_io.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.git.output(&["push", "--quiet", remote, spec], None)?)
     }
 
     /// The integration branch's tip now (fetched first with a remote); the branch is made
@@ -205,9 +248,7 @@ impl Worktrees {
             let head = self.git.commit_of("HEAD")?.ok_or(WorktreeError::NoCommit)?;
             let spec = format!("{head}:{}", self.int_ref());
             // Refused if another worker created it meanwhile: then theirs is fetched.
-            let _ = self
-                .git
-                .output(&["push", "--quiet", &remote, &spec], None)?;
+            let _ = self.push(&remote, &spec)?;
             return self.fetch(&remote)?.ok_or(WorktreeError::NoCommit);
         }
         self.check_not_checked_out()?;
@@ -319,7 +360,7 @@ impl Worktrees {
         {
             return Ok(Start::Landed(m));
         }
-        let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let admin = self.admin.exclusive();
         let path = self.path_for(task);
         let branch = Self::branch_for(task, attempt);
         std::fs::create_dir_all(self.dir.join(POOL)).map_err(|e| {
@@ -350,6 +391,8 @@ impl Worktrees {
             }
         }
         drop(admin);
+        // Other worktrees may be added meanwhile; the checkout reads their files.
+        let _reading = self.admin.shared();
         let wt = Git::new(&path);
         if merging(&path) {
             let _ = wt.output(&["merge", "--abort"], None)?;
@@ -380,7 +423,7 @@ impl Worktrees {
         let path = self.path_for(task);
         let branch = Self::branch_for(task, attempt);
         let found = {
-            let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+            let _admin = self.admin.exclusive();
             self.list_unlocked()?
                 .into_iter()
                 .any(|(t, n, p)| t == task && n == attempt && p == path)
@@ -444,7 +487,10 @@ impl Worktrees {
         work.head = Some(head.clone());
         if let Some(remote) = &self.config.remote {
             let spec = format!("{head}:refs/heads/{}", p.branch);
-            self.git.run(&["push", "--quiet", remote, &spec])?;
+            let out = self.push(remote, &spec)?;
+            if !out.status.success() {
+                return Err(self.git.failed(&["push", remote, &spec], &out).into());
+            }
         }
         self.merge(&head, t, &p.branch, &mut work)?;
         if work.state == MergeState::Merged {
@@ -508,10 +554,7 @@ impl Worktrees {
             let moved = match &self.config.remote {
                 Some(remote) => {
                     let spec = format!("{commit}:{}", self.int_ref());
-                    self.git
-                        .output(&["push", "--quiet", remote, &spec], None)?
-                        .status
-                        .success()
+                    self.push(remote, &spec)?.status.success()
                 }
                 None => {
                     let r = self.int_ref();
@@ -560,7 +603,7 @@ impl Worktrees {
     /// Puts a worktree whose work is merged into the pool for a later attempt, or removes it
     /// when the pool is full.
     pub fn recycle(&self, path: &Path) {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self.admin.exclusive();
         let pool = self.dir.join(POOL);
         let idle = std::fs::read_dir(&pool).map(|d| d.count()).unwrap_or(0);
         let n = self
@@ -585,7 +628,7 @@ impl Worktrees {
 
     /// Removes the pool's idle worktrees; returns how many.
     pub fn drain_pool(&self) -> usize {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self.admin.exclusive();
         let idle: Vec<PathBuf> = std::fs::read_dir(self.dir.join(POOL))
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
@@ -597,7 +640,7 @@ impl Worktrees {
 
     /// Removes one worktree (its branch stays).
     pub fn remove(&self, path: &Path) {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self.admin.exclusive();
         self.remove_unlocked(path);
     }
 
@@ -615,7 +658,7 @@ impl Worktrees {
 
     /// The worktrees Downbeat made, as (task id, attempt, path).
     pub fn list(&self) -> Result<Vec<(String, u32, PathBuf)>, WorktreeError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self.admin.exclusive();
         self.list_unlocked()
     }
 
@@ -640,7 +683,7 @@ impl Worktrees {
 
     /// Removes every worktree of `task` (earlier attempts' kept for inspection).
     pub fn remove_task(&self, task: &str) -> Result<usize, WorktreeError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self.admin.exclusive();
         self.remove_task_unlocked(task)
     }
 
@@ -712,6 +755,13 @@ fn lines(s: &str) -> Vec<String> {
 }
 
 /// Whether the worktree at `path` is in the middle of a merge (its `MERGE_HEAD` exists).
+/// Whether git failed because another process held a ref or the refs' lock file: worth
+/// trying again.
+fn ref_contended(stderr: &str) -> bool {
+    stderr.contains("cannot lock ref")
+        || (stderr.contains("Unable to create") && stderr.contains(".lock"))
+}
+
 fn merging(path: &Path) -> bool {
     let dot_git = path.join(".git");
     let dir = match std::fs::read_to_string(&dot_git) {

@@ -298,6 +298,62 @@ fn workers_in_their_own_clones_merge_through_the_remote_one_at_a_time() {
     ));
 }
 
+/// Slots of one worker (threads sharing a `Worktrees`), two runners in one clone (two
+/// `Worktrees` on it, as two processes would have) and a worker in another clone, all at once:
+/// git refuses a second writer of the remote-tracking ref, and no attempt may fail for it.
+#[test]
+fn concurrent_attempts_in_one_clone_and_across_clones_all_land() {
+    let (seed, _) = repo();
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("remote.git");
+    let seed = seed.path().display().to_string();
+    sh(
+        tmp.path(),
+        &["clone", "--quiet", "--bare", &seed, "remote.git"],
+    );
+    let cfg = WorktreeConfig {
+        remote: Some("origin".into()),
+        ..Default::default()
+    };
+    for name in ["one", "two"] {
+        sh(
+            tmp.path(),
+            &["clone", "--quiet", &bare.display().to_string(), name],
+        );
+    }
+    let open = |name: &str, dir: &str| {
+        let root = tmp.path().join(name);
+        std::sync::Arc::new(
+            Worktrees::open(&root, root.join(dir), cfg.clone())
+                .unwrap()
+                .unwrap(),
+        )
+    };
+    let runners = [
+        open("one", ".downbeat/worktrees"),
+        open("one", ".downbeat/worktrees-b"),
+        open("two", ".downbeat/worktrees"),
+    ];
+    std::thread::scope(|s| {
+        for (r, w) in runners.iter().enumerate() {
+            for slot in 0..2 {
+                let w = w.clone();
+                s.spawn(move || {
+                    for n in 0..3 {
+                        let id = format!("t{r}{slot}{n}");
+                        let p = ready(&w, &id, 1);
+                        std::fs::write(p.path.join(format!("{id}.txt")), "x\n").unwrap();
+                        let work = w.integrate(&p, &info(&id)).unwrap();
+                        assert_eq!(work.state, MergeState::Merged, "{id}");
+                    }
+                });
+            }
+        }
+    });
+    let tree = sh(&bare, &["ls-tree", "--name-only", "downbeat/integration"]);
+    assert_eq!(tree.lines().count(), 1 + 3 * 2 * 3, "{tree}");
+}
+
 #[test]
 fn a_merged_attempts_worktree_is_reused_clean_for_the_next_task() {
     let (_tmp, w) = repo();
