@@ -44,6 +44,48 @@ impl From<&Task> for GraphTask {
     }
 }
 
+/// What the DAG is built from: a [`GraphTask`] of a snapshot, or a whole [`Task`] (a runner
+/// holding a million tasks builds from them without copying them into a snapshot first).
+pub trait GraphNode {
+    fn id(&self) -> TaskId;
+    fn parent(&self) -> Option<TaskId>;
+    fn status(&self) -> Status;
+    fn role(&self) -> Option<&str>;
+    fn effort(&self) -> u32;
+    fn priority(&self) -> Priority;
+    fn footprint(&self) -> &[String];
+}
+
+macro_rules! graph_node {
+    ($t:ty) => {
+        impl GraphNode for $t {
+            fn id(&self) -> TaskId {
+                self.id
+            }
+            fn parent(&self) -> Option<TaskId> {
+                self.parent
+            }
+            fn status(&self) -> Status {
+                self.status
+            }
+            fn role(&self) -> Option<&str> {
+                self.role.as_deref()
+            }
+            fn effort(&self) -> u32 {
+                self.effort
+            }
+            fn priority(&self) -> Priority {
+                self.priority
+            }
+            fn footprint(&self) -> &[String] {
+                &self.footprint
+            }
+        }
+    };
+}
+graph_node!(GraphTask);
+graph_node!(Task);
+
 /// All live (non-archived) tasks and their edges.
 #[derive(Debug, Clone, Default)]
 pub struct GraphSnapshot {
@@ -101,10 +143,10 @@ struct Mapping {
 }
 
 /// Which tasks have children.
-fn containers(snap: &GraphSnapshot) -> HashMap<TaskId, ()> {
-    snap.tasks
+fn containers<T: GraphNode>(tasks: &[T]) -> HashMap<TaskId, ()> {
+    tasks
         .iter()
-        .filter_map(|t| t.parent)
+        .filter_map(|t| t.parent())
         .map(|p| (p, ()))
         .collect()
 }
@@ -113,21 +155,30 @@ fn build(
     snap: &GraphSnapshot,
     group_of: &dyn Fn(&str) -> Option<u32>,
 ) -> Result<(planner::Dag, Mapping), TaskCycle> {
-    let is_container = containers(snap);
+    build_from(&snap.tasks, &snap.edges, group_of)
+}
+
+/// [`build`] from any tasks (none archived) and their edges.
+fn build_from<T: GraphNode>(
+    tasks: &[T],
+    edges: &[Edge],
+    group_of: &dyn Fn(&str) -> Option<u32>,
+) -> Result<(planner::Dag, Mapping), TaskCycle> {
+    let is_container = containers(tasks);
     let mut b = GraphBuilder::with_capacity(
-        snap.tasks.len() + 2 * is_container.len(),
-        snap.edges.len() + 2 * snap.tasks.len(),
+        tasks.len() + 2 * is_container.len(),
+        edges.len() + 2 * tasks.len(),
     );
-    let mut owner = Vec::with_capacity(snap.tasks.len());
+    let mut owner = Vec::with_capacity(tasks.len());
     // (in-node, out-node) per task.
-    let mut ends: HashMap<TaskId, (NodeIdx, NodeIdx)> = HashMap::with_capacity(snap.tasks.len());
-    let footprints: Vec<Vec<&str>> = snap
-        .tasks
+    let mut ends: HashMap<TaskId, (NodeIdx, NodeIdx)> = HashMap::with_capacity(tasks.len());
+    let footprints: Vec<Vec<&str>> = tasks
         .iter()
-        .map(|t| t.footprint.iter().map(String::as_str).collect())
+        .map(|t| t.footprint().iter().map(String::as_str).collect())
         .collect();
-    for (t, fp) in snap.tasks.iter().zip(&footprints) {
-        if is_container.contains_key(&t.id) {
+    for (t, fp) in tasks.iter().zip(&footprints) {
+        let id = t.id();
+        if is_container.contains_key(&id) {
             let spec = |kind| NodeSpec {
                 kind,
                 state: NodeState::Open,
@@ -138,11 +189,11 @@ fn build(
             };
             let s = b.add_node(spec(NodeKind::Start));
             let e = b.add_node(spec(NodeKind::End));
-            owner.push(t.id);
-            owner.push(t.id);
-            ends.insert(t.id, (s, e));
+            owner.push(id);
+            owner.push(id);
+            ends.insert(id, (s, e));
         } else {
-            let state = match t.status {
+            let state = match t.status() {
                 Status::Completed | Status::Skipped => NodeState::Done,
                 Status::Pending => NodeState::Open,
                 Status::Running => NodeState::Running,
@@ -151,28 +202,30 @@ fn build(
             let v = b.add_node(NodeSpec {
                 kind: NodeKind::Task,
                 state,
-                effort: t.effort,
-                priority: t.priority.rank(),
-                group: t.role.as_deref().and_then(group_of),
+                effort: t.effort(),
+                priority: t.priority().rank(),
+                group: t.role().and_then(group_of),
                 footprint: fp,
             });
-            owner.push(t.id);
-            ends.insert(t.id, (v, v));
+            owner.push(id);
+            ends.insert(id, (v, v));
         }
     }
-    for t in &snap.tasks {
-        if let (Some(p), Some(&(cin, cout))) = (t.parent, ends.get(&t.id))
+    drop(is_container);
+    for t in tasks {
+        if let (Some(p), Some(&(cin, cout))) = (t.parent(), ends.get(&t.id()))
             && let Some(&(pin, pout)) = ends.get(&p)
         {
             b.add_edge(pin, cin);
             b.add_edge(cout, pout);
         }
     }
-    for e in snap.edges.iter().filter(|e| e.kind.orders_work()) {
+    for e in edges.iter().filter(|e| e.kind.orders_work()) {
         if let (Some(&(_, from_out)), Some(&(to_in, _))) = (ends.get(&e.from), ends.get(&e.to)) {
             b.add_edge(from_out, to_in);
         }
     }
+    drop(ends);
     match b.build() {
         Ok(dag) => Ok((dag, Mapping { owner })),
         Err(c) => {
@@ -207,6 +260,19 @@ impl TaskDag {
         group_of: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<Self, TaskCycle> {
         let (dag, map) = build(snap, group_of)?;
+        Ok(Self {
+            dag,
+            owner: map.owner,
+        })
+    }
+
+    /// [`TaskDag::new`] from whole tasks (none archived) and their edges, without a snapshot.
+    pub fn of_tasks(
+        tasks: &[Task],
+        edges: &[Edge],
+        group_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Self, TaskCycle> {
+        let (dag, map) = build_from(tasks, edges, group_of)?;
         Ok(Self {
             dag,
             owner: map.owner,

@@ -82,7 +82,7 @@ impl Graph {
     ) -> Result<Self, RunError> {
         let tasks = store.tasks(&TaskFilter::default()).await?;
         let edges = store.edges().await?;
-        Self::build(tasks, &edges, opts, now)
+        Self::build(tasks, edges, opts, now)
     }
 
     /// A graph of `running` tasks alone, without their parents or edges: what the loop works
@@ -100,7 +100,7 @@ impl Graph {
                 ..t
             })
             .collect();
-        Self::build(tasks, &[], opts, now)
+        Self::build(tasks, Vec::new(), opts, now)
     }
 
     /// The whole graph loaded while this runner went on, brought up to what it did meanwhile:
@@ -129,13 +129,14 @@ impl Graph {
 
     fn build(
         tasks: Vec<Task>,
-        edges: &[downbeat_core::task::Edge],
+        edges: Vec<downbeat_core::task::Edge>,
         opts: &RunOptions,
         now: Timestamp,
     ) -> Result<Self, RunError> {
-        let snap = downbeat_core::report::snapshot_of(&tasks, edges);
-        let tdag = TaskDag::new(&snap, &|_| None)?;
-        drop(snap);
+        // Built from the tasks themselves: a snapshot's copy of a million of them would be a
+        // large part of the load's peak memory. The store left archived tasks out.
+        let tdag = TaskDag::of_tasks(&tasks, &edges, &|_| None)?;
+        drop(edges);
         let dag = &tdag.dag;
         let n = dag.len();
         let mut node_of = HashMap::with_capacity(tasks.len());

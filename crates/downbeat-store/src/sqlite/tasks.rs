@@ -275,8 +275,15 @@ impl TaskStore for SqliteStore {
         let mut out: Vec<Task> = Vec::new();
         let mut after = 0i64;
         let mut left = f.limit.unwrap_or(u32::MAX);
-        // One read transaction, so every chunk sees the same moment.
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        // One read transaction, so every chunk sees the same moment; a whole table's read
+        // with a small page cache.
+        let whole = left > TASK_CHUNK;
+        let mut conn = if whole {
+            self.scan_conn().await?
+        } else {
+            self.conn().await?
+        };
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         while left > 0 {
             let chunk = left.min(TASK_CHUNK);
             // Only fixed fragments and enum names are spliced in; values are bound.
@@ -311,6 +318,9 @@ impl TaskStore for SqliteStore {
             }
         }
         tx.commit().await.map_err(db)?;
+        if whole {
+            Self::scanned(conn).await?;
+        }
         Ok(out)
     }
 
@@ -362,8 +372,10 @@ impl TaskStore for SqliteStore {
     }
 
     async fn edges(&self) -> Result<Vec<Edge>> {
-        let mut c = self.conn().await?;
-        live_edges(&mut c).await
+        let mut c = self.scan_conn().await?;
+        let edges = live_edges(&mut c).await?;
+        Self::scanned(c).await?;
+        Ok(edges)
     }
 
     async fn graph(&self) -> Result<GraphSnapshot> {
