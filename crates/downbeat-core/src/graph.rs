@@ -266,9 +266,9 @@ impl TaskDag {
         })
     }
 
-    /// [`TaskDag::new`] from whole tasks (none archived) and their edges, without a snapshot.
-    pub fn of_tasks(
-        tasks: &[Task],
+    /// [`TaskDag::new`] from tasks (none archived) and their edges, without a snapshot.
+    pub fn of_tasks<T: GraphNode>(
+        tasks: &[T],
         edges: &[Edge],
         group_of: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<Self, TaskCycle> {

@@ -142,6 +142,8 @@ pub fn context_sections(template: &str, ctx: &PromptContext) -> String {
 /// store reads of their own: a template that names neither needs neither read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shown {
+    /// The task itself (a runner holding only the fields it schedules by reads it whole).
+    pub task: bool,
     pub objectives: bool,
     pub dependencies: bool,
 }
@@ -149,6 +151,7 @@ pub struct Shown {
 impl Shown {
     /// Every field: a context for any template.
     pub const ALL: Self = Self {
+        task: true,
         objectives: true,
         dependencies: true,
     };
@@ -175,6 +178,7 @@ impl Shown {
             return Self::ALL;
         }
         Self {
+            task: names.contains("task"),
             objectives: names.contains("objectives"),
             dependencies: names.contains("dependencies"),
         }
@@ -318,30 +322,32 @@ mod tests {
     #[test]
     fn a_template_shows_the_fields_it_names() {
         let none = Shown {
+            task: false,
             objectives: false,
             dependencies: false,
         };
+        let task = Shown { task: true, ..none };
         assert_eq!(Shown::of(""), none);
-        assert_eq!(Shown::of("## Task {{ task.id }}: {{ task.title }}"), none);
+        assert_eq!(Shown::of("## Task {{ task.id }}: {{ task.title }}"), task);
         assert_eq!(
             Shown::of("{% for o in objectives %}{{ o }}{% endfor %}"),
             Shown {
                 objectives: true,
-                dependencies: false,
+                ..none
             }
         );
         assert_eq!(
             Shown::of("{% if dependencies %}{{ dependencies[0].title }}{% endif %}"),
             Shown {
-                objectives: false,
                 dependencies: true,
+                ..none
             }
         );
         // A name outside the context (a function, a typo) or a broken template: everything.
         assert_eq!(Shown::of("{{ debug() }}"), Shown::ALL);
         assert_eq!(Shown::of("{% if %}"), Shown::ALL);
         // Names the template declares itself are not fields.
-        assert_eq!(Shown::of("{% set n = task.title %}{{ n }}"), none);
+        assert_eq!(Shown::of("{% set n = task.title %}{{ n }}"), task);
         for role in downbeat_core::role::builtin_roles() {
             let shown = Shown::of(&role.prompt);
             assert!(

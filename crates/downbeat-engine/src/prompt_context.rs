@@ -26,10 +26,14 @@ use crate::run::types::RunOptions;
 const PROMPT_READ_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The role's template rendered with the task, the objectives and the dependencies' results.
+///
+/// `whole`: `task` has every field. Else (a runner holds only the fields it schedules by) a
+/// template that shows the task gets it read from the store.
 pub(crate) async fn render_prompt(
     store: &dyn Store,
     opts: &RunOptions,
     task: &Task,
+    whole: bool,
 ) -> Result<String, String> {
     let role = task.role.clone().unwrap_or_default();
     let template = opts.prompts.get(&role).unwrap_or(&opts.default_prompt);
@@ -40,7 +44,17 @@ pub(crate) async fn render_prompt(
     let shown = Shown::of(template);
     let ctx = loop {
         let budget = opts.context_budget;
-        match read_context(store, task, budget, &opts.memory_files, shown).await {
+        let read = async {
+            let stored;
+            let task = if whole || !shown.task {
+                task
+            } else {
+                stored = store.task(task.id).await?;
+                &stored
+            };
+            read_context(store, task, budget, &opts.memory_files, shown).await
+        };
+        match read.await {
             Ok(ctx) => break ctx,
             Err(downbeat_store::Error::Unavailable(_)) if Instant::now() < give_up => {
                 tokio::time::sleep(pause).await;

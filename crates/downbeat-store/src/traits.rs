@@ -63,6 +63,17 @@ pub trait TaskStore: Send + Sync {
     /// Which of `keys` are already task keys (one query, whatever the number of keys).
     async fn keys_in_use(&self, keys: &[String]) -> Result<std::collections::HashSet<String>>;
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
+    /// [`TaskStore::tasks`] handed over in chunks as they are read, in the same order, all
+    /// from one moment: a caller that keeps less of each task than the whole (a runner of a
+    /// million tasks) never holds them all at once. The default hands over one chunk.
+    async fn tasks_chunked(
+        &self,
+        filter: &TaskFilter,
+        each: &mut (dyn FnMut(Vec<Task>) + Send),
+    ) -> Result<()> {
+        each(self.tasks(filter).await?);
+        Ok(())
+    }
     async fn task_count(&self) -> Result<u64>;
 
     // --- edges and the graph ---

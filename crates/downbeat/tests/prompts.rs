@@ -211,3 +211,41 @@ fn a_template_that_shows_objectives_and_dependencies_gets_them() {
         "{prompt}"
     );
 }
+
+/// A task the loop starts (ready only once another completed in the same run) is held
+/// without its text; its prompt still shows its description and acceptance criteria, read
+/// whole when it starts.
+#[test]
+fn a_task_started_by_the_loop_shows_its_whole_text() {
+    let e = Env::builder().fixed_clock().init().build();
+    e.write(
+        ".downbeat/config.toml",
+        "[run]\nexecutor = \"capture\"\n\n[executors.capture]\ntype = \"process\"\nshell = \"cat > \\\"prompt-$DOWNBEAT_TASK_ID.txt\\\"\"\n",
+    );
+    e.ok(&["add", "Lay the groundwork", "--key", "first"]);
+    let id = e.json(&[
+        "add",
+        "Write the parser",
+        "--key",
+        "second",
+        "--role",
+        "implementer",
+        "--after",
+        "first",
+        "-d",
+        "Parse the config file with serde.",
+        "--accept",
+        "Unknown keys are errors",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    e.ok(&["run"]);
+    let prompt = std::fs::read_to_string(e.path().join(format!("prompt-{id}.txt"))).unwrap();
+    assert!(prompt.contains("Write the parser"), "{prompt}");
+    assert!(
+        prompt.contains("Parse the config file with serde."),
+        "{prompt}"
+    );
+    assert!(prompt.contains("Unknown keys are errors"), "{prompt}");
+}

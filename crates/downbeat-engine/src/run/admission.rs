@@ -9,7 +9,6 @@ use std::collections::HashSet;
 
 use downbeat_core::graph::{Caps, TaskDag};
 use downbeat_core::ids::TaskId;
-use downbeat_core::task::Task;
 use downbeat_store::{Hold, Store};
 
 use super::types::{Emitter, RunError, RunEvent};
@@ -122,8 +121,8 @@ pub(super) struct Occupied(admission::Occupancy);
 impl Occupied {
     /// Whether `task` may start next to them: its group (if capped) has room and its files do
     /// not overlap theirs.
-    pub(super) fn admits(&self, task: &Task, caps: &Caps) -> bool {
-        self.0.admits(task.role.as_deref(), &task.footprint, caps)
+    pub(super) fn admits(&self, role: Option<&str>, footprint: &[String], caps: &Caps) -> bool {
+        self.0.admits(role, footprint, caps)
     }
 
     pub(super) fn take(&mut self, role: Option<&str>, footprint: &[String], caps: &Caps) {

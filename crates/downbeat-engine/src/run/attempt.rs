@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::Task;
+
+use super::held::HeldTask;
 use downbeat_store::{ArtifactRecord, Claimed, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -47,8 +49,28 @@ pub(super) struct Resolver {
 impl Resolver {
     pub(super) fn get(&mut self, f: &ResolveFn, task: &Task) -> Result<&Resolved, RunError> {
         let key = (task.exec.executor.clone(), task.role.clone());
+        self.get_by(f, key, || std::borrow::Cow::Borrowed(task))
+    }
+
+    /// [`Resolver::get`] for a task the loop holds: a whole task is made only when its pair
+    /// is new.
+    pub(super) fn held(&mut self, f: &ResolveFn, task: &HeldTask) -> Result<&Resolved, RunError> {
+        let key = (
+            task.exec().executor.clone(),
+            task.role.as_deref().map(str::to_owned),
+        );
+        self.get_by(f, key, || std::borrow::Cow::Owned(task.to_task()))
+    }
+
+    fn get_by<'t>(
+        &mut self,
+        f: &ResolveFn,
+        key: (Option<String>, Option<String>),
+        task: impl FnOnce() -> std::borrow::Cow<'t, Task>,
+    ) -> Result<&Resolved, RunError> {
         if !self.cache.contains_key(&key) {
-            let r = f(task)
+            let task = task();
+            let r = f(&task)
                 .map_err(|e| RunError::Config(format!("task {} ({}): {e}", task.id, task.title)))?;
             self.cache.insert(key.clone(), r);
         }
@@ -88,7 +110,15 @@ impl Attempts {
     }
 
     /// Records a claimed attempt as running and starts it.
-    pub(super) fn start(&mut self, task: Task, r: Resolved, claim: Claimed, events: &Emitter) {
+    /// `whole`: `task` has every field (else only the loop's, [`HeldTask::to_task`]).
+    pub(super) fn start(
+        &mut self,
+        task: Task,
+        whole: bool,
+        r: Resolved,
+        claim: Claimed,
+        events: &Emitter,
+    ) {
         let token = self.cancel.child_token();
         self.running.insert(
             claim.task,
@@ -111,7 +141,7 @@ impl Attempts {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let (outcome, artifacts) =
-                attempt(store.as_ref(), &opts, &task, &r, claim, token).await;
+                attempt(store.as_ref(), &opts, &task, whole, &r, claim, token).await;
             let _ = tx.send(Done {
                 claim,
                 outcome,
@@ -128,12 +158,13 @@ async fn attempt(
     store: &dyn Store,
     opts: &RunOptions,
     task: &Task,
+    whole: bool,
     r: &Resolved,
     claim: Claimed,
     cancel: CancellationToken,
 ) -> (Outcome, Vec<ArtifactRecord>) {
     let prompt = if r.needs_prompt {
-        match render_prompt(store, opts, task).await {
+        match render_prompt(store, opts, task, whole).await {
             Ok(p) => p,
             Err(e) => return (failure(OutcomeKind::Error, e), Vec::new()),
         }

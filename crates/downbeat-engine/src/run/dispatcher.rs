@@ -320,12 +320,16 @@ impl Dispatcher {
                 self.g.queued[v as usize] = false;
                 continue;
             }
-            let full = group_of(&self.opts, &task).is_some_and(|g| self.full.contains(&g));
-            if full || held_back(&allowed, task.id) || !occupied.admits(&task, &self.opts.caps) {
+            let role = task.role.as_deref();
+            let full = group_of(&self.opts, role).is_some_and(|g| self.full.contains(&g));
+            if full
+                || held_back(&allowed, task.id)
+                || !occupied.admits(role, &task.footprint, &self.opts.caps)
+            {
                 deferred.push(item);
                 continue;
             }
-            let Ok(r) = self.resolver.get(&self.opts.resolve, &task) else {
+            let Ok(r) = self.resolver.held(&self.opts.resolve, &task) else {
                 continue;
             };
             occupied.take(task.role.as_deref(), &task.footprint, &self.opts.caps);
@@ -401,7 +405,10 @@ impl Dispatcher {
                 self.g.queued[v as usize] = false;
                 if res.capped.contains(t) {
                     // Others run the group's places: ready again, chosen once they may end.
-                    let group = self.g.task_of(v).and_then(|t| group_of(&self.opts, t));
+                    let group = self
+                        .g
+                        .task_of(v)
+                        .and_then(|t| group_of(&self.opts, t.role.as_deref()));
                     self.full.extend(group);
                     let now = self.now();
                     self.g.consider(v, now);
@@ -425,9 +432,10 @@ impl Dispatcher {
             return Ok(());
         };
         t.status = Status::Running;
-        let task = t.clone();
+        // The loop's fields only: the attempt reads the rest if its prompt shows the task.
+        let task = t.to_task();
         let r = self.resolver.get(&self.opts.resolve, &task)?.clone();
-        self.attempts.start(task, r, c, &self.events);
+        self.attempts.start(task, false, r, c, &self.events);
         Ok(())
     }
 
@@ -674,9 +682,9 @@ impl Dispatcher {
             .map(|r| r.retry)
             .unwrap_or_default();
         let task = self.g.tasks.get(&claim.task);
-        let title = task.map(|t| t.title.clone()).unwrap_or_default();
+        let title = task.map(|t| t.title.to_string()).unwrap_or_default();
         let max_attempts = task
-            .and_then(|t| t.exec.max_attempts)
+            .and_then(|t| t.exec().max_attempts)
             .unwrap_or(policy.max_attempts)
             .max(1);
         let interrupted = self.cancel.is_cancelled();
@@ -938,7 +946,7 @@ impl QuickStart<'_> {
             if claims.len() >= opts.concurrency {
                 break;
             }
-            if !occupied.admits(&task, &opts.caps)
+            if !occupied.admits(task.role.as_deref(), &task.footprint, &opts.caps)
                 || held_back(&allowed, task.id)
                 || opts.accepts.as_ref().is_some_and(|a| !a(&task))
             {
@@ -976,7 +984,7 @@ impl QuickStart<'_> {
             };
             task.status = Status::Running;
             let r = self.resolver.get(&opts.resolve, &task)?.clone();
-            self.attempts.start(task.clone(), r, *c, self.events);
+            self.attempts.start(task.clone(), true, r, *c, self.events);
             started.push(task);
         }
         Ok(started)
@@ -999,9 +1007,9 @@ pub(super) fn resolve_pending(
             .tasks
             .get(&t)
             .filter(|t| t.status == Status::Pending)
-            .filter(|t| opts.accepts.as_ref().is_none_or(|a| a(t)))
+            .filter(|t| opts.accepts.as_ref().is_none_or(|a| a(&t.to_task())))
         {
-            resolver.get(&opts.resolve, task)?;
+            resolver.held(&opts.resolve, task)?;
             pending += 1;
         }
     }
@@ -1041,8 +1049,8 @@ async fn requeue_dead(
 }
 
 /// The capped group a task's role counts against, if any.
-fn group_of(opts: &RunOptions, task: &Task) -> Option<u32> {
-    task.role.as_deref().and_then(|r| opts.caps.group_of(r))
+fn group_of(opts: &RunOptions, role: Option<&str>) -> Option<u32> {
+    role.and_then(|r| opts.caps.group_of(r))
 }
 
 /// Who the run's changes are by, and when.

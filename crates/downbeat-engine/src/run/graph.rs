@@ -12,6 +12,8 @@ use downbeat_core::graph::TaskDag;
 use downbeat_core::ids::TaskId;
 use downbeat_core::planner::{NodeIdx, NodeKind, NodeState};
 use downbeat_core::task::{Status, Task};
+
+use super::held::HeldTask;
 use downbeat_core::time::Timestamp;
 use downbeat_store::{Finish, FinishStatus, Store, TaskFilter};
 
@@ -24,29 +26,31 @@ use downbeat_core::flags::Dependent;
 /// first.
 pub(super) type ReadyItem = (u64, i32, u64, NodeIdx);
 
-/// The tasks by id, kept in the order read: a million tasks are held once, with an index of
-/// their positions beside them (not moved into a map of their own).
+/// The tasks by id, in id order (the order the store reads them in): a million tasks are held
+/// once, found by binary search, with no index beside them.
 pub(super) struct TaskTable {
-    list: Vec<Task>,
-    at: HashMap<TaskId, u32>,
+    list: Vec<HeldTask>,
 }
 
 impl TaskTable {
-    fn new(list: Vec<Task>) -> Self {
-        let at = list
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id, i as u32))
-            .collect();
-        Self { list, at }
+    fn new(mut list: Vec<HeldTask>) -> Self {
+        if !list.is_sorted_by_key(|t| t.id) {
+            list.sort_unstable_by_key(|t| t.id);
+        }
+        Self { list }
     }
 
-    pub(super) fn get(&self, id: &TaskId) -> Option<&Task> {
-        self.list.get(*self.at.get(id)? as usize)
+    fn at(&self, id: &TaskId) -> Option<usize> {
+        self.list.binary_search_by_key(id, |t| t.id).ok()
     }
 
-    pub(super) fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
-        self.list.get_mut(*self.at.get(id)? as usize)
+    pub(super) fn get(&self, id: &TaskId) -> Option<&HeldTask> {
+        self.list.get(self.at(id)?)
+    }
+
+    pub(super) fn get_mut(&mut self, id: &TaskId) -> Option<&mut HeldTask> {
+        let i = self.at(id)?;
+        self.list.get_mut(i)
     }
 }
 
@@ -80,7 +84,13 @@ impl Graph {
         opts: &RunOptions,
         now: Timestamp,
     ) -> Result<Self, RunError> {
-        let tasks = store.tasks(&TaskFilter::default()).await?;
+        // Converted as they are read: the whole tasks of a chunk at a time, never all.
+        let mut tasks: Vec<HeldTask> = Vec::new();
+        store
+            .tasks_chunked(&TaskFilter::default(), &mut |chunk| {
+                tasks.extend(chunk.into_iter().map(HeldTask::from));
+            })
+            .await?;
         let edges = store.edges().await?;
         Self::build(tasks, edges, opts, now)
     }
@@ -94,10 +104,12 @@ impl Graph {
     ) -> Result<Self, RunError> {
         let tasks = running
             .into_iter()
-            .map(|t| Task {
-                parent: None,
-                status: Status::Running,
-                ..t
+            .map(|t| {
+                HeldTask::from(Task {
+                    parent: None,
+                    status: Status::Running,
+                    ..t
+                })
             })
             .collect();
         Self::build(tasks, Vec::new(), opts, now)
@@ -128,7 +140,7 @@ impl Graph {
     }
 
     fn build(
-        tasks: Vec<Task>,
+        tasks: Vec<HeldTask>,
         edges: Vec<downbeat_core::task::Edge>,
         opts: &RunOptions,
         now: Timestamp,
@@ -267,7 +279,7 @@ impl Graph {
         }
     }
 
-    pub(super) fn task_of(&self, v: NodeIdx) -> Option<&Task> {
+    pub(super) fn task_of(&self, v: NodeIdx) -> Option<&HeldTask> {
         self.tasks.get(&self.tdag.owner[v as usize])
     }
 
@@ -281,7 +293,7 @@ impl Graph {
         if t.status != Status::Pending {
             return;
         }
-        if !self.in_scope[i] || self.accepts.as_ref().is_some_and(|a| !a(t)) {
+        if !self.in_scope[i] || self.accepts.as_ref().is_some_and(|a| !a(&t.to_task())) {
             self.handoff = true;
             return;
         }

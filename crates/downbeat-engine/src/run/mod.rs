@@ -33,6 +33,7 @@ pub(crate) mod admission;
 mod attempt;
 mod dispatcher;
 pub(crate) mod graph;
+mod held;
 mod integration;
 mod loading;
 pub(crate) mod types;

@@ -41,6 +41,7 @@ macro_rules! store_contract_tests {
             context_records_round_trip,
             objectives_are_linked_after_they_are_recorded,
             updates_and_filters,
+            tasks_come_in_chunks_in_list_order,
             concurrent_writers_lose_nothing,
             archive_and_integrity,
             claims_are_exclusive_and_fenced,

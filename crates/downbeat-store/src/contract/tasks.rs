@@ -431,3 +431,41 @@ pub async fn plan_changes_start_new_tasks_in_their_status(f: Fixture) {
     assert_eq!(status(1).await, Status::Blocked);
     assert_eq!(status(2).await, Status::Pending);
 }
+
+/// `tasks_chunked` hands over exactly what `tasks` returns, in the same order, whatever the
+/// chunks (a project larger than one chunk of the SQLite backend's reads).
+pub async fn tasks_come_in_chunks_in_list_order(f: Fixture) {
+    use downbeat_core::plan::{ValidatedPlan, ValidatedTask};
+    use downbeat_core::task::NewTask;
+    let s = &*f.store;
+    let mut plan = ValidatedPlan::default();
+    for i in 0..25_000 {
+        plan.tasks.push(ValidatedTask {
+            new: NewTask {
+                title: format!("task {i}"),
+                ..Default::default()
+            },
+            parent: None,
+        });
+    }
+    s.apply_plan(&plan, &actor(0)).await.unwrap();
+    let all = s.tasks(&TaskFilter::default()).await.unwrap();
+    let mut chunks = Vec::new();
+    s.tasks_chunked(&TaskFilter::default(), &mut |c| chunks.push(c))
+        .await
+        .unwrap();
+    assert!(chunks.iter().all(|c| !c.is_empty()));
+    let joined: Vec<_> = chunks.into_iter().flatten().collect();
+    assert_eq!(joined.len(), 25_000);
+    assert_eq!(joined, all);
+    // A filter applies to every chunk.
+    let mut n = 0;
+    let pending = TaskFilter {
+        statuses: vec![Status::Completed],
+        ..Default::default()
+    };
+    s.tasks_chunked(&pending, &mut |c| n += c.len())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}

@@ -238,6 +238,17 @@ impl TaskStore for SqliteStore {
     }
 
     async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>> {
+        let mut out: Vec<Task> = Vec::new();
+        self.tasks_chunked(f, &mut |chunk| out.extend(chunk))
+            .await?;
+        Ok(out)
+    }
+
+    async fn tasks_chunked(
+        &self,
+        f: &TaskFilter,
+        each: &mut (dyn FnMut(Vec<Task>) + Send),
+    ) -> Result<()> {
         let mut sql = format!("SELECT {TASK_COLS} FROM tasks WHERE 1=1");
         if !f.include_archived {
             sql.push_str(" AND archived = 0");
@@ -272,7 +283,6 @@ impl TaskStore for SqliteStore {
              FROM (SELECT seq, {TASK_JSON} AS j FROM tasks{})",
             sql.trim_start_matches(&format!("SELECT {TASK_COLS} FROM tasks") as &str)
         );
-        let mut out: Vec<Task> = Vec::new();
         let mut after = 0i64;
         let mut left = f.limit.unwrap_or(u32::MAX);
         // One read transaction, so every chunk sees the same moment; a whole table's read
@@ -310,7 +320,7 @@ impl TaskStore for SqliteStore {
             if n == 0 {
                 break;
             }
-            out.extend(parse_task_chunk(row.get(0))?);
+            each(parse_task_chunk(row.get(0))?);
             after = row.try_get::<i64, _>(1).map_err(db)?;
             left = left.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
             if n < i64::from(chunk) {
@@ -321,7 +331,7 @@ impl TaskStore for SqliteStore {
         if whole {
             Self::scanned(conn).await?;
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn task_count(&self) -> Result<u64> {
