@@ -49,7 +49,7 @@ pub async fn add(p: &Project, a: &AddTask, spec: &ConsensusSpec) -> Result<Task,
         shell: a.shell.clone(),
         timeout: a.timeout.clone(),
         max_attempts: a.max_attempts,
-        consensus: Some(spec.clone()),
+        consensus: Some(Box::new(spec.clone())),
     };
     let plan = PlanFile {
         tasks: vec![task],

@@ -4,6 +4,7 @@
 //! ([`diff_plan`]) and only the difference is written ([`apply_diff`]); a dry run stops after
 //! the comparison.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
@@ -20,13 +21,18 @@ use crate::project::Project;
 /// cycles are checked by the caller.
 async fn validate_refs(
     p: &Project,
-    parsed: &plan::PlanFile,
+    parsed: Cow<'_, plan::PlanFile>,
     shown: &str,
 ) -> Result<plan::ValidatedPlan, Error> {
-    let outside = outside_refs(parsed);
+    let outside = outside_refs(&parsed);
     let known = p.store.lookup_tasks(&outside).await?;
-    let mut problems = unknown_consensus_executors(p, parsed);
-    match plan::validate(parsed, &p.roles, &|r| known.get(r).copied(), &|_| false) {
+    let mut problems = unknown_consensus_executors(p, &parsed);
+    let existing = |r: &str| known.get(r).copied();
+    let validated = match parsed {
+        Cow::Borrowed(parsed) => plan::validate(parsed, &p.roles, &existing, &|_| false),
+        Cow::Owned(parsed) => plan::validate_owned(parsed, &p.roles, &existing, &|_| false),
+    };
+    match validated {
         Ok(v) if problems.is_empty() => return Ok(v),
         Ok(_) => {}
         Err(e) => {
@@ -68,7 +74,13 @@ pub(crate) fn unknown_executors(
 /// The plan's references that name no task of the plan (sorted, once each): stored tasks, or
 /// mistakes.
 fn outside_refs(parsed: &plan::PlanFile) -> Vec<String> {
-    let refs: Vec<String> = parsed
+    // Plan keys resolve inside the plan; only the other references need the database.
+    let own: HashSet<&str> = parsed
+        .tasks
+        .iter()
+        .filter_map(|t| t.key.as_deref())
+        .collect();
+    let mut outside: Vec<String> = parsed
         .tasks
         .iter()
         .flat_map(|t| {
@@ -81,14 +93,8 @@ fn outside_refs(parsed: &plan::PlanFile) -> Vec<String> {
         .chain(parsed.objectives.iter().flat_map(|o| o.tasks.iter()))
         .chain(parsed.decisions.iter().filter_map(|d| d.task.as_ref()))
         .chain(parsed.insights.iter().filter_map(|i| i.task.as_ref()))
-        .cloned()
-        .collect();
-    // Plan keys resolve inside the plan; only the other references need the database.
-    let keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
-    let own: HashSet<&str> = keys.iter().map(String::as_str).collect();
-    let mut outside: Vec<String> = refs
-        .into_iter()
         .filter(|r| !own.contains(r.as_str()))
+        .cloned()
         .collect();
     outside.sort();
     outside.dedup();
@@ -138,12 +144,31 @@ pub async fn apply(
     apply_starting(p, parsed, req, &HashMap::new()).await
 }
 
+/// [`apply`], taking the plan: its tasks move into the validated plan instead of being copied,
+/// so a large plan is held once.
+pub async fn apply_owned(
+    p: &Project,
+    parsed: plan::PlanFile,
+    req: &ApplyRequest,
+) -> Result<Outcome, Error> {
+    apply_cow(p, Cow::Owned(parsed), req, &HashMap::new()).await
+}
+
 /// [`apply`], with the statuses (by key) the tasks it adds start in instead of `pending`, as
 /// an import carries them over: only leaves take one (a container's status rolls up), in the
 /// same transaction.
 pub async fn apply_starting(
     p: &Project,
     parsed: &plan::PlanFile,
+    req: &ApplyRequest,
+    statuses: &HashMap<String, Status>,
+) -> Result<Outcome, Error> {
+    apply_cow(p, Cow::Borrowed(parsed), req, statuses).await
+}
+
+async fn apply_cow(
+    p: &Project,
+    parsed: Cow<'_, plan::PlanFile>,
     req: &ApplyRequest,
     statuses: &HashMap<String, Status>,
 ) -> Result<Outcome, Error> {
@@ -267,17 +292,7 @@ pub fn check_file(parsed: &plan::PlanFile, shown: &str) -> Result<FileCheck, Err
     let validated = plan::validate(parsed, &roles, &|r| stand_ins.get(r).copied(), &|_| false)
         .map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
     // Cycles among the plan's own tasks (stored edges are unknown here).
-    let mut own = validated.clone();
-    own.edges
-        .retain(|(f, t, _)| matches!((f, t), (TaskRef::New(_), TaskRef::New(_))));
-    for t in &mut own.tasks {
-        t.parent = t.parent.filter(|p| matches!(p, TaskRef::New(_)));
-    }
-    let changes = PlanChanges {
-        plan: own,
-        ..PlanChanges::default()
-    };
-    if let Some(cycle) = cycle_in(Default::default(), &changes) {
+    if let Some(cycle) = own_cycle(&validated) {
         return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
     }
     Ok(FileCheck {
@@ -292,6 +307,22 @@ pub struct Applied {
     pub applied: downbeat_store::AppliedPlan,
     /// What happened to the plan's role files, for a person to read.
     pub notes: Vec<String>,
+}
+
+/// A dependency cycle among the new tasks of `v` alone, described with their keys.
+fn own_cycle(v: &plan::ValidatedPlan) -> Option<String> {
+    let mut parts: Vec<String> = v
+        .own_cycle()?
+        .into_iter()
+        .map(|i| {
+            let t = &v.tasks[i].new;
+            t.key.clone().unwrap_or_else(|| format!("\"{}\"", t.title))
+        })
+        .collect();
+    if let Some(first) = parts.first().cloned() {
+        parts.push(first);
+    }
+    Some(format!("dependency cycle: {}", parts.join(" → ")))
 }
 
 /// The dependency cycle the stored graph would have after `ch`, described with the plan's keys.
@@ -374,8 +405,9 @@ fn cycle_in(mut snap: downbeat_core::graph::GraphSnapshot, ch: &PlanChanges) -> 
 
 /// A plan compared with the project: what applying it would do.
 pub struct Prepared {
-    /// The plan as validated, every task counted as new.
-    pub validated: plan::ValidatedPlan,
+    /// The plan as validated, every task counted as new (shared with `diff` when all its
+    /// tasks are).
+    pub validated: std::sync::Arc<plan::ValidatedPlan>,
     pub diff: PlanDiff,
     /// Under which name the plan's application is recorded (none: nothing is recorded, so
     /// tasks that leave the plan are not noticed).
@@ -390,14 +422,10 @@ pub struct Prepared {
 /// identifies the plan's earlier applications (its `[plan] name`, else its file name).
 async fn diff_plan(
     p: &Project,
-    parsed: &plan::PlanFile,
+    parsed: Cow<'_, plan::PlanFile>,
     shown: &str,
     name: Option<String>,
 ) -> Result<Prepared, Error> {
-    let validated = validate_refs(p, parsed, shown).await?;
-    // Consensus tasks written out, so their answers and resolve task are found by key.
-    let (expanded, _) = plan::expand_consensus(parsed);
-    let parsed = &expanded;
     let previous = match &name {
         Some(n) => p
             .store
@@ -406,22 +434,30 @@ async fn diff_plan(
             .and_then(|t| Record::from_json(&t)),
         None => None,
     };
-    if previous.is_some()
-        && let Some((i, t)) = parsed
+    // Consensus tasks written out, so their answers and resolve task are found by key.
+    let keyless = previous.as_ref().and_then(|_| {
+        plan::expand_consensus(&parsed)
+            .0
             .tasks
             .iter()
             .enumerate()
             .find(|(_, t)| t.key.is_none())
-    {
+            .map(|(i, t)| (i, t.title.clone()))
+    });
+    let validated = std::sync::Arc::new(validate_refs(p, parsed, shown).await?);
+    if let Some((i, title)) = keyless {
         return Err(Error::invalid(format!(
-            "{shown}: task #{} (\"{}\") has no key; this plan was applied before, and a task without a key would be created again",
+            "{shown}: task #{} (\"{title}\") has no key; this plan was applied before, and a task without a key would be created again",
             i + 1,
-            t.title
         ))
         .with_hint("give every task a `key`: it is how a plan applied again finds its tasks"));
     }
     // The stored tasks under the plan's keys and the keys the last application had.
-    let mut keys: Vec<String> = parsed.tasks.iter().filter_map(|t| t.key.clone()).collect();
+    let mut keys: Vec<String> = validated
+        .tasks
+        .iter()
+        .filter_map(|t| t.new.key.clone())
+        .collect();
     if let Some(prev) = &previous {
         keys.extend(prev.keys.iter().cloned());
     }
@@ -480,7 +516,15 @@ async fn diff_plan(
             .collect(),
     };
     let diff = plan_diff::diff(&validated, &stored);
-    if let Some(cycle) = cycle_after(p, &diff.changes(None)).await? {
+    // Read the whole graph only when the plan reaches stored tasks: a million tasks are
+    // copied with their names for it.
+    let changes = diff.changes(None);
+    let cycle = if changes.reaches_stored() {
+        cycle_after(p, &changes).await?
+    } else {
+        own_cycle(&diff.new)
+    };
+    if let Some(cycle) = cycle {
         return Err(Error::new(Kind::Conflict, format!("{shown}: {cycle}")));
     }
     Ok(Prepared {

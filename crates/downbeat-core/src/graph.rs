@@ -314,6 +314,11 @@ pub fn find_cycle(snap: &GraphSnapshot) -> Option<TaskCycle> {
     build(snap, &|_| None).err()
 }
 
+/// [`find_cycle`] over any tasks (none archived) and their edges.
+pub fn find_cycle_among<T: GraphNode>(tasks: &[T], edges: &[Edge]) -> Option<TaskCycle> {
+    build_from(tasks, edges, &|_| None).err()
+}
+
 /// Options for [`plan`]: concurrency caps and worker counts.
 #[derive(Debug, Clone, Default)]
 pub struct PlanSettings {

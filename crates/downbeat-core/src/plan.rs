@@ -85,7 +85,7 @@ pub struct PlanObjective {
     pub tasks: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanTask {
     /// Name other entries of the plan use to refer to this task; stored as the task's key.
@@ -131,9 +131,10 @@ pub struct PlanTask {
     /// Attempts allowed in all (1 = no retry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
-    /// Answered independently N times, then resolved (see [`expand_consensus`]).
+    /// Answered independently N times, then resolved (see [`expand_consensus`]); boxed, as
+    /// few tasks have one and a plan may hold a million.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consensus: Option<ConsensusSpec>,
+    pub consensus: Option<Box<ConsensusSpec>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -224,6 +225,68 @@ pub struct ValidatedPlan {
     pub roles: Vec<(String, RoleFile)>,
 }
 
+impl ValidatedPlan {
+    /// A dependency cycle among the plan's new tasks alone (their `blocks` edges and their
+    /// hierarchy), as the indices of the tasks on it; links to stored tasks are left out. Only
+    /// numbers are copied, so a plan of a million tasks is checked in its own memory.
+    pub fn own_cycle(&self) -> Option<Vec<usize>> {
+        use crate::graph::{GraphNode, find_cycle_among};
+        use crate::task::{Edge, Status};
+        struct Node {
+            id: TaskId,
+            parent: Option<TaskId>,
+        }
+        impl GraphNode for Node {
+            fn id(&self) -> TaskId {
+                self.id
+            }
+            fn parent(&self) -> Option<TaskId> {
+                self.parent
+            }
+            fn status(&self) -> Status {
+                Status::Pending
+            }
+            fn role(&self) -> Option<&str> {
+                None
+            }
+            fn effort(&self) -> u32 {
+                1
+            }
+            fn priority(&self) -> Priority {
+                Priority::Normal
+            }
+            fn footprint(&self) -> &[String] {
+                &[]
+            }
+        }
+        let id = |r: TaskRef| match r {
+            TaskRef::New(i) => u32::try_from(i + 1).ok().and_then(TaskId::from_seq),
+            TaskRef::Existing(_) => None,
+        };
+        let nodes: Vec<Node> = (0..self.tasks.len())
+            .filter_map(|i| {
+                Some(Node {
+                    id: id(TaskRef::New(i))?,
+                    parent: self.tasks[i].parent.and_then(id),
+                })
+            })
+            .collect();
+        let edges: Vec<Edge> = self
+            .edges
+            .iter()
+            .filter_map(|&(f, t, kind)| {
+                Some(Edge {
+                    from: id(f)?,
+                    to: id(t)?,
+                    kind,
+                })
+            })
+            .collect();
+        let cycle = find_cycle_among(&nodes, &edges)?;
+        Some(cycle.path.iter().map(|t| t.seq() as usize - 1).collect())
+    }
+}
+
 /// Everything wrong with a plan, each naming the offending entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the plan has {} problem{}:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
@@ -240,7 +303,56 @@ pub fn validate(
     key_taken: &dyn Fn(&str) -> bool,
 ) -> Result<ValidatedPlan, PlanErrors> {
     let (expanded, problems) = expand_consensus(plan);
-    let plan = &expanded;
+    let (mut out, order, parents) = check(&expanded, problems, roles, existing, key_taken)?;
+    out.tasks = order
+        .iter()
+        .map(|&i| ValidatedTask {
+            new: new_task(&expanded.tasks[i]),
+            parent: None,
+        })
+        .collect();
+    renumber(&order, &parents, &mut out);
+    Ok(out)
+}
+
+/// [`validate`], taking the plan: the tasks' texts move into the validated plan instead of
+/// being copied, and the parsed plan is gone when it returns (a plan of a million tasks is
+/// held once, not twice).
+pub fn validate_owned(
+    plan: PlanFile,
+    roles: &RoleSet,
+    existing: &dyn Fn(&str) -> Option<TaskId>,
+    key_taken: &dyn Fn(&str) -> bool,
+) -> Result<ValidatedPlan, PlanErrors> {
+    let (expanded, problems) = expand_consensus(&plan);
+    let mut plan = match expanded {
+        std::borrow::Cow::Owned(expanded) => expanded,
+        std::borrow::Cow::Borrowed(_) => plan,
+    };
+    let (mut out, order, parents) = check(&plan, problems, roles, existing, key_taken)?;
+    out.tasks = order
+        .iter()
+        .map(|&i| ValidatedTask {
+            new: new_task_owned(std::mem::take(&mut plan.tasks[i])),
+            parent: None,
+        })
+        .collect();
+    drop(plan);
+    renumber(&order, &parents, &mut out);
+    Ok(out)
+}
+
+/// The checks of [`validate`] on a plan whose consensus tasks are written out (`problems`:
+/// those of their specs): the plan's name, roles, edges and records, the order its tasks go in
+/// (parents first) and each task's parent, or everything wrong with it.
+#[allow(clippy::type_complexity)]
+fn check(
+    plan: &PlanFile,
+    problems: Vec<String>,
+    roles: &RoleSet,
+    existing: &dyn Fn(&str) -> Option<TaskId>,
+    key_taken: &dyn Fn(&str) -> bool,
+) -> Result<(ValidatedPlan, Vec<usize>, Vec<Option<TaskRef>>), PlanErrors> {
     let mut v = Validation {
         plan,
         existing,
@@ -262,8 +374,7 @@ pub fn validate(
             problems: v.problems,
         });
     }
-    renumber(plan, &order, &parents, &mut out);
-    Ok(out)
+    Ok((out, order, parents))
 }
 
 /// The plan with every consensus task written out: the task itself becomes a container
@@ -272,11 +383,19 @@ pub fn validate(
 /// [`consensus`]). Tasks without `consensus` are left as they are, so expanding twice changes
 /// nothing. Returns the problems of the consensus specs too; a task whose spec has a problem is
 /// kept as an ordinary task.
-pub fn expand_consensus(plan: &PlanFile) -> (PlanFile, Vec<String>) {
+pub fn expand_consensus(plan: &PlanFile) -> (std::borrow::Cow<'_, PlanFile>, Vec<String>) {
     let mut problems = Vec::new();
+    // Most plans have none: no copy of a plan of a million tasks.
+    if plan.tasks.iter().all(|t| t.consensus.is_none()) {
+        return (std::borrow::Cow::Borrowed(plan), problems);
+    }
     let mut out = PlanFile {
+        plan: plan.plan.clone(),
+        roles: plan.roles.clone(),
+        objectives: plan.objectives.clone(),
         tasks: Vec::with_capacity(plan.tasks.len()),
-        ..plan.clone()
+        decisions: plan.decisions.clone(),
+        insights: plan.insights.clone(),
     };
     for (i, t) in plan.tasks.iter().enumerate() {
         let Some(spec) = &t.consensus else {
@@ -311,7 +430,7 @@ pub fn expand_consensus(plan: &PlanFile) -> (PlanFile, Vec<String>) {
         }
         out.tasks.extend(consensus_tasks(plain, spec, &key, n));
     }
-    (out, problems)
+    (std::borrow::Cow::Owned(out), problems)
 }
 
 /// A consensus task written out: the container, its answers, its resolve task.
@@ -612,13 +731,8 @@ impl<'a> Validation<'a> {
 
 /// Fills `out.tasks` in `order` (parents first) and renumbers every [`TaskRef::New`] in `out`
 /// to match.
-fn renumber(
-    plan: &PlanFile,
-    order: &[usize],
-    parents: &[Option<TaskRef>],
-    out: &mut ValidatedPlan,
-) {
-    let mut new_index = vec![0usize; plan.tasks.len()];
+fn renumber(order: &[usize], parents: &[Option<TaskRef>], out: &mut ValidatedPlan) {
+    let mut new_index = vec![0usize; parents.len()];
     for (pos, &i) in order.iter().enumerate() {
         new_index[i] = pos;
     }
@@ -626,11 +740,8 @@ fn renumber(
         TaskRef::New(i) => TaskRef::New(new_index[i]),
         e => e,
     };
-    for &i in order {
-        out.tasks.push(ValidatedTask {
-            new: new_task(&plan.tasks[i]),
-            parent: parents[i].map(remap),
-        });
+    for (t, &i) in out.tasks.iter_mut().zip(order) {
+        t.parent = parents[i].map(remap);
     }
     for e in &mut out.edges {
         e.0 = remap(e.0);
@@ -646,6 +757,47 @@ fn renumber(
     }
     for ins in &mut out.insights {
         ins.1 = ins.1.map(remap);
+    }
+}
+
+/// [`new_task`], moving the texts out of the plan task.
+fn new_task_owned(t: PlanTask) -> NewTask {
+    let exec = ExecSettings {
+        executor: executor_setting(
+            t.executor.as_deref(),
+            t.command.as_deref(),
+            t.shell.as_deref(),
+        )
+        .unwrap_or_else(|_| t.executor.clone()),
+        timeout: t
+            .timeout
+            .as_deref()
+            .and_then(|d| Millis::parse(d).ok())
+            .map(Millis::duration),
+        max_attempts: t.max_attempts,
+    };
+    let priority = t
+        .priority
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_default();
+    let title = if t.title.trim().len() == t.title.len() {
+        t.title
+    } else {
+        t.title.trim().to_owned()
+    };
+    NewTask {
+        exec,
+        key: t.key,
+        parent: None,
+        title,
+        description: t.description,
+        role: t.role,
+        priority,
+        effort: t.effort.unwrap_or(1),
+        acceptance: t.acceptance,
+        tags: t.tags,
+        footprint: t.files,
     }
 }
 
@@ -974,7 +1126,12 @@ mod tests {
         assert!(back.contains("consensus = 3"), "{back}");
         let (expanded, problems) = expand_consensus(&plan);
         assert!(problems.is_empty());
-        assert_eq!(expand_consensus(&expanded).0, expanded);
+        assert_eq!(*expand_consensus(&expanded).0, *expanded);
+        // A plan without consensus tasks is not copied.
+        assert!(matches!(
+            expand_consensus(&expanded).0,
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`PlanDiff::changes`] in one transaction), or delete a task (removed means cancelled).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -155,8 +156,9 @@ pub struct Added {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanDiff {
     /// The new tasks with their edges and the records to add, ready to insert: references to
-    /// matched tasks are [`TaskRef::Existing`].
-    pub new: ValidatedPlan,
+    /// matched tasks are [`TaskRef::Existing`]. When every task of the plan is new, this is
+    /// the validated plan itself, shared rather than copied.
+    pub new: Arc<ValidatedPlan>,
     pub changed: Vec<Changed>,
     pub removed: Vec<Removed>,
     pub conflicts: Vec<Conflict>,
@@ -234,7 +236,7 @@ impl PlanDiff {
             edges_removed.extend(c.deps_removed.iter().copied());
         }
         PlanChanges {
-            plan: self.new.clone(),
+            plan: Arc::clone(&self.new),
             updates,
             parents,
             edges_added,
@@ -256,8 +258,8 @@ impl PlanDiff {
 /// (`TaskStore::apply_plan_changes`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanChanges {
-    /// New tasks, their edges, and the records to add.
-    pub plan: ValidatedPlan,
+    /// New tasks, their edges, and the records to add (shared with the diff).
+    pub plan: Arc<ValidatedPlan>,
     pub updates: Vec<(TaskId, TaskPatch)>,
     /// Stored tasks moved under another parent (possibly a new task), or to the top.
     pub parents: Vec<(TaskId, Option<TaskRef>)>,
@@ -274,6 +276,28 @@ pub struct PlanChanges {
     /// Statuses new tasks start in instead of `pending` (leaves only: a container's status
     /// rolls up), as an import carries them over from another tool.
     pub statuses: Vec<(TaskRef, Status)>,
+}
+
+impl PlanChanges {
+    /// Whether these writes can close a dependency cycle through stored tasks: they change a
+    /// stored task, add an edge into one, or put a new task under one. If not, a cycle can only
+    /// be among the new tasks ([`ValidatedPlan::own_cycle`]), and the stored graph need not be
+    /// read for it.
+    pub fn reaches_stored(&self) -> bool {
+        !self.updates.is_empty()
+            || !self.parents.is_empty()
+            || !self.edges_added.is_empty()
+            || self
+                .plan
+                .edges
+                .iter()
+                .any(|e| matches!(e.1, TaskRef::Existing(_)))
+            || self
+                .plan
+                .tasks
+                .iter()
+                .any(|t| matches!(t.parent, Some(TaskRef::Existing(_))))
+    }
 }
 
 /// May a plan change a task in this status? Running and finished work is never changed.
@@ -389,7 +413,7 @@ fn dependency_change(
 }
 
 /// Compares `plan` (validated as if every task were new) with what is stored.
-pub fn diff(plan: &ValidatedPlan, stored: &Stored<'_>) -> PlanDiff {
+pub fn diff(plan: &Arc<ValidatedPlan>, stored: &Stored<'_>) -> PlanDiff {
     let mut d = PlanDiff::default();
     // Which plan tasks are stored already, and the new index of the others.
     let matched: Vec<Option<&Task>> = plan
@@ -402,13 +426,7 @@ pub fn diff(plan: &ValidatedPlan, stored: &Stored<'_>) -> PlanDiff {
                 .and_then(|k| stored.by_key.get(k).copied())
         })
         .collect();
-    let mut new_index = vec![usize::MAX; plan.tasks.len()];
-    for (i, m) in matched.iter().enumerate() {
-        if m.is_none() {
-            new_index[i] = d.new.tasks.len();
-            d.new.tasks.push(plan.tasks[i].clone());
-        }
-    }
+    let (all_new, mut new, new_index) = unmatched(plan, &matched);
     let remap = |r: TaskRef| match r {
         TaskRef::New(i) => match matched[i] {
             Some(t) => TaskRef::Existing(t.id),
@@ -416,16 +434,17 @@ pub fn diff(plan: &ValidatedPlan, stored: &Stored<'_>) -> PlanDiff {
         },
         e => e,
     };
-    for t in &mut d.new.tasks {
+    for t in &mut new.tasks {
         t.parent = t.parent.map(remap);
     }
-    d.new.name = plan.name.clone();
-    d.new.roles = plan.roles.clone();
+    new.name = plan.name.clone();
+    new.roles = plan.roles.clone();
     // Edges: into new tasks they travel with the new tasks; into stored ones they are compared.
     let mut wanted: HashMap<TaskId, BTreeSet<(TaskRef, EdgeKind)>> = HashMap::new();
     for &(f, t, kind) in &plan.edges {
         match remap(t) {
-            TaskRef::New(_) => d.new.edges.push((remap(f), remap(t), kind)),
+            TaskRef::New(_) if all_new => {}
+            TaskRef::New(_) => new.edges.push((remap(f), remap(t), kind)),
             TaskRef::Existing(to) => {
                 wanted.entry(to).or_default().insert((remap(f), kind));
             }
@@ -469,11 +488,11 @@ pub fn diff(plan: &ValidatedPlan, stored: &Stored<'_>) -> PlanDiff {
         if let Some(p) = parent_change {
             let after = match p {
                 Some(TaskRef::Existing(id)) => id.to_string(),
-                Some(TaskRef::New(j)) => d.new.tasks[j]
+                Some(TaskRef::New(j)) => new.tasks[j]
                     .new
                     .key
                     .clone()
-                    .unwrap_or_else(|| format!("\"{}\" (new)", d.new.tasks[j].new.title)),
+                    .unwrap_or_else(|| format!("\"{}\" (new)", new.tasks[j].new.title)),
                 None => "-".into(),
             };
             fields.push(FieldChange {
@@ -499,7 +518,7 @@ pub fn diff(plan: &ValidatedPlan, stored: &Stored<'_>) -> PlanDiff {
             .copied()
             .collect();
         if !deps_added.is_empty() || !deps_removed.is_empty() {
-            fields.push(dependency_change(&d.new, &keys, &deps_added, &deps_removed));
+            fields.push(dependency_change(&new, &keys, &deps_added, &deps_removed));
         }
         if fields.is_empty() {
             d.unchanged += 1;
@@ -534,8 +553,48 @@ pub fn diff(plan: &ValidatedPlan, stored: &Stored<'_>) -> PlanDiff {
         });
     }
     removals(stored, &in_plan, &referred, &mut d);
-    records(plan, stored, &remap, &mut d.new);
+    records(plan, stored, &remap, &mut new);
+    d.new = if all_new {
+        shared(plan, new)
+    } else {
+        Arc::new(new)
+    };
     d
+}
+
+/// The plan's tasks no stored task matches, copied (with their index among them), unless
+/// every task is new and no edge ends at a stored one (a first application): then the plan
+/// goes in as it is, nothing is copied, and the first value says so.
+fn unmatched(plan: &ValidatedPlan, matched: &[Option<&Task>]) -> (bool, ValidatedPlan, Vec<usize>) {
+    let all_new = matched.iter().all(Option::is_none)
+        && plan.edges.iter().all(|e| matches!(e.1, TaskRef::New(_)));
+    let mut new = ValidatedPlan::default();
+    let mut new_index = vec![usize::MAX; plan.tasks.len()];
+    for (i, m) in matched.iter().enumerate() {
+        if m.is_none() {
+            new_index[i] = if all_new { i } else { new.tasks.len() };
+            if !all_new {
+                new.tasks.push(plan.tasks[i].clone());
+            }
+        }
+    }
+    (all_new, new, new_index)
+}
+
+/// The new part of a plan whose every task is new: the plan itself, shared, unless some of
+/// its records (in `new`) are stored already; then the plan without them.
+fn shared(plan: &Arc<ValidatedPlan>, new: ValidatedPlan) -> Arc<ValidatedPlan> {
+    if new.objectives == plan.objectives
+        && new.decisions == plan.decisions
+        && new.insights == plan.insights
+    {
+        return Arc::clone(plan);
+    }
+    let mut own = ValidatedPlan::clone(plan);
+    own.objectives = new.objectives;
+    own.decisions = new.decisions;
+    own.insights = new.insights;
+    Arc::new(own)
 }
 
 /// Tasks the last application had that the plan no longer lists (unless it still refers to
@@ -648,9 +707,9 @@ mod tests {
 
     #[test]
     fn matches_by_key_and_sorts_out_adds_changes_removals_and_conflicts() {
-        let v = plan(
+        let v = Arc::new(plan(
             "[[tasks]]\nkey = \"a\"\ntitle = \"A2\"\n[[tasks]]\nkey = \"n\"\ntitle = \"N\"\ndepends_on = [\"a\"]\n[[tasks]]\nkey = \"done\"\ntitle = \"Done again\"\n",
-        );
+        ));
         let a = stored(1, "a", "A", Status::Pending);
         let done = stored(2, "done", "Done", Status::Completed);
         let gone = stored(3, "gone", "Gone", Status::Blocked);
@@ -690,5 +749,28 @@ mod tests {
                 .keys
                 .contains(&"done".to_owned())
         );
+    }
+
+    /// A plan applied for the first time goes in as it was validated: the diff and the
+    /// changes share it instead of copying its tasks; records already stored leave it.
+    #[test]
+    fn a_first_application_shares_the_validated_plan() {
+        let v = Arc::new(plan(
+            "[[tasks]]\nkey = \"a\"\ntitle = \"A\"\n[[tasks]]\nkey = \"b\"\ntitle = \"B\"\ndepends_on = [\"a\"]\n[[objectives]]\ntitle = \"Ship\"\n",
+        ));
+        let d = diff(&v, &Stored::default());
+        assert!(Arc::ptr_eq(&d.new, &v));
+        assert!(Arc::ptr_eq(&d.changes(None).plan, &v));
+        assert_eq!(d.added().len(), 2);
+        // An objective stored already is left out: the plan is copied without it.
+        let s = Stored {
+            objectives: ["Ship".to_owned()].into(),
+            ..Stored::default()
+        };
+        let d = diff(&v, &s);
+        assert!(!Arc::ptr_eq(&d.new, &v));
+        assert!(d.new.objectives.is_empty());
+        assert_eq!(d.new.tasks, v.tasks);
+        assert_eq!(d.new.edges, v.edges);
     }
 }

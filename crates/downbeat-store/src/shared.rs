@@ -15,7 +15,9 @@ use downbeat_core::context::{
 use downbeat_core::ids::{AttemptId, LeaseEpoch, MAX_TASK_SEQ, RecordId, RecordKind, TaskId};
 use downbeat_core::plan::{TaskRef, ValidatedPlan};
 use downbeat_core::plan_diff::PlanChanges;
-use downbeat_core::task::{ExecSettings, Priority, Status, Task, TaskPatch, validate_fields};
+use downbeat_core::task::{
+    EdgeKind, ExecSettings, Priority, Status, Task, TaskPatch, validate_fields,
+};
 use downbeat_core::time::{Millis, Timestamp};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -54,9 +56,9 @@ pub(crate) mod prelude {
     pub(crate) use crate::shared::{
         META_ACTOR, REMOVED_NOTE, STARTED_NOTE, bind_exec, bind_task_fields, by_prefix,
         changes_event, decision_verdict, event_task_seq, flags_sql, json_list, meta_set_event,
-        moved_on, new_parent, objectives_of, patched, plan_events, proposed_event, requeue_event,
-        requeue_reason, resolve_rest, rid, row_attempt, row_decision, row_event, row_flag,
-        row_insight, row_objective, row_session, row_task, row_worker, seq, status_event,
+        moved_on, new_parent, new_tasks_cycle, objectives_of, patched, plan_events, proposed_event,
+        requeue_event, requeue_reason, resolve_rest, rid, row_attempt, row_decision, row_event,
+        row_flag, row_insight, row_objective, row_session, row_task, row_worker, seq, status_event,
         status_metrics, status_of, status_write, task_not_found, tid, tjson, to_json_list,
         worker_json,
     };
@@ -513,41 +515,86 @@ pub(crate) fn new_parent(id: TaskId, patch: &TaskPatch) -> Option<TaskId> {
     patch.parent.flatten().filter(|&p| p != id)
 }
 
+/// The `after` of a plan task's `task.created` event. Its fields are in the order a JSON
+/// object of them is written in (by name), so the text is the one a `json!` map would give.
+#[derive(serde::Serialize)]
+pub(crate) struct Created<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    blocks: Vec<String>,
+    #[serde(rename = "discovered-from", skip_serializing_if = "Vec::is_empty")]
+    discovered_from: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    parent: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related: Vec<String>,
+    role: Option<&'a str>,
+    title: &'a str,
+}
+
+impl Created<'_> {
+    /// As JSON text.
+    pub(crate) fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// As a JSON value.
+    pub(crate) fn value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
 /// The `task.created` events of a plan whose new tasks got the numbers from `base` on:
 /// (entity, after), in plan order; each carries its title, role, parent, key and the tasks
-/// linked to it by kind.
-pub(crate) fn plan_events(plan: &ValidatedPlan, base: i64) -> Vec<(String, Value)> {
-    let to_seq = |r: TaskRef| match r {
+/// linked to it by kind. Made one at a time as they are taken, so a plan of a million tasks
+/// never holds a million of them at once.
+pub(crate) fn plan_events(
+    plan: &ValidatedPlan,
+    base: i64,
+) -> impl Iterator<Item = (String, Created<'_>)> + '_ {
+    let to_seq = move |r: TaskRef| match r {
         TaskRef::New(i) => base + i as i64,
         TaskRef::Existing(id) => seq(id),
     };
-    let mut deps: HashMap<i64, Vec<(String, &'static str)>> = HashMap::new();
-    for &(f, t, kind) in &plan.edges {
-        deps.entry(to_seq(t))
-            .or_default()
-            .push((tid(to_seq(f)).to_string(), kind.as_str()));
-    }
-    plan.tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let s = base + i as i64;
-            let mut after = json!({"title": t.new.title.trim(), "role": t.new.role,
-                                   "parent": t.parent.map(|p| tid(to_seq(p)).to_string())});
-            if let Some(k) = &t.new.key {
-                after["key"] = json!(k);
+    // The plan's edges by the task they end at, each task's in plan order.
+    let mut by_target: Vec<usize> = (0..plan.edges.len()).collect();
+    by_target.sort_by_key(|&e| to_seq(plan.edges[e].1));
+    let mut next = by_target.into_iter().peekable();
+    plan.tasks.iter().enumerate().map(move |(i, t)| {
+        let s = base + i as i64;
+        let mut after = Created {
+            blocks: Vec::new(),
+            discovered_from: Vec::new(),
+            key: t.new.key.as_deref(),
+            parent: t.parent.map(|p| tid(to_seq(p)).to_string()),
+            related: Vec::new(),
+            role: t.new.role.as_deref(),
+            title: t.new.title.trim(),
+        };
+        // Every plan edge ends at a new task; one ending before this task would be skipped.
+        while next.next_if(|&e| to_seq(plan.edges[e].1) < s).is_some() {}
+        while let Some(e) = next.next_if(|&e| to_seq(plan.edges[e].1) == s) {
+            let (from, _, kind) = plan.edges[e];
+            let from = tid(to_seq(from)).to_string();
+            match kind {
+                EdgeKind::Blocks => after.blocks.push(from),
+                EdgeKind::Related => after.related.push(from),
+                EdgeKind::DiscoveredFrom => after.discovered_from.push(from),
             }
-            for (from, kind) in deps.remove(&s).unwrap_or_default() {
-                let list = after
-                    .as_object_mut()
-                    .map(|o| o.entry(kind).or_insert_with(|| json!([])));
-                if let Some(Value::Array(a)) = list {
-                    a.push(json!(from));
-                }
-            }
-            (tid(s).to_string(), after)
-        })
-        .collect()
+        }
+        (tid(s).to_string(), after)
+    })
+}
+
+/// A dependency cycle among a plan's new tasks alone, numbered from `base`.
+pub(crate) fn new_tasks_cycle(
+    plan: &ValidatedPlan,
+    base: i64,
+) -> Option<downbeat_core::graph::TaskCycle> {
+    let path = plan.own_cycle()?;
+    Some(downbeat_core::graph::TaskCycle {
+        path: path.into_iter().map(|i| tid(base + i as i64)).collect(),
+    })
 }
 
 /// The note on a task cancelled because it left its plan.

@@ -47,6 +47,31 @@ fn a_plan_is_read_from_standard_input_with_its_format() {
     assert_eq!(e.titles().len(), 2);
 }
 
+/// A problem of a plan read from standard input or a file names its task's line: the text of
+/// a file is read again for it, standard input's was kept. Nothing is written.
+#[test]
+fn a_problem_names_its_line_whether_the_plan_was_piped_or_read_from_a_file() {
+    let e = project();
+    let bad = YAML.replace("depends_on: [design]", "depends_on: [nowhere]");
+    for file in ["-", "/dev/stdin"] {
+        let (code, _, err) = piped(&e, &["plan", "apply", file, "--format", "yaml"], &bad);
+        assert_eq!(code, Some(4), "{err}");
+        assert!(
+            err.contains("task `build` (line 6): dependency `nowhere`"),
+            "{err}"
+        );
+    }
+    e.write("bad.yaml", &bad);
+    let err = e.fails(&["plan", "apply", "bad.yaml"], 4);
+    assert!(
+        err.contains("task `build` (line 6): dependency `nowhere`"),
+        "{err}"
+    );
+    let err = e.fails(&["plan", "check", "bad.yaml"], 4);
+    assert!(err.contains("task `build` (line 6)"), "{err}");
+    assert!(e.titles().is_empty());
+}
+
 #[test]
 fn standard_input_needs_a_format_and_dev_stdin_works_too() {
     let e = project();

@@ -174,3 +174,30 @@ fn a_plan_applied_again_needs_a_key_on_every_task() {
     assert!(err.contains("\"Keyless\") has no key"), "{err}");
     assert_eq!(e.titles().len(), 4);
 }
+
+/// A plan whose new tasks go under a stored container can close a cycle through it: that is
+/// still checked against the whole graph (a plan of new tasks alone is not read against it),
+/// and nothing is written.
+#[test]
+fn a_cycle_through_a_stored_container_is_refused() {
+    let e = Env::builder().init().build();
+    e.ok(&["add", "Auth", "--key", "auth"]);
+    e.ok(&["add", "Child", "--key", "child", "--parent", "auth"]);
+    e.write(
+        "q.toml",
+        "[[tasks]]\nkey = \"y\"\ntitle = \"Y\"\ndepends_on = [\"auth\"]\n[[tasks]]\nkey = \"z\"\ntitle = \"Z\"\nparent = \"auth\"\ndepends_on = [\"y\"]\n",
+    );
+    let err = e.fails(&["plan", "apply", "q.toml"], 5);
+    assert!(
+        err.contains("dependency cycle: auth → y → z → auth"),
+        "{err}"
+    );
+    assert_eq!(e.json(&["list"]).as_array().unwrap().len(), 2);
+    // New tasks that only wait on stored ones are applied.
+    e.write(
+        "r.toml",
+        "[[tasks]]\nkey = \"after\"\ntitle = \"After\"\ndepends_on = [\"auth\"]\n",
+    );
+    e.ok(&["plan", "apply", "r.toml"]);
+    assert_eq!(e.json(&["list"]).as_array().unwrap().len(), 3);
+}

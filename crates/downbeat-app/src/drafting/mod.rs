@@ -456,7 +456,7 @@ async fn evaluate(
     let Some(outcome) = outcome.filter(|_| problems.is_empty()) else {
         return Ok((Verdict::Invalid(problems), None));
     };
-    let validated = outcome.prepared.validated;
+    let validated = std::sync::Arc::unwrap_or_clone(outcome.prepared.validated);
     let preview = match preview(&validated, &p.plan_settings()) {
         Ok(v) => v,
         Err(e) => return Ok((Verdict::Invalid(vec![e.message]), None)),

@@ -315,7 +315,8 @@ pub async fn plan_changes_apply_in_one_transaction(f: Fixture) {
             tasks: vec![new],
             edges: vec![(TaskRef::Existing(a), TaskRef::New(0), EdgeKind::Blocks)],
             ..ValidatedPlan::default()
-        },
+        }
+        .into(),
         updates: vec![(
             b,
             TaskPatch {
@@ -405,7 +406,7 @@ pub async fn plan_changes_start_new_tasks_in_their_status(f: Fixture) {
         ..ValidatedPlan::default()
     };
     let bad = PlanChanges {
-        plan: plan.clone(),
+        plan: plan.clone().into(),
         statuses: vec![
             (TaskRef::New(0), Status::Completed),
             (TaskRef::New(2), Status::Failed),
@@ -415,7 +416,7 @@ pub async fn plan_changes_start_new_tasks_in_their_status(f: Fixture) {
     assert!(s.apply_plan_changes(&bad, &actor(1)).await.is_err());
     assert_eq!(s.task_count().await.unwrap(), 0, "nothing was written");
     let good = PlanChanges {
-        plan,
+        plan: plan.into(),
         statuses: vec![
             (TaskRef::New(0), Status::Completed),
             (TaskRef::New(1), Status::Blocked),

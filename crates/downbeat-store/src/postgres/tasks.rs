@@ -84,7 +84,12 @@ impl PostgresStore {
             .await
             .map_err(db)?;
         }
-        check_acyclic(t.c()).await?;
+        // The whole graph only when the changes reach stored tasks; else the new ones alone.
+        if ch.reaches_stored() {
+            check_acyclic(t.c()).await?;
+        } else if let Some(cycle) = new_tasks_cycle(&ch.plan, base) {
+            return Err(Error::Cycle(cycle).into());
+        }
         t.event(
             actor,
             "plan.applied",
@@ -463,7 +468,7 @@ async fn insert_plan(t: &mut Tx, plan: &ValidatedPlan, actor: &Actor) -> R<(Appl
     }
     // One creation event per task, carrying its edges.
     for (entity, after) in plan_events(plan, base) {
-        t.event(actor, "task.created", &entity, None, Some(after));
+        t.event(actor, "task.created", &entity, None, Some(after.value()));
     }
     for (title, refs) in &plan.objectives {
         let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();

@@ -29,9 +29,9 @@ pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Err
             return Err(Error::internal("command dispatched twice"));
         }
     };
-    let read = read_plan(&file, format)?;
+    let (parsed, read) = read_plan(&file, format)?.take(&file);
     let req = request(&file, dry, skip);
-    let outcome = plans::apply(p, &read.parsed, &req)
+    let outcome = plans::apply_owned(p, parsed, &req)
         .await
         .map_err(|e| read.locate(e))?;
     let shown_name = outcome.shown_name(&req);
@@ -102,9 +102,9 @@ async fn check(
     format: Option<PlanFormatArg>,
     j: bool,
 ) -> Result<(), Error> {
-    let read = read_plan(file, format)?;
+    let (parsed, read) = read_plan(file, format)?.take(file);
     let req = request(file, true, false);
-    let validated = plans::apply(p, &read.parsed, &req)
+    let validated = plans::apply_owned(p, parsed, &req)
         .await
         .map_err(|e| read.locate(e))?
         .prepared
@@ -280,11 +280,54 @@ struct ReadPlan {
 
 impl ReadPlan {
     /// An error about this plan, with the line of every task its problems name.
-    fn locate(&self, mut e: Error) -> Error {
-        e.message =
-            downbeat_core::plan_lines::annotate(&e.message, &self.text, self.format, &self.parsed);
-        e
+    fn locate(&self, e: Error) -> Error {
+        annotate(e, &self.text, self.format, &self.parsed)
     }
+
+    /// The parsed plan, to be handed over, and where its text is, to tell where its tasks are.
+    /// A regular file's text is let go (a plan of a million tasks is a hundred megabytes) and
+    /// read again should an error need it; what cannot be read twice (standard input, a pipe)
+    /// is kept.
+    fn take(self, file: &Path) -> (plan::PlanFile, PlanText) {
+        let again = !is_stdin(file) && std::fs::metadata(file).is_ok_and(|m| m.is_file());
+        let text = PlanText {
+            text: (!again).then_some(self.text),
+            file: file.to_path_buf(),
+            format: self.format,
+        };
+        (self.parsed, text)
+    }
+}
+
+/// Where the text of a plan whose parsed form was handed over is.
+struct PlanText {
+    /// The text itself, when it cannot be read again.
+    text: Option<String>,
+    file: std::path::PathBuf,
+    format: PlanFormat,
+}
+
+impl PlanText {
+    /// [`ReadPlan::locate`], reading and parsing the text again (only errors need it).
+    fn locate(&self, e: Error) -> Error {
+        let text = match &self.text {
+            Some(t) => std::borrow::Cow::Borrowed(t.as_str()),
+            None => match std::fs::read_to_string(&self.file) {
+                Ok(t) => std::borrow::Cow::Owned(t),
+                Err(_) => return e,
+            },
+        };
+        match plan::parse(&text, self.format) {
+            Ok(parsed) => annotate(e, &text, self.format, &parsed),
+            Err(_) => e,
+        }
+    }
+}
+
+/// `e` with the line of every task of the plan its problems name.
+fn annotate(mut e: Error, text: &str, format: PlanFormat, parsed: &plan::PlanFile) -> Error {
+    e.message = downbeat_core::plan_lines::annotate(&e.message, text, format, parsed);
+    e
 }
 
 /// The output of a plan's first application: what was created.
