@@ -762,25 +762,7 @@ fn renumber(order: &[usize], parents: &[Option<TaskRef>], out: &mut ValidatedPla
 
 /// [`new_task`], moving the texts out of the plan task.
 fn new_task_owned(t: PlanTask) -> NewTask {
-    let exec = ExecSettings {
-        executor: executor_setting(
-            t.executor.as_deref(),
-            t.command.as_deref(),
-            t.shell.as_deref(),
-        )
-        .unwrap_or_else(|_| t.executor.clone()),
-        timeout: t
-            .timeout
-            .as_deref()
-            .and_then(|d| Millis::parse(d).ok())
-            .map(Millis::duration),
-        max_attempts: t.max_attempts,
-    };
-    let priority = t
-        .priority
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_default();
+    let (exec, priority) = (exec_of(&t), priority_of(&t));
     let title = if t.title.trim().len() == t.title.len() {
         t.title
     } else {
@@ -804,35 +786,44 @@ fn new_task_owned(t: PlanTask) -> NewTask {
 /// The task to insert for a plan task that passed validation (its parent is set apart).
 fn new_task(t: &PlanTask) -> NewTask {
     NewTask {
-        exec: ExecSettings {
-            executor: executor_setting(
-                t.executor.as_deref(),
-                t.command.as_deref(),
-                t.shell.as_deref(),
-            )
-            .unwrap_or_else(|_| t.executor.clone()),
-            timeout: t
-                .timeout
-                .as_deref()
-                .and_then(|d| Millis::parse(d).ok())
-                .map(Millis::duration),
-            max_attempts: t.max_attempts,
-        },
+        exec: exec_of(t),
         key: t.key.clone(),
         parent: None,
         title: t.title.trim().to_owned(),
         description: t.description.clone(),
         role: t.role.clone(),
-        priority: t
-            .priority
-            .as_deref()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_default(),
+        priority: priority_of(t),
         effort: t.effort.unwrap_or(1),
         acceptance: t.acceptance.clone(),
         tags: t.tags.clone(),
         footprint: t.files.clone(),
     }
+}
+
+/// A validated plan task's execution settings.
+fn exec_of(t: &PlanTask) -> ExecSettings {
+    ExecSettings {
+        executor: executor_setting(
+            t.executor.as_deref(),
+            t.command.as_deref(),
+            t.shell.as_deref(),
+        )
+        .unwrap_or_else(|_| t.executor.clone()),
+        timeout: t
+            .timeout
+            .as_deref()
+            .and_then(|d| Millis::parse(d).ok())
+            .map(Millis::duration),
+        max_attempts: t.max_attempts,
+    }
+}
+
+/// A validated plan task's priority.
+fn priority_of(t: &PlanTask) -> Priority {
+    t.priority
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_default()
 }
 
 /// Orders new tasks so every parent precedes its children; on a loop, returns it.
