@@ -4,7 +4,9 @@
 //! moves or removes one, and when a checkout asks whether a branch is checked out elsewhere;
 //! it fails (`failed to read …/commondir`) on one another git process has half made. Runners
 //! sharing a clone (two workers started in one project) therefore take a lock file in the
-//! repository's common git directory: exclusive to change the list, shared to check out.
+//! repository's common git directory: exclusive to change the list, shared to check out or to
+//! fetch (a fetch checks what it receives against every worktree's `HEAD`, which `worktree
+//! add` writes as a null object first).
 //!
 //! Must never: be held while an agent runs (only around git's own commands).
 

@@ -187,7 +187,7 @@ impl Worktrees {
 
     /// Fetches the remote's integration branch; its tip, or `None` when it has none. A fetch
     /// that lost a race for the tracking ref to another process using this clone is tried
-    /// again.
+    /// again. It holds the worktree lock shared, never while this thread holds it.
     fn fetch(&self, remote: &str) -> Result<Option<String>, WorktreeError> {
         let spec = format!("+{}:{}", self.int_ref(), self.tip_ref());
         let args = [
@@ -202,6 +202,9 @@ impl Worktrees {
         loop {
             let out = {
                 let _io = self.remote_io.lock().unwrap_or_else(|e| e.into_inner());
+                // What it receives is checked against every ref, each worktree's `HEAD`
+                // included, and `worktree add` writes a new one's as a null object first.
+                let _reading = self.admin.shared();
                 self.git.output(&args, None)?
             };
             if out.status.success() {

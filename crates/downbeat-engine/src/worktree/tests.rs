@@ -354,6 +354,61 @@ fn concurrent_attempts_in_one_clone_and_across_clones_all_land() {
     assert_eq!(tree.lines().count(), 1 + 3 * 2 * 3, "{tree}");
 }
 
+/// A fetch that receives objects checks them against every ref, each worktree's `HEAD`
+/// included, and `git worktree add` writes the new one's as a null object first. Fetches in a
+/// clone where another slot adds worktrees, while another clone keeps pushing, must never see
+/// one half made (`fatal: bad object worktrees/…/HEAD`).
+#[test]
+fn fetches_never_see_a_worktree_half_added() {
+    let (seed, _) = repo();
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = seed.path().display().to_string();
+    sh(
+        tmp.path(),
+        &["clone", "--quiet", "--bare", &seed, "remote.git"],
+    );
+    let bare = tmp.path().join("remote.git").display().to_string();
+    let cfg = WorktreeConfig {
+        remote: Some("origin".into()),
+        ..Default::default()
+    };
+    let open = |name: &str| {
+        sh(tmp.path(), &["clone", "--quiet", &bare, name]);
+        let root = tmp.path().join(name);
+        Worktrees::open(&root, root.join(".downbeat/worktrees"), cfg.clone())
+            .unwrap()
+            .unwrap()
+    };
+    let (w, other) = (open("one"), open("two"));
+    w.ensure_branch().unwrap();
+    let busy = std::sync::atomic::AtomicBool::new(true);
+    let still = || busy.load(std::sync::atomic::Ordering::SeqCst);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for n in 0..30 {
+                ready(&w, &format!("add{n}"), 1);
+            }
+            busy.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+        s.spawn(|| {
+            let mut n = 0;
+            while still() {
+                let id = format!("push{n}");
+                let p = ready(&other, &id, 1);
+                std::fs::write(p.path.join(format!("{id}.txt")), "x\n").unwrap();
+                other.integrate(&p, &info(&id)).unwrap();
+                n += 1;
+            }
+        });
+        s.spawn(|| {
+            while still() {
+                w.tip().unwrap();
+            }
+        });
+    });
+    assert_eq!(w.list().unwrap().len(), 30);
+}
+
 #[test]
 fn a_merged_attempts_worktree_is_reused_clean_for_the_next_task() {
     let (_tmp, w) = repo();
