@@ -56,16 +56,20 @@ pub trait GraphNode {
     fn footprint(&self) -> &[String];
 }
 
+/// Implements [`GraphNode`] for a struct with fields of those names (`id`, `parent`,
+/// `status`, `role` as an optional string, `effort`, `priority`, `footprint` as a list of
+/// strings): the snapshot's and the store's tasks here, the runner's held tasks elsewhere.
+#[macro_export]
 macro_rules! graph_node {
     ($t:ty) => {
-        impl GraphNode for $t {
-            fn id(&self) -> TaskId {
+        impl $crate::graph::GraphNode for $t {
+            fn id(&self) -> $crate::ids::TaskId {
                 self.id
             }
-            fn parent(&self) -> Option<TaskId> {
+            fn parent(&self) -> Option<$crate::ids::TaskId> {
                 self.parent
             }
-            fn status(&self) -> Status {
+            fn status(&self) -> $crate::task::Status {
                 self.status
             }
             fn role(&self) -> Option<&str> {
@@ -74,7 +78,7 @@ macro_rules! graph_node {
             fn effort(&self) -> u32 {
                 self.effort
             }
-            fn priority(&self) -> Priority {
+            fn priority(&self) -> $crate::task::Priority {
                 self.priority
             }
             fn footprint(&self) -> &[String] {

@@ -9,7 +9,6 @@
 //!
 //! Must never: be given to an executor or a prompt as if it were the whole task.
 
-use downbeat_core::graph::GraphNode;
 use downbeat_core::ids::{LeaseEpoch, TaskId};
 use downbeat_core::task::{ExecSettings, Priority, Status, Task};
 use downbeat_core::time::Timestamp;
@@ -94,29 +93,7 @@ impl HeldTask {
     }
 }
 
-impl GraphNode for HeldTask {
-    fn id(&self) -> TaskId {
-        self.id
-    }
-    fn parent(&self) -> Option<TaskId> {
-        self.parent
-    }
-    fn status(&self) -> Status {
-        self.status
-    }
-    fn role(&self) -> Option<&str> {
-        self.role.as_deref()
-    }
-    fn effort(&self) -> u32 {
-        self.effort
-    }
-    fn priority(&self) -> Priority {
-        self.priority
-    }
-    fn footprint(&self) -> &[String] {
-        &self.footprint
-    }
-}
+downbeat_core::graph_node!(HeldTask);
 
 #[cfg(test)]
 mod tests {

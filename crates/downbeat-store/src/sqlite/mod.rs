@@ -186,14 +186,13 @@ impl SqliteStore {
     /// it back with [`SqliteStore::scanned`].
     async fn scan_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
         let mut c = self.conn().await?;
-        sqlx::query(SCAN_CACHE).execute(&mut *c).await.map_err(db)?;
+        set_cache(&mut c, SCAN_CACHE).await?;
         Ok(c)
     }
 
     /// Gives a [`SqliteStore::scan_conn`] connection its usual page cache back.
     async fn scanned(mut c: sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<()> {
-        sqlx::query(CACHE).execute(&mut *c).await.map_err(db)?;
-        Ok(())
+        set_cache(&mut c, READ_CACHE).await
     }
 }
 
@@ -201,9 +200,17 @@ impl SqliteStore {
 /// million tasks the four readers' caches were a quarter of a runner's peak memory; a page
 /// not cached is read from the operating system's cache.
 const READ_CACHE: &str = "-8192";
-const CACHE: &str = "PRAGMA cache_size = -8192";
 /// The page cache while a whole table is read.
-const SCAN_CACHE: &str = "PRAGMA cache_size = -4096";
+const SCAN_CACHE: &str = "-4096";
+
+/// Sets the page cache of connection `c` (a value as [`READ_CACHE`] gives it).
+async fn set_cache(c: &mut SqliteConnection, kib: &str) -> Result<()> {
+    sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = {kib}")))
+        .execute(c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
 
 // ------------------------------------------------------------------------------------------
 // Row mapping
