@@ -75,7 +75,7 @@ pub(crate) fn unknown_executors(
 /// mistakes.
 fn outside_refs(parsed: &plan::PlanFile) -> Vec<String> {
     // Plan keys resolve inside the plan; only the other references need the database.
-    let own: HashSet<&str> = parsed
+    let own: foldhash::HashSet<&str> = parsed
         .tasks
         .iter()
         .filter_map(|t| t.key.as_deref())

@@ -146,13 +146,63 @@ struct Mapping {
     owner: Vec<TaskId>,
 }
 
-/// Which tasks have children.
-fn containers<T: GraphNode>(tasks: &[T]) -> HashMap<TaskId, ()> {
-    tasks
-        .iter()
-        .filter_map(|t| t.parent())
-        .map(|p| (p, ()))
-        .collect()
+/// Values by task id: a vector indexed by sequence number when the ids are dense enough (a
+/// project's tasks are: numbers are handed out in order and never reused), else a hash map. A
+/// graph of a million tasks is built without hashing a million ids twice.
+enum ById<V> {
+    Dense(Vec<Option<V>>),
+    Sparse(HashMap<TaskId, V>),
+}
+
+impl<V: Copy> ById<V> {
+    /// Room for the ids of `tasks`.
+    fn for_tasks<T: GraphNode>(tasks: &[T]) -> Self {
+        let max = tasks.iter().map(|t| t.id().seq()).max().unwrap_or(0) as usize;
+        if max <= 4 * tasks.len() + 1024 {
+            Self::Dense(vec![None; max + 1])
+        } else {
+            Self::Sparse(HashMap::with_capacity(tasks.len()))
+        }
+    }
+
+    /// Sets the value of `id`; false if it had one already (which is kept).
+    fn insert(&mut self, id: TaskId, v: V) -> bool {
+        match self {
+            Self::Dense(slots) => match slots.get_mut(id.seq() as usize) {
+                Some(slot @ None) => {
+                    *slot = Some(v);
+                    true
+                }
+                Some(Some(_)) => false,
+                // Not a task of the graph: a parent or an edge end outside it.
+                None => false,
+            },
+            Self::Sparse(map) => {
+                if map.contains_key(&id) {
+                    return false;
+                }
+                map.insert(id, v);
+                true
+            }
+        }
+    }
+
+    fn get(&self, id: TaskId) -> Option<V> {
+        match self {
+            Self::Dense(slots) => slots.get(id.seq() as usize).copied().flatten(),
+            Self::Sparse(map) => map.get(&id).copied(),
+        }
+    }
+}
+
+/// Which tasks of `tasks` have children, and how many do.
+fn containers<T: GraphNode>(tasks: &[T]) -> (ById<()>, usize) {
+    let mut is_container = ById::for_tasks(tasks);
+    let mut count = 0;
+    for p in tasks.iter().filter_map(|t| t.parent()) {
+        count += usize::from(is_container.insert(p, ()));
+    }
+    (is_container, count)
 }
 
 fn build(
@@ -168,21 +218,21 @@ fn build_from<T: GraphNode>(
     edges: &[Edge],
     group_of: &dyn Fn(&str) -> Option<u32>,
 ) -> Result<(planner::Dag, Mapping), TaskCycle> {
-    let is_container = containers(tasks);
+    let (is_container, n_containers) = containers(tasks);
     let mut b = GraphBuilder::with_capacity(
-        tasks.len() + 2 * is_container.len(),
+        tasks.len() + 2 * n_containers,
         edges.len() + 2 * tasks.len(),
     );
     let mut owner = Vec::with_capacity(tasks.len());
     // (in-node, out-node) per task.
-    let mut ends: HashMap<TaskId, (NodeIdx, NodeIdx)> = HashMap::with_capacity(tasks.len());
+    let mut ends: ById<(NodeIdx, NodeIdx)> = ById::for_tasks(tasks);
     let footprints: Vec<Vec<&str>> = tasks
         .iter()
         .map(|t| t.footprint().iter().map(String::as_str).collect())
         .collect();
     for (t, fp) in tasks.iter().zip(&footprints) {
         let id = t.id();
-        if is_container.contains_key(&id) {
+        if is_container.get(id).is_some() {
             let spec = |kind| NodeSpec {
                 kind,
                 state: NodeState::Open,
@@ -217,15 +267,15 @@ fn build_from<T: GraphNode>(
     }
     drop(is_container);
     for t in tasks {
-        if let (Some(p), Some(&(cin, cout))) = (t.parent(), ends.get(&t.id()))
-            && let Some(&(pin, pout)) = ends.get(&p)
+        if let (Some(p), Some((cin, cout))) = (t.parent(), ends.get(t.id()))
+            && let Some((pin, pout)) = ends.get(p)
         {
             b.add_edge(pin, cin);
             b.add_edge(cout, pout);
         }
     }
     for e in edges.iter().filter(|e| e.kind.orders_work()) {
-        if let (Some(&(_, from_out)), Some(&(to_in, _))) = (ends.get(&e.from), ends.get(&e.to)) {
+        if let (Some((_, from_out)), Some((to_in, _))) = (ends.get(e.from), ends.get(e.to)) {
             b.add_edge(from_out, to_in);
         }
     }

@@ -3,8 +3,6 @@
 //!
 //! Parsing takes text, not paths: reading the file is the caller's business.
 
-use std::collections::{HashMap, HashSet};
-
 use serde::{Deserialize, Serialize};
 
 use crate::command::executor_setting;
@@ -356,7 +354,7 @@ fn check(
     let mut v = Validation {
         plan,
         existing,
-        keys: HashMap::new(),
+        keys: foldhash::HashMap::with_capacity_and_hasher(plan.tasks.len(), Default::default()),
         problems,
     };
     let mut out = ValidatedPlan {
@@ -366,7 +364,6 @@ fn check(
     let roles = v.check_roles(roles, &mut out.roles);
     v.check_tasks(&roles, key_taken);
     let parents = v.check_references(&mut out.edges);
-    v.check_self_references(&parents);
     let order = v.parent_order(&parents);
     v.check_records(&mut out);
     if !v.problems.is_empty() {
@@ -506,7 +503,7 @@ pub fn task_label(i: usize, t: &PlanTask) -> String {
 struct Validation<'a> {
     plan: &'a PlanFile,
     existing: &'a dyn Fn(&str) -> Option<TaskId>,
-    keys: HashMap<&'a str, usize>,
+    keys: foldhash::HashMap<&'a str, usize>,
     problems: Vec<String>,
 }
 
@@ -596,32 +593,48 @@ impl<'a> Validation<'a> {
         (self.existing)(r).map(TaskRef::Existing)
     }
 
-    /// [`Self::resolve`], reporting a reference that resolves to nothing.
-    fn resolve_or_report(&mut self, who: String, what: &str, r: &str) -> Option<TaskRef> {
+    /// [`Self::resolve`], reporting a reference that resolves to nothing (`who` names the
+    /// entry that makes it, only then).
+    fn resolve_or_report(
+        &mut self,
+        who: impl FnOnce() -> String,
+        what: &str,
+        r: &str,
+    ) -> Option<TaskRef> {
         let got = self.resolve(r);
         if got.is_none() {
             self.problems.push(format!(
-                "{who}: {what} `{r}` is neither a task key in this plan nor an existing task"
+                "{}: {what} `{r}` is neither a task key in this plan nor an existing task",
+                who()
             ));
         }
         got
     }
 
     /// Resolves each task's parent (returned, one per task) and its edges (into `edges`, once
-    /// each, leaving out edges from a task to itself).
+    /// each, leaving out edges from a task to itself), and reports tasks that are their own
+    /// parent or name themselves in an edge list (after the other problems of the references).
     fn check_references(
         &mut self,
         edges: &mut Vec<(TaskRef, TaskRef, EdgeKind)>,
     ) -> Vec<Option<TaskRef>> {
         let plan = self.plan;
         let mut parents: Vec<Option<TaskRef>> = Vec::with_capacity(plan.tasks.len());
-        let mut edge_set = HashSet::new();
+        let mut own = Vec::new();
         for (i, t) in plan.tasks.iter().enumerate() {
+            let me = TaskRef::New(i);
+            let label = || task_label(i, t);
             let parent = t
                 .parent
                 .as_deref()
-                .and_then(|p| self.resolve_or_report(task_label(i, t), "parent", p));
+                .and_then(|p| self.resolve_or_report(label, "parent", p));
+            if parent == Some(me) {
+                own.push(format!("{}: a task cannot be its own parent", label()));
+            }
             parents.push(parent);
+            // Every edge of this task ends at it: a repeated one can only repeat one of its own.
+            let first = edges.len();
+            let mut many = None;
             for (list, kind, what) in [
                 (&t.depends_on, EdgeKind::Blocks, "dependency"),
                 (&t.related, EdgeKind::Related, "related task"),
@@ -631,43 +644,24 @@ impl<'a> Validation<'a> {
                     "discovered-from task",
                 ),
             ] {
+                let mut names_itself = false;
                 for r in list {
-                    if let Some(from) = self.resolve_or_report(task_label(i, t), what, r) {
-                        if from == TaskRef::New(i) {
-                            continue; // reported by check_self_references
-                        }
-                        if edge_set.insert((from, TaskRef::New(i), kind)) {
-                            edges.push((from, TaskRef::New(i), kind));
-                        }
+                    let Some(from) = self.resolve_or_report(label, what, r) else {
+                        continue;
+                    };
+                    if from == me {
+                        names_itself = true;
+                    } else if !repeats(&edges[first..], &mut many, from, kind) {
+                        edges.push((from, me, kind));
                     }
                 }
-            }
-        }
-        parents
-    }
-
-    /// Reports tasks that are their own parent or name themselves in an edge list.
-    fn check_self_references(&mut self, parents: &[Option<TaskRef>]) {
-        let plan = self.plan;
-        for (i, t) in plan.tasks.iter().enumerate() {
-            if parents[i] == Some(TaskRef::New(i)) {
-                self.problems.push(format!(
-                    "{}: a task cannot be its own parent",
-                    task_label(i, t)
-                ));
-            }
-            for list in [&t.depends_on, &t.related, &t.discovered_from] {
-                if list
-                    .iter()
-                    .any(|r| self.resolve(r) == Some(TaskRef::New(i)))
-                {
-                    self.problems.push(format!(
-                        "{}: a task cannot depend on itself",
-                        task_label(i, t)
-                    ));
+                if names_itself {
+                    own.push(format!("{}: a task cannot depend on itself", label()));
                 }
             }
         }
+        self.problems.append(&mut own);
+        parents
     }
 
     /// Parent order (parents before children); a parent loop among new tasks is reported and
@@ -701,7 +695,7 @@ impl<'a> Validation<'a> {
                 .tasks
                 .iter()
                 .filter_map(|r| {
-                    self.resolve_or_report(format!("objective \"{}\"", o.title), "task", r)
+                    self.resolve_or_report(|| format!("objective \"{}\"", o.title), "task", r)
                 })
                 .collect();
             out.objectives.push((o.title.clone(), refs));
@@ -712,7 +706,7 @@ impl<'a> Validation<'a> {
                     .push("a decision needs a non-empty text".into());
             }
             let task = d.task.as_deref().and_then(|r| {
-                self.resolve_or_report(format!("decision \"{}\"", d.text), "task", r)
+                self.resolve_or_report(|| format!("decision \"{}\"", d.text), "task", r)
             });
             out.decisions.push((d.text.clone(), d.why.clone(), task));
         }
@@ -722,7 +716,7 @@ impl<'a> Validation<'a> {
                     .push("an insight needs a non-empty text".into());
             }
             let task = ins.task.as_deref().and_then(|r| {
-                self.resolve_or_report(format!("insight \"{}\"", ins.text), "task", r)
+                self.resolve_or_report(|| format!("insight \"{}\"", ins.text), "task", r)
             });
             out.insights.push((ins.text.clone(), task));
         }
@@ -824,6 +818,22 @@ fn priority_of(t: &PlanTask) -> Priority {
         .as_deref()
         .and_then(|p| p.parse().ok())
         .unwrap_or_default()
+}
+
+/// Whether the edge from `from` of `kind` repeats one of `edges` (all of them ending at the
+/// same task): a scan while the task has few, then a set (`many`) that remembers each one
+/// asked about.
+fn repeats(
+    edges: &[(TaskRef, TaskRef, EdgeKind)],
+    many: &mut Option<foldhash::HashSet<(TaskRef, EdgeKind)>>,
+    from: TaskRef,
+    kind: EdgeKind,
+) -> bool {
+    if many.is_none() && edges.len() <= 16 {
+        return edges.iter().any(|e| e.0 == from && e.2 == kind);
+    }
+    let set = many.get_or_insert_with(|| edges.iter().map(|e| (e.0, e.2)).collect());
+    !set.insert((from, kind))
 }
 
 /// Orders new tasks so every parent precedes its children; on a loop, returns it.
