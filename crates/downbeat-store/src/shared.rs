@@ -586,15 +586,12 @@ pub(crate) fn plan_events(
     })
 }
 
-/// A dependency cycle among a plan's new tasks alone, numbered from `base`.
-pub(crate) fn new_tasks_cycle(
-    plan: &ValidatedPlan,
-    base: i64,
-) -> Option<downbeat_core::graph::TaskCycle> {
-    let path = plan.own_cycle()?;
-    Some(downbeat_core::graph::TaskCycle {
+/// A dependency cycle among a plan's new tasks alone ([`ValidatedPlan::own_cycle`]: their
+/// indices), numbered from `base`.
+pub(crate) fn new_tasks_cycle(path: Vec<usize>, base: i64) -> downbeat_core::graph::TaskCycle {
+    downbeat_core::graph::TaskCycle {
         path: path.into_iter().map(|i| tid(base + i as i64)).collect(),
-    })
+    }
 }
 
 /// The note on a task cancelled because it left its plan.
@@ -610,11 +607,12 @@ pub(crate) fn moved_on(id: TaskId, seen: Status, now: Status) -> Error {
     ))
 }
 
-/// The `plan.applied` payload of a living plan's changes.
+/// The `plan.applied` payload of a living plan's changes; `record` names the `meta` entry the
+/// plan's record went to (the record itself is there: for a large plan it is megabytes).
 pub(crate) fn changes_event(ch: &PlanChanges, out: &AppliedPlan, cancelled: usize) -> Value {
     json!({"tasks": out.tasks.len(), "edges": out.edges, "updated": ch.updates.len(),
            "moved": ch.parents.len(), "edges_removed": ch.edges_removed.len(),
-           "cancelled": cancelled, "record": ch.record.as_ref().map(|r| &r.1)})
+           "cancelled": cancelled, "record": ch.record.as_ref().map(|r| &r.0)})
 }
 
 /// Why a running task is requeued, for its result and its attempt's error.

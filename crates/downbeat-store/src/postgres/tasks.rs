@@ -87,8 +87,8 @@ impl PostgresStore {
         // The whole graph only when the changes reach stored tasks; else the new ones alone.
         if ch.reaches_stored() {
             check_acyclic(t.c()).await?;
-        } else if let Some(cycle) = new_tasks_cycle(&ch.plan, base) {
-            return Err(Error::Cycle(cycle).into());
+        } else if let Some(path) = ch.plan.own_cycle() {
+            return Err(Error::Cycle(new_tasks_cycle(path, base)).into());
         }
         t.event(
             actor,

@@ -4,6 +4,10 @@
 //! apply a rule that `crate::shared` already has a function for another way.
 
 use super::*;
+use sqlx::Arguments as _;
+use sqlx::sqlite::SqliteArguments;
+use std::future::Future as _;
+use std::task::Poll;
 
 #[async_trait]
 impl TaskStore for SqliteStore {
@@ -46,6 +50,12 @@ impl TaskStore for SqliteStore {
         for (id, patch) in &ch.updates {
             update_in(c, *id, patch, actor).await?;
         }
+        // The new tasks' own cycle check needs only the plan: it runs on another thread
+        // while the plan is written (unless the whole stored graph is checked below).
+        let own_cycle = (!ch.reaches_stored()).then(|| {
+            let plan = std::sync::Arc::clone(&ch.plan);
+            tokio::task::spawn_blocking(move || plan.own_cycle())
+        });
         let (mut out, base) = insert_plan(c, &ch.plan, actor).await?;
         let to_id = |r: TaskRef| match r {
             TaskRef::New(i) => tid(base + i as i64),
@@ -86,10 +96,16 @@ impl TaskStore for SqliteStore {
                 .map_err(db)?;
         }
         // The whole graph only when the changes reach stored tasks; else the new ones alone.
-        if ch.reaches_stored() {
-            check_acyclic(c).await?;
-        } else if let Some(cycle) = new_tasks_cycle(&ch.plan, base) {
-            return Err(Error::Cycle(cycle));
+        match own_cycle {
+            None => check_acyclic(c).await?,
+            Some(check) => {
+                let cycle = check
+                    .await
+                    .map_err(|e| Error::Database(format!("the cycle check stopped: {e}")))?;
+                if let Some(path) = cycle {
+                    return Err(Error::Cycle(new_tasks_cycle(path, base)));
+                }
+            }
         }
         event(
             c,
@@ -231,6 +247,27 @@ impl TaskStore for SqliteStore {
     }
 
     async fn keys_in_use(&self, keys: &[String]) -> Result<HashSet<String>> {
+        // Fewer keyed tasks stored than keys asked about (a large plan applied to a young
+        // project): the stored keys are read instead of the asked ones being sent.
+        let stored: i64 = sqlx::query_scalar("SELECT count(key) FROM tasks")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        if stored as usize <= keys.len() {
+            if stored == 0 {
+                return Ok(HashSet::new());
+            }
+            let asked: HashSet<&str> = keys.iter().map(String::as_str).collect();
+            let rows: Vec<String> =
+                sqlx::query_scalar("SELECT key FROM tasks WHERE key IS NOT NULL")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+            return Ok(rows
+                .into_iter()
+                .filter(|k| asked.contains(k.as_str()))
+                .collect());
+        }
         let list = serde_json::to_string(keys).map_err(|e| Error::Invalid(e.to_string()))?;
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT key FROM tasks WHERE key IN (SELECT value FROM json_each(?))",
@@ -432,88 +469,94 @@ async fn insert_plan(
     for t in &plan.tasks {
         validate_fields(&t.new.title, t.new.key.as_deref()).map_err(Error::Invalid)?;
     }
-    // Tasks, many rows per statement. `OR FAIL`: a failing statement fails the whole
-    // transaction here anyway, so SQLite need not journal each statement to undo it alone
-    // (about half the time of a million rows).
+    // Tasks, many rows per statement (see `Rows`). `OR FAIL`: a failing statement fails the
+    // whole transaction here anyway, so SQLite need not journal each statement to undo it
+    // alone (about half the time of a million rows).
     let now = actor.now.0;
-    for (c0, chunk) in plan.tasks.chunks(ROWS_PER_INSERT).enumerate() {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT OR FAIL INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
-                 acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) ",
-        );
-        qb.push_values(chunk.iter().enumerate(), |mut b, (j, t)| {
-            let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
-            b.push_bind(s)
-                .push_bind(tid(s).short())
-                .push_bind(t.new.key.clone())
-                .push_bind(t.parent.map(to_seq))
-                .push_bind(t.new.title.trim().to_owned())
-                .push_bind(t.new.description.clone())
-                .push_bind(t.new.role.clone())
-                .push_bind("pending")
-                .push_bind(i64::from(t.new.priority.rank()))
-                .push_bind(i64::from(t.new.effort))
-                .push_bind(to_json_list(&t.new.acceptance))
-                .push_bind(to_json_list(&t.new.tags))
-                .push_bind(to_json_list(&t.new.footprint))
-                .push_bind(now)
-                .push_bind(now)
-                .push_bind(t.new.exec.executor.clone())
-                .push_bind(t.new.exec.timeout_millis())
-                .push_bind(t.new.exec.max_attempts.map(i64::from));
+    let tasks = Rows::new(
+        "INSERT OR FAIL INTO tasks(seq, id, key, parent_seq, title, description, role, status, priority, effort, \
+             acceptance, tags, footprint, created_at, updated_at, executor, timeout_ms, max_attempts) VALUES ",
+        format!(
+            "(?, ?, ?, ?, ?, coalesce(?, ''), ?, 'pending', ?, ?, coalesce(?, '[]'), \
+             coalesce(?, '[]'), coalesce(?, '[]'), {now}, {now}, ?, ?, ?)"
+        ),
+        ROWS_PER_INSERT,
+    );
+    let statements = plan
+        .tasks
+        .chunks(ROWS_PER_INSERT)
+        .enumerate()
+        .map(|(c0, chunk)| {
+            let mut args = SqliteArguments::default();
+            for (j, t) in chunk.iter().enumerate() {
+                let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
+                let list = |v: &[String]| (!v.is_empty()).then(|| to_json_list(v));
+                let _ = args.add(s);
+                let _ = args.add(tid(s).short());
+                let _ = args.add(t.new.key.clone());
+                let _ = args.add(t.parent.map(to_seq));
+                let _ = args.add(t.new.title.trim().to_owned());
+                let _ =
+                    args.add((!t.new.description.is_empty()).then(|| t.new.description.clone()));
+                let _ = args.add(t.new.role.clone());
+                let _ = args.add(i64::from(t.new.priority.rank()));
+                let _ = args.add(i64::from(t.new.effort));
+                let _ = args.add(list(&t.new.acceptance));
+                let _ = args.add(list(&t.new.tags));
+                let _ = args.add(list(&t.new.footprint));
+                let _ = args.add(t.new.exec.executor.clone());
+                let _ = args.add(t.new.exec.timeout_millis());
+                let _ = args.add(t.new.exec.max_attempts.map(i64::from));
+            }
+            tasks.statement(chunk.len(), args)
         });
-        qb.build().execute(&mut *c).await.map_err(|e| match e {
-                sqlx::Error::Database(d) if d.message().contains("UNIQUE") => {
-                    Error::Invalid("a task key of the plan was taken meanwhile by another writer; apply the plan again".into())
-                }
-                e => db(e),
-            })?;
-    }
+    execute_overlapped(c, statements).await.map_err(key_taken)?;
     for (i, t) in plan.tasks.iter().enumerate() {
         out.tasks.push((t.new.key.clone(), tid(base + i as i64)));
     }
     // Edges: every plan edge ends at a new task, so none can exist yet.
-    for chunk in plan.edges.chunks(ROWS_PER_INSERT * 4) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) ",
-        );
-        qb.push_values(chunk, |mut b, &(f, t, kind)| {
-            b.push_bind(to_seq(f))
-                .push_bind(to_seq(t))
-                .push_bind(kind.as_str())
-                .push_bind(now);
-        });
-        out.edges += qb
-            .build()
-            .execute(&mut *c)
-            .await
-            .map_err(db)?
-            .rows_affected() as usize;
-    }
+    let edges = Rows::new(
+        "INSERT OR IGNORE INTO edges(from_seq, to_seq, kind, created_at) VALUES ",
+        format!("(?, ?, ?, {now})"),
+        ROWS_PER_INSERT * 4,
+    );
+    let statements = plan.edges.chunks(ROWS_PER_INSERT * 4).map(|chunk| {
+        let mut args = SqliteArguments::default();
+        for &(f, t, kind) in chunk {
+            let _ = args.add(to_seq(f));
+            let _ = args.add(to_seq(t));
+            let _ = args.add(kind.as_str());
+        }
+        edges.statement(chunk.len(), args)
+    });
+    out.edges += execute_overlapped(c, statements).await.map_err(db)? as usize;
     // One creation event per task, carrying its edges.
+    let created = Rows::new(
+        "INSERT OR FAIL INTO events(at, actor, session_id, action, entity, task_seq, before, after) VALUES ",
+        format!(
+            "({now}, ?, {}, 'task.created', ?, ?, NULL, ?)",
+            actor
+                .session
+                .map_or("NULL".to_owned(), |s| s.num.to_string())
+        ),
+        ROWS_PER_INSERT * 2,
+    );
     let mut events = plan_events(plan, base).peekable();
-    while events.peek().is_some() {
-        let chunk: Vec<(String, String)> = events
-            .by_ref()
-            .take(ROWS_PER_INSERT * 2)
-            .map(|(entity, after)| (entity, after.text()))
-            .collect();
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT OR FAIL INTO events(at, actor, session_id, action, entity, task_seq, before, after) ",
-        );
-        qb.push_values(chunk, |mut b, (entity, after)| {
+    let statements = std::iter::from_fn(|| {
+        events.peek()?;
+        let mut args = SqliteArguments::default();
+        let mut n = 0;
+        for (entity, after) in events.by_ref().take(ROWS_PER_INSERT * 2) {
             let task_seq = event_task_seq("task.created", &entity);
-            b.push_bind(now)
-                .push_bind(actor.name.clone())
-                .push_bind(actor.session.map(|s| s.num))
-                .push_bind("task.created")
-                .push_bind(entity)
-                .push_bind(task_seq)
-                .push_bind(Option::<String>::None)
-                .push_bind(after);
-        });
-        qb.build().execute(&mut *c).await.map_err(db)?;
-    }
+            let _ = args.add(actor.name.clone());
+            let _ = args.add(entity);
+            let _ = args.add(task_seq);
+            let _ = args.add(after.text());
+            n += 1;
+        }
+        Some(created.statement(n, args))
+    });
+    execute_overlapped(c, statements).await.map_err(db)?;
     for (title, refs) in &plan.objectives {
         let seqs: Vec<i64> = refs.iter().map(|&r| to_seq(r)).collect();
         out.objectives.push(rid(
@@ -690,5 +733,113 @@ impl SqliteStore {
                 .execute(&self.writer)
                 .await;
         }
+    }
+}
+
+/// A failed insert of a plan's tasks: a key taken since the plan was checked, else `db`.
+fn key_taken(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(d) if d.message().contains("UNIQUE") => Error::Invalid(
+            "a task key of the plan was taken meanwhile by another writer; apply the plan again"
+                .into(),
+        ),
+        e => db(e),
+    }
+}
+
+/// A multi-row `INSERT`: its text for a given number of rows. What is the same for every row
+/// is written into the row's text (numbers and constants, never text from outside), so a row
+/// binds only what varies: most of a bulk insert's time on the connection's thread went to
+/// binding, copying and freeing values. (Numbered parameters shared by all rows would do the
+/// same, but SQLite finds a numbered parameter's name by a linear search, once per parameter
+/// on every execution: quadratic in the parameters of a statement.)
+struct Rows {
+    head: &'static str,
+    row: String,
+    /// The text for full statements of `full` rows, made once.
+    full_text: String,
+    full: usize,
+}
+
+impl Rows {
+    fn new(head: &'static str, row: String, full: usize) -> Self {
+        Self {
+            full_text: Self::text(head, &row, full),
+            head,
+            row,
+            full,
+        }
+    }
+
+    fn text(head: &str, row: &str, rows: usize) -> String {
+        let mut out = String::with_capacity(head.len() + rows * (row.len() + 2));
+        out.push_str(head);
+        for r in 0..rows {
+            if r > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(row);
+        }
+        out
+    }
+
+    /// The statement for `rows` rows with their arguments.
+    fn statement(
+        &self,
+        rows: usize,
+        args: SqliteArguments,
+    ) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
+        let text = if rows == self.full {
+            self.full_text.clone()
+        } else {
+            Self::text(self.head, &self.row, rows)
+        };
+        sqlx::query_with(AssertSqlSafe(text), args)
+    }
+}
+
+/// Runs `statements` one after another on `c`, each built while the one before it runs on the
+/// connection's thread (a plan of a million tasks is a few thousand statements of many rows:
+/// building them is a good part of the work). Returns the rows they changed.
+async fn execute_overlapped(
+    c: &mut SqliteConnection,
+    mut statements: impl Iterator<Item = sqlx::query::Query<'static, Sqlite, SqliteArguments>>,
+) -> std::result::Result<u64, sqlx::Error> {
+    let mut rows = 0;
+    let Some(mut current) = statements.next() else {
+        return Ok(0);
+    };
+    loop {
+        let next;
+        {
+            let mut running = std::pin::pin!(current.execute(&mut *c));
+            // The first poll hands the statement to the connection's thread.
+            let first = std::future::poll_fn(|cx| Poll::Ready(running.as_mut().poll(cx))).await;
+            next = statements.next();
+            rows += match first {
+                Poll::Ready(done) => done?,
+                Poll::Pending => running.await?,
+            }
+            .rows_affected();
+        }
+        match next {
+            Some(q) => current = q,
+            None => return Ok(rows),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rows;
+
+    #[test]
+    fn rows_repeat_the_row_for_full_and_short_statements() {
+        let rows = Rows::new("INSERT INTO t(a, b) VALUES ", "(?, 7)".into(), 2);
+        assert_eq!(rows.full_text, "INSERT INTO t(a, b) VALUES (?, 7), (?, 7)");
+        assert_eq!(
+            Rows::text(rows.head, &rows.row, 1),
+            "INSERT INTO t(a, b) VALUES (?, 7)"
+        );
     }
 }
