@@ -115,26 +115,53 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let mut s = String::new();
-    let line = |cells: Vec<&str>, s: &mut String| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(c);
-                l.push_str(&" ".repeat(width[i] - shown_width(c) + 2));
-            }
+    push_header(header, &width, &mut s);
+    for r in rows {
+        push_row(r, &width, &mut s);
+    }
+    s
+}
+
+/// [`table`] written as it goes, for more rows than are worth holding: `width` is each
+/// column's width but the last's (at least its header's), the rows come from an iterator and
+/// go out a block at a time.
+pub fn table_streamed<S: AsRef<str>, const N: usize>(
+    header: &[&str; N],
+    width: &[usize; N],
+    rows: impl Iterator<Item = [S; N]>,
+) {
+    let mut s = String::new();
+    push_header(header, width, &mut s);
+    for r in rows {
+        push_row(&r, width, &mut s);
+        if s.len() >= 1 << 16 {
+            out(&s);
+            s.clear();
         }
-        s.push_str(l.trim_end());
-        s.push('\n');
-    };
+    }
+    out(&s);
+}
+
+fn push_header(header: &[&str], width: &[usize], s: &mut String) {
     let header: Vec<String> = header
         .iter()
         .map(|h| paint(h, Tone::Strong, On::Out))
         .collect();
-    line(header.iter().map(String::as_str).collect(), &mut s);
-    for r in rows {
-        line(r.iter().map(String::as_str).collect(), &mut s);
+    push_row(&header, width, s);
+}
+
+/// One line of a table: every cell but the last padded to its column's width.
+fn push_row<S: AsRef<str>>(cells: &[S], width: &[usize], s: &mut String) {
+    let start = s.len();
+    for (i, c) in cells.iter().enumerate() {
+        let c = c.as_ref();
+        s.push_str(c);
+        if i + 1 < cells.len() {
+            let pad = width[i].saturating_sub(shown_width(c)) + 2;
+            s.extend(std::iter::repeat_n(' ', pad));
+        }
     }
-    s
+    let end = s[start..].trim_end().len() + start;
+    s.truncate(end);
+    s.push('\n');
 }

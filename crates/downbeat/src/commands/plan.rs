@@ -1,6 +1,7 @@
 //! `downbeat plan check|apply`: plans from a file or standard input; `plan check` outside a
 //! project checks the file on its own.
 
+use std::borrow::Cow;
 use std::io::Read as _;
 use std::path::Path;
 
@@ -14,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::render::clip;
 use crate::cli::*;
-use crate::output::{json as print_json, note, out, outln, table};
+use crate::output::{json as print_json, note, out, outln, table, table_streamed};
+use crate::style::width as shown_width;
 
 pub(super) async fn plan_cmd(p: &Project, c: PlanCmd, j: bool) -> Result<(), Error> {
     let (file, format, dry, skip) = match c {
@@ -344,19 +346,30 @@ pub(super) fn first_application(
         applied.decisions.len(),
         applied.insights.len()
     ));
-    let rows: Vec<Vec<String>> = applied
+    // A plan of a million tasks is listed without holding a million rows.
+    let header = ["ID", "KEY", "TITLE"];
+    let ids = applied.tasks.iter().map(|(_, id)| id.to_string().len());
+    let keys = applied.tasks.iter().filter_map(|(k, _)| k.as_deref());
+    let width = [
+        ids.max().unwrap_or(0).max(header[0].len()),
+        keys.map(shown_width)
+            .max()
+            .unwrap_or(0)
+            .max(header[1].len()),
+        0,
+    ];
+    let rows = applied
         .tasks
         .iter()
         .zip(&prepared.diff.new.tasks)
         .map(|((k, id), t)| {
-            vec![
-                id.to_string(),
-                k.clone().unwrap_or_default(),
-                clip(&t.new.title, 70),
+            [
+                Cow::Owned(id.to_string()),
+                Cow::Borrowed(k.as_deref().unwrap_or_default()),
+                Cow::Owned(clip(&t.new.title, 70)),
             ]
-        })
-        .collect();
-    out(&table(&["ID", "KEY", "TITLE"], &rows));
+        });
+    table_streamed(&header, &width, rows);
 }
 
 /// "2 added, 1 changed, …" (`dry`: "2 to add, …").
