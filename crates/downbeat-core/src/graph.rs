@@ -734,6 +734,43 @@ mod tests {
     }
 
     #[test]
+    fn sparse_ids_give_the_graph_that_dense_ids_give() {
+        // The same graph twice: numbered 1..=6, and with numbers far apart (looked up in a
+        // hash map instead of a vector). Container 4 holds 5 and 6; 1 → 2 → 4; 3 alone.
+        let graph = |n: &dyn Fn(u32) -> u32| GraphSnapshot {
+            tasks: vec![
+                task(n(1), None, Status::Pending),
+                task(n(2), None, Status::Pending),
+                task(n(3), None, Status::Pending),
+                task(n(4), None, Status::Pending),
+                task(n(5), Some(n(4)), Status::Pending),
+                task(n(6), Some(n(4)), Status::Pending),
+            ],
+            edges: vec![blocks(n(1), n(2)), blocks(n(2), n(4)), blocks(n(5), n(6))],
+        };
+        let far = |k: u32| k * 1_000_000;
+        let (dense, sparse) = (
+            layers(&graph(&|k| k)).unwrap(),
+            layers(&graph(&far)).unwrap(),
+        );
+        for k in 1..=6 {
+            assert_eq!(dense[&id(k)], sparse[&id(far(k))], "task {k}");
+        }
+        // A cycle through the container is found either way, with the same tasks on it.
+        let mut cyclic = graph(&far);
+        cyclic.edges.push(blocks(far(6), far(1)));
+        let mut on_it = find_cycle(&cyclic).unwrap().path;
+        on_it.sort();
+        assert!(
+            on_it.contains(&id(far(1))) && on_it.contains(&id(far(4))),
+            "{on_it:?}"
+        );
+        let mut cyclic = graph(&|k| k);
+        cyclic.edges.push(blocks(6, 1));
+        assert!(find_cycle(&cyclic).is_some());
+    }
+
+    #[test]
     fn layers_place_finished_work_and_containers() {
         // 1 (done) → 2 → 3; container 4 holds 5 and 6, and waits on 2; 7 is alone.
         let snap = GraphSnapshot {

@@ -948,6 +948,43 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_reference_makes_one_edge() {
+        // Few references are compared one by one; a task with many goes through a set.
+        let many: Vec<String> = (0..40).map(|i| format!("\"d{}\"", i % 20)).collect();
+        let mut text = String::new();
+        for i in 0..20 {
+            text.push_str(&format!("[[tasks]]\nkey = \"d{i}\"\ntitle = \"D{i}\"\n"));
+        }
+        text.push_str(&format!(
+            "[[tasks]]\nkey = \"few\"\ntitle = \"Few\"\ndepends_on = [\"d1\", \"d2\", \"d1\"]\nrelated = [\"d1\"]\n\
+             [[tasks]]\nkey = \"many\"\ntitle = \"Many\"\ndepends_on = [{}]\n",
+            many.join(", ")
+        ));
+        let v = check(&text).unwrap();
+        let into = |i: usize| {
+            let mut e: Vec<_> = v
+                .edges
+                .iter()
+                .filter(|e| e.1 == TaskRef::New(i))
+                .map(|e| (e.0, e.2))
+                .collect();
+            e.sort();
+            e
+        };
+        assert_eq!(
+            into(20),
+            [
+                (TaskRef::New(1), EdgeKind::Blocks),
+                (TaskRef::New(1), EdgeKind::Related),
+                (TaskRef::New(2), EdgeKind::Blocks)
+            ]
+        );
+        let many = into(21);
+        assert_eq!(many.len(), 20, "{many:?}");
+        assert!(many.iter().all(|e| e.1 == EdgeKind::Blocks));
+    }
+
+    #[test]
     fn parse_errors_carry_a_location() {
         let err = parse("[[tasks]]\ntitle = \n", PlanFormat::Toml).unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);

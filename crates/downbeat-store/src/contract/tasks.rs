@@ -57,6 +57,16 @@ pub async fn creates_and_resolves_tasks(f: Fixture) {
         Err(Error::NotFound { .. })
     ));
     assert_eq!(s.task_count().await.unwrap(), 2);
+    // More keyed tasks stored than keys asked about: the asked keys are looked up.
+    let mut views = new_task("Write views");
+    views.key = Some("views".into());
+    s.create_task(&views, &[], &actor(1)).await.unwrap();
+    let used = s.keys_in_use(&["views".into()]).await.unwrap();
+    assert_eq!(
+        used.into_iter().collect::<Vec<_>>(),
+        vec!["views".to_owned()]
+    );
+    assert!(s.keys_in_use(&[]).await.unwrap().is_empty());
 }
 
 pub async fn ambiguous_prefixes_name_candidates(f: Fixture) {
