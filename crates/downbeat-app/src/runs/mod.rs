@@ -433,6 +433,7 @@ pub fn run_error(e: downbeat_engine::run::RunError) -> Error {
             Error::invalid(m).with_hint("see docs/executors.md for how executors are chosen")
         }
         downbeat_engine::run::RunError::Cycle(c) => Error::new(Kind::Conflict, c.to_string()),
+        downbeat_engine::run::RunError::Internal(m) => Error::internal(m),
     }
 }
 
@@ -506,4 +507,22 @@ pub fn outcome(s: &RunSummary) -> Result<(), Error> {
         return Err(Error::new(Kind::RunIncomplete, msg).with_hint("`downbeat blocked` shows what is stuck; `downbeat attempts ID` shows what happened; `downbeat retry ID` tries again"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use downbeat_engine::run::RunError;
+
+    #[test]
+    fn each_run_error_keeps_its_kind() {
+        let internal = run_error(RunError::Internal(
+            "the graph could not be loaded: task panicked".into(),
+        ));
+        assert_eq!(internal.kind, Kind::Internal);
+        assert_eq!(internal.hint, None);
+        let config = run_error(RunError::Config("no executor named `x`".into()));
+        assert_eq!(config.kind, Kind::Invalid);
+        assert!(config.hint.is_some());
+    }
 }

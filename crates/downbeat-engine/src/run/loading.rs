@@ -46,7 +46,7 @@ impl Loading {
     pub(super) async fn done(&mut self) -> Result<Graph, RunError> {
         match (&mut self.handle).await {
             Ok(g) => g,
-            Err(e) => Err(RunError::Config(format!(
+            Err(e) => Err(RunError::Internal(format!(
                 "the graph could not be loaded: {e}"
             ))),
         }

@@ -210,6 +210,9 @@ pub enum RunError {
     Config(String),
     #[error(transparent)]
     Cycle(#[from] downbeat_core::graph::TaskCycle),
+    /// A part of the runner stopped unexpectedly (it panicked): a bug, not the user's input.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Sends run events; a receiver that went away is no reason to stop.
