@@ -177,13 +177,13 @@ impl<V: Copy> ById<V> {
                 // Not a task of the graph: a parent or an edge end outside it.
                 None => false,
             },
-            Self::Sparse(map) => {
-                if map.contains_key(&id) {
-                    return false;
+            Self::Sparse(map) => match map.entry(id) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(v);
+                    true
                 }
-                map.insert(id, v);
-                true
-            }
+                std::collections::hash_map::Entry::Occupied(_) => false,
+            },
         }
     }
 

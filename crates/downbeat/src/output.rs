@@ -133,6 +133,10 @@ pub fn table_streamed<S: AsRef<str>, const N: usize>(
     let mut s = String::new();
     push_header(header, width, &mut s);
     for r in rows {
+        // Nobody reads any more: the rest need not be made.
+        if stdout_closed() {
+            return;
+        }
         push_row(&r, width, &mut s);
         if s.len() >= 1 << 16 {
             out(&s);

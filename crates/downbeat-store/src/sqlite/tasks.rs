@@ -489,12 +489,12 @@ async fn insert_plan(
     );
     let statements = plan
         .tasks
-        .chunks(ROWS_PER_INSERT)
+        .chunks(tasks.full)
         .enumerate()
         .map(|(c0, chunk)| {
             let mut args = SqliteArguments::default();
             for (j, t) in chunk.iter().enumerate() {
-                let s = base + (c0 * ROWS_PER_INSERT + j) as i64;
+                let s = base + (c0 * tasks.full + j) as i64;
                 let list = |v: &[String]| (!v.is_empty()).then(|| to_json_list(v));
                 let _ = args.add(s);
                 let _ = args.add(tid(s).short());
@@ -525,7 +525,7 @@ async fn insert_plan(
         format!("(?, ?, ?, {now})"),
         ROWS_PER_INSERT * 4,
     );
-    let statements = plan.edges.chunks(ROWS_PER_INSERT * 4).map(|chunk| {
+    let statements = plan.edges.chunks(edges.full).map(|chunk| {
         let mut args = SqliteArguments::default();
         for &(f, t, kind) in chunk {
             let _ = args.add(to_seq(f));
@@ -551,7 +551,7 @@ async fn insert_plan(
         events.peek()?;
         let mut args = SqliteArguments::default();
         let mut n = 0;
-        for (entity, after) in events.by_ref().take(ROWS_PER_INSERT * 2) {
+        for (entity, after) in events.by_ref().take(created.full) {
             let task_seq = event_task_seq("task.created", &entity);
             let _ = args.add(actor.name.clone());
             let _ = args.add(entity);
@@ -763,6 +763,7 @@ struct Rows {
     row: String,
     /// The text for full statements of `full` rows, made once.
     full_text: String,
+    /// The rows of a full statement: how many rows the caller puts in each.
     full: usize,
 }
 
