@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use downbeat_core::context::Insight;
+use downbeat_core::context::{Decision, Insight};
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::{EdgeKind, Task};
 use downbeat_store::{FlagFilter, Store, TaskFilter};
@@ -29,11 +29,13 @@ const PROMPT_READ_PATIENCE: Duration = Duration::from_secs(60);
 ///
 /// `whole`: `task` has every field. Else (a runner holds only the fields it schedules by) a
 /// template that shows the task gets it read from the store.
+/// `shared`: what the prompts of attempts started together read alike (see [`Shared`]).
 pub(crate) async fn render_prompt(
     store: &dyn Store,
     opts: &RunOptions,
     task: &Task,
     whole: bool,
+    shared: &Shared,
 ) -> Result<String, String> {
     let role = task.role.clone().unwrap_or_default();
     let template = opts.prompts.get(&role).unwrap_or(&opts.default_prompt);
@@ -52,7 +54,7 @@ pub(crate) async fn render_prompt(
                 stored = store.task(task.id).await?;
                 &stored
             };
-            read_context(store, task, budget, &opts.memory_files, shown).await
+            read_context(store, task, budget, &opts.memory_files, shown, shared).await
         };
         match read.await {
             Ok(ctx) => break ctx,
@@ -86,7 +88,38 @@ pub async fn prompt_context(
     budget: usize,
     memory_files: &[PathBuf],
 ) -> Result<PromptContext, downbeat_store::Error> {
-    read_context(store, task, budget, memory_files, Shown::ALL).await
+    let shared = Shared::default();
+    read_context(store, task, budget, memory_files, Shown::ALL, &shared).await
+}
+
+/// What the prompts of attempts started together read alike: the insights, the decisions and
+/// the memory files. The first prompt of a batch that needs them reads them, and the others
+/// of the batch use that read. A batch is what one commit of the loop starts, so every
+/// attempt still sees all that was recorded before it was claimed; the store is read once per
+/// batch instead of twice per attempt.
+#[derive(Default)]
+pub(crate) struct Shared {
+    records: tokio::sync::OnceCell<(Vec<Insight>, Vec<Decision>)>,
+    memory: tokio::sync::OnceCell<Vec<(String, String)>>,
+}
+
+impl Shared {
+    /// The insights and the decisions, read by the first caller (an error is not kept: the
+    /// next caller reads again).
+    async fn records(
+        &self,
+        store: &dyn Store,
+    ) -> Result<&(Vec<Insight>, Vec<Decision>), downbeat_store::Error> {
+        self.records
+            .get_or_try_init(|| async { Ok((store.insights().await?, store.decisions().await?)) })
+            .await
+    }
+
+    /// The memory files among `files` that exist, as (file name, text without Downbeat's
+    /// own section); files that cannot be read or hold nothing else are left out.
+    async fn memory(&self, files: &[PathBuf]) -> &[(String, String)] {
+        self.memory.get_or_init(|| read_memory(files)).await
+    }
 }
 
 /// [`prompt_context`] for a template that shows only `shown`: the objectives and the
@@ -98,6 +131,7 @@ async fn read_context(
     budget: usize,
     memory_files: &[PathBuf],
     shown: Shown,
+    shared: &Shared,
 ) -> Result<PromptContext, downbeat_store::Error> {
     let role = task.role.clone().unwrap_or_default();
     let objectives = if shown.objectives {
@@ -112,7 +146,7 @@ async fn read_context(
         Vec::new()
     };
     // Read once: it tells whose insights may concern the task, and the prompt shows them.
-    let all_insights = store.insights().await?;
+    let (all_insights, all_decisions) = shared.records(store).await?;
     // Whose insights concern this task: itself, its ancestors, what it depends on. Only an
     // insight linked to another task needs the others worked out.
     let mut about = vec![task.id];
@@ -156,8 +190,8 @@ async fn read_context(
         }
     }
     let mut left = budget;
-    let (decisions, insights) = team_context(store, all_insights, &about, &mut left).await?;
-    let memory = memory(memory_files, &mut left).await;
+    let (decisions, insights) = team_context(all_decisions, all_insights, &about, &mut left);
+    let memory = memory(shared.memory(memory_files).await, &mut left);
     Ok(PromptContext {
         decisions,
         insights,
@@ -220,12 +254,12 @@ async fn dependency_results(
 
 /// The decisions in force (oldest first) and those of `insights` about `about` or the whole
 /// project (newest first), as many as fit in `budget` bytes, decisions first.
-async fn team_context(
-    store: &dyn Store,
-    insights: Vec<Insight>,
+fn team_context(
+    decisions: &[Decision],
+    insights: &[Insight],
     about: &[TaskId],
     left: &mut usize,
-) -> Result<(Vec<PromptRecord>, Vec<PromptRecord>), downbeat_store::Error> {
+) -> (Vec<PromptRecord>, Vec<PromptRecord>) {
     let mut take = |r: &PromptRecord| {
         let size = r.id.len() + r.text.len() + r.why.len() + 8;
         let fits = size <= *left;
@@ -234,25 +268,20 @@ async fn team_context(
         }
         fits
     };
-    let mut decisions: Vec<_> = store
-        .decisions()
-        .await?
-        .into_iter()
-        .filter(|d| d.in_force())
-        .collect();
+    let mut decisions: Vec<_> = decisions.iter().filter(|d| d.in_force()).collect();
     decisions.sort_by_key(|d| (d.created_at, d.id.to_string()));
     let decisions: Vec<PromptRecord> = decisions
         .into_iter()
         .map(|d| PromptRecord {
             id: d.id.to_string(),
-            text: d.text,
-            why: d.why,
+            text: d.text.clone(),
+            why: d.why.clone(),
         })
         .take_while(|r| take(r))
         .collect();
     let about: std::collections::HashSet<_> = about.iter().copied().collect();
     let mut insights: Vec<_> = insights
-        .into_iter()
+        .iter()
         .filter(|i| i.task.is_none_or(|t| about.contains(&t)))
         .collect();
     insights.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.id.to_string())));
@@ -260,12 +289,12 @@ async fn team_context(
         .into_iter()
         .map(|i| PromptRecord {
             id: i.id.to_string(),
-            text: i.text,
+            text: i.text.clone(),
             why: String::new(),
         })
         .take_while(|r| take(r))
         .collect();
-    Ok((decisions, insights))
+    (decisions, insights)
 }
 
 /// The flags `task` is the follow-up of, with the flagging tasks (artifacts filled in by the
@@ -300,26 +329,38 @@ async fn followed_up(
     Ok(out)
 }
 
-/// The memory files among `files` that exist, without Downbeat's own section, clipped to the
-/// `left` bytes of the budget (whole lines). A file that cannot be read is left out.
-async fn memory(files: &[PathBuf], left: &mut usize) -> Vec<PromptMemory> {
+/// The memory files among `files` that exist, as (file name, text without Downbeat's own
+/// section). A file that cannot be read, or holds nothing else, is left out.
+async fn read_memory(files: &[PathBuf]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for path in files {
         let Ok(text) = tokio::fs::read_to_string(path).await else {
             continue;
         };
         let rest = downbeat_core::memory::without_section(&text);
-        if rest.trim().is_empty() || *left == 0 {
+        if rest.trim().is_empty() {
             continue;
         }
-        let (kept, _) = downbeat_core::memory::clip_to(&rest, *left);
-        *left -= kept.len();
         let file = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        out.push((file, rest));
+    }
+    out
+}
+
+/// The memory files clipped to the `left` bytes of the budget (whole lines).
+fn memory(files: &[(String, String)], left: &mut usize) -> Vec<PromptMemory> {
+    let mut out = Vec::new();
+    for (file, rest) in files {
+        if *left == 0 {
+            continue;
+        }
+        let (kept, _) = downbeat_core::memory::clip_to(rest, *left);
+        *left -= kept.len();
         out.push(PromptMemory {
-            file,
+            file: file.clone(),
             text: kept.to_owned(),
             left_out: rest.len() - kept.len(),
         });

@@ -249,3 +249,34 @@ fn a_task_started_by_the_loop_shows_its_whole_text() {
     );
     assert!(prompt.contains("Unknown keys are errors"), "{prompt}");
 }
+
+/// What an agent records while the run goes on reaches the prompts of the tasks started
+/// after it: a later task's attempt reads the team's records afresh, while attempts started
+/// together share one read of them.
+#[test]
+fn what_an_agent_records_during_the_run_reaches_the_next_prompt() {
+    let e = Env::builder().fixed_clock().init().build();
+    let bin = common::bin().display().to_string();
+    e.write(
+        ".downbeat/config.toml",
+        &format!(
+            "[run]\nexecutor = \"capture\"\n\n[executors.capture]\ntype = \"process\"\n\
+             shell = \"cat > \\\"prompt-$DOWNBEAT_TASK_ID.txt\\\" && if [ \\\"$DOWNBEAT_TASK_TITLE\\\" = Learn ]; then '{bin}' insight add 'Retries need jitter' && '{bin}' decision add 'Use exponential backoff' --why 'fewer collisions'; fi\"\n"
+        ),
+    );
+    let id = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
+    let learn = id(e.json(&["add", "Learn", "--key", "learn"]));
+    let apply = id(e.json(&["add", "Apply", "--after", "learn"]));
+    // Started with the first, so before anything was learned.
+    let beside = id(e.json(&["add", "Beside"]));
+    e.ok(&["run", "-j", "2"]);
+    let prompt =
+        |t: &str| std::fs::read_to_string(e.path().join(format!("prompt-{t}.txt"))).unwrap();
+    let later = prompt(&apply);
+    assert!(later.contains("Retries need jitter"), "{later}");
+    assert!(later.contains("Use exponential backoff"), "{later}");
+    for t in [&learn, &beside] {
+        let p = prompt(t);
+        assert!(!p.contains("Retries need jitter"), "{p}");
+    }
+}

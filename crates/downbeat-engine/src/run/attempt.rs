@@ -20,7 +20,7 @@ use super::types::{Emitter, ResolveFn, Resolved, RunError, RunEvent, RunOptions}
 use crate::artifacts;
 use crate::config::RetryPolicy;
 use crate::executor::{AgentReport, AttemptSpec, Outcome, OutcomeKind};
-use crate::prompt_context::render_prompt;
+use crate::prompt_context::{Shared, render_prompt};
 use crate::worktree::{Prepared, Start, TaskInfo, Worktrees, tags};
 use downbeat_core::attempt::{GitWork, MergeState};
 
@@ -91,6 +91,8 @@ pub(super) struct Attempts {
     cancel: CancellationToken,
     tx: mpsc::UnboundedSender<Done>,
     pub(super) running: HashMap<TaskId, Running>,
+    /// What the prompts of the attempts started since [`Attempts::new_batch`] read alike.
+    shared: Arc<Shared>,
 }
 
 impl Attempts {
@@ -106,7 +108,14 @@ impl Attempts {
             cancel,
             tx,
             running: HashMap::new(),
+            shared: Arc::default(),
         }
+    }
+
+    /// The attempts started from now on were claimed together: their prompts share one read
+    /// of what they read alike (see [`Shared`]).
+    pub(super) fn new_batch(&mut self) {
+        self.shared = Arc::default();
     }
 
     /// Records a claimed attempt as running and starts it.
@@ -139,9 +148,18 @@ impl Attempts {
         let store = self.store.clone();
         let opts = self.opts.clone();
         let tx = self.tx.clone();
+        let shared = self.shared.clone();
         tokio::spawn(async move {
-            let (outcome, artifacts) =
-                attempt(store.as_ref(), &opts, &task, whole, &r, claim, token).await;
+            let (outcome, artifacts) = attempt(
+                store.as_ref(),
+                &opts,
+                (&task, whole),
+                &shared,
+                &r,
+                claim,
+                token,
+            )
+            .await;
             let _ = tx.send(Done {
                 claim,
                 outcome,
@@ -154,17 +172,18 @@ impl Attempts {
 /// Runs one attempt: renders its prompt (if the executor needs one), prepares its worktree
 /// (if it works in one), runs the executor, stores the artifacts a successful attempt reports
 /// (one that cannot be stored fails it) and integrates its work.
+/// `task`: the task, and whether it has every field (else only the loop's).
 async fn attempt(
     store: &dyn Store,
     opts: &RunOptions,
-    task: &Task,
-    whole: bool,
+    (task, whole): (&Task, bool),
+    shared: &Shared,
     r: &Resolved,
     claim: Claimed,
     cancel: CancellationToken,
 ) -> (Outcome, Vec<ArtifactRecord>) {
     let prompt = if r.needs_prompt {
-        match render_prompt(store, opts, task, whole).await {
+        match render_prompt(store, opts, task, whole, shared).await {
             Ok(p) => p,
             Err(e) => return (failure(OutcomeKind::Error, e), Vec::new()),
         }

@@ -385,6 +385,7 @@ impl Dispatcher {
         }
         self.turn.completed.clear();
         self.g.fresh.clear();
+        self.attempts.new_batch();
         for c in &res.claimed {
             if choice
                 .nodes
@@ -978,6 +979,7 @@ impl QuickStart<'_> {
             holds.refresh(self.store, self.events).await?;
         }
         let mut started = Vec::new();
+        self.attempts.new_batch();
         for c in &res.claimed {
             let Some(mut task) = picked.iter().find(|t| t.id == c.task).cloned() else {
                 continue;
