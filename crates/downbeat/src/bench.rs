@@ -10,6 +10,7 @@ use downbeat_engine::executor::Executor;
 use downbeat_engine::executor::noop::Noop;
 use downbeat_engine::executor::process::Process;
 use downbeat_engine::run::{Resolved, RunEvent, RunOptions, default_holder, run};
+use nix::sys::resource::UsageWho;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -341,12 +342,17 @@ pub async fn bench_run(
         (finished, started)
     });
     let t0 = std::time::Instant::now();
-    let cpu0 = own_cpu_seconds();
+    let (cpu0, programs0) = (
+        cpu_seconds(UsageWho::RUSAGE_SELF),
+        cpu_seconds(UsageWho::RUSAGE_CHILDREN),
+    );
     let summary = run(store.clone(), opts, tx, CancellationToken::new())
         .await
         .map_err(|e| Error::new(Kind::Internal, e.to_string()))?;
     let secs = t0.elapsed().as_secs_f64();
-    let cpu_ms = (own_cpu_seconds() - cpu0) * 1e3 / summary.completed.max(1) as f64;
+    let per_task = |seconds: f64| seconds * 1e3 / summary.completed.max(1) as f64;
+    let cpu_ms = per_task(cpu_seconds(UsageWho::RUSAGE_SELF) - cpu0);
+    let programs_ms = per_task(cpu_seconds(UsageWho::RUSAGE_CHILDREN) - programs0);
     let (finished, started) = probe
         .await
         .map_err(|e| Error::new(Kind::Internal, e.to_string()))?;
@@ -372,13 +378,18 @@ pub async fn bench_run(
     }
     // The reference, measured in the same run: the same program spawned and waited for as
     // many times, as many at once, with nothing else.
-    let bare = match &argv {
-        Some(a) => Some(bare_spawn(a, n, concurrency)?),
-        None => None,
+    let (bare, bare_programs_ms) = match &argv {
+        Some(a) => {
+            let before = cpu_seconds(UsageWho::RUSAGE_CHILDREN);
+            let rate = bare_spawn(a, n, concurrency)?;
+            let ms = (cpu_seconds(UsageWho::RUSAGE_CHILDREN) - before) * 1e3 / n as f64;
+            (Some(rate), Some(ms))
+        }
+        None => (None, None),
     };
     if j {
         print_json(
-            &json!({"executor": exec_name, "tasks": n, "shape": format!("{shape:?}").to_lowercase(), "concurrency": concurrency, "completed": summary.completed, "seconds": secs, "tasks_per_second": rate, "apply_ms": apply_ms, "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99), "bare_spawn_per_second": bare, "share_of_bare_spawn": bare.map(|b| rate / b), "runner_cpu_ms_per_task": cpu_ms}),
+            &json!({"executor": exec_name, "tasks": n, "shape": format!("{shape:?}").to_lowercase(), "concurrency": concurrency, "completed": summary.completed, "seconds": secs, "tasks_per_second": rate, "apply_ms": apply_ms, "latency_ms_p50": pct(0.5), "latency_ms_p99": pct(0.99), "bare_spawn_per_second": bare, "share_of_bare_spawn": bare.map(|b| rate / b), "runner_cpu_ms_per_task": cpu_ms, "programs_cpu_ms_per_task": programs_ms, "bare_programs_cpu_ms": bare_programs_ms}),
         );
     } else {
         let mut line = format!(
@@ -386,16 +397,16 @@ pub async fn bench_run(
             summary.completed
         );
         line.push_str(&format!(
-            "; the runner's own CPU time {cpu_ms:.3} ms per task"
+            "; CPU time per task: the runner's own {cpu_ms:.3} ms, its programs' {programs_ms:.3} ms"
         ));
         if let (Some(p50), Some(p99)) = (pct(0.5), pct(0.99)) {
             line.push_str(&format!(
                 "; completion → dependent start p50 {p50:.2} ms, p99 {p99:.2} ms"
             ));
         }
-        if let Some(b) = bare {
+        if let (Some(b), Some(ms)) = (bare, bare_programs_ms) {
             line.push_str(&format!(
-                "; the same program spawned bare: {b:.0}/s, so the engine runs at {:.0}% of it",
+                "; the same program spawned bare: {b:.0}/s ({ms:.3} ms of CPU each), so the engine runs at {:.0}% of it",
                 rate / b * 100.0
             ));
         }
@@ -404,11 +415,11 @@ pub async fn bench_run(
     Ok(())
 }
 
-/// CPU time (user and system) this process has used so far, in all its threads, without its
-/// children's: what the runner itself costs.
-fn own_cpu_seconds() -> f64 {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+/// CPU time (user and system) used so far by this process, in all its threads
+/// (`RUSAGE_SELF`: what the runner itself costs), or by the children it has waited for
+/// (`RUSAGE_CHILDREN`: the programs it started).
+fn cpu_seconds(who: UsageWho) -> f64 {
+    nix::sys::resource::getrusage(who).map_or(0.0, |u| {
         let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 + v.tv_usec() as f64 / 1e6;
         t(u.user_time()) + t(u.system_time())
     })

@@ -640,6 +640,17 @@ fn errors(c: &mut Check) {
 fn benches(c: &mut Check) {
     c.ok(&["bench", "plan", "--tasks", "50", "--edges", "100"]);
     c.ok(&["bench", "run", "--tasks", "20", "-j", "4"]);
+    // With a program: the bare spawn's figures are numbers, not null.
+    c.ok(&[
+        "bench",
+        "run",
+        "--tasks",
+        "20",
+        "-j",
+        "4",
+        "--command",
+        "true",
+    ]);
     c.ok(&["bench", "recover", "--tasks", "50", "-j", "4"]);
     c.ok(&[
         "bench", "chaos", "--tasks", "20", "--kills", "1", "--every", "100", "--seed", "3",
