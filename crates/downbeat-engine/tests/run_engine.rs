@@ -554,3 +554,194 @@ async fn role_caps_and_named_groups_limit_parallel_attempts() {
     // Uncapped roles are not held back by the groups.
     assert_eq!(peak(&events, &["reviewer"]), 4);
 }
+
+/// Tasks whose title starts with `slow` run for `slow` (or until cancelled); the others for a
+/// millisecond. Counts each title's runs and the most runs at once.
+struct Paced {
+    slow: Duration,
+    runs: std::sync::Mutex<HashMap<String, u32>>,
+    now: AtomicU32,
+    most: AtomicU32,
+}
+
+impl Paced {
+    fn new(slow: Duration) -> Self {
+        Self {
+            slow,
+            runs: Default::default(),
+            now: AtomicU32::new(0),
+            most: AtomicU32::new(0),
+        }
+    }
+
+    fn runs(&self, title: &str) -> u32 {
+        self.runs.lock().unwrap().get(title).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl Executor for Paced {
+    async fn run(&self, spec: &AttemptSpec, cancel: CancellationToken) -> Outcome {
+        *self
+            .runs
+            .lock()
+            .unwrap()
+            .entry(spec.title.clone())
+            .or_default() += 1;
+        let at_once = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(at_once, Ordering::SeqCst);
+        let d = if spec.title.starts_with("slow") {
+            self.slow
+        } else {
+            Duration::from_millis(1)
+        };
+        let kind = tokio::select! {
+            _ = tokio::time::sleep(d) => OutcomeKind::Succeeded,
+            _ = cancel.cancelled() => OutcomeKind::Cancelled,
+        };
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Outcome::new(kind, d)
+    }
+}
+
+/// The most tasks the store held as `running` at once, from its event log.
+async fn most_running(p: &Project) -> i32 {
+    let (mut now, mut most) = (0, 0);
+    for e in p.store.events(&EventQuery::default()).await.unwrap() {
+        if e.action != "task.status" {
+            continue;
+        }
+        let status = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .and_then(|v| v["status"].as_str().map(str::to_owned))
+        };
+        if status(&e.after).as_deref() == Some("running") {
+            now += 1;
+        } else if status(&e.before).as_deref() == Some("running") {
+            now -= 1;
+        }
+        most = most.max(now);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_attempts_are_claimed_ahead_but_never_more_work_than_the_places() {
+    let plan: String = (0..300)
+        .map(|i| format!("[[tasks]]\ntitle = \"quick {i}\"\n"))
+        .collect();
+    let p = project(&plan).await;
+    let exec = Arc::new(Paced::new(Duration::ZERO));
+    let mut opts = options(&p, exec.clone(), RetryPolicy::default());
+    opts.concurrency = 4;
+    let (summary, events) = go(&p, opts).await;
+    assert_eq!(summary.completed, 300);
+    assert!(exec.most.load(Ordering::SeqCst) <= 4);
+    assert!(
+        peak(&events, &["quick"]) <= 4,
+        "announced more than the places"
+    );
+    // The store held claims beyond the places: the next attempts waited for one.
+    let held = most_running(&p).await;
+    assert!(
+        held > 4,
+        "no claim was taken ahead (at most {held} running)"
+    );
+    for i in 0..300 {
+        assert_eq!(exec.runs(&format!("quick {i}")), 1);
+    }
+}
+
+/// Two places: four critical quick tasks end short, then two `slow` tasks take both places
+/// while the quick tasks claimed ahead of them wait.
+fn places_taken_plan() -> String {
+    let mut plan = String::new();
+    for i in 0..4 {
+        plan.push_str(&format!(
+            "[[tasks]]\ntitle = \"first {i}\"\npriority = \"critical\"\n"
+        ));
+    }
+    for i in 0..2 {
+        plan.push_str(&format!(
+            "[[tasks]]\ntitle = \"slow {i}\"\npriority = \"high\"\n"
+        ));
+    }
+    for i in 0..10 {
+        plan.push_str(&format!("[[tasks]]\ntitle = \"quick {i}\"\n"));
+    }
+    plan
+}
+
+/// The titles of the tasks whose ledger holds an attempt given back before it started.
+async fn given_back(p: &Project) -> Vec<String> {
+    let mut titles = Vec::new();
+    for t in p.store.tasks(&Default::default()).await.unwrap() {
+        let attempts = p.store.attempts(t.id).await.unwrap();
+        if attempts
+            .iter()
+            .any(|a| a.error.as_deref() == Some("given back before it started"))
+        {
+            titles.push(t.title.clone());
+        }
+    }
+    titles
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_taken_ahead_that_finds_no_place_is_given_back_and_runs_later() {
+    let p = project(&places_taken_plan()).await;
+    let exec = Arc::new(Paced::new(Duration::from_millis(2500)));
+    let mut opts = options(&p, exec.clone(), RetryPolicy::default());
+    opts.concurrency = 2;
+    let (summary, events) = go(&p, opts).await;
+    assert_eq!(summary.completed, 16);
+    assert!(exec.most.load(Ordering::SeqCst) <= 2);
+    assert!(peak(&events, &[""]) <= 2);
+    let back = given_back(&p).await;
+    assert!(!back.is_empty(), "no claim was given back");
+    for title in &back {
+        // Given back unstarted, then run once, by a later attempt.
+        assert_eq!(exec.runs(title), 1, "{title}");
+        let id = p
+            .store
+            .tasks(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| &t.title == title)
+            .unwrap()
+            .id;
+        let attempts = p.store.attempts(id).await.unwrap();
+        assert_eq!(
+            attempts.last().unwrap().outcome.as_deref(),
+            Some("succeeded")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_gives_back_the_claims_waiting_for_a_place() {
+    let p = project(&places_taken_plan()).await;
+    let exec = Arc::new(Paced::new(Duration::from_secs(60)));
+    let mut opts = options(&p, exec.clone(), RetryPolicy::default());
+    opts.concurrency = 2;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        c2.cancel();
+    });
+    let summary = run(p.store.clone(), opts, tx, cancel).await.unwrap();
+    assert!(summary.interrupted);
+    assert!(!given_back(&p).await.is_empty(), "no claim was waiting");
+    for t in p.store.tasks(&Default::default()).await.unwrap() {
+        let runs = exec.runs(&t.title);
+        assert!(runs <= 1, "{} ran {runs} times", t.title);
+        if runs == 0 || t.title.starts_with("slow") {
+            assert_eq!(t.status, Status::Pending, "{}", t.title);
+        } else {
+            assert_eq!(t.status, Status::Completed, "{}", t.title);
+        }
+    }
+}

@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use downbeat_core::ids::TaskId;
 use downbeat_core::task::Task;
 
 use super::held::HeldTask;
+use super::places::{Places, Seat};
 use downbeat_store::{ArtifactRecord, Claimed, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,11 @@ pub(super) struct Done {
     pub(super) claim: Claimed,
     pub(super) outcome: Outcome,
     pub(super) artifacts: Vec<ArtifactRecord>,
+    /// Whether the attempt took a place and ran: one claimed ahead may be given back before
+    /// it starts (see [`Running::release`]).
+    pub(super) started: bool,
+    /// The waiting attempt its place went to, if any (see [`Places::pass_on`]).
+    pub(super) next: Option<TaskId>,
 }
 
 /// What the loop keeps of a running attempt.
@@ -38,6 +44,23 @@ pub(super) struct Running {
     pub(super) retry: RetryPolicy,
     pub(super) role: Option<String>,
     pub(super) footprint: Vec<String>,
+    /// Its place in line: a claim taken ahead waits there for a place (see
+    /// [`Attempts::start`]).
+    seat: Arc<Seat>,
+    /// Cancelled to give back a claim that has not started: the task returns to pending.
+    pub(super) release: CancellationToken,
+    /// When the claim was won.
+    pub(super) claimed: Instant,
+    /// Its start, until announced: a claim taken ahead is announced when the loop hears of
+    /// the end whose place it took (see [`Attempts::ended`]).
+    announce: Option<RunEvent>,
+}
+
+impl Running {
+    /// Claimed ahead and still waiting for a place.
+    pub(super) fn waiting(&self) -> bool {
+        self.seat.waiting()
+    }
 }
 
 /// Executors resolved once per distinct (executor setting, role) pair.
@@ -91,6 +114,8 @@ pub(super) struct Attempts {
     cancel: CancellationToken,
     tx: mpsc::UnboundedSender<Done>,
     pub(super) running: HashMap<TaskId, Running>,
+    /// The run's places: an attempt holds one while it works.
+    places: Arc<Places>,
     /// What the prompts of the attempts started since [`Attempts::new_batch`] read alike.
     shared: Arc<Shared>,
 }
@@ -103,6 +128,7 @@ impl Attempts {
         tx: mpsc::UnboundedSender<Done>,
     ) -> Self {
         Self {
+            places: Arc::new(Places::new(opts.concurrency)),
             store,
             opts,
             cancel,
@@ -118,7 +144,8 @@ impl Attempts {
         self.shared = Arc::default();
     }
 
-    /// Records a claimed attempt as running and starts it.
+    /// Records a claimed attempt as running and starts it: at once when a place is free, else
+    /// (a claim taken ahead) as soon as one is, unless it is cancelled or given back first.
     /// `whole`: `task` has every field (else only the loop's, [`HeldTask::to_task`]).
     pub(super) fn start(
         &mut self,
@@ -129,6 +156,21 @@ impl Attempts {
         events: &Emitter,
     ) {
         let token = self.cancel.child_token();
+        let release = CancellationToken::new();
+        let seat = Arc::new(Seat::new(claim.task));
+        let now = self.places.take(&seat);
+        let announce = RunEvent::AttemptStarted {
+            task: claim.task.to_string(),
+            title: task.title.clone(),
+            attempt: claim.number,
+            executor: r.name.clone(),
+        };
+        let announce = if now {
+            events.emit(announce);
+            None
+        } else {
+            Some(announce)
+        };
         self.running.insert(
             claim.task,
             Running {
@@ -137,19 +179,28 @@ impl Attempts {
                 retry: r.retry.clone(),
                 role: task.role.clone(),
                 footprint: task.footprint.clone(),
+                seat: seat.clone(),
+                release: release.clone(),
+                claimed: Instant::now(),
+                announce,
             },
         );
-        events.emit(RunEvent::AttemptStarted {
-            task: claim.task.to_string(),
-            title: task.title.clone(),
-            attempt: claim.number,
-            executor: r.name.clone(),
-        });
         let store = self.store.clone();
         let opts = self.opts.clone();
         let tx = self.tx.clone();
         let shared = self.shared.clone();
+        let places = self.places.clone();
         tokio::spawn(async move {
+            if !now && !seat.wait(&token, &release).await {
+                let _ = tx.send(Done {
+                    claim,
+                    outcome: failure(OutcomeKind::Cancelled, NOT_STARTED.into()),
+                    artifacts: Vec::new(),
+                    started: false,
+                    next: None,
+                });
+                return;
+            }
             let (outcome, artifacts) = attempt(
                 store.as_ref(),
                 &opts,
@@ -160,14 +211,44 @@ impl Attempts {
                 token,
             )
             .await;
-            let _ = tx.send(Done {
-                claim,
-                outcome,
-                artifacts,
+            // The place goes to a waiting attempt at once; the loop hears of this end first.
+            places.pass_on(|next| {
+                let _ = tx.send(Done {
+                    claim,
+                    outcome,
+                    artifacts,
+                    started: true,
+                    next,
+                });
             });
         });
     }
+
+    /// The loop heard of a started attempt's end (`next`: the waiting attempt its place went
+    /// to): announces the start its place made, and frees the place if it went to nobody.
+    pub(super) fn ended(&mut self, next: Option<TaskId>, events: &Emitter) {
+        let next = next.or_else(|| self.places.free());
+        if let Some(e) = next
+            .and_then(|t| self.running.get_mut(&t))
+            .and_then(|r| r.announce.take())
+        {
+            events.emit(e);
+        }
+    }
+
+    /// Gives back the claims still waiting for a place (those claimed at least `age` ago): each
+    /// ends as not started and its task returns to pending.
+    pub(super) fn give_back_waiting(&self, age: Duration) {
+        for r in self.running.values() {
+            if r.waiting() && r.claimed.elapsed() >= age {
+                r.release.cancel();
+            }
+        }
+    }
 }
+
+/// Why an attempt claimed ahead did not run.
+pub(super) const NOT_STARTED: &str = "given back before it started";
 
 /// Runs one attempt: renders its prompt (if the executor needs one), prepares its worktree
 /// (if it works in one), runs the executor, stores the artifacts a successful attempt reports

@@ -42,6 +42,14 @@ use crate::rules::{announce, completion_effects};
 /// How long the loop keeps gathering attempt ends for one transaction while other attempts are
 /// still in flight. A lone attempt (a chain) is committed at once.
 const GATHER_WINDOW: Duration = Duration::from_millis(2);
+/// Attempts that end within this are short: once `concurrency` of them in a row have, the loop
+/// claims up to [`AHEAD`] times as many again ahead of free places, so the places do not stand
+/// empty while their ends commit.
+const SHORT_END: Duration = Duration::from_millis(25);
+/// Claims taken ahead, per place, while attempts end short.
+const AHEAD: usize = 2;
+/// A claim taken ahead that has not found a place within this is given back.
+const GIVE_BACK_AFTER: Duration = Duration::from_secs(1);
 /// At most this many attempt ends per transaction.
 const MAX_BATCH: usize = 2048;
 /// Foreign events read per check; more means a full reload instead.
@@ -115,6 +123,8 @@ pub(super) struct Dispatcher {
     feed: Option<Box<dyn ChangeFeed>>,
     /// The whole graph, while it loads: `g` is provisional until then.
     loading: Option<Loading>,
+    /// Attempts that ended short in a row (see [`SHORT_END`]).
+    short_ends: usize,
     tick: Duration,
     next_tick: Instant,
     next_requeue: Instant,
@@ -201,6 +211,7 @@ impl Dispatcher {
             full: HashSet::new(),
             feed,
             loading,
+            short_ends: 0,
             tick,
             next_tick: Instant::now() + tick,
             next_requeue: Instant::now() + REQUEUE_EVERY,
@@ -245,6 +256,10 @@ impl Dispatcher {
     pub(super) async fn drive(mut self) -> Result<RunSummary, RunError> {
         loop {
             let next_retry = self.g.wake_retries(self.now());
+            if self.stopping.is_some() {
+                // Nothing new starts: claims waiting for a place are given back.
+                self.attempts.give_back_waiting(Duration::ZERO);
+            }
             let choice = self.choose();
             if !self.turn.finishes.is_empty() || !choice.claims.is_empty() {
                 self.commit(choice).await?;
@@ -285,7 +300,8 @@ impl Dispatcher {
     }
 
     /// Chooses claims: best first, within the global limit, role caps, file footprints and
-    /// holds.
+    /// holds; while attempts end short, also up to [`Dispatcher::ahead`] more, which wait for
+    /// a place (see [`super::places`]).
     fn choose(&mut self) -> Choice {
         let mut choice = Choice::default();
         // A completion whose report changes the plan (a pausing or stopping flag, discovered
@@ -308,10 +324,13 @@ impl Dispatcher {
         for r in self.attempts.running.values() {
             occupied.take(r.role.as_deref(), &r.footprint, &self.opts.caps);
         }
-        while self.attempts.running.len() + choice.claims.len() < self.opts.concurrency {
+        let ahead = self.ahead();
+        while self.attempts.running.len() + choice.claims.len() < self.opts.concurrency + ahead {
             let Some(item) = self.g.ready.pop() else {
                 break;
             };
+            // Claims beyond the places wait for one: only tasks no cap or footprint counts.
+            let beyond = self.attempts.running.len() + choice.claims.len() >= self.opts.concurrency;
             let v = item.3;
             let Some(task) = self.g.task_of(v).cloned() else {
                 continue;
@@ -321,8 +340,10 @@ impl Dispatcher {
                 continue;
             }
             let role = task.role.as_deref();
-            let full = group_of(&self.opts, role).is_some_and(|g| self.full.contains(&g));
+            let group = group_of(&self.opts, role);
+            let full = group.is_some_and(|g| self.full.contains(&g));
             if full
+                || (beyond && (group.is_some() || !task.footprint.is_empty()))
                 || held_back(&allowed, task.id)
                 || !occupied.admits(role, &task.footprint, &self.opts.caps)
             {
@@ -349,6 +370,18 @@ impl Dispatcher {
             self.g.ready.push(d);
         }
         choice
+    }
+
+    /// How many claims may wait for a place: [`AHEAD`] per place while attempts end short,
+    /// else none. A worker takes none: another worker may run the task at once (with four
+    /// workers on PostgreSQL, claims ahead made the throughput swing lower, 3.3k–6.2k tasks/s
+    /// against 5.3k–6.5k).
+    fn ahead(&self) -> usize {
+        if self.short_ends >= self.opts.concurrency && !self.opts.stay {
+            self.opts.concurrency.saturating_mul(AHEAD)
+        } else {
+            0
+        }
     }
 
     /// One transaction for everything collected this turn and the claims chosen; then the
@@ -675,7 +708,18 @@ impl Dispatcher {
             claim,
             outcome,
             artifacts,
+            started,
+            next,
         } = done;
+        if !started {
+            self.give_back(claim);
+            return;
+        }
+        self.short_ends = if outcome.duration < SHORT_END {
+            self.short_ends + 1
+        } else {
+            0
+        };
         let policy = self
             .attempts
             .running
@@ -749,6 +793,36 @@ impl Dispatcher {
         });
         self.record_end(&claim, status);
         self.turn.post.push((claim, outcome));
+        self.attempts.ended(next, &self.events);
+    }
+
+    /// A claim taken ahead ended before it started: the task returns to pending, and no more
+    /// claims are taken ahead until attempts end short again.
+    fn give_back(&mut self, claim: Claimed) {
+        self.attempts.running.remove(&claim.task);
+        self.short_ends = 0;
+        self.turn.finishes.push(Finish {
+            task: claim.task,
+            epoch: claim.epoch,
+            attempt_id: claim.attempt_id,
+            status: FinishStatus::Requeue,
+            outcome: outcome_name(OutcomeKind::Cancelled).into(),
+            exit_code: None,
+            error: Some(super::attempt::NOT_STARTED.into()),
+            summary: None,
+            tokens: None,
+            detail: Default::default(),
+            artifacts: Vec::new(),
+            effects: Vec::new(),
+        });
+        if let Some(t) = self.g.tasks.get_mut(&claim.task) {
+            t.status = Status::Pending;
+        }
+        if let Some(&v) = self.g.node_of.get(&claim.task) {
+            self.g.queued[v as usize] = false;
+            let now = self.now();
+            self.g.consider(v, now);
+        }
     }
 
     /// The in-memory side of an attempt's end: counts, the task's status, what it frees.
@@ -815,6 +889,7 @@ impl Dispatcher {
             .await?
             .into_iter()
             .collect();
+        self.attempts.give_back_waiting(GIVE_BACK_AFTER);
         for (t, r) in &self.attempts.running {
             if held.get(t) != Some(&r.claim.epoch) && !r.cancel.is_cancelled() {
                 self.events.emit(RunEvent::LeaseLost {

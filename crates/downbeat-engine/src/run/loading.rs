@@ -56,6 +56,9 @@ impl Loading {
     /// success (or an interrupted attempt going back to pending) outside a worktree.
     pub(super) fn needs_graph(opts: &RunOptions, done: &Done, interrupted: bool) -> bool {
         let o = &done.outcome;
+        if !done.started {
+            return false;
+        }
         let plain = match o.kind {
             OutcomeKind::Succeeded => o
                 .report

@@ -36,6 +36,7 @@ pub(crate) mod graph;
 mod held;
 mod integration;
 mod loading;
+mod places;
 pub(crate) mod types;
 
 pub use crate::config::DEFAULT_CONTEXT_BUDGET;
