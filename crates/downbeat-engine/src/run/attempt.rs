@@ -157,7 +157,7 @@ impl Attempts {
     ) {
         let token = self.cancel.child_token();
         let release = CancellationToken::new();
-        let seat = Arc::new(Seat::new(claim.task));
+        let seat = Arc::new(Seat::new(claim.task, token.clone(), release.clone()));
         let now = self.places.take(&seat);
         let announce = RunEvent::AttemptStarted {
             task: claim.task.to_string(),
@@ -191,7 +191,7 @@ impl Attempts {
         let shared = self.shared.clone();
         let places = self.places.clone();
         tokio::spawn(async move {
-            if !now && !seat.wait(&token, &release).await {
+            if !now && !seat.wait().await {
                 let _ = tx.send(Done {
                     claim,
                     outcome: failure(OutcomeKind::Cancelled, NOT_STARTED.into()),

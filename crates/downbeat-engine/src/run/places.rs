@@ -24,14 +24,20 @@ pub(super) struct Seat {
     pub(super) task: TaskId,
     stage: AtomicU8,
     go: Notify,
+    /// The attempt's token, and the loop's token to give the claim back: a seat whose
+    /// attempt is cancelled or given back is never handed a place.
+    cancel: CancellationToken,
+    release: CancellationToken,
 }
 
 impl Seat {
-    pub(super) fn new(task: TaskId) -> Self {
+    pub(super) fn new(task: TaskId, cancel: CancellationToken, release: CancellationToken) -> Self {
         Self {
             task,
             stage: AtomicU8::new(WAITING),
             go: Notify::new(),
+            cancel,
+            release,
         }
     }
 
@@ -40,38 +46,42 @@ impl Seat {
         self.stage.load(Ordering::Acquire) == WAITING
     }
 
-    /// Waits until the seat is handed a place (`true`), or gives up when `cancel` or
-    /// `release` fires first (`false`). A seat handed its place as it gives up keeps it.
-    pub(super) async fn wait(
-        &self,
-        cancel: &CancellationToken,
-        release: &CancellationToken,
-    ) -> bool {
+    /// Waits until the seat is handed a place (`true`), or gives up when its attempt is
+    /// cancelled or given back first (`false`). A seat handed its place just before keeps it.
+    pub(super) async fn wait(&self) -> bool {
         loop {
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => return !self.give_up(),
-                () = release.cancelled() => return !self.give_up(),
+                () = self.cancel.cancelled() => return self.give_up(),
+                () = self.release.cancelled() => return self.give_up(),
                 () = self.go.notified() => {
                     if !self.waiting() {
-                        return true;
+                        return self.stage.load(Ordering::Acquire) == WORKING;
                     }
                 }
             }
         }
     }
 
+    /// Gives up waiting; `true` if the seat had been handed a place already.
     fn give_up(&self) -> bool {
-        self.stage
-            .compare_exchange(WAITING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        let _ = self
+            .stage
+            .compare_exchange(WAITING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire);
+        self.stage.load(Ordering::Acquire) == WORKING
     }
 
-    /// Hands the seat a place, unless it gave up.
+    /// Hands the seat a place, unless it gave up or its attempt no longer wants one.
     fn seat(&self) -> bool {
+        let to = if self.cancel.is_cancelled() || self.release.is_cancelled() {
+            GIVEN_UP
+        } else {
+            WORKING
+        };
         self.stage
-            .compare_exchange(WAITING, WORKING, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+            && to == WORKING
     }
 }
 
@@ -149,5 +159,78 @@ impl Places {
             s.go.notify_one();
             s.task
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn id(n: u32) -> TaskId {
+        TaskId::from_seq(n).unwrap()
+    }
+
+    fn seat(n: u32) -> (Arc<Seat>, CancellationToken, CancellationToken) {
+        let (cancel, release) = (CancellationToken::new(), CancellationToken::new());
+        let s = Seat::new(id(n), cancel.clone(), release.clone());
+        (Arc::new(s), cancel, release)
+    }
+
+    fn passed_to(places: &Places) -> Option<TaskId> {
+        let mut to = None;
+        places.pass_on(|next| to = next);
+        to
+    }
+
+    #[tokio::test]
+    async fn places_go_in_line_order_and_skip_seats_that_gave_up() {
+        let places = Places::new(2);
+        let (a, b, c, d) = (seat(1), seat(2), seat(3), seat(4));
+        assert!(places.take(&a.0));
+        assert!(places.take(&b.0));
+        assert!(!places.take(&c.0), "two places, both taken");
+        assert!(!places.take(&d.0));
+        // `c` is given back before a place frees: the place goes to `d`.
+        c.2.cancel();
+        assert!(!c.0.wait().await);
+        assert_eq!(passed_to(&places), Some(id(4)));
+        assert!(d.0.wait().await);
+        // Nobody waits: the place is free once the loop says so, and taken again.
+        assert_eq!(passed_to(&places), None);
+        assert_eq!(places.free(), None);
+        let e = seat(5);
+        assert!(places.take(&e.0));
+        assert!(!places.take(&seat(6).0));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_seat_is_never_handed_a_place() {
+        let places = Places::new(1);
+        let (a, b) = (seat(1), seat(2));
+        assert!(places.take(&a.0));
+        assert!(!places.take(&b.0));
+        b.1.cancel();
+        // Cancelled before it noticed: the place passes it by and is freed by the loop.
+        assert_eq!(passed_to(&places), None);
+        assert!(!b.0.wait().await);
+        assert_eq!(places.free(), None);
+        assert!(places.take(&seat(3).0));
+    }
+
+    #[tokio::test]
+    async fn a_place_its_end_passed_to_nobody_goes_to_whoever_waits_when_the_loop_frees_it() {
+        let places = Places::new(1);
+        let (a, b) = (seat(1), seat(2));
+        assert!(places.take(&a.0));
+        // `a` ends with nobody waiting; `b` is claimed before the loop hears of that end.
+        assert_eq!(passed_to(&places), None);
+        assert!(
+            !places.take(&b.0),
+            "the place is free only once the loop frees it"
+        );
+        assert_eq!(places.free(), Some(id(2)));
+        assert!(b.0.wait().await);
     }
 }
