@@ -33,6 +33,7 @@ use super::attempt::{Attempts, Done, Resolver, outcome_name};
 use super::graph::Graph;
 use super::integration;
 use super::loading::Loading;
+use super::places::Pace;
 use super::types::{Emitter, RunError, RunEvent, RunOptions, RunSummary};
 use crate::config::{FailurePolicy, RetryPolicy};
 use crate::executor::{AgentReport, Outcome, OutcomeKind};
@@ -42,12 +43,6 @@ use crate::rules::{announce, completion_effects};
 /// How long the loop keeps gathering attempt ends for one transaction while other attempts are
 /// still in flight. A lone attempt (a chain) is committed at once.
 const GATHER_WINDOW: Duration = Duration::from_millis(2);
-/// Attempts that end within this are short: once `concurrency` of them in a row have, the loop
-/// claims up to [`AHEAD`] times as many again ahead of free places, so the places do not stand
-/// empty while their ends commit.
-const SHORT_END: Duration = Duration::from_millis(25);
-/// Claims taken ahead, per place, while attempts end short.
-const AHEAD: usize = 2;
 /// A claim taken ahead that has not found a place within this is given back.
 const GIVE_BACK_AFTER: Duration = Duration::from_secs(1);
 /// At most this many attempt ends per transaction.
@@ -123,8 +118,8 @@ pub(super) struct Dispatcher {
     feed: Option<Box<dyn ChangeFeed>>,
     /// The whole graph, while it loads: `g` is provisional until then.
     loading: Option<Loading>,
-    /// Attempts that ended short in a row (see [`SHORT_END`]).
-    short_ends: usize,
+    /// Whether attempts end short enough to claim ahead of free places.
+    pace: Pace,
     tick: Duration,
     next_tick: Instant,
     next_requeue: Instant,
@@ -211,7 +206,7 @@ impl Dispatcher {
             full: HashSet::new(),
             feed,
             loading,
-            short_ends: 0,
+            pace: Pace::default(),
             tick,
             next_tick: Instant::now() + tick,
             next_requeue: Instant::now() + REQUEUE_EVERY,
@@ -372,16 +367,9 @@ impl Dispatcher {
         choice
     }
 
-    /// How many claims may wait for a place: [`AHEAD`] per place while attempts end short,
-    /// else none. A worker takes none: another worker may run the task at once (with four
-    /// workers on PostgreSQL, claims ahead made the throughput swing lower, 3.3k–6.2k tasks/s
-    /// against 5.3k–6.5k).
+    /// How many claims may wait for a place (see [`Pace::ahead`]).
     fn ahead(&self) -> usize {
-        if self.short_ends >= self.opts.concurrency && !self.opts.stay {
-            self.opts.concurrency.saturating_mul(AHEAD)
-        } else {
-            0
-        }
+        self.pace.ahead(self.opts.concurrency, self.opts.stay)
     }
 
     /// One transaction for everything collected this turn and the claims chosen; then the
@@ -715,11 +703,7 @@ impl Dispatcher {
             self.give_back(claim);
             return;
         }
-        self.short_ends = if outcome.duration < SHORT_END {
-            self.short_ends + 1
-        } else {
-            0
-        };
+        self.pace.ended(outcome.duration);
         let policy = self
             .attempts
             .running
@@ -800,7 +784,7 @@ impl Dispatcher {
     /// claims are taken ahead until attempts end short again.
     fn give_back(&mut self, claim: Claimed) {
         self.attempts.running.remove(&claim.task);
-        self.short_ends = 0;
+        self.pace.gave_back();
         self.turn.finishes.push(Finish {
             task: claim.task,
             epoch: claim.epoch,

@@ -4,12 +4,15 @@
 //! tells the loop which one it was, so the loop announces each start after the end that made
 //! room for it.
 //!
+//! [`Pace`] decides when claims are taken ahead at all: only while attempts end short.
+//!
 //! Must never: lose a place (a seat given up is skipped, never handed one), or let a seat both
 //! give up and start.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use downbeat_core::ids::TaskId;
 use tokio::sync::Notify;
@@ -162,6 +165,49 @@ impl Places {
     }
 }
 
+/// Attempts that end within this are short.
+const SHORT_END: Duration = Duration::from_millis(25);
+/// Claims taken ahead, per place, while attempts end short.
+const AHEAD: usize = 2;
+
+/// How attempts have been ending: claims are taken ahead of free places only while they end
+/// short, so that a place does not stand empty while the end that freed it commits. With
+/// long attempts a claim taken ahead would only wait, holding its task from other runners.
+#[derive(Debug, Default)]
+pub(super) struct Pace {
+    /// Attempts that ended short in a row.
+    short_ends: usize,
+}
+
+impl Pace {
+    /// A started attempt ended after `took`.
+    pub(super) fn ended(&mut self, took: Duration) {
+        self.short_ends = if took < SHORT_END {
+            self.short_ends + 1
+        } else {
+            0
+        };
+    }
+
+    /// A claim taken ahead found no place in time: none is taken ahead until attempts have
+    /// ended short again.
+    pub(super) fn gave_back(&mut self) {
+        self.short_ends = 0;
+    }
+
+    /// How many claims may wait for a place: [`AHEAD`] per place once `concurrency` attempts
+    /// in a row ended short, else none. A worker takes none: another worker may run the task
+    /// at once (with four workers on PostgreSQL, claims ahead made the throughput swing lower,
+    /// 3.3k–6.2k tasks/s against 5.3k–6.5k).
+    pub(super) fn ahead(&self, concurrency: usize, worker: bool) -> usize {
+        if self.short_ends >= concurrency && !worker {
+            concurrency.saturating_mul(AHEAD)
+        } else {
+            0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -232,5 +278,25 @@ mod tests {
         );
         assert_eq!(places.free(), Some(id(2)));
         assert!(b.0.wait().await);
+    }
+
+    #[test]
+    fn claims_are_taken_ahead_only_while_attempts_end_short() {
+        let mut pace = Pace::default();
+        for _ in 0..3 {
+            pace.ended(Duration::from_millis(2));
+        }
+        assert_eq!(pace.ahead(4, false), 0, "three short ends of four places");
+        pace.ended(Duration::from_millis(24));
+        assert_eq!(pace.ahead(4, false), 8);
+        assert_eq!(pace.ahead(4, true), 0, "a worker never claims ahead");
+        pace.ended(Duration::from_millis(25));
+        assert_eq!(pace.ahead(4, false), 0, "a long end stops it");
+        for _ in 0..4 {
+            pace.ended(Duration::ZERO);
+        }
+        assert_eq!(pace.ahead(4, false), 8);
+        pace.gave_back();
+        assert_eq!(pace.ahead(4, false), 0, "a claim given back stops it");
     }
 }
