@@ -41,7 +41,8 @@ use crate::host::holder_is_dead;
 use crate::rules::{announce, completion_effects};
 
 /// How long the loop keeps gathering attempt ends for one transaction while other attempts are
-/// still in flight. A lone attempt (a chain) is committed at once.
+/// still in flight (longer while claims are taken ahead, see [`Pace::window`]). A lone attempt
+/// (a chain) is committed at once.
 const GATHER_WINDOW: Duration = Duration::from_millis(2);
 /// A claim taken ahead that has not found a place within this is given back.
 const GIVE_BACK_AFTER: Duration = Duration::from_secs(1);
@@ -664,7 +665,8 @@ impl Dispatcher {
     /// for a short window so one transaction records many of them (group commit).
     async fn on_done(&mut self, done: Done) {
         self.collect(done);
-        let window_end = Instant::now() + GATHER_WINDOW;
+        let (j, worker) = (self.opts.concurrency, self.opts.stay);
+        let window_end = Instant::now() + self.pace.window(j, worker, GATHER_WINDOW);
         loop {
             while let Ok(done) = self.rx.try_recv() {
                 self.collect(done);

@@ -169,6 +169,9 @@ impl Places {
 const SHORT_END: Duration = Duration::from_millis(25);
 /// Claims taken ahead, per place, while attempts end short.
 const AHEAD: usize = 2;
+/// How long ends are gathered into one commit while claims are taken ahead: the places do
+/// not wait for the commit then, so a longer window only makes fewer, larger commits.
+const AHEAD_WINDOW: Duration = Duration::from_millis(4);
 
 /// How attempts have been ending: claims are taken ahead of free places only while they end
 /// short, so that a place does not stand empty while the end that freed it commits. With
@@ -204,6 +207,16 @@ impl Pace {
             concurrency.saturating_mul(AHEAD)
         } else {
             0
+        }
+    }
+
+    /// How long to gather ends into one commit: `usual`, or longer while claims are taken
+    /// ahead.
+    pub(super) fn window(&self, concurrency: usize, worker: bool, usual: Duration) -> Duration {
+        if self.ahead(concurrency, worker) > 0 {
+            AHEAD_WINDOW.max(usual)
+        } else {
+            usual
         }
     }
 }
@@ -289,7 +302,10 @@ mod tests {
         assert_eq!(pace.ahead(4, false), 0, "three short ends of four places");
         pace.ended(Duration::from_millis(24));
         assert_eq!(pace.ahead(4, false), 8);
+        let usual = Duration::from_millis(2);
+        assert_eq!(pace.window(4, false, usual), AHEAD_WINDOW);
         assert_eq!(pace.ahead(4, true), 0, "a worker never claims ahead");
+        assert_eq!(pace.window(4, true, usual), usual);
         pace.ended(Duration::from_millis(25));
         assert_eq!(pace.ahead(4, false), 0, "a long end stops it");
         for _ in 0..4 {
