@@ -749,23 +749,7 @@ async fn an_interrupted_run_gives_back_the_claims_waiting_for_a_place() {
     // Interrupted once both slow tasks work and claims wait behind them.
     let (c2, store, exec2) = (cancel.clone(), p.store.clone(), exec.clone());
     tokio::spawn(async move {
-        let running = downbeat_store::TaskFilter {
-            statuses: vec![Status::Running],
-            ..Default::default()
-        };
-        for _ in 0..3000 {
-            // A task the store holds as running that never ran: a claim waiting for a place.
-            let waiting = store
-                .tasks(&running)
-                .await
-                .unwrap()
-                .iter()
-                .any(|t| exec2.runs(&t.title) == 0);
-            if exec2.runs("slow 0") + exec2.runs("slow 1") == 2 && waiting {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_claims_wait(&store, &exec2).await;
         c2.cancel();
     });
     let summary = run(p.store.clone(), opts, tx, cancel).await.unwrap();
@@ -781,4 +765,52 @@ async fn an_interrupted_run_gives_back_the_claims_waiting_for_a_place() {
             assert_eq!(t.status, Status::Pending, "{}", t.title);
         }
     }
+}
+
+/// Waits until both `slow` tasks work and the store holds a task as running that never ran: a
+/// claim waiting for a place.
+async fn until_claims_wait(store: &Arc<dyn Store>, exec: &Paced) {
+    let running = downbeat_store::TaskFilter {
+        statuses: vec![Status::Running],
+        ..Default::default()
+    };
+    for _ in 0..3000 {
+        let waiting = store
+            .tasks(&running)
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| exec.runs(&t.title) == 0);
+        if exec.runs("slow 0") + exec.runs("slow 1") == 2 && waiting {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no claim came to wait for a place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_gives_back_the_claims_waiting_for_a_place() {
+    let p = project(&places_taken_plan()).await;
+    let exec = Arc::new(Paced::new(Duration::from_millis(800)));
+    let mut opts = options(&p, exec.clone(), RetryPolicy::default());
+    opts.concurrency = 2;
+    let (store, exec2) = (p.store.clone(), exec.clone());
+    let pause = tokio::spawn(async move {
+        until_claims_wait(&store, &exec2).await;
+        store
+            .add_hold(None, "pause", &Actor::new("test", now()))
+            .await
+            .unwrap();
+    });
+    let (summary, _) = go(&p, opts).await;
+    pause.await.unwrap();
+    assert!(summary.stopped_by.is_some(), "the pause stops the run");
+    let back = given_back(&p).await;
+    assert!(!back.is_empty(), "no claim was given back");
+    for title in &back {
+        assert_eq!(exec.runs(title), 0, "{title} started after the pause");
+    }
+    // The slow tasks were at work when the pause came: they end; nothing new starts.
+    assert_eq!(exec.succeeded("slow 0") + exec.succeeded("slow 1"), 2);
 }

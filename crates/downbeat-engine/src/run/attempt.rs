@@ -236,6 +236,15 @@ impl Attempts {
         }
     }
 
+    /// Announces the start of an attempt that ends before the end that made room for it was
+    /// heard of: not expected (an attempt gives its place up after sending its end), but an
+    /// end is never announced without its start.
+    pub(super) fn announce_late(&mut self, task: TaskId, events: &Emitter) {
+        if let Some(e) = self.running.get_mut(&task).and_then(|r| r.announce.take()) {
+            events.emit(e);
+        }
+    }
+
     /// Gives back the claims still waiting for a place (those claimed at least `age` ago): each
     /// ends as not started and its task returns to pending.
     pub(super) fn give_back_waiting(&self, age: Duration) {

@@ -252,8 +252,9 @@ impl Dispatcher {
     pub(super) async fn drive(mut self) -> Result<RunSummary, RunError> {
         loop {
             let next_retry = self.g.wake_retries(self.now());
-            if self.stopping.is_some() {
-                // Nothing new starts: claims waiting for a place are given back.
+            if self.stopping.is_some() || !self.holds.list.is_empty() {
+                // Nothing new starts, or only what a hold lets run: claims waiting for a
+                // place are given back.
                 self.attempts.give_back_waiting(Duration::ZERO);
             }
             let choice = self.choose();
@@ -368,8 +369,12 @@ impl Dispatcher {
         choice
     }
 
-    /// How many claims may wait for a place (see [`Pace::ahead`]).
+    /// How many claims may wait for a place (see [`Pace::ahead`]); none while a hold is in
+    /// force.
     fn ahead(&self) -> usize {
+        if !self.holds.list.is_empty() {
+            return 0;
+        }
         self.pace.ahead(self.opts.concurrency, self.opts.stay)
     }
 
@@ -706,6 +711,7 @@ impl Dispatcher {
             return;
         }
         self.pace.ended(outcome.duration);
+        self.attempts.announce_late(claim.task, &self.events);
         let policy = self
             .attempts
             .running
