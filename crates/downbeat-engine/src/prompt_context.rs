@@ -111,7 +111,7 @@ impl Shared {
         store: &dyn Store,
     ) -> Result<&(Vec<Insight>, Vec<Decision>), downbeat_store::Error> {
         self.records
-            .get_or_try_init(|| async { Ok((store.insights().await?, store.decisions().await?)) })
+            .get_or_try_init(|| async { tokio::try_join!(store.insights(), store.decisions()) })
             .await
     }
 

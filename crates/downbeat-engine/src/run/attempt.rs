@@ -201,16 +201,12 @@ impl Attempts {
                 });
                 return;
             }
-            let (outcome, artifacts) = attempt(
-                store.as_ref(),
-                &opts,
-                (&task, whole),
-                &shared,
-                &r,
-                claim,
-                token,
-            )
-            .await;
+            let reads = Reads {
+                store: store.as_ref(),
+                opts: &opts,
+                shared: &shared,
+            };
+            let (outcome, artifacts) = attempt(reads, &task, whole, &r, claim, token).await;
             // The place goes to a waiting attempt at once; the loop hears of this end first.
             places.pass_on(|next| {
                 let _ = tx.send(Done {
@@ -259,19 +255,32 @@ impl Attempts {
 /// Why an attempt claimed ahead did not run.
 pub(super) const NOT_STARTED: &str = "given back before it started";
 
+/// What an attempt reads besides its task: the store, the run's options, and what the
+/// attempts of its batch read alike.
+#[derive(Clone, Copy)]
+struct Reads<'a> {
+    store: &'a dyn Store,
+    opts: &'a RunOptions,
+    shared: &'a Shared,
+}
+
 /// Runs one attempt: renders its prompt (if the executor needs one), prepares its worktree
 /// (if it works in one), runs the executor, stores the artifacts a successful attempt reports
 /// (one that cannot be stored fails it) and integrates its work.
-/// `task`: the task, and whether it has every field (else only the loop's).
+/// `whole`: `task` has every field (else only the loop's).
 async fn attempt(
-    store: &dyn Store,
-    opts: &RunOptions,
-    (task, whole): (&Task, bool),
-    shared: &Shared,
+    reads: Reads<'_>,
+    task: &Task,
+    whole: bool,
     r: &Resolved,
     claim: Claimed,
     cancel: CancellationToken,
 ) -> (Outcome, Vec<ArtifactRecord>) {
+    let Reads {
+        store,
+        opts,
+        shared,
+    } = reads;
     let prompt = if r.needs_prompt {
         match render_prompt(store, opts, task, whole, shared).await {
             Ok(p) => p,
