@@ -691,6 +691,14 @@ fn places_taken_plan() -> String {
     plan
 }
 
+/// Two places, and `slow` tasks that run for `slow` (see [`places_taken_plan`]).
+fn two_places(p: &Project, slow: Duration) -> (Arc<Paced>, RunOptions) {
+    let exec = Arc::new(Paced::new(slow));
+    let mut opts = options(p, exec.clone(), RetryPolicy::default());
+    opts.concurrency = 2;
+    (exec, opts)
+}
+
 /// The titles of the tasks whose ledger holds an attempt given back before it started.
 async fn given_back(p: &Project) -> Vec<String> {
     let mut titles = Vec::new();
@@ -709,9 +717,7 @@ async fn given_back(p: &Project) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_taken_ahead_that_finds_no_place_is_given_back_and_runs_later() {
     let p = project(&places_taken_plan()).await;
-    let exec = Arc::new(Paced::new(Duration::from_millis(2500)));
-    let mut opts = options(&p, exec.clone(), RetryPolicy::default());
-    opts.concurrency = 2;
+    let (exec, opts) = two_places(&p, Duration::from_millis(2500));
     let (summary, events) = go(&p, opts).await;
     assert_eq!(summary.completed, 16);
     assert!(exec.most.load(Ordering::SeqCst) <= 2);
@@ -741,9 +747,7 @@ async fn a_claim_taken_ahead_that_finds_no_place_is_given_back_and_runs_later() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_gives_back_the_claims_waiting_for_a_place() {
     let p = project(&places_taken_plan()).await;
-    let exec = Arc::new(Paced::new(Duration::from_secs(60)));
-    let mut opts = options(&p, exec.clone(), RetryPolicy::default());
-    opts.concurrency = 2;
+    let (exec, opts) = two_places(&p, Duration::from_secs(60));
     let (tx, _rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     // Interrupted once both slow tasks work and claims wait behind them.
@@ -792,9 +796,7 @@ async fn until_claims_wait(store: &Arc<dyn Store>, exec: &Paced) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_gives_back_the_claims_waiting_for_a_place() {
     let p = project(&places_taken_plan()).await;
-    let exec = Arc::new(Paced::new(Duration::from_millis(800)));
-    let mut opts = options(&p, exec.clone(), RetryPolicy::default());
-    opts.concurrency = 2;
+    let (exec, opts) = two_places(&p, Duration::from_millis(800));
     let (store, exec2) = (p.store.clone(), exec.clone());
     let pause = tokio::spawn(async move {
         until_claims_wait(&store, &exec2).await;
