@@ -355,7 +355,7 @@ fn memory(files: &[(String, String)], left: &mut usize) -> Vec<PromptMemory> {
     let mut out = Vec::new();
     for (file, rest) in files {
         if *left == 0 {
-            continue;
+            break;
         }
         let (kept, _) = downbeat_core::memory::clip_to(rest, *left);
         *left -= kept.len();

@@ -807,14 +807,8 @@ impl Dispatcher {
             artifacts: Vec::new(),
             effects: Vec::new(),
         });
-        if let Some(t) = self.g.tasks.get_mut(&claim.task) {
-            t.status = Status::Pending;
-        }
-        if let Some(&v) = self.g.node_of.get(&claim.task) {
-            self.g.queued[v as usize] = false;
-            let now = self.now();
-            self.g.consider(v, now);
-        }
+        let now = self.now();
+        self.g.requeue(claim.task, now);
     }
 
     /// The in-memory side of an attempt's end: counts, the task's status, what it frees.
@@ -843,13 +837,9 @@ impl Dispatcher {
                     in_ms: until(self.now(), not_before).as_millis() as u64,
                 });
                 if let Some(t) = self.g.tasks.get_mut(&claim.task) {
-                    t.status = Status::Pending;
                     t.not_before = Some(not_before);
                 }
-                if let Some(v) = node {
-                    self.g.queued[v as usize] = false;
-                    self.g.consider(v, now);
-                }
+                self.g.requeue(claim.task, now);
                 return;
             }
             FinishStatus::Failed => {
@@ -900,14 +890,10 @@ impl Dispatcher {
             let reason = "its runner is gone or its lease expired";
             let requeued =
                 requeue_dead(self.store.as_ref(), &self.opts, true, &self.events, reason).await?;
+            let now = self.now();
             for t in requeued {
-                if let Some(&v) = self.g.node_of.get(&t) {
-                    if let Some(task) = self.g.tasks.get_mut(&t) {
-                        task.status = Status::Pending;
-                    }
-                    self.g.queued[v as usize] = false;
-                    let now = self.now();
-                    self.g.consider(v, now);
+                if self.g.node_of.contains_key(&t) {
+                    self.g.requeue(t, now);
                 }
             }
         }

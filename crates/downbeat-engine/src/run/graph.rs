@@ -308,6 +308,18 @@ impl Graph {
         self.queued[i] = true;
     }
 
+    /// `task` is pending again (its claim given back, requeued or to be retried): queued anew
+    /// if it may run.
+    pub(super) fn requeue(&mut self, task: TaskId, now: Timestamp) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.status = Status::Pending;
+        }
+        if let Some(&v) = self.node_of.get(&task) {
+            self.queued[v as usize] = false;
+            self.consider(v, now);
+        }
+    }
+
     /// Marks a task node done and queues what it unblocks.
     pub(super) fn complete(&mut self, v: NodeIdx, now: Timestamp) {
         if let Some(t) = self.tasks.get_mut(&self.tdag.owner[v as usize]) {

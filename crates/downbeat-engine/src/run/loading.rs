@@ -55,10 +55,10 @@ impl Loading {
     /// Whether an attempt's end needs the whole graph to be recorded: anything but a plain
     /// success (or an interrupted attempt going back to pending) outside a worktree.
     pub(super) fn needs_graph(opts: &RunOptions, done: &Done, interrupted: bool) -> bool {
-        let o = &done.outcome;
         if !done.started {
             return false;
         }
+        let o = &done.outcome;
         let plain = match o.kind {
             OutcomeKind::Succeeded => o
                 .report

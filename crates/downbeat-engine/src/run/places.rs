@@ -10,8 +10,8 @@
 //! give up and start.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use downbeat_core::ids::TaskId;
@@ -90,12 +90,12 @@ impl Seat {
 
 struct Line {
     free: usize,
-    waiting: VecDeque<std::sync::Arc<Seat>>,
+    waiting: VecDeque<Arc<Seat>>,
 }
 
 impl Line {
     /// The first seat that takes a place, if any.
-    fn next(&mut self) -> Option<std::sync::Arc<Seat>> {
+    fn next(&mut self) -> Option<Arc<Seat>> {
         while let Some(s) = self.waiting.pop_front() {
             if s.seat() {
                 return Some(s);
@@ -122,13 +122,16 @@ impl Places {
     }
 
     /// Takes a free place for `seat` (`true`), else puts it in line.
-    pub(super) fn take(&self, seat: &std::sync::Arc<Seat>) -> bool {
+    pub(super) fn take(&self, seat: &Arc<Seat>) -> bool {
         let mut line = self.line();
         if line.free > 0 && seat.seat() {
             line.free -= 1;
             return true;
         }
-        line.waiting.push_back(seat.clone());
+        // A seat whose attempt no longer wants a place has given up already.
+        if seat.waiting() {
+            line.waiting.push_back(seat.clone());
+        }
         false
     }
 
@@ -223,8 +226,6 @@ impl Pace {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn id(n: u32) -> TaskId {
